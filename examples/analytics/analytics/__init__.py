@@ -1,0 +1,1 @@
+"""analytics: federated histograms with Flower ``query`` messages."""

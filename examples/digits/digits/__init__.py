@@ -1,0 +1,1 @@
+"""digits: federated softmax regression on scikit-learn's bundled digits."""

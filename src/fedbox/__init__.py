@@ -1,0 +1,55 @@
+"""fedbox: federated learning and RPC over files.
+
+Layers, bottom-up; a layer imports only from the layers below it:
+
+1. ``fedbox.datasite``  identities, the message layout, workspace, permissions
+2. ``fedbox.store``     where files live and how their arrival is noticed
+3. ``fedbox.crypto``    keys, agreement, authenticated encryption
+4. ``fedbox.rpc``       envelopes, sending, futures, handlers, audit
+8. ``fedbox.fl``        Flower over files
+9. ``fedbox.cli``       the ``fedbox`` command; the only place that wires layers for a user
+
+This module re-exports the everyday API.
+"""
+
+from fedbox.errors import (
+    CorruptMessage,
+    CryptoError,
+    DecryptError,
+    FedboxError,
+    InvalidIdentity,
+    MessageError,
+    MessageExpired,
+    NotFound,
+    PermissionDenied,
+    RemoteError,
+    ResponseTimeout,
+    RpcError,
+    StoreError,
+)
+from fedbox.rpc import App, Box, Future, Request, Response, Status, connect
+
+__all__ = [
+    "App",
+    "Box",
+    "CorruptMessage",
+    "CryptoError",
+    "DecryptError",
+    "FedboxError",
+    "Future",
+    "InvalidIdentity",
+    "MessageError",
+    "MessageExpired",
+    "NotFound",
+    "PermissionDenied",
+    "RemoteError",
+    "Request",
+    "Response",
+    "ResponseTimeout",
+    "RpcError",
+    "Status",
+    "StoreError",
+    "connect",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,402 @@
+"""Encrypting one body for several readers: a content key, wrapped X3DH-style per reader.
+
+A body is encrypted once (``stream``) under a random content key; that key is then
+wrapped for each recipient and for the sender, so a broadcast costs one encryption and
+the sender can reread what it sent. Each wrap is a one-way X3DH
+(https://signal.org/docs/specifications/x3dh/) with a fresh ephemeral key E, the sender's
+DH identity key IK_A, the recipient's DH identity key IK_B and signed prekey SPK_B:
+
+    DH1 = DH(IK_A, SPK_B)   authenticates the sender
+    DH2 = DH(E, IK_B)       binds the recipient's long-term key
+    DH3 = DH(E, SPK_B)      forward secrecy once the prekey is rotated out
+    KEK = HKDF-SHA256(salt = 32 zero bytes, ikm = 0xFF*32 || DH1 || DH2 || DH3, info)
+    info = "fedbox/wrap/v1" || lp(sender email) || lp(recipient email)
+           || lp(sender signing key) || lp(recipient signing key) || lp(prekey id)
+
+where lp(x) is x's length as u16 big-endian then x. The content key is sealed with
+ChaCha20-Poly1305 under the KEK (single-use, so a zero nonce), with the header AAD as
+associated data: a wrap only opens for the header it was made for.
+
+The header AAD binds the ciphertext's length and SHA-256. Every reader of a broadcast
+knows the content key and could encrypt another body with it; the digest, checked by
+``open_sealed``, stops one reader from passing a forged body to another.
+
+The ``enc`` header field (``enc_header``)::
+
+    {"alg": "chacha20-poly1305", "v": 1, "segment_size": 1048576,
+     "nonce_prefix": "<base64, 7 bytes>",
+     "wraps": [{"to": "bob@x.org", "prekey_id": "<id>",
+                "ephemeral": "<base64, 32 bytes>", "wrapped": "<base64, 48 bytes>"}, ...]}
+
+Failing closed: recipient bundles are verified before anything is wrapped (CryptoError);
+anything wrong while opening is DecryptError, with the ``cryptography`` cause chained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from fedbox.crypto._primitives import Rng, b64decode, b64encode, length_prefixed, random_bytes
+from fedbox.crypto.keys import KEY_SIZE, Identity, PublicBundle
+from fedbox.crypto.stream import (
+    CONTENT_KEY_SIZE,
+    MAX_SEGMENT_SIZE,
+    NONCE_PREFIX_SIZE,
+    SEGMENT_SIZE,
+    TAG_SIZE,
+    decrypt_body,
+    encrypt_body,
+)
+from fedbox.errors import CryptoError, DecryptError
+
+__all__ = [
+    "AAD_FIELDS",
+    "ALG",
+    "ENC_VERSION",
+    "describe_enc",
+    "enc_header",
+    "find_wrap",
+    "header_aad",
+    "new_body_keys",
+    "open_sealed",
+    "seal",
+    "unwrap_key",
+    "wrap_key",
+]
+
+ALG = "chacha20-poly1305"
+ENC_VERSION = 1
+AAD_FIELDS = (
+    "id",
+    "kind",
+    "sender",
+    "recipient",
+    "app",
+    "endpoint",
+    "created",
+    "expires",
+    "status",
+    "body_len",
+    "body_sha256",
+)
+"""The envelope header fields a wrap is bound to (``body_*`` describe the ciphertext)."""
+
+_WRAP_INFO_LABEL = b"fedbox/wrap/v1"
+_X3DH_PAD = b"\xff" * 32  # X3DH's F: keeps the KDF input distinct from any XEdDSA use
+_WRAP_NONCE = bytes(12)
+_WRAPPED_SIZE = CONTENT_KEY_SIZE + TAG_SIZE
+
+
+def header_aad(header: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of the ``AAD_FIELDS`` of ``header``: sorted compact UTF-8 JSON.
+
+    A missing field is encoded as null; every other header key is ignored.
+    """
+    fields = {name: header.get(name) for name in AAD_FIELDS}
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def new_body_keys(rng: Rng | None = None) -> tuple[bytes, bytes]:
+    """A fresh ``(content_key, nonce_prefix)`` for one body; never reuse either."""
+    return random_bytes(rng, CONTENT_KEY_SIZE), random_bytes(rng, NONCE_PREFIX_SIZE)
+
+
+def _kek(
+    dh1: bytes,
+    dh2: bytes,
+    dh3: bytes,
+    *,
+    sender: str,
+    recipient: str,
+    sender_signing_key: bytes,
+    recipient_signing_key: bytes,
+    prekey_id: str,
+) -> bytes:
+    info = length_prefixed(
+        _WRAP_INFO_LABEL,
+        sender.encode(),
+        recipient.encode(),
+        sender_signing_key,
+        recipient_signing_key,
+        prekey_id.encode(),
+    )
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=bytes(32), info=info)
+    return hkdf.derive(_X3DH_PAD + dh1 + dh2 + dh3)
+
+
+def wrap_key(
+    content_key: bytes,
+    *,
+    sender: Identity,
+    recipient: PublicBundle,
+    aad: bytes,
+    rng: Rng | None = None,
+) -> dict[str, str]:
+    """Wrap ``content_key`` for ``recipient``'s current prekey, bound to ``aad``.
+
+    Raises CryptoError if the recipient's signatures do not verify; the ephemeral private
+    key is the next 32 bytes of ``rng``.
+    """
+    recipient.verify()
+    ephemeral = X25519PrivateKey.from_private_bytes(random_bytes(rng, KEY_SIZE))
+    try:
+        prekey = X25519PublicKey.from_public_bytes(recipient.prekey)
+        dh1 = sender.dh_identity_key.exchange(prekey)
+        dh2 = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.dh_identity_key))
+        dh3 = ephemeral.exchange(prekey)
+    except ValueError as exc:  # a low-order point gives an all-zero secret
+        raise CryptoError(f"{recipient.email}: unusable X25519 public key") from exc
+    kek = _kek(
+        dh1,
+        dh2,
+        dh3,
+        sender=sender.email,
+        recipient=recipient.email,
+        sender_signing_key=sender.signing_key.public_key().public_bytes_raw(),
+        recipient_signing_key=recipient.signing_key,
+        prekey_id=recipient.prekey_id,
+    )
+    return {
+        "to": recipient.email,
+        "prekey_id": recipient.prekey_id,
+        "ephemeral": b64encode(ephemeral.public_key().public_bytes_raw()),
+        "wrapped": b64encode(ChaCha20Poly1305(kek).encrypt(_WRAP_NONCE, content_key, aad)),
+    }
+
+
+def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, aad: bytes) -> bytes:
+    """The content key in ``wrap``, or DecryptError.
+
+    Refused: a wrap for someone else, a prekey this identity no longer holds, a sender
+    bundle whose signatures fail, and any change to the wrap or to the header AAD.
+    """
+    if not isinstance(wrap, Mapping) or wrap.get("to") != me.email:
+        to = wrap.get("to") if isinstance(wrap, Mapping) else None
+        raise DecryptError(f"key wrap is for {to!r}, not {me.email}")
+    prekey_id = wrap.get("prekey_id")
+    prekey = me.prekey(prekey_id) if isinstance(prekey_id, str) else None
+    if prekey is None:
+        raise DecryptError(
+            f"key wrap uses prekey {prekey_id!r}, which {me.email} does not hold "
+            f"(held: {', '.join(me.prekey_ids)}); it may have been rotated out"
+        )
+    try:
+        sender.verify()
+        ephemeral = X25519PublicKey.from_public_bytes(
+            b64decode(wrap.get("ephemeral"), "key wrap ephemeral", KEY_SIZE)
+        )
+        wrapped = b64decode(wrap.get("wrapped"), "wrapped key", _WRAPPED_SIZE)
+        dh1 = prekey.exchange(X25519PublicKey.from_public_bytes(sender.dh_identity_key))
+        dh2 = me.dh_identity_key.exchange(ephemeral)
+        dh3 = prekey.exchange(ephemeral)
+        kek = _kek(
+            dh1,
+            dh2,
+            dh3,
+            sender=sender.email,
+            recipient=me.email,
+            sender_signing_key=sender.signing_key,
+            recipient_signing_key=me.signing_key.public_key().public_bytes_raw(),
+            prekey_id=prekey_id,
+        )
+        return ChaCha20Poly1305(kek).decrypt(_WRAP_NONCE, wrapped, aad)
+    except CryptoError as exc:
+        raise DecryptError(f"cannot unwrap key from {sender.email}: {exc}") from exc
+    except ValueError as exc:
+        raise DecryptError(f"malformed key wrap from {sender.email}: {exc}") from exc
+    except InvalidTag as exc:
+        raise DecryptError(
+            f"key wrap from {sender.email} failed authentication: tampered wrap or header, "
+            "or not made by this sender"
+        ) from exc
+
+
+def enc_header(nonce_prefix: bytes, segment_size: int, wraps: list[dict[str, str]]) -> dict:
+    """The ``enc`` value of an envelope header (format in the module docstring)."""
+    return {
+        "alg": ALG,
+        "v": ENC_VERSION,
+        "segment_size": segment_size,
+        "nonce_prefix": b64encode(nonce_prefix),
+        "wraps": wraps,
+    }
+
+
+def _parse_enc(enc: object) -> tuple[bytes, int, list[Mapping[str, Any]]]:
+    """``(nonce_prefix, segment_size, wraps)`` of an ``enc`` header, or DecryptError."""
+    if not isinstance(enc, Mapping):
+        raise DecryptError("the message is not encrypted (no enc header)")
+    if enc.get("alg") != ALG or enc.get("v") != ENC_VERSION:
+        raise DecryptError(
+            f"unsupported encryption {enc.get('alg')!r} v{enc.get('v')!r} "
+            f"(this fedbox reads {ALG} v{ENC_VERSION}); upgrade fedbox"
+        )
+    size = enc.get("segment_size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SEGMENT_SIZE:
+        raise DecryptError(f"enc segment_size {size!r} is out of range")
+    try:
+        nonce_prefix = b64decode(enc.get("nonce_prefix"), "enc nonce_prefix", NONCE_PREFIX_SIZE)
+    except ValueError as exc:
+        raise DecryptError(str(exc)) from exc
+    wraps = enc.get("wraps")
+    if not isinstance(wraps, list) or not all(
+        isinstance(w, Mapping) and isinstance(w.get("to"), str) for w in wraps
+    ):
+        raise DecryptError("enc wraps must be a list of objects with a 'to' email")
+    recipients = [w["to"] for w in wraps]
+    if len(set(recipients)) != len(recipients):
+        raise DecryptError("enc wraps name the same reader twice")
+    return nonce_prefix, size, wraps
+
+
+def find_wrap(enc: Mapping[str, Any], email: str) -> Mapping[str, Any]:
+    """The wrap for ``email`` in ``enc``; DecryptError if malformed or not for them."""
+    _, _, wraps = _parse_enc(enc)
+    for wrap in wraps:
+        if wrap["to"] == email:
+            return wrap
+    readers = ", ".join(w["to"] for w in wraps) or "nobody"
+    raise DecryptError(f"the message is not encrypted for {email} (readers: {readers})")
+
+
+def describe_enc(enc: Mapping[str, Any] | None) -> str:
+    """One line for ``fedbox inspect``; never raises on a malformed header."""
+    if enc is None:
+        return "not encrypted"
+    try:
+        _, size, wraps = _parse_enc(enc)
+    except DecryptError as exc:
+        return f"encrypted (unreadable enc header: {exc})"
+    for unit, name in ((1 << 20, "MiB"), (1 << 10, "KiB"), (1, "B")):
+        if size % unit == 0:
+            break
+    readers = ", ".join(w["to"] for w in wraps) or "nobody"
+    return f"encrypted ({ALG}, {size // unit} {name} segments) for {readers}"
+
+
+def seal(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    sender: Identity,
+    recipients: Sequence[PublicBundle],
+    header: MutableMapping[str, Any],
+    segment_size: int = SEGMENT_SIZE,
+    rng: Rng | None = None,
+) -> dict:
+    """Encrypt ``src`` into ``dst`` for ``recipients`` and the sender; return ``enc``.
+
+    Order: (1) every recipient bundle is verified, before anything is written (fail
+    closed: CryptoError); (2) the body is encrypted; (3) ``header["body_len"]`` and
+    ``header["body_sha256"]`` (hex) are set to the ciphertext's; (4) the content key is
+    wrapped for each recipient, then the sender, bound to ``header_aad(header)``. The
+    caller stores the result as ``header["enc"]`` and must not change the AAD fields after.
+    """
+    readers: dict[str, PublicBundle] = {}
+    for bundle in [*recipients, sender.public_bundle()]:
+        known = readers.setdefault(bundle.email, bundle)
+        if known.signing_key != bundle.signing_key:
+            raise ValueError(f"two different identity keys given for {bundle.email}")
+    for bundle in readers.values():
+        bundle.verify()
+    content_key, nonce_prefix = new_body_keys(rng)
+    out = _HashingWriter(dst)
+    header["body_len"] = encrypt_body(
+        src, out, content_key, nonce_prefix=nonce_prefix, segment_size=segment_size
+    )
+    header["body_sha256"] = out.digest.hexdigest()
+    aad = header_aad(header)
+    wraps = [
+        wrap_key(content_key, sender=sender, recipient=bundle, aad=aad, rng=rng)
+        for bundle in readers.values()
+    ]
+    return enc_header(nonce_prefix, segment_size, wraps)
+
+
+def open_sealed(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    me: Identity,
+    sender: PublicBundle,
+    header: Mapping[str, Any],
+) -> None:
+    """Decrypt a body sealed for ``me`` by ``sender`` (the bundle of ``header["sender"]``).
+
+    Reads exactly ``header["body_len"]`` bytes from ``src``. Raises DecryptError (with
+    ``.message_id``) if anything fails, including a ciphertext whose SHA-256 differs from
+    ``header["body_sha256"]``; that is only known at the end, so as with ``decrypt_body``,
+    ``dst`` must be discarded unless this returns.
+    """
+    with _about(header.get("id")):
+        if header.get("sender") != sender.email:
+            raise DecryptError(
+                f"header sender {header.get('sender')!r} does not match key of {sender.email}"
+            )
+        nonce_prefix, segment_size, _ = _parse_enc(header.get("enc"))
+        wrap = find_wrap(header["enc"], me.email)
+        content_key = unwrap_key(wrap, me=me, sender=sender, aad=header_aad(header))
+        expected = header.get("body_sha256")
+        if not isinstance(expected, str):
+            raise DecryptError("header body_sha256 is missing")
+        reader = _HashingReader(src)
+        decrypt_body(
+            reader,  # type: ignore[arg-type]
+            dst,
+            content_key,
+            nonce_prefix=nonce_prefix,
+            segment_size=segment_size,
+            ciphertext_len=header.get("body_len"),  # type: ignore[arg-type]
+        )
+        if not hmac.compare_digest(reader.digest.hexdigest(), expected):
+            raise DecryptError("body SHA-256 differs from the header's body_sha256")
+
+
+@contextmanager
+def _about(message_id: object) -> Iterator[None]:
+    """Attach the message id to crypto errors raised below (httpx's request_context)."""
+    try:
+        yield
+    except CryptoError as exc:
+        if exc.message_id is None and isinstance(message_id, str):
+            exc.message_id = message_id
+        raise
+
+
+class _HashingWriter:
+    """Passes writes through to ``dst`` and hashes them."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst = dst
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self._dst.write(data)
+
+
+class _HashingReader:
+    """Passes ``readinto`` through to ``src`` and hashes what was read."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.digest = hashlib.sha256()
+
+    def readinto(self, view: memoryview) -> int:
+        n = self._src.readinto(view)  # type: ignore[attr-defined]
+        if n:
+            self.digest.update(view[:n])
+        return n

@@ -1,0 +1,142 @@
+"""The on-disk message layout: where a request or response lives, and the reverse.
+
+Relative to a store root::
+
+    syft_outbox_inbox_{sender}_to_{recipient}/{app}/rpc/{endpoint}/{id}.request
+    syft_outbox_inbox_{recipient}_to_{sender}/{app}/rpc/{endpoint}/{id}.response
+
+Every builder validates its parts, and :func:`parse_message_path` refuses anything a
+builder could not have produced, so a path read from disk is as trustworthy as one made here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+
+from fedbox.datasite.identity import (
+    validate_app_name,
+    validate_email,
+    validate_endpoint,
+    validate_message_id,
+)
+from fedbox.errors import InvalidIdentity
+
+__all__ = [
+    "OUTBOX_PREFIX",
+    "Kind",
+    "MessagePath",
+    "datasite_dir",
+    "outbox_dir",
+    "parse_message_path",
+    "parse_outbox_dir",
+    "request_path",
+    "response_path",
+]
+
+OUTBOX_PREFIX = "syft_outbox_inbox_"
+_TO = "_to_"
+
+
+class Kind(StrEnum):
+    """Which half of a call a file holds; also its file suffix."""
+
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+def outbox_dir(writer: str, reader: str) -> str:
+    """The folder only ``writer`` writes into and only ``reader`` reads."""
+    return f"{OUTBOX_PREFIX}{validate_email(writer)}{_TO}{validate_email(reader)}"
+
+
+def parse_outbox_dir(name: str) -> tuple[str, str]:
+    """``(writer, reader)`` of an outbox folder name; InvalidIdentity if it is not one."""
+    if not name.startswith(OUTBOX_PREFIX) or name.count(_TO) != 1:
+        raise InvalidIdentity(f"{name!r} is not an outbox folder", name)
+    writer, reader = name[len(OUTBOX_PREFIX) :].split(_TO)
+    return validate_email(writer), validate_email(reader)
+
+
+def datasite_dir(email: str) -> PurePosixPath:
+    """``datasites/{email}``: public keys, permission files and app data of one identity."""
+    return PurePosixPath("datasites", validate_email(email))
+
+
+def _message_path(
+    writer: str, reader: str, app: str, endpoint: str, msg_id: str, kind: Kind
+) -> PurePosixPath:
+    return PurePosixPath(
+        outbox_dir(writer, reader),
+        validate_app_name(app),
+        "rpc",
+        validate_endpoint(endpoint),
+        f"{validate_message_id(msg_id)}.{kind.value}",
+    )
+
+
+def request_path(
+    sender: str, recipient: str, app: str, endpoint: str, msg_id: str
+) -> PurePosixPath:
+    """Where ``sender`` writes request ``msg_id`` for ``recipient``."""
+    return _message_path(sender, recipient, app, endpoint, msg_id, Kind.REQUEST)
+
+
+def response_path(
+    sender: str, recipient: str, app: str, endpoint: str, msg_id: str
+) -> PurePosixPath:
+    """Where ``recipient`` answers the request ``sender`` sent: in its own outbox back."""
+    return _message_path(recipient, sender, app, endpoint, msg_id, Kind.RESPONSE)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePath:
+    """A message file's location, decoded: who wrote it, for whom, and what it is."""
+
+    writer: str
+    reader: str
+    app: str
+    endpoint: str
+    id: str
+    kind: Kind
+
+    @property
+    def path(self) -> PurePosixPath:
+        return _message_path(self.writer, self.reader, self.app, self.endpoint, self.id, self.kind)
+
+    @property
+    def requester(self) -> str:
+        """The identity that sent the original request (the caller)."""
+        return self.writer if self.kind is Kind.REQUEST else self.reader
+
+    @property
+    def handler(self) -> str:
+        """The identity that handles the request (the callee)."""
+        return self.reader if self.kind is Kind.REQUEST else self.writer
+
+
+def parse_message_path(path: str | PurePosixPath) -> MessagePath:
+    """Decode a store-relative message path, refusing anything that is not exactly one."""
+    text = str(path)
+    if "\x00" in text or text.startswith("/") or "\\" in text:
+        raise InvalidIdentity(f"{text!r} is not a relative POSIX path", text)
+    parts = PurePosixPath(text).parts
+    if len(parts) != 5 or parts[2] != "rpc":
+        raise InvalidIdentity(
+            f"{text!r} is not a message path "
+            "(expected syft_outbox_inbox_A_to_B/APP/rpc/ENDPOINT/ID.request|response)",
+            text,
+        )
+    writer, reader = parse_outbox_dir(parts[0])
+    stem, dot, suffix = parts[4].rpartition(".")
+    if not dot or suffix not in (Kind.REQUEST.value, Kind.RESPONSE.value):
+        raise InvalidIdentity(f"{text!r} does not end in .request or .response", text)
+    return MessagePath(
+        writer=writer,
+        reader=reader,
+        app=validate_app_name(parts[1]),
+        endpoint=validate_endpoint(parts[3]),
+        id=validate_message_id(stem),
+        kind=Kind(suffix),
+    )

@@ -1,0 +1,284 @@
+"""What an app dir says: Flower components and run config, plus ``[tool.fedbox]``.
+
+An app dir is an ordinary Flower app (``pyproject.toml`` with ``[tool.flwr.app]``).
+fedbox adds one optional table, ``[tool.fedbox]``; ``[tool.syft_flwr]`` with the
+same keys is accepted so projects bootstrapped for syft-flwr run unchanged.
+Flower's own helpers parse and validate the Flower part, so an app that ``flwr run``
+accepts is read the same way here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from flwr.app import UserConfig
+from flwr.common.config import flatten_dict, fuse_dicts, parse_config_args
+from flwr.common.config import get_project_config as _flwr_project_config
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from fedbox.datasite.identity import validate_email
+
+__all__ = [
+    "AppConfig",
+    "AppConfigError",
+    "FederationConfig",
+    "bootstrap",
+    "check_node_ids",
+    "load_app_config",
+    "node_id_for",
+    "parse_run_config",
+]
+
+logger = logging.getLogger(__name__)
+
+PYPROJECT = "pyproject.toml"
+FEDBOX_TABLE = "fedbox"
+SYFT_FLWR_TABLE = "syft_flwr"
+# Flower's ServerApp is node 1 (``SUPERLINK_NODE_ID``) and 0 means "unset" in
+# Flower, so datasite ids never take either value.
+_RESERVED_NODE_IDS = frozenset({0, 1})
+_MASK_63 = (1 << 63) - 1
+
+
+class AppConfigError(ValueError):
+    """The app dir cannot be used as it is; the message says what to change."""
+
+
+class FederationConfig(BaseModel):
+    """``[tool.fedbox]`` (or ``[tool.syft_flwr]``): who takes part, and where.
+
+    Every key is optional: ``fedbox simulate`` invents participants when none are
+    named; ``fedbox run`` needs ``aggregator`` and ``datasites``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aggregator: str | None = None
+    datasites: tuple[str, ...] = ()
+    app_name: str | None = None
+    root: str | None = None
+    encrypt: bool | None = None
+
+    @field_validator("aggregator")
+    @classmethod
+    def _check_aggregator(cls, value: str | None) -> str | None:
+        return None if value is None else validate_email(value)
+
+    @field_validator("datasites")
+    @classmethod
+    def _check_datasites(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        emails = tuple(validate_email(v) for v in value)
+        dupes = sorted({e for e in emails if emails.count(e) > 1})
+        if dupes:
+            raise ValueError(f"datasites are listed twice: {', '.join(dupes)}")
+        return emails
+
+
+class _SyftFlwrConfig(FederationConfig):
+    # syft-flwr writes keys fedbox has no use for; ignore them rather than refuse
+    # a project that worked there.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """One Flower app dir, read once: everything a run needs to start."""
+
+    app_dir: Path
+    project: str
+    version: str
+    publisher: str
+    serverapp: str
+    clientapp: str
+    run_config: UserConfig
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    federation_source: str | None = None
+    """``"tool.fedbox"``, ``"tool.syft_flwr"`` or None when neither table exists."""
+
+    @property
+    def fab_id(self) -> str:
+        return f"{self.publisher}/{self.project}"
+
+
+def load_app_config(app_dir: str | Path) -> AppConfig:
+    """Read and validate ``app_dir/pyproject.toml``; raise AppConfigError naming the fix."""
+    app_dir = Path(app_dir).expanduser().resolve()
+    if not (app_dir / PYPROJECT).is_file():
+        raise AppConfigError(f"{app_dir} is not a Flower app: no {PYPROJECT} in it")
+    try:
+        raw = _flwr_project_config(app_dir)
+    except tomllib.TOMLDecodeError as exc:
+        raise AppConfigError(f"{app_dir / PYPROJECT} is not valid TOML: {exc}") from exc
+    except (ValueError, FileNotFoundError) as exc:
+        raise AppConfigError(f"{app_dir / PYPROJECT}: {exc}") from exc
+    flwr_app = raw["tool"]["flwr"]["app"]
+    components = flwr_app["components"]
+    federation, source = _federation(raw.get("tool", {}), app_dir)
+    return AppConfig(
+        app_dir=app_dir,
+        project=str(raw["project"]["name"]),
+        version=str(raw["project"]["version"]),
+        publisher=str(flwr_app["publisher"]),
+        serverapp=str(components["serverapp"]),
+        clientapp=str(components["clientapp"]),
+        run_config=flatten_dict(flwr_app.get("config", {})),
+        federation=federation,
+        federation_source=source,
+    )
+
+
+def _federation(tool: Mapping[str, Any], app_dir: Path) -> tuple[FederationConfig, str | None]:
+    has_fedbox, has_syft = FEDBOX_TABLE in tool, SYFT_FLWR_TABLE in tool
+    if has_fedbox and has_syft and tool[FEDBOX_TABLE] and tool[SYFT_FLWR_TABLE]:
+        logger.warning(
+            "%s has both [tool.fedbox] and [tool.syft_flwr]; using [tool.fedbox]", app_dir
+        )
+    if has_fedbox and (tool[FEDBOX_TABLE] or not has_syft):
+        name, model = FEDBOX_TABLE, FederationConfig
+    elif has_syft:
+        name, model = SYFT_FLWR_TABLE, _SyftFlwrConfig
+    else:
+        return FederationConfig(), None
+    try:
+        config = model.model_validate(tool[name])
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or name}: {err['msg']}" for err in exc.errors()
+        )
+        raise AppConfigError(f"[tool.{name}] in {app_dir / PYPROJECT}: {problems}") from exc
+    return FederationConfig.model_validate(config.model_dump()), f"tool.{name}"
+
+
+def parse_run_config(
+    defaults: UserConfig, overrides: str | Iterable[str] | None = None
+) -> UserConfig:
+    """Fuse ``--run-config`` overrides into the app's defaults, ``flwr run`` style.
+
+    ``overrides`` uses Flower's syntax (``"lr=0.1 name='x'"``, TOML values, or one
+    ``.toml`` path). Unknown keys are refused, as Flower does, so a typo fails loudly.
+    """
+    if overrides is None:
+        return dict(defaults)
+    items = [overrides] if isinstance(overrides, str) else list(overrides)
+    try:
+        parsed = parse_config_args([i for i in items if i.strip()])
+        return fuse_dicts(dict(defaults), parsed)
+    except ValueError as exc:
+        known = ", ".join(sorted(defaults)) or "(none)"
+        raise AppConfigError(f"--run-config: {exc}; known keys: {known}") from exc
+    except Exception as exc:  # click.ClickException for malformed strings
+        raise AppConfigError(f"--run-config {' '.join(items)!r}: {exc}") from exc
+
+
+def node_id_for(email: str) -> int:
+    """A stable 63-bit Flower node id for an email, identical on every participant.
+
+    The first 8 bytes of SHA-256 of the email, masked to 63 bits so it fits a
+    signed int64 anywhere (protobuf, SQLite); 0 and 1 are Flower's, never ours.
+    """
+    digest = hashlib.sha256(validate_email(email).encode("utf-8")).digest()
+    value = int.from_bytes(digest[:8], "big") & _MASK_63
+    while value in _RESERVED_NODE_IDS:  # astronomically rare; stays deterministic
+        digest = hashlib.sha256(digest).digest()
+        value = int.from_bytes(digest[:8], "big") & _MASK_63
+    return value
+
+
+def check_node_ids(emails: Iterable[str]) -> dict[int, str]:
+    """``{node_id: email}`` for a federation, or ValueError on a duplicate or collision."""
+    by_id: dict[int, str] = {}
+    for email in emails:
+        node_id = node_id_for(email)
+        other = by_id.get(node_id)
+        if other == email:
+            raise ValueError(f"{email} is listed twice in the federation")
+        if other is not None:
+            raise ValueError(
+                f"{email} and {other} map to the same node id {node_id}; rename one of them"
+            )
+        by_id[node_id] = email
+    return by_id
+
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def bootstrap(
+    app_dir: str | Path,
+    aggregator: str,
+    datasites: Iterable[str],
+    *,
+    app_name: str | None = None,
+    root: str | None = None,
+    encrypt: bool | None = None,
+) -> Path:
+    """Write ``[tool.fedbox]`` into the app's pyproject.toml, keeping everything else.
+
+    Only the lines of an existing ``[tool.fedbox]`` table are replaced (comments and
+    layout elsewhere survive); the result is re-read to prove nothing else changed.
+    """
+    path = Path(app_dir).expanduser().resolve() / PYPROJECT
+    if not path.is_file():
+        raise AppConfigError(f"{path.parent} is not a Flower app: no {PYPROJECT} in it")
+    values: dict[str, Any] = {"aggregator": aggregator, "datasites": list(datasites)}
+    for key, value in (("app_name", app_name), ("root", root), ("encrypt", encrypt)):
+        if value is not None:
+            values[key] = value
+    try:
+        federation = FederationConfig.model_validate(values)
+    except ValidationError as exc:
+        raise AppConfigError(f"bootstrap: {exc.errors()[0]['msg']}") from exc
+    if federation.aggregator in federation.datasites:
+        raise AppConfigError(f"{aggregator} cannot be both the aggregator and a datasite")
+    try:
+        check_node_ids([aggregator, *federation.datasites])
+    except ValueError as exc:
+        raise AppConfigError(str(exc)) from exc
+
+    text = path.read_text(encoding="utf-8")
+    before = tomllib.loads(text)
+    kept = _drop_table(text.splitlines(keepends=True), f"tool.{FEDBOX_TABLE}")
+    rendered = tomli_w.dumps({"tool": {FEDBOX_TABLE: values}})
+    # tomli_w writes ``[tool.fedbox]`` directly since ``tool`` holds only a table.
+    body = "".join(kept).rstrip("\n")
+    new_text = f"{body}\n\n{rendered}" if body else rendered
+    after = tomllib.loads(new_text)
+    before.get("tool", {}).pop(FEDBOX_TABLE, None)
+    after_tool = dict(after.get("tool", {}))
+    written = after_tool.pop(FEDBOX_TABLE, None)
+    if after_tool != before.get("tool", {}) or {k: v for k, v in after.items() if k != "tool"} != {
+        k: v for k, v in before.items() if k != "tool"
+    }:
+        raise AppConfigError(
+            f"could not update {path} without touching other settings; "
+            "add a [tool.fedbox] table by hand"
+        )
+    if written != values:
+        raise AppConfigError(f"could not write [tool.fedbox] into {path}; add it by hand")
+    tmp = path.with_name(f".{path.name}.fedbox-tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    tmp.replace(path)
+    logger.info("wrote [tool.fedbox] into %s", path)
+    return path
+
+
+def _drop_table(lines: list[str], table: str) -> list[str]:
+    """The lines without ``[table]`` and its sub-tables (up to the next other header)."""
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        match = _TABLE_HEADER.match(line)
+        if match:
+            name = match.group(1).replace(" ", "").replace('"', "")
+            skipping = name == table or name.startswith(table + ".")
+        if not skipping:
+            kept.append(line)
+    return kept

@@ -1,0 +1,56 @@
+"""Progress events the Flower side reports, and the callback plumbing.
+
+Library code never prints: FileGrid and the runners describe what happens with
+:class:`FlEvent` values passed to an optional callback (the CLI draws them).
+A failing callback is logged and ignored, because watching a run must never
+break it (Flower's ``_emit_event`` does the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["EventCallback", "FlEvent", "emit"]
+
+logger = logging.getLogger(__name__)
+
+EventKind = Literal["sent", "reply", "timeout", "stop", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class FlEvent:
+    """One thing that happened on the aggregator's side of a run.
+
+    ``sent``: a message left for ``email``; ``reply``: its answer came back
+    (``error`` set if it is a Flower Error); ``timeout``: no answer by the
+    deadline; ``stop``/``stopped``: the stop message went out / was acknowledged.
+    """
+
+    kind: EventKind
+    email: str
+    node_id: int
+    message_type: str = ""
+    group_id: str = ""
+    nbytes: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    """For replies: time from sending to the reply being read."""
+    at: float = field(default_factory=time.time)
+
+
+EventCallback = Callable[[FlEvent], None]
+
+
+def emit(callback: EventCallback | None, event: FlEvent) -> None:
+    """Call ``callback(event)``; its failures are logged, never raised."""
+    if callback is None:
+        return
+    try:
+        callback(event)
+    except Exception:
+        logger.exception("progress callback failed on %s event; ignored", event.kind)

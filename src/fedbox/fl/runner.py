@@ -1,0 +1,189 @@
+"""The ClientApp side: turn one request body into one reply body for one node.
+
+:class:`NodeRunner` knows nothing about files or RPC, so the same logic serves a
+client process (:mod:`fedbox.fl.client`) and hundreds of virtual clients in one
+process. It mirrors what a Flower SuperNode does for a message: find the node's
+``Context`` for the run, call the ClientApp, turn any exception into an ``Error``
+reply (never silence), give the reply a message id, and save the Context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from flwr.app import ConfigRecord, Context, Error, Message, RecordDict, UserConfig
+from flwr.clientapp import ClientApp
+from flwr.clientapp.client_app import LoadClientAppError
+from flwr.common.constant import ErrorCode
+from flwr.supercore.constant import SYSTEM_MESSAGE_TYPE
+
+from fedbox.fl.codec import decode_message, encode_message
+from fedbox.fl.contexts import ContextStore
+
+__all__ = [
+    "CONTROL_RECORD",
+    "RUN_CONFIG_HEADER",
+    "NodeRunner",
+    "Outcome",
+    "is_stop",
+    "make_stop_message",
+]
+
+logger = logging.getLogger(__name__)
+
+RUN_CONFIG_HEADER = "fedbox-run-config"
+"""RPC header carrying the run config (JSON), as a SuperLink hands it to SuperNodes."""
+CONTROL_RECORD = "fedbox"
+"""ConfigRecord key of fedbox's own ``system`` messages (``{"action": "stop"}``)."""
+
+ClientAppLike = ClientApp | Callable[[Message, Context], Message]
+
+
+def make_stop_message(dst_node_id: int, run_id: int, ttl: float = 600.0) -> Message:
+    """The message the aggregator sends to end a node's participation in a run.
+
+    It is a Flower ``system`` message, so it travels like any other (and
+    ``fedbox inspect`` reads it), but the runner handles it and never passes it to
+    the ClientApp.
+    """
+    content = RecordDict({CONTROL_RECORD: ConfigRecord({"action": "stop", "run-id": run_id})})
+    return Message(content, dst_node_id, SYSTEM_MESSAGE_TYPE, ttl=ttl, group_id="stop")
+
+
+def is_stop(message: Message) -> bool:
+    if message.metadata.message_type != SYSTEM_MESSAGE_TYPE or not message.has_content():
+        return False
+    record = message.content.config_records.get(CONTROL_RECORD)
+    return record is not None and record.get("action") == "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one request produced."""
+
+    body: bytes
+    """Flower protobuf of the reply (content or Error)."""
+    stop: bool = False
+    """The request was the aggregator's stop: the node should leave the run."""
+    failed: bool = False
+    """The ClientApp raised (the reply carries the Error)."""
+
+
+class NodeRunner:
+    """Runs a ClientApp for one node id, keeping one Context per run.
+
+    Messages for the same node are handled one at a time (a lock), as a SuperNode
+    does, so ``context.state`` never sees two writers.
+    """
+
+    def __init__(
+        self,
+        load_app: Callable[[], ClientAppLike],
+        node_id: int,
+        node_config: UserConfig,
+        contexts: ContextStore,
+        default_run_config: UserConfig | None = None,
+    ) -> None:
+        self._load_app = load_app
+        self._app: ClientAppLike | None = None
+        self.node_id = node_id
+        self.node_config = dict(node_config)
+        self.contexts = contexts
+        self.default_run_config = dict(default_run_config or {})
+        self._cache: dict[int, Context] = {}
+        self._lock = threading.Lock()
+        self.handled = 0
+
+    def handle(self, body: bytes, headers: Mapping[str, str] | None = None) -> Outcome:
+        """Decode, run, encode. Raises only if ``body`` is not a Flower message at all."""
+        message = decode_message(body)
+        with self._lock:
+            reply, stop, failed = self._handle(message, headers or {})
+            self.handled += 1
+        reply.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+        return Outcome(encode_message(reply), stop=stop, failed=failed)
+
+    def _handle(self, message: Message, headers: Mapping[str, str]) -> tuple[Message, bool, bool]:
+        meta = message.metadata
+        if is_stop(message):
+            logger.info("node %d: stop received for run %d", self.node_id, meta.run_id)
+            ack = RecordDict({CONTROL_RECORD: ConfigRecord({"action": "stopped"})})
+            return Message(ack, reply_to=message), True, False
+        if meta.dst_node_id != self.node_id:
+            reason = f"message for node {meta.dst_node_id} reached node {self.node_id}"
+            logger.warning("%s (message %s)", reason, meta.message_id)
+            return Message(Error(ErrorCode.NODE_UNAVAILABLE, reason), reply_to=message), False, True
+        context = self._context(meta.run_id, headers)
+        try:
+            reply = self._call(message, context)
+        except Exception as exc:  # the ClientApp's failure is the server's to judge
+            self._cache.pop(meta.run_id, None)  # discard half-done state changes
+            code = (
+                ErrorCode.LOAD_CLIENT_APP_EXCEPTION
+                if isinstance(exc, LoadClientAppError)
+                else ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+            )
+            reason = f"{type(exc)}:<'{exc}'>"  # Flower's own format for this reason
+            logger.error(
+                "node %d: ClientApp raised on %s message %s: %s\n%s",
+                self.node_id,
+                meta.message_type,
+                meta.message_id,
+                reason,
+                traceback.format_exc(),
+            )
+            return Message(Error(code, reason), reply_to=message), False, True
+        self.contexts.save(context)
+        return reply, False, False
+
+    def _call(self, message: Message, context: Context) -> Message:
+        if self._app is None:
+            self._app = self._load_app()
+        reply = self._app(message, context)
+        if not isinstance(reply, Message):
+            raise TypeError(f"the ClientApp returned {type(reply).__name__}, not a Message")
+        if reply.metadata.reply_to_message_id != message.metadata.message_id:
+            raise ValueError(
+                "the ClientApp's reply does not answer the message it got; "
+                "build it with Message(content, reply_to=msg)"
+            )
+        return reply
+
+    def _context(self, run_id: int, headers: Mapping[str, str]) -> Context:
+        context = self._cache.get(run_id)
+        if context is None:
+            context = self.contexts.load(run_id, self.node_id)
+            if context is not None:
+                # node_config belongs to the node, not the run: the current one wins.
+                context.node_config = dict(self.node_config)
+                logger.info("node %d: resumed saved context of run %d", self.node_id, run_id)
+        if context is None:
+            context = Context(
+                run_id=run_id,
+                node_id=self.node_id,
+                node_config=dict(self.node_config),
+                state=RecordDict(),
+                run_config=_run_config(headers, self.default_run_config),
+            )
+        self._cache[run_id] = context
+        return context
+
+
+def _run_config(headers: Mapping[str, str], default: UserConfig) -> UserConfig:
+    raw = headers.get(RUN_CONFIG_HEADER)
+    if not raw:
+        return dict(default)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        logger.warning("ignoring unreadable %s header", RUN_CONFIG_HEADER)
+        return dict(default)
+    if not isinstance(value, dict):
+        return dict(default)
+    return {str(k): v for k, v in value.items() if isinstance(v, bool | int | float | str)}

@@ -1,0 +1,36 @@
+"""Layer 4: envelopes, sending, futures, handlers, expiry, cleanup and the audit log."""
+
+from fedbox.rpc.app import App, Handler
+from fedbox.rpc.audit import AuditLog, AuditRecord
+from fedbox.rpc.box import DEFAULT_CLEANUP_EXPIRY, DEFAULT_EXPIRY, Box, connect
+from fedbox.rpc.cleanup import CleanupReport, cleanup
+from fedbox.rpc.envelope import MAGIC, Header, read_envelope, read_header, write_envelope
+from fedbox.rpc.futures import Future, FutureRecord, FutureStore
+from fedbox.rpc.messages import Request, Response
+from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.status import Status
+
+__all__ = [
+    "DEFAULT_CLEANUP_EXPIRY",
+    "DEFAULT_EXPIRY",
+    "MAGIC",
+    "App",
+    "AuditLog",
+    "AuditRecord",
+    "Box",
+    "CleanupReport",
+    "Future",
+    "FutureRecord",
+    "FutureStore",
+    "Handler",
+    "Header",
+    "Request",
+    "Response",
+    "Status",
+    "cleanup",
+    "connect",
+    "quarantine",
+    "read_envelope",
+    "read_header",
+    "write_envelope",
+]

@@ -1,0 +1,365 @@
+"""An RPC app: named handlers on one side, ``send``/``broadcast`` on the other."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
+from fedbox.datasite.paths import OUTBOX_PREFIX, Kind, MessagePath, request_path, response_path
+from fedbox.errors import CorruptMessage, NotFound
+from fedbox.rpc.box import DEFAULT_EXPIRY, _header_mismatch
+from fedbox.rpc.cleanup import cleanup
+from fedbox.rpc.envelope import Header, read_envelope, write_envelope
+from fedbox.rpc.futures import Future, FutureRecord
+from fedbox.rpc.messages import Request, Response
+from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.status import Status
+
+if TYPE_CHECKING:
+    from fedbox.rpc.box import Box
+
+__all__ = ["App", "Handler"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Request], "bytes | Response | None"]
+
+
+class App:
+    """Handlers and calls of one app name for one identity. Get it from ``box.app(name)``.
+
+    Handling is exactly-once per request id: a request is claimed in the audit log before
+    its handler runs, and requests that already have a response are skipped, so a backlog
+    replayed after a restart or a file reported twice by the watcher never runs twice.
+    """
+
+    def __init__(self, box: Box, name: str) -> None:
+        self.box = box
+        self.name = name
+        self._handlers: dict[str, Handler] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._cleanup_thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<App {self.name!r} of {self.box.email}>"
+
+    # -- registration ---------------------------------------------------------------
+
+    def on_request(self, endpoint: str) -> Callable[[Handler], Handler]:
+        """Register ``handler(request) -> bytes | Response | None`` for ``endpoint``.
+
+        ``bytes`` and ``None`` mean 200 with that body (empty for None); return a
+        :class:`Response` to choose the status or headers. Raising answers 500 with
+        the exception as the reason.
+        """
+        validate_endpoint(endpoint)
+        if endpoint in self._handlers:
+            raise ValueError(
+                f"endpoint {endpoint!r} of app {self.name!r} already has a handler "
+                f"({self._handlers[endpoint].__name__}); register each endpoint once"
+            )
+
+        def register(handler: Handler) -> Handler:
+            if not callable(handler):
+                raise TypeError("use @app.on_request('endpoint') above a function taking a Request")
+            self._handlers[endpoint] = handler
+            return handler
+
+        return register
+
+    # -- serving ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._executor is not None and not self._stopped.is_set()
+
+    def start(self) -> None:
+        """Serve in background threads: first the backlog, then new requests as they land."""
+        if self.running:
+            return
+        self._stopped.clear()
+        self._executor = ThreadPoolExecutor(
+            self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
+        )
+        self.box._ensure_watching()
+        self._serve_backlog()
+        self._cleanup_thread = threading.Thread(
+            target=self._cleanup_loop, name=f"fedbox-cleanup-{self.name}", daemon=True
+        )
+        self._cleanup_thread.start()
+        logger.info("%s serving %s", self, sorted(self._handlers))
+
+    def serve_forever(self) -> None:
+        """Start and block until :meth:`stop` (from another thread) or Ctrl-C."""
+        self.start()
+        try:
+            self._stopped.wait()
+        except KeyboardInterrupt:
+            logger.info("%s interrupted", self)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop taking requests; handlers already running finish first. Idempotent."""
+        self._stopped.set()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if self._cleanup_thread is not None:
+            self._cleanup_thread.join(timeout=5)
+            self._cleanup_thread = None
+
+    def _serve_backlog(self) -> None:
+        store, me = self.box.store, self.box.email
+        count = 0
+        for folder in store.list_dirs():
+            if not (folder.startswith(OUTBOX_PREFIX) and folder.endswith(f"_to_{me}")):
+                continue
+            for entry in store.list(f"{folder}/{self.name}/rpc", ".request"):
+                self.box._on_file(entry.path)
+                count += 1
+        if count:
+            logger.info("%s found %d request files waiting", self, count)
+
+    def _cleanup_loop(self) -> None:
+        interval = min(max(self.box.cleanup_expiry / 4, 1.0), 3600.0)
+        while not self._stopped.wait(interval):
+            try:
+                cleanup(self.box.store, self.box.email, self.box.cleanup_expiry, self.box.clock())
+            except OSError:
+                logger.exception("cleanup failed; will retry in %.0f s", interval)
+
+    def _on_request_file(self, mp: MessagePath) -> None:
+        """Called by the watcher for each request file addressed to us in this app."""
+        with self._lock:
+            executor = self._executor
+            if executor is None or mp.id in self._inflight:
+                return
+            self._inflight.add(mp.id)
+        try:
+            executor.submit(self._handle_file, mp)
+        except RuntimeError:
+            with self._lock:
+                self._inflight.discard(mp.id)
+
+    def _handle_file(self, mp: MessagePath) -> None:
+        try:
+            self._handle(mp)
+        except Exception:
+            logger.exception("unexpected failure handling %s", mp.path)
+        finally:
+            with self._lock:
+                self._inflight.discard(mp.id)
+
+    def _handle(self, mp: MessagePath) -> None:
+        box = self.box
+        path = str(mp.path)
+        reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
+        if box.store.exists(reply_at) or box.audit.is_claimed(mp.id):
+            return
+        try:
+            with box.store.open(path) as f:
+                header, body = read_envelope(f, path=path)
+        except NotFound:
+            return
+        except CorruptMessage as exc:
+            self._refuse(mp, Status.BAD_REQUEST, f"unreadable request: {exc}", quarantined=True)
+            return
+        problem = _header_mismatch(header, mp)
+        if problem:
+            status = (
+                Status.FORBIDDEN
+                if header.recipient != mp.reader or header.sender != mp.writer
+                else Status.BAD_REQUEST
+            )
+            self._refuse(mp, status, f"request refused: {problem}", quarantined=True)
+            return
+        if not box.audit.claim(
+            id=mp.id,
+            peer=mp.writer,
+            app=mp.app,
+            endpoint=mp.endpoint,
+            size=header.body_len,
+            sha256=header.body_sha256,
+            created=header.created,
+        ):
+            return
+        request = Request(
+            id=header.id,
+            sender=header.sender,
+            recipient=header.recipient,
+            app=header.app,
+            endpoint=header.endpoint,
+            headers=dict(header.headers),
+            body=body,
+            created=header.created,
+            expires=header.expires,
+        )
+        self._reply(mp, request, self._run_handler(request))
+
+    def _run_handler(self, request: Request) -> Response:
+        if self.box.clock() > request.expires:
+            return Response(body=b"request expired before it was handled", status=Status.EXPIRED)
+        handler = self._handlers.get(request.endpoint)
+        if handler is None:
+            known = ", ".join(sorted(self._handlers)) or "none"
+            return Response(
+                body=f"no handler for endpoint {request.endpoint!r} (known: {known})".encode(),
+                status=Status.NOT_FOUND,
+            )
+        try:
+            result = handler(request)
+        except Exception as exc:
+            logger.warning(
+                "handler %s failed on %s:\n%s",
+                request.endpoint,
+                request.id,
+                traceback.format_exc(),
+            )
+            return Response(
+                body=f"{type(exc).__name__}: {exc}".encode(), status=Status.INTERNAL_ERROR
+            )
+        if result is None:
+            return Response()
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, bytes | bytearray | memoryview):
+            return Response(body=bytes(result))
+        return Response(
+            body=f"handler returned {type(result).__name__}, expected bytes or Response".encode(),
+            status=Status.INTERNAL_ERROR,
+        )
+
+    def _refuse(self, mp: MessagePath, status: Status, reason: str, *, quarantined: bool) -> None:
+        """Answer a request that will never reach a handler, and keep it out of the way."""
+        logger.warning("%s: %s", mp.path, reason)
+        if quarantined:
+            quarantine(self.box.store, str(mp.path))
+        self.box.audit.record_refused(
+            id=mp.id,
+            peer=mp.writer,
+            app=mp.app,
+            endpoint=mp.endpoint,
+            status=int(status),
+            at=self.box.clock(),
+            note=reason,
+        )
+        self._write_response(mp, Response(body=reason.encode(), status=status), expires=None)
+
+    def _reply(self, mp: MessagePath, request: Request, response: Response) -> None:
+        final = self._write_response(mp, response, expires=request.expires)
+        self.box.audit.record_answer(
+            id=mp.id,
+            direction="in",
+            status=int(response.status),
+            answered=final.created,
+            response_size=final.body_len,
+            note=response.text[:200] if response.status != Status.OK else None,
+        )
+
+    def _write_response(
+        self, mp: MessagePath, response: Response, *, expires: float | None
+    ) -> Header:
+        now = self.box.clock()
+        header = Header(
+            id=mp.id,
+            kind=Kind.RESPONSE.value,
+            sender=mp.reader,
+            recipient=mp.writer,
+            app=mp.app,
+            endpoint=mp.endpoint,
+            created=now,
+            expires=max(expires or 0.0, now + 60.0),
+            headers=dict(response.headers),
+            status=int(response.status),
+        )
+        path = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
+        with self.box.store.writer(path) as f:
+            return write_envelope(f, header, response.body)
+
+    # -- calling ---------------------------------------------------------------------
+
+    def send(
+        self,
+        recipient: str,
+        endpoint: str,
+        body: bytes = b"",
+        *,
+        headers: Mapping[str, str] | None = None,
+        expires_in: float = DEFAULT_EXPIRY,
+    ) -> Future:
+        """Write a request for ``recipient`` and return its future at once.
+
+        The recipient need not be running: it handles the request when it starts, unless
+        ``expires_in`` seconds have passed by then (it answers 419 instead).
+        """
+        recipient = validate_email(recipient)
+        validate_endpoint(endpoint)
+        if expires_in <= 0:
+            raise ValueError("expires_in must be positive")
+        box = self.box
+        now = box.clock()
+        msg_id = new_message_id()
+        header = Header(
+            id=msg_id,
+            kind=Kind.REQUEST.value,
+            sender=box.email,
+            recipient=recipient,
+            app=self.name,
+            endpoint=endpoint,
+            created=now,
+            expires=now + expires_in,
+            headers=dict(headers or {}),
+        )
+        record = FutureRecord(
+            id=msg_id,
+            app=self.name,
+            endpoint=endpoint,
+            recipient=recipient,
+            created=now,
+            expires=header.expires,
+        )
+        box.futures.add(record)
+        path = str(request_path(box.email, recipient, self.name, endpoint, msg_id))
+        with box.store.writer(path) as f:
+            final = write_envelope(f, header, body)
+        box.audit.record_sent(
+            id=msg_id,
+            peer=recipient,
+            app=self.name,
+            endpoint=endpoint,
+            size=final.body_len,
+            sha256=final.body_sha256,
+            created=now,
+        )
+        logger.debug("sent %s to %s (%s/%s)", msg_id, recipient, self.name, endpoint)
+        return Future(box, record)
+
+    def broadcast(
+        self,
+        recipients: Iterable[str],
+        endpoint: str,
+        body: bytes = b"",
+        *,
+        headers: Mapping[str, str] | None = None,
+        expires_in: float = DEFAULT_EXPIRY,
+    ) -> list[Future]:
+        """The same request to each recipient; one future each, in the given order."""
+        return [
+            self.send(r, endpoint, body, headers=headers, expires_in=expires_in) for r in recipients
+        ]
+
+    def future(self, id: str) -> Future:
+        """Re-attach to a request this identity sent, e.g. after a restart."""
+        fut = self.box.future(id)
+        if fut.record.app != self.name:
+            raise KeyError(f"request {id} belongs to app {fut.record.app!r}, not {self.name!r}")
+        return fut

@@ -1,0 +1,306 @@
+"""A participant: one identity on one store, its private state, and the watch loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from fedbox.datasite.identity import validate_app_name, validate_email
+from fedbox.datasite.paths import (
+    OUTBOX_PREFIX,
+    Kind,
+    MessagePath,
+    parse_message_path,
+    response_path,
+)
+from fedbox.datasite.workspace import Workspace
+from fedbox.errors import CorruptMessage, InvalidIdentity, NotFound
+from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.envelope import read_envelope
+from fedbox.rpc.futures import Future, FutureRecord, FutureStore
+from fedbox.rpc.messages import Response
+from fedbox.rpc.quarantine import quarantine
+from fedbox.store import DEFAULT_POLL_INTERVAL, LocalStore, Store, WatchMode
+
+if TYPE_CHECKING:
+    from fedbox.rpc.app import App
+
+__all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box", "connect"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPIRY = 24 * 3600.0
+"""Seconds a request stays valid unless the sender says otherwise."""
+DEFAULT_CLEANUP_EXPIRY = 24 * 3600.0
+"""Age after which the cleanup job removes message files (the audit rows stay)."""
+
+Clock = Callable[[], float]
+_SUFFIXES = (".request", ".response")
+
+
+class Box:
+    """One identity's connection to a store. Build it with :func:`connect`.
+
+    A single watcher per box feeds both directions: requests go to the started app
+    they name, responses wake whoever waits on their future. Nothing runs in the
+    background until an app starts or someone waits.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        workspace: Workspace,
+        *,
+        clock: Clock = time.time,
+        cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
+        handler_threads: int = 8,
+    ) -> None:
+        self.store = store
+        self.workspace = workspace.ensure()
+        self.email = workspace.email
+        self.clock = clock
+        self.cleanup_expiry = cleanup_expiry
+        self.handler_threads = handler_threads
+        self.audit = AuditLog(workspace.audit_db)
+        self.futures = FutureStore(workspace.futures_db)
+        self._apps: dict[str, App] = {}
+        self._arrived: set[str] = set()
+        self._cond = threading.Condition()
+        self._watch_lock = threading.Lock()
+        self._watch_thread: threading.Thread | None = None
+        self._watcher = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Box {self.email} on {self.store!r}>"
+
+    def app(self, name: str) -> App:
+        """The app ``name`` of this identity (one object per name, created on first use)."""
+        from fedbox.rpc.app import App
+
+        validate_app_name(name)
+        if name not in self._apps:
+            self._apps[name] = App(self, name)
+        return self._apps[name]
+
+    # -- the watch loop ------------------------------------------------------------
+
+    def _ensure_watching(self) -> None:
+        """Start the shared watcher once; callers list their backlog only after this."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        with self._watch_lock:
+            if self._watch_thread is not None:
+                return
+            self._watcher = self.store.watch("", _SUFFIXES)
+            self._watch_thread = threading.Thread(
+                target=self._watch_loop, name=f"fedbox-watch-{self.email}", daemon=True
+            )
+            self._watch_thread.start()
+
+    def _watch_loop(self) -> None:
+        assert self._watcher is not None
+        for batch in self._watcher:
+            for path in batch:
+                self._on_file(path)
+
+    def _on_file(self, path: str) -> None:
+        top = path.split("/", 1)[0]
+        if not (top.startswith(OUTBOX_PREFIX) and top.endswith(f"_to_{self.email}")):
+            return
+        try:
+            mp = parse_message_path(path)
+        except InvalidIdentity as exc:
+            self._refuse_bad_path(path, str(exc))
+            return
+        if mp.kind is Kind.RESPONSE:
+            self._notify_arrival([mp.id])
+        elif mp.app in self._apps:
+            self._apps[mp.app]._on_request_file(mp)
+
+    def _refuse_bad_path(self, path: str, reason: str) -> None:
+        """A file whose very name is a path trick: quarantine it, answer nobody."""
+        logger.warning("quarantining %s: %s", path, reason)
+        quarantine(self.store, path)
+        self.audit.record_refused(
+            id=PurePosixPath(path).name,
+            peer="?",
+            app="?",
+            endpoint="?",
+            status=400,
+            at=self.clock(),
+            note=f"bad path: {reason}",
+        )
+
+    def _notify_arrival(self, ids: Iterable[str]) -> None:
+        with self._cond:
+            self._arrived.update(ids)
+            self._cond.notify_all()
+
+    # -- responses -------------------------------------------------------------------
+
+    def _response_path(self, record: FutureRecord) -> str:
+        return str(
+            response_path(self.email, record.recipient, record.app, record.endpoint, record.id)
+        )
+
+    def _response_arrived(self, record: FutureRecord) -> bool:
+        if record.id in self._arrived:
+            return True
+        if self.store.exists(self._response_path(record)):
+            self._notify_arrival([record.id])
+            return True
+        return False
+
+    def _read_response(self, record: FutureRecord) -> Response | None:
+        """Read, verify and log a response; None while it has not arrived."""
+        path = self._response_path(record)
+        try:
+            with self.store.open(path) as f:
+                header, body = read_envelope(f, path=path)
+        except NotFound:
+            return None
+        except CorruptMessage as exc:
+            quarantine(self.store, path)
+            self.audit.record_answer(
+                id=record.id,
+                direction="out",
+                status=400,
+                answered=self.clock(),
+                note=f"response quarantined: {exc}",
+            )
+            raise
+        expected = MessagePath(
+            record.recipient, self.email, record.app, record.endpoint, record.id, Kind.RESPONSE
+        )
+        problem = _header_mismatch(header, expected)
+        if problem:
+            quarantine(self.store, path)
+            raise CorruptMessage(f"response refused: {problem}", path, record.id)
+        if header.status is None:
+            quarantine(self.store, path)
+            raise CorruptMessage("response has no status", path, record.id)
+        if record.status is None:
+            now = self.clock()
+            self.futures.resolve(record.id, header.status, now)
+            self.audit.record_answer(
+                id=record.id,
+                direction="out",
+                status=header.status,
+                answered=now,
+                response_size=header.body_len,
+            )
+        return Response(
+            body=body,
+            status=header.status,
+            headers=dict(header.headers),
+            id=header.id,
+            sender=header.sender,
+            created=header.created,
+        )
+
+    def future(self, id: str) -> Future:
+        """Re-attach to a request sent earlier, by this or a previous process."""
+        record = self.futures.get(id)
+        if record is None:
+            raise KeyError(f"no request with id {id!r} was sent by {self.email}")
+        return Future(self, record)
+
+    def wait(
+        self, futures: Iterable[Future], timeout: float | None = None, *, return_when: str = "all"
+    ) -> tuple[list[Future], list[Future]]:
+        """Wait on many futures at once: ``(done, pending)`` when all (or, with
+        ``return_when="any"``, the first) are done, or when ``timeout`` passes.
+        """
+        if return_when not in ("all", "any"):
+            raise ValueError("return_when must be 'all' or 'any'")
+        pending = list(futures)
+        done: list[Future] = []
+        self._ensure_watching()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                still = []
+                for fut in pending:
+                    (done if fut.done() else still).append(fut)
+                pending = still
+                if not pending or (return_when == "any" and done):
+                    return done, pending
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return done, pending
+                self._cond.wait(remaining)
+
+    def close(self) -> None:
+        """Stop every app, the watcher and the databases. Idempotent."""
+        if self._closed:
+            return
+        for app in list(self._apps.values()):
+            app.stop()
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.close()
+        if self._watch_thread is not None:
+            self._watch_thread.join(timeout=5)
+        self.audit.close()
+        self.futures.close()
+        self.store.close()
+
+    def __enter__(self) -> Box:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _header_mismatch(header, expected: MessagePath) -> str | None:
+    """Why a header disagrees with the path it was found at, or None.
+
+    The path is the authority: on a hub only its writer can create files in an outbox,
+    so a header claiming another sender or recipient is forged or misplaced.
+    """
+    if header.kind != expected.kind.value:
+        return f"kind is {header.kind!r}, file is a {expected.kind.value}"
+    if header.id != expected.id:
+        return f"header id {header.id} differs from file name {expected.id}"
+    if header.recipient != expected.reader:
+        return f"addressed to {header.recipient}, not {expected.reader}"
+    if header.sender != expected.writer:
+        return f"claims sender {header.sender} but sits in {expected.writer}'s outbox"
+    if header.app != expected.app or header.endpoint != expected.endpoint:
+        return (
+            f"header names {header.app}/{header.endpoint}, path {expected.app}/{expected.endpoint}"
+        )
+    return None
+
+
+def connect(
+    root: str | os.PathLike[str],
+    email: str,
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    watch_mode: WatchMode = "auto",
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    clock: Clock = time.time,
+    cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
+    handler_threads: int = 8,
+) -> Box:
+    """Join the store at ``root`` as ``email``.
+
+    Private state (futures, audit log) goes to ``state_dir``, by default
+    ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``).
+    """
+    workspace = Workspace.for_email(validate_email(email), state_dir)
+    store = LocalStore(Path(root), watch_mode=watch_mode, poll_interval=poll_interval)
+    return Box(
+        store,
+        workspace,
+        clock=clock,
+        cleanup_expiry=cleanup_expiry,
+        handler_threads=handler_threads,
+    )

@@ -1,0 +1,160 @@
+"""The envelope: one file = one message, ``FBX1 | u32 header length | header JSON | body``.
+
+The body is raw bytes, never base64 or JSON. A body from a stream is written in one
+pass: the header is written first with room reserved for ``body_len`` and
+``body_sha256``, the body is streamed while hashed, then the header is rewritten in
+place (JSON allows the trailing spaces that pad it to the reserved size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any, BinaryIO, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fedbox.errors import CorruptMessage
+
+__all__ = [
+    "MAGIC",
+    "MAX_HEADER_LEN",
+    "Header",
+    "copy_body",
+    "read_envelope",
+    "read_header",
+    "write_envelope",
+]
+
+MAGIC = b"FBX1"
+VERSION = 1
+MAX_HEADER_LEN = 1 << 20
+"""Headers are small; a larger length field means a corrupt or hostile file."""
+
+_PREFIX = struct.Struct("<4sI")
+_CHUNK = 1 << 20
+_RESERVE = {"body_len": 10**18, "body_sha256": "0" * 64}
+
+
+class Header(BaseModel):
+    """What a message says about itself. Validated on read: it crossed a trust boundary."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: int = VERSION
+    id: str
+    kind: Literal["request", "response"]
+    sender: str
+    recipient: str
+    app: str
+    endpoint: str
+    created: float
+    expires: float
+    headers: dict[str, str] = Field(default_factory=dict)
+    status: int | None = None
+    body_len: int = Field(default=0, ge=0)
+    body_sha256: str = ""
+    enc: dict[str, Any] | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.model_dump(), separators=(",", ":"), sort_keys=True).encode()
+
+
+def write_envelope(f: BinaryIO, header: Header, body: bytes | BinaryIO) -> Header:
+    """Write the message to ``f`` (seekable, positioned at 0); return the final header."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        view = memoryview(body)
+        final = header.model_copy(
+            update={"body_len": view.nbytes, "body_sha256": hashlib.sha256(view).hexdigest()}
+        )
+        raw = final.to_json()
+        f.write(_PREFIX.pack(MAGIC, len(raw)))
+        f.write(raw)
+        f.write(view)
+        return final
+    reserved = len(header.model_copy(update=_RESERVE).to_json())
+    start = f.tell()
+    f.write(_PREFIX.pack(MAGIC, reserved))
+    f.write(b" " * reserved)
+    digest = hashlib.sha256()
+    size = 0
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    while n := body.readinto(view):
+        digest.update(view[:n])
+        f.write(view[:n])
+        size += n
+    final = header.model_copy(update={"body_len": size, "body_sha256": digest.hexdigest()})
+    raw = final.to_json()
+    end = f.tell()
+    f.seek(start + _PREFIX.size)
+    f.write(raw.ljust(reserved))
+    f.seek(end)
+    return final
+
+
+def read_header(f: BinaryIO, *, path: str | None = None) -> Header:
+    """Parse the header and leave ``f`` at the first body byte; CorruptMessage on anything off."""
+    prefix = f.read(_PREFIX.size)
+    if len(prefix) < _PREFIX.size:
+        raise CorruptMessage(f"file is too short to be a message ({len(prefix)} bytes)", path)
+    magic, length = _PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise CorruptMessage(f"bad magic {magic!r} (expected {MAGIC!r})", path)
+    if length > MAX_HEADER_LEN:
+        raise CorruptMessage(f"header length {length} exceeds {MAX_HEADER_LEN}", path)
+    raw = f.read(length)
+    if len(raw) < length:
+        raise CorruptMessage("file ends inside the header", path)
+    try:
+        header = Header.model_validate_json(raw)
+    except ValidationError as exc:
+        raise CorruptMessage(f"unreadable header: {_first_error(exc)}", path) from exc
+    if header.v != VERSION:
+        raise CorruptMessage(f"unsupported envelope version {header.v}", path, header.id)
+    return header
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "header"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def read_envelope(f: BinaryIO, *, path: str | None = None) -> tuple[Header, bytes]:
+    """Header and verified body, the body read into memory exactly once."""
+    header = read_header(f, path=path)
+    body = f.read(header.body_len)
+    if len(body) < header.body_len:
+        raise CorruptMessage(
+            f"body is {len(body)} bytes, header says {header.body_len}", path, header.id
+        )
+    if f.read(1):
+        raise CorruptMessage("file has bytes after the body", path, header.id)
+    if hashlib.sha256(body).hexdigest() != header.body_sha256:
+        raise CorruptMessage("body digest does not match the header", path, header.id)
+    return header, body
+
+
+def copy_body(f: BinaryIO, header: Header, dst: BinaryIO, *, path: str | None = None) -> None:
+    """Stream the body (``f`` positioned after the header) into ``dst``, verifying it.
+
+    ``dst`` has received unverified bytes when this raises; callers write into a temp
+    file and discard it on error.
+    """
+    digest = hashlib.sha256()
+    remaining = header.body_len
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    while remaining:
+        n = f.readinto(view[: min(remaining, _CHUNK)])
+        if not n:
+            raise CorruptMessage(f"body ends {remaining} bytes early", path, header.id)
+        digest.update(view[:n])
+        dst.write(view[:n])
+        remaining -= n
+    if f.read(1):
+        raise CorruptMessage("file has bytes after the body", path, header.id)
+    if digest.hexdigest() != header.body_sha256:
+        raise CorruptMessage("body digest does not match the header", path, header.id)

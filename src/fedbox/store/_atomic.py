@@ -1,0 +1,60 @@
+"""Atomic file creation: temp file beside the target, fsync, rename."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_file", "atomic_write", "temp_path_for"]
+
+_COPY_CHUNK = 1 << 20
+
+
+def temp_path_for(target: Path) -> Path:
+    """A dot-file in the target's folder, so the rename never crosses filesystems."""
+    return target.with_name(f".{target.name}.tmp-{secrets.token_hex(6)}")
+
+
+@contextmanager
+def atomic_file(target: Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """A seekable file that appears at ``target`` whole when the block exits cleanly.
+
+    On an exception the temp file is removed and ``target`` is untouched. The folder is
+    fsync'd after the rename too, so a crash cannot lose a file a peer was told about.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
+    try:
+        with open(tmp, "xb+") as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_dir(target.parent)
+
+
+def atomic_write(target: Path, data: bytes | BinaryIO, *, fsync: bool = True) -> None:
+    """Write bytes or a whole stream to ``target`` atomically."""
+    with atomic_file(target, fsync=fsync) as f:
+        if isinstance(data, bytes | bytearray | memoryview):
+            f.write(data)
+        else:
+            shutil.copyfileobj(data, f, _COPY_CHUNK)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,89 @@
+"""The store contract: a handful of primitives every backend implements.
+
+Everything above (envelopes, quarantine, RPC) is written once on these. Paths are
+store-relative POSIX strings; dot-files (temporaries, ``.quarantine``) are invisible to
+``list`` and ``watch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+__all__ = ["DEFAULT_POLL_INTERVAL", "Entry", "Store", "Watcher"]
+
+DEFAULT_POLL_INTERVAL = 0.5
+"""Seconds between listings when a store has no change events (and for ``poll`` mode)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file as listed: the keys every backend must fill the same way."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+@runtime_checkable
+class Watcher(Protocol):
+    """New files under a prefix, in batches, from the moment the watcher was created.
+
+    Creating the watcher before listing a folder means no file can fall between the
+    listing and the first event; a file may then be reported by both, so consumers
+    must be idempotent (RPC is: it deduplicates by message id).
+    """
+
+    def next_batch(self, timeout: float | None = None) -> set[str]:
+        """Block until new files appear (returned) or ``timeout`` passes (empty set)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Watcher: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def __iter__(self) -> Iterator[set[str]]: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where message files live. ``put`` is atomic: readers see the whole file or nothing."""
+
+    def put(self, path: str, data: bytes | BinaryIO) -> None: ...
+
+    def writer(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """A seekable file that appears at ``path`` whole when the block exits cleanly."""
+        ...
+
+    def open(self, path: str) -> BinaryIO:
+        """A readable binary file; :class:`fedbox.errors.NotFound` if absent."""
+        ...
+
+    def read(self, path: str) -> bytes: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+        """Files under ``prefix`` (recursively) whose names end in ``suffix``, no dot-files."""
+        ...
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        """Immediate sub-folder names of ``prefix`` (no dot-folders)."""
+        ...
+
+    def delete(self, path: str) -> None: ...
+
+    def move(self, src: str, dst: str) -> None: ...
+
+    def watch(self, prefix: str = "", suffixes: tuple[str, ...] = ()) -> Watcher: ...
+
+    def local_path(self, path: str) -> Path | None:
+        """The OS path of a file when the store is a local folder, else None (for mmap)."""
+        ...
+
+    def close(self) -> None: ...
