@@ -12,8 +12,11 @@ DH identity key IK_A, the recipient's DH identity key IK_B and signed prekey SPK
     KEK = HKDF-SHA256(salt = 32 zero bytes, ikm = 0xFF*32 || DH1 || DH2 || DH3, info)
     info = "fedbox/wrap/v1" || lp(sender email) || lp(recipient email)
            || lp(sender signing key) || lp(recipient signing key) || lp(prekey id)
+           || lp(ephemeral public key)
 
-where lp(x) is x's length as u16 big-endian then x. The content key is sealed with
+where lp(x) is x's length as u16 big-endian then x. The ephemeral key is in ``info``
+because X25519 ignores its top bit: without it, a wrap with that bit flipped would still
+open (as in age, whose X25519 stanza also binds the share). The content key is sealed with
 ChaCha20-Poly1305 under the KEK (single-use, so a zero nonce), with the header AAD as
 associated data: a wrap only opens for the header it was made for.
 
@@ -124,6 +127,7 @@ def _kek(
     sender_signing_key: bytes,
     recipient_signing_key: bytes,
     prekey_id: str,
+    ephemeral: bytes,
 ) -> bytes:
     info = length_prefixed(
         _WRAP_INFO_LABEL,
@@ -132,6 +136,7 @@ def _kek(
         sender_signing_key,
         recipient_signing_key,
         prekey_id.encode(),
+        ephemeral,
     )
     hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=bytes(32), info=info)
     return hkdf.derive(_X3DH_PAD + dh1 + dh2 + dh3)
@@ -150,6 +155,8 @@ def wrap_key(
     Raises CryptoError if the recipient's signatures do not verify; the ephemeral private
     key is the next 32 bytes of ``rng``.
     """
+    if len(content_key) != CONTENT_KEY_SIZE:
+        raise ValueError(f"content key must be {CONTENT_KEY_SIZE} bytes")
     recipient.verify()
     ephemeral = X25519PrivateKey.from_private_bytes(random_bytes(rng, KEY_SIZE))
     try:
@@ -159,6 +166,7 @@ def wrap_key(
         dh3 = ephemeral.exchange(prekey)
     except ValueError as exc:  # a low-order point gives an all-zero secret
         raise CryptoError(f"{recipient.email}: unusable X25519 public key") from exc
+    ephemeral_key = ephemeral.public_key().public_bytes_raw()
     kek = _kek(
         dh1,
         dh2,
@@ -168,11 +176,12 @@ def wrap_key(
         sender_signing_key=sender.signing_key.public_key().public_bytes_raw(),
         recipient_signing_key=recipient.signing_key,
         prekey_id=recipient.prekey_id,
+        ephemeral=ephemeral_key,
     )
     return {
         "to": recipient.email,
         "prekey_id": recipient.prekey_id,
-        "ephemeral": b64encode(ephemeral.public_key().public_bytes_raw()),
+        "ephemeral": b64encode(ephemeral_key),
         "wrapped": b64encode(ChaCha20Poly1305(kek).encrypt(_WRAP_NONCE, content_key, aad)),
     }
 
@@ -195,9 +204,8 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
         )
     try:
         sender.verify()
-        ephemeral = X25519PublicKey.from_public_bytes(
-            b64decode(wrap.get("ephemeral"), "key wrap ephemeral", KEY_SIZE)
-        )
+        ephemeral_key = b64decode(wrap.get("ephemeral"), "key wrap ephemeral", KEY_SIZE)
+        ephemeral = X25519PublicKey.from_public_bytes(ephemeral_key)
         wrapped = b64decode(wrap.get("wrapped"), "wrapped key", _WRAPPED_SIZE)
         dh1 = prekey.exchange(X25519PublicKey.from_public_bytes(sender.dh_identity_key))
         dh2 = me.dh_identity_key.exchange(ephemeral)
@@ -211,6 +219,7 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
             sender_signing_key=sender.signing_key,
             recipient_signing_key=me.signing_key.public_key().public_bytes_raw(),
             prekey_id=prekey_id,
+            ephemeral=ephemeral_key,
         )
         return ChaCha20Poly1305(kek).decrypt(_WRAP_NONCE, wrapped, aad)
     except CryptoError as exc:
@@ -224,7 +233,9 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
         ) from exc
 
 
-def enc_header(nonce_prefix: bytes, segment_size: int, wraps: list[dict[str, str]]) -> dict:
+def enc_header(
+    nonce_prefix: bytes, segment_size: int, wraps: list[dict[str, str]]
+) -> dict[str, Any]:
     """The ``enc`` value of an envelope header (format in the module docstring)."""
     return {
         "alg": ALG,
@@ -280,9 +291,8 @@ def describe_enc(enc: Mapping[str, Any] | None) -> str:
         _, size, wraps = _parse_enc(enc)
     except DecryptError as exc:
         return f"encrypted (unreadable enc header: {exc})"
-    for unit, name in ((1 << 20, "MiB"), (1 << 10, "KiB"), (1, "B")):
-        if size % unit == 0:
-            break
+    units = ((1 << 20, "MiB"), (1 << 10, "KiB"), (1, "B"))
+    unit, name = next((unit, name) for unit, name in units if size % unit == 0)
     readers = ", ".join(w["to"] for w in wraps) or "nobody"
     return f"encrypted ({ALG}, {size // unit} {name} segments) for {readers}"
 
@@ -296,7 +306,7 @@ def seal(
     header: MutableMapping[str, Any],
     segment_size: int = SEGMENT_SIZE,
     rng: Rng | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Encrypt ``src`` into ``dst`` for ``recipients`` and the sender; return ``enc``.
 
     Order: (1) every recipient bundle is verified, before anything is written (fail

@@ -1,0 +1,73 @@
+"""``fedbox inspect FILE``: what a message file says, and whether it is intact."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fedbox.errors import CorruptMessage
+from fedbox.rpc.envelope import Header, read_header
+from fedbox.rpc.status import Status
+
+__all__ = ["inspect_file"]
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _status_text(status: int | None) -> str:
+    if status is None:
+        return "-"
+    try:
+        return f"{status} {Status(status).name}"
+    except ValueError:
+        return str(status)
+
+
+def _body_check(f, header: Header) -> tuple[int, bool]:  # noqa: ANN001
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, size == header.body_len and digest.hexdigest() == header.body_sha256
+
+
+def inspect_file(path: Path, console: Console) -> int:
+    """Print the header and checks; exit code 0 if intact, 1 if corrupt."""
+    total = path.stat().st_size
+    with open(path, "rb") as f:
+        try:
+            header = read_header(f, path=str(path))
+        except CorruptMessage as exc:
+            console.print(f"[red]corrupt[/red] {path}: {exc}")
+            return 1
+        body_size, intact = _body_check(f, header)
+    table = Table(title=str(path), show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("kind", header.kind),
+        ("id", header.id),
+        ("from", header.sender),
+        ("to", header.recipient),
+        ("app / endpoint", f"{header.app} / {header.endpoint}"),
+        ("created", _when(header.created)),
+        ("expires", _when(header.expires)),
+        ("status", _status_text(header.status)),
+        ("headers", ", ".join(f"{k}={v}" for k, v in header.headers.items()) or "-"),
+        ("file size", f"{total:,} bytes"),
+        ("body", f"{header.body_len:,} bytes (found {body_size:,})"),
+        ("sha256", header.body_sha256),
+        ("digest check", "[green]ok[/green]" if intact else "[red]MISMATCH[/red]"),
+        ("encryption", "none (plaintext)" if header.enc is None else str(header.enc.get("alg"))),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    return 0 if intact else 1

@@ -1,0 +1,122 @@
+"""The ``fedbox`` command."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from fedbox.cli.durations import parse_duration
+from fedbox.cli.inspect_cmd import inspect_file
+from fedbox.datasite.workspace import Workspace
+from fedbox.errors import FedboxError
+from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.cleanup import cleanup as cleanup_store
+from fedbox.store import LocalStore
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Federated learning and RPC over files: no participant opens a port.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+RootOpt = Annotated[Path, typer.Option("--root", help="The shared folder (store root).")]
+EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
+]
+
+
+@app.callback()
+def _configure(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=Console(stderr=True))]
+    )
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A message file.")],
+) -> None:
+    """Show a message file's header, sizes, digest check and status."""
+    raise typer.Exit(inspect_file(file, console))
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%m-%d %H:%M:%S")
+
+
+@app.command()
+def messages(
+    email: EmailOpt,
+    state_dir: StateOpt = None,
+    app_name: Annotated[str | None, typer.Option("--app", help="Only this app.")] = None,
+    peer: Annotated[str | None, typer.Option(help="Only calls with this peer.")] = None,
+    status: Annotated[int | None, typer.Option(help="Only this status code.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+) -> None:
+    """The audit trail: every call made or served, newest first."""
+    workspace = Workspace.for_email(email, state_dir)
+    if not workspace.audit_db.exists():
+        console.print(f"no audit log for {email} at {workspace.audit_db}")
+        raise typer.Exit(1)
+    log = AuditLog(workspace.audit_db)
+    try:
+        records = log.records(app=app_name, peer=peer, status=status, limit=limit)
+    finally:
+        log.close()
+    table = Table(title=f"calls of {email}")
+    for column in ("dir", "id", "peer", "app/endpoint", "size", "created", "answered", "status"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            "→" if r.direction == "out" else "←",
+            r.id[:8],
+            r.peer,
+            f"{r.app}/{r.endpoint}",
+            "-" if r.size is None else f"{r.size:,}",
+            _when(r.created),
+            _when(r.answered),
+            "pending" if r.status is None else str(r.status),
+        )
+    console.print(table)
+
+
+@app.command()
+def cleanup(
+    root: RootOpt,
+    email: EmailOpt,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age, e.g. 90s, 15m, 12h, 1d.")
+    ] = "1d",
+) -> None:
+    """Remove message files you wrote that are older than an age (audit rows stay)."""
+    age = parse_duration(older_than)
+    report = cleanup_store(LocalStore(root), email, age, time.time())
+    console.print(f"removed {report.files} files ({report.bytes:,} bytes) older than {older_than}")
+
+
+def main() -> None:
+    try:
+        app()
+    except FedboxError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

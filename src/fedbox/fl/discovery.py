@@ -1,0 +1,60 @@
+"""Finding the run a datasite should serve when ``[tool.fedbox]`` names no app.
+
+The aggregator names each run ``{aggregator}_{project}_{unix_time}``, which a
+datasite cannot know in advance. It can see it, though: the run's requests sit in
+``syft_outbox_inbox_{aggregator}_to_{me}/{app_name}/``. A run is live for us when
+it holds a request we have not answered; the newest live run wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fedbox.datasite.paths import outbox_dir
+from fedbox.fl.grid import ENDPOINT
+from fedbox.store import Store
+
+__all__ = ["app_name_prefix", "find_live_run", "wait_for_run"]
+
+logger = logging.getLogger(__name__)
+
+
+def app_name_prefix(aggregator: str, project: str) -> str:
+    return f"{aggregator}_{project}_"
+
+
+def _started_at(name: str, prefix: str) -> int | None:
+    tail = name[len(prefix) :]
+    return int(tail) if name.startswith(prefix) and tail.isdigit() else None
+
+
+def find_live_run(store: Store, aggregator: str, me: str, project: str) -> str | None:
+    """The newest run of ``project`` by ``aggregator`` with a request ``me`` has not answered."""
+    inbox, outbox = outbox_dir(aggregator, me), outbox_dir(me, aggregator)
+    prefix = app_name_prefix(aggregator, project)
+    runs = [(t, n) for n in store.list_dirs(inbox) if (t := _started_at(n, prefix)) is not None]
+    for _, name in sorted(runs, reverse=True):
+        for entry in store.list(f"{inbox}/{name}/rpc/{ENDPOINT}", ".request"):
+            stem = entry.path.rsplit("/", 1)[-1].removesuffix(".request")
+            if not store.exists(f"{outbox}/{name}/rpc/{ENDPOINT}/{stem}.response"):
+                return name
+    return None
+
+
+def wait_for_run(
+    store: Store, aggregator: str, me: str, project: str, timeout: float | None = None
+) -> str | None:
+    """Block until a live run appears (woken by file events); None after ``timeout``."""
+    inbox = outbox_dir(aggregator, me)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with store.watch(inbox, (".request",)) as watcher:
+        while True:
+            name = find_live_run(store, aggregator, me, project)
+            if name is not None:
+                logger.info("found run %s", name)
+                return name
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            watcher.next_batch(remaining)

@@ -1,0 +1,348 @@
+"""``FileGrid``: Flower's ``Grid`` on fedbox RPC, so a ServerApp runs unchanged over files.
+
+Each Flower message is one request on endpoint ``messages`` of the run's app
+(body: Flower's protobuf of the ``Message``); the reply is that request's
+response. Two durations stay distinct, as in Flower: ``timeout`` is how long
+``send_and_receive`` waits, the message TTL is how long a request stays valid
+(it becomes the request's ``expires``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from flwr.app import Error, Message, RecordDict, UserConfig
+from flwr.app.metadata import Metadata
+from flwr.app.message.message import make_message
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+from google.protobuf.message import DecodeError
+
+from fedbox.errors import CorruptMessage
+from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, scalar_metrics
+from fedbox.fl.config import check_node_ids
+from fedbox.fl.events import EventCallback, FlEvent, emit
+from fedbox.fl.runner import RUN_CONFIG_HEADER, make_stop_message
+from fedbox.rpc import App, Future, Response, Status
+
+__all__ = ["DEFAULT_MSG_TIMEOUT", "ENDPOINT", "FileGrid", "default_timeout", "run_id_for"]
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "messages"
+DEFAULT_MSG_TIMEOUT = 120.0
+"""Seconds ``send_and_receive`` waits at most, unless ``FEDBOX_MSG_TIMEOUT`` says otherwise."""
+
+
+def default_timeout(timeout: float | None = None) -> float:
+    """The argument, else ``$FEDBOX_MSG_TIMEOUT``, else 120 s.
+
+    Flower strategies pass ``timeout=3600`` (and some apps ``None``, "forever");
+    over files a participant that never starts would stall the run that long, so
+    the grid's own timeout is a ceiling on every wait.
+    """
+    if timeout is not None:
+        return float(timeout)
+    env = os.environ.get("FEDBOX_MSG_TIMEOUT")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            logger.warning("FEDBOX_MSG_TIMEOUT=%r is not a number; using %s s", env, DEFAULT_MSG_TIMEOUT)
+    return DEFAULT_MSG_TIMEOUT
+
+
+def run_id_for(app_name: str) -> int:
+    """A Flower run id derived from the app name, so every participant agrees on it."""
+    return int.from_bytes(hashlib.sha256(app_name.encode()).digest()[:8], "big") >> 1 or 1
+
+
+@dataclass(slots=True)
+class _Pending:
+    future: Future
+    node_id: int
+    email: str
+    group_id: str
+    message_type: str
+    ttl: float
+    nbytes: int
+    sent_at: float
+
+
+class FileGrid(Grid):
+    """A Flower ``Grid`` whose nodes are fedbox identities and whose wire is files.
+
+    Node ids come from emails (:func:`fedbox.fl.config.node_id_for`), so the
+    ServerApp sees the same ids on every run. Message ids are set before sending,
+    replies are matched by ``reply_to_message_id``, and a request that comes back
+    as a non-200 RPC status (expired, no handler, handler crashed) becomes a
+    Flower ``Error`` reply rather than a silent gap.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        datasites: Iterable[str],
+        *,
+        run: Run | None = None,
+        timeout: float | None = None,
+        run_config: UserConfig | None = None,
+        callback: EventCallback | None = None,
+        endpoint: str = ENDPOINT,
+    ) -> None:
+        self.app = app
+        self.nodes: dict[int, str] = check_node_ids(datasites)
+        self.timeout = default_timeout(timeout)
+        self.callback = callback
+        self.endpoint = endpoint
+        self._headers = {RUN_CONFIG_HEADER: json.dumps(dict(run_config or {}))}
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self._run: Run | None = None
+        self.set_run(run if run is not None else Run.create_empty(run_id_for(app.name)))
+
+    # -- Grid: run and nodes ---------------------------------------------------------
+
+    def set_run(self, run: Run) -> None:
+        """Adopt ``run``. Also sets Flower's process-wide ``TaskIdentity``, which
+        ``Message(...)`` reads for ``run_id`` and ``src_node_id``: without it a
+        ServerApp cannot build a message at all.
+        """
+        if not isinstance(run, Run):
+            raise TypeError(f"`run` must be an instance of Run, got {type(run).__name__}")
+        self._run = run
+        TaskIdentity.run_id = run.run_id
+        TaskIdentity.node_id = SUPERLINK_NODE_ID
+        TaskIdentity.task_id = run.primary_task_id or 1
+
+    @property
+    def run(self) -> Run:
+        assert self._run is not None
+        return Run(**vars(self._run))
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> list[int]:
+        """Every datasite of the federation, whether or not it is running: over files a
+        message to an absent node simply waits for it."""
+        return list(self.nodes)
+
+    # -- Grid: messages ----------------------------------------------------------------
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        """Write one request per message; returns their (new) message ids."""
+        encoder = BatchEncoder()
+        ids: list[str] = []
+        for message in messages:
+            msg_id = self._push(message, encoder)
+            if msg_id is not None:
+                ids.append(msg_id)
+        return ids
+
+    def _push(self, message: Message, encoder: BatchEncoder) -> str | None:
+        meta = message.metadata
+        if meta.reply_to_message_id or meta.ttl <= 0:
+            raise ValueError(f"not an instruction message (reply or no TTL): {message!r}")
+        email = self.nodes.get(meta.dst_node_id)
+        if email is None:
+            logger.error(
+                "message for unknown node %d dropped; nodes: %s", meta.dst_node_id, self.nodes
+            )
+            return None
+        msg_id = str(uuid.uuid4())
+        meta.__dict__["_message_id"] = msg_id
+        body = encoder.encode(message)
+        expires_in = max(1.0, meta.created_at + meta.ttl - time.time())
+        future = self.app.send(
+            email, self.endpoint, body, headers=self._headers, expires_in=expires_in
+        )
+        with self._lock:
+            self._pending[msg_id] = _Pending(
+                future, meta.dst_node_id, email, meta.group_id, meta.message_type, meta.ttl,
+                len(body), time.monotonic(),
+            )
+        logger.debug(
+            "sent %s message %s to %s (request %s, %d bytes)",
+            meta.message_type, msg_id, email, future.id, len(body),
+        )
+        emit(self.callback, FlEvent(
+            "sent", email, meta.dst_node_id, meta.message_type, meta.group_id, len(body),
+        ))
+        return msg_id
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
+        """Replies that have arrived for ``message_ids`` (each returned once)."""
+        replies: list[Message] = []
+        for msg_id in message_ids:
+            with self._lock:
+                pending = self._pending.get(msg_id)
+            if pending is None or not pending.future.done():
+                continue
+            with self._lock:
+                if self._pending.pop(msg_id, None) is None:
+                    continue  # another thread took it
+            reply = self._read_reply(msg_id, pending)
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        """Push, then wait on arriving files until every reply is in or the wait ends.
+
+        The wait is the smaller of ``timeout`` and the grid's own timeout. Whoever did
+        not answer is logged; their requests are forgotten, so a late reply can never
+        leak into a later round.
+        """
+        ids = self.push_messages(messages)
+        limit = self.timeout if timeout is None else min(float(timeout), self.timeout)
+        deadline = time.monotonic() + limit
+        replies: list[Message] = []
+        waiting = set(ids)
+        while waiting:
+            replies_now = self.pull_messages(list(waiting))
+            for reply in replies_now:
+                waiting.discard(reply.metadata.reply_to_message_id)
+            replies.extend(replies_now)
+            if not waiting:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with self._lock:
+                waiting &= self._pending.keys()
+                futures = [self._pending[i].future for i in waiting]
+            if futures:
+                self.app.box.wait(futures, timeout=remaining, return_when="any")
+        if waiting:
+            self._give_up(waiting, limit)
+        return replies
+
+    def _give_up(self, msg_ids: set[str], waited: float) -> None:
+        with self._lock:
+            lost = [self._pending.pop(i) for i in msg_ids if i in self._pending]
+        names = sorted({p.email for p in lost})
+        logger.warning(
+            "no reply within %.1f s from %d of the nodes: %s", waited, len(names), ", ".join(names)
+        )
+        for p in lost:
+            emit(self.callback, FlEvent(
+                "timeout", p.email, p.node_id, p.message_type, p.group_id,
+                seconds=time.monotonic() - p.sent_at,
+            ))
+
+    def _read_reply(self, msg_id: str, pending: _Pending) -> Message | None:
+        try:
+            response = pending.future.result()
+        except CorruptMessage as exc:
+            return self._error_reply(msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                                     f"reply from {pending.email} was unreadable: {exc}", 0)
+        reply = self._decode(msg_id, pending, response)
+        seconds = time.monotonic() - pending.sent_at
+        emit(self.callback, FlEvent(
+            "reply", pending.email, pending.node_id, pending.message_type, pending.group_id,
+            len(response.body), scalar_metrics(reply),
+            error=reply.error.reason if reply.has_error() else None, seconds=seconds,
+        ))
+        return reply
+
+    def _decode(self, msg_id: str, pending: _Pending, response: Response) -> Message:
+        if response.status != Status.OK:
+            code = {
+                Status.EXPIRED: ErrorCode.MESSAGE_UNAVAILABLE,
+                Status.NOT_FOUND: ErrorCode.NODE_UNAVAILABLE,
+                Status.INTERNAL_ERROR: ErrorCode.CLIENT_APP_CRASHED,
+            }.get(response.status, ErrorCode.UNKNOWN)
+            return self._error_reply(
+                msg_id, pending, code,
+                f"{pending.email} answered {response.status}: {response.text[:500]}",
+                len(response.body),
+            )
+        try:
+            reply = decode_message(response.body)
+        except DecodeError as exc:
+            return self._error_reply(msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                                     f"{pending.email} sent a reply that is not a Flower "
+                                     f"message: {exc}", len(response.body))
+        meta = reply.metadata
+        if meta.reply_to_message_id != msg_id or meta.src_node_id != pending.node_id:
+            return self._error_reply(
+                msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                f"{pending.email} replied to {meta.reply_to_message_id!r} as node "
+                f"{meta.src_node_id}, expected {msg_id!r} from node {pending.node_id}",
+                len(response.body),
+            )
+        return reply
+
+    def _error_reply(
+        self, msg_id: str, pending: _Pending, code: int, reason: str, nbytes: int
+    ) -> Message:
+        logger.warning("message %s: %s", msg_id, reason)
+        metadata = Metadata(
+            run_id=self.run.run_id,
+            message_id=str(uuid.uuid4()),
+            src_node_id=pending.node_id,
+            dst_node_id=SUPERLINK_NODE_ID,
+            reply_to_message_id=msg_id,
+            group_id=pending.group_id,
+            created_at=time.time(),
+            ttl=pending.ttl,
+            message_type=pending.message_type,
+        )
+        return make_message(metadata=metadata, error=Error(code=code, reason=reason))
+
+    # -- fedbox: ending a run ------------------------------------------------------------
+
+    def stop_nodes(self, wait: float = 10.0) -> set[str]:
+        """Tell every node the run is over; return who acknowledged within ``wait`` s.
+
+        Nodes that are not running find the stop in their backlog when they start.
+        """
+        futures: dict[str, str] = {}
+        pending_futures: list[Future] = []
+        run_id = self.run.run_id
+        for node_id, email in self.nodes.items():
+            message = make_stop_message(node_id, run_id)
+            message.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+            try:
+                fut = self.app.send(email, self.endpoint, encode_message(message),
+                                    headers=self._headers, expires_in=max(wait, 60.0) * 10)
+            except Exception:  # keep stopping the others
+                logger.exception("could not send stop to %s", email)
+                continue
+            futures[fut.id] = email
+            pending_futures.append(fut)
+            emit(self.callback, FlEvent("stop", email, node_id, message.metadata.message_type))
+        done, _ = self.app.box.wait(pending_futures, timeout=wait) if pending_futures else ([], [])
+        acked = {futures[f.id] for f in done}
+        for email in acked:
+            emit(self.callback, FlEvent("stopped", email, next(
+                n for n, e in self.nodes.items() if e == email)))
+        missing = sorted(set(self.nodes.values()) - acked)
+        if missing:
+            logger.info("stop not acknowledged within %.1f s by: %s", wait, ", ".join(missing))
+        return acked
+
+    def forget(self) -> None:
+        """Drop every pending request: replies to them will be ignored."""
+        with self._lock:
+            self._pending.clear()

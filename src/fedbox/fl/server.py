@@ -1,0 +1,96 @@
+"""Running a ServerApp over a :class:`FileGrid`: the fedbox counterpart of a SuperLink run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from flwr.app import Context, RecordDict, UserConfig
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.server.run_serverapp import run as run_serverapp
+from flwr.supercore.run import Run
+
+from fedbox.fl.config import AppConfig
+from fedbox.fl.events import EventCallback
+from fedbox.fl.grid import FileGrid, run_id_for
+from fedbox.rpc import Box
+
+__all__ = ["ServerOutcome", "make_run", "run_server"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ServerOutcome:
+    """How a ServerApp run ended. ``finished`` is True only if its main returned."""
+
+    finished: bool
+    context: Context
+    seconds: float
+    error: BaseException | None = None
+    interrupted: bool = False
+    stop_acknowledged: frozenset[str] = frozenset()
+
+
+def make_run(app_config: AppConfig, app_name: str, override_config: UserConfig) -> Run:
+    """The Flower ``Run`` record for this app name (run id derived from the name)."""
+    run = Run.create_empty(run_id_for(app_name))
+    run.fab_id = app_config.fab_id
+    run.fab_version = app_config.version
+    run.override_config = dict(override_config)
+    run.primary_task_id = 1
+    return run
+
+
+def run_server(
+    box: Box,
+    app_config: AppConfig,
+    app_name: str,
+    datasites: Iterable[str],
+    run_config: UserConfig,
+    *,
+    timeout: float | None = None,
+    callback: EventCallback | None = None,
+    stop_wait: float = 10.0,
+) -> ServerOutcome:
+    """Run the app's ServerApp to the end, then tell every datasite to stop.
+
+    The stop goes out however the ServerApp ends, including an exception or Ctrl-C
+    (KeyboardInterrupt is reported in the outcome, not re-raised), so datasites never
+    wait for a run that is over.
+    """
+    run = make_run(app_config, app_name, run_config)
+    grid = FileGrid(
+        box.app(app_name), datasites, run=run, timeout=timeout, run_config=run_config,
+        callback=callback,
+    )
+    context = Context(
+        run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(),
+        run_config=dict(run_config),
+    )
+    started = time.monotonic()
+    outcome = ServerOutcome(finished=False, context=context, seconds=0.0)
+    logger.info("run %s (id %d) starting with %d datasites", app_name, run.run_id, len(grid.nodes))
+    try:
+        run_serverapp(
+            grid=grid, context=context, server_app_dir=str(app_config.app_dir),
+            server_app_attr=app_config.serverapp,
+        )
+        outcome.finished = True
+    except KeyboardInterrupt as exc:
+        logger.warning("run %s interrupted; stopping the datasites", app_name)
+        outcome.interrupted, outcome.error = True, exc
+    except Exception as exc:  # the CLI reports it; datasites must still be stopped
+        logger.exception("the ServerApp of %s failed", app_name)
+        outcome.error = exc
+    finally:
+        outcome.seconds = time.monotonic() - started
+        grid.forget()
+        try:
+            outcome.stop_acknowledged = frozenset(grid.stop_nodes(wait=stop_wait))
+        except KeyboardInterrupt:
+            logger.warning("second interrupt: not waiting for stop acknowledgements")
+            outcome.interrupted = True
+    return outcome

@@ -1,0 +1,102 @@
+"""Counting a run's events per round and per node, for live progress and summaries."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from fedbox.fl.events import FlEvent
+
+__all__ = ["NodeTally", "PhaseTally", "RunTally"]
+
+
+@dataclass
+class PhaseTally:
+    """One ``(group_id, message_type)``: a round's train or evaluate phase, say."""
+
+    group_id: str
+    message_type: str
+    sent: int = 0
+    replied: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    repliers: list[str] = field(default_factory=list)
+    metric_sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    metric_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def metric_means(self) -> dict[str, float]:
+        """Unweighted mean over the nodes that reported each metric."""
+        return {k: self.metric_sums[k] / self.metric_counts[k] for k in sorted(self.metric_sums)}
+
+
+@dataclass
+class NodeTally:
+    email: str
+    sent: int = 0
+    replied: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    stopped: bool = False
+    last_error: str | None = None
+
+
+class RunTally:
+    """A callback for FileGrid that keeps counts; safe to read from another thread."""
+
+    def __init__(self, emails: list[str] | tuple[str, ...] = ()) -> None:
+        self.lock = threading.Lock()
+        self.phases: dict[tuple[str, str], PhaseTally] = {}
+        self.nodes: dict[str, NodeTally] = {e: NodeTally(e) for e in emails}
+        self.events = 0
+
+    def __call__(self, event: FlEvent) -> None:
+        with self.lock:
+            self.events += 1
+            node = self.nodes.setdefault(event.email, NodeTally(event.email))
+            if event.kind == "stopped":
+                node.stopped = True
+                return
+            if event.kind == "stop":
+                return
+            key = (event.group_id, event.message_type)
+            phase = self.phases.get(key)
+            if phase is None:
+                phase = self.phases[key] = PhaseTally(event.group_id, event.message_type)
+            if event.kind == "sent":
+                phase.sent += 1
+                phase.bytes_out += event.nbytes
+                node.sent += 1
+                node.bytes_out += event.nbytes
+            elif event.kind == "reply":
+                phase.replied += 1
+                phase.bytes_in += event.nbytes
+                phase.repliers.append(event.email)
+                node.replied += 1
+                node.bytes_in += event.nbytes
+                if event.error is not None:
+                    phase.errors += 1
+                    node.errors += 1
+                    node.last_error = event.error
+                for k, v in event.metrics.items():
+                    phase.metric_sums[k] += v
+                    phase.metric_counts[k] += 1
+            elif event.kind == "timeout":
+                phase.timeouts += 1
+                node.timeouts += 1
+
+    def latest_phase(self) -> PhaseTally | None:
+        with self.lock:
+            return list(self.phases.values())[-1] if self.phases else None
+
+    def totals(self) -> tuple[int, int]:
+        """(bytes sent, bytes received) so far."""
+        with self.lock:
+            return (
+                sum(p.bytes_out for p in self.phases.values()),
+                sum(p.bytes_in for p in self.phases.values()),
+            )

@@ -1,0 +1,81 @@
+"""The fedbox command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fedbox
+
+
+def fedbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedbox", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _one_call(root: Path) -> str:
+    with fedbox.connect(root, "a@x.org") as a, fedbox.connect(root, "b@x.org") as b:
+        server = b.app("t")
+        server.on_request("echo")(lambda req: req.body)
+        server.start()
+        fut = a.app("t").send("b@x.org", "echo", b"hello cli")
+        fut.wait(10)
+        return fut.id
+
+
+def test_inspect_shows_header_and_digest(root: Path) -> None:
+    msg_id = _one_call(root)
+    (request,) = root.rglob(f"{msg_id}.request")
+    out = fedbox_cli("inspect", str(request))
+    assert out.returncode == 0, out.stderr
+    for text in (msg_id, "a@x.org", "b@x.org", "t / echo", "9 bytes", "ok", "none (plaintext)"):
+        assert text in out.stdout
+    (response,) = root.rglob(f"{msg_id}.response")
+    assert "200 OK" in fedbox_cli("inspect", str(response)).stdout
+
+
+def test_inspect_reports_damage(root: Path) -> None:
+    msg_id = _one_call(root)
+    (request,) = root.rglob(f"{msg_id}.request")
+    data = request.read_bytes()
+    request.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    out = fedbox_cli("inspect", str(request))
+    assert out.returncode == 1 and "MISMATCH" in out.stdout
+    request.write_bytes(b"garbage!")
+    out = fedbox_cli("inspect", str(request))
+    assert out.returncode == 1 and "bad magic" in out.stdout
+
+
+def test_messages_lists_the_audit_trail_with_filters(root: Path) -> None:
+    msg_id = _one_call(root)
+    out = fedbox_cli("messages", "--email", "a@x.org")
+    assert out.returncode == 0, out.stderr
+    assert msg_id[:8] in out.stdout and "b@x.org" in out.stdout and "200" in out.stdout
+    served = fedbox_cli("messages", "--email", "b@x.org", "--peer", "a@x.org", "--status", "200")
+    assert msg_id[:8] in served.stdout
+    none = fedbox_cli("messages", "--email", "a@x.org", "--app", "other")
+    assert msg_id[:8] not in none.stdout
+    missing = fedbox_cli("messages", "--email", "nobody@x.org")
+    assert missing.returncode == 1 and "no audit log" in missing.stdout
+
+
+def test_cleanup_command(root: Path) -> None:
+    msg_id = _one_call(root)
+    (request,) = root.rglob(f"{msg_id}.request")
+    old = time.time() - 3 * 86400
+    os.utime(request, (old, old))
+    out = fedbox_cli("cleanup", "--root", str(root), "--email", "a@x.org", "--older-than", "2d")
+    assert out.returncode == 0 and "removed 1 files" in out.stdout
+    assert not request.exists()
+    bad = fedbox_cli("cleanup", "--root", str(root), "--email", "a@x.org", "--older-than", "soon")
+    assert bad.returncode != 0 and "not a duration" in bad.stderr
+
+
+def test_invalid_email_is_a_clear_error(root: Path) -> None:
+    out = fedbox_cli("messages", "--email", "../etc")
+    assert out.returncode == 2 and "error:" in out.stdout

@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated FEDBOX_HOME and real participant processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PEER = Path(__file__).parent / "rpc" / "peer.py"
+
+
+@pytest.fixture(autouse=True)
+def fedbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own state dirs, for itself and the processes it starts."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FEDBOX_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    path.mkdir()
+    return path
+
+
+class Peer:
+    """A serving participant in its own process; stops when stdin closes."""
+
+    def __init__(self, root: Path, email: str, app: str = "t") -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PEER), "serve", str(root), email, app],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", f"peer did not start: {line!r}"
+
+    def stop(self) -> dict:
+        if self.proc.poll() is not None:
+            return {}
+        out, _ = self.proc.communicate("", timeout=30)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def start_peer(root: Path) -> Iterator:
+    peers: list[Peer] = []
+
+    def start(email: str, app: str = "t") -> Peer:
+        peer = Peer(root, email, app)
+        peers.append(peer)
+        return peer
+
+    yield start
+    for p in peers:
+        if p.proc.poll() is None:
+            p.kill()
+
+
+def run_peer(*args: str, timeout: float = 180) -> object:
+    """Run a one-shot peer command in its own process and return its JSON output."""
+    out = subprocess.run(
+        [sys.executable, str(PEER), *args], capture_output=True, text=True, timeout=timeout,
+        check=True, env=os.environ.copy(),
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

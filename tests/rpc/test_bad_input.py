@@ -1,0 +1,151 @@
+"""Bad files and bad names: each quarantined or refused clearly, other traffic unaffected."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import run_peer
+
+import fedbox
+from fedbox.datasite.paths import request_path, response_path
+from fedbox.rpc.envelope import Header, read_envelope, write_envelope
+
+
+def _envelope(sender: str, recipient: str, msg_id: str, body: bytes = b"payload", **kw) -> bytes:
+    now = time.time()
+    fields = dict(
+        id=msg_id, kind="request", sender=sender, recipient=recipient, app="t",
+        endpoint="echo", created=now, expires=now + 600,
+    )
+    fields.update(kw)
+    buf = io.BytesIO()
+    write_envelope(buf, Header(**fields), body)
+    return buf.getvalue()
+
+
+def _plant(root: Path, data: bytes, sender: str = "alice@a.org", recipient: str = "bob@b.org"):
+    msg_id = str(uuid.uuid4())
+    path = root / request_path(sender, recipient, "t", "echo", msg_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if data is not None else b"")
+    return msg_id, path
+
+
+def _wait_for(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _response_status(root: Path, msg_id: str, sender: str = "alice@a.org") -> tuple[int, bytes]:
+    path = root / response_path(sender, "bob@b.org", "t", "echo", msg_id)
+    _wait_for(path)
+    with open(path, "rb") as f:
+        header, body = read_envelope(f)
+    return header.status, body
+
+
+def _valid(msg_id: str, **kw) -> bytes:
+    return _envelope("alice@a.org", "bob@b.org", msg_id, **kw)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "status", "reason"),
+    [
+        ("truncated", lambda i: _valid(i)[:-3], 400, b"body is"),
+        ("bad magic", lambda i: b"NOPE" + _valid(i)[4:], 400, b"bad magic"),
+        ("short", lambda i: b"FB", 400, b"too short"),
+        ("empty", lambda i: b"", 400, b"too short"),
+        ("garbage header", lambda i: b"FBX1\x05\x00\x00\x00{{{{{", 400, b"unreadable header"),
+        ("huge header len", lambda i: b"FBX1\xff\xff\xff\xff", 400, b"header length"),
+        ("digest mismatch", lambda i: _valid(i)[:-1] + b"X", 400, b"digest"),
+        ("extra bytes", lambda i: _valid(i) + b"tail", 400, b"after the body"),
+        (
+            "addressed to someone else",
+            lambda i: _envelope("alice@a.org", "eve@e.org", i),
+            403,
+            b"addressed to eve@e.org",
+        ),
+        (
+            "forged sender",
+            lambda i: _envelope("mallory@m.org", "bob@b.org", i),
+            403,
+            b"claims sender mallory@m.org",
+        ),
+        ("id differs from name", lambda i: _valid(str(uuid.uuid4())), 400, b"differs from file"),
+        ("wrong kind", lambda i: _valid(i, kind="response", status=200), 400, b"kind is"),
+    ],
+)
+def test_bad_request_file_is_quarantined_and_answered(
+    root: Path, start_peer, name, make, status, reason
+) -> None:
+    start_peer("bob@b.org")
+    placeholder = str(uuid.uuid4())
+    msg_id, path = _plant(root, b"")
+    path.unlink()
+    data = make(msg_id) if name != "id differs from name" else make(placeholder)
+    path.write_bytes(data)
+    got_status, body = _response_status(root, msg_id)
+    assert got_status == status, body
+    assert reason in body
+    assert not path.exists()
+    assert (path.parent / ".quarantine" / path.name).read_bytes() == data
+    ok = run_peer("call", str(root), "alice@a.org", "t", "bob@b.org", "echo", "2", "100")
+    assert [r["status"] for r in ok] == [200, 200]
+
+
+def test_path_tricks_in_folder_names_are_quarantined(root: Path, start_peer) -> None:
+    bob = start_peer("bob@b.org")
+    msg_id = str(uuid.uuid4())
+    evil = root / "syft_outbox_inbox_..@a.org_to_bob@b.org" / "t" / "rpc" / "echo"
+    evil.mkdir(parents=True)
+    (evil / f"{msg_id}.request").write_bytes(_valid(msg_id))
+    bad_name = root / request_path("alice@a.org", "bob@b.org", "t", "echo", msg_id).parent
+    bad_name.mkdir(parents=True, exist_ok=True)
+    (bad_name / "not-a-uuid.request").write_bytes(_valid(msg_id))
+    _wait_for(evil / ".quarantine" / f"{msg_id}.request")
+    _wait_for(bad_name / ".quarantine" / "not-a-uuid.request")
+    ok = run_peer("call", str(root), "alice@a.org", "t", "bob@b.org", "echo", "1", "10")
+    assert ok[0]["status"] == 200
+    assert bob.stop() == {"handled": 1}
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["../bob@b.org", "bob@b.org/x", "bo\x00b@b.org", "bob", "", "a_to_b@x.org", "b\n@x.org"],
+)
+def test_sending_to_an_invalid_email_is_refused(root: Path, email: str) -> None:
+    with fedbox.connect(root, "alice@a.org") as box:
+        with pytest.raises(fedbox.InvalidIdentity):
+            box.app("t").send(email, "echo", b"x")
+    assert list(root.rglob("*.request")) == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "x" * 300])
+def test_invalid_app_and_endpoint_names_are_refused(root: Path, bad: str) -> None:
+    with fedbox.connect(root, "alice@a.org") as box:
+        with pytest.raises(fedbox.InvalidIdentity):
+            box.app(bad)
+        with pytest.raises(fedbox.InvalidIdentity):
+            box.app("t").send("bob@b.org", bad, b"x")
+
+
+def test_connecting_as_an_invalid_email_is_refused(root: Path) -> None:
+    with pytest.raises(fedbox.InvalidIdentity, match="not a valid email"):
+        fedbox.connect(root, "not-an-email")
+
+
+def test_corrupt_response_raises_and_is_quarantined(root: Path) -> None:
+    with fedbox.connect(root, "alice@a.org") as box:
+        fut = box.app("t").send("bob@b.org", "echo", b"hi")
+        path = root / response_path("alice@a.org", "bob@b.org", "t", "echo", fut.id)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"FBX1junk")
+        with pytest.raises(fedbox.CorruptMessage, match="header length|ends inside"):
+            fut.wait(timeout=10)
+        assert (path.parent / ".quarantine" / path.name).exists()
