@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,13 @@ def test_load_or_create_stores_private_keys_0600_in_a_0700_dir(tmp_path: Path) -
     assert mode(keys / "identity.json") == 0o600
     loaded = Identity.load_or_create(tmp_path, ALICE)
     assert loaded.public_bundle() == created.public_bundle()
+
+
+def test_concurrent_first_use_agrees_on_one_identity(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: Identity.load_or_create(tmp_path, ALICE), range(16)))
+    assert len({identity.public_bundle() for identity in made}) == 1
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["identity.json"]
 
 
 def test_a_loosened_key_file_is_tightened_on_load(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from fedbox.cli.durations import parse_duration
+from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -108,6 +109,9 @@ def cleanup(
     age = parse_duration(older_than)
     report = cleanup_store(LocalStore(root), email, age, time.time())
     console.print(f"removed {report.files} files ({report.bytes:,} bytes) older than {older_than}")
+
+
+register_fl_commands(app)  # simulate, bootstrap, run
 
 
 def main() -> None:

@@ -85,6 +85,7 @@ def encrypt_body(
         segment = aead.encrypt(_nonce(nonce_prefix, index, last), view[:n], None)
         dst.write(segment)
         written += len(segment)
+        del segment  # before the next one exists: two segments in memory, not three
         if last:
             return written
     raise ValueError(f"body has more than 2**32 segments of {segment_size} bytes")
@@ -137,6 +138,7 @@ def decrypt_body(
             ) from exc
         dst.write(plain)
         written += len(plain)
+        del plain  # before the next one exists: two segments in memory, not three
         index += 1
     return written
 

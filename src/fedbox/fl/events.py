@@ -34,7 +34,9 @@ class FlEvent:
     email: str
     node_id: int
     message_type: str = ""
-    group_id: str = ""
+    round: str = ""
+    """The message's ``group_id``, or the ``server-round`` in its config when the
+    strategy leaves ``group_id`` empty (Flower's FedAvg does)."""
     nbytes: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None

@@ -67,12 +67,25 @@ def run_id_for(app_name: str) -> int:
     return int.from_bytes(hashlib.sha256(app_name.encode()).digest()[:8], "big") >> 1 or 1
 
 
+def round_label(message: Message) -> str:
+    """For progress only: ``group_id``, else a ``server-round`` value in the content."""
+    if message.metadata.group_id:
+        return message.metadata.group_id
+    if message.has_content():
+        for record in message.content.config_records.values():
+            value = record.get("server-round")
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
+    return ""
+
+
 @dataclass(slots=True)
 class _Pending:
     future: Future
     node_id: int
     email: str
     group_id: str
+    round: str
     message_type: str
     ttl: float
     nbytes: int
@@ -169,6 +182,7 @@ class FileGrid(Grid):
             return None
         msg_id = str(uuid.uuid4())
         meta.__dict__["_message_id"] = msg_id
+        label = round_label(message)
         body = encoder.encode(message)
         expires_in = max(1.0, meta.created_at + meta.ttl - time.time())
         future = self.app.send(
@@ -176,15 +190,15 @@ class FileGrid(Grid):
         )
         with self._lock:
             self._pending[msg_id] = _Pending(
-                future, meta.dst_node_id, email, meta.group_id, meta.message_type, meta.ttl,
-                len(body), time.monotonic(),
+                future, meta.dst_node_id, email, meta.group_id, label,
+                meta.message_type, meta.ttl, len(body), time.monotonic(),
             )
         logger.debug(
             "sent %s message %s to %s (request %s, %d bytes)",
             meta.message_type, msg_id, email, future.id, len(body),
         )
         emit(self.callback, FlEvent(
-            "sent", email, meta.dst_node_id, meta.message_type, meta.group_id, len(body),
+            "sent", email, meta.dst_node_id, meta.message_type, label, len(body),
         ))
         return msg_id
 
@@ -246,7 +260,7 @@ class FileGrid(Grid):
         )
         for p in lost:
             emit(self.callback, FlEvent(
-                "timeout", p.email, p.node_id, p.message_type, p.group_id,
+                "timeout", p.email, p.node_id, p.message_type, p.round,
                 seconds=time.monotonic() - p.sent_at,
             ))
 
@@ -259,7 +273,7 @@ class FileGrid(Grid):
         reply = self._decode(msg_id, pending, response)
         seconds = time.monotonic() - pending.sent_at
         emit(self.callback, FlEvent(
-            "reply", pending.email, pending.node_id, pending.message_type, pending.group_id,
+            "reply", pending.email, pending.node_id, pending.message_type, pending.round,
             len(response.body), scalar_metrics(reply),
             error=reply.error.reason if reply.has_error() else None, seconds=seconds,
         ))

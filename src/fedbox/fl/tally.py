@@ -13,9 +13,9 @@ __all__ = ["NodeTally", "PhaseTally", "RunTally"]
 
 @dataclass
 class PhaseTally:
-    """One ``(group_id, message_type)``: a round's train or evaluate phase, say."""
+    """One ``(round, message_type)``: a round's train or evaluate phase, say."""
 
-    group_id: str
+    round: str
     message_type: str
     sent: int = 0
     replied: int = 0
@@ -24,8 +24,17 @@ class PhaseTally:
     bytes_out: int = 0
     bytes_in: int = 0
     repliers: list[str] = field(default_factory=list)
+    first_sent: float | None = None
+    last_reply: float | None = None
     metric_sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     metric_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def seconds(self) -> float | None:
+        """From the first request written to the last reply read."""
+        if self.first_sent is None or self.last_reply is None:
+            return None
+        return self.last_reply - self.first_sent
 
     def metric_means(self) -> dict[str, float]:
         """Unweighted mean over the nodes that reported each metric."""
@@ -63,16 +72,19 @@ class RunTally:
                 return
             if event.kind == "stop":
                 return
-            key = (event.group_id, event.message_type)
+            key = (event.round, event.message_type)
             phase = self.phases.get(key)
             if phase is None:
-                phase = self.phases[key] = PhaseTally(event.group_id, event.message_type)
+                phase = self.phases[key] = PhaseTally(event.round, event.message_type)
             if event.kind == "sent":
+                if phase.first_sent is None:
+                    phase.first_sent = event.at
                 phase.sent += 1
                 phase.bytes_out += event.nbytes
                 node.sent += 1
                 node.bytes_out += event.nbytes
             elif event.kind == "reply":
+                phase.last_reply = event.at
                 phase.replied += 1
                 phase.bytes_in += event.nbytes
                 phase.repliers.append(event.email)
