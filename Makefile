@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/fedbox demo
+	$(VENV)/bin/fedbox simulate examples/digits --clients 3
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -16,6 +16,7 @@ import os
 import statistics
 import tempfile
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import fedbox
@@ -23,7 +24,7 @@ import fedbox
 SIZES = {"1KB": 1 << 10, "1MB": 1 << 20, "16MB": 16 << 20}
 
 
-def _serve(root: str, home: str, ready, stop) -> None:  # noqa: ANN001
+def _serve(root: str, home: str, ready: Event, stop: Event) -> None:
     os.environ["FEDBOX_HOME"] = home
     with fedbox.connect(root, "server@bench.org") as box:
         app = box.app("bench")

@@ -35,7 +35,10 @@ class Peer:
     def __init__(self, root: Path, email: str, app: str = "t") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(PEER), "serve", str(root), email, app],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -70,7 +73,11 @@ def start_peer(root: Path) -> Iterator:
 def run_peer(*args: str, timeout: float = 180) -> object:
     """Run a one-shot peer command in its own process and return its JSON output."""
     out = subprocess.run(
-        [sys.executable, str(PEER), *args], capture_output=True, text=True, timeout=timeout,
-        check=True, env=os.environ.copy(),
+        [sys.executable, str(PEER), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+        env=os.environ.copy(),
     )
     return json.loads(out.stdout.strip().splitlines()[-1])

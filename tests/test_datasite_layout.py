@@ -93,7 +93,12 @@ def test_syft_urls() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["syft://a@x.org/../b@x.org/f", "http://a@x.org/f", "syft://../etc/passwd", "syft://a@x.org/a\x00"],
+    [
+        "syft://a@x.org/../b@x.org/f",
+        "http://a@x.org/f",
+        "syft://../etc/passwd",
+        "syft://a@x.org/a\x00",
+    ],
 )
 def test_syft_urls_cannot_escape(url: str) -> None:
     with pytest.raises(InvalidIdentity):

@@ -12,8 +12,18 @@ import pytest
 import fedbox
 
 LAYERS = {
-    "errors": 0, "datasite": 1, "store": 2, "crypto": 3, "rpc": 4, "hub": 5, "bridge": 6,
-    "rds": 7, "fl": 8, "cli": 9, "testing": 9, "__main__": 9,
+    "errors": 0,
+    "datasite": 1,
+    "store": 2,
+    "crypto": 3,
+    "rpc": 4,
+    "hub": 5,
+    "bridge": 6,
+    "rds": 7,
+    "fl": 8,
+    "cli": 9,
+    "testing": 9,
+    "__main__": 9,
 }
 SRC = Path(fedbox.__file__).parent
 

@@ -72,8 +72,8 @@ class PermissionDenied(FedboxError, PermissionError):
         self.path = path
 
 
-class CryptoError(FedboxError):
-    """Keys are missing, untrusted or malformed: nothing was decrypted or sent."""
+class _AboutMessage(FedboxError):
+    """Errors that concern one message file: where it is and which id it carries."""
 
     def __init__(
         self, message: str, path: str | None = None, message_id: str | None = None
@@ -81,21 +81,18 @@ class CryptoError(FedboxError):
         super().__init__(message)
         self.path = path
         self.message_id = message_id
+
+
+class CryptoError(_AboutMessage):
+    """Keys are missing, untrusted or malformed: nothing was decrypted or sent."""
 
 
 class DecryptError(CryptoError):
     """A ciphertext failed authentication: tampered, truncated, or not for us."""
 
 
-class MessageError(FedboxError):
+class MessageError(_AboutMessage):
     """A message file on disk cannot be used as it is."""
-
-    def __init__(
-        self, message: str, path: str | None = None, message_id: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message_id = message_id
 
 
 class CorruptMessage(MessageError):

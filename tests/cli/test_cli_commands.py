@@ -13,7 +13,10 @@ import fedbox
 
 def fedbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fedbox", *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "fedbox", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "COLUMNS": "200"},
     )
 

@@ -30,7 +30,9 @@ def serve(root: str, email: str, app_name: str) -> None:
 
     @app.on_request("whoami")
     def whoami(req: fedbox.Request) -> fedbox.Response:
-        return fedbox.Response(body=f"{req.sender}->{req.recipient}".encode(), headers={"pid": str(os.getpid())})
+        return fedbox.Response(
+            body=f"{req.sender}->{req.recipient}".encode(), headers={"pid": str(os.getpid())}
+        )
 
     @app.on_request("boom")
     def boom(req: fedbox.Request) -> bytes:
@@ -44,7 +46,9 @@ def serve(root: str, email: str, app_name: str) -> None:
     box.close()
 
 
-def send(root: str, email: str, app_name: str, to: str, endpoint: str, count: str, size: str) -> None:
+def send(
+    root: str, email: str, app_name: str, to: str, endpoint: str, count: str, size: str
+) -> None:
     with fedbox.connect(root, email) as box:
         app = box.app(app_name)
         body = os.urandom(int(size))
@@ -63,12 +67,14 @@ def wait(root: str, email: str, app_name: str, ids: str) -> None:
     print(json.dumps(out), flush=True)
 
 
-def call(root: str, email: str, app_name: str, to: str, endpoint: str, count: str, size: str) -> None:
+def call(
+    root: str, email: str, app_name: str, to: str, endpoint: str, count: str, size: str
+) -> None:
     with fedbox.connect(root, email) as box:
         app = box.app(app_name)
         bodies = [os.urandom(int(size)) for _ in range(int(count))]
         futures = [app.send(to, endpoint, b) for b in bodies]
-        done, pending = box.wait(futures, timeout=120)
+        _, pending = box.wait(futures, timeout=120)
         out = []
         for fut, body in zip(futures, bodies, strict=True):
             if fut in pending:

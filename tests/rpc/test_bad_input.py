@@ -18,8 +18,14 @@ from fedbox.rpc.envelope import Header, read_envelope, write_envelope
 def _envelope(sender: str, recipient: str, msg_id: str, body: bytes = b"payload", **kw) -> bytes:
     now = time.time()
     fields = dict(
-        id=msg_id, kind="request", sender=sender, recipient=recipient, app="t",
-        endpoint="echo", created=now, expires=now + 600,
+        id=msg_id,
+        kind="request",
+        sender=sender,
+        recipient=recipient,
+        app="t",
+        endpoint="echo",
+        created=now,
+        expires=now + 600,
     )
     fields.update(kw)
     buf = io.BytesIO()
@@ -120,9 +126,8 @@ def test_path_tricks_in_folder_names_are_quarantined(root: Path, start_peer) -> 
     ["../bob@b.org", "bob@b.org/x", "bo\x00b@b.org", "bob", "", "a_to_b@x.org", "b\n@x.org"],
 )
 def test_sending_to_an_invalid_email_is_refused(root: Path, email: str) -> None:
-    with fedbox.connect(root, "alice@a.org") as box:
-        with pytest.raises(fedbox.InvalidIdentity):
-            box.app("t").send(email, "echo", b"x")
+    with fedbox.connect(root, "alice@a.org") as box, pytest.raises(fedbox.InvalidIdentity):
+        box.app("t").send(email, "echo", b"x")
     assert list(root.rglob("*.request")) == []
 
 
@@ -146,6 +151,6 @@ def test_corrupt_response_raises_and_is_quarantined(root: Path) -> None:
         path = root / response_path("alice@a.org", "bob@b.org", "t", "echo", fut.id)
         path.parent.mkdir(parents=True)
         path.write_bytes(b"FBX1junk")
-        with pytest.raises(fedbox.CorruptMessage, match="header length|ends inside"):
+        with pytest.raises(fedbox.CorruptMessage, match=r"header length|ends inside"):
             fut.wait(timeout=10)
         assert (path.parent / ".quarantine" / path.name).exists()

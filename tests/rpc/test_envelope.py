@@ -13,8 +13,14 @@ from fedbox.errors import CorruptMessage
 from fedbox.rpc.envelope import MAGIC, Header, copy_body, read_envelope, read_header, write_envelope
 
 HEADER = Header(
-    id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60", kind="request", sender="a@x.org",
-    recipient="b@x.org", app="t", endpoint="echo", created=1.5, expires=2.5,
+    id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60",
+    kind="request",
+    sender="a@x.org",
+    recipient="b@x.org",
+    app="t",
+    endpoint="echo",
+    created=1.5,
+    expires=2.5,
 )
 
 

@@ -25,9 +25,10 @@ class FakeClock:
 def test_expired_request_is_answered_419_and_never_runs(root: Path) -> None:
     clock = FakeClock()
     ran: list[str] = []
-    with fedbox.connect(root, "a@x.org", clock=clock) as a, fedbox.connect(
-        root, "b@x.org", clock=clock
-    ) as b:
+    with (
+        fedbox.connect(root, "a@x.org", clock=clock) as a,
+        fedbox.connect(root, "b@x.org", clock=clock) as b,
+    ):
         fut = a.app("t").send("b@x.org", "echo", b"late", expires_in=30)
         clock.now += 31
         server = b.app("t")

@@ -58,9 +58,22 @@ def test_300_concurrent_requests_from_three_senders(root: Path, start_peer, fedb
 
     def one(sender: str) -> list[dict]:
         out = subprocess.run(
-            [sys.executable, str(PEER), "call", str(root), sender, "t", "bob@b.org", "echo",
-             "100", "200"],
-            capture_output=True, text=True, timeout=180, check=True,
+            [
+                sys.executable,
+                str(PEER),
+                "call",
+                str(root),
+                sender,
+                "t",
+                "bob@b.org",
+                "echo",
+                "100",
+                "200",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
         )
         return json.loads(out.stdout.strip().splitlines()[-1])
 

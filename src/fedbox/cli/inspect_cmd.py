@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from rich.console import Console
 from rich.table import Table
@@ -29,7 +30,7 @@ def _status_text(status: int | None) -> str:
         return str(status)
 
 
-def _body_check(f, header: Header) -> tuple[int, bool]:  # noqa: ANN001
+def _body_check(f: BinaryIO, header: Header) -> tuple[int, bool]:
     digest = hashlib.sha256()
     size = 0
     while chunk := f.read(1 << 20):

@@ -86,6 +86,13 @@ class _WatcherBase:
         self.close()
 
     def close(self) -> None:
+        """Stop reporting and release the event source. Idempotent."""
+        if self._batches.closed:
+            return
+        self._batches.close()
+        self._release()
+
+    def _release(self) -> None:
         raise NotImplementedError
 
 
@@ -123,10 +130,7 @@ class InotifyWatcher(_WatcherBase):
 
         self._unsubscribe = InotifyRoot.subscribe(root, deliver)
 
-    def close(self) -> None:
-        if self._batches.closed:
-            return
-        self._batches.close()
+    def _release(self) -> None:
         self._unsubscribe()
 
 
@@ -146,10 +150,7 @@ class EventWatcher(_WatcherBase):
         self._observer.daemon = True
         self._observer.start()
 
-    def close(self) -> None:
-        if self._batches.closed:
-            return
-        self._batches.close()
+    def _release(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)
 
@@ -185,11 +186,8 @@ class PollWatcher(_WatcherBase):
                 self._batches.push(path)
             self._seen = current
 
-    def close(self) -> None:
-        if self._batches.closed:
-            return
+    def _release(self) -> None:
         self._stop.set()
-        self._batches.close()
         self._thread.join(timeout=5)
 
 

@@ -1,0 +1,1 @@
+"""fbcount: a Flower test app for fedbox."""
