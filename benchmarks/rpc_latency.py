@@ -11,32 +11,17 @@ read, once ("one way") and twice ("there and back", what a round trip moves).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 import tempfile
 import time
-from multiprocessing.synchronize import Event
 from pathlib import Path
+
+from _common import APP, Server, percentile
 
 import fedbox
 
 SIZES = {"1KB": 1 << 10, "1MB": 1 << 20, "16MB": 16 << 20}
-
-
-def _serve(root: str, home: str, ready: Event, stop: Event) -> None:
-    os.environ["FEDBOX_HOME"] = home
-    with fedbox.connect(root, "server@bench.org") as box:
-        app = box.app("bench")
-        app.on_request("echo")(lambda req: req.body)
-        app.start()
-        ready.set()
-        stop.wait()
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _plain_io(folder: Path, body: bytes) -> float:
@@ -62,40 +47,35 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fedbox-bench-"))
     root, home = work / "store", work / "home"
     os.environ["FEDBOX_HOME"] = str(home)
-    ctx = mp.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    server = ctx.Process(target=_serve, args=(str(root), str(home), ready, stop))
-    server.start()
-    ready.wait(60)
-    print(f"{args.calls} sequential calls per size, server in pid {server.pid}, store {root}")
-    header = (
-        f"{'size':>6} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'plain 1-way ms':>15}"
-        f" {'p50/1-way':>10} {'p50/2-way':>10}"
-    )
-    print(header)
-    with fedbox.connect(root, "client@bench.org") as box:
-        app = box.app("bench")
-        for name in args.sizes.split(","):
-            body = os.urandom(SIZES[name])
-            app.send("server@bench.org", "echo", body).wait(30)
-            rtts, plain = [], []
-            for _ in range(args.calls):
-                start = time.perf_counter()
-                resp = app.send("server@bench.org", "echo", body).wait(60)
-                rtts.append(time.perf_counter() - start)
-                assert resp.status == 200 and len(resp.body) == len(body)
-                plain.append(_plain_io(work, body))
-            p50, ref = statistics.median(rtts), statistics.median(plain)
-            print(
-                f"{name:>6} {p50 * 1e3:9.2f} {_pct(rtts, 0.95) * 1e3:9.2f}"
-                f" {_pct(rtts, 0.99) * 1e3:9.2f} {ref * 1e3:15.2f}"
-                f" {p50 / ref:10.2f} {p50 / (2 * ref):10.2f}",
-                flush=True,
-            )
-            for f in root.rglob("*.re*"):
-                f.unlink()
-    stop.set()
-    server.join(30)
+    with Server(root, home, [("server@bench.org", False)]) as server:
+        pid = server.process.pid
+        print(f"{args.calls} sequential calls per size, server in pid {pid}, store {root}")
+        header = (
+            f"{'size':>6} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'plain 1-way ms':>15}"
+            f" {'p50/1-way':>10} {'p50/2-way':>10}"
+        )
+        print(header)
+        with fedbox.connect(root, "client@bench.org") as box:
+            app = box.app(APP)
+            for name in args.sizes.split(","):
+                body = os.urandom(SIZES[name])
+                app.send("server@bench.org", "echo", body).wait(30)
+                rtts, plain = [], []
+                for _ in range(args.calls):
+                    start = time.perf_counter()
+                    resp = app.send("server@bench.org", "echo", body).wait(60)
+                    rtts.append(time.perf_counter() - start)
+                    assert resp.status == 200 and len(resp.body) == len(body)
+                    plain.append(_plain_io(work, body))
+                p50, ref = statistics.median(rtts), statistics.median(plain)
+                print(
+                    f"{name:>6} {p50 * 1e3:9.2f} {percentile(rtts, 0.95) * 1e3:9.2f}"
+                    f" {percentile(rtts, 0.99) * 1e3:9.2f} {ref * 1e3:15.2f}"
+                    f" {p50 / ref:10.2f} {p50 / (2 * ref):10.2f}",
+                    flush=True,
+                )
+                for f in root.rglob("*.re*"):
+                    f.unlink()
     print("reference: the system we replace polls every 2-3 s, i.e. ~2000-3000 ms per hop")
 
 

@@ -32,9 +32,10 @@ def root(tmp_path: Path) -> Path:
 class Peer:
     """A serving participant in its own process; stops when stdin closes."""
 
-    def __init__(self, root: Path, email: str, app: str = "t") -> None:
+    def __init__(self, root: Path, email: str, app: str = "t", *, encrypt: bool = False) -> None:
+        extra = ["--encrypt"] if encrypt else []
         self.proc = subprocess.Popen(
-            [sys.executable, str(PEER), "serve", str(root), email, app],
+            [sys.executable, str(PEER), "serve", str(root), email, app, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -59,8 +60,8 @@ class Peer:
 def start_peer(root: Path) -> Iterator:
     peers: list[Peer] = []
 
-    def start(email: str, app: str = "t") -> Peer:
-        peer = Peer(root, email, app)
+    def start(email: str, app: str = "t", *, encrypt: bool = False) -> Peer:
+        peer = Peer(root, email, app, encrypt=encrypt)
         peers.append(peer)
         return peer
 

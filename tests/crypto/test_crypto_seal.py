@@ -103,7 +103,9 @@ def test_header_aad_is_canonical_and_covers_exactly_its_fields() -> None:
     assert list(decoded) == sorted(AAD_FIELDS)
     assert decoded["body_len"] is None and decoded["status"] is None
     assert b" " not in aad
-    assert header_aad({**header, "headers": {"x": "y"}, "enc": {}}) == aad
+    assert header_aad({**header, "enc": {}, "unknown": 1}) == aad
+    assert header_aad({**header, "headers": {"x": "y"}}) != aad
+    assert decoded["v"] == 1 and decoded["headers"] == {}
     assert header_aad(dict(reversed(list(header.items())))) == aad
     with pytest.raises(ValueError):
         header_aad({"created": float("nan")})

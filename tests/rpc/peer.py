@@ -4,6 +4,8 @@ Usage: ``python peer.py serve ROOT EMAIL APP`` serves until stdin closes;
 ``python peer.py send ROOT EMAIL APP TO ENDPOINT COUNT SIZE`` writes requests and prints
 their ids as JSON, then exits without waiting; ``python peer.py wait ROOT EMAIL APP IDS``
 re-attaches to those ids and prints the responses as JSON; ``call`` sends and waits.
+Any command takes ``--encrypt`` (anywhere after the command name) to connect with
+end-to-end encryption on.
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ import threading
 
 import fedbox
 
+ENCRYPT = False
+
+
+def _connect(root: str, email: str) -> fedbox.Box:
+    return fedbox.connect(root, email, encrypt=ENCRYPT)
+
 
 def serve(root: str, email: str, app_name: str) -> None:
-    box = fedbox.connect(root, email)
+    box = _connect(root, email)
     app = box.app(app_name)
     calls = {"n": 0}
     lock = threading.Lock()
@@ -49,7 +57,7 @@ def serve(root: str, email: str, app_name: str) -> None:
 def send(
     root: str, email: str, app_name: str, to: str, endpoint: str, count: str, size: str
 ) -> None:
-    with fedbox.connect(root, email) as box:
+    with _connect(root, email) as box:
         app = box.app(app_name)
         body = os.urandom(int(size))
         ids = [app.send(to, endpoint, body).id for _ in range(int(count))]
@@ -61,7 +69,7 @@ def _result(resp: fedbox.Response) -> dict:
 
 
 def wait(root: str, email: str, app_name: str, ids: str) -> None:
-    with fedbox.connect(root, email) as box:
+    with _connect(root, email) as box:
         app = box.app(app_name)
         out = [_result(app.future(i).wait(timeout=60)) for i in json.loads(ids)]
     print(json.dumps(out), flush=True)
@@ -70,7 +78,7 @@ def wait(root: str, email: str, app_name: str, ids: str) -> None:
 def call(
     root: str, email: str, app_name: str, to: str, endpoint: str, count: str, size: str
 ) -> None:
-    with fedbox.connect(root, email) as box:
+    with _connect(root, email) as box:
         app = box.app(app_name)
         bodies = [os.urandom(int(size)) for _ in range(int(count))]
         futures = [app.send(to, endpoint, b) for b in bodies]
@@ -87,4 +95,8 @@ def call(
 
 if __name__ == "__main__":
     commands = {"serve": serve, "send": send, "wait": wait, "call": call}
-    commands[sys.argv[1]](*sys.argv[2:])
+    args = sys.argv[2:]
+    if "--encrypt" in args:
+        args.remove("--encrypt")
+        ENCRYPT = True
+    commands[sys.argv[1]](*args)

@@ -41,7 +41,9 @@ def histogram(msg: Message, context: Context) -> Message:
     values = _column(context, str(query["feature"]))
     if len(values) < int(query["min-rows"]):
         raise ValueError(f"only {len(values)} rows here, fewer than min-rows")
-    edges = np.linspace(float(query["bin-min"]), float(query["bin-max"]), int(query["num-bins"]) + 1)
+    edges = np.linspace(
+        float(query["bin-min"]), float(query["bin-max"]), int(query["num-bins"]) + 1
+    )
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     metrics = MetricRecord(
         {

@@ -28,13 +28,20 @@ from rich.text import Text
 
 from fedbox.errors import FedboxError
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
-from fedbox.fl.config import AppConfig, AppConfigError, bootstrap as write_bootstrap
-from fedbox.fl.config import load_app_config, node_id_for, parse_run_config
+from fedbox.fl.config import (
+    AppConfig,
+    AppConfigError,
+    load_app_config,
+    node_id_for,
+    parse_run_config,
+)
+from fedbox.fl.config import bootstrap as write_bootstrap
 from fedbox.fl.discovery import wait_for_run
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import (
     InProcessClients,
     SimulationPlan,
+    connect_local,
     default_app_name,
     plan_simulation,
 )
@@ -133,18 +140,31 @@ class Progress:
 
     def phase_table(self, last: int | None = 12) -> Table:
         table = Table(expand=False, title=None)
-        for column in ("round", "type", "replies", "errors", "timeouts", "sent", "received",
-                       "seconds"):
+        for column in (
+            "round",
+            "type",
+            "replies",
+            "errors",
+            "timeouts",
+            "sent",
+            "received",
+            "seconds",
+        ):
             table.add_column(column, justify="right" if column != "type" else "left")
         table.add_column("metrics (mean over replies)")
         with self.tally.lock:
             phases = list(self.tally.phases.values())
         for p in phases[-last:] if last else phases:
             table.add_row(
-                p.round or "-", p.message_type, f"{p.replied}/{p.sent}",
-                str(p.errors) if p.errors else "", str(p.timeouts) if p.timeouts else "",
-                _size(p.bytes_out), _size(p.bytes_in),
-                "" if p.seconds is None else f"{p.seconds:.3f}", _fmt_metrics(p.metric_means()),
+                p.round or "-",
+                p.message_type,
+                f"{p.replied}/{p.sent}",
+                str(p.errors) if p.errors else "",
+                str(p.timeouts) if p.timeouts else "",
+                _size(p.bytes_out),
+                _size(p.bytes_in),
+                "" if p.seconds is None else f"{p.seconds:.3f}",
+                _fmt_metrics(p.metric_means()),
             )
         return table
 
@@ -173,8 +193,12 @@ def _node_table(tally: RunTally, exit_codes: dict[str, int | None] | None = None
         nodes = list(tally.nodes.values())
     for n in nodes:
         row = [
-            n.email, f"{n.replied}/{n.sent}", str(n.errors) if n.errors else "",
-            str(n.timeouts) if n.timeouts else "", _size(n.bytes_out), _size(n.bytes_in),
+            n.email,
+            f"{n.replied}/{n.sent}",
+            str(n.errors) if n.errors else "",
+            str(n.timeouts) if n.timeouts else "",
+            _size(n.bytes_out),
+            _size(n.bytes_in),
             "yes" if n.stopped else "no",
         ]
         if exit_codes is not None:
@@ -184,8 +208,9 @@ def _node_table(tally: RunTally, exit_codes: dict[str, int | None] | None = None
     return table
 
 
-def _run_with_progress(title: str, n_nodes: int, body: Callable[[RunTally], ServerOutcome],
-                       tally: RunTally) -> ServerOutcome:
+def _run_with_progress(
+    title: str, n_nodes: int, body: Callable[[RunTally], ServerOutcome], tally: RunTally
+) -> ServerOutcome:
     progress = Progress(tally, title, n_nodes)
     if console.is_terminal:
         with Live(progress, console=console, refresh_per_second=4, transient=True):
@@ -196,8 +221,9 @@ def _run_with_progress(title: str, n_nodes: int, body: Callable[[RunTally], Serv
     return outcome
 
 
-def _report(outcome: ServerOutcome, tally: RunTally,
-            exit_codes: dict[str, int | None] | None = None) -> int:
+def _report(
+    outcome: ServerOutcome, tally: RunTally, exit_codes: dict[str, int | None] | None = None
+) -> int:
     console.print(_node_table(tally, exit_codes))
     with tally.lock:
         silent = sorted(n.email for n in tally.nodes.values() if n.timeouts)
@@ -210,7 +236,9 @@ def _report(outcome: ServerOutcome, tally: RunTally,
         console.print(f"[green]ServerApp finished[/green] in {outcome.seconds:.1f} s")
         return EXIT_OK
     if outcome.interrupted:
-        console.print(f"[red]interrupted[/red] after {outcome.seconds:.1f} s; datasites told to stop")
+        console.print(
+            f"[red]interrupted[/red] after {outcome.seconds:.1f} s; datasites told to stop"
+        )
         return EXIT_INTERRUPTED
     console.print(
         f"[red]ServerApp failed[/red] after {outcome.seconds:.1f} s: "
@@ -224,11 +252,26 @@ def _report(outcome: ServerOutcome, tally: RunTally,
 
 def _client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
     cmd = [
-        sys.executable, "-m", "fedbox.cli.fl_commands", "run", str(plan.app.app_dir),
-        "--email", email, "--root", str(plan.store_root),
-        "--state-dir", str(plan.state_dir(email)), "--app-name", plan.app_name,
-        "--aggregator", plan.aggregator, "--partition-id", str(index),
-        "--num-partitions", str(len(plan.datasites)),
+        sys.executable,
+        "-m",
+        "fedbox.cli.fl_commands",
+        "run",
+        str(plan.app.app_dir),
+        "--email",
+        email,
+        "--root",
+        str(plan.store_root),
+        "--state-dir",
+        str(plan.state_dir(email)),
+        "--app-name",
+        plan.app_name,
+        "--aggregator",
+        plan.aggregator,
+        "--partition-id",
+        str(index),
+        "--num-partitions",
+        str(len(plan.datasites)),
+        "--volatile",
     ]
     if plan.data_paths[index]:
         cmd += ["--data", str(plan.data_paths[index])]
@@ -245,8 +288,12 @@ def _start_processes(plan: SimulationPlan) -> dict[str, subprocess.Popen[bytes]]
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(state / "client.log", "ab") as log:
             procs[email] = subprocess.Popen(
-                _client_command(plan, index, email), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                _client_command(plan, index, email),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
     return procs
 
@@ -292,8 +339,12 @@ def simulate(
     app, config = _load(app_dir, run_config)
     try:
         plan = plan_simulation(
-            app, config, clients=clients, root=root,
-            data=[str(d) for d in data or []], timeout=timeout,
+            app,
+            config,
+            clients=clients,
+            root=root,
+            data=[str(d) for d in data or []],
+            timeout=timeout,
         )
     except AppConfigError as exc:
         raise _fail(str(exc)) from exc
@@ -309,7 +360,9 @@ def simulate(
     host: InProcessClients | None = None
     procs: dict[str, subprocess.Popen[bytes]] = {}
     exit_codes: dict[str, int | None] | None = None
-    box = connect(plan.store_root, plan.aggregator, state_dir=plan.state_dir(plan.aggregator))
+    box = connect_local(
+        plan.store_root, plan.aggregator, plan.state_dir(plan.aggregator), durable=False
+    )
     try:
         if inprocess:
             host = InProcessClients(plan)
@@ -317,8 +370,16 @@ def simulate(
             procs = _start_processes(plan)
 
         def body(t: RunTally) -> ServerOutcome:
-            return run_server(box, app, plan.app_name, plan.datasites, plan.run_config,
-                              timeout=plan.timeout, callback=t, stop_wait=stop_wait)
+            return run_server(
+                box,
+                app,
+                plan.app_name,
+                plan.datasites,
+                plan.run_config,
+                timeout=plan.timeout,
+                callback=t,
+                stop_wait=stop_wait,
+            )
 
         outcome = _run_with_progress(app.project, len(plan.datasites), body, tally)
         if procs:
@@ -358,12 +419,14 @@ def bootstrap(
 ) -> None:
     """Write [tool.fedbox] (aggregator, datasites) into the app's pyproject.toml."""
     try:
-        path = write_bootstrap(app_dir, aggregator, datasite, app_name=app_name, root=root,
-                               encrypt=encrypt)
+        path = write_bootstrap(
+            app_dir, aggregator, datasite, app_name=app_name, root=root, encrypt=encrypt
+        )
     except (AppConfigError, FedboxError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"wrote [tool.fedbox] to {path}: aggregator {aggregator}, "
-                  f"{len(datasite)} datasites")
+    console.print(
+        f"wrote [tool.fedbox] to {path}: aggregator {aggregator}, {len(datasite)} datasites"
+    )
     for email in datasite:
         console.print(f"  {email}  node id {node_id_for(email)}")
 
@@ -379,7 +442,8 @@ def run(
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Your data dir (datasites).")] = None,
     state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Private state [default: $FEDBOX_HOME/EMAIL].")
+        Path | None,
+        typer.Option("--state-dir", help="Private state [default: $FEDBOX_HOME/EMAIL]."),
     ] = None,
     app_name: Annotated[
         str | None, typer.Option("--app-name", help="The run's app name [default: config or new].")
@@ -392,6 +456,7 @@ def run(
     ] = None,
     partition_id: Annotated[int | None, typer.Option("--partition-id", hidden=True)] = None,
     num_partitions: Annotated[int | None, typer.Option("--num-partitions", hidden=True)] = None,
+    volatile: Annotated[bool, typer.Option("--volatile", hidden=True)] = False,
     run_config: RunConfigOpt = None,
     timeout: TimeoutOpt = None,
     stop_wait: Annotated[float, typer.Option("--stop-wait", help="Seconds for stop acks.")] = 15.0,
@@ -411,50 +476,106 @@ def run(
         if not sites:
             raise _fail("no datasites: run `fedbox bootstrap` or pass --datasite")
         _quiet_flower()
-        raise typer.Exit(_run_aggregator(app, config, email, root, state_dir,
-                                         app_name or fed.app_name, sites, timeout, stop_wait))
+        raise typer.Exit(
+            _run_aggregator(
+                app,
+                config,
+                email,
+                root,
+                state_dir,
+                app_name or fed.app_name,
+                sites,
+                timeout,
+                stop_wait,
+            )
+        )
     if sites and email not in sites and partition_id is None:
         raise _fail(f"{email} is neither the aggregator ({agg}) nor a datasite of this app")
     index = partition_id if partition_id is not None else sites.index(email)
     count = num_partitions if num_partitions is not None else len(sites)
-    raise typer.Exit(_run_datasite(app, config, email, agg, root, state_dir,
-                                   app_name or fed.app_name, index, count, data))
+    raise typer.Exit(
+        _run_datasite(
+            app,
+            config,
+            email,
+            agg,
+            root,
+            state_dir,
+            app_name or fed.app_name,
+            index,
+            count,
+            data,
+            durable=not volatile,
+        )
+    )
 
 
-def _run_aggregator(app: AppConfig, config: dict[str, Any], email: str, root: Path,
-                    state_dir: Path | None, app_name: str | None, sites: tuple[str, ...],
-                    timeout: float | None, stop_wait: float) -> int:
+def _run_aggregator(
+    app: AppConfig,
+    config: dict[str, Any],
+    email: str,
+    root: Path,
+    state_dir: Path | None,
+    app_name: str | None,
+    sites: tuple[str, ...],
+    timeout: float | None,
+    stop_wait: float,
+) -> int:
     name = app_name or default_app_name(email, app.project)
     console.print(f"fedbox run: {email} aggregating {app.fab_id} as {name} over {root}")
     tally = RunTally(sites)
     with connect(root, email, state_dir=state_dir) as box:
 
         def body(t: RunTally) -> ServerOutcome:
-            return run_server(box, app, name, sites, config, timeout=timeout, callback=t,
-                              stop_wait=stop_wait)
+            return run_server(
+                box, app, name, sites, config, timeout=timeout, callback=t, stop_wait=stop_wait
+            )
 
         with _sigterm_as_interrupt():
             outcome = _run_with_progress(app.project, len(sites), body, tally)
         return _report(outcome, tally)
 
 
-def _run_datasite(app: AppConfig, config: dict[str, Any], email: str, aggregator: str,
-                  root: Path, state_dir: Path | None, app_name: str | None, index: int,
-                  count: int, data: Path | None) -> int:
+def _run_datasite(
+    app: AppConfig,
+    config: dict[str, Any],
+    email: str,
+    aggregator: str,
+    root: Path,
+    state_dir: Path | None,
+    app_name: str | None,
+    index: int,
+    count: int,
+    data: Path | None,
+    *,
+    durable: bool = True,
+) -> int:
     if data is not None:
         os.environ["DATA_DIR"] = str(data.expanduser().resolve())
-    with connect(root, email, state_dir=state_dir) as box, _sigterm_as_interrupt():
+    box = connect_local(root, email, state_dir, durable=durable)
+    with box, _sigterm_as_interrupt():
         try:
             if app_name is None:
-                console.print(f"fedbox run: {email} waiting for a run of {app.project} "
-                              f"from {aggregator}", highlight=False)
+                console.print(
+                    f"fedbox run: {email} waiting for a run of {app.project} from {aggregator}",
+                    highlight=False,
+                )
                 app_name = wait_for_run(box.store, aggregator, email, app.project)
                 assert app_name is not None
-            node = ClientNode(box, app_name, client_app_loader(app),
-                              node_config_for(index, count, data), default_run_config=config)
+            node = ClientNode(
+                box,
+                app_name,
+                client_app_loader(app),
+                node_config_for(index, count, data),
+                default_run_config=config,
+                fsync=durable,
+            )
             node.start()
-            console.print(f"fedbox run: {email} serving {app_name} as node {node.node_id} "
-                          f"(partition {index} of {count})", highlight=False)
+            console.print(
+                f"fedbox run: {email} serving {app_name} as node {node.node_id} "
+                f"(partition {index} of {count})",
+                highlight=False,
+            )
             try:
                 node.wait()
             finally:
@@ -462,8 +583,10 @@ def _run_datasite(app: AppConfig, config: dict[str, Any], email: str, aggregator
         except KeyboardInterrupt:
             console.print(f"fedbox run: {email} interrupted", highlight=False)
             return EXIT_INTERRUPTED
-    console.print(f"fedbox run: {email} stopped by the aggregator after "
-                  f"{node.runner.handled} messages", highlight=False)
+    console.print(
+        f"fedbox run: {email} stopped by the aggregator after {node.runner.handled} messages",
+        highlight=False,
+    )
     return EXIT_OK
 
 
@@ -492,7 +615,8 @@ def _configure(
 ) -> None:
     """Logging for this module's own entry point (the main command configures its own)."""
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2), format="%(message)s",
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(message)s",
         handlers=[RichHandler(console=Console(stderr=True))],
     )
 

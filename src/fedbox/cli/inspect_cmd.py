@@ -10,6 +10,7 @@ from typing import BinaryIO
 from rich.console import Console
 from rich.table import Table
 
+from fedbox.crypto import describe_enc
 from fedbox.errors import CorruptMessage
 from fedbox.rpc.envelope import Header, read_header
 from fedbox.rpc.status import Status
@@ -40,7 +41,11 @@ def _body_check(f: BinaryIO, header: Header) -> tuple[int, bool]:
 
 
 def inspect_file(path: Path, console: Console) -> int:
-    """Print the header and checks; exit code 0 if intact, 1 if corrupt."""
+    """Print the header and checks; exit code 0 if intact, 1 if corrupt.
+
+    An encrypted body is checked (digest) but not opened: the row ``encryption`` says
+    for whom it is encrypted.
+    """
     total = path.stat().st_size
     with open(path, "rb") as f:
         try:
@@ -52,6 +57,7 @@ def inspect_file(path: Path, console: Console) -> int:
     table = Table(title=str(path), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
+    cipher = "" if header.enc is None else " of ciphertext"
     rows = [
         ("kind", header.kind),
         ("id", header.id),
@@ -63,10 +69,10 @@ def inspect_file(path: Path, console: Console) -> int:
         ("status", _status_text(header.status)),
         ("headers", ", ".join(f"{k}={v}" for k, v in header.headers.items()) or "-"),
         ("file size", f"{total:,} bytes"),
-        ("body", f"{header.body_len:,} bytes (found {body_size:,})"),
+        ("body", f"{header.body_len:,} bytes{cipher} (found {body_size:,})"),
         ("sha256", header.body_sha256),
         ("digest check", "[green]ok[/green]" if intact else "[red]MISMATCH[/red]"),
-        ("encryption", "none (plaintext)" if header.enc is None else str(header.enc.get("alg"))),
+        ("encryption", "none (plaintext)" if header.enc is None else describe_enc(header.enc)),
     ]
     for key, value in rows:
         table.add_row(key, value)

@@ -16,6 +16,7 @@ from rich.table import Table
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
+from fedbox.cli.keys_cmd import keys_app
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog
@@ -112,6 +113,7 @@ def cleanup(
 
 
 register_fl_commands(app)  # simulate, bootstrap, run
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 Rng = Callable[[int], bytes]
 """Source of randomness: ``rng(n)`` returns ``n`` bytes. ``os.urandom`` unless injected."""
@@ -86,3 +88,56 @@ def multibase_decode(text: object, codec: bytes, size: int, what: str) -> bytes:
     if not data.startswith(codec) or len(data) != len(codec) + size:
         raise ValueError(f"{what} is not a {size}-byte key with multicodec prefix {codec.hex()}")
     return data[len(codec) :]
+
+
+_INLINE_HASH = 1 << 16  # below this, a thread hop costs more than the hashing
+
+
+class BackgroundSha256:
+    """SHA-256 fed by one thread and computed on another, so that hashing one body segment
+    overlaps with encrypting or decrypting the next: the AEAD holds the GIL, ``hashlib``
+    releases it, and on two cores a body then costs about max(hash, AEAD), not their sum.
+
+    ``update(data)`` returns at once; ``data`` must stay unchanged until the next call to
+    ``update``, ``wait`` or ``hexdigest``, each of which first waits for the previous
+    update (so updates apply in order). The first update and short ones are hashed inline:
+    a one-segment body never starts the helper thread.
+    """
+
+    __slots__ = ("_hash", "_pending", "_pool", "_updates")
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+        self._updates = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.wait()
+        self._updates += 1
+        if self._updates == 1 or len(data) < _INLINE_HASH:
+            self._hash.update(data)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="fedbox-sha256")
+        try:
+            self._pending = self._pool.submit(self._hash.update, data)
+        except RuntimeError:  # the interpreter is shutting down: no new threads
+            self._hash.update(data)
+
+    def wait(self) -> None:
+        """Block until every update so far is hashed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def hexdigest(self) -> str:
+        self.wait()
+        self.close()
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Stop the helper thread (after the update in progress); idempotent."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

@@ -37,7 +37,6 @@ anything wrong while opening is DecryptError, with the ``cryptography`` cause ch
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
@@ -50,7 +49,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from fedbox.crypto._primitives import Rng, b64decode, b64encode, length_prefixed, random_bytes
+from fedbox.crypto._primitives import (
+    BackgroundSha256,
+    Rng,
+    b64decode,
+    b64encode,
+    length_prefixed,
+    random_bytes,
+)
 from fedbox.crypto.keys import KEY_SIZE, Identity, PublicBundle
 from fedbox.crypto.stream import (
     CONTENT_KEY_SIZE,
@@ -81,6 +87,7 @@ __all__ = [
 ALG = "chacha20-poly1305"
 ENC_VERSION = 1
 AAD_FIELDS = (
+    "v",
     "id",
     "kind",
     "sender",
@@ -90,10 +97,15 @@ AAD_FIELDS = (
     "created",
     "expires",
     "status",
+    "headers",
     "body_len",
     "body_sha256",
 )
-"""The envelope header fields a wrap is bound to (``body_*`` describe the ciphertext)."""
+"""The envelope header fields a wrap is bound to (``body_*`` describe the ciphertext).
+
+``v`` and the caller's ``headers`` are bound too, so whoever carries the file can read
+them but not change them; only ``enc`` itself is outside (each wrap authenticates itself).
+"""
 
 _WRAP_INFO_LABEL = b"fedbox/wrap/v1"
 _X3DH_PAD = b"\xff" * 32  # X3DH's F: keeps the KDF input distinct from any XEdDSA use
@@ -387,11 +399,15 @@ def _about(message_id: object) -> Iterator[None]:
 
 
 class _HashingWriter:
-    """Passes writes through to ``dst`` and hashes them."""
+    """Passes writes through to ``dst`` and hashes them on a helper thread.
+
+    ``encrypt_body`` writes each segment as a new bytes object, so it can be hashed while
+    the next one is encrypted.
+    """
 
     def __init__(self, dst: BinaryIO) -> None:
         self._dst = dst
-        self.digest = hashlib.sha256()
+        self.digest = BackgroundSha256()
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
@@ -399,13 +415,17 @@ class _HashingWriter:
 
 
 class _HashingReader:
-    """Passes ``readinto`` through to ``src`` and hashes what was read."""
+    """Passes ``readinto`` through to ``src`` and hashes what was read on a helper thread.
+
+    The caller reuses its buffer, so each read first waits for the previous hash.
+    """
 
     def __init__(self, src: BinaryIO) -> None:
         self._src = src
-        self.digest = hashlib.sha256()
+        self.digest = BackgroundSha256()
 
     def readinto(self, view: memoryview) -> int:
+        self.digest.wait()
         n = self._src.readinto(view)  # type: ignore[attr-defined]
         if n:
             self.digest.update(view[:n])

@@ -1,5 +1,13 @@
-"""Flower over files (layer 8): FileGrid, the ClientApp runner, simulate/bootstrap/run."""
+"""Flower over files (layer 8): FileGrid, the ClientApp runner, simulate/bootstrap/run.
 
+``FileGrid`` is Flower's ``Grid`` on fedbox RPC (the ServerApp side); ``ClientNode``
+serves a ClientApp for one identity (the SuperNode side); ``run_server`` runs a
+ServerApp to the end and stops the datasites; ``fedbox.fl.simulate`` plans a local
+federation. The CLI wires these into ``fedbox simulate``, ``bootstrap`` and ``run``.
+"""
+
+from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
+from fedbox.fl.codec import decode_message, encode_message, summarize
 from fedbox.fl.config import (
     AppConfig,
     AppConfigError,
@@ -10,14 +18,38 @@ from fedbox.fl.config import (
     node_id_for,
     parse_run_config,
 )
+from fedbox.fl.contexts import ContextStore
+from fedbox.fl.events import FlEvent
+from fedbox.fl.grid import DEFAULT_MSG_TIMEOUT, ENDPOINT, FileGrid, default_timeout, run_id_for
+from fedbox.fl.runner import NodeRunner, make_stop_message
+from fedbox.fl.server import ServerOutcome, run_server
+from fedbox.fl.tally import RunTally
 
 __all__ = [
+    "DEFAULT_MSG_TIMEOUT",
+    "ENDPOINT",
     "AppConfig",
     "AppConfigError",
+    "ClientNode",
+    "ContextStore",
     "FederationConfig",
+    "FileGrid",
+    "FlEvent",
+    "NodeRunner",
+    "RunTally",
+    "ServerOutcome",
     "bootstrap",
     "check_node_ids",
+    "client_app_loader",
+    "decode_message",
+    "default_timeout",
+    "encode_message",
     "load_app_config",
+    "make_stop_message",
+    "node_config_for",
     "node_id_for",
     "parse_run_config",
+    "run_id_for",
+    "run_server",
+    "summarize",
 ]

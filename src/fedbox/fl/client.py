@@ -71,12 +71,13 @@ class ClientNode:
         *,
         default_run_config: UserConfig | None = None,
         endpoint: str = ENDPOINT,
+        fsync: bool = True,
     ) -> None:
         self.box = box
         self.app = box.app(app_name)
         self.node_id = node_id_for(box.email)
         self.stopped = threading.Event()
-        contexts = ContextStore(box.workspace.state_dir / "fl" / app_name)
+        contexts = ContextStore(box.workspace.state_dir / "fl" / app_name, fsync=fsync)
         self.runner = NodeRunner(
             load_client_app, self.node_id, node_config, contexts, default_run_config
         )

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flwr.app import Error, Message, RecordDict, UserConfig
-from flwr.app.metadata import Metadata
 from flwr.app.message.message import make_message
+from flwr.app.metadata import Metadata
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
@@ -58,7 +58,9 @@ def default_timeout(timeout: float | None = None) -> float:
         try:
             return float(env)
         except ValueError:
-            logger.warning("FEDBOX_MSG_TIMEOUT=%r is not a number; using %s s", env, DEFAULT_MSG_TIMEOUT)
+            logger.warning(
+                "FEDBOX_MSG_TIMEOUT=%r is not a number; using %s s", env, DEFAULT_MSG_TIMEOUT
+            )
     return DEFAULT_MSG_TIMEOUT
 
 
@@ -190,16 +192,35 @@ class FileGrid(Grid):
         )
         with self._lock:
             self._pending[msg_id] = _Pending(
-                future, meta.dst_node_id, email, meta.group_id, label,
-                meta.message_type, meta.ttl, len(body), time.monotonic(),
+                future,
+                meta.dst_node_id,
+                email,
+                meta.group_id,
+                label,
+                meta.message_type,
+                meta.ttl,
+                len(body),
+                time.monotonic(),
             )
         logger.debug(
             "sent %s message %s to %s (request %s, %d bytes)",
-            meta.message_type, msg_id, email, future.id, len(body),
+            meta.message_type,
+            msg_id,
+            email,
+            future.id,
+            len(body),
         )
-        emit(self.callback, FlEvent(
-            "sent", email, meta.dst_node_id, meta.message_type, label, len(body),
-        ))
+        emit(
+            self.callback,
+            FlEvent(
+                "sent",
+                email,
+                meta.dst_node_id,
+                meta.message_type,
+                label,
+                len(body),
+            ),
+        )
         return msg_id
 
     def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
@@ -259,24 +280,45 @@ class FileGrid(Grid):
             "no reply within %.1f s from %d of the nodes: %s", waited, len(names), ", ".join(names)
         )
         for p in lost:
-            emit(self.callback, FlEvent(
-                "timeout", p.email, p.node_id, p.message_type, p.round,
-                seconds=time.monotonic() - p.sent_at,
-            ))
+            emit(
+                self.callback,
+                FlEvent(
+                    "timeout",
+                    p.email,
+                    p.node_id,
+                    p.message_type,
+                    p.round,
+                    seconds=time.monotonic() - p.sent_at,
+                ),
+            )
 
     def _read_reply(self, msg_id: str, pending: _Pending) -> Message | None:
         try:
             response = pending.future.result()
         except CorruptMessage as exc:
-            return self._error_reply(msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
-                                     f"reply from {pending.email} was unreadable: {exc}", 0)
+            return self._error_reply(
+                msg_id,
+                pending,
+                ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                f"reply from {pending.email} was unreadable: {exc}",
+                0,
+            )
         reply = self._decode(msg_id, pending, response)
         seconds = time.monotonic() - pending.sent_at
-        emit(self.callback, FlEvent(
-            "reply", pending.email, pending.node_id, pending.message_type, pending.round,
-            len(response.body), scalar_metrics(reply),
-            error=reply.error.reason if reply.has_error() else None, seconds=seconds,
-        ))
+        emit(
+            self.callback,
+            FlEvent(
+                "reply",
+                pending.email,
+                pending.node_id,
+                pending.message_type,
+                pending.round,
+                len(response.body),
+                scalar_metrics(reply),
+                error=reply.error.reason if reply.has_error() else None,
+                seconds=seconds,
+            ),
+        )
         return reply
 
     def _decode(self, msg_id: str, pending: _Pending, response: Response) -> Message:
@@ -287,20 +329,28 @@ class FileGrid(Grid):
                 Status.INTERNAL_ERROR: ErrorCode.CLIENT_APP_CRASHED,
             }.get(response.status, ErrorCode.UNKNOWN)
             return self._error_reply(
-                msg_id, pending, code,
+                msg_id,
+                pending,
+                code,
                 f"{pending.email} answered {response.status}: {response.text[:500]}",
                 len(response.body),
             )
         try:
             reply = decode_message(response.body)
         except DecodeError as exc:
-            return self._error_reply(msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
-                                     f"{pending.email} sent a reply that is not a Flower "
-                                     f"message: {exc}", len(response.body))
+            return self._error_reply(
+                msg_id,
+                pending,
+                ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                f"{pending.email} sent a reply that is not a Flower message: {exc}",
+                len(response.body),
+            )
         meta = reply.metadata
         if meta.reply_to_message_id != msg_id or meta.src_node_id != pending.node_id:
             return self._error_reply(
-                msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                msg_id,
+                pending,
+                ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
                 f"{pending.email} replied to {meta.reply_to_message_id!r} as node "
                 f"{meta.src_node_id}, expected {msg_id!r} from node {pending.node_id}",
                 len(response.body),
@@ -338,8 +388,13 @@ class FileGrid(Grid):
             message = make_stop_message(node_id, run_id)
             message.metadata.__dict__["_message_id"] = str(uuid.uuid4())
             try:
-                fut = self.app.send(email, self.endpoint, encode_message(message),
-                                    headers=self._headers, expires_in=max(wait, 60.0) * 10)
+                fut = self.app.send(
+                    email,
+                    self.endpoint,
+                    encode_message(message),
+                    headers=self._headers,
+                    expires_in=max(wait, 60.0) * 10,
+                )
             except Exception:  # keep stopping the others
                 logger.exception("could not send stop to %s", email)
                 continue
@@ -349,8 +404,10 @@ class FileGrid(Grid):
         done, _ = self.app.box.wait(pending_futures, timeout=wait) if pending_futures else ([], [])
         acked = {futures[f.id] for f in done}
         for email in acked:
-            emit(self.callback, FlEvent("stopped", email, next(
-                n for n, e in self.nodes.items() if e == email)))
+            emit(
+                self.callback,
+                FlEvent("stopped", email, next(n for n, e in self.nodes.items() if e == email)),
+            )
         missing = sorted(set(self.nodes.values()) - acked)
         if missing:
             logger.info("stop not acknowledged within %.1f s by: %s", wait, ", ".join(missing))

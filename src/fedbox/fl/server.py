@@ -63,11 +63,18 @@ def run_server(
     """
     run = make_run(app_config, app_name, run_config)
     grid = FileGrid(
-        box.app(app_name), datasites, run=run, timeout=timeout, run_config=run_config,
+        box.app(app_name),
+        datasites,
+        run=run,
+        timeout=timeout,
+        run_config=run_config,
         callback=callback,
     )
     context = Context(
-        run_id=run.run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(),
+        run_id=run.run_id,
+        node_id=SUPERLINK_NODE_ID,
+        node_config={},
+        state=RecordDict(),
         run_config=dict(run_config),
     )
     started = time.monotonic()
@@ -75,7 +82,9 @@ def run_server(
     logger.info("run %s (id %d) starting with %d datasites", app_name, run.run_id, len(grid.nodes))
     try:
         run_serverapp(
-            grid=grid, context=context, server_app_dir=str(app_config.app_dir),
+            grid=grid,
+            context=context,
+            server_app_dir=str(app_config.app_dir),
             server_app_attr=app_config.serverapp,
         )
         outcome.finished = True

@@ -7,14 +7,16 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
 
+from fedbox.crypto import PublicBundle, UntrustedKey
 from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
 from fedbox.datasite.paths import OUTBOX_PREFIX, Kind, MessagePath, request_path, response_path
-from fedbox.errors import CorruptMessage, NotFound
+from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
 from fedbox.rpc.box import DEFAULT_EXPIRY, _header_mismatch
 from fedbox.rpc.cleanup import cleanup
-from fedbox.rpc.envelope import Header, read_envelope, write_envelope
+from fedbox.rpc.envelope import Header, read_body, read_header, write_envelope
 from fedbox.rpc.futures import Future, FutureRecord
 from fedbox.rpc.messages import Request, Response
 from fedbox.rpc.quarantine import quarantine
@@ -28,6 +30,24 @@ __all__ = ["App", "Handler"]
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Request], "bytes | Response | None"]
+
+
+class _Refused(Exception):
+    """A request that will never reach a handler: answered ``status``, quarantined."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """A request about to be written: its header, its future's record, its path."""
+
+    header: Header
+    record: FutureRecord
+    path: str
 
 
 class App:
@@ -161,26 +181,15 @@ class App:
 
     def _handle(self, mp: MessagePath) -> None:
         box = self.box
-        path = str(mp.path)
         reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
         if box.store.exists(reply_at) or box.audit.is_claimed(mp.id):
             return
         try:
-            with box.store.open(path) as f:
-                header, body = read_envelope(f, path=path)
+            header, body = self._read_request(mp)
         except NotFound:
             return
-        except CorruptMessage as exc:
-            self._refuse(mp, Status.BAD_REQUEST, f"unreadable request: {exc}", quarantined=True)
-            return
-        problem = _header_mismatch(header, mp)
-        if problem:
-            status = (
-                Status.FORBIDDEN
-                if header.recipient != mp.reader or header.sender != mp.writer
-                else Status.BAD_REQUEST
-            )
-            self._refuse(mp, status, f"request refused: {problem}", quarantined=True)
+        except _Refused as refused:
+            self._refuse(mp, refused.status, refused.reason, quarantined=True)
             return
         if not box.audit.claim(
             id=mp.id,
@@ -203,7 +212,48 @@ class App:
             created=header.created,
             expires=header.expires,
         )
-        self._reply(mp, request, self._run_handler(request))
+        self._reply(mp, request, self._run_handler(request), encrypted=header.enc is not None)
+
+    def _read_request(self, mp: MessagePath) -> tuple[Header, bytes]:
+        """The verified header and plaintext body, or _Refused saying why not.
+
+        Encryption is all or nothing: an encrypting box refuses plaintext (403), one
+        without encryption refuses ciphertext (400); an untrusted or unpublished sender key
+        is 403, anything that does not decrypt is 400.
+        """
+        path = str(mp.path)
+        sealer = self.box.sealer
+        try:
+            with self.box.store.open(path) as f:
+                header = read_header(f, path=path)
+                problem = _header_mismatch(header, mp)
+                if problem:
+                    forged = header.recipient != mp.reader or header.sender != mp.writer
+                    status = Status.FORBIDDEN if forged else Status.BAD_REQUEST
+                    raise _Refused(status, f"request refused: {problem}")
+                if header.enc is None:
+                    if sealer is not None:
+                        raise _Refused(
+                            Status.FORBIDDEN,
+                            f"encryption required: {self.box.email} accepts only encrypted "
+                            "requests (connect with encrypt=True)",
+                        )
+                    return header, read_body(f, header, path=path)
+                if sealer is None:
+                    raise _Refused(
+                        Status.BAD_REQUEST,
+                        f"the request is encrypted but {self.box.email} runs without "
+                        "encryption (connect with encrypt=True)",
+                    )
+                return header, sealer.open_body(f, header, path=path)
+        except CorruptMessage as exc:
+            raise _Refused(Status.BAD_REQUEST, f"unreadable request: {exc}") from exc
+        except DecryptError as exc:
+            raise _Refused(Status.BAD_REQUEST, f"undecryptable request: {exc}") from exc
+        except UntrustedKey as exc:
+            raise _Refused(Status.FORBIDDEN, f"untrusted sender key: {exc}") from exc
+        except CryptoError as exc:
+            raise _Refused(Status.FORBIDDEN, f"unusable sender keys: {exc}") from exc
 
     def _run_handler(self, request: Request) -> Response:
         if self.box.clock() > request.expires:
@@ -239,7 +289,11 @@ class App:
         )
 
     def _refuse(self, mp: MessagePath, status: Status, reason: str, *, quarantined: bool) -> None:
-        """Answer a request that will never reach a handler, and keep it out of the way."""
+        """Answer a request that will never reach a handler, and keep it out of the way.
+
+        The answer is plaintext even on an encrypting box: it carries only the reason,
+        and the sender's keys may be exactly what is wrong.
+        """
         logger.warning("%s: %s", mp.path, reason)
         if quarantined:
             quarantine(self.box.store, str(mp.path))
@@ -254,8 +308,22 @@ class App:
         )
         self._write_response(mp, Response(body=reason.encode(), status=status), expires=None)
 
-    def _reply(self, mp: MessagePath, request: Request, response: Response) -> None:
-        final = self._write_response(mp, response, expires=request.expires)
+    def _reply(
+        self, mp: MessagePath, request: Request, response: Response, *, encrypted: bool
+    ) -> None:
+        """Write the handler's response, encrypted to the requester if the request was."""
+        sealer = self.box.sealer
+        try:
+            seal_for = sealer.bundle(mp.writer) if encrypted and sealer is not None else None
+            final = self._write_response(mp, response, expires=request.expires, seal_for=seal_for)
+        except CryptoError as exc:
+            # The requester's keys changed or vanished since its request opened: answer
+            # with the reason only, never with the handler's output in the clear.
+            response = Response(
+                body=f"cannot encrypt the response: {exc}".encode(),
+                status=Status.INTERNAL_ERROR,
+            )
+            final = self._write_response(mp, response, expires=request.expires)
         self.box.audit.record_answer(
             id=mp.id,
             direction="in",
@@ -266,7 +334,12 @@ class App:
         )
 
     def _write_response(
-        self, mp: MessagePath, response: Response, *, expires: float | None
+        self,
+        mp: MessagePath,
+        response: Response,
+        *,
+        expires: float | None,
+        seal_for: PublicBundle | None = None,
     ) -> Header:
         now = self.box.clock()
         header = Header(
@@ -283,6 +356,9 @@ class App:
         )
         path = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
         with self.box.store.writer(path) as f:
+            if seal_for is not None and self.box.sealer is not None:
+                final, _ = self.box.sealer.encrypt_into(f, header, response.body, seal_for)
+                return final
             return write_envelope(f, header, response.body)
 
     # -- calling ---------------------------------------------------------------------
@@ -291,7 +367,7 @@ class App:
         self,
         recipient: str,
         endpoint: str,
-        body: bytes = b"",
+        body: bytes | BinaryIO = b"",
         *,
         headers: Mapping[str, str] | None = None,
         expires_in: float = DEFAULT_EXPIRY,
@@ -299,19 +375,39 @@ class App:
         """Write a request for ``recipient`` and return its future at once.
 
         The recipient need not be running: it handles the request when it starts, unless
-        ``expires_in`` seconds have passed by then (it answers 419 instead).
+        ``expires_in`` seconds have passed by then (it answers 419 instead). ``body`` may
+        be an open binary file, streamed in one pass. On an encrypting box the body is
+        encrypted for the recipient (and us); if the recipient has published no keys or
+        its key is not the pinned one, CryptoError is raised and nothing is written.
         """
         recipient = validate_email(recipient)
         validate_endpoint(endpoint)
         if expires_in <= 0:
             raise ValueError("expires_in must be positive")
-        box = self.box
-        now = box.clock()
+        sealer = self.box.sealer
+        bundle = sealer.bundle(recipient) if sealer is not None else None
+        out = self._outgoing(recipient, endpoint, headers, expires_in)
+        self.box.futures.add(out.record)
+        with self.box.store.writer(out.path) as f:
+            if bundle is not None and sealer is not None:
+                final, _ = sealer.encrypt_into(f, out.header, body, bundle)
+            else:
+                final = write_envelope(f, out.header, body)
+        return self._sent(out, final)
+
+    def _outgoing(
+        self,
+        recipient: str,
+        endpoint: str,
+        headers: Mapping[str, str] | None,
+        expires_in: float,
+    ) -> _Outgoing:
+        now = self.box.clock()
         msg_id = new_message_id()
         header = Header(
             id=msg_id,
             kind=Kind.REQUEST.value,
-            sender=box.email,
+            sender=self.box.email,
             recipient=recipient,
             app=self.name,
             endpoint=endpoint,
@@ -327,21 +423,28 @@ class App:
             created=now,
             expires=header.expires,
         )
-        box.futures.add(record)
-        path = str(request_path(box.email, recipient, self.name, endpoint, msg_id))
-        with box.store.writer(path) as f:
-            final = write_envelope(f, header, body)
-        box.audit.record_sent(
-            id=msg_id,
-            peer=recipient,
+        path = str(request_path(self.box.email, recipient, self.name, endpoint, msg_id))
+        return _Outgoing(header, record, path)
+
+    def _sent(self, out: _Outgoing, final: Header) -> Future:
+        self.box.audit.record_sent(
+            id=out.record.id,
+            peer=out.record.recipient,
             app=self.name,
-            endpoint=endpoint,
+            endpoint=out.record.endpoint,
             size=final.body_len,
             sha256=final.body_sha256,
-            created=now,
+            created=out.record.created,
         )
-        logger.debug("sent %s to %s (%s/%s)", msg_id, recipient, self.name, endpoint)
-        return Future(box, record)
+        logger.debug(
+            "sent %s to %s (%s/%s)%s",
+            out.record.id,
+            out.record.recipient,
+            self.name,
+            out.record.endpoint,
+            " encrypted" if final.enc is not None else "",
+        )
+        return Future(self.box, out.record)
 
     def broadcast(
         self,
@@ -352,10 +455,38 @@ class App:
         headers: Mapping[str, str] | None = None,
         expires_in: float = DEFAULT_EXPIRY,
     ) -> list[Future]:
-        """The same request to each recipient; one future each, in the given order."""
-        return [
-            self.send(r, endpoint, body, headers=headers, expires_in=expires_in) for r in recipients
-        ]
+        """The same request to each recipient; one future each, in the given order.
+
+        Encrypted, the body is encrypted once under one content key, wrapped for each
+        recipient in its own file's header; every recipient's keys are checked before
+        anything is written.
+        """
+        recipients = [validate_email(r) for r in recipients]
+        sealer = self.box.sealer
+        if sealer is None or not recipients:
+            return [
+                self.send(r, endpoint, body, headers=headers, expires_in=expires_in)
+                for r in recipients
+            ]
+        validate_endpoint(endpoint)
+        if expires_in <= 0:
+            raise ValueError("expires_in must be positive")
+        bundles = [sealer.bundle(r) for r in recipients]
+        outs = [self._outgoing(r, endpoint, headers, expires_in) for r in recipients]
+        store, futures = self.box.store, self.box.futures
+        sent: list[Future] = []
+        futures.add(outs[0].record)
+        with store.writer(outs[0].path) as first:
+            sealed, key = sealer.encrypt_into(first, outs[0].header, body, bundles[0])
+            body_start = first.tell() - sealed.body_len
+            for out, bundle in zip(outs[1:], bundles[1:], strict=True):
+                futures.add(out.record)
+                first.seek(body_start)
+                with store.writer(out.path) as f:
+                    final = sealer.rewrap_into(f, out.header, key, sealed, first, bundle)
+                sent.append(self._sent(out, final))
+        del key
+        return [self._sent(outs[0], sealed), *sent]
 
     def future(self, id: str) -> Future:
         """Re-attach to a request this identity sent, e.g. after a restart."""

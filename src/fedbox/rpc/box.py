@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from fedbox.datasite.identity import validate_app_name, validate_email
 from fedbox.datasite.paths import (
@@ -19,12 +19,13 @@ from fedbox.datasite.paths import (
     response_path,
 )
 from fedbox.datasite.workspace import Workspace
-from fedbox.errors import CorruptMessage, InvalidIdentity, NotFound
+from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.envelope import read_envelope
+from fedbox.rpc.envelope import Header, read_body, read_header
 from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Response
 from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.sealing import Sealer
 from fedbox.store import DEFAULT_POLL_INTERVAL, LocalStore, Store, WatchMode
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class Box:
     A single watcher per box feeds both directions: requests go to the started app
     they name, responses wake whoever waits on their future. Nothing runs in the
     background until an app starts or someone waits.
+
+    With ``encrypt=True`` every request and response body is end-to-end encrypted
+    (``sealer`` holds the keys) and plaintext requests are refused with 403.
     """
 
     def __init__(
@@ -59,10 +63,13 @@ class Box:
         clock: Clock = time.time,
         cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
         handler_threads: int = 8,
+        encrypt: bool = False,
     ) -> None:
         self.store = store
         self.workspace = workspace.ensure()
         self.email = workspace.email
+        # First: if the keys are unusable, fail before any database is opened.
+        self.sealer = Sealer(store, self.workspace.state_dir, self.email) if encrypt else None
         self.clock = clock
         self.cleanup_expiry = cleanup_expiry
         self.handler_threads = handler_threads
@@ -78,6 +85,11 @@ class Box:
 
     def __repr__(self) -> str:
         return f"<Box {self.email} on {self.store!r}>"
+
+    @property
+    def encrypt(self) -> bool:
+        """Whether this box encrypts what it sends and refuses plaintext requests."""
+        return self.sealer is not None
 
     def app(self, name: str) -> App:
         """The app ``name`` of this identity (one object per name, created on first use)."""
@@ -158,14 +170,26 @@ class Box:
         return False
 
     def _read_response(self, record: FutureRecord) -> Response | None:
-        """Read, verify and log a response; None while it has not arrived."""
+        """Read, verify (decrypt) and log a response; None while it has not arrived.
+
+        Raises CorruptMessage or DecryptError (the file is then quarantined).
+        """
         path = self._response_path(record)
+        expected = MessagePath(
+            record.recipient, self.email, record.app, record.endpoint, record.id, Kind.RESPONSE
+        )
         try:
             with self.store.open(path) as f:
-                header, body = read_envelope(f, path=path)
+                header = read_header(f, path=path)
+                problem = _header_mismatch(header, expected)
+                if problem:
+                    raise CorruptMessage(f"response refused: {problem}", path, record.id)
+                if header.status is None:
+                    raise CorruptMessage("response has no status", path, record.id)
+                body = self._response_body(f, header, path)
         except NotFound:
             return None
-        except CorruptMessage as exc:
+        except (CorruptMessage, CryptoError) as exc:
             quarantine(self.store, path)
             self.audit.record_answer(
                 id=record.id,
@@ -175,16 +199,6 @@ class Box:
                 note=f"response quarantined: {exc}",
             )
             raise
-        expected = MessagePath(
-            record.recipient, self.email, record.app, record.endpoint, record.id, Kind.RESPONSE
-        )
-        problem = _header_mismatch(header, expected)
-        if problem:
-            quarantine(self.store, path)
-            raise CorruptMessage(f"response refused: {problem}", path, record.id)
-        if header.status is None:
-            quarantine(self.store, path)
-            raise CorruptMessage("response has no status", path, record.id)
         if record.status is None:
             now = self.clock()
             self.futures.resolve(record.id, header.status, now)
@@ -203,6 +217,29 @@ class Box:
             sender=header.sender,
             created=header.created,
         )
+
+    def _response_body(self, f: BinaryIO, header: Header, path: str) -> bytes:
+        """The plaintext of a response. An encrypting box takes a plaintext response only
+        as a refusal (status >= 400: a reason, never data), as a peer answers a request it
+        could not open; anything else in the clear could be forged by the carrier.
+        """
+        if header.enc is not None:
+            if self.sealer is None:
+                raise DecryptError(
+                    f"the response is encrypted but {self.email} connected without "
+                    "encryption; connect with encrypt=True to read it",
+                    path,
+                    header.id,
+                )
+            return self.sealer.open_body(f, header, path=path)
+        if self.sealer is not None and header.status is not None and header.status < 400:
+            raise DecryptError(
+                f"plaintext response with status {header.status} refused: {self.email} "
+                "requires encryption",
+                path,
+                header.id,
+            )
+        return read_body(f, header, path=path)
 
     def future(self, id: str) -> Future:
         """Re-attach to a request sent earlier, by this or a previous process."""
@@ -289,11 +326,17 @@ def connect(
     clock: Clock = time.time,
     cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
     handler_threads: int = 8,
+    encrypt: bool = False,
 ) -> Box:
     """Join the store at ``root`` as ``email``.
 
-    Private state (futures, audit log) goes to ``state_dir``, by default
+    Private state (futures, audit log, private keys) goes to ``state_dir``, by default
     ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``).
+
+    ``encrypt=True`` (what FL runs use) creates this identity's keys on first use,
+    publishes its public keys at ``datasites/{email}/public/did.json``, encrypts every
+    body end to end, and refuses plaintext requests. Sending to a peer that has not
+    published keys raises CryptoError; nothing ever falls back to plaintext.
     """
     workspace = Workspace.for_email(validate_email(email), state_dir)
     store = LocalStore(Path(root), watch_mode=watch_mode, poll_interval=poll_interval)
@@ -303,4 +346,5 @@ def connect(
         clock=clock,
         cleanup_expiry=cleanup_expiry,
         handler_threads=handler_threads,
+        encrypt=encrypt,
     )

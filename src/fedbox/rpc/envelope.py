@@ -1,9 +1,10 @@
 """The envelope: one file = one message, ``FBX1 | u32 header length | header JSON | body``.
 
 The body is raw bytes, never base64 or JSON. A body from a stream is written in one
-pass: the header is written first with room reserved for ``body_len`` and
-``body_sha256``, the body is streamed while hashed, then the header is rewritten in
-place (JSON allows the trailing spaces that pad it to the reserved size).
+pass (``write_streamed``): the header is written first with room reserved for the fields
+only known at the end (``body_len``, ``body_sha256``, and ``enc`` when the body is
+encrypted on the way), the body is streamed, then the header is rewritten in place
+(JSON allows the trailing spaces that pad it to the reserved size).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,9 +24,11 @@ __all__ = [
     "MAX_HEADER_LEN",
     "Header",
     "copy_body",
+    "read_body",
     "read_envelope",
     "read_header",
     "write_envelope",
+    "write_streamed",
 ]
 
 MAGIC = b"FBX1"
@@ -73,25 +77,52 @@ def write_envelope(f: BinaryIO, header: Header, body: bytes | BinaryIO) -> Heade
         f.write(raw)
         f.write(view)
         return final
-    reserved = len(header.model_copy(update=_RESERVE).to_json())
+    return write_streamed(f, header, lambda out: _copy_hashing(body, out))
+
+
+BodyWriter = Callable[[BinaryIO], Mapping[str, Any]]
+"""Writes the body to the file it is given; returns the header fields that describe it."""
+
+
+def write_streamed(
+    f: BinaryIO,
+    header: Header,
+    write_body: BodyWriter,
+    *,
+    reserve: Mapping[str, Any] | None = None,
+) -> Header:
+    """Write the header with room reserved, the body via ``write_body(f)``, then the final
+    header (``header`` updated with what ``write_body`` returned) in place; return it.
+
+    The reservation is the JSON size of ``header`` with the largest ``body_len``, a
+    ``body_sha256`` and the ``reserve`` fields (give values of the same JSON size as the
+    real ones, e.g. an ``enc`` with placeholder wraps). ``f`` must be seekable.
+    """
+    reserved = len(header.model_copy(update={**_RESERVE, **(reserve or {})}).to_json())
     start = f.tell()
     f.write(_PREFIX.pack(MAGIC, reserved))
     f.write(b" " * reserved)
+    final = header.model_copy(update=dict(write_body(f)))
+    raw = final.to_json()
+    if len(raw) > reserved:
+        raise RuntimeError(f"final header is {len(raw)} bytes, only {reserved} were reserved")
+    end = f.tell()
+    f.seek(start + _PREFIX.size)
+    f.write(raw.ljust(reserved))
+    f.seek(end)
+    return final
+
+
+def _copy_hashing(body: BinaryIO, out: BinaryIO) -> dict[str, Any]:
     digest = hashlib.sha256()
     size = 0
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     while n := body.readinto(view):
         digest.update(view[:n])
-        f.write(view[:n])
+        out.write(view[:n])
         size += n
-    final = header.model_copy(update={"body_len": size, "body_sha256": digest.hexdigest()})
-    raw = final.to_json()
-    end = f.tell()
-    f.seek(start + _PREFIX.size)
-    f.write(raw.ljust(reserved))
-    f.seek(end)
-    return final
+    return {"body_len": size, "body_sha256": digest.hexdigest()}
 
 
 def read_header(f: BinaryIO, *, path: str | None = None) -> Header:
@@ -125,6 +156,11 @@ def _first_error(exc: ValidationError) -> str:
 def read_envelope(f: BinaryIO, *, path: str | None = None) -> tuple[Header, bytes]:
     """Header and verified body, the body read into memory exactly once."""
     header = read_header(f, path=path)
+    return header, read_body(f, header, path=path)
+
+
+def read_body(f: BinaryIO, header: Header, *, path: str | None = None) -> bytes:
+    """The body (``f`` positioned after the header), verified against the header."""
     body = f.read(header.body_len)
     if len(body) < header.body_len:
         raise CorruptMessage(
@@ -134,7 +170,7 @@ def read_envelope(f: BinaryIO, *, path: str | None = None) -> tuple[Header, byte
         raise CorruptMessage("file has bytes after the body", path, header.id)
     if hashlib.sha256(body).hexdigest() != header.body_sha256:
         raise CorruptMessage("body digest does not match the header", path, header.id)
-    return header, body
+    return body
 
 
 def copy_body(f: BinaryIO, header: Header, dst: BinaryIO, *, path: str | None = None) -> None:

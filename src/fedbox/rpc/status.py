@@ -12,7 +12,8 @@ class Status(IntEnum):
     BAD_REQUEST = 400
     """The request file could not be read (corrupt, wrong header, undecryptable)."""
     FORBIDDEN = 403
-    """The request was readable but not allowed (wrong recipient, forged sender)."""
+    """The request was readable but not allowed (wrong recipient, forged sender, a sender
+    key that is not the pinned one or not published, plaintext to an encrypting box)."""
     NOT_FOUND = 404
     """No handler is registered for the endpoint."""
     EXPIRED = 419

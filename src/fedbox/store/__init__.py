@@ -1,6 +1,37 @@
-"""Layer 2: where message files live and how their arrival is noticed."""
+"""Layer 2: where message files live and how their arrival is noticed.
 
-from fedbox.store.base import DEFAULT_POLL_INTERVAL, Entry, Store, Watcher
+A folder (:class:`LocalStore`, OS file events) or anything fsspec reaches
+(:class:`RemoteStore`: S3, GCS, WebDAV, SFTP, Google Drive, memory; adaptive polling).
+:func:`open_store` picks one from a path or URL.
+"""
+
+from fedbox.store.base import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_MIN_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_RETRY_TIMEOUT,
+    Entry,
+    FolderFilter,
+    Store,
+    Watcher,
+)
 from fedbox.store.local import LocalStore, WatchMode
+from fedbox.store.registry import ENV_STORAGE_OPTIONS, MissingBackend, open_store
+from fedbox.store.remote import RemoteStore
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Entry", "LocalStore", "Store", "WatchMode", "Watcher"]
+__all__ = [
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "DEFAULT_MIN_POLL_INTERVAL",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_RETRY_TIMEOUT",
+    "ENV_STORAGE_OPTIONS",
+    "Entry",
+    "FolderFilter",
+    "LocalStore",
+    "MissingBackend",
+    "RemoteStore",
+    "Store",
+    "WatchMode",
+    "Watcher",
+    "open_store",
+]

@@ -7,16 +7,35 @@ store-relative POSIX strings; dot-files (temporaries, ``.quarantine``) are invis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Entry", "Store", "Watcher"]
+__all__ = [
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "DEFAULT_MIN_POLL_INTERVAL",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_RETRY_TIMEOUT",
+    "Entry",
+    "FolderFilter",
+    "Store",
+    "Watcher",
+]
 
 DEFAULT_POLL_INTERVAL = 0.5
-"""Seconds between listings when a store has no change events (and for ``poll`` mode)."""
+"""Seconds between listings of a local folder in ``poll`` mode (NFS, SMB)."""
+DEFAULT_MIN_POLL_INTERVAL = 0.05
+"""Remote stores: seconds between listings while files keep arriving."""
+DEFAULT_MAX_POLL_INTERVAL = 2.0
+"""Remote stores: the ceiling the listing interval backs off to when idle or unreachable."""
+DEFAULT_RETRY_TIMEOUT = 60.0
+"""Remote stores: seconds an operation keeps retrying an unreachable store before failing."""
+
+FolderFilter = str | Callable[[str], bool]
+"""Which immediate sub-folders of a watched prefix to look into: a glob (``fnmatch``,
+case-sensitive) or a predicate on the folder name. Polling stores list only those."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +99,20 @@ class Store(Protocol):
 
     def move(self, src: str, dst: str) -> None: ...
 
-    def watch(self, prefix: str = "", suffixes: tuple[str, ...] = ()) -> Watcher: ...
+    def watch(
+        self,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        *,
+        folders: FolderFilter | None = None,
+    ) -> Watcher:
+        """New files under ``prefix`` ending in one of ``suffixes`` (any if empty).
+
+        ``folders`` restricts the watch to the sub-folders of ``prefix`` it accepts; on a
+        polling store it is what keeps each listing proportional to the folders that
+        concern the caller (its own inboxes) rather than to the whole store.
+        """
+        ...
 
     def local_path(self, path: str) -> Path | None:
         """The OS path of a file when the store is a local folder, else None (for mmap)."""

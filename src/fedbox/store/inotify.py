@@ -112,16 +112,27 @@ class InotifyRoot:
 
     def _add_tree(self, top: Path, *, report: bool) -> None:
         """Watch ``top`` and every non-hidden folder below; report files already there
-        when the folder is new (they may have landed before the watch existed)."""
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            if not self._add_watch(Path(dirpath)):
-                dirnames[:] = []
+        when the folder is new (they may have landed before the watch existed).
+
+        Each folder is watched *before* it is listed: listing first (as ``os.walk`` does)
+        loses a subfolder created between the listing and the watch, with every file
+        later written under it.
+        """
+        pending = [top]
+        while pending:
+            folder = pending.pop()
+            if not self._add_watch(folder):
                 continue
-            if report:
-                for name in filenames:
-                    if not name.startswith("."):
-                        self._emit(Path(dirpath, name))
+            try:
+                with os.scandir(folder) as it:
+                    entries = [e for e in it if not e.name.startswith(".")]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif report and not entry.is_dir():  # links to folders are not followed
+                    self._emit(Path(entry.path))
 
     def _emit(self, full: Path) -> None:
         try:

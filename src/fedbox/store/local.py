@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from fedbox.errors import InvalidIdentity, NotFound, StoreError
 from fedbox.store._atomic import atomic_file, atomic_write
-from fedbox.store.base import DEFAULT_POLL_INTERVAL, Entry
+from fedbox.store.base import DEFAULT_POLL_INTERVAL, Entry, FolderFilter
+from fedbox.store.polling import folder_matcher, in_folders
 from fedbox.store.watchers import PollWatcher, _WatcherBase, event_watcher
 
 __all__ = ["LocalStore", "WatchMode"]
@@ -124,19 +125,42 @@ class LocalStore:
         except FileNotFoundError as exc:
             raise NotFound(f"no such file in store: {src}", src) from exc
 
-    def watch(self, prefix: str = "", suffixes: tuple[str, ...] = ()) -> _WatcherBase:
+    def watch(
+        self,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        *,
+        folders: FolderFilter | None = None,
+    ) -> _WatcherBase:
+        match = folder_matcher(folders)
         if self.watch_mode == "poll":
-            return PollWatcher(lambda: self._list_suffixes(prefix, suffixes), self.poll_interval)
+            return self._poll_watcher(prefix, suffixes, match)
+        accept = None if match is None else (lambda rel: in_folders(rel, prefix, match))
         try:
-            return event_watcher(self.root, prefix, suffixes)
+            return event_watcher(self.root, prefix, suffixes, accept)
         except OSError as exc:
             if self.watch_mode == "events":
                 raise StoreError(f"file events unavailable for {self.root}: {exc}") from exc
             logger.warning("file events unavailable for %s (%s); polling instead", self.root, exc)
-            return PollWatcher(lambda: self._list_suffixes(prefix, suffixes), self.poll_interval)
+            return self._poll_watcher(prefix, suffixes, match)
 
-    def _list_suffixes(self, prefix: str, suffixes: tuple[str, ...]) -> list[Entry]:
-        return [e for e in self.list(prefix) if not suffixes or e.path.endswith(suffixes)]
+    def _poll_watcher(
+        self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
+    ) -> PollWatcher:
+        def lister() -> list[Entry]:
+            if match is None:
+                bases = [prefix]
+            else:
+                lead = f"{prefix.rstrip('/')}/" if prefix else ""
+                bases = [f"{lead}{d}" for d in self.list_dirs(prefix) if match(d)]
+            return [
+                e
+                for base in bases
+                for e in self.list(base)
+                if not suffixes or e.path.endswith(suffixes)
+            ]
+
+        return PollWatcher(lister, self.poll_interval)
 
     def local_path(self, path: str) -> Path | None:
         return self._abs(path)

@@ -96,11 +96,18 @@ class _WatcherBase:
         raise NotImplementedError
 
 
+Accept = Callable[[str], bool]
+"""An extra filter on store-relative paths (used for ``watch(..., folders=...)``)."""
+
+
 class _Forwarder(FileSystemEventHandler):
-    def __init__(self, root: Path, suffixes: tuple[str, ...], sink: _BatchQueue) -> None:
+    def __init__(
+        self, root: Path, suffixes: tuple[str, ...], sink: _BatchQueue, accept: Accept | None
+    ) -> None:
         self._root = root
         self._suffixes = suffixes
         self._sink = sink
+        self._accept = accept
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "moved", "closed"):
@@ -113,19 +120,29 @@ class _Forwarder(FileSystemEventHandler):
             return
         if _is_hidden(rel) or (self._suffixes and not rel.endswith(self._suffixes)):
             return
+        if self._accept is not None and not self._accept(rel):
+            return
         self._sink.push(rel)
 
 
 class InotifyWatcher(_WatcherBase):
     """Linux: a subscription to the process-wide inotify reader of ``root``."""
 
-    def __init__(self, root: Path, prefix: str = "", suffixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        accept: Accept | None = None,
+    ) -> None:
         self._batches = _BatchQueue()
         root.mkdir(parents=True, exist_ok=True)
         lead = f"{prefix.rstrip('/')}/" if prefix else ""
 
         def deliver(rel: str) -> None:
-            if rel.startswith(lead) and (not suffixes or rel.endswith(suffixes)):
+            if not rel.startswith(lead) or (suffixes and not rel.endswith(suffixes)):
+                return
+            if accept is None or accept(rel):
                 self._batches.push(rel)
 
         self._unsubscribe = InotifyRoot.subscribe(root, deliver)
@@ -137,13 +154,19 @@ class InotifyWatcher(_WatcherBase):
 class EventWatcher(_WatcherBase):
     """OS events for a local folder (recursive; folders created later are covered)."""
 
-    def __init__(self, root: Path, prefix: str = "", suffixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        accept: Accept | None = None,
+    ) -> None:
         self._batches = _BatchQueue()
         target = root / prefix if prefix else root
         target.mkdir(parents=True, exist_ok=True)
         self._observer = Observer()
         self._observer.schedule(
-            _Forwarder(root.resolve(), suffixes, self._batches),
+            _Forwarder(root.resolve(), suffixes, self._batches, accept),
             str(target.resolve()),
             recursive=True,
         )
@@ -191,8 +214,13 @@ class PollWatcher(_WatcherBase):
         self._thread.join(timeout=5)
 
 
-def event_watcher(root: Path, prefix: str = "", suffixes: tuple[str, ...] = ()) -> _WatcherBase:
+def event_watcher(
+    root: Path,
+    prefix: str = "",
+    suffixes: tuple[str, ...] = (),
+    accept: Accept | None = None,
+) -> _WatcherBase:
     """The fastest event source this platform has."""
     if inotify_available():
-        return InotifyWatcher(root, prefix, suffixes)
-    return EventWatcher(root, prefix, suffixes)
+        return InotifyWatcher(root, prefix, suffixes, accept)
+    return EventWatcher(root, prefix, suffixes, accept)

@@ -1,6 +1,5 @@
 """Counts the train messages it got in context.state and says so."""
 
-import numpy as np
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -16,8 +15,6 @@ def train(msg: Message, context: Context) -> Message:
     counter["count"] = int(counter["count"]) + 1
     context.state["counter"] = counter
     arrays = msg.content["arrays"].to_numpy_ndarrays()
-    metrics = MetricRecord(
-        {"count": int(counter["count"]), "partition": pid, "num-examples": 1}
-    )
+    metrics = MetricRecord({"count": int(counter["count"]), "partition": pid, "num-examples": 1})
     reply = RecordDict({"arrays": ArrayRecord([a + 1 for a in arrays]), "metrics": metrics})
     return Message(reply, reply_to=msg)

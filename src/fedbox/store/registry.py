@@ -1,0 +1,187 @@
+"""Which store a root names: a folder, or a URL whose scheme selects an fsspec backend.
+
+Backends are imported only when a URL asks for one, fsspec-style, so ``fedbox`` works
+without the ``remote`` extra and a missing library is named with the command that
+installs it. Storage options can also come from ``FEDBOX_STORAGE_OPTIONS`` (JSON).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from fedbox.errors import StoreError
+from fedbox.store.backends import Backend
+from fedbox.store.base import DEFAULT_POLL_INTERVAL, Store
+from fedbox.store.local import LocalStore, WatchMode
+
+__all__ = [
+    "ENV_STORAGE_OPTIONS",
+    "BackendSpec",
+    "MissingBackend",
+    "get_backend",
+    "open_store",
+    "register_backend",
+    "registry",
+    "storage_options_from_env",
+    "url_scheme",
+]
+
+ENV_STORAGE_OPTIONS = "FEDBOX_STORAGE_OPTIONS"
+"""Environment variable holding storage options as a JSON object (see open_store)."""
+
+
+class MissingBackend(StoreError, ImportError):
+    """A URL names a backend whose library is not installed; the message says how to."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """Where a backend lives and what it needs, resolved only on first use."""
+
+    factory: str | Callable[[], Backend]
+    """``"module:callable"`` (or the callable) returning a :class:`Backend`."""
+    requires: tuple[str, ...] = ()
+    """Importable module names the backend needs, besides fsspec."""
+    extra: str = "remote"
+    """The fedbox extra that installs them."""
+
+
+def _webdav() -> Backend:
+    from fedbox.store.backends import WebDAVBackend
+
+    return WebDAVBackend(secure=False)
+
+
+def _webdavs() -> Backend:
+    from fedbox.store.backends import WebDAVBackend
+
+    return WebDAVBackend(secure=True)
+
+
+_registry: dict[str, BackendSpec] = {
+    "s3": BackendSpec("fedbox.store.backends:S3Backend", ("s3fs",)),
+    "gcs": BackendSpec("fedbox.store.backends:GCSBackend", ("gcsfs",)),
+    "gs": BackendSpec("fedbox.store.backends:GCSBackend", ("gcsfs",)),
+    "webdav": BackendSpec(_webdav, ("webdav4",)),
+    "webdavs": BackendSpec(_webdavs, ("webdav4",)),
+    "sftp": BackendSpec("fedbox.store.backends:SFTPBackend", ("sshfs",)),
+    "memory": BackendSpec("fedbox.store.backends:MemoryBackend"),
+    "gdrive": BackendSpec("fedbox.store.backends:GDriveBackend", ("pydrive2",), "gdrive"),
+}
+registry: Mapping[str, BackendSpec] = MappingProxyType(_registry)
+"""Read-only view of the known URL schemes; add one with :func:`register_backend`."""
+
+
+def register_backend(scheme: str, spec: BackendSpec, *, clobber: bool = False) -> None:
+    """Make ``scheme://`` URLs open with ``spec``'s backend."""
+    scheme = scheme.lower()
+    if scheme in _registry and not clobber:
+        raise ValueError(f"{scheme}:// already has a backend; pass clobber=True to replace it")
+    _registry[scheme] = spec
+
+
+def get_backend(scheme: str) -> Backend:
+    """The backend for ``scheme``; MissingBackend names the pip command if a library is absent."""
+    spec = _registry.get(scheme.lower())
+    if spec is None:
+        known = ", ".join(f"{s}://" for s in sorted(_registry))
+        raise ValueError(f"no store backend for {scheme}:// (known: {known}, or a folder path)")
+    for module in ("fsspec", *spec.requires):
+        if importlib.util.find_spec(module) is None:
+            raise MissingBackend(
+                f"{scheme}:// stores need the {module!r} package: "
+                f"pip install 'fedbox[{spec.extra}]'"
+            )
+    factory = spec.factory
+    if isinstance(factory, str):
+        module_name, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+    return factory()
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+def url_scheme(root: str | os.PathLike[str]) -> str | None:
+    """The lowercase URL scheme of ``root``, or None for a plain path (``C:\\`` included)."""
+    if not isinstance(root, str):
+        return None
+    match = _SCHEME.match(root)
+    return match.group(1).lower() if match else None
+
+
+def storage_options_from_env(scheme: str) -> dict[str, Any]:
+    """Options for ``scheme`` from ``$FEDBOX_STORAGE_OPTIONS``.
+
+    The variable holds one JSON object. Keys that name a scheme and hold an object are
+    that scheme's section (``{"s3": {"endpoint_url": ...}, "sftp": {...}}``); other keys
+    apply to every scheme. A section wins over the shared keys.
+    """
+    raw = os.environ.get(ENV_STORAGE_OPTIONS, "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"${ENV_STORAGE_OPTIONS} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"${ENV_STORAGE_OPTIONS} must be a JSON object, not {type(data).__name__}")
+    shared = {
+        k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, dict))
+    }
+    section = data.get(scheme, {})
+    return {**shared, **(section if isinstance(section, dict) else {})}
+
+
+def open_store(
+    root: str | os.PathLike[str],
+    *,
+    watch_mode: WatchMode = "auto",
+    poll_interval: float | None = None,
+    max_poll_interval: float | None = None,
+    retry_timeout: float | None = None,
+    **storage_options: Any,
+) -> Store:
+    """The store at ``root``: a folder path or ``file://`` URL gives a LocalStore, any
+    other URL a RemoteStore on the backend its scheme names.
+
+    For a folder, ``watch_mode`` and ``poll_interval`` mean what they mean to LocalStore.
+    For a URL, ``poll_interval`` is the fastest listing interval and ``max_poll_interval``
+    the idle ceiling; ``retry_timeout`` bounds how long an operation waits out an outage;
+    ``storage_options`` (merged over ``$FEDBOX_STORAGE_OPTIONS``) go to the backend.
+    """
+    scheme = url_scheme(root)
+    if scheme is None or scheme == "file":
+        if storage_options:
+            names = ", ".join(sorted(storage_options))
+            raise TypeError(f"storage options ({names}) apply to remote stores, not to {root}")
+        path = Path(root) if scheme is None else Path(url2pathname(unquote(urlsplit(str(root)).path)))
+        return LocalStore(
+            path,
+            watch_mode=watch_mode,
+            poll_interval=poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL,
+        )
+    if watch_mode == "events":
+        raise ValueError(f"{scheme}:// stores have no change events; use watch_mode 'auto' or 'poll'")
+    from fedbox.store.remote import RemoteStore
+
+    tuning: dict[str, float] = {}
+    if poll_interval is not None:
+        tuning["min_poll_interval"] = poll_interval
+    if max_poll_interval is not None:
+        tuning["max_poll_interval"] = max_poll_interval
+    if retry_timeout is not None:
+        tuning["retry_timeout"] = retry_timeout
+    options = {**storage_options_from_env(scheme), **storage_options}
+    return RemoteStore(str(root), **tuning, **options)

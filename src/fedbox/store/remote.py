@@ -1,0 +1,433 @@
+"""A store on anything fsspec reaches: object stores, WebDAV, SFTP, Drive, memory.
+
+Three things make a remote store usable as a message transport, and live here rather
+than in each backend: messages appear whole (a local buffer uploaded in one PUT, or a
+dot-file renamed into place), outages are waited out with bounded backoff while refusals
+are reported at once, and arrivals are found by adaptive polling of only the folders the
+caller cares about.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+import shutil
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from fedbox.errors import InvalidIdentity, NotFound, StoreError
+from fedbox.store._retry import Failure, Outage, classify, retrying
+from fedbox.store.backends import Backend, FileSystem
+from fedbox.store.base import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_MIN_POLL_INTERVAL,
+    DEFAULT_RETRY_TIMEOUT,
+    Entry,
+    FolderFilter,
+)
+from fedbox.store.polling import AdaptivePollWatcher, folder_matcher
+
+__all__ = ["RemoteStore"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _redact(url: SplitResult) -> str:
+    """The URL without a password, for logs and errors."""
+    if url.password is None:
+        return urlunsplit(url)
+    host = url.netloc.rpartition("@")[2]
+    return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
+
+
+def _check_path(path: str) -> PurePosixPath:
+    """The same rule as LocalStore: relative POSIX, no NUL, no backslash, no '..'."""
+    text = str(path)
+    if "\x00" in text or "\\" in text or text.startswith("/"):
+        raise InvalidIdentity(f"store path {text!r} must be relative POSIX", text)
+    rel = PurePosixPath(text)
+    if ".." in rel.parts:
+        raise InvalidIdentity(f"store path {text!r} contains '..'", text)
+    return rel
+
+
+def _is_hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """Backends name and type the modification time differently; a missing one reads as
+    "now", so a file of unknown age is never cleaned up early."""
+    for key in ("mtime", "LastModified", "modified", "updated", "last_modified", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float) and value:
+            return float(value)
+        if isinstance(value, str) and value:
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return datetime.now().timestamp()
+
+
+class RemoteStore:
+    """Message files on an fsspec filesystem named by ``url``.
+
+    ``storage_options`` go to the backend (keys, endpoints, passwords: see the README).
+    Every operation retries an unreachable store with exponential backoff for up to
+    ``retry_timeout`` seconds, then raises StoreError; refused credentials raise
+    StoreError at once. ``watch`` polls, between ``min_poll_interval`` while files keep
+    arriving and ``max_poll_interval`` when idle. Pass ``fs`` to use an existing fsspec
+    filesystem (for example to share one ``memory://`` between two stores).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        fs: FileSystem | None = None,
+        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+        **storage_options: Any,
+    ) -> None:
+        from fedbox.store.registry import get_backend
+
+        if not 0 < min_poll_interval <= max_poll_interval:
+            raise ValueError("need 0 < min_poll_interval <= max_poll_interval")
+        if retry_timeout < 0:
+            raise ValueError("retry_timeout must be >= 0")
+        self._url = urlsplit(url)
+        self.url = _redact(self._url)
+        self.scheme = self._url.scheme.lower()
+        self.backend: Backend = get_backend(self.scheme)
+        self.root = self.backend.root(self._url)
+        self.min_poll_interval = min_poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.retry_timeout = retry_timeout
+        self._options = storage_options
+        self._own_fs = fs is None
+        self._fs = fs
+        self._fs_lock = threading.Lock()
+        self._outage = Outage(self.url)
+        self._watchers: weakref.WeakSet[AdaptivePollWatcher] = weakref.WeakSet()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+    # -- plumbing --------------------------------------------------------------------
+
+    @property
+    def fs(self) -> FileSystem:
+        """The fsspec filesystem, connected on first use (and again after a lost link)."""
+        fs = self._fs
+        if fs is not None:
+            return fs
+        with self._fs_lock:
+            if self._fs is None:
+                self._fs = self.backend.connect(self._url, self._options)
+            return self._fs
+
+    def _drop_connection(self) -> None:
+        if not (self._own_fs and self.backend.reconnect):
+            return
+        with self._fs_lock:
+            fs, self._fs = self._fs, None
+        if fs is not None:
+            self._close_fs(fs)
+
+    def _close_fs(self, fs: FileSystem) -> None:
+        try:
+            self.backend.close(fs)
+        except Exception as exc:  # closing a dead link may fail; nothing to save
+            logger.debug("closing %s: %s", self.url, exc)
+
+    def _full(self, path: str) -> str:
+        rel = _check_path(path).as_posix()
+        if rel in ("", "."):
+            return self.root
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def _rel(self, name: str) -> str:
+        name = name.strip("/")
+        root = self.root.strip("/")
+        if root and name.startswith(root + "/"):
+            return name[len(root) + 1 :]
+        return "" if name == root else name
+
+    def _run(self, what: str, path: str, fn: Callable[[], T], *, budget: float | None = None) -> T:
+        """Run ``fn`` with retries, turning backend errors into fedbox's."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        try:
+            return retrying(
+                fn,
+                budget=self.retry_timeout if budget is None else budget,
+                outage=self._outage,
+                on_transient=self._drop_connection,
+            )
+        except (NotFound, InvalidIdentity):
+            raise
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is Failure.NOT_FOUND:
+                raise NotFound(f"no such file in store: {path}", path) from exc
+            if kind is Failure.CREDENTIALS:
+                raise StoreError(
+                    f"{self.url} refused access while trying to {what} {path!r}: {exc}. "
+                    "Check the credentials in the storage options "
+                    "(key/secret, password, SSH key, known_hosts); not retrying.",
+                    path,
+                ) from exc
+            if kind is Failure.TRANSIENT:
+                raise StoreError(
+                    f"{self.url} unreachable for {self.retry_timeout:.0f} s while trying to "
+                    f"{what} {path!r}: {type(exc).__name__}: {exc}",
+                    path,
+                ) from exc
+            raise StoreError(
+                f"cannot {what} {path!r} on {self.url}: {type(exc).__name__}: {exc}", path
+            ) from exc
+
+    def _poke_watchers(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.poke()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _upload(self, full: str, data: bytes) -> None:
+        """Upload, creating the parent folder if the backend says it is missing."""
+        try:
+            self.backend.upload(self.fs, full, data)
+        except FileNotFoundError:
+            self.backend.makedirs(self.fs, str(PurePosixPath(full).parent))
+            self.backend.upload(self.fs, full, data)
+
+    def _commit(self, path: str, data: bytes) -> None:
+        """Make ``data`` appear at ``path`` whole, or not at all."""
+        full = self._full(path)
+        if self.backend.atomic_put:
+            self._run("write", path, lambda: self._upload(full, data))
+        else:
+            target = PurePosixPath(full)
+            tmp = str(target.with_name(f".{target.name}.tmp-{secrets.token_hex(6)}"))
+
+            def upload_and_rename() -> None:
+                # Retried as a whole: a rename that succeeded before the link dropped
+                # is simply done again from a fresh upload of the same bytes.
+                self._upload(tmp, data)
+                self.backend.rename(self.fs, tmp, full)
+
+            try:
+                self._run("write", path, upload_and_rename)
+            except BaseException:
+                self._discard(tmp)
+                raise
+        self._poke_watchers()
+
+    def _discard(self, full: str) -> None:
+        try:
+            self.fs.rm_file(full)
+        except Exception as exc:  # a dot-file left behind is invisible; not worth failing for
+            logger.debug("could not remove temporary %s: %s", full, exc)
+
+    def put(self, path: str, data: bytes | BinaryIO) -> None:
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._commit(path, bytes(data))
+            return
+        with self.writer(path) as f:
+            shutil.copyfileobj(data, f, 1 << 20)
+
+    @contextmanager
+    def writer(self, path: str) -> Iterator[BinaryIO]:
+        """A local in-memory buffer, uploaded when the block exits cleanly.
+
+        The whole message is held in memory once: a retry after an outage must be able
+        to send it again, and uploads want their length up front.
+        """
+        _check_path(path)
+        buffer = io.BytesIO()
+        yield buffer
+        self._commit(path, buffer.getvalue())
+
+    # -- reading ---------------------------------------------------------------------
+
+    def read(self, path: str) -> bytes:
+        full = self._full(path)
+        return self._run("read", path, lambda: self.fs.cat_file(full))
+
+    def open(self, path: str) -> BinaryIO:
+        """The whole file, downloaded (with retries) into memory."""
+        return io.BytesIO(self.read(path))
+
+    def exists(self, path: str) -> bool:
+        full = self._full(path)
+
+        def is_file() -> bool:
+            try:
+                return self.backend.is_file(self.fs, full)
+            except FileNotFoundError:
+                return False
+
+        return self._run("check", path, is_file)
+
+    def _ls(self, full: str) -> list[dict[str, Any]]:
+        try:
+            return list(self.fs.ls(full, detail=True))
+        except FileNotFoundError:
+            return []
+
+    def _walk(self, full: str) -> Iterator[dict[str, Any]]:
+        """Every file under ``full`` (absent: nothing), skipping dot-folders where it can."""
+        if self.backend.flat:
+            try:
+                found = self.fs.find(full, withdirs=False, detail=True)
+            except FileNotFoundError:
+                return
+            yield from found.values()
+            return
+        pending = [full]
+        while pending:
+            folder = pending.pop()
+            for info in self._ls(folder):
+                name = str(info.get("name", "")).rstrip("/")
+                if PurePosixPath(name).name.startswith("."):
+                    continue
+                if info.get("type") == "directory":
+                    pending.append(name)
+                elif info.get("type") == "file":
+                    yield info
+
+    def _entries(self, prefix: str, suffixes: tuple[str, ...]) -> list[Entry]:
+        entries = []
+        for info in self._walk(self._full(prefix)):
+            rel = self._rel(str(info["name"]))
+            if _is_hidden(rel) or (suffixes and not rel.endswith(suffixes)):
+                continue
+            entries.append(Entry(path=rel, size=int(info.get("size") or 0), mtime=_mtime(info)))
+        return entries
+
+    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+        suffixes = (suffix,) if suffix else ()
+        return self._run("list", prefix, lambda: self._entries(prefix, suffixes))
+
+    def _dirs(self, prefix: str) -> list[str]:
+        names = []
+        for info in self._ls(self._full(prefix)):
+            name = PurePosixPath(str(info.get("name", "")).rstrip("/")).name
+            if info.get("type") == "directory" and name and not name.startswith("."):
+                names.append(name)
+        return sorted(names)
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        return self._run("list", prefix, lambda: self._dirs(prefix))
+
+    # -- changing --------------------------------------------------------------------
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        attempts = 0
+
+        def delete_once() -> None:
+            nonlocal attempts
+            attempts += 1
+            try:
+                if self.backend.strict_delete and not self.backend.is_file(self.fs, full):
+                    raise FileNotFoundError(2, "no such file", full)
+                self.fs.rm_file(full)
+            except FileNotFoundError:
+                if attempts == 1:
+                    raise
+                # An earlier attempt deleted it before the link dropped.
+
+        self._run("delete", path, delete_once)
+
+    def move(self, src: str, dst: str) -> None:
+        full_src, full_dst = self._full(src), self._full(dst)
+
+        def move_once() -> None:
+            try:
+                self.backend.rename(self.fs, full_src, full_dst)
+            except FileNotFoundError:
+                if not self.backend.is_file(self.fs, full_src):
+                    raise
+                self.backend.makedirs(self.fs, str(PurePosixPath(full_dst).parent))
+                self.backend.rename(self.fs, full_src, full_dst)
+
+        self._run("move", src, move_once)
+        self._poke_watchers()
+
+    # -- watching --------------------------------------------------------------------
+
+    def _snapshot(
+        self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
+    ) -> set[str]:
+        """One poll: the top level of ``prefix`` when filtering, then each accepted folder."""
+        if match is None:
+            bases = [prefix]
+        else:
+            lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+            bases = [f"{lead}{d}" for d in self._dirs(prefix) if match(d)]
+        return {e.path for base in bases for e in self._entries(base, suffixes)}
+
+    def watch(
+        self,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        *,
+        folders: FolderFilter | None = None,
+    ) -> AdaptivePollWatcher:
+        """Poll for new files; each poll costs one listing of ``prefix`` plus one subtree
+        listing per folder that ``folders`` accepts (all of ``prefix`` when None).
+
+        Listings are not retried inside a poll: the watcher backs off instead, and the
+        store logs the outage once.
+        """
+        match = folder_matcher(folders)
+        _check_path(prefix)
+
+        def lister() -> set[str]:
+            return self._run("list", prefix, lambda: self._snapshot(prefix, suffixes, match), budget=0)
+
+        watcher = AdaptivePollWatcher(
+            lister,
+            min_interval=self.min_poll_interval,
+            max_interval=self.max_poll_interval,
+            name=f"fedbox-poll-{self.scheme}",
+        )
+        self._watchers.add(watcher)
+        return watcher
+
+    def local_path(self, path: str) -> Path | None:
+        """Remote files have no OS path."""
+        return None
+
+    def close(self) -> None:
+        """Release the connection (not a filesystem passed in as ``fs``). Idempotent.
+
+        Watchers are closed by their owners, as with LocalStore.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._own_fs and self._fs is not None:
+            fs, self._fs = self._fs, None
+            self._close_fs(fs)
+
+    def __enter__(self) -> RemoteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,110 @@
+"""`fedbox run`: every participant its own process, as in a real deployment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from fl_helpers import FBCOUNT, Proc
+
+AGG = "ds@uni.org"
+SITES = ["do0@a.org", "do1@b.org", "do2@c.org"]
+
+
+def _site_args(sites: list[str]) -> list[str]:
+    return [arg for s in sites for arg in ("--datasite", s)]
+
+
+def _aggregator(start: Callable[..., Proc], root: Path, run_config: str, *extra: str) -> Proc:
+    return start(
+        "aggregator",
+        "run",
+        str(FBCOUNT),
+        "--email",
+        AGG,
+        "--root",
+        str(root),
+        "--aggregator",
+        AGG,
+        *_site_args(SITES),
+        "--run-config",
+        run_config,
+        *extra,
+    )
+
+
+def _datasite(
+    start: Callable[..., Proc], root: Path, email: str, name: str = "", *extra: str
+) -> Proc:
+    return start(
+        name or email.split("@")[0],
+        "run",
+        str(FBCOUNT),
+        "--email",
+        email,
+        "--root",
+        str(root),
+        "--aggregator",
+        AGG,
+        *_site_args(SITES),
+        *extra,
+    )
+
+
+def test_a_datasite_that_never_starts_times_out_and_the_run_still_ends(
+    start_fedbox: Callable[..., Proc], root: Path
+) -> None:
+    # Datasites find the run themselves (no --app-name): they wait for its first request.
+    a, b = _datasite(start_fedbox, root, SITES[0]), _datasite(start_fedbox, root, SITES[1])
+    a.wait_for("waiting for a run"), b.wait_for("waiting for a run")
+    agg = _aggregator(
+        start_fedbox, root, "num-server-rounds=2", "--timeout", "2", "--stop-wait", "1"
+    )
+    assert agg.wait(timeout=60) == 0, agg.output
+    out = agg.output
+    assert "fbcount round 1 replies 2" in out and "fbcount round 2 replies 2" in out
+    assert "did not answer in time: do2@c.org" in out
+    assert "ServerApp finished" in out
+    assert a.wait(timeout=30) == 0 and b.wait(timeout=30) == 0
+    assert "stopped by the aggregator after 3 messages" in a.output
+
+
+def test_a_killed_datasite_restarts_and_continues_with_its_state(
+    start_fedbox: Callable[..., Proc], root: Path, tmp_path: Path
+) -> None:
+    app_name = f"{AGG}_fbcount_1700000001"
+    common = ("--app-name", app_name)
+    states = {s: tmp_path / "state" / s for s in SITES}
+    sites = {
+        s: _datasite(start_fedbox, root, s, "", "--state-dir", str(states[s]), *common)
+        for s in SITES
+    }
+    agg = _aggregator(start_fedbox, root, "num-server-rounds=3 round-pause=3", *common)
+    agg.wait_for("fbcount round 1 replies 3", timeout=60)
+    victim = SITES[1]
+    sites[victim].kill()  # SIGKILL during the pause after round 1: no goodbye
+    restarted = _datasite(
+        start_fedbox, root, victim, "restarted", "--state-dir", str(states[victim]), *common
+    )
+    assert agg.wait(timeout=90) == 0, agg.output
+    out = agg.output
+    for pid in range(3):
+        assert f"fbcount round 3 partition {pid} count 3" in out, out
+    assert restarted.wait(timeout=30) == 0, restarted.output
+    assert "stopped by the aggregator after 3 messages" in restarted.output
+
+
+def test_ctrl_c_of_the_aggregator_stops_every_datasite(
+    start_fedbox: Callable[..., Proc], root: Path
+) -> None:
+    common = ("--app-name", f"{AGG}_fbcount_1700000002")
+    sites = [_datasite(start_fedbox, root, s, "", *common) for s in SITES]
+    agg = _aggregator(start_fedbox, root, "num-server-rounds=1000 round-pause=0.2", *common)
+    agg.wait_for("fbcount round 2 replies 3", timeout=60)
+    agg.interrupt()
+    assert agg.wait(timeout=30) == 130, agg.output
+    assert "interrupted" in agg.output
+    for site in sites:
+        assert site.wait(timeout=30) == 0, site.output
+        assert re.search(r"stopped by the aggregator after \d+ messages", site.output)

@@ -1,0 +1,159 @@
+"""FileGrid against real files, with ClientNodes in this process (threads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+
+import fedbox
+from fedbox.fl.client import ClientNode, node_config_for
+from fedbox.fl.config import node_id_for
+from fedbox.fl.events import FlEvent
+from fedbox.fl.grid import FileGrid
+from fedbox.rpc import Response, read_header
+
+AGG, A, B, C = "agg@x.org", "a@x.org", "b@x.org", "c@x.org"
+APP = "agg@x.org_gridtest_1700000000"
+
+
+def _client_app() -> ClientApp:
+    app = ClientApp()
+
+    @app.query()
+    def echo(msg: Message, context: Context) -> Message:
+        value = int(msg.content["config"]["value"])
+        metrics = MetricRecord({"value": value, "pid": context.node_config["partition-id"]})
+        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app
+
+
+class Federation:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.boxes: list[fedbox.Box] = []
+        self.events: list[FlEvent] = []
+        self.agg = self.connect(AGG)
+        self.grid = FileGrid(self.agg.app(APP), [A, B, C], timeout=2.0, callback=self.events.append)
+
+    def connect(self, email: str) -> fedbox.Box:
+        box = fedbox.connect(self.root, email)
+        self.boxes.append(box)
+        return box
+
+    def start_node(self, email: str, index: int) -> ClientNode:
+        app = _client_app()
+        node = ClientNode(self.connect(email), APP, lambda: app, node_config_for(index, 3, None))
+        return node.start()
+
+    def query(self, value: int, nodes: list[int] | None = None, ttl: float | None = None):
+        content = RecordDict({"config": ConfigRecord({"value": value})})
+        return [
+            Message(content, node_id, "query", ttl=ttl, group_id=str(value))
+            for node_id in (nodes or self.grid.get_node_ids())
+        ]
+
+    def close(self) -> None:
+        for box in self.boxes:
+            box.close()
+
+
+@pytest.fixture
+def fed(root: Path) -> Iterator[Federation]:
+    federation = Federation(root)
+    yield federation
+    federation.close()
+
+
+def test_replies_are_matched_to_the_messages_sent(fed: Federation) -> None:
+    fed.start_node(A, 0), fed.start_node(B, 1), fed.start_node(C, 2)
+    assert sorted(fed.grid.get_node_ids()) == sorted(node_id_for(e) for e in (A, B, C))
+    messages = fed.query(7)
+    replies = fed.grid.send_and_receive(messages, timeout=30)
+    assert {m.metadata.message_id for m in messages} == {
+        r.metadata.reply_to_message_id for r in replies
+    }
+    by_node = {r.metadata.src_node_id: r.content["metrics"] for r in replies}
+    assert by_node[node_id_for(B)]["pid"] == 1 and {m["value"] for m in by_node.values()} == {7}
+    kinds = [e.kind for e in fed.events]
+    assert kinds.count("sent") == 3 and kinds.count("reply") == 3
+
+
+def test_missing_node_times_out_and_its_late_reply_never_leaks(fed: Federation) -> None:
+    fed.start_node(A, 0), fed.start_node(B, 1)
+    first = fed.grid.send_and_receive(fed.query(1), timeout=3600)  # grid's 2 s is the ceiling
+    assert sorted(r.metadata.src_node_id for r in first) == sorted([node_id_for(A), node_id_for(B)])
+    assert [e.email for e in fed.events if e.kind == "timeout"] == [C]
+    node_c = fed.start_node(C, 2)  # answers round 1 from its backlog: a late reply
+    second_msgs = fed.query(2)
+    second = fed.grid.send_and_receive(second_msgs)
+    assert len(second) == 3
+    assert {r.metadata.reply_to_message_id for r in second} == {
+        m.metadata.message_id for m in second_msgs
+    }
+    assert all(r.content["metrics"]["value"] == 2 for r in second)
+    assert node_c.runner.handled == 2
+
+
+def test_push_and_pull_return_each_reply_once(fed: Federation) -> None:
+    fed.start_node(A, 0)
+    ids = fed.grid.push_messages(fed.query(3, [node_id_for(A)]))
+    fed.agg.wait([fed.grid._pending[ids[0]].future], timeout=30)
+    assert len(fed.grid.pull_messages(ids)) == 1
+    assert fed.grid.pull_messages(ids) == []
+
+
+def test_rpc_failures_become_flower_error_replies(fed: Federation) -> None:
+    crashing = fed.connect(A).app(APP)
+    crashing.on_request("messages")(lambda req: Response(b"disk on fire", status=500))
+    crashing.start()
+    wrong_endpoint = fed.connect(B).app(APP)
+    wrong_endpoint.on_request("other")(lambda req: b"")
+    wrong_endpoint.start()
+    replies = fed.grid.send_and_receive(fed.query(4, [node_id_for(A), node_id_for(B)]))
+    errors = {r.metadata.src_node_id: r.error for r in replies}
+    assert errors[node_id_for(A)].code == ErrorCode.CLIENT_APP_CRASHED
+    assert "disk on fire" in errors[node_id_for(A)].reason
+    assert errors[node_id_for(B)].code == ErrorCode.NODE_UNAVAILABLE
+
+
+def test_ttl_becomes_the_request_expiry_and_bodies_are_flower_protobuf(fed: Federation) -> None:
+    fed.grid.push_messages(fed.query(5, [node_id_for(A)], ttl=30))
+    (path,) = fed.root.rglob("*.request")
+    with open(path, "rb") as f:
+        header = read_header(f)
+    assert header.endpoint == "messages" and header.app == APP
+    assert 29 <= header.expires - header.created <= 30.5
+
+
+def test_stop_reaches_running_nodes(fed: Federation) -> None:
+    nodes = [fed.start_node(A, 0), fed.start_node(B, 1)]
+    acked = fed.grid.stop_nodes(wait=1.0)
+    assert acked == {A, B}
+    assert all(n.stopped.is_set() for n in nodes)
+
+
+def test_unknown_destinations_are_dropped_not_sent(fed: Federation) -> None:
+    assert fed.grid.push_messages(fed.query(6, [12345])) == []
+
+
+@pytest.mark.parametrize("size", [10, 1_000_000])
+def test_arrays_arrive_intact(fed: Federation, size: int) -> None:
+    app = ClientApp()
+
+    @app.train()
+    def double(msg: Message, context: Context) -> Message:
+        arrays = [a * 2 for a in msg.content["arrays"].to_numpy_ndarrays()]
+        return Message(RecordDict({"arrays": ArrayRecord(arrays)}), reply_to=msg)
+
+    ClientNode(fed.connect(A), APP, lambda: app, node_config_for(0, 1, None)).start()
+    data = np.random.default_rng(0).standard_normal(size).astype(np.float32)
+    msg = Message(RecordDict({"arrays": ArrayRecord([data])}), node_id_for(A), "train")
+    (reply,) = fed.grid.send_and_receive([msg])
+    np.testing.assert_array_equal(reply.content["arrays"].to_numpy_ndarrays()[0], data * 2)

@@ -1,0 +1,141 @@
+"""The ClientApp side without files: encoding, saved contexts, errors, stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+from flwr.common.serde import message_to_proto
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, summarize
+from fedbox.fl.contexts import ContextStore
+from fedbox.fl.runner import NodeRunner, make_stop_message
+
+NODE = 1234
+
+
+@pytest.fixture(autouse=True)
+def task_identity() -> None:
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 77, 1, 1
+
+
+def _train_message(dst: int = NODE, msg_id: str = "m-1", explode: bool = False) -> Message:
+    config = ConfigRecord({"explode": explode})
+    content = RecordDict(
+        {"arrays": ArrayRecord([np.arange(6, dtype=np.float32)]), "config": config}
+    )
+    msg = Message(content, dst, "train", group_id="1")
+    msg.metadata.__dict__["_message_id"] = msg_id
+    return msg
+
+
+def _counting_app() -> ClientApp:
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        if msg.content["config"]["explode"]:
+            context.state["dirty"] = MetricRecord({"x": 1})
+            raise RuntimeError("boom")
+        counter = context.state.get("c", MetricRecord({"n": 0}))
+        counter["n"] = int(counter["n"]) + 1
+        context.state["c"] = counter
+        metrics = MetricRecord({"n": int(counter["n"]), "pid": context.node_config["partition-id"]})
+        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+    @app.evaluate()
+    def bad_reply(msg: Message, context: Context) -> Message:
+        return _train_message(msg_id="other")  # not a reply to msg
+
+    return app
+
+
+def _runner(tmp_path: Path) -> NodeRunner:
+    app = _counting_app()
+    return NodeRunner(
+        lambda: app, NODE, {"partition-id": 3, "num-partitions": 5}, ContextStore(tmp_path)
+    )
+
+
+def test_batch_encoder_bytes_are_flowers_own_serialisation() -> None:
+    encoder = BatchEncoder()
+    shared = _train_message().content
+    for i, dst in enumerate((5, 6, 7)):
+        msg = Message(shared, dst, "train")
+        msg.metadata.__dict__["_message_id"] = f"id-{i}"
+        assert encoder.encode(msg) == message_to_proto(msg).SerializeToString()
+    error = Message(Error(ErrorCode.UNKNOWN, "x"), reply_to=_train_message())
+    assert encoder.encode(error) == encode_message(error)
+    back = decode_message(encode_message(_train_message()))
+    assert back.metadata.message_id == "m-1"
+    assert summarize(back).records["arrays"].startswith("ArrayRecord 1 arrays [(6,)]")
+
+
+def test_state_is_saved_after_every_message_and_survives_a_restart(tmp_path: Path) -> None:
+    first = _runner(tmp_path)
+    for i in range(2):
+        reply = decode_message(first.handle(encode_message(_train_message(msg_id=f"a{i}"))).body)
+    assert reply.content["metrics"]["n"] == 2
+    assert reply.metadata.reply_to_message_id == "a1" and reply.metadata.message_id
+    restarted = _runner(tmp_path)  # a new process: nothing in memory
+    reply = decode_message(restarted.handle(encode_message(_train_message(msg_id="b"))).body)
+    assert reply.content["metrics"]["n"] == 3
+    assert reply.content["metrics"]["pid"] == 3
+    saved = ContextStore(tmp_path).load(77, NODE)
+    assert saved is not None and saved.state["c"]["n"] == 3
+
+
+def test_a_raising_clientapp_becomes_an_error_reply_and_keeps_old_state(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    runner.handle(encode_message(_train_message(msg_id="ok")))
+    outcome = runner.handle(encode_message(_train_message(msg_id="x", explode=True)))
+    reply = decode_message(outcome.body)
+    assert outcome.failed and reply.has_error()
+    assert reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
+    assert "boom" in reply.error.reason and reply.metadata.reply_to_message_id == "x"
+    saved = ContextStore(tmp_path).load(77, NODE)
+    assert saved is not None and "dirty" not in saved.state  # half-done changes not saved
+    again = decode_message(runner.handle(encode_message(_train_message(msg_id="y"))).body)
+    assert again.content["metrics"]["n"] == 2 and "dirty" not in again.content
+
+
+def test_a_reply_that_answers_another_message_is_an_error(tmp_path: Path) -> None:
+    msg = _train_message()
+    msg.metadata.__dict__["_message_type"] = "evaluate"
+    reply = decode_message(_runner(tmp_path).handle(encode_message(msg)).body)
+    assert reply.has_error() and "reply_to=msg" in reply.error.reason
+
+
+def test_a_message_for_another_node_is_refused(tmp_path: Path) -> None:
+    reply = decode_message(_runner(tmp_path).handle(encode_message(_train_message(dst=9))).body)
+    assert reply.has_error() and reply.error.code == ErrorCode.NODE_UNAVAILABLE
+
+
+def test_stop_is_handled_by_the_runner_not_the_clientapp(tmp_path: Path) -> None:
+    stop = make_stop_message(NODE, 77)
+    stop.metadata.__dict__["_message_id"] = "s"
+    outcome = _runner(tmp_path).handle(encode_message(stop))
+    reply = decode_message(outcome.body)
+    assert outcome.stop and not outcome.failed
+    assert reply.content["fedbox"]["action"] == "stopped"
+
+
+def test_a_damaged_context_file_starts_afresh(tmp_path: Path) -> None:
+    store = ContextStore(tmp_path)
+    store.path(77, NODE).parent.mkdir(parents=True, exist_ok=True)
+    store.path(77, NODE).write_bytes(b"\xff not a protobuf")
+    reply = decode_message(_runner(tmp_path).handle(encode_message(_train_message())).body)
+    assert reply.content["metrics"]["n"] == 1

@@ -1,0 +1,304 @@
+"""RemoteStore beyond the conformance suite: URL selection, registry, atomic commits,
+polling cost and cadence, outages and refused credentials (real servers on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import SERVERS, Target, free_port
+
+from fedbox.errors import StoreError
+from fedbox.store import LocalStore, RemoteStore, open_store
+from fedbox.store._retry import Failure, classify
+from fedbox.store.polling import AdaptivePollWatcher
+from fedbox.store.registry import (
+    ENV_STORAGE_OPTIONS,
+    BackendSpec,
+    MissingBackend,
+    get_backend,
+    register_backend,
+    storage_options_from_env,
+)
+
+# -- choosing a store -------------------------------------------------------------------
+
+
+def test_paths_and_file_urls_open_local_stores(tmp_path: Path) -> None:
+    assert isinstance(open_store(tmp_path / "a"), LocalStore)
+    assert isinstance(open_store(str(tmp_path / "b")), LocalStore)
+    local = open_store((tmp_path / "c").as_uri(), watch_mode="poll", poll_interval=0.1)
+    assert isinstance(local, LocalStore) and local.root == (tmp_path / "c").resolve()
+    with pytest.raises(TypeError, match="remote stores"):
+        open_store(tmp_path / "d", key="k")
+
+
+def test_urls_open_remote_stores_with_tuning() -> None:
+    store = open_store("memory://x", poll_interval=0.01, max_poll_interval=0.5, retry_timeout=3)
+    assert isinstance(store, RemoteStore)
+    assert (store.min_poll_interval, store.max_poll_interval, store.retry_timeout) == (0.01, 0.5, 3)
+    with pytest.raises(ValueError, match="no change events"):
+        open_store("memory://x", watch_mode="events")
+    with pytest.raises(ValueError, match="no store backend for ftpx://"):
+        open_store("ftpx://host/path")
+    with pytest.raises(ValueError, match="needs a bucket"):
+        open_store("s3://")
+
+
+def test_storage_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        ENV_STORAGE_OPTIONS,
+        '{"timeout": 5, "s3": {"endpoint_url": "http://x", "timeout": 9}, "sftp": {"port": 1}}',
+    )
+    assert storage_options_from_env("s3") == {"endpoint_url": "http://x", "timeout": 9}
+    assert storage_options_from_env("webdav") == {"timeout": 5}
+    monkeypatch.setenv(ENV_STORAGE_OPTIONS, "{nope")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        storage_options_from_env("s3")
+
+
+def test_environment_options_reach_the_backend(
+    monkeypatch: pytest.MonkeyPatch, make_target: Callable[[str], Target]
+) -> None:
+    target = make_target("webdav")
+    monkeypatch.setenv(ENV_STORAGE_OPTIONS, '{"webdav": {"auth": ["alice", "s3cret"]}}')
+    store = open_store(target.url)
+    store.put("a/f.request", b"env")
+    assert store.read("a/f.request") == b"env"
+    store.close()
+
+
+def test_a_missing_backend_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "fedbox.store.registry._registry", {"zz": BackendSpec("x:y", ("no_such_module_zz",))}
+    )
+    with pytest.raises(MissingBackend, match=r"pip install 'fedbox\[remote\]'") as info:
+        get_backend("zz")
+    assert isinstance(info.value, ImportError) and isinstance(info.value, StoreError)
+
+
+def test_gdrive_is_import_guarded() -> None:
+    try:
+        import pydrive2  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingBackend, match=r"fedbox\[gdrive\]"):
+            RemoteStore("gdrive://root/fedbox")
+    else:
+        assert get_backend("gdrive").atomic_put
+
+
+def test_register_backend_refuses_silent_replacement(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fedbox.store.registry._registry", {})
+    spec = BackendSpec("fedbox.store.backends:MemoryBackend")
+    register_backend("mem2", spec)
+    with pytest.raises(ValueError, match="already"):
+        register_backend("mem2", spec)
+    assert get_backend("mem2").flat
+
+
+def test_memory_stores_are_private_unless_they_share_fs() -> None:
+    a, b = RemoteStore("memory://same"), RemoteStore("memory://same")
+    a.put("f.request", b"x")
+    assert not b.exists("f.request")
+    shared = RemoteStore("memory://same", fs=a.fs)
+    assert shared.read("f.request") == b"x"
+
+
+def test_passwords_stay_out_of_logs_and_errors() -> None:
+    store = RemoteStore("webdav://bob:hunter2@127.0.0.1:9/x")
+    assert "hunter2" not in repr(store) and "***" in store.url
+
+
+# -- atomic commits ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_uploads_land_beside_under_a_dot_name_then_move(
+    name: str, make_target: Callable[[str], Target]
+) -> None:
+    """While the bytes travel, the final name does not exist (S3: one PUT to it)."""
+    store = make_target(name).make()
+    original = store.backend.upload
+    uploads: list[str] = []
+
+    def spy(fs, path: str, data: bytes) -> None:
+        original(fs, path, data)
+        uploads.append(path.rpartition("/")[2])
+        assert not store.exists("a/b/f.request")
+        assert store.list("a") == []
+
+    store.backend.upload = spy  # type: ignore[method-assign]
+    store.put("a/b/f.request", b"x" * 1000)
+    assert store.read("a/b/f.request") == b"x" * 1000
+    if store.backend.atomic_put:
+        assert uploads == ["f.request"]
+    else:
+        assert len(uploads) == 1 and uploads[0].startswith(".f.request.tmp-")
+    hidden = [e for e in store.list("a") if "/." in e.path]
+    assert hidden == []
+
+
+# -- polling ----------------------------------------------------------------------------
+
+
+def count_listings(fs) -> list[str]:
+    """Record every ``ls``/``find`` the filesystem serves, as ``"ls PATH"``."""
+    calls: list[str] = []
+    for name in ("ls", "find"):
+        original = getattr(fs, name)
+
+        def counted(path, *args, _original=original, _name=name, **kwargs):
+            calls.append(f"{_name} {path}")
+            return _original(path, *args, **kwargs)
+
+        setattr(fs, name, counted)
+    return calls
+
+
+def test_poll_cost_grows_with_my_folders_not_with_the_store() -> None:
+    writer = RemoteStore("memory://")
+    for i in range(40):
+        writer.put(f"syft_outbox_inbox_p{i}@x.org_to_other@x.org/app/rpc/e/{i}.request", b"x")
+    for i in range(2):
+        writer.put(f"syft_outbox_inbox_p{i}@x.org_to_me@x.org/app/rpc/e/{i}.request", b"x")
+    calls = count_listings(writer.fs)
+    reader = RemoteStore("memory://", fs=writer.fs, min_poll_interval=0.01, max_poll_interval=0.01)
+    mine = lambda name: name.endswith("_to_me@x.org")  # noqa: E731
+    with reader.watch("", (".request",), folders=mine):
+        calls.clear()
+        time.sleep(0.2)
+    polls = [c for c in calls if c.startswith("ls")]
+    assert polls, "the watcher did not poll"
+    finds = [c for c in calls if c.startswith("find")]
+    assert len(finds) <= 2 * len(polls) + 2, "one subtree listing per folder of mine"
+    assert all("_to_me@x.org" in c for c in finds)
+
+
+def test_polling_backs_off_when_idle_and_speeds_up_on_traffic() -> None:
+    store = RemoteStore("memory://", min_poll_interval=0.01, max_poll_interval=0.16)
+    with store.watch() as watcher:
+        deadline = time.monotonic() + 5
+        while watcher.interval < 0.16:
+            assert time.monotonic() < deadline, "never backed off to the ceiling"
+            time.sleep(0.02)
+        other = RemoteStore("memory://", fs=store.fs)
+        other.put("f.request", b"x")  # not poked: found by a slow poll, then fast again
+        assert watcher.next_batch(timeout=5) == {"f.request"}
+        assert watcher.interval <= 0.02
+        while watcher.interval < 0.16:
+            time.sleep(0.02)
+        store.put("g.request", b"x")  # our own write: a reply is due, poll fast now
+        assert watcher.interval == 0.01
+        assert watcher.next_batch(timeout=5) == {"g.request"}
+
+
+def test_poller_survives_a_failing_lister_and_reports_everything_after() -> None:
+    state = {"fail": True}
+
+    def lister() -> set[str]:
+        if state["fail"]:
+            raise StoreError("down")
+        return {"a", "b"}
+
+    with AdaptivePollWatcher(lister, min_interval=0.01, max_interval=0.04) as watcher:
+        assert watcher.next_batch(timeout=0.2) == set()
+        assert watcher.interval == 0.04
+        state["fail"] = False
+        assert watcher.next_batch(timeout=2) == {"a", "b"}
+
+
+# -- failures ---------------------------------------------------------------------------
+
+
+def _named(name: str, **attrs: object) -> Exception:
+    exc = type(name, (Exception,), {})()
+    for key, value in attrs.items():
+        setattr(exc, key, value)
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), Failure.TRANSIENT),
+        (TimeoutError(), Failure.TRANSIENT),
+        (OSError(errno.EHOSTUNREACH, "no route"), Failure.TRANSIENT),
+        (_named("EndpointConnectionError"), Failure.TRANSIENT),
+        (_named("SFTPNoConnection"), Failure.TRANSIENT),
+        (_named("HTTPError", status_code=503), Failure.TRANSIENT),
+        (_named("HTTPError", status_code=401), Failure.CREDENTIALS),
+        (_named("ClientError", response={"Error": {"Code": "SignatureDoesNotMatch"}}), Failure.CREDENTIALS),
+        (_named("ClientError", response={"Error": {"Code": "SlowDown"}}), Failure.TRANSIENT),
+        (PermissionError("Permission denied for user u"), Failure.CREDENTIALS),
+        (_named("HostKeyNotVerifiable"), Failure.CREDENTIALS),
+        (FileNotFoundError(), Failure.NOT_FOUND),
+        (ValueError("odd"), Failure.FATAL),
+    ],
+)
+def test_errors_are_classified(exc: Exception, kind: Failure) -> None:
+    assert classify(exc) is kind
+
+
+def test_the_cause_decides_when_the_wrapper_is_generic() -> None:
+    try:
+        try:
+            raise _named("ClientError", response={"ResponseMetadata": {"HTTPStatusCode": 500}})
+        except Exception as inner:
+            raise OSError(errno.EIO, "remote I/O error") from inner
+    except OSError as outer:
+        assert classify(outer) is Failure.TRANSIENT
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_refused_credentials_fail_fast_and_clearly(
+    name: str, make_target: Callable[[str], Target], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_target(name).make_bad(retry_timeout=30)
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, "fedbox.store.remote"):
+        with pytest.raises(StoreError, match="refused access") as info:
+            store.put("a/f.request", b"x")
+        with pytest.raises(StoreError, match="refused access"):
+            store.list("a")
+    assert time.monotonic() - started < 10, "credentials errors must not be retried"
+    assert "Check the credentials" in str(info.value)
+    assert len([r for r in caplog.records if "refused our credentials" in r.message]) == 1
+
+
+def test_an_unreachable_store_fails_after_the_retry_budget(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    store = RemoteStore(f"webdav://127.0.0.1:{port}/x", auth=["a", "b"], retry_timeout=0.6)
+    started = time.monotonic()
+    with caplog.at_level(logging.DEBUG, "fedbox.store.remote"):
+        with pytest.raises(StoreError, match="unreachable") as info:
+            store.put("a/f.request", b"x")
+    elapsed = time.monotonic() - started
+    assert 0.4 < elapsed < 5
+    assert classify(info.value.__cause__) is Failure.TRANSIENT
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "one log line per outage, not per attempt"
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_operations_wait_out_a_short_outage(name: str, make_target: Callable[[str], Target]) -> None:
+    target = make_target(name)
+    store = target.make(retry_timeout=30)
+    store.put("a/before.request", b"1")
+    target.server.stop()
+    restarted = False
+    try:
+        import threading
+
+        timer = threading.Timer(1.0, target.server.start)
+        timer.start()
+        store.put("a/during.request", b"2")  # blocks, retrying, until the server is back
+        timer.join()
+        restarted = True
+        assert sorted(e.path for e in store.list("a")) == ["a/before.request", "a/during.request"]
+    finally:
+        if not restarted:
+            timer.join()
