@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-PEER = Path(__file__).parent / "rpc" / "peer.py"
+from peer_process import PEER
 
 
 @pytest.fixture(autouse=True)
@@ -69,16 +68,3 @@ def start_peer(root: Path) -> Iterator:
     for p in peers:
         if p.proc.poll() is None:
             p.kill()
-
-
-def run_peer(*args: str, timeout: float = 180) -> object:
-    """Run a one-shot peer command in its own process and return its JSON output."""
-    out = subprocess.run(
-        [sys.executable, str(PEER), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-        env=os.environ.copy(),
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_peer
+from peer_process import run_peer
 
 import fedbox
 from fedbox.crypto import UntrustedKey, bundle_from_did

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,37 +28,57 @@ def run_fedbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
 
 
 class Proc:
-    """A long-running ``fedbox`` process whose output goes to a file we can poll."""
+    """A long-running ``fedbox`` process; a reader thread collects its output so tests
+    can wait for a line without sleeping."""
 
     def __init__(self, log: Path, *args: str) -> None:
         self.log = log
-        self._file = open(log, "w")  # noqa: SIM115 - closed in wait()/kill()
         self.proc = subprocess.Popen(
             fedbox_cmd(*args),
-            stdout=self._file,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=os.environ.copy(),
             start_new_session=True,
+            text=True,
+            errors="replace",
         )
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with open(self.log, "w") as copy:
+            for line in self.proc.stdout:
+                copy.write(line)
+                with self._changed:
+                    self._lines.append(line)
+                    self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
 
     @property
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        with self._changed:
+            return "".join(self._lines)
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
-        """Block until ``text`` shows up in the output (polling a log file is test-only)."""
+        """Block until ``text`` shows up in the output, the process ends, or ``timeout``."""
         deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"process exited {self.proc.returncode}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not seen within {timeout} s:\n{self.output}")
-            time.sleep(0.05)
+        with self._changed:
+            while text not in "".join(self._lines):
+                remaining = deadline - time.monotonic()
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"exited {self.proc.returncode}:\n{self.output}")
+                if remaining <= 0:
+                    raise AssertionError(f"{text!r} not seen within {timeout} s:\n{self.output}")
+                self._changed.wait(remaining)
 
     def wait(self, timeout: float = 60) -> int:
         code = self.proc.wait(timeout=timeout)
-        self._file.close()
+        self._reader.join(timeout=10)
         return code
 
     def interrupt(self) -> None:
@@ -67,4 +88,4 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self._file.close()
+        self._reader.join(timeout=10)

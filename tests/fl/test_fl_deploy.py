@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fl_helpers import FBCOUNT, Proc
 
 AGG = "ds@uni.org"
@@ -52,20 +53,27 @@ def _datasite(
     )
 
 
-def test_a_datasite_that_never_starts_times_out_and_the_run_still_ends(
-    start_fedbox: Callable[..., Proc], root: Path
+@pytest.mark.parametrize("encrypt", ["--no-encrypt", "--encrypt"])
+def test_a_datasite_that_never_starts_does_not_stop_the_run(
+    start_fedbox: Callable[..., Proc], root: Path, encrypt: str
 ) -> None:
     # Datasites find the run themselves (no --app-name): they wait for its first request.
-    a, b = _datasite(start_fedbox, root, SITES[0]), _datasite(start_fedbox, root, SITES[1])
+    a = _datasite(start_fedbox, root, SITES[0], "", encrypt)
+    b = _datasite(start_fedbox, root, SITES[1], "", encrypt)
     a.wait_for("waiting for a run"), b.wait_for("waiting for a run")
     agg = _aggregator(
-        start_fedbox, root, "num-server-rounds=2", "--timeout", "2", "--stop-wait", "1"
+        start_fedbox, root, "num-server-rounds=2", "--timeout", "2", "--stop-wait", "1", encrypt
     )
     assert agg.wait(timeout=60) == 0, agg.output
     out = agg.output
-    assert "fbcount round 1 replies 2" in out and "fbcount round 2 replies 2" in out
-    assert "did not answer in time: do2@c.org" in out
-    assert "ServerApp finished" in out
+    assert "fbcount round 2 partition 1 count 2" in out and "ServerApp finished" in out
+    if encrypt == "--encrypt":
+        # No keys, no request: an Error reply at once instead of a timeout.
+        assert "fbcount round 2 replies 3" in out and "cannot encrypt to do2@c.org" in out
+        assert "never published keys: do2@c.org" in out
+    else:
+        assert "fbcount round 1 replies 2" in out and "fbcount round 2 replies 2" in out
+        assert "did not answer in time: do2@c.org" in out
     assert a.wait(timeout=30) == 0 and b.wait(timeout=30) == 0
     assert "stopped by the aggregator after 3 messages" in a.output
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import (
+    Array,
     ArrayRecord,
     ConfigRecord,
     Context,
@@ -17,7 +19,8 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
-from flwr.common.serde import message_to_proto
+from flwr.common.serde import message_from_proto, message_to_proto
+from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, summarize
@@ -82,6 +85,57 @@ def test_batch_encoder_bytes_are_flowers_own_serialisation() -> None:
     back = decode_message(encode_message(_train_message()))
     assert back.metadata.message_id == "m-1"
     assert summarize(back).records["arrays"].startswith("ArrayRecord 1 arrays [(6,)]")
+
+
+def _odd_records() -> list[RecordDict]:
+    return [
+        RecordDict(
+            {
+                "arrays": ArrayRecord(
+                    [np.arange(6, dtype=np.float32), np.zeros(0, dtype=np.int64), np.ones((3, 4))]
+                ),
+                "config": ConfigRecord({"lr": 0.1, "s": "x", "l": [1, 2], "b": b"xx"}),
+                "m": MetricRecord({"a": 1.0, "l": [1, 2]}),
+            }
+        ),
+        RecordDict({"": ArrayRecord({"": Array(np.zeros(0, dtype=np.float32))})}),
+        RecordDict(),
+        RecordDict({"a": ArrayRecord(), "c": ConfigRecord()}),
+    ]
+
+
+@pytest.mark.parametrize("content", _odd_records(), ids=["mixed", "empty-keys", "empty", "empties"])
+def test_hand_written_wire_format_is_byte_identical_to_flowers(content: RecordDict) -> None:
+    msg = Message(content, 5, "train", group_id="g")
+    msg.metadata.__dict__["_message_id"] = "id"
+    reference = message_to_proto(msg).SerializeToString()
+    assert encode_message(msg) == reference
+    assert BatchEncoder().reader(msg).read() == reference
+    back = decode_message(reference)
+    assert encode_message(back) == reference
+    assert back.metadata == message_from_proto(ProtoMessage.FromString(reference)).metadata
+
+
+def test_damaged_bodies_get_the_same_verdict_as_protobuf() -> None:
+    msg = Message(_odd_records()[0], 5, "train")
+    msg.metadata.__dict__["_message_id"] = "id"
+    body = encode_message(msg)
+    rng = random.Random(7)
+    for _ in range(500):
+        damaged = bytearray(body)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        try:
+            expected = encode_message(message_from_proto(ProtoMessage.FromString(bytes(damaged))))
+        except Exception:
+            expected = None
+        try:
+            got = encode_message(decode_message(bytes(damaged)))
+        except Exception:
+            got = None
+        assert got == expected
 
 
 def test_state_is_saved_after_every_message_and_survives_a_restart(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_peer
+from peer_process import run_peer
 
 import fedbox
 from fedbox.datasite.paths import request_path, response_path
@@ -33,12 +33,17 @@ def _envelope(sender: str, recipient: str, msg_id: str, body: bytes = b"payload"
     return buf.getvalue()
 
 
-def _plant(root: Path, data: bytes, sender: str = "alice@a.org", recipient: str = "bob@b.org"):
+def _plant(root: Path, make, sender: str = "alice@a.org", recipient: str = "bob@b.org"):
+    """Write ``make(msg_id)`` at a fresh request path, whole (temp file, then rename): a
+    placeholder written first could be read, answered and quarantined before the real one."""
     msg_id = str(uuid.uuid4())
     path = root / request_path(sender, recipient, "t", "echo", msg_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if data is not None else b"")
-    return msg_id, path
+    data = make(msg_id)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return msg_id, path, data
 
 
 def _wait_for(path: Path, timeout: float = 20) -> None:
@@ -92,10 +97,9 @@ def test_bad_request_file_is_quarantined_and_answered(
 ) -> None:
     start_peer("bob@b.org")
     placeholder = str(uuid.uuid4())
-    msg_id, path = _plant(root, b"")
-    path.unlink()
-    data = make(msg_id) if name != "id differs from name" else make(placeholder)
-    path.write_bytes(data)
+    msg_id, path, data = _plant(
+        root, make if name != "id differs from name" else lambda _: make(placeholder)
+    )
     got_status, body = _response_status(root, msg_id)
     assert got_status == status, body
     assert reason in body

@@ -8,7 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conftest import PEER, run_peer
+from peer_process import PEER, run_peer
 
 import fedbox
 from fedbox.rpc.audit import AuditLog

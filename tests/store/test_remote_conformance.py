@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import REMOTES, Target
+from remote_servers import REMOTES, Target
 from store_conformance import StoreConformance
 
 from fedbox.store.remote import RemoteStore
@@ -14,7 +14,9 @@ from fedbox.store.remote import RemoteStore
 
 class TestRemoteStore(StoreConformance):
     @pytest.fixture(params=REMOTES)
-    def store(self, request: pytest.FixtureRequest, make_target: Callable[[str], Target]) -> RemoteStore:
+    def store(
+        self, request: pytest.FixtureRequest, make_target: Callable[[str], Target]
+    ) -> RemoteStore:
         return make_target(request.param).make(min_poll_interval=0.02, max_poll_interval=0.2)
 
     def test_has_no_local_path(self, store: RemoteStore) -> None:

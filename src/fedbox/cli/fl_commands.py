@@ -44,6 +44,7 @@ from fedbox.fl.simulate import (
     connect_local,
     default_app_name,
     plan_simulation,
+    resolve_encrypt,
 )
 from fedbox.fl.tally import RunTally
 from fedbox.rpc import connect
@@ -65,6 +66,13 @@ AppDirArg = Annotated[
 RunConfigOpt = Annotated[
     str | None,
     typer.Option("--run-config", help="Override [tool.flwr.app.config]: \"lr=0.1 name='x'\"."),
+]
+EncryptOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--encrypt/--no-encrypt",
+        help="End-to-end encryption [default: [tool.fedbox].encrypt, else on].",
+    ),
 ]
 TimeoutOpt = Annotated[
     float | None,
@@ -232,6 +240,10 @@ def _report(
         console.print(f"[yellow]did not answer in time:[/yellow] {', '.join(silent)}")
     if failing:
         console.print(f"[yellow]answered with errors:[/yellow] {', '.join(failing)}")
+    if outcome.keys_missing:
+        console.print(
+            f"[yellow]never published keys:[/yellow] {', '.join(sorted(outcome.keys_missing))}"
+        )
     if outcome.finished:
         console.print(f"[green]ServerApp finished[/green] in {outcome.seconds:.1f} s")
         return EXIT_OK
@@ -272,6 +284,7 @@ def _client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
         "--num-partitions",
         str(len(plan.datasites)),
         "--volatile",
+        "--encrypt" if plan.encrypt else "--no-encrypt",
     ]
     if plan.data_paths[index]:
         cmd += ["--data", str(plan.data_paths[index])]
@@ -334,6 +347,7 @@ def simulate(
     stop_wait: Annotated[
         float, typer.Option("--stop-wait", help="Seconds to wait for clients to stop.")
     ] = 15.0,
+    encrypt: EncryptOpt = None,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one folder."""
     app, config = _load(app_dir, run_config)
@@ -345,6 +359,7 @@ def simulate(
             root=root,
             data=[str(d) for d in data or []],
             timeout=timeout,
+            encrypt=encrypt,
         )
     except AppConfigError as exc:
         raise _fail(str(exc)) from exc
@@ -352,7 +367,8 @@ def simulate(
     plan.store_root.mkdir(parents=True, exist_ok=True)
     console.print(
         f"fedbox simulate: {app.fab_id} with {len(plan.datasites)} "
-        f"{'in-process' if inprocess else 'process'} clients\n"
+        f"{'in-process' if inprocess else 'process'} clients"
+        f"{'' if plan.encrypt else ' (encryption off)'}\n"
         f"  app    {plan.app_name}\n  folder {plan.store_root}\n  state  {plan.state_root}"
     )
     tally = RunTally(plan.datasites)
@@ -361,7 +377,11 @@ def simulate(
     procs: dict[str, subprocess.Popen[bytes]] = {}
     exit_codes: dict[str, int | None] | None = None
     box = connect_local(
-        plan.store_root, plan.aggregator, plan.state_dir(plan.aggregator), durable=False
+        plan.store_root,
+        plan.aggregator,
+        plan.state_dir(plan.aggregator),
+        durable=False,
+        encrypt=plan.encrypt,
     )
     try:
         if inprocess:
@@ -460,11 +480,13 @@ def run(
     run_config: RunConfigOpt = None,
     timeout: TimeoutOpt = None,
     stop_wait: Annotated[float, typer.Option("--stop-wait", help="Seconds for stop acks.")] = 15.0,
+    encrypt: EncryptOpt = None,
 ) -> None:
     """Take part in a deployment: the aggregator runs the ServerApp, a datasite serves its
     ClientApp until the aggregator says stop."""
     app, config = _load(app_dir, run_config)
     fed = app.federation
+    encrypted = resolve_encrypt(encrypt, app)
     agg = aggregator or fed.aggregator
     sites = tuple(datasite or fed.datasites)
     root = root or (Path(fed.root) if fed.root else None)
@@ -487,6 +509,7 @@ def run(
                 sites,
                 timeout,
                 stop_wait,
+                encrypt=encrypted,
             )
         )
     if sites and email not in sites and partition_id is None:
@@ -506,6 +529,7 @@ def run(
             count,
             data,
             durable=not volatile,
+            encrypt=encrypted,
         )
     )
 
@@ -520,11 +544,13 @@ def _run_aggregator(
     sites: tuple[str, ...],
     timeout: float | None,
     stop_wait: float,
+    *,
+    encrypt: bool,
 ) -> int:
     name = app_name or default_app_name(email, app.project)
     console.print(f"fedbox run: {email} aggregating {app.fab_id} as {name} over {root}")
     tally = RunTally(sites)
-    with connect(root, email, state_dir=state_dir) as box:
+    with connect(root, email, state_dir=state_dir, encrypt=encrypt) as box:
 
         def body(t: RunTally) -> ServerOutcome:
             return run_server(
@@ -549,10 +575,11 @@ def _run_datasite(
     data: Path | None,
     *,
     durable: bool = True,
+    encrypt: bool,
 ) -> int:
     if data is not None:
         os.environ["DATA_DIR"] = str(data.expanduser().resolve())
-    box = connect_local(root, email, state_dir, durable=durable)
+    box = connect_local(root, email, state_dir, durable=durable, encrypt=encrypt)
     with box, _sigterm_as_interrupt():
         try:
             if app_name is None:

@@ -7,7 +7,7 @@ federation. The CLI wires these into ``fedbox simulate``, ``bootstrap`` and ``ru
 """
 
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
-from fedbox.fl.codec import decode_message, encode_message, summarize
+from fedbox.fl.codec import decode_message, describe_body, encode_message, summarize
 from fedbox.fl.config import (
     AppConfig,
     AppConfigError,
@@ -43,6 +43,7 @@ __all__ = [
     "client_app_loader",
     "decode_message",
     "default_timeout",
+    "describe_body",
     "encode_message",
     "load_app_config",
     "make_stop_message",

@@ -28,7 +28,7 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from google.protobuf.message import DecodeError
 
-from fedbox.errors import CorruptMessage
+from fedbox.errors import CorruptMessage, CryptoError
 from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, scalar_metrics
 from fedbox.fl.config import check_node_ids
 from fedbox.fl.events import EventCallback, FlEvent, emit
@@ -83,7 +83,8 @@ def round_label(message: Message) -> str:
 
 @dataclass(slots=True)
 class _Pending:
-    future: Future
+    future: Future | None
+    """None when the request could not be written (``failure`` says why)."""
     node_id: int
     email: str
     group_id: str
@@ -92,6 +93,7 @@ class _Pending:
     ttl: float
     nbytes: int
     sent_at: float
+    failure: str | None = None
 
 
 class FileGrid(Grid):
@@ -185,11 +187,16 @@ class FileGrid(Grid):
         msg_id = str(uuid.uuid4())
         meta.__dict__["_message_id"] = msg_id
         label = round_label(message)
-        body = encoder.encode(message)
+        body = encoder.reader(message)  # streamed: a shared model is never copied per node
         expires_in = max(1.0, meta.created_at + meta.ttl - time.time())
-        future = self.app.send(
-            email, self.endpoint, body, headers=self._headers, expires_in=expires_in
-        )
+        future: Future | None = None
+        failure = None
+        try:
+            future = self.app.send(
+                email, self.endpoint, body, headers=self._headers, expires_in=expires_in
+            )
+        except CryptoError as exc:  # no (trusted) keys yet: the node is unreachable for now
+            failure = f"cannot encrypt to {email}: {exc}"
         with self._lock:
             self._pending[msg_id] = _Pending(
                 future,
@@ -199,16 +206,17 @@ class FileGrid(Grid):
                 label,
                 meta.message_type,
                 meta.ttl,
-                len(body),
+                body.size,
                 time.monotonic(),
+                failure,
             )
         logger.debug(
             "sent %s message %s to %s (request %s, %d bytes)",
             meta.message_type,
             msg_id,
             email,
-            future.id,
-            len(body),
+            future.id if future else failure,
+            body.size,
         )
         emit(
             self.callback,
@@ -218,7 +226,7 @@ class FileGrid(Grid):
                 meta.dst_node_id,
                 meta.message_type,
                 label,
-                len(body),
+                body.size,
             ),
         )
         return msg_id
@@ -229,14 +237,12 @@ class FileGrid(Grid):
         for msg_id in message_ids:
             with self._lock:
                 pending = self._pending.get(msg_id)
-            if pending is None or not pending.future.done():
+            if pending is None or (pending.future is not None and not pending.future.done()):
                 continue
             with self._lock:
                 if self._pending.pop(msg_id, None) is None:
                     continue  # another thread took it
-            reply = self._read_reply(msg_id, pending)
-            if reply is not None:
-                replies.append(reply)
+            replies.append(self._read_reply(msg_id, pending))
         return replies
 
     def send_and_receive(
@@ -265,7 +271,7 @@ class FileGrid(Grid):
                 break
             with self._lock:
                 waiting &= self._pending.keys()
-                futures = [self._pending[i].future for i in waiting]
+                futures = [f for i in waiting if (f := self._pending[i].future) is not None]
             if futures:
                 self.app.box.wait(futures, timeout=remaining, return_when="any")
         if waiting:
@@ -292,18 +298,25 @@ class FileGrid(Grid):
                 ),
             )
 
-    def _read_reply(self, msg_id: str, pending: _Pending) -> Message | None:
-        try:
-            response = pending.future.result()
-        except CorruptMessage as exc:
-            return self._error_reply(
-                msg_id,
-                pending,
-                ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
-                f"reply from {pending.email} was unreadable: {exc}",
-                0,
+    def _read_reply(self, msg_id: str, pending: _Pending) -> Message:
+        nbytes = 0
+        if pending.future is None:
+            reply = self._error_reply(
+                msg_id, pending, ErrorCode.NODE_UNAVAILABLE, pending.failure or "not sent"
             )
-        reply = self._decode(msg_id, pending, response)
+        else:
+            try:
+                response = pending.future.result()
+            except (CorruptMessage, CryptoError) as exc:
+                reply = self._error_reply(
+                    msg_id,
+                    pending,
+                    ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+                    f"reply from {pending.email} was unreadable: {exc}",
+                )
+            else:
+                nbytes = len(response.body)
+                reply = self._decode(msg_id, pending, response)
         seconds = time.monotonic() - pending.sent_at
         emit(
             self.callback,
@@ -313,7 +326,7 @@ class FileGrid(Grid):
                 pending.node_id,
                 pending.message_type,
                 pending.round,
-                len(response.body),
+                nbytes,
                 scalar_metrics(reply),
                 error=reply.error.reason if reply.has_error() else None,
                 seconds=seconds,
@@ -333,7 +346,6 @@ class FileGrid(Grid):
                 pending,
                 code,
                 f"{pending.email} answered {response.status}: {response.text[:500]}",
-                len(response.body),
             )
         try:
             reply = decode_message(response.body)
@@ -343,7 +355,6 @@ class FileGrid(Grid):
                 pending,
                 ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
                 f"{pending.email} sent a reply that is not a Flower message: {exc}",
-                len(response.body),
             )
         meta = reply.metadata
         if meta.reply_to_message_id != msg_id or meta.src_node_id != pending.node_id:
@@ -353,13 +364,10 @@ class FileGrid(Grid):
                 ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
                 f"{pending.email} replied to {meta.reply_to_message_id!r} as node "
                 f"{meta.src_node_id}, expected {msg_id!r} from node {pending.node_id}",
-                len(response.body),
             )
         return reply
 
-    def _error_reply(
-        self, msg_id: str, pending: _Pending, code: int, reason: str, nbytes: int
-    ) -> Message:
+    def _error_reply(self, msg_id: str, pending: _Pending, code: int, reason: str) -> Message:
         logger.warning("message %s: %s", msg_id, reason)
         metadata = Metadata(
             run_id=self.run.run_id,
@@ -381,33 +389,29 @@ class FileGrid(Grid):
 
         Nodes that are not running find the stop in their backlog when they start.
         """
-        futures: dict[str, str] = {}
-        pending_futures: list[Future] = []
+        sent: dict[str, Future] = {}
         run_id = self.run.run_id
         for node_id, email in self.nodes.items():
             message = make_stop_message(node_id, run_id)
             message.metadata.__dict__["_message_id"] = str(uuid.uuid4())
             try:
-                fut = self.app.send(
+                sent[email] = self.app.send(
                     email,
                     self.endpoint,
                     encode_message(message),
                     headers=self._headers,
                     expires_in=max(wait, 60.0) * 10,
                 )
-            except Exception:  # keep stopping the others
-                logger.exception("could not send stop to %s", email)
+            except CryptoError as exc:  # never got its keys: it never took part either
+                logger.info("no stop for %s: %s", email, exc)
                 continue
-            futures[fut.id] = email
-            pending_futures.append(fut)
             emit(self.callback, FlEvent("stop", email, node_id, message.metadata.message_type))
-        done, _ = self.app.box.wait(pending_futures, timeout=wait) if pending_futures else ([], [])
-        acked = {futures[f.id] for f in done}
-        for email in acked:
-            emit(
-                self.callback,
-                FlEvent("stopped", email, next(n for n, e in self.nodes.items() if e == email)),
-            )
+        done, _ = self.app.box.wait(list(sent.values()), timeout=wait) if sent else ([], [])
+        done_ids = {f.id for f in done}
+        acked = {email for email, fut in sent.items() if fut.id in done_ids}
+        node_ids = {email: node_id for node_id, email in self.nodes.items()}
+        for email in sorted(acked):
+            emit(self.callback, FlEvent("stopped", email, node_ids[email]))
         missing = sorted(set(self.nodes.values()) - acked)
         if missing:
             logger.info("stop not acknowledged within %.1f s by: %s", wait, ", ".join(missing))

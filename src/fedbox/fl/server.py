@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flwr.app import Context, RecordDict, UserConfig
 from flwr.common.constant import SUPERLINK_NODE_ID
@@ -15,6 +15,7 @@ from flwr.supercore.run import Run
 from fedbox.fl.config import AppConfig
 from fedbox.fl.events import EventCallback
 from fedbox.fl.grid import FileGrid, run_id_for
+from fedbox.fl.peers import wait_for_keys
 from fedbox.rpc import Box
 
 __all__ = ["ServerOutcome", "make_run", "run_server"]
@@ -32,6 +33,8 @@ class ServerOutcome:
     error: BaseException | None = None
     interrupted: bool = False
     stop_acknowledged: frozenset[str] = frozenset()
+    keys_missing: dict[str, str] = field(default_factory=dict)
+    """Encrypted runs: datasites whose keys never appeared (they got Error replies)."""
 
 
 def make_run(app_config: AppConfig, app_name: str, override_config: UserConfig) -> Run:
@@ -81,6 +84,8 @@ def run_server(
     outcome = ServerOutcome(finished=False, context=context, seconds=0.0)
     logger.info("run %s (id %d) starting with %d datasites", app_name, run.run_id, len(grid.nodes))
     try:
+        if box.encrypt:
+            outcome.keys_missing = wait_for_keys(box, grid.nodes.values(), grid.timeout)
         run_serverapp(
             grid=grid,
             context=context,

@@ -31,6 +31,7 @@ __all__ = [
     "connect_local",
     "default_app_name",
     "plan_simulation",
+    "resolve_encrypt",
     "sim_email",
 ]
 
@@ -46,6 +47,7 @@ def connect_local(
     *,
     durable: bool = True,
     handler_threads: int = 8,
+    encrypt: bool = False,
 ) -> Box:
     """``fedbox.connect`` with a choice of durability.
 
@@ -54,7 +56,15 @@ def connect_local(
     fsyncs are most of a round's time. A killed process loses nothing either way.
     """
     store = LocalStore(Path(root), fsync=durable)
-    return Box(store, Workspace.for_email(email, state_dir), handler_threads=handler_threads)
+    workspace = Workspace.for_email(email, state_dir)
+    return Box(store, workspace, handler_threads=handler_threads, encrypt=encrypt)
+
+
+def resolve_encrypt(choice: bool | None, app: AppConfig) -> bool:
+    """The flag, else ``[tool.fedbox].encrypt``, else on: FL runs encrypt unless told not to."""
+    if choice is not None:
+        return choice
+    return True if app.federation.encrypt is None else app.federation.encrypt
 
 
 def sim_email(index: int) -> str:
@@ -80,6 +90,8 @@ class SimulationPlan:
     app_name: str
     data_paths: tuple[str | None, ...]
     timeout: float | None
+    encrypt: bool
+    """End-to-end encryption, as in a deployment (``[tool.fedbox].encrypt``, default on)."""
     keep: bool
     """The user chose the folder (``--root``): leave it for inspection."""
 
@@ -98,6 +110,7 @@ def plan_simulation(
     root: str | Path | None = None,
     data: list[str] | tuple[str, ...] = (),
     timeout: float | None = None,
+    encrypt: bool | None = None,
 ) -> SimulationPlan:
     """Decide participants and folders; AppConfigError explains any conflict.
 
@@ -154,6 +167,7 @@ def plan_simulation(
         app_name=app.federation.app_name or default_app_name(aggregator, app.project),
         data_paths=paths,
         timeout=timeout,
+        encrypt=resolve_encrypt(encrypt, app),
         keep=keep,
     )
 
@@ -186,6 +200,7 @@ class InProcessClients:
                     plan.state_dir(email),
                     durable=False,
                     handler_threads=handler_threads,
+                    encrypt=plan.encrypt,
                 )
                 node = ClientNode(
                     box,

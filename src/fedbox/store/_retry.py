@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 _FIRST_DELAY = 0.05
 _MAX_DELAY = 2.0
+_QUIET = 0.5
 
 
 class Failure(Enum):
@@ -163,40 +164,43 @@ class Outage:
     """Logs an unreachable or refusing store once when it starts and once when it ends.
 
     Shared by every operation and watcher of one store, so a minute of downtime is two
-    log lines, not one per attempt or per poll.
+    log lines, not one per attempt or per poll. A transient failure that clears within
+    ``quiet`` seconds (a server's one-off 500, a dropped keep-alive) stays at debug level.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, quiet: float = _QUIET) -> None:
         self.name = name
+        self.quiet = quiet
         self._lock = threading.Lock()
         self._since: float | None = None
-        self._kind: Failure | None = None
+        self._logged: Failure | None = None
 
     @property
     def ongoing(self) -> bool:
         return self._since is not None
 
     def failed(self, kind: Failure, exc: BaseException) -> None:
+        now = time.monotonic()
         with self._lock:
-            if self._kind is kind:
-                logger.debug("%s still failing: %s", self.name, exc)
-                return
-            self._kind = kind
             if self._since is None:
-                self._since = time.monotonic()
+                self._since = now
+            brief = kind is Failure.TRANSIENT and now - self._since < self.quiet
+            if self._logged is kind or brief:
+                logger.debug("%s failing: %s", self.name, _describe(exc))
+                return
+            self._logged = kind
         if kind is Failure.CREDENTIALS:
             logger.error("%s refused our credentials: %s", self.name, _describe(exc))
         else:
-            logger.warning(
-                "%s unreachable (%s); retrying with backoff", self.name, _describe(exc)
-            )
+            logger.warning("%s unreachable (%s); retrying with backoff", self.name, _describe(exc))
 
     def succeeded(self) -> None:
         if self._since is None:
             return
         with self._lock:
-            since, self._since, self._kind = self._since, None, None
-        if since is not None:
+            since, logged = self._since, self._logged
+            self._since = self._logged = None
+        if since is not None and logged is not None:
             logger.info("%s reachable again after %.1f s", self.name, time.monotonic() - since)
 
 
@@ -234,9 +238,10 @@ def retrying(
             if kind is Failure.CREDENTIALS:
                 raise
             on_transient()
-            if time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise
-            sleep(delay)
+            sleep(min(delay, remaining))
             delay = min(delay * 2, _MAX_DELAY)
             continue
         outage.succeeded()

@@ -59,12 +59,18 @@ class Backend:
         """
         return fs.info(path).get("type") == "file"
 
+    def find(self, fs: FileSystem, path: str) -> list[dict[str, Any]] | None:
+        """Every file under ``path`` in one request, or None: walk it folder by folder."""
+        if not self.flat:
+            return None
+        return list(fs.find(path, withdirs=False, detail=True).values())
+
     def upload(self, fs: FileSystem, path: str, data: bytes) -> None:
         """Write ``data`` at ``path``; FileNotFoundError if the parent folder is missing."""
         fs.pipe_file(path, data)
 
     def rename(self, fs: FileSystem, src: str, dst: str) -> None:
-        """Move ``src`` over ``dst``; FileNotFoundError if ``src`` or ``dst``'s folder is missing."""
+        """Move ``src`` over ``dst``; FileNotFoundError if ``src`` or the folder is missing."""
         fs.mv(src, dst)
 
     def makedirs(self, fs: FileSystem, path: str) -> None:
@@ -150,6 +156,31 @@ class WebDAVBackend(Backend):
 
     def __init__(self, secure: bool) -> None:
         self.secure = secure
+        self.deep_listing = True
+
+    def find(self, fs: FileSystem, path: str) -> list[dict[str, Any]] | None:
+        """One ``PROPFIND Depth: infinity`` where the server allows it (many refuse with
+        403; then fedbox walks, one PROPFIND per folder)."""
+        if not self.deep_listing:
+            return None
+        try:
+            with _webdav_errors():
+                result = fs.client.propfind(path, data=_PROPS, headers={"Depth": "infinity"})
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            if getattr(exc, "status_code", None) != 403:
+                raise
+            self.deep_listing = False
+            return None
+        from webdav4.fsspec import translate_info
+
+        base = fs.client.base_url
+        return [
+            translate_info({"name": resp.path_relative_to(base), **resp.properties.as_dict()})
+            for resp in result.responses.values()
+            if resp.properties.resource_type == "file"
+        ]
 
     def root(self, url: SplitResult) -> str:
         return url.path.strip("/")
@@ -177,6 +208,13 @@ class WebDAVBackend(Backend):
     def rename(self, fs: FileSystem, src: str, dst: str) -> None:
         with _webdav_errors():
             fs.client.move(src, dst, overwrite=True)
+
+
+_PROPS = (
+    '<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop>'
+    "<d:resourcetype/><d:getcontentlength/><d:getlastmodified/></d:prop></d:propfind>"
+)
+"""Only what an Entry needs: computing etags and content types is most of a server's work."""
 
 
 @contextmanager

@@ -8,6 +8,7 @@ exhausts. Here one inotify instance per root serves every subscriber in the proc
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -187,7 +188,9 @@ class InotifyRoot:
 
     def _stop(self) -> None:
         self._stopping = True
-        os.write(self._wake_w, b"x")
+        # An event may wake the thread first: it then sees _stopping and closes its end.
+        with contextlib.suppress(BrokenPipeError):
+            os.write(self._wake_w, b"x")
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
         os.close(self._wake_w)

@@ -2,9 +2,11 @@
 
 A fixed interval is either slow or wasteful: the system fedbox replaces lists a drive
 every 2 s, which puts 1 s of average latency on every message. :class:`AdaptivePollWatcher`
-lists every ``min_interval`` while files keep arriving (or while its store has just
-written something, so a reply is due), doubles the interval after each empty listing up
-to ``max_interval``, and backs off the same way while the store is unreachable.
+starts a listing every ``min_interval`` while traffic flows (a new file was found, or its
+store wrote one so a reply is due, within the last ``hot_period``), then doubles the
+interval after each empty listing up to ``max_interval``, and backs off the same way
+while the store is unreachable. Intervals run from the start of one listing to the start
+of the next, so a slow listing does not add to the wait.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ __all__ = ["AdaptivePollWatcher", "folder_matcher", "in_folders"]
 logger = logging.getLogger(__name__)
 
 _BACKOFF_FACTOR = 2.0
+_HOT_POLLS = 20
+"""Listings at the fast interval after the last sign of traffic, before backing off:
+sequential calls leave a gap of one round trip between messages, which must not be
+mistaken for idleness (1 s at the default 50 ms)."""
 
 
 def folder_matcher(folders: FolderFilter | None) -> Callable[[str], bool] | None:
@@ -64,6 +70,7 @@ class AdaptivePollWatcher(_WatcherBase):
         *,
         min_interval: float,
         max_interval: float,
+        hot_period: float | None = None,
         name: str = "fedbox-poll",
     ) -> None:
         if min_interval <= 0 or max_interval < min_interval:
@@ -72,9 +79,11 @@ class AdaptivePollWatcher(_WatcherBase):
         self._lister = lister
         self.min_interval = min_interval
         self.max_interval = max_interval
+        self.hot_period = _HOT_POLLS * min_interval if hot_period is None else hot_period
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._interval = min_interval
+        self._hot_until = time.monotonic() + self.hot_period
         self._next = time.monotonic() + min_interval
         self._seen: set[str] | None = self._list_or_none()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -88,9 +97,13 @@ class AdaptivePollWatcher(_WatcherBase):
     def poke(self) -> None:
         """Traffic is expected (the store just wrote a message): poll fast again."""
         with self._lock:
-            self._interval = self.min_interval
+            self._heat(time.monotonic())
             self._next = min(self._next, time.monotonic() + self.min_interval)
         self._wake.set()
+
+    def _heat(self, now: float) -> None:
+        self._interval = self.min_interval
+        self._hot_until = now + self.hot_period
 
     def _list_or_none(self) -> set[str] | None:
         try:
@@ -107,6 +120,7 @@ class AdaptivePollWatcher(_WatcherBase):
                 self._wake.wait(delay)
                 self._wake.clear()
                 continue
+            started = time.monotonic()
             current = self._list_or_none()
             found = False
             if current is not None:
@@ -117,10 +131,10 @@ class AdaptivePollWatcher(_WatcherBase):
                 self._seen = current
             with self._lock:
                 if found:
-                    self._interval = self.min_interval
-                else:
+                    self._heat(time.monotonic())
+                elif current is None or time.monotonic() >= self._hot_until:
                     self._interval = min(self._interval * _BACKOFF_FACTOR, self.max_interval)
-                self._next = time.monotonic() + self._interval
+                self._next = max(started + self._interval, self._next)
 
     def _release(self) -> None:
         self._wake.set()

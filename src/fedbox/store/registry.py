@@ -137,9 +137,7 @@ def storage_options_from_env(scheme: str) -> dict[str, Any]:
         raise ValueError(f"${ENV_STORAGE_OPTIONS} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"${ENV_STORAGE_OPTIONS} must be a JSON object, not {type(data).__name__}")
-    shared = {
-        k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, dict))
-    }
+    shared = {k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, dict))}
     section = data.get(scheme, {})
     return {**shared, **(section if isinstance(section, dict) else {})}
 
@@ -166,14 +164,18 @@ def open_store(
         if storage_options:
             names = ", ".join(sorted(storage_options))
             raise TypeError(f"storage options ({names}) apply to remote stores, not to {root}")
-        path = Path(root) if scheme is None else Path(url2pathname(unquote(urlsplit(str(root)).path)))
+        path = (
+            Path(root) if scheme is None else Path(url2pathname(unquote(urlsplit(str(root)).path)))
+        )
         return LocalStore(
             path,
             watch_mode=watch_mode,
             poll_interval=poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL,
         )
     if watch_mode == "events":
-        raise ValueError(f"{scheme}:// stores have no change events; use watch_mode 'auto' or 'poll'")
+        raise ValueError(
+            f"{scheme}:// stores have no change events; use watch_mode 'auto' or 'poll'"
+        )
     from fedbox.store.remote import RemoteStore
 
     tuning: dict[str, float] = {}

@@ -33,6 +33,7 @@ from fedbox.store.base import (
     FolderFilter,
 )
 from fedbox.store.polling import AdaptivePollWatcher, folder_matcher
+from fedbox.store.registry import get_backend
 
 __all__ = ["RemoteStore"]
 
@@ -102,8 +103,6 @@ class RemoteStore:
         retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
         **storage_options: Any,
     ) -> None:
-        from fedbox.store.registry import get_backend
-
         if not 0 < min_poll_interval <= max_poll_interval:
             raise ValueError("need 0 < min_poll_interval <= max_poll_interval")
         if retry_timeout < 0:
@@ -291,12 +290,12 @@ class RemoteStore:
 
     def _walk(self, full: str) -> Iterator[dict[str, Any]]:
         """Every file under ``full`` (absent: nothing), skipping dot-folders where it can."""
-        if self.backend.flat:
-            try:
-                found = self.fs.find(full, withdirs=False, detail=True)
-            except FileNotFoundError:
-                return
-            yield from found.values()
+        try:
+            found = self.backend.find(self.fs, full)
+        except FileNotFoundError:
+            return
+        if found is not None:
+            yield from found
             return
         pending = [full]
         while pending:
@@ -399,7 +398,9 @@ class RemoteStore:
         _check_path(prefix)
 
         def lister() -> set[str]:
-            return self._run("list", prefix, lambda: self._snapshot(prefix, suffixes, match), budget=0)
+            return self._run(
+                "list", prefix, lambda: self._snapshot(prefix, suffixes, match), budget=0
+            )
 
         watcher = AdaptivePollWatcher(
             lister,

@@ -1,0 +1,178 @@
+"""1 KB RPC round trip over each remote store, next to that store's own PUT+GET.
+
+Run: ``.venv/bin/python benchmarks/remote_store.py [--calls 100] [--stores memory,s3,webdav,sftp]``
+
+Each server runs on 127.0.0.1 in its own process (moto S3, wsgidav WebDAV, asyncssh
+SFTP: ``tests/store/remote_servers.py``), so it does not compete with the client for the GIL.
+For each store, measured in the same run:
+
+- ``PUT+GET``: the backend's own write then read of 1 KB through fsspec (``pipe_file`` or
+  the backend's upload, then ``cat_file``), no fedbox code in the path;
+- ``poll``: one listing as the watcher makes it;
+- ``rpc p50/p95``: ``send`` + ``wait`` of a 1 KB echo between two Boxes, each on its own
+  RemoteStore. ``all`` is RPC's watch call as it is today (every folder of the store);
+  ``inbox`` restricts it to folders addressed to the box (``folders=``), as proposed.
+
+Target: rpc p50 <= 2 x PUT+GET + the minimum poll interval. A round trip is two hops,
+each waiting on average half a poll interval plus one listing, and the handler also
+checks for an existing reply; the table shows those parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fedbox.datasite.paths import OUTBOX_PREFIX, request_path, response_path
+from fedbox.datasite.workspace import Workspace
+from fedbox.rpc import Box
+from fedbox.store import DEFAULT_MIN_POLL_INTERVAL, FolderFilter, RemoteStore
+
+SERVERS = Path(__file__).resolve().parents[1] / "tests" / "store" / "remote_servers.py"
+APP = "bench_app"
+CLIENT, SERVER = "client@bench.org", "server@bench.org"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class InboxOnly(RemoteStore):
+    """RemoteStore whose ``watch`` defaults to the folders addressed to ``email``: the
+    call RPC is asked to make (``folders=`` in ``Box._ensure_watching``)."""
+
+    def __init__(self, url: str, email: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.email = email
+
+    def watch(
+        self,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        *,
+        folders: FolderFilter | None = None,
+    ):
+        if folders is None:
+            tail = f"_to_{self.email}"
+            folders = lambda name: name.startswith(OUTBOX_PREFIX) and name.endswith(tail)  # noqa: E731
+        return super().watch(prefix, suffixes, folders=folders)
+
+
+def _start(kind: str, work: Path) -> tuple[str, dict[str, Any], subprocess.Popen[str] | None]:
+    if kind == "memory":
+        return "memory://bench", {}, None
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVERS), kind, str(work / kind)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    return f"{info['url']}/bench-{uuid.uuid4().hex[:8]}", info["options"], proc
+
+
+def _timed(fn, calls: int) -> list[float]:
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _put_get(store: RemoteStore, body: bytes, calls: int) -> float:
+    """Median of the backend's own 1 KB write + read (fsspec calls, no fedbox logic)."""
+    store.put("ref/warm.bin", body)  # creates the folder (WebDAV/SFTP need it)
+    fs, path = store.fs, f"{store.root}/ref/{uuid.uuid4().hex}.bin"
+
+    def put_get() -> None:
+        store.backend.upload(fs, path, body)
+        fs.cat_file(path)
+
+    return statistics.median(_timed(put_get, calls))
+
+
+def _rpc(url: str, options: dict[str, Any], inbox_only: bool, body: bytes, calls: int):
+    """RPC round trips, and the median cost of one of the client's poll listings."""
+
+    def store(email: str, **extra: Any) -> RemoteStore:
+        if inbox_only:
+            return InboxOnly(url, email, **options, **extra)
+        return RemoteStore(url, **options, **extra)
+
+    server_store = store(SERVER)
+    shared = {"fs": server_store.fs} if url.startswith("memory://") else {}
+    with (
+        Box(server_store, Workspace.for_email(SERVER)) as server,
+        Box(store(CLIENT, **shared), Workspace.for_email(CLIENT)) as client,
+    ):
+        server.app(APP).on_request("echo")(lambda req: req.body)
+        server.app(APP).start()
+        app = client.app(APP)
+        app.send(SERVER, "echo", body).wait(60)
+        rtts = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            fut = app.send(SERVER, "echo", body)
+            response = fut.wait(60)
+            rtts.append(time.perf_counter() - start)
+            assert response.status == 200 and response.body == body
+            # Untimed, what the cleanup job does later: answered messages leave the store,
+            # so listings stay the size of the traffic in flight.
+            client.store.delete(str(request_path(CLIENT, SERVER, APP, "echo", fut.id)))
+            client.store.delete(str(response_path(CLIENT, SERVER, APP, "echo", fut.id)))
+        with client.store.watch("", (".request", ".response")) as watcher:
+            poll = statistics.median(_timed(watcher._lister, 20))
+    return rtts, poll
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--stores", default="memory,s3,webdav,sftp")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="fedbox-remote-bench-"))
+    os.environ["FEDBOX_HOME"] = str(work / "home")
+    body = os.urandom(1024)
+    min_poll = DEFAULT_MIN_POLL_INTERVAL
+    print(f"1 KB echo, {args.calls} sequential calls per row, min poll {min_poll * 1e3:.0f} ms")
+    print(
+        f"{'store':>7} {'watch':>6} {'PUT+GET':>8} {'poll':>6} {'rpc p50':>8} {'rpc p95':>8}"
+        f" {'target':>7} {'ok':>4}   (ms)"
+    )
+    for kind in args.stores.split(","):
+        url, options, proc = _start(kind, work)
+        try:
+            with RemoteStore(url, **options) as ref_store:
+                ref = _put_get(ref_store, body, args.calls)
+            target = 2 * ref + min_poll
+            for inbox_only in (False, True):
+                rtts, poll = _rpc(url, options, inbox_only, body, args.calls)
+                p50 = statistics.median(rtts)
+                print(
+                    f"{kind:>7} {'inbox' if inbox_only else 'all':>6} {ref * 1e3:8.2f}"
+                    f" {poll * 1e3:6.2f} {p50 * 1e3:8.2f} {percentile(rtts, 0.95) * 1e3:8.2f}"
+                    f" {target * 1e3:7.2f} {'yes' if p50 <= target else 'NO':>4}",
+                    flush=True,
+                )
+        finally:
+            if proc is not None:
+                proc.communicate("", timeout=30)
+    print("reference: the system fedbox replaces polls a drive every 2 s (~1000 ms mean per hop)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""RPC over remote stores: two Boxes on one RemoteStore root, against real servers.
+
+Each request is answered exactly once, including requests sent while the server was
+down (they wait in the sender's retries and are answered once it is back).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from remote_servers import REMOTES, SERVERS, Target
+
+from fedbox.datasite.workspace import Workspace
+from fedbox.errors import StoreError
+from fedbox.rpc import Box, Future, Request
+
+ALICE, BOB = "alice@lab.org", "bob@hospital.org"
+APP = "echo_app"
+FAST = {"min_poll_interval": 0.02, "max_poll_interval": 0.5}
+
+
+@contextmanager
+def echo_pair(target: Target, **options: object) -> Iterator[tuple[Box, Counter[str]]]:
+    """Alice's box, and Bob serving ``echo`` on his own store object; yields handled ids."""
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+    opts = {**FAST, **options}
+    with (
+        Box(target.make(**opts), Workspace.for_email(ALICE)) as alice,
+        Box(target.make(**opts), Workspace.for_email(BOB)) as bob,
+    ):
+        server = bob.app(APP)
+
+        @server.on_request("echo")
+        def echo(req: Request) -> bytes:
+            with lock:
+                handled[req.id] += 1
+            return req.body[::-1]
+
+        server.start()
+        yield alice, handled
+
+
+def _check_all_answered_once(alice: Box, futures: list[Future], handled: Counter[str]) -> None:
+    _, pending = alice.wait(futures, timeout=60)
+    assert not pending, f"{len(pending)} of {len(futures)} requests unanswered"
+    for i, fut in enumerate(futures):
+        response = fut.result()
+        assert response.status == 200
+        assert response.body == f"request {i}".encode()[::-1]
+    assert handled == Counter({fut.id: 1 for fut in futures})
+
+
+@pytest.mark.parametrize("name", REMOTES)
+def test_twenty_requests_are_each_answered_once(
+    name: str, make_target: Callable[[str], Target]
+) -> None:
+    with echo_pair(make_target(name)) as (alice, handled):
+        app = alice.app(APP)
+        futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(20)]
+        _check_all_answered_once(alice, futures, handled)
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_requests_sent_during_an_outage_complete_when_it_ends(
+    name: str, make_target: Callable[[str], Target]
+) -> None:
+    target = make_target(name)
+    with echo_pair(target) as (alice, handled):
+        app = alice.app(APP)
+        futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(10)]
+        target.server.stop()
+        restart = threading.Timer(1.5, target.server.start)
+        restart.start()
+        try:
+            # These block in the store's retries until the server is back.
+            futures += [app.send(BOB, "echo", f"request {i}".encode()) for i in range(10, 20)]
+        finally:
+            restart.join()
+        _check_all_answered_once(alice, futures, handled)
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_wrong_credentials_report_a_clear_store_error(
+    name: str, make_target: Callable[[str], Target]
+) -> None:
+    target = make_target(name)
+    with (
+        Box(target.make_bad(retry_timeout=30), Workspace.for_email(ALICE)) as alice,
+        pytest.raises(StoreError, match="refused access") as info,
+    ):
+        alice.app(APP).send(BOB, "echo", b"hello")
+    assert "Check the credentials" in str(info.value)
