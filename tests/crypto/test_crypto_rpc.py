@@ -332,3 +332,9 @@ def test_a_large_body_streams_from_an_open_file(root: Path, tmp_path: Path) -> N
         assert fut.wait(60).body == source.read_bytes()
         (request,) = root.rglob(f"{fut.id}.request")
         assert header_of(request).body_len == (5 << 20) + 7 + 6 * 16  # six segments' tags
+        old_prekey = bob.sealer.identity.prekey_id
+        assert bob.sealer.rotate() != old_prekey  # a running box rotates and republishes
+        after = alice.app("t").send(BOB, "len", b"x" * 10)
+        assert after.wait(30).body == b"10"
+        (request,) = root.rglob(f"{after.id}.request")
+        assert header_of(request).enc["wraps"][0]["prekey_id"] == bob.sealer.identity.prekey_id

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from fl_helpers import DIGITS, FBCOUNT
+from fl_helpers import DIGITS, FBCOUNT, run_fedbox
 
 from fedbox.fl import config as fl_config
 from fedbox.fl.config import (
@@ -122,3 +122,25 @@ def test_bootstrap_refuses_a_federation_that_cannot_work(tmp_path: Path) -> None
     with pytest.raises(AppConfigError, match="path separator"):
         bootstrap(app, "ds@uni.org", ["a/b@x.org"])
     assert (app / "pyproject.toml").read_text() == before
+
+
+def test_bootstrap_command_writes_the_table_and_run_then_knows_the_roles(tmp_path: Path) -> None:
+    app = _copy(FBCOUNT, tmp_path)
+    result = run_fedbox(
+        "bootstrap",
+        str(app),
+        "--aggregator",
+        "ds@uni.org",
+        "--datasite",
+        "do1@hosp.org",
+        "--datasite",
+        "do2@lab.org",
+        "--root",
+        str(tmp_path / "s"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote [tool.fedbox]" in result.stdout
+    assert f"do1@hosp.org  node id {node_id_for('do1@hosp.org')}" in result.stdout
+    stranger = run_fedbox("run", str(app), "--email", "eve@evil.org")
+    assert stranger.returncode == 2
+    assert "neither the aggregator (ds@uni.org) nor a datasite" in stranger.stderr

@@ -65,19 +65,19 @@ AppDirArg = Annotated[
 ]
 RunConfigOpt = Annotated[
     str | None,
-    typer.Option("--run-config", help="Override [tool.flwr.app.config]: \"lr=0.1 name='x'\"."),
+    typer.Option("--run-config", help="Override \\[tool.flwr.app.config]: \"lr=0.1 name='x'\"."),
 ]
 EncryptOpt = Annotated[
     bool | None,
     typer.Option(
         "--encrypt/--no-encrypt",
-        help="End-to-end encryption [default: [tool.fedbox].encrypt, else on].",
+        help="End-to-end encryption \\[default: \\[tool.fedbox].encrypt, else on].",
     ),
 ]
 TimeoutOpt = Annotated[
     float | None,
     typer.Option(
-        "--timeout", help="Max seconds to wait for replies [default: $FEDBOX_MSG_TIMEOUT or 120]."
+        "--timeout", help="Max seconds to wait for replies \\[default: $FEDBOX_MSG_TIMEOUT or 120]."
     ),
 ]
 
@@ -330,11 +330,11 @@ def _reap(procs: dict[str, subprocess.Popen[bytes]], grace: float) -> dict[str, 
 def simulate(
     app_dir: AppDirArg,
     clients: Annotated[
-        int | None, typer.Option("--clients", "-n", help="Number of clients [default: 3].")
+        int | None, typer.Option("--clients", "-n", help="Number of clients \\[default: 3].")
     ] = None,
     run_config: RunConfigOpt = None,
     root: Annotated[
-        Path | None, typer.Option("--root", help="Keep the shared folder here [default: temp].")
+        Path | None, typer.Option("--root", help="Keep the shared folder here \\[default: temp].")
     ] = None,
     data: Annotated[
         list[Path] | None,
@@ -437,7 +437,7 @@ def bootstrap(
         bool | None, typer.Option("--encrypt/--no-encrypt", help="Encrypt messages.")
     ] = None,
 ) -> None:
-    """Write [tool.fedbox] (aggregator, datasites) into the app's pyproject.toml."""
+    """Write \\[tool.fedbox] (aggregator, datasites) into the app's pyproject.toml."""
     try:
         path = write_bootstrap(
             app_dir, aggregator, datasite, app_name=app_name, root=root, encrypt=encrypt
@@ -445,7 +445,7 @@ def bootstrap(
     except (AppConfigError, FedboxError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     console.print(
-        f"wrote [tool.fedbox] to {path}: aggregator {aggregator}, {len(datasite)} datasites"
+        f"wrote \\[tool.fedbox] to {path}: aggregator {aggregator}, {len(datasite)} datasites"
     )
     for email in datasite:
         console.print(f"  {email}  node id {node_id_for(email)}")
@@ -458,21 +458,22 @@ def run(
     app_dir: AppDirArg,
     email: Annotated[str, typer.Option("--email", help="Your identity in the federation.")],
     root: Annotated[
-        Path | None, typer.Option("--root", help="Shared folder [default: [tool.fedbox].root].")
+        Path | None, typer.Option("--root", help="Shared folder \\[default: \\[tool.fedbox].root].")
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Your data dir (datasites).")] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option("--state-dir", help="Private state [default: $FEDBOX_HOME/EMAIL]."),
+        typer.Option("--state-dir", help="Private state \\[default: $FEDBOX_HOME/EMAIL]."),
     ] = None,
     app_name: Annotated[
-        str | None, typer.Option("--app-name", help="The run's app name [default: config or new].")
+        str | None,
+        typer.Option("--app-name", help="The run's app name \\[default: config or new]."),
     ] = None,
     aggregator: Annotated[
-        str | None, typer.Option("--aggregator", help="Override [tool.fedbox].aggregator.")
+        str | None, typer.Option("--aggregator", help="Override \\[tool.fedbox].aggregator.")
     ] = None,
     datasite: Annotated[
-        list[str] | None, typer.Option("--datasite", help="Override [tool.fedbox].datasites.")
+        list[str] | None, typer.Option("--datasite", help="Override \\[tool.fedbox].datasites.")
     ] = None,
     partition_id: Annotated[int | None, typer.Option("--partition-id", hidden=True)] = None,
     num_partitions: Annotated[int | None, typer.Option("--num-partitions", hidden=True)] = None,
@@ -482,8 +483,11 @@ def run(
     stop_wait: Annotated[float, typer.Option("--stop-wait", help="Seconds for stop acks.")] = 15.0,
     encrypt: EncryptOpt = None,
 ) -> None:
-    """Take part in a deployment: the aggregator runs the ServerApp, a datasite serves its
-    ClientApp until the aggregator says stop."""
+    """Take part in a deployment: aggregator or datasite, as the app's config says.
+
+    The aggregator runs the ServerApp; a datasite serves its ClientApp until the
+    aggregator says stop.
+    """
     app, config = _load(app_dir, run_config)
     fed = app.federation
     encrypted = resolve_encrypt(encrypt, app)
