@@ -6,9 +6,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fedbox.datasite.identity import validate_app_name, validate_email
 from fedbox.datasite.paths import (
@@ -26,7 +26,7 @@ from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Response
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.sealing import Sealer
-from fedbox.store import DEFAULT_POLL_INTERVAL, LocalStore, Store, WatchMode
+from fedbox.store import Store, WatchMode, open_store
 
 if TYPE_CHECKING:
     from fedbox.rpc.app import App
@@ -109,7 +109,12 @@ class Box:
         with self._watch_lock:
             if self._watch_thread is not None:
                 return
-            self._watcher = self.store.watch("", _SUFFIXES)
+            me = self.email
+            self._watcher = self.store.watch(
+                "",
+                _SUFFIXES,
+                folders=lambda name: name.startswith(OUTBOX_PREFIX) and name.endswith(f"_to_{me}"),
+            )
             self._watch_thread = threading.Thread(
                 target=self._watch_loop, name=f"fedbox-watch-{self.email}", daemon=True
             )
@@ -253,18 +258,23 @@ class Box:
     ) -> tuple[list[Future], list[Future]]:
         """Wait on many futures at once: ``(done, pending)`` when all (or, with
         ``return_when="any"``, the first) are done, or when ``timeout`` passes.
+
+        The store is asked once per future, before waiting; after that only the watcher
+        reports arrivals, so no store I/O (network, on a remote store) runs under the lock.
         """
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
         pending = list(futures)
         done: list[Future] = []
         self._ensure_watching()
+        for fut in pending:
+            fut.done()  # responses that landed before the watcher started are found here
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
                 still = []
                 for fut in pending:
-                    (done if fut.done() else still).append(fut)
+                    (done if fut.id in self._arrived else still).append(fut)
                 pending = still
                 if not pending or (return_when == "any" and done):
                     return done, pending
@@ -322,13 +332,19 @@ def connect(
     *,
     state_dir: str | os.PathLike[str] | None = None,
     watch_mode: WatchMode = "auto",
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    poll_interval: float | None = None,
     clock: Clock = time.time,
     cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
     handler_threads: int = 8,
     encrypt: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Box:
     """Join the store at ``root`` as ``email``.
+
+    ``root`` is a folder, or a URL (``s3://bucket/prefix``, ``webdav://host:port/path``,
+    ``sftp://user@host/path``, ``memory://x``...) whose backend gets ``storage_options``
+    (merged over ``$FEDBOX_STORAGE_OPTIONS``). ``poll_interval`` defaults per store kind:
+    0.5 s for a polled folder, the adaptive minimum for a remote store.
 
     Private state (futures, audit log, private keys) goes to ``state_dir``, by default
     ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``).
@@ -339,7 +355,9 @@ def connect(
     published keys raises CryptoError; nothing ever falls back to plaintext.
     """
     workspace = Workspace.for_email(validate_email(email), state_dir)
-    store = LocalStore(Path(root), watch_mode=watch_mode, poll_interval=poll_interval)
+    store = open_store(
+        root, watch_mode=watch_mode, poll_interval=poll_interval, **(storage_options or {})
+    )
     return Box(
         store,
         workspace,
