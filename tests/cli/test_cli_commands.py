@@ -82,3 +82,24 @@ def test_cleanup_command(root: Path) -> None:
 def test_invalid_email_is_a_clear_error(root: Path) -> None:
     out = fedbox_cli("messages", "--email", "../etc")
     assert out.returncode == 2 and "error:" in out.stdout
+
+
+def test_inspect_summarises_a_flower_body(tmp_path: Path) -> None:
+    store = tmp_path / "sim"
+    app_dir = Path(__file__).parents[2] / "examples" / "digits"
+    run = fedbox_cli(
+        "simulate",
+        str(app_dir),
+        "--clients",
+        "1",
+        "--no-encrypt",
+        "--root",
+        str(store),
+        "--run-config",
+        "num-server-rounds=1",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    outputs = [fedbox_cli("inspect", str(p)) for p in store.rglob("*.request")]
+    assert outputs and all(o.returncode == 0 for o in outputs)
+    assert all("flower message" in o.stdout for o in outputs)
+    assert any("ArrayRecord" in o.stdout and "train" in o.stdout for o in outputs)

@@ -89,7 +89,7 @@ def test_inspect_says_for_whom_a_file_is_encrypted(root: Path) -> None:
     (request,) = root.rglob(f"{fut.id}.request")
     out = fedbox_cli("inspect", str(request))
     assert out.returncode == 0, out.stdout
-    assert "encrypted (chacha20-poly1305, 1 MiB segments) for b@x.org, a@x.org" in out.stdout
+    assert "encrypted (aes-256-gcm, 1 MiB segments) for b@x.org, a@x.org" in out.stdout
     assert "25 bytes of ciphertext" in out.stdout  # 9 bytes + one 16-byte tag
     (response,) = root.rglob(f"{fut.id}.response")
     out = fedbox_cli("inspect", str(response))

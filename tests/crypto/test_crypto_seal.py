@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fedbox.crypto import (
@@ -205,8 +205,13 @@ def test_malformed_wraps_are_refused(
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        ("alg", "aes-256-gcm", "unsupported encryption"),
-        ("v", 2, "upgrade fedbox"),
+        ("alg", "chacha20-poly1305", "unsupported encryption"),
+        ("alg", None, "unsupported encryption"),
+        ("v", 1, "older fedbox; the sender must upgrade"),
+        ("v", 3, "newer fedbox; upgrade fedbox"),
+        ("v", 2.0, "unsupported encryption"),
+        ("v", "2", "unsupported encryption"),
+        ("v", None, "unsupported encryption"),
         ("segment_size", SMALL + 1, "segment 0 failed"),
         ("segment_size", 0, "out of range"),
         ("segment_size", True, "out of range"),
@@ -362,7 +367,7 @@ def test_injected_rng_makes_sealing_reproducible(alice: Identity, bob: Identity)
 def test_describe_enc(alice: Identity, bob: Identity) -> None:
     header, _ = do_seal(alice, [bob], b"x", segment_size=1 << 20)
     assert describe_enc(header["enc"]) == (
-        "encrypted (chacha20-poly1305, 1 MiB segments) for bob@example.org, alice@example.org"
+        "encrypted (aes-256-gcm, 1 MiB segments) for bob@example.org, alice@example.org"
     )
     header, _ = do_seal(alice, [bob], b"x", segment_size=2048)
     assert "2 KiB segments" in describe_enc(header["enc"])
@@ -391,7 +396,7 @@ def test_the_wrap_follows_the_documented_key_schedule(alice: Identity, bob: Iden
         return len(data).to_bytes(2, "big") + data
 
     info = (
-        b"fedbox/wrap/v1"
+        b"fedbox/wrap/v2"
         + lp(a.email.encode())
         + lp(b.email.encode())
         + lp(a.signing_key)
@@ -403,4 +408,4 @@ def test_the_wrap_follows_the_documented_key_schedule(alice: Identity, bob: Iden
         b"\xff" * 32 + dh1 + dh2 + dh3
     )
     wrapped = base64.b64decode(wrap["wrapped"])
-    assert ChaCha20Poly1305(kek).decrypt(bytes(12), wrapped, aad) == content_key
+    assert AESGCM(kek).decrypt(bytes(12), wrapped, aad) == content_key

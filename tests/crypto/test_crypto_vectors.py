@@ -2,7 +2,9 @@
 
 Any change to a byte here is a wire-format change: bump ``ENC_VERSION`` (or the key file
 or signature labels) rather than regenerating. To regenerate after such a bump, run
-``FEDBOX_REGENERATE_VECTORS=1 pytest tests/crypto/test_crypto_vectors.py``.
+``FEDBOX_REGENERATE_VECTORS=1 pytest tests/crypto/test_crypto_vectors.py``, which writes
+``vectors/e2e_v{ENC_VERSION}.json``. Older files stay checked in: a message of an older
+version must be refused with a clear error, never misread.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fedbox.crypto import (
+    ENC_VERSION,
     Identity,
     PublicBundle,
     did_document,
@@ -26,8 +30,11 @@ from fedbox.crypto import (
     open_sealed,
     seal,
 )
+from fedbox.errors import DecryptError
 
-VECTORS = Path(__file__).parent / "vectors" / "e2e_v1.json"
+VECTORS = Path(__file__).parent / "vectors" / f"e2e_v{ENC_VERSION}.json"
+V1_VECTORS = Path(__file__).parent / "vectors" / "e2e_v1.json"
+"""Format v1 (ChaCha20-Poly1305), kept to check that such messages are refused."""
 BODY = bytes(range(40))
 SEGMENT = 16
 HEADER = {
@@ -148,3 +155,31 @@ def test_the_checked_in_vector_opens() -> None:
             header=sealed["header"],
         )
         assert out.getvalue() == BODY
+
+
+def test_the_stream_vector_is_aes_256_gcm_with_the_documented_nonces() -> None:
+    """Recompute the stream ciphertext with the raw AEAD: prefix || u32 index || last flag."""
+    stream = json.loads(VECTORS.read_text())["stream"]
+    aead = AESGCM(bytes.fromhex(stream["content_key"]))
+    prefix = bytes.fromhex(stream["nonce_prefix"])
+    chunks = [BODY[i : i + SEGMENT] for i in range(0, len(BODY) + 1, SEGMENT)]
+    expected = b"".join(
+        aead.encrypt(prefix + i.to_bytes(4, "big") + bytes([i == len(chunks) - 1]), chunk, None)
+        for i, chunk in enumerate(chunks)
+    )
+    assert bytes.fromhex(stream["ciphertext"]) == expected
+
+
+def test_a_v1_message_is_refused_with_a_clear_error() -> None:
+    alice, bob = identities()
+    sealed = json.loads(V1_VECTORS.read_text())["sealed"]
+    assert sealed["header"]["enc"]["alg"] == "chacha20-poly1305"
+    for me in (alice, bob):
+        with pytest.raises(DecryptError, match=r"unsupported encryption 'chacha20-poly1305' v1"):
+            open_sealed(
+                io.BytesIO(bytes.fromhex(sealed["ciphertext"])),
+                io.BytesIO(),
+                me=me,
+                sender=alice.public_bundle(),
+                header=sealed["header"],
+            )

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from fedbox.crypto import describe_enc
 from fedbox.errors import CorruptMessage
+from fedbox.fl.codec import describe_body
+from fedbox.fl.grid import ENDPOINT as FLOWER_ENDPOINT
 from fedbox.rpc.envelope import Header, read_header
 from fedbox.rpc.status import Status
 
@@ -74,7 +76,17 @@ def inspect_file(path: Path, console: Console) -> int:
         ("digest check", "[green]ok[/green]" if intact else "[red]MISMATCH[/red]"),
         ("encryption", "none (plaintext)" if header.enc is None else describe_enc(header.enc)),
     ]
+    if intact and header.enc is None and header.endpoint == FLOWER_ENDPOINT:
+        rows += _flower_rows(path, header)
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
     return 0 if intact else 1
+
+
+def _flower_rows(path: Path, header: Header) -> list[tuple[str, str]]:
+    """What a plaintext Flower body holds: message type, records, array shapes and sizes."""
+    with open(path, "rb") as f:
+        read_header(f, path=str(path))
+        body = f.read(header.body_len)
+    return describe_body(body) or [("flower message", "[red]not a Flower message[/red]")]

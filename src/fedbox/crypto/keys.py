@@ -24,6 +24,7 @@ Contracts:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -148,18 +149,44 @@ class PublicBundle:
         return fingerprint(self.signing_key)
 
     def verify(self) -> None:
-        """Raise CryptoError unless the signing key signed both X25519 keys for this email."""
-        try:
-            signer = Ed25519PublicKey.from_public_bytes(self.signing_key)
-            signer.verify(
-                self.dh_identity_sig, _dh_identity_message(self.email, self.dh_identity_key)
-            )
-        except (InvalidSignature, ValueError) as exc:
-            raise CryptoError(f"{self.email}: bad signature on the DH identity key") from exc
-        try:
-            signer.verify(self.prekey_sig, _prekey_message(self.email, self.prekey_id, self.prekey))
-        except InvalidSignature as exc:
-            raise CryptoError(f"{self.email}: bad signature on prekey {self.prekey_id}") from exc
+        """Raise CryptoError unless the signing key signed both X25519 keys for this email.
+
+        Called before every wrap and unwrap, so it is memoized: the result is a pure
+        function of the bundle's fields, and the cache is keyed by all of them (as exact
+        ``bytes``/``str``), so only a bundle whose every byte verified before skips the
+        Ed25519 checks. Failures are never cached.
+        """
+        _verify_signatures(
+            str(self.email),
+            bytes(self.signing_key),
+            bytes(self.dh_identity_key),
+            bytes(self.dh_identity_sig),
+            str(self.prekey_id),
+            bytes(self.prekey),
+            bytes(self.prekey_sig),
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _verify_signatures(
+    email: str,
+    signing_key: bytes,
+    dh_identity_key: bytes,
+    dh_identity_sig: bytes,
+    prekey_id: str,
+    prekey: bytes,
+    prekey_sig: bytes,
+) -> None:
+    """``PublicBundle.verify`` proper; raises CryptoError, so only successes are cached."""
+    try:
+        signer = Ed25519PublicKey.from_public_bytes(signing_key)
+        signer.verify(dh_identity_sig, _dh_identity_message(email, dh_identity_key))
+    except (InvalidSignature, ValueError) as exc:
+        raise CryptoError(f"{email}: bad signature on the DH identity key") from exc
+    try:
+        signer.verify(prekey_sig, _prekey_message(email, prekey_id, prekey))
+    except InvalidSignature as exc:
+        raise CryptoError(f"{email}: bad signature on prekey {prekey_id}") from exc
 
 
 class Identity:

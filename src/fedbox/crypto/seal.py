@@ -10,15 +10,16 @@ DH identity key IK_A, the recipient's DH identity key IK_B and signed prekey SPK
     DH2 = DH(E, IK_B)       binds the recipient's long-term key
     DH3 = DH(E, SPK_B)      forward secrecy once the prekey is rotated out
     KEK = HKDF-SHA256(salt = 32 zero bytes, ikm = 0xFF*32 || DH1 || DH2 || DH3, info)
-    info = "fedbox/wrap/v1" || lp(sender email) || lp(recipient email)
+    info = "fedbox/wrap/v2" || lp(sender email) || lp(recipient email)
            || lp(sender signing key) || lp(recipient signing key) || lp(prekey id)
            || lp(ephemeral public key)
 
 where lp(x) is x's length as u16 big-endian then x. The ephemeral key is in ``info``
 because X25519 ignores its top bit: without it, a wrap with that bit flipped would still
-open (as in age, whose X25519 stanza also binds the share). The content key is sealed with
-ChaCha20-Poly1305 under the KEK (single-use, so a zero nonce), with the header AAD as
-associated data: a wrap only opens for the header it was made for.
+open (as in age, whose X25519 stanza also binds the share). The label names the format
+version, so a KEK derived for one version is never used by another. The content key is
+sealed with AES-256-GCM under the KEK (single-use, so a zero nonce), with the header AAD
+as associated data: a wrap only opens for the header it was made for.
 
 The header AAD binds the ciphertext's length and SHA-256. Every reader of a broadcast
 knows the content key and could encrypt another body with it; the digest, checked by
@@ -26,10 +27,14 @@ knows the content key and could encrypt another body with it; the digest, checke
 
 The ``enc`` header field (``enc_header``)::
 
-    {"alg": "chacha20-poly1305", "v": 1, "segment_size": 1048576,
+    {"alg": "aes-256-gcm", "v": 2, "segment_size": 1048576,
      "nonce_prefix": "<base64, 7 bytes>",
      "wraps": [{"to": "bob@x.org", "prekey_id": "<id>",
                 "ephemeral": "<base64, 32 bytes>", "wrapped": "<base64, 48 bytes>"}, ...]}
+
+Version 1 used ChaCha20-Poly1305 (``"alg": "chacha20-poly1305", "v": 1``, wrap label
+``fedbox/wrap/v1``); version 2 switched to AES-256-GCM for speed, and is the only one read:
+any other ``alg`` or ``v`` is refused with a DecryptError naming both.
 
 Failing closed: recipient bundles are verified before anything is wrapped (CryptoError);
 anything wrong while opening is DecryptError, with the ``cryptography`` cause chained.
@@ -46,7 +51,7 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fedbox.crypto._primitives import (
@@ -84,8 +89,8 @@ __all__ = [
     "wrap_key",
 ]
 
-ALG = "chacha20-poly1305"
-ENC_VERSION = 1
+ALG = "aes-256-gcm"
+ENC_VERSION = 2
 AAD_FIELDS = (
     "v",
     "id",
@@ -107,7 +112,7 @@ AAD_FIELDS = (
 them but not change them; only ``enc`` itself is outside (each wrap authenticates itself).
 """
 
-_WRAP_INFO_LABEL = b"fedbox/wrap/v1"
+_WRAP_INFO_LABEL = b"fedbox/wrap/v2"
 _X3DH_PAD = b"\xff" * 32  # X3DH's F: keeps the KDF input distinct from any XEdDSA use
 _WRAP_NONCE = bytes(12)
 _WRAPPED_SIZE = CONTENT_KEY_SIZE + TAG_SIZE
@@ -194,7 +199,7 @@ def wrap_key(
         "to": recipient.email,
         "prekey_id": recipient.prekey_id,
         "ephemeral": b64encode(ephemeral_key),
-        "wrapped": b64encode(ChaCha20Poly1305(kek).encrypt(_WRAP_NONCE, content_key, aad)),
+        "wrapped": b64encode(AESGCM(kek).encrypt(_WRAP_NONCE, content_key, aad)),
     }
 
 
@@ -233,7 +238,7 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
             prekey_id=prekey_id,
             ephemeral=ephemeral_key,
         )
-        return ChaCha20Poly1305(kek).decrypt(_WRAP_NONCE, wrapped, aad)
+        return AESGCM(kek).decrypt(_WRAP_NONCE, wrapped, aad)
     except CryptoError as exc:
         raise DecryptError(f"cannot unwrap key from {sender.email}: {exc}") from exc
     except ValueError as exc:
@@ -262,11 +267,9 @@ def _parse_enc(enc: object) -> tuple[bytes, int, list[Mapping[str, Any]]]:
     """``(nonce_prefix, segment_size, wraps)`` of an ``enc`` header, or DecryptError."""
     if not isinstance(enc, Mapping):
         raise DecryptError("the message is not encrypted (no enc header)")
-    if enc.get("alg") != ALG or enc.get("v") != ENC_VERSION:
-        raise DecryptError(
-            f"unsupported encryption {enc.get('alg')!r} v{enc.get('v')!r} "
-            f"(this fedbox reads {ALG} v{ENC_VERSION}); upgrade fedbox"
-        )
+    alg, version = enc.get("alg"), enc.get("v")
+    if alg != ALG or type(version) is not int or version != ENC_VERSION:
+        raise DecryptError(_unsupported(alg, version))
     size = enc.get("segment_size")
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SEGMENT_SIZE:
         raise DecryptError(f"enc segment_size {size!r} is out of range")
@@ -283,6 +286,18 @@ def _parse_enc(enc: object) -> tuple[bytes, int, list[Mapping[str, Any]]]:
     if len(set(recipients)) != len(recipients):
         raise DecryptError("enc wraps name the same reader twice")
     return nonce_prefix, size, wraps
+
+
+def _unsupported(alg: object, version: object) -> str:
+    """Why an ``enc`` of another algorithm or version is refused, and who should upgrade."""
+    problem = (
+        f"unsupported encryption {alg!r} v{version!r} (this fedbox reads {ALG} v{ENC_VERSION})"
+    )
+    if type(version) is int and version > ENC_VERSION:
+        return f"{problem}: written by a newer fedbox; upgrade fedbox to read it"
+    if type(version) is int and 1 <= version < ENC_VERSION:
+        return f"{problem}: written by an older fedbox; the sender must upgrade and resend"
+    return problem
 
 
 def find_wrap(enc: Mapping[str, Any], email: str) -> Mapping[str, Any]:

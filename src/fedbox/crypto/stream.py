@@ -3,7 +3,7 @@
 A body can be far larger than memory (model weights), so it is cut into segments that
 are encrypted and checked one at a time, as in STREAM (Hoang, Reyhanitabar, Rogaway,
 Vizár, "Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", CRYPTO
-2015) and age's payload format. Each segment is ChaCha20-Poly1305 with the 12-byte nonce
+2015) and age's payload format. Each segment is AES-256-GCM with the 12-byte nonce
 
     nonce_prefix (7 bytes) || segment index (u32 big-endian) || last flag (0x00 or 0x01)
 
@@ -15,6 +15,12 @@ last holds the rest, 0 to ``segment_size - 1`` bytes, so a body whose length is 
 of the segment size ends in an empty final segment and a 0-byte body is one empty final
 segment. Encryption therefore never needs to read ahead. Each segment adds a 16-byte tag.
 
+AES-256-GCM, not ChaCha20-Poly1305 (as in format v1): with AES-NI and carry-less multiply
+it runs at several GB/s, about three times ChaCha20-Poly1305 in ``cryptography``. GCM
+must never see a nonce twice under one key: a content key encrypts one body only, and
+within a body the index and flag make every nonce distinct. A segment of at most
+``MAX_SEGMENT_SIZE`` bytes is far below GCM's limit of 2**39 - 256 bits per message.
+
 Contract of ``decrypt_body``: plaintext is written segment by segment as each one
 authenticates; if it raises DecryptError, what was already written to ``dst`` must be
 discarded (write to a temp file, rename on success).
@@ -25,7 +31,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fedbox.errors import DecryptError
 
@@ -76,7 +82,7 @@ def encrypt_body(
     """
     if problem := _param_problem(content_key, nonce_prefix, segment_size):
         raise ValueError(problem)
-    aead = ChaCha20Poly1305(content_key)
+    aead = AESGCM(content_key)
     view = memoryview(bytearray(segment_size))
     written = 0
     for index in range(_MAX_SEGMENTS):
@@ -113,7 +119,7 @@ def decrypt_body(
         raise DecryptError(f"body length {ciphertext_len!r} is too short for one segment")
     if -(-ciphertext_len // chunk) > _MAX_SEGMENTS:
         raise DecryptError(f"body length {ciphertext_len} needs more than 2**32 segments")
-    aead = ChaCha20Poly1305(content_key)
+    aead = AESGCM(content_key)
     view = memoryview(bytearray(min(chunk, ciphertext_len)))
     remaining = ciphertext_len
     written = 0

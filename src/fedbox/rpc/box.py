@@ -121,10 +121,14 @@ class Box:
             self._watch_thread.start()
 
     def _watch_loop(self) -> None:
+        """Dispatch arrivals until closed; one failing file never stops the loop."""
         assert self._watcher is not None
         for batch in self._watcher:
             for path in batch:
-                self._on_file(path)
+                try:
+                    self._on_file(path)
+                except Exception:
+                    logger.exception("could not dispatch %s; continuing", path)
 
     def _on_file(self, path: str) -> None:
         top = path.split("/", 1)[0]
@@ -338,13 +342,15 @@ def connect(
     handler_threads: int = 8,
     encrypt: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    fsync: bool = True,
 ) -> Box:
     """Join the store at ``root`` as ``email``.
 
     ``root`` is a folder, or a URL (``s3://bucket/prefix``, ``webdav://host:port/path``,
     ``sftp://user@host/path``, ``memory://x``...) whose backend gets ``storage_options``
     (merged over ``$FEDBOX_STORAGE_OPTIONS``). ``poll_interval`` defaults per store kind:
-    0.5 s for a polled folder, the adaptive minimum for a remote store.
+    0.5 s for a polled folder, the adaptive minimum for a remote store. ``fsync=False``
+    trades crash durability of a folder's message files for speed (simulations).
 
     Private state (futures, audit log, private keys) goes to ``state_dir``, by default
     ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``).
@@ -356,7 +362,11 @@ def connect(
     """
     workspace = Workspace.for_email(validate_email(email), state_dir)
     store = open_store(
-        root, watch_mode=watch_mode, poll_interval=poll_interval, **(storage_options or {})
+        root,
+        watch_mode=watch_mode,
+        poll_interval=poll_interval,
+        fsync=fsync,
+        **(storage_options or {}),
     )
     return Box(
         store,

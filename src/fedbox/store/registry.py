@@ -149,6 +149,7 @@ def open_store(
     poll_interval: float | None = None,
     max_poll_interval: float | None = None,
     retry_timeout: float | None = None,
+    fsync: bool = True,
     **storage_options: Any,
 ) -> Store:
     """The store at ``root``: a folder path or ``file://`` URL gives a LocalStore, any
@@ -158,6 +159,8 @@ def open_store(
     For a URL, ``poll_interval`` is the fastest listing interval and ``max_poll_interval``
     the idle ceiling; ``retry_timeout`` bounds how long an operation waits out an outage;
     ``storage_options`` (merged over ``$FEDBOX_STORAGE_OPTIONS``) go to the backend.
+    ``fsync=False`` makes a folder's writes cheaper but not crash-durable (throwaway
+    simulations); remote backends decide durability themselves and ignore it.
     """
     scheme = url_scheme(root)
     if scheme is None or scheme == "file":
@@ -171,6 +174,7 @@ def open_store(
             path,
             watch_mode=watch_mode,
             poll_interval=poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL,
+            fsync=fsync,
         )
     if watch_mode == "events":
         raise ValueError(
