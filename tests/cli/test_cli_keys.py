@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from cli_process import fedbox_cli
 
 import fedbox
 from fedbox.crypto import Identity, PublicBundle, bundle_from_did
 
 A, B = "a@x.org", "b@x.org"
-
-
-def fedbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "300"},
-    )
 
 
 def published(root: Path, email: str) -> PublicBundle:

@@ -6,13 +6,12 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from cli_process import fedbox_cli
 from peer_process import run_peer
 
 import fedbox
@@ -23,16 +22,6 @@ from fedbox.rpc.envelope import Header, read_envelope, read_header, write_envelo
 
 ALICE, BOB, CAROL = "alice@a.org", "bob@b.org", "carol@c.org"
 MARKER = b"FEDBOX-PLAINTEXT-MARKER-7f3a9c"
-
-
-def fedbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "300"},
-    )
 
 
 def publish(root: Path, *emails: str) -> None:
