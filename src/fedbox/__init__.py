@@ -9,7 +9,7 @@ Layers, bottom-up; a layer imports only from the layers below it:
 8. ``fedbox.fl``        Flower over files
 9. ``fedbox.cli``       the ``fedbox`` command; the only place that wires layers for a user
 
-This module re-exports the everyday API.
+This module re-exports the everyday API (``FileGrid`` lazily: it imports Flower).
 """
 
 from fedbox.errors import (
@@ -36,6 +36,7 @@ __all__ = [
     "CryptoError",
     "DecryptError",
     "FedboxError",
+    "FileGrid",
     "Future",
     "InvalidIdentity",
     "MessageError",
@@ -53,3 +54,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``fedbox.FileGrid`` without importing Flower for users who only need RPC."""
+    if name == "FileGrid":
+        from fedbox.fl import FileGrid
+
+        return FileGrid
+    raise AttributeError(f"module 'fedbox' has no attribute {name!r}")
