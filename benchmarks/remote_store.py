@@ -1,6 +1,8 @@
-"""1 KB RPC round trip over each remote store, next to that store's own PUT+GET.
+"""1 KB RPC round trip over each remote store, next to that store's own PUT+GET; and the
+digits FedAvg round time over each store, next to the same round over a local folder.
 
-Run: ``.venv/bin/python benchmarks/remote_store.py [--calls 100] [--stores memory,s3,webdav,sftp]``
+Run: ``.venv/bin/python benchmarks/remote_store.py [--calls 100] [--stores memory,s3,webdav,sftp]
+[--rounds 6] [--clients 3] [--no-digits]``
 
 Each server runs on 127.0.0.1 in its own process (moto S3, wsgidav WebDAV, asyncssh
 SFTP: ``tests/store/remote_servers.py``), so it does not compete with the client for the GIL.
@@ -16,6 +18,12 @@ For each store, measured in the same run:
 Target: rpc p50 <= 2 x PUT+GET + the minimum poll interval. A round trip is two hops,
 each waiting on average half a poll interval plus one listing, and the handler also
 checks for an existing reply; the table shows those parts.
+
+The digits table runs ``fedbox simulate examples/digits --root URL`` (client processes,
+encryption on, options in ``$FEDBOX_STORAGE_OPTIONS``) and once with ``--root`` a local
+folder, and reads the seconds of each round (train + evaluate) from its table. Round 1
+includes start-up and key exchange, so the figure is the median of the other rounds.
+``memory://`` cannot carry a simulation (it lives in one process) and has no digits row.
 """
 
 from __future__ import annotations
@@ -38,7 +46,9 @@ from fedbox.datasite.workspace import Workspace
 from fedbox.rpc import Box
 from fedbox.store import DEFAULT_MIN_POLL_INTERVAL, FolderFilter, RemoteStore
 
-SERVERS = Path(__file__).resolve().parents[1] / "tests" / "store" / "remote_servers.py"
+REPO = Path(__file__).resolve().parents[1]
+SERVERS = REPO / "tests" / "store" / "remote_servers.py"
+DIGITS = REPO / "examples" / "digits"
 APP = "bench_app"
 CLIENT, SERVER = "client@bench.org", "server@bench.org"
 
@@ -138,11 +148,66 @@ def _rpc(url: str, options: dict[str, Any], inbox_only: bool, body: bytes, calls
     return rtts, poll
 
 
+def _digits_rounds(
+    root: str, scheme: str | None, options: dict[str, Any], rounds: int, clients: int
+) -> list[float]:
+    """Seconds of each digits round (train + evaluate) in one ``fedbox simulate`` run."""
+    env = {**os.environ, "COLUMNS": "300"}
+    env.pop("FEDBOX_STORAGE_OPTIONS", None)
+    if scheme is not None:
+        env["FEDBOX_STORAGE_OPTIONS"] = json.dumps({scheme: options})
+    cmd = [
+        *(sys.executable, "-m", "fedbox", "simulate", str(DIGITS), "--root", root),
+        *("--clients", str(clients), "--run-config", f"num-server-rounds={rounds}"),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    per_round: dict[int, float] = {}
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 9 and cells[1].isdigit() and cells[2] in ("train", "evaluate"):
+            per_round[int(cells[1])] = per_round.get(int(cells[1]), 0.0) + float(cells[8])
+    if len(per_round) != rounds:
+        raise RuntimeError(f"expected {rounds} rounds in the output:\n{result.stdout}")
+    return [per_round[r] for r in sorted(per_round)]
+
+
+def _digits_table(
+    stores: list[tuple[str, str, dict[str, Any]]], work: Path, rounds: int, clients: int
+) -> None:
+    print(
+        f"\ndigits FedAvg, {clients} client processes, {rounds} rounds, encrypted; "
+        "seconds per round (train + evaluate), median of rounds 2..N"
+    )
+    print(f"{'store':>7} {'round 1':>8} {'round':>7} {'min':>7} {'max':>7} {'vs folder':>10}")
+    local = _digits_rounds(str(work / "digits-folder"), None, {}, rounds, clients)
+    base = statistics.median(local[1:])
+
+    def row(name: str, times: list[float]) -> None:
+        steady = times[1:]
+        p50 = statistics.median(steady)
+        print(
+            f"{name:>7} {times[0]:8.3f} {p50:7.3f} {min(steady):7.3f} {max(steady):7.3f}"
+            f" {p50 / base:9.1f}x",
+            flush=True,
+        )
+
+    row("folder", local)
+    for kind, url, options in stores:
+        row(kind, _digits_rounds(f"{url}-digits", kind, options, rounds, clients))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--stores", default="memory,s3,webdav,sftp")
+    parser.add_argument("--rounds", type=int, default=6, help="digits rounds per run")
+    parser.add_argument("--clients", type=int, default=3, help="digits client processes")
+    parser.add_argument("--no-digits", action="store_true", help="only the 1 KB round trips")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (round 1 is start-up)")
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="fedbox-remote-bench-"))
     os.environ["FEDBOX_HOME"] = str(work / "home")
@@ -153,25 +218,46 @@ def main() -> None:
         f"{'store':>7} {'watch':>6} {'PUT+GET':>8} {'poll':>6} {'rpc p50':>8} {'rpc p95':>8}"
         f" {'target':>7} {'ok':>4}   (ms)"
     )
+    procs: list[subprocess.Popen[str]] = []
+    digits_stores: list[tuple[str, str, dict[str, Any]]] = []
+    try:
+        _rpc_table(args, work, body, min_poll, procs, digits_stores)
+        print(
+            "reference: the system fedbox replaces polls a drive every 2 s (~1000 ms mean per hop)"
+        )
+        if not args.no_digits:
+            _digits_table(digits_stores, work, args.rounds, args.clients)
+    finally:
+        for proc in procs:
+            proc.communicate("", timeout=30)
+
+
+def _rpc_table(
+    args: argparse.Namespace,
+    work: Path,
+    body: bytes,
+    min_poll: float,
+    procs: list[subprocess.Popen[str]],
+    digits_stores: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    """The 1 KB table; servers stay up (in ``procs``) for the digits runs."""
     for kind in args.stores.split(","):
         url, options, proc = _start(kind, work)
-        try:
-            with RemoteStore(url, **options) as ref_store:
-                ref = _put_get(ref_store, body, args.calls)
-            target = 2 * ref + min_poll
-            for inbox_only in (False, True):
-                rtts, poll = _rpc(url, options, inbox_only, body, args.calls)
-                p50 = statistics.median(rtts)
-                print(
-                    f"{kind:>7} {'inbox' if inbox_only else 'all':>6} {ref * 1e3:8.2f}"
-                    f" {poll * 1e3:6.2f} {p50 * 1e3:8.2f} {percentile(rtts, 0.95) * 1e3:8.2f}"
-                    f" {target * 1e3:7.2f} {'yes' if p50 <= target else 'NO':>4}",
-                    flush=True,
-                )
-        finally:
-            if proc is not None:
-                proc.communicate("", timeout=30)
-    print("reference: the system fedbox replaces polls a drive every 2 s (~1000 ms mean per hop)")
+        if proc is not None:
+            procs.append(proc)
+            digits_stores.append((kind, url, options))
+        with RemoteStore(url, **options) as ref_store:
+            ref = _put_get(ref_store, body, args.calls)
+        target = 2 * ref + min_poll
+        for inbox_only in (False, True):
+            rtts, poll = _rpc(url, options, inbox_only, body, args.calls)
+            p50 = statistics.median(rtts)
+            print(
+                f"{kind:>7} {'inbox' if inbox_only else 'all':>6} {ref * 1e3:8.2f}"
+                f" {poll * 1e3:6.2f} {p50 * 1e3:8.2f} {percentile(rtts, 0.95) * 1e3:8.2f}"
+                f" {target * 1e3:7.2f} {'yes' if p50 <= target else 'NO':>4}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

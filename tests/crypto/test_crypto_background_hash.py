@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -52,3 +54,43 @@ def test_a_reused_buffer_is_safe_between_updates() -> None:
         expected.update(buffer)
         hasher.update(memoryview(buffer))
     assert hasher.hexdigest() == expected.hexdigest()
+
+
+def _wait_for_threads(count: int) -> int:
+    deadline = time.monotonic() + 10
+    while _helper_threads() != count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _helper_threads()
+
+
+def test_an_abandoned_hasher_stops_its_thread() -> None:
+    """An exception mid-body drops the hasher without close(): its thread must not leak."""
+    before = _helper_threads()
+    hasher = BackgroundSha256()
+    for _ in range(3):
+        hasher.update(os.urandom(1 << 20))  # the last one is still being hashed
+    assert _helper_threads() == before + 1
+    del hasher
+    gc.collect()
+    assert _wait_for_threads(before) == before
+
+
+def test_close_is_idempotent_and_survives_collection() -> None:
+    before = _helper_threads()
+    hasher = BackgroundSha256()
+    for _ in range(3):
+        hasher.update(os.urandom(1 << 20))
+    hasher.close()
+    hasher.close()
+    del hasher
+    gc.collect()
+    assert _wait_for_threads(before) == before
+
+
+def test_an_error_on_the_helper_thread_surfaces_in_the_caller() -> None:
+    hasher = BackgroundSha256()
+    hasher.update(os.urandom(1 << 20))
+    hasher.update("not bytes" * (1 << 14))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        hasher.wait()
+    hasher.close()

@@ -89,6 +89,31 @@ def test_bundle_with_foreign_parts_fails_verification() -> None:
             bundle.verify()
 
 
+def test_verification_is_memoized_only_for_the_exact_bytes_that_verified() -> None:
+    alice = Identity.generate(ALICE).public_bundle()
+    mallory = Identity.generate("mallory@example.org").public_bundle()
+    alice.verify()
+    mallory.verify()  # both now cached as good
+    forged = dataclasses.replace(alice, prekey=mallory.prekey, prekey_sig=mallory.prekey_sig)
+    for _ in range(2):  # a failure is never cached as a success
+        with pytest.raises(CryptoError, match="bad signature"):
+            forged.verify()
+
+    class Liar(bytes):
+        """Claims to equal anything and hashes like the genuine signature."""
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __hash__(self) -> int:
+            return hash(alice.prekey_sig)
+
+    lying = dataclasses.replace(alice, prekey_sig=Liar(alice.dh_identity_sig))
+    with pytest.raises(CryptoError, match="bad signature on prekey"):
+        lying.verify()
+    alice.verify()
+
+
 @pytest.mark.parametrize(
     "change",
     [

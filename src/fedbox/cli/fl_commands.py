@@ -7,6 +7,7 @@ its client processes, independent of how the main command is assembled.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +28,18 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
+from fedbox.cli.roots import (
+    ENV_ROOT,
+    ROOT_HELP,
+    MaxPollOpt,
+    PollOpt,
+    StorageOpt,
+    fail,
+    poll_bounds,
+    print_error,
+    refusals_reported_here,
+    store_options,
+)
 from fedbox.errors import FedboxError
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
 from fedbox.fl.config import (
@@ -43,11 +57,14 @@ from fedbox.fl.simulate import (
     SimulationPlan,
     connect_local,
     default_app_name,
+    display_root,
     plan_simulation,
     resolve_encrypt,
 )
 from fedbox.fl.tally import RunTally
-from fedbox.rpc import connect
+from fedbox.rpc import Box
+from fedbox.store import ENV_STORAGE_OPTIONS
+from fedbox.store.registry import url_scheme
 
 __all__ = ["bootstrap", "fl_app", "register", "run", "simulate"]
 
@@ -88,8 +105,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+    return fail(message, code, err_console)
+
+
+def _check_store(box: Box) -> None:
+    """Touch the store once before anything starts, so refused credentials or an
+    unreachable store end the command with one clear line, not a half-started run."""
+    box.store.exists(f"datasites/{box.email}/public/did.json")
 
 
 def _load(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str, Any]]:
@@ -263,6 +285,10 @@ def _report(
 
 
 def _client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
+    """The command line of one client process. It shows in ``ps``, so nothing secret
+    goes here: storage options, and a root URL with a password in it, travel in the
+    environment (:func:`_client_env`)."""
+    root = [] if _root_in_env(plan) else ["--root", plan.store_root]
     cmd = [
         sys.executable,
         "-m",
@@ -271,8 +297,7 @@ def _client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
         str(plan.app.app_dir),
         "--email",
         email,
-        "--root",
-        str(plan.store_root),
+        *root,
         "--state-dir",
         str(plan.state_dir(email)),
         "--app-name",
@@ -288,14 +313,38 @@ def _client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
     ]
     if plan.data_paths[index]:
         cmd += ["--data", str(plan.data_paths[index])]
+    if plan.poll_interval is not None:
+        cmd += ["--poll-interval", repr(plan.poll_interval)]
+    if plan.max_poll_interval is not None:
+        cmd += ["--max-poll-interval", repr(plan.max_poll_interval)]
     return cmd
+
+
+def _root_in_env(plan: SimulationPlan) -> bool:
+    return display_root(plan.store_root) != plan.store_root  # a URL with a password
+
+
+def _client_env(plan: SimulationPlan) -> dict[str, str]:
+    """The clients' environment: the store's merged options as ``$FEDBOX_STORAGE_OPTIONS``
+    (a section for the root's scheme, which wins over the app's [tool.fedbox] options
+    when a client reads them again), and the root itself if it carries a password."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scheme = url_scheme(plan.store_root)
+    if plan.remote and scheme is not None:
+        try:
+            env[ENV_STORAGE_OPTIONS] = json.dumps({scheme: dict(plan.storage_options)})
+        except TypeError as exc:
+            raise _fail(f"storage options must be JSON values to reach the clients: {exc}") from exc
+    if _root_in_env(plan):
+        env[ENV_ROOT] = plan.store_root
+    return env
 
 
 def _start_processes(plan: SimulationPlan) -> dict[str, subprocess.Popen[bytes]]:
     """One process per client, each in its own session so a terminal Ctrl-C reaches only
     the aggregator, which then stops them through the store (the behaviour under test)."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = _client_env(plan)
     for index, email in enumerate(plan.datasites):
         state = plan.state_dir(email)
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -334,7 +383,11 @@ def simulate(
     ] = None,
     run_config: RunConfigOpt = None,
     root: Annotated[
-        Path | None, typer.Option("--root", help="Keep the shared folder here \\[default: temp].")
+        str | None,
+        typer.Option(
+            "--root",
+            help=f"Run over this store and keep it \\[default: a temporary folder]. {ROOT_HELP}",
+        ),
     ] = None,
     data: Annotated[
         list[Path] | None,
@@ -348,41 +401,59 @@ def simulate(
         float, typer.Option("--stop-wait", help="Seconds to wait for clients to stop.")
     ] = 15.0,
     encrypt: EncryptOpt = None,
+    storage_option: StorageOpt = None,
+    poll_interval: PollOpt = None,
+    max_poll_interval: MaxPollOpt = None,
 ) -> None:
-    """Run a Flower app on a local federation that talks only through one folder."""
+    """Run a Flower app on a local federation that talks only through one store.
+
+    The store is a temporary folder unless --root names a folder or a URL: then every
+    message goes through that bucket, WebDAV share or SFTP server, as in a deployment.
+    """
     app, config = _load(app_dir, run_config)
+    poll_interval, max_poll_interval = poll_bounds(poll_interval, max_poll_interval)
+    if not root and storage_option:
+        raise _fail("--storage-option needs a URL --root")
+    options = store_options(root, storage_option, app.federation.storage_options) if root else {}
     try:
         plan = plan_simulation(
             app,
             config,
             clients=clients,
-            root=root,
+            root=root or None,
             data=[str(d) for d in data or []],
             timeout=timeout,
             encrypt=encrypt,
+            storage_options=options,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
         )
     except AppConfigError as exc:
         raise _fail(str(exc)) from exc
     _quiet_flower()
-    plan.store_root.mkdir(parents=True, exist_ok=True)
+    if not plan.remote:
+        Path(plan.store_root).mkdir(parents=True, exist_ok=True)
     console.print(
         f"fedbox simulate: {app.fab_id} with {len(plan.datasites)} "
         f"{'in-process' if inprocess else 'process'} clients"
         f"{'' if plan.encrypt else ' (encryption off)'}\n"
-        f"  app    {plan.app_name}\n  folder {plan.store_root}\n  state  {plan.state_root}"
+        f"  app    {plan.app_name}\n"
+        f"  {'store ' if plan.remote else 'folder'} {display_root(plan.store_root)}\n"
+        f"  state  {plan.state_root}",
+        highlight=False,
     )
     tally = RunTally(plan.datasites)
     code = EXIT_FAILED
     host: InProcessClients | None = None
     procs: dict[str, subprocess.Popen[bytes]] = {}
     exit_codes: dict[str, int | None] | None = None
-    box = connect_local(
-        plan.store_root,
-        plan.aggregator,
-        plan.state_dir(plan.aggregator),
-        durable=False,
-        encrypt=plan.encrypt,
-    )
+    try:
+        with refusals_reported_here():
+            box = plan.connect(plan.aggregator, durable=False)
+            _check_store(box)
+    except (FedboxError, ValueError) as exc:
+        _discard_temp(plan)
+        raise _fail(str(exc), EXIT_FAILED) from exc
     try:
         if inprocess:
             host = InProcessClients(plan)
@@ -407,17 +478,25 @@ def simulate(
         code = _report(outcome, tally, exit_codes)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except FedboxError as exc:  # the store failed outside the ServerApp (e.g. the stop)
+        print_error(exc, err_console)
+        code = EXIT_FAILED
     finally:
         if procs and exit_codes is None:
             _reap(procs, grace=0)
         if host is not None:
             host.close()
         box.close()
-        if not plan.keep:
-            shutil.rmtree(plan.store_root.parent, ignore_errors=True)
-        elif not inprocess:
-            console.print(f"client logs: {plan.state_root}/*/client.log")
+        box.store.close()
+        _discard_temp(plan)
+        if plan.keep and not inprocess:
+            console.print(f"client logs: {plan.state_root}/*/client.log", highlight=False)
     raise typer.Exit(code)
+
+
+def _discard_temp(plan: SimulationPlan) -> None:
+    if not plan.keep and plan.temp_dir is not None:
+        shutil.rmtree(plan.temp_dir, ignore_errors=True)
 
 
 # -- bootstrap ---------------------------------------------------------------------------
@@ -458,7 +537,12 @@ def run(
     app_dir: AppDirArg,
     email: Annotated[str, typer.Option("--email", help="Your identity in the federation.")],
     root: Annotated[
-        Path | None, typer.Option("--root", help="Shared folder \\[default: \\[tool.fedbox].root].")
+        str | None,
+        typer.Option(
+            "--root",
+            envvar=ENV_ROOT,
+            help=f"The shared store \\[default: \\[tool.fedbox].root]. {ROOT_HELP}",
+        ),
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Your data dir (datasites).")] = None,
     state_dir: Annotated[
@@ -482,20 +566,29 @@ def run(
     timeout: TimeoutOpt = None,
     stop_wait: Annotated[float, typer.Option("--stop-wait", help="Seconds for stop acks.")] = 15.0,
     encrypt: EncryptOpt = None,
+    storage_option: StorageOpt = None,
+    poll_interval: PollOpt = None,
+    max_poll_interval: MaxPollOpt = None,
 ) -> None:
     """Take part in a deployment: aggregator or datasite, as the app's config says.
 
     The aggregator runs the ServerApp; a datasite serves its ClientApp until the
-    aggregator says stop.
+    aggregator says stop. The store is a shared folder or a URL (a bucket, a WebDAV
+    share, an SFTP server) that every participant can reach.
     """
     app, config = _load(app_dir, run_config)
     fed = app.federation
     encrypted = resolve_encrypt(encrypt, app)
     agg = aggregator or fed.aggregator
     sites = tuple(datasite or fed.datasites)
-    root = root or (Path(fed.root) if fed.root else None)
-    if root is None:
+    root = root or fed.root
+    if not root:
         raise _fail("no --root given and [tool.fedbox] has no root")
+    store = _StoreArgs(
+        root,
+        store_options(root, storage_option, fed.storage_options),
+        *poll_bounds(poll_interval, max_poll_interval),
+    )
     if agg is None:
         raise _fail(f"no aggregator: run `fedbox bootstrap {app_dir}` or pass --aggregator")
     if email == agg:
@@ -507,7 +600,7 @@ def run(
                 app,
                 config,
                 email,
-                root,
+                store,
                 state_dir,
                 app_name or fed.app_name,
                 sites,
@@ -526,7 +619,7 @@ def run(
             config,
             email,
             agg,
-            root,
+            store,
             state_dir,
             app_name or fed.app_name,
             index,
@@ -538,11 +631,49 @@ def run(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _StoreArgs:
+    """Where ``fedbox run`` connects: the root, its merged options, the polling bounds."""
+
+    root: str
+    options: dict[str, Any]
+    poll_interval: float | None
+    max_poll_interval: float | None
+
+    def connect(self, email: str, state_dir: Path | None, *, durable: bool, encrypt: bool) -> Box:
+        """The participant's box, the store checked once; errors exit with one line."""
+        with refusals_reported_here():
+            try:
+                box = connect_local(
+                    self.root,
+                    email,
+                    state_dir,
+                    durable=durable,
+                    encrypt=encrypt,
+                    storage_options=self.options,
+                    poll_interval=self.poll_interval,
+                    max_poll_interval=self.max_poll_interval,
+                )
+            except (FedboxError, ValueError, TypeError) as exc:
+                raise _fail(str(exc), EXIT_FAILED) from exc
+            try:
+                _check_store(box)
+            except FedboxError as exc:
+                _close(box)
+                raise _fail(str(exc), EXIT_FAILED) from exc
+        return box
+
+
+def _close(box: Box) -> None:
+    box.close()
+    box.store.close()
+
+
 def _run_aggregator(
     app: AppConfig,
     config: dict[str, Any],
     email: str,
-    root: Path,
+    store: _StoreArgs,
     state_dir: Path | None,
     app_name: str | None,
     sites: tuple[str, ...],
@@ -552,9 +683,13 @@ def _run_aggregator(
     encrypt: bool,
 ) -> int:
     name = app_name or default_app_name(email, app.project)
-    console.print(f"fedbox run: {email} aggregating {app.fab_id} as {name} over {root}")
+    console.print(
+        f"fedbox run: {email} aggregating {app.fab_id} as {name} over {display_root(store.root)}",
+        highlight=False,
+    )
     tally = RunTally(sites)
-    with connect(root, email, state_dir=state_dir, encrypt=encrypt) as box:
+    box = store.connect(email, state_dir, durable=True, encrypt=encrypt)
+    try:
 
         def body(t: RunTally) -> ServerOutcome:
             return run_server(
@@ -564,6 +699,11 @@ def _run_aggregator(
         with _sigterm_as_interrupt():
             outcome = _run_with_progress(app.project, len(sites), body, tally)
         return _report(outcome, tally)
+    except FedboxError as exc:
+        print_error(exc, err_console)
+        return EXIT_FAILED
+    finally:
+        _close(box)
 
 
 def _run_datasite(
@@ -571,7 +711,7 @@ def _run_datasite(
     config: dict[str, Any],
     email: str,
     aggregator: str,
-    root: Path,
+    store: _StoreArgs,
     state_dir: Path | None,
     app_name: str | None,
     index: int,
@@ -583,8 +723,8 @@ def _run_datasite(
 ) -> int:
     if data is not None:
         os.environ["DATA_DIR"] = str(data.expanduser().resolve())
-    box = connect_local(root, email, state_dir, durable=durable, encrypt=encrypt)
-    with box, _sigterm_as_interrupt():
+    box = store.connect(email, state_dir, durable=durable, encrypt=encrypt)
+    with _sigterm_as_interrupt():
         try:
             if app_name is None:
                 console.print(
@@ -614,6 +754,11 @@ def _run_datasite(
         except KeyboardInterrupt:
             console.print(f"fedbox run: {email} interrupted", highlight=False)
             return EXIT_INTERRUPTED
+        except FedboxError as exc:
+            print_error(exc, err_console)
+            return EXIT_FAILED
+        finally:
+            _close(box)
     console.print(
         f"fedbox run: {email} stopped by the aggregator after {node.runner.handled} messages",
         highlight=False,

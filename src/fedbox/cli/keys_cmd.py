@@ -9,12 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, open_root
 from fedbox.crypto import DEFAULT_RETAINED_PREKEYS, Identity, TrustStore, normalize_fingerprint
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import CryptoError
 from fedbox.rpc.sealing import did_path, publish_keys, read_published
-from fedbox.store import LocalStore
+from fedbox.store import Store
 
 __all__ = ["keys_app"]
 
@@ -24,7 +25,6 @@ keys_app = typer.Typer(
 )
 console = Console()
 
-RootOpt = Annotated[Path, typer.Option("--root", help="The shared folder (store root).")]
 EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
 StateOpt = Annotated[
     Path | None,
@@ -57,12 +57,15 @@ def _table(title: str, rows: list[tuple[str, str]]) -> Table:
 
 
 @keys_app.command("init")
-def init(root: RootOpt, email: EmailOpt, state_dir: StateOpt = None) -> None:
+def init(
+    root: RootOpt, email: EmailOpt, state_dir: StateOpt = None, storage_option: StorageOpt = None
+) -> None:
     """Create your keys (if needed) and publish your public keys in the store."""
     workspace = _workspace(email, state_dir).ensure()
-    existed = (workspace.state_dir / "keys" / "identity.json").exists()
-    identity = Identity.load_or_create(workspace.state_dir, workspace.email)
-    path = publish_keys(LocalStore(root), identity)
+    with open_root(root, storage_option) as store:
+        existed = (workspace.state_dir / "keys" / "identity.json").exists()
+        identity = Identity.load_or_create(workspace.state_dir, workspace.email)
+        path = publish_keys(store, identity)
     console.print(f"{'kept existing' if existed else 'created'} keys for {identity.email}")
     console.print(f"fingerprint {identity.public_bundle().fingerprint}")
     console.print(f"published at {path}")
@@ -76,17 +79,19 @@ def show(
         str | None, typer.Argument(help="A peer's email; omit it for your own keys.")
     ] = None,
     state_dir: StateOpt = None,
+    storage_option: StorageOpt = None,
 ) -> None:
     """Fingerprints: yours, or a peer's published one and whether you trust it."""
     workspace = _workspace(email, state_dir)
-    store = LocalStore(root)
-    if peer is None or peer == workspace.email:
-        _show_own(store, workspace)
-    else:
-        raise typer.Exit(_show_peer(store, workspace, validate_email(peer)))
+    with open_root(root, storage_option) as store:
+        if peer is None or peer == workspace.email:
+            _show_own(store, workspace)
+            return
+        code = _show_peer(store, workspace, validate_email(peer))
+    raise typer.Exit(code)
 
 
-def _show_own(store: LocalStore, workspace: Workspace) -> None:
+def _show_own(store: Store, workspace: Workspace) -> None:
     identity = _existing_identity(workspace)
     bundle = identity.public_bundle()
     try:
@@ -114,7 +119,7 @@ def _show_own(store: LocalStore, workspace: Workspace) -> None:
     )
 
 
-def _show_peer(store: LocalStore, workspace: Workspace, peer: str) -> int:
+def _show_peer(store: Store, workspace: Workspace, peer: str) -> int:
     try:
         bundle = read_published(store, peer)
     except CryptoError as exc:
@@ -158,16 +163,22 @@ def trust(
     email: EmailOpt,
     state_dir: StateOpt = None,
     root: Annotated[
-        Path | None,
-        typer.Option("--root", help="Also check the fingerprint against their published keys."),
+        str | None,
+        typer.Option(
+            "--root",
+            envvar=ENV_ROOT,
+            help=f"Also check the fingerprint against their published keys. {ROOT_HELP}",
+        ),
     ] = None,
+    storage_option: StorageOpt = None,
 ) -> None:
     """Pin a peer's identity key (e.g. after they reset their keys)."""
     workspace = _workspace(email, state_dir)
     peer = validate_email(peer)
     fp = normalize_fingerprint(fingerprint)
     if root is not None:
-        published = read_published(LocalStore(root), peer)
+        with open_root(root, storage_option) as store:
+            published = read_published(store, peer)
         if published.fingerprint != fp:
             console.print(
                 f"[red]not pinned[/red]: the keys published for {peer} have fingerprint "
@@ -189,12 +200,14 @@ def rotate(
     retain: Annotated[
         int, typer.Option(help="Older prekeys kept so messages in flight still open.")
     ] = DEFAULT_RETAINED_PREKEYS,
+    storage_option: StorageOpt = None,
 ) -> None:
     """Make a new prekey and republish; your identity key and fingerprint stay the same."""
     workspace = _workspace(email, state_dir)
     identity = _existing_identity(workspace)
     old = identity.prekey_id
-    identity.rotate_prekey(retain=retain)
-    path = publish_keys(LocalStore(root), identity)
+    with open_root(root, storage_option) as store:
+        identity.rotate_prekey(retain=retain)
+        path = publish_keys(store, identity)
     console.print(f"rotated the prekey of {identity.email}: {old} -> {identity.prekey_id}")
     console.print(f"kept {len(identity.prekey_ids) - 1} older prekeys; published at {path}")

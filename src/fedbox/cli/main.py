@@ -17,11 +17,11 @@ from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
+from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog
 from fedbox.rpc.cleanup import cleanup as cleanup_store
-from fedbox.store import LocalStore
 
 __all__ = ["app", "main"]
 
@@ -32,7 +32,6 @@ app = typer.Typer(
 )
 console = Console()
 
-RootOpt = Annotated[Path, typer.Option("--root", help="The shared folder (store root).")]
 EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
 StateOpt = Annotated[
     Path | None,
@@ -105,10 +104,15 @@ def cleanup(
     older_than: Annotated[
         str, typer.Option("--older-than", help="Age, e.g. 90s, 15m, 12h, 1d.")
     ] = "1d",
+    storage_option: StorageOpt = None,
 ) -> None:
-    """Remove message files you wrote that are older than an age (audit rows stay)."""
+    """Remove message files you wrote that are older than an age (audit rows stay).
+
+    Works on a folder or a store URL: ``fedbox cleanup --root s3://bucket/fed --email E``.
+    """
     age = parse_duration(older_than)
-    report = cleanup_store(LocalStore(root), email, age, time.time())
+    with open_root(root, storage_option) as store:
+        report = cleanup_store(store, email, age, time.time())
     console.print(f"removed {report.files} files ({report.bytes:,} bytes) older than {older_than}")
 
 
@@ -120,7 +124,7 @@ def main() -> None:
     try:
         app()
     except FedboxError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc, console)
         raise SystemExit(2) from exc
 
 

@@ -11,8 +11,10 @@ import base64
 import binascii
 import hashlib
 import os
+import threading
+import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 Rng = Callable[[int], bytes]
 """Source of randomness: ``rng(n)`` returns ``n`` bytes. ``os.urandom`` unless injected."""
@@ -95,41 +97,54 @@ _INLINE_HASH = 1 << 16  # below this, a thread hop costs more than the hashing
 
 class BackgroundSha256:
     """SHA-256 fed by one thread and computed on another, so that hashing one body segment
-    overlaps with encrypting or decrypting the next: the AEAD holds the GIL, ``hashlib``
-    releases it, and on two cores a body then costs about max(hash, AEAD), not their sum.
+    overlaps with encrypting or decrypting the next: on two cores a body then costs about
+    max(hash, AEAD), not their sum.
 
-    ``update(data)`` returns at once; ``data`` must stay unchanged until the next call to
-    ``update``, ``wait`` or ``hexdigest``, each of which first waits for the previous
-    update (so updates apply in order). The first update and short ones are hashed inline:
-    a one-segment body never starts the helper thread.
+    The handover matters: ``hashlib`` releases the GIL while it hashes, but the AEAD in
+    ``cryptography`` does not, and the helper needs the GIL to pick up its work. Left to
+    the scheduler, it would get it only when the caller next blocks (usually waiting for
+    this very hash), and the two would run one after the other. So ``update`` returns
+    only once the helper has started: the caller blocks briefly, the helper takes the
+    GIL, enters ``hashlib`` and releases it again. The helper is a bare thread driven by
+    three locks, not an executor: a handover per 1 MiB segment must cost microseconds.
+
+    ``update(data)`` returns without waiting for the hash; ``data`` must stay unchanged
+    until the next call to ``update``, ``wait`` or ``hexdigest``, each of which first
+    waits for the previous update (so updates apply in order). Short updates are hashed
+    inline, and so is the first unless ``total`` (the bytes that will be hashed, if known)
+    says more follow: a one-segment body never starts the helper thread. Fed by one
+    thread at a time; the helper stops on ``close``/``hexdigest`` or when this object is
+    garbage collected.
     """
 
-    __slots__ = ("_hash", "_pending", "_pool", "_updates")
+    __slots__ = ("__weakref__", "_hash", "_helper", "_total", "_updates")
 
-    def __init__(self) -> None:
+    def __init__(self, total: int | None = None) -> None:
         self._hash = hashlib.sha256()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
+        self._helper: _HashHelper | None = None
+        self._total = total
         self._updates = 0
 
     def update(self, data: bytes | memoryview) -> None:
         self.wait()
         self._updates += 1
-        if self._updates == 1 or len(data) < _INLINE_HASH:
+        alone = self._updates == 1 and (self._total is None or self._total <= len(data))
+        if alone or len(data) < _INLINE_HASH:
             self._hash.update(data)
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="fedbox-sha256")
-        try:
-            self._pending = self._pool.submit(self._hash.update, data)
-        except RuntimeError:  # the interpreter is shutting down: no new threads
-            self._hash.update(data)
+        if self._helper is None:
+            try:
+                self._helper = _HashHelper(self._hash)
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                self._hash.update(data)
+                return
+            weakref.finalize(self, self._helper.stop, join=False)
+        self._helper.submit(data)
 
     def wait(self) -> None:
         """Block until every update so far is hashed."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        if self._helper is not None:
+            self._helper.wait()
 
     def hexdigest(self) -> str:
         self.wait()
@@ -138,6 +153,79 @@ class BackgroundSha256:
 
     def close(self) -> None:
         """Stop the helper thread (after the update in progress); idempotent."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            helper.stop(join=True)
+
+
+class _HashHelper:
+    """The thread behind one BackgroundSha256. It holds the hash object, never its owner,
+    so an owner dropped without ``close`` (an exception mid-body) is still collected, and
+    its finalizer stops the thread."""
+
+    __slots__ = (
+        "_busy",
+        "_data",
+        "_done",
+        "_error",
+        "_go",
+        "_hash",
+        "_started",
+        "_stopping",
+        "_thread",
+    )
+
+    def __init__(self, digest: Any) -> None:
+        self._hash = digest
+        self._data: Any = None
+        self._busy = False
+        self._stopping = False
+        self._error: BaseException | None = None
+        # Each lock starts held and is released by the other side: go (caller -> helper:
+        # data is ready, None to stop), started (helper -> caller: it has the data),
+        # done (helper -> caller: hashed).
+        self._go, self._started, self._done = threading.Lock(), threading.Lock(), threading.Lock()
+        for lock in (self._go, self._started, self._done):
+            lock.acquire()
+        self._thread = threading.Thread(target=self._run, name="fedbox-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._go.acquire()
+            data, self._data = self._data, None
+            self._started.release()
+            if data is None:
+                return
+            try:
+                self._hash.update(data)
+            except BaseException as exc:  # handed to the caller by wait()
+                self._error = exc
+            del data
+            self._done.release()
+
+    def submit(self, data: bytes | memoryview) -> None:
+        """Hand ``data`` over (after ``wait``) and return once the helper has taken it."""
+        self._data = data
+        self._busy = True
+        self._go.release()
+        self._started.acquire()  # blocks, GIL released, until the helper is hashing
+
+    def wait(self) -> None:
+        """Wait for the submitted update, if it is unfinished; re-raise its error."""
+        if self._busy:
+            self._done.acquire()
+            self._busy = False
+            error, self._error = self._error, None
+            if error is not None:
+                raise error
+
+    def stop(self, *, join: bool) -> None:
+        """End the thread once the update in progress is hashed; idempotent, and without
+        ``join`` it never blocks (it runs as a finalizer, possibly on any thread)."""
+        if not self._stopping:
+            self._stopping = True
+            self._data = None
+            self._go.release()
+        if join:
+            self._thread.join()

@@ -389,14 +389,15 @@ def open_sealed(
         expected = header.get("body_sha256")
         if not isinstance(expected, str):
             raise DecryptError("header body_sha256 is missing")
-        reader = _HashingReader(src)
+        body_len = header.get("body_len")
+        reader = _HashingReader(src, body_len if isinstance(body_len, int) else None)
         decrypt_body(
             reader,  # type: ignore[arg-type]
             dst,
             content_key,
             nonce_prefix=nonce_prefix,
             segment_size=segment_size,
-            ciphertext_len=header.get("body_len"),  # type: ignore[arg-type]
+            ciphertext_len=body_len,  # type: ignore[arg-type]
         )
         if not hmac.compare_digest(reader.digest.hexdigest(), expected):
             raise DecryptError("body SHA-256 differs from the header's body_sha256")
@@ -435,9 +436,9 @@ class _HashingReader:
     The caller reuses its buffer, so each read first waits for the previous hash.
     """
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, total: int | None) -> None:
         self._src = src
-        self.digest = BackgroundSha256()
+        self.digest = BackgroundSha256(total)
 
     def readinto(self, view: memoryview) -> int:
         self.digest.wait()

@@ -65,7 +65,12 @@ class FederationConfig(BaseModel):
     datasites: tuple[str, ...] = ()
     app_name: str | None = None
     root: str | None = None
+    """A folder, or a store URL (``s3://bucket/prefix``, ``webdav://host/path``...)."""
     encrypt: bool | None = None
+    storage_options: dict[str, Any] = {}
+    """Options for a URL root's backend, flat or in per-scheme sections like
+    ``$FEDBOX_STORAGE_OPTIONS`` (which wins over them, as ``--storage-option`` wins over
+    both). Keep secrets in the environment, not in a file under version control."""
 
     @field_validator("aggregator")
     @classmethod
@@ -224,6 +229,7 @@ def bootstrap(
 
     Only the lines of an existing ``[tool.fedbox]`` table are replaced (comments and
     layout elsewhere survive); the result is re-read to prove nothing else changed.
+    Its ``storage_options``, which bootstrap has no argument for, are kept.
     """
     path = Path(app_dir).expanduser().resolve() / PYPROJECT
     if not path.is_file():
@@ -232,6 +238,13 @@ def bootstrap(
     for key, value in (("app_name", app_name), ("root", root), ("encrypt", encrypt)):
         if value is not None:
             values[key] = value
+    try:
+        existing = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise AppConfigError(f"{path} is not valid TOML: {exc}") from exc
+    kept_options = existing.get("tool", {}).get(FEDBOX_TABLE, {}).get("storage_options")
+    if kept_options:
+        values["storage_options"] = kept_options
     try:
         federation = FederationConfig.model_validate(values)
     except ValidationError as exc:

@@ -8,21 +8,27 @@ through files exactly as in a real deployment.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flwr.app import UserConfig
 from flwr.clientapp import ClientApp
 
-from fedbox.datasite.workspace import Workspace
+from fedbox.datasite.workspace import Workspace, fedbox_home
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
 from fedbox.fl.config import AppConfig, AppConfigError, check_node_ids
 from fedbox.rpc import Box
-from fedbox.store import LocalStore
+from fedbox.store import open_store
+from fedbox.store.registry import url_scheme
 
 __all__ = [
     "DEFAULT_AGGREGATOR",
@@ -30,6 +36,7 @@ __all__ = [
     "SimulationPlan",
     "connect_local",
     "default_app_name",
+    "display_root",
     "plan_simulation",
     "resolve_encrypt",
     "sim_email",
@@ -48,16 +55,57 @@ def connect_local(
     durable: bool = True,
     handler_threads: int = 8,
     encrypt: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    poll_interval: float | None = None,
+    max_poll_interval: float | None = None,
 ) -> Box:
-    """``fedbox.connect`` with a choice of durability.
+    """``fedbox.connect`` with a choice of durability and the remote polling bounds.
 
-    ``durable=False`` skips fsync on message files: a simulation's folder is thrown
-    away and need not survive a power cut, and at hundreds of virtual clients the
-    fsyncs are most of a round's time. A killed process loses nothing either way.
+    ``root`` is a folder or a store URL (``storage_options`` go to its backend, over
+    ``$FEDBOX_STORAGE_OPTIONS``). ``durable=False`` skips fsync on a folder's message
+    files: a simulation's folder is thrown away and need not survive a power cut, and at
+    hundreds of virtual clients the fsyncs are most of a round's time. A killed process
+    loses nothing either way. Remote backends decide durability themselves.
+
+    The box does not own the store: close ``box.store`` after the box.
     """
-    store = LocalStore(Path(root), fsync=durable)
-    workspace = Workspace.for_email(email, state_dir)
-    return Box(store, workspace, handler_threads=handler_threads, encrypt=encrypt)
+    store = open_store(
+        root,
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        fsync=durable,
+        **dict(storage_options or {}),
+    )
+    try:
+        workspace = Workspace.for_email(email, state_dir)
+        return Box(store, workspace, handler_threads=handler_threads, encrypt=encrypt)
+    except BaseException:
+        store.close()
+        raise
+
+
+def display_root(root: str | Path) -> str:
+    """``root`` as it may be printed or logged: a URL loses its password."""
+    text = str(root)
+    if url_scheme(text) is None:
+        return text
+    url = urlsplit(text)
+    if url.password is None:
+        return text
+    host = url.netloc.rpartition("@")[2]
+    return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
+
+
+def _remote_state_root(url: str) -> Path:
+    """Where a simulation over ``url`` keeps its participants' private state.
+
+    One fixed place per URL, so a second run over the same store reuses the identities
+    (and keys) the first one published there, as a local ``--root`` does with its
+    ``-state`` sibling; fresh keys would race the stale ``did.json`` files in the store.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", display_root(url)).strip("_")[:60]
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:10]
+    return fedbox_home() / "simulate" / f"{safe}-{digest}"
 
 
 def resolve_encrypt(choice: bool | None, app: AppConfig) -> bool:
@@ -82,7 +130,8 @@ class SimulationPlan:
 
     app: AppConfig
     run_config: UserConfig
-    store_root: Path
+    store_root: str
+    """A folder path, or a store URL (``s3://...``, ``webdav://...``, ``sftp://...``)."""
     state_root: Path
     """Parent of every participant's private state dir; never inside the store."""
     aggregator: str
@@ -94,6 +143,30 @@ class SimulationPlan:
     """End-to-end encryption, as in a deployment (``[tool.fedbox].encrypt``, default on)."""
     keep: bool
     """The user chose the folder (``--root``): leave it for inspection."""
+    temp_dir: Path | None = None
+    """The temporary folder holding store and state when ``keep`` is False."""
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options for a URL root's backend, already merged (config, environment, flags)."""
+    poll_interval: float | None = None
+    max_poll_interval: float | None = None
+
+    @property
+    def remote(self) -> bool:
+        """The store is a URL (anything but a folder or ``file://``)."""
+        return url_scheme(self.store_root) not in (None, "file")
+
+    def connect(self, email: str, **kwargs: Any) -> Box:
+        """``email``'s box on the plan's store, with its options and polling bounds."""
+        return connect_local(
+            self.store_root,
+            email,
+            self.state_dir(email),
+            encrypt=self.encrypt,
+            storage_options=self.storage_options,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            **kwargs,
+        )
 
     def state_dir(self, email: str) -> Path:
         return self.state_root / email
@@ -111,12 +184,19 @@ def plan_simulation(
     data: list[str] | tuple[str, ...] = (),
     timeout: float | None = None,
     encrypt: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    poll_interval: float | None = None,
+    max_poll_interval: float | None = None,
 ) -> SimulationPlan:
     """Decide participants and folders; AppConfigError explains any conflict.
 
     Datasites are ``[tool.fedbox].datasites`` when the app names them, otherwise
     ``client-{i}@sim.fedbox``. One ``--data`` dir is shared by all clients; several
     must match the number of clients (one each).
+
+    ``root`` is a folder (state goes beside it, in ``{root}-state``), a store URL
+    (state under ``$FEDBOX_HOME/simulate/``), or None for a temporary folder removed at
+    the end. ``storage_options`` are the URL backend's, already merged.
     """
     named = app.federation.datasites
     if named:
@@ -150,13 +230,21 @@ def plan_simulation(
     for p in {p for p in paths if p}:
         if not Path(p).is_dir():
             raise AppConfigError(f"--data {p} is not a directory")
+    scheme = None if root is None else url_scheme(str(root))
+    if scheme == "memory":
+        raise AppConfigError(
+            "memory:// stores live inside one store object and cannot carry a simulation; "
+            "use a folder, or a shared store URL"
+        )
+    temp_dir: Path | None = None
     if root is None:
-        base = Path(tempfile.mkdtemp(prefix="fedbox-sim-"))
-        store_root, state_root, keep = base / "store", base / "state", False
+        temp_dir = Path(tempfile.mkdtemp(prefix="fedbox-sim-"))
+        store_root, state_root, keep = str(temp_dir / "store"), temp_dir / "state", False
+    elif scheme in (None, "file"):
+        folder = Path(str(root)).expanduser().resolve()
+        store_root, state_root, keep = str(folder), folder.with_name(folder.name + "-state"), True
     else:
-        store_root = Path(root).expanduser().resolve()
-        state_root = store_root.with_name(store_root.name + "-state")
-        keep = True
+        store_root, state_root, keep = str(root), _remote_state_root(str(root)), True
     return SimulationPlan(
         app=app,
         run_config=dict(run_config),
@@ -169,6 +257,10 @@ def plan_simulation(
         timeout=timeout,
         encrypt=resolve_encrypt(encrypt, app),
         keep=keep,
+        temp_dir=temp_dir,
+        storage_options=dict(storage_options or {}),
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
     )
 
 
@@ -194,14 +286,7 @@ class InProcessClients:
 
         try:
             for index, email in enumerate(plan.datasites):
-                box = connect_local(
-                    plan.store_root,
-                    email,
-                    plan.state_dir(email),
-                    durable=False,
-                    handler_threads=handler_threads,
-                    encrypt=plan.encrypt,
-                )
+                box = plan.connect(email, durable=False, handler_threads=handler_threads)
                 node = ClientNode(
                     box,
                     plan.app_name,
@@ -222,5 +307,6 @@ class InProcessClients:
         for node in self.nodes:
             try:
                 node.box.close()
+                node.box.store.close()
             except Exception:
                 logger.exception("closing %s failed", node)

@@ -34,6 +34,7 @@ from fedbox.crypto import (
     PublicBundle,
     TrustStore,
     bundle_from_did,
+    ciphertext_size,
     did_document,
     enc_header,
     encrypt_body,
@@ -218,10 +219,15 @@ class Sealer:
         me = self.identity
         readers = self._readers(me, recipient)
         key = BodyKey.new()
-        src = io.BytesIO(body) if isinstance(body, bytes | bytearray | memoryview) else body
+        src: BinaryIO
+        if isinstance(body, bytes | bytearray | memoryview):
+            # Known size: the hashing helper starts at the first segment if more follow.
+            src, total = io.BytesIO(body), ciphertext_size(memoryview(body).nbytes)
+        else:
+            src, total = body, None
 
         def write_body(out: BinaryIO) -> dict[str, Any]:
-            hashing = _HashingWriter(out)
+            hashing = _HashingWriter(out, total)
             size = encrypt_body(
                 src,
                 hashing,
@@ -360,11 +366,11 @@ def _copy_exactly(src: BinaryIO, dst: BinaryIO, size: int) -> None:
 class _HashingWriter:
     """Passes writes through and hashes them (on a helper thread, beside the encryption):
     the header needs the ciphertext's digest. ``encrypt_body`` writes fresh bytes objects,
-    which stay unchanged while they are hashed."""
+    which stay unchanged while they are hashed. ``total``: the ciphertext size, if known."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: BinaryIO, total: int | None) -> None:
         self._dst = dst
-        self.digest = BackgroundSha256()
+        self.digest = BackgroundSha256(total)
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)

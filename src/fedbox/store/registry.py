@@ -33,6 +33,8 @@ __all__ = [
     "open_store",
     "register_backend",
     "registry",
+    "resolve_storage_options",
+    "scheme_options",
     "storage_options_from_env",
     "url_scheme",
 ]
@@ -137,9 +139,47 @@ def storage_options_from_env(scheme: str) -> dict[str, Any]:
         raise ValueError(f"${ENV_STORAGE_OPTIONS} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"${ENV_STORAGE_OPTIONS} must be a JSON object, not {type(data).__name__}")
-    shared = {k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, dict))}
-    section = data.get(scheme, {})
-    return {**shared, **(section if isinstance(section, dict) else {})}
+    return scheme_options(data, scheme)
+
+
+def scheme_options(data: Mapping[str, Any], scheme: str) -> dict[str, Any]:
+    """``scheme``'s options from a mapping laid out like ``$FEDBOX_STORAGE_OPTIONS``:
+    keys naming a scheme and holding a mapping are sections, the rest are shared, and a
+    section wins over the shared keys."""
+    shared = {
+        k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, Mapping))
+    }
+    section = next(
+        (v for k, v in data.items() if k.lower() == scheme and isinstance(v, Mapping)), {}
+    )
+    return {**shared, **section}
+
+
+def resolve_storage_options(
+    root: str | os.PathLike[str],
+    config: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The storage options for ``root``, merged as a command line sees them.
+
+    From lowest to highest precedence: ``config`` (a project file, e.g. an app's
+    ``[tool.fedbox].storage_options``), ``$FEDBOX_STORAGE_OPTIONS``, then ``flags``.
+    ``config`` and the environment may hold per-scheme sections (see
+    :func:`storage_options_from_env`). A folder takes no options: ``config`` is ignored
+    for it (a project may name a remote root that a local ``--root`` overrides), while
+    ``flags`` given with a folder are a mistake and raise ValueError.
+    """
+    scheme = url_scheme(root)
+    if scheme is None or scheme == "file":
+        if flags:
+            names = ", ".join(sorted(flags))
+            raise ValueError(f"storage options ({names}) apply to URL roots, not to {root}")
+        return {}
+    return {
+        **scheme_options(config or {}, scheme),
+        **storage_options_from_env(scheme),
+        **(flags or {}),
+    }
 
 
 def open_store(
