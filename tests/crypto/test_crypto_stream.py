@@ -220,3 +220,66 @@ def test_hostile_lengths_are_refused_before_reading() -> None:
         decrypt(b"", segment_size=MAX_SEGMENT_SIZE + 1, ciphertext_len=TAG_SIZE)
     with pytest.raises(ValueError):
         ciphertext_size(-1)
+
+
+@pytest.mark.parametrize("size", [0, 1, SMALL, 3 * SMALL + 7])
+def test_a_body_in_memory_encrypts_like_a_file(size: int) -> None:
+    plain = os.urandom(size)
+    expected = encrypt(plain)
+    for src in (plain, bytearray(plain), memoryview(plain)):
+        out = io.BytesIO()
+        written = encrypt_body(src, out, KEY, nonce_prefix=PREFIX, segment_size=SMALL)
+        assert out.getvalue() == expected and written == len(expected)
+
+
+def decrypt_into(cipher: bytes, buffer: bytearray) -> int:
+    return decrypt_body(
+        io.BytesIO(cipher),
+        memoryview(buffer),
+        KEY,
+        nonce_prefix=PREFIX,
+        segment_size=SMALL,
+        ciphertext_len=len(cipher),
+    )
+
+
+@pytest.mark.parametrize("has_decrypt_into", [True, False])
+@pytest.mark.parametrize("size", [0, 1, SMALL, 3 * SMALL + 7])
+def test_decrypting_into_a_buffer(
+    size: int, has_decrypt_into: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fedbox.crypto.stream._DECRYPT_INTO", has_decrypt_into)
+    plain = os.urandom(size)
+    buffer = bytearray(size)
+    assert decrypt_into(encrypt(plain), buffer) == size
+    assert buffer == plain
+
+
+def test_decrypting_into_a_buffer_too_small_is_refused_before_writing_past_it() -> None:
+    cipher = encrypt(os.urandom(2 * SMALL))
+    buffer = bytearray(2 * SMALL - 1)
+    with pytest.raises(DecryptError, match=f"past the {2 * SMALL - 1} bytes"):
+        decrypt_into(cipher, buffer)
+
+
+def test_a_forged_segment_leaves_no_plaintext_in_the_buffer() -> None:
+    plain = b"\x5a" * (2 * SMALL + 5)
+    bad = bytearray(encrypt(plain))
+    bad[SMALL + TAG_SIZE + 3] ^= 0x01  # in segment 1
+    buffer = bytearray(len(plain))
+    with pytest.raises(DecryptError, match="segment 1 failed"):
+        decrypt_into(bytes(bad), buffer)
+    assert buffer[:SMALL] == plain[:SMALL]  # segment 0 had authenticated
+    assert buffer[SMALL:] == bytes(len(plain) - SMALL)
+
+
+def test_decrypting_into_a_read_only_buffer_is_a_bug() -> None:
+    with pytest.raises(ValueError, match="writable"):
+        decrypt_body(
+            io.BytesIO(encrypt(b"x")),
+            memoryview(b"x"),
+            KEY,
+            nonce_prefix=PREFIX,
+            segment_size=SMALL,
+            ciphertext_len=1 + TAG_SIZE,
+        )

@@ -144,3 +144,16 @@ def test_bootstrap_command_writes_the_table_and_run_then_knows_the_roles(tmp_pat
     stranger = run_fedbox("run", str(app), "--email", "eve@evil.org")
     assert stranger.returncode == 2
     assert "neither the aggregator (ds@uni.org) nor a datasite" in stranger.stderr
+
+
+def test_bootstrap_keeps_storage_options_and_they_load(tmp_path: Path) -> None:
+    app = _copy(DIGITS, tmp_path)
+    with open(app / "pyproject.toml", "a") as f:
+        f.write('root = "s3://bucket/fed"\n\n[tool.fedbox.storage_options.s3]\n')
+        f.write('endpoint_url = "http://127.0.0.1:9000"\n')
+    options = {"s3": {"endpoint_url": "http://127.0.0.1:9000"}}
+    assert load_app_config(app).federation.storage_options == options
+    bootstrap(app, "ds@uni.org", ["do1@hosp.org"], root="s3://bucket/fed")
+    federation = load_app_config(app).federation
+    assert federation.storage_options == options and federation.root == "s3://bucket/fed"
+    assert federation.datasites == ("do1@hosp.org",)

@@ -365,13 +365,14 @@ def seal(
 
 def open_sealed(
     src: BinaryIO,
-    dst: BinaryIO,
+    dst: BinaryIO | memoryview,
     *,
     me: Identity,
     sender: PublicBundle,
     header: Mapping[str, Any],
-) -> None:
-    """Decrypt a body sealed for ``me`` by ``sender`` (the bundle of ``header["sender"]``).
+) -> int:
+    """Decrypt a body sealed for ``me`` by ``sender`` (the bundle of ``header["sender"]``)
+    into ``dst`` (a file, or a memoryview as ``decrypt_body`` takes); return its size.
 
     Reads exactly ``header["body_len"]`` bytes from ``src``. Raises DecryptError (with
     ``.message_id``) if anything fails, including a ciphertext whose SHA-256 differs from
@@ -391,7 +392,7 @@ def open_sealed(
             raise DecryptError("header body_sha256 is missing")
         body_len = header.get("body_len")
         reader = _HashingReader(src, body_len if isinstance(body_len, int) else None)
-        decrypt_body(
+        size = decrypt_body(
             reader,  # type: ignore[arg-type]
             dst,
             content_key,
@@ -401,6 +402,7 @@ def open_sealed(
         )
         if not hmac.compare_digest(reader.digest.hexdigest(), expected):
             raise DecryptError("body SHA-256 differs from the header's body_sha256")
+        return size
 
 
 @contextmanager

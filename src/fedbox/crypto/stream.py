@@ -56,6 +56,7 @@ CONTENT_KEY_SIZE = 32
 NONCE_PREFIX_SIZE = 7
 TAG_SIZE = 16
 _MAX_SEGMENTS = 1 << 32  # the index is a u32
+_DECRYPT_INTO = hasattr(AESGCM, "decrypt_into")  # not in older cryptography releases
 
 
 def ciphertext_size(plaintext_len: int, segment_size: int = SEGMENT_SIZE) -> int:
@@ -68,7 +69,7 @@ def ciphertext_size(plaintext_len: int, segment_size: int = SEGMENT_SIZE) -> int
 
 
 def encrypt_body(
-    src: BinaryIO,
+    src: BinaryIO | bytes | bytearray | memoryview,
     dst: BinaryIO,
     content_key: bytes,
     *,
@@ -78,17 +79,29 @@ def encrypt_body(
     """Encrypt ``src`` to its end into ``dst``; return the ciphertext bytes written.
 
     ``content_key`` must be fresh for this body (``seal.new_body_keys``): the nonces
-    repeat across bodies that share a key and prefix. ``src`` must support ``readinto``.
+    repeat across bodies that share a key and prefix. ``src`` is a file (it must support
+    ``readinto``) or a body already in memory, encrypted in place without a copy; it must
+    not change meanwhile. Each segment is written to ``dst`` as a new bytes object.
     """
     if problem := _param_problem(content_key, nonce_prefix, segment_size):
         raise ValueError(problem)
     aead = AESGCM(content_key)
-    view = memoryview(bytearray(segment_size))
+    if isinstance(src, bytes | bytearray | memoryview):
+        body = memoryview(src).cast("B")
+
+        def next_chunk(index: int) -> memoryview:
+            return body[index * segment_size : (index + 1) * segment_size]
+    else:
+        view = memoryview(bytearray(segment_size))
+
+        def next_chunk(index: int) -> memoryview:
+            return view[: _read_into(src, view)]
+
     written = 0
     for index in range(_MAX_SEGMENTS):
-        n = _read_into(src, view)
-        last = n < segment_size
-        segment = aead.encrypt(_nonce(nonce_prefix, index, last), view[:n], None)
+        chunk = next_chunk(index)
+        last = len(chunk) < segment_size
+        segment = aead.encrypt(_nonce(nonce_prefix, index, last), chunk, None)
         dst.write(segment)
         written += len(segment)
         del segment  # before the next one exists: two segments in memory, not three
@@ -99,7 +112,7 @@ def encrypt_body(
 
 def decrypt_body(
     src: BinaryIO,
-    dst: BinaryIO,
+    dst: BinaryIO | memoryview,
     content_key: bytes,
     *,
     nonce_prefix: bytes,
@@ -108,9 +121,12 @@ def decrypt_body(
 ) -> int:
     """Read exactly ``ciphertext_len`` bytes of ``src``, write the plaintext; return its size.
 
+    ``dst`` is a file, or a writable memoryview that the plaintext is decrypted into
+    directly (no per-segment copy), from its start; a body that would not fit is refused.
     Raises DecryptError naming the first segment that is short or fails authentication
-    (see the module docstring for what ``dst`` then holds). Bad parameters also raise
-    DecryptError: they come from a message header.
+    (see the module docstring for what ``dst`` then holds; in a memoryview, the failed
+    segment's bytes are zeroed). Bad parameters also raise DecryptError: they come from
+    a message header.
     """
     if problem := _param_problem(content_key, nonce_prefix, segment_size):
         raise DecryptError(problem)
@@ -120,6 +136,9 @@ def decrypt_body(
     if -(-ciphertext_len // chunk) > _MAX_SEGMENTS:
         raise DecryptError(f"body length {ciphertext_len} needs more than 2**32 segments")
     aead = AESGCM(content_key)
+    into = dst.cast("B") if isinstance(dst, memoryview) else None
+    if into is not None and into.readonly:
+        raise ValueError("decrypt_body needs a writable memoryview")
     view = memoryview(bytearray(min(chunk, ciphertext_len)))
     remaining = ciphertext_len
     written = 0
@@ -135,16 +154,29 @@ def decrypt_body(
         if want < TAG_SIZE:
             raise DecryptError(f"body segment {index} is shorter than its tag")
         remaining -= want
+        nonce = _nonce(nonce_prefix, index, not remaining)
+        size = want - TAG_SIZE
+        if into is not None and written + size > len(into):
+            raise DecryptError(
+                f"body segment {index} goes past the {len(into)} bytes of plaintext expected"
+            )
         try:
-            plain = aead.decrypt(_nonce(nonce_prefix, index, not remaining), view[:want], None)
+            if into is None:
+                plain = aead.decrypt(nonce, view[:want], None)
+                dst.write(plain)  # type: ignore[union-attr]
+                del plain  # before the next one exists: two segments in memory, not three
+            elif _DECRYPT_INTO:
+                aead.decrypt_into(nonce, view[:want], None, into[written : written + size])
+            else:  # cryptography without decrypt_into: one copy per segment
+                into[written : written + size] = aead.decrypt(nonce, view[:want], None)
         except InvalidTag as exc:
+            if into is not None:  # decrypt_into has written the forgery's plaintext
+                into[written : written + size] = bytes(size)
             raise DecryptError(
                 f"body segment {index} failed authentication: "
                 "tampered, reordered, truncated, extended or not encrypted with this key"
             ) from exc
-        dst.write(plain)
-        written += len(plain)
-        del plain  # before the next one exists: two segments in memory, not three
+        written += size
         index += 1
     return written
 

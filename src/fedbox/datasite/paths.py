@@ -5,6 +5,14 @@ Relative to a store root::
     syft_outbox_inbox_{sender}_to_{recipient}/{app}/rpc/{endpoint}/{id}.request
     syft_outbox_inbox_{recipient}_to_{sender}/{app}/rpc/{endpoint}/{id}.response
 
+Message bodies that several messages share, or that are too large for one file, live
+beside them as blobs named by the SHA-256 of their bytes (issue 6)::
+
+    syft_outbox_inbox_{writer}_to_{reader}/{app}/blobs/{sha256}
+
+in the same direction folder as the messages that use them, so whoever may read a
+message may read its blobs and nobody else.
+
 Every builder validates its parts, and :func:`parse_message_path` refuses anything a
 builder could not have produced, so a path read from disk is as trustworthy as one made here.
 """
@@ -24,19 +32,25 @@ from fedbox.datasite.identity import (
 from fedbox.errors import InvalidIdentity
 
 __all__ = [
+    "BLOBS_DIR",
     "OUTBOX_PREFIX",
     "Kind",
     "MessagePath",
+    "blob_dir",
+    "blob_path",
     "datasite_dir",
     "outbox_dir",
     "parse_message_path",
     "parse_outbox_dir",
     "request_path",
     "response_path",
+    "validate_blob_name",
 ]
 
 OUTBOX_PREFIX = "syft_outbox_inbox_"
+BLOBS_DIR = "blobs"
 _TO = "_to_"
+_HEX = frozenset("0123456789abcdef")
 
 
 class Kind(StrEnum):
@@ -88,6 +102,27 @@ def response_path(
 ) -> PurePosixPath:
     """Where ``recipient`` answers the request ``sender`` sent: in its own outbox back."""
     return _message_path(recipient, sender, app, endpoint, msg_id, Kind.RESPONSE)
+
+
+def validate_blob_name(value: object) -> str:
+    """Return a blob name (64 lowercase hex digits, a SHA-256), or raise InvalidIdentity.
+
+    Blob names are read from message headers and bodies, so they are checked before they
+    become file names.
+    """
+    if not isinstance(value, str) or len(value) != 64 or not _HEX.issuperset(value):
+        raise InvalidIdentity(f"blob name {value!r} is not a lowercase hex SHA-256", value)
+    return value
+
+
+def blob_dir(writer: str, reader: str, app: str) -> PurePosixPath:
+    """``syft_outbox_inbox_{writer}_to_{reader}/{app}/blobs``: the blobs of one direction."""
+    return PurePosixPath(outbox_dir(writer, reader), validate_app_name(app), BLOBS_DIR)
+
+
+def blob_path(writer: str, reader: str, app: str, name: str) -> PurePosixPath:
+    """Where the blob ``name`` that ``writer`` stored for ``reader`` in ``app`` lives."""
+    return blob_dir(writer, reader, app) / validate_blob_name(name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from fedbox.fl.contexts import ContextStore
 from fedbox.fl.grid import ENDPOINT
 from fedbox.fl.runner import NodeRunner
 from fedbox.rpc import Box, Request, Response, Status
+from fedbox.rpc.body import Body
 
 __all__ = ["ClientNode", "client_app_loader", "node_config_for"]
 
@@ -81,20 +82,21 @@ class ClientNode:
         self.runner = NodeRunner(
             load_client_app, self.node_id, node_config, contexts, default_run_config
         )
-        self.app.on_request(endpoint)(self._on_message)
+        self.app.on_request(endpoint, stream=True)(self._on_message)
 
     def __repr__(self) -> str:
         return f"<ClientNode {self.box.email} node {self.node_id} on {self.app.name}>"
 
-    def _on_message(self, request: Request) -> Response:
+    def _on_message(self, request: Request) -> Response | Body:
+        body = request.payload if request.payload is not None else request.body
         try:
-            outcome = self.runner.handle(request.body, request.headers)
+            outcome = self.runner.handle(body, request.headers)
         except DecodeError as exc:
             logger.warning("%s: request %s is not a Flower message: %s", self, request.id, exc)
             return Response(body=f"not a Flower message: {exc}".encode(), status=Status.BAD_REQUEST)
         if outcome.stop:
             self.stopped.set()
-        return Response(body=outcome.body)
+        return outcome.body
 
     def start(self) -> ClientNode:
         """Serve in the background: the backlog first, then new requests."""

@@ -2,9 +2,11 @@
 
 Each Flower message is one request on endpoint ``messages`` of the run's app
 (body: Flower's protobuf of the ``Message``); the reply is that request's
-response. Two durations stay distinct, as in Flower: ``timeout`` is how long
-``send_and_receive`` waits, the message TTL is how long a request stays valid
-(it becomes the request's ``expires``).
+response. The messages of one ``push_messages`` call are one RPC batch: a content
+object sent to several nodes (FedAvg's model) is serialised and stored once, and
+each node's request refers to it (issue 6). Two durations stay distinct, as in
+Flower: ``timeout`` is how long ``send_and_receive`` waits, the message TTL is how
+long a request stays valid (it becomes the request's ``expires``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,7 +36,7 @@ from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, scalar
 from fedbox.fl.config import check_node_ids
 from fedbox.fl.events import EventCallback, FlEvent, emit
 from fedbox.fl.runner import RUN_CONFIG_HEADER, make_stop_message
-from fedbox.rpc import App, Future, Response, Status
+from fedbox.rpc import App, Batch, Future, Response, Status
 
 __all__ = ["DEFAULT_MSG_TIMEOUT", "ENDPOINT", "FileGrid", "default_timeout", "run_id_for"]
 
@@ -165,16 +168,25 @@ class FileGrid(Grid):
     # -- Grid: messages ----------------------------------------------------------------
 
     def push_messages(self, messages: Iterable[Message]) -> list[str]:
-        """Write one request per message; returns their (new) message ids."""
-        encoder = BatchEncoder()
+        """Write one request per message; returns their (new) message ids.
+
+        Content shared by several messages is written once (``rpc.Batch``).
+        """
+        messages = list(messages)
+        uses = Counter(id(m.content) for m in messages if m.has_content())
+        encoder, batch = BatchEncoder(), self.app.batch()
         ids: list[str] = []
         for message in messages:
-            msg_id = self._push(message, encoder)
+            shared = message.has_content() and uses[id(message.content)] > 1
+            msg_id = self._push(message, encoder, batch, shared)
             if msg_id is not None:
                 ids.append(msg_id)
+        logger.debug("pushed %d messages: %r", len(ids), batch)
         return ids
 
-    def _push(self, message: Message, encoder: BatchEncoder) -> str | None:
+    def _push(
+        self, message: Message, encoder: BatchEncoder, batch: Batch, shared: bool
+    ) -> str | None:
         meta = message.metadata
         if meta.reply_to_message_id or meta.ttl <= 0:
             raise ValueError(f"not an instruction message (reply or no TTL): {message!r}")
@@ -187,13 +199,18 @@ class FileGrid(Grid):
         msg_id = str(uuid.uuid4())
         meta.__dict__["_message_id"] = msg_id
         label = round_label(message)
-        body = encoder.reader(message)  # streamed: a shared model is never copied per node
+        body = encoder.body(message, shared=shared)  # views: array data is never copied
         expires_in = max(1.0, meta.created_at + meta.ttl - time.time())
         future: Future | None = None
         failure = None
         try:
             future = self.app.send(
-                email, self.endpoint, body, headers=self._headers, expires_in=expires_in
+                email,
+                self.endpoint,
+                body,
+                headers=self._headers,
+                expires_in=expires_in,
+                batch=batch,
             )
         except CryptoError as exc:  # no (trusted) keys yet: the node is unreachable for now
             failure = f"cannot encrypt to {email}: {exc}"
@@ -306,7 +323,14 @@ class FileGrid(Grid):
             )
         else:
             try:
-                response = pending.future.result()
+                response = pending.future.result(stream=True)
+                payload = response.payload
+                nbytes = payload.size if payload is not None else len(response.body)
+                try:
+                    reply = self._decode(msg_id, pending, response)
+                finally:
+                    if payload is not None:
+                        payload.close()
             except (CorruptMessage, CryptoError) as exc:
                 reply = self._error_reply(
                     msg_id,
@@ -314,9 +338,6 @@ class FileGrid(Grid):
                     ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
                     f"reply from {pending.email} was unreadable: {exc}",
                 )
-            else:
-                nbytes = len(response.body)
-                reply = self._decode(msg_id, pending, response)
         seconds = time.monotonic() - pending.sent_at
         emit(
             self.callback,
@@ -348,7 +369,8 @@ class FileGrid(Grid):
                 f"{pending.email} answered {response.status}: {response.text[:500]}",
             )
         try:
-            reply = decode_message(response.body)
+            body = response.payload if response.payload is not None else response.body
+            reply = decode_message(body)
         except DecodeError as exc:
             return self._error_reply(
                 msg_id,

@@ -23,8 +23,10 @@ from flwr.clientapp.client_app import LoadClientAppError
 from flwr.common.constant import ErrorCode
 from flwr.supercore.constant import SYSTEM_MESSAGE_TYPE
 
-from fedbox.fl.codec import decode_message, encode_message
+from fedbox.fl.codec import decode_message, message_body
 from fedbox.fl.contexts import ContextStore
+from fedbox.rpc.body import Body, Buffer
+from fedbox.rpc.payload import Payload
 
 __all__ = [
     "CONTROL_RECORD",
@@ -67,8 +69,9 @@ def is_stop(message: Message) -> bool:
 class Outcome:
     """What handling one request produced."""
 
-    body: bytes
-    """Flower protobuf of the reply (content or Error)."""
+    body: Body
+    """Flower protobuf of the reply (content or Error), as buffers (array data as views);
+    ``bytes(body)`` joins them."""
     stop: bool = False
     """The request was the aggregator's stop: the node should leave the run."""
     failed: bool = False
@@ -100,14 +103,15 @@ class NodeRunner:
         self._lock = threading.Lock()
         self.handled = 0
 
-    def handle(self, body: bytes, headers: Mapping[str, str] | None = None) -> Outcome:
-        """Decode, run, encode. Raises only if ``body`` is not a Flower message at all."""
+    def handle(self, body: Buffer | Payload, headers: Mapping[str, str] | None = None) -> Outcome:
+        """Decode, run, encode. Raises only if ``body`` is not a Flower message at all
+        (DecodeError), or, for a payload, if it turns out damaged (CorruptMessage)."""
         message = decode_message(body)
         with self._lock:
             reply, stop, failed = self._handle(message, headers or {})
             self.handled += 1
         reply.metadata.__dict__["_message_id"] = str(uuid.uuid4())
-        return Outcome(encode_message(reply), stop=stop, failed=failed)
+        return Outcome(message_body(reply), stop=stop, failed=failed)
 
     def _handle(self, message: Message, headers: Mapping[str, str]) -> tuple[Message, bool, bool]:
         meta = message.metadata

@@ -1,4 +1,4 @@
-"""A local federation over one folder: who takes part, where things go, and
+"""A local federation over one store (a folder or a URL): who takes part, where things go, and
 hosting many virtual clients in one process.
 
 The CLI turns a :class:`SimulationPlan` into processes (one per client) or, with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import traceback
@@ -14,22 +15,36 @@ from fedbox.crypto import PublicBundle, UntrustedKey
 from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
 from fedbox.datasite.paths import OUTBOX_PREFIX, Kind, MessagePath, request_path, response_path
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
+from fedbox.rpc.blobs import BlobStorer
+from fedbox.rpc.body import Body, PiecesReader
 from fedbox.rpc.box import DEFAULT_EXPIRY, _header_mismatch
 from fedbox.rpc.cleanup import cleanup
-from fedbox.rpc.envelope import Header, read_body, read_header, write_envelope
+from fedbox.rpc.envelope import Header, read_header, write_buffers, write_envelope, write_header
 from fedbox.rpc.futures import Future, FutureRecord
 from fedbox.rpc.messages import Request, Response
+from fedbox.rpc.parts import (
+    MAGIC,
+    MIN_SHARED_BLOB,
+    BlobSource,
+    Inline,
+    PartKind,
+    PartRef,
+    PlanCache,
+    encode_table,
+    plan,
+)
+from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.status import Status
 
 if TYPE_CHECKING:
     from fedbox.rpc.box import Box
 
-__all__ = ["App", "Handler"]
+__all__ = ["App", "Batch", "Handler"]
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Request], "bytes | Response | None"]
+Handler = Callable[[Request], "bytes | Body | Response | None"]
 
 
 class _Refused(Exception):
@@ -39,6 +54,20 @@ class _Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class Batch:
+    """Messages an app sends together, e.g. one round of a strategy: the Shared pieces of
+    their bodies are cut, hashed, encrypted and written once, then linked into each
+    further recipient's folder. Get one from :meth:`App.batch`; use it for one batch."""
+
+    def __init__(self, app: App) -> None:
+        box = app.box
+        self.cache = PlanCache()
+        self.blobs = BlobStorer(box.store, box.email, app.name, sealer=box.sealer, clock=box.clock)
+
+    def __repr__(self) -> str:
+        return f"<Batch {self.blobs.stats!r}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +91,7 @@ class App:
         self.box = box
         self.name = name
         self._handlers: dict[str, Handler] = {}
+        self._streaming: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
@@ -73,12 +103,14 @@ class App:
 
     # -- registration ---------------------------------------------------------------
 
-    def on_request(self, endpoint: str) -> Callable[[Handler], Handler]:
-        """Register ``handler(request) -> bytes | Response | None`` for ``endpoint``.
+    def on_request(self, endpoint: str, *, stream: bool = False) -> Callable[[Handler], Handler]:
+        """Register ``handler(request) -> bytes | Body | Response | None`` for ``endpoint``.
 
-        ``bytes`` and ``None`` mean 200 with that body (empty for None); return a
-        :class:`Response` to choose the status or headers. Raising answers 500 with
-        the exception as the reason.
+        ``bytes``, a :class:`~fedbox.rpc.body.Body` and ``None`` mean 200 with that body
+        (empty for None); return a :class:`Response` to choose the status or headers.
+        Raising answers 500 with the exception as the reason. With ``stream=True`` the
+        handler reads ``request.payload`` instead of ``request.body``; if the payload
+        turns out damaged while it reads, the request is answered 400 and quarantined.
         """
         validate_endpoint(endpoint)
         if endpoint in self._handlers:
@@ -91,6 +123,8 @@ class App:
             if not callable(handler):
                 raise TypeError("use @app.on_request('endpoint') above a function taking a Request")
             self._handlers[endpoint] = handler
+            if stream:
+                self._streaming.add(endpoint)
             return handler
 
         return register
@@ -185,37 +219,59 @@ class App:
         if box.store.exists(reply_at) or box.audit.is_claimed(mp.id):
             return
         try:
-            header, body = self._read_request(mp)
+            header, payload = self._read_request(mp)
         except NotFound:
             return
         except _Refused as refused:
             self._refuse(mp, refused.status, refused.reason, quarantined=True)
             return
-        if not box.audit.claim(
-            id=mp.id,
-            peer=mp.writer,
-            app=mp.app,
-            endpoint=mp.endpoint,
-            size=header.body_len,
-            sha256=header.body_sha256,
-            created=header.created,
-        ):
+        with payload:
+            try:
+                body = b"" if mp.endpoint in self._streaming else self._whole(payload)
+            except _Refused as refused:
+                self._refuse(mp, refused.status, refused.reason, quarantined=True)
+                return
+            if not box.audit.claim(
+                id=mp.id,
+                peer=mp.writer,
+                app=mp.app,
+                endpoint=mp.endpoint,
+                size=header.body_len,
+                sha256=header.body_sha256,
+                created=header.created,
+            ):
+                return
+            request = Request(
+                id=header.id,
+                sender=header.sender,
+                recipient=header.recipient,
+                app=header.app,
+                endpoint=header.endpoint,
+                headers=dict(header.headers),
+                body=body,
+                created=header.created,
+                expires=header.expires,
+                payload=payload if not body and payload.size else None,
+            )
+            response = self._run_handler(request)
+        if payload.failure is not None:  # the handler met a damaged body while reading it
+            reason = f"unreadable request: {payload.failure}"
+            self._refuse(mp, Status.BAD_REQUEST, reason, quarantined=True)
             return
-        request = Request(
-            id=header.id,
-            sender=header.sender,
-            recipient=header.recipient,
-            app=header.app,
-            endpoint=header.endpoint,
-            headers=dict(header.headers),
-            body=body,
-            created=header.created,
-            expires=header.expires,
-        )
-        self._reply(mp, request, self._run_handler(request), encrypted=header.enc is not None)
+        self._reply(mp, request, response, encrypted=header.enc is not None)
 
-    def _read_request(self, mp: MessagePath) -> tuple[Header, bytes]:
-        """The verified header and plaintext body, or _Refused saying why not.
+    @staticmethod
+    def _whole(payload: Payload) -> bytes:
+        try:
+            return payload.read()
+        except CorruptMessage as exc:
+            raise _Refused(Status.BAD_REQUEST, f"unreadable request: {exc}") from exc
+        except DecryptError as exc:
+            raise _Refused(Status.BAD_REQUEST, f"undecryptable request: {exc}") from exc
+
+    def _read_request(self, mp: MessagePath) -> tuple[Header, Payload]:
+        """The verified header and the body (to read, verified as it is read), or
+        _Refused saying why not.
 
         Encryption is all or nothing: an encrypting box refuses plaintext (403), one
         without encryption refuses ciphertext (400); an untrusted or unpublished sender key
@@ -223,37 +279,48 @@ class App:
         """
         path = str(mp.path)
         sealer = self.box.sealer
+        f = self.box.store.open(path)
         try:
-            with self.box.store.open(path) as f:
-                header = read_header(f, path=path)
-                problem = _header_mismatch(header, mp)
-                if problem:
-                    forged = header.recipient != mp.reader or header.sender != mp.writer
-                    status = Status.FORBIDDEN if forged else Status.BAD_REQUEST
-                    raise _Refused(status, f"request refused: {problem}")
-                if header.enc is None:
-                    if sealer is not None:
-                        raise _Refused(
-                            Status.FORBIDDEN,
-                            f"encryption required: {self.box.email} accepts only encrypted "
-                            "requests (connect with encrypt=True)",
-                        )
-                    return header, read_body(f, header, path=path)
-                if sealer is None:
-                    raise _Refused(
-                        Status.BAD_REQUEST,
-                        f"the request is encrypted but {self.box.email} runs without "
-                        "encryption (connect with encrypt=True)",
-                    )
-                return header, sealer.open_body(f, header, path=path)
-        except CorruptMessage as exc:
-            raise _Refused(Status.BAD_REQUEST, f"unreadable request: {exc}") from exc
-        except DecryptError as exc:
-            raise _Refused(Status.BAD_REQUEST, f"undecryptable request: {exc}") from exc
-        except UntrustedKey as exc:
-            raise _Refused(Status.FORBIDDEN, f"untrusted sender key: {exc}") from exc
-        except CryptoError as exc:
-            raise _Refused(Status.FORBIDDEN, f"unusable sender keys: {exc}") from exc
+            header = read_header(f, path=path)
+            problem = _header_mismatch(header, mp)
+            if problem:
+                forged = header.recipient != mp.reader or header.sender != mp.writer
+                status = Status.FORBIDDEN if forged else Status.BAD_REQUEST
+                raise _Refused(status, f"request refused: {problem}")
+            if header.enc is None and sealer is not None:
+                raise _Refused(
+                    Status.FORBIDDEN,
+                    f"encryption required: {self.box.email} accepts only encrypted "
+                    "requests (connect with encrypt=True)",
+                )
+            if header.enc is not None and sealer is None:
+                raise _Refused(
+                    Status.BAD_REQUEST,
+                    f"the request is encrypted but {self.box.email} runs without "
+                    "encryption (connect with encrypt=True)",
+                )
+            payload = open_payload(
+                self.box.store,
+                f,
+                header,
+                writer=mp.writer,
+                reader=mp.reader,
+                sealer=sealer,
+                path=path,
+                on_failure=lambda exc: logger.warning("%s: damaged body: %s", path, exc),
+            )
+            return header, payload
+        except BaseException as exc:
+            f.close()
+            if isinstance(exc, CorruptMessage):
+                raise _Refused(Status.BAD_REQUEST, f"unreadable request: {exc}") from exc
+            if isinstance(exc, DecryptError):
+                raise _Refused(Status.BAD_REQUEST, f"undecryptable request: {exc}") from exc
+            if isinstance(exc, UntrustedKey):
+                raise _Refused(Status.FORBIDDEN, f"untrusted sender key: {exc}") from exc
+            if isinstance(exc, CryptoError):
+                raise _Refused(Status.FORBIDDEN, f"unusable sender keys: {exc}") from exc
+            raise
 
     def _run_handler(self, request: Request) -> Response:
         if self.box.clock() > request.expires:
@@ -268,6 +335,8 @@ class App:
         try:
             result = handler(request)
         except Exception as exc:
+            if request.payload is not None and request.payload.failure is not None:
+                return Response(body=str(exc).encode(), status=Status.BAD_REQUEST)
             logger.warning(
                 "handler %s failed on %s:\n%s",
                 request.endpoint,
@@ -281,6 +350,8 @@ class App:
             return Response()
         if isinstance(result, Response):
             return result
+        if isinstance(result, Body):
+            return Response(body=result)  # type: ignore[arg-type]  # written piece by piece
         if isinstance(result, bytes | bytearray | memoryview):
             return Response(body=bytes(result))
         return Response(
@@ -355,30 +426,89 @@ class App:
             status=int(response.status),
         )
         path = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
+        return self._write_message(path, header, response.body, mp.writer, seal_for, None)
+
+    def _write_message(
+        self,
+        path: str,
+        header: Header,
+        body: bytes | BinaryIO | Body,
+        recipient: str,
+        bundle: PublicBundle | None,
+        batch: Batch | None,
+    ) -> Header:
+        """Write one message (request or response): its blobs first, if its body has any
+        (a Shared piece, or a body above the chunking threshold), then the message file,
+        so a reader never finds a message whose blobs are not there yet."""
+        sealer = self.box.sealer if bundle is not None else None
+        if isinstance(body, Body):
+            buffers = self._store_parts(body, recipient, sealed=sealer is not None, batch=batch)
+            source: bytes | BinaryIO | list[memoryview] = buffers
+        elif isinstance(body, bytes | bytearray | memoryview):
+            view = memoryview(body).cast("B")
+            source = _escaped([view]) if _looks_like_parts([view]) else bytes(view)
+        else:
+            source = _escape_stream(body)
         with self.box.store.writer(path) as f:
-            if seal_for is not None and self.box.sealer is not None:
-                final, _ = self.box.sealer.encrypt_into(f, header, response.body, seal_for)
+            if sealer is not None and bundle is not None:
+                stream = PiecesReader(source) if isinstance(source, list) else source
+                final, _ = sealer.encrypt_into(f, header, stream, bundle)
                 return final
-            return write_envelope(f, header, response.body)
+            if isinstance(source, list):
+                return write_buffers(f, header, source)
+            return write_envelope(f, header, source)
+
+    def _store_parts(
+        self, body: Body, recipient: str, *, sealed: bool, batch: Batch | None
+    ) -> list[memoryview]:
+        """Store the blobs ``body`` is cut into; the buffers of the message body itself:
+        the parts table and the inline parts, or ``body``'s own buffers if it has no blob.
+        """
+        box = self.box
+        batch = batch or Batch(self)
+        items = plan(
+            body, threshold=box.chunk_threshold, chunk_size=box.chunk_size, cache=batch.cache
+        )
+        if not any(isinstance(item, BlobSource) for item in items):
+            buffers = list(body.buffers())
+            return _escaped(buffers) if _looks_like_parts(buffers) else buffers
+        refs: list[PartRef] = []
+        inline: list[memoryview] = []
+        for item in items:
+            if isinstance(item, Inline):
+                refs.append(PartRef(PartKind.INLINE, sum(v.nbytes for v in item.buffers)))
+                inline.extend(item.buffers)
+            else:
+                refs.append(batch.blobs.put(recipient, item, sealed=sealed))
+        return [memoryview(encode_table(refs)), *inline]
 
     # -- calling ---------------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        """A batch for several :meth:`send` calls whose bodies share Shared pieces."""
+        return Batch(self)
 
     def send(
         self,
         recipient: str,
         endpoint: str,
-        body: bytes | BinaryIO = b"",
+        body: bytes | BinaryIO | Body = b"",
         *,
         headers: Mapping[str, str] | None = None,
         expires_in: float = DEFAULT_EXPIRY,
+        batch: Batch | None = None,
     ) -> Future:
         """Write a request for ``recipient`` and return its future at once.
 
         The recipient need not be running: it handles the request when it starts, unless
         ``expires_in`` seconds have passed by then (it answers 419 instead). ``body`` may
-        be an open binary file, streamed in one pass. On an encrypting box the body is
-        encrypted for the recipient (and us); if the recipient has published no keys or
-        its key is not the pinned one, CryptoError is raised and nothing is written.
+        be an open binary file, streamed in one pass, or a :class:`Body` whose buffers go
+        to the file as they are; the Shared pieces of bodies sent with one ``batch`` are
+        stored once. A body above the chunking threshold is stored as chunk blobs, and
+        chunks the recipient already has are not written again (resending after an
+        interruption resumes). On an encrypting box the body is encrypted for the
+        recipient (and us); if the recipient has published no keys or its key is not the
+        pinned one, CryptoError is raised and nothing is written.
         """
         recipient = validate_email(recipient)
         validate_endpoint(endpoint)
@@ -388,11 +518,7 @@ class App:
         bundle = sealer.bundle(recipient) if sealer is not None else None
         out = self._outgoing(recipient, endpoint, headers, expires_in)
         self.box.futures.add(out.record)
-        with self.box.store.writer(out.path) as f:
-            if bundle is not None and sealer is not None:
-                final, _ = sealer.encrypt_into(f, out.header, body, bundle)
-            else:
-                final = write_envelope(f, out.header, body)
+        final = self._write_message(out.path, out.header, body, recipient, bundle, batch)
         return self._sent(out, final)
 
     def _outgoing(
@@ -457,36 +583,52 @@ class App:
     ) -> list[Future]:
         """The same request to each recipient; one future each, in the given order.
 
-        Encrypted, the body is encrypted once under one content key, wrapped for each
-        recipient in its own file's header; every recipient's keys are checked before
-        anything is written.
+        The body is stored once, as a blob each recipient's message refers to
+        (``body_ref``; hard links on a folder, server-side copies on a remote store);
+        each message keeps its own header. Encrypted, the body is encrypted once under one
+        content key, wrapped for each recipient in its own header; every recipient's keys
+        are checked before anything is written. Bodies under 64 KiB are simply copied.
         """
         recipients = [validate_email(r) for r in recipients]
+        validate_endpoint(endpoint)
+        if expires_in <= 0:
+            raise ValueError("expires_in must be positive")
         sealer = self.box.sealer
-        if sealer is None or not recipients:
+        bundles = [sealer.bundle(r) for r in recipients] if sealer is not None else []
+        shared = (
+            len(set(recipients)) > 1
+            and len(body) >= MIN_SHARED_BLOB
+            and bytes(body[: len(MAGIC)]) != MAGIC
+        )
+        if not shared:
             return [
                 self.send(r, endpoint, body, headers=headers, expires_in=expires_in)
                 for r in recipients
             ]
-        validate_endpoint(endpoint)
-        if expires_in <= 0:
-            raise ValueError("expires_in must be positive")
-        bundles = [sealer.bundle(r) for r in recipients]
-        outs = [self._outgoing(r, endpoint, headers, expires_in) for r in recipients]
-        store, futures = self.box.store, self.box.futures
-        sent: list[Future] = []
-        futures.add(outs[0].record)
-        with store.writer(outs[0].path) as first:
-            sealed, key = sealer.encrypt_into(first, outs[0].header, body, bundles[0])
-            body_start = first.tell() - sealed.body_len
-            for out, bundle in zip(outs[1:], bundles[1:], strict=True):
-                futures.add(out.record)
-                first.seek(body_start)
-                with store.writer(out.path) as f:
-                    final = sealer.rewrap_into(f, out.header, key, sealed, first, bundle)
-                sent.append(self._sent(out, final))
+        key = None
+        stored: bytes | bytearray = body
+        if sealer is not None:
+            stored, key = sealer.encrypt_shared(body)
+        name = hashlib.sha256(stored).hexdigest()
+        blob = BlobSource([memoryview(body)], len(body))
+        kind = PartKind.BLOB if sealer is None else PartKind.SEALED_BLOB
+        blob.stored[sealer is not None] = PartRef(kind, len(body), len(stored), name)
+        blob.cipher = stored if isinstance(stored, bytearray) else None
+        storer = self.batch().blobs
+        futures: list[Future] = []
+        for i, recipient in enumerate(recipients):
+            out = self._outgoing(recipient, endpoint, headers, expires_in)
+            self.box.futures.add(out.record)
+            storer.put(recipient, blob, sealed=sealer is not None)
+            fields = {"body_len": len(stored), "body_sha256": name, "body_ref": name}
+            header = out.header.model_copy(update=fields)
+            if sealer is not None and key is not None:
+                header = header.model_copy(update={"enc": sealer.wrap_for(header, key, bundles[i])})
+            with self.box.store.writer(out.path) as f:
+                final = write_header(f, header)
+            futures.append(self._sent(out, final))
         del key
-        return [self._sent(outs[0], sealed), *sent]
+        return futures
 
     def future(self, id: str) -> Future:
         """Re-attach to a request this identity sent, e.g. after a restart."""
@@ -494,3 +636,52 @@ class App:
         if fut.record.app != self.name:
             raise KeyError(f"request {id} belongs to app {fut.record.app!r}, not {self.name!r}")
         return fut
+
+
+def _looks_like_parts(buffers: list[memoryview]) -> bool:
+    """Whether these bytes start like a parts container (see ``fedbox.rpc.parts``)."""
+    head = b""
+    for view in buffers:
+        head += bytes(view[: len(MAGIC) - len(head)])
+        if len(head) == len(MAGIC):
+            break
+    return head == MAGIC
+
+
+def _escaped(buffers: list[memoryview]) -> list[memoryview]:
+    """A plain body that starts like a parts container, sent as one: a single inline part."""
+    size = sum(v.nbytes for v in buffers)
+    return [memoryview(encode_table([PartRef(PartKind.INLINE, size)])), *buffers]
+
+
+class _Prefixed:
+    """A stream with some bytes put back in front (what :func:`_escape_stream` peeked)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._head.nbytes:
+            n = min(len(buffer), self._head.nbytes)
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._rest.readinto(buffer)  # type: ignore[attr-defined]
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytes(self._head) if n < 0 else bytes(self._head[:n])
+        self._head = self._head[len(out) :]
+        if n < 0:
+            return out + self._rest.read()
+        return out + (self._rest.read(n - len(out)) if n > len(out) else b"")
+
+
+def _escape_stream(body: BinaryIO) -> bytes | BinaryIO:
+    """``body``, unless it starts like a parts container: then that body wrapped in one
+    (read whole, which only such an unlikely body pays)."""
+    head = body.read(len(MAGIC))
+    if head != MAGIC:
+        return _Prefixed(head, body)  # type: ignore[return-value]
+    data = head + body.read()
+    return encode_table([PartRef(PartKind.INLINE, len(data))]) + data

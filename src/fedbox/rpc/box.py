@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from fedbox.datasite.identity import validate_app_name, validate_email
 from fedbox.datasite.paths import (
@@ -21,9 +21,11 @@ from fedbox.datasite.paths import (
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.envelope import Header, read_body, read_header
+from fedbox.rpc.envelope import Header, read_header
 from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Response
+from fedbox.rpc.parts import default_chunk_size, default_chunk_threshold
+from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.sealing import Sealer
 from fedbox.store import Store, WatchMode, open_store
@@ -53,6 +55,10 @@ class Box:
 
     With ``encrypt=True`` every request and response body is end-to-end encrypted
     (``sealer`` holds the keys) and plaintext requests are refused with 403.
+
+    Bodies larger than ``chunk_threshold`` bytes are stored as blobs of ``chunk_size``
+    bytes (``fedbox.rpc.parts``; defaults from ``$FEDBOX_CHUNK_THRESHOLD`` and
+    ``$FEDBOX_CHUNK_SIZE``, else 512 MiB and 64 MiB).
     """
 
     def __init__(
@@ -64,6 +70,8 @@ class Box:
         cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
         handler_threads: int = 8,
         encrypt: bool = False,
+        chunk_threshold: int | None = None,
+        chunk_size: int | None = None,
     ) -> None:
         self.store = store
         self.workspace = workspace.ensure()
@@ -73,6 +81,8 @@ class Box:
         self.clock = clock
         self.cleanup_expiry = cleanup_expiry
         self.handler_threads = handler_threads
+        self.chunk_threshold = default_chunk_threshold(chunk_threshold)
+        self.chunk_size = default_chunk_size(chunk_size)
         self.audit = AuditLog(workspace.audit_db)
         self.futures = FutureStore(workspace.futures_db)
         self._apps: dict[str, App] = {}
@@ -178,9 +188,11 @@ class Box:
             return True
         return False
 
-    def _read_response(self, record: FutureRecord) -> Response | None:
+    def _read_response(self, record: FutureRecord, *, stream: bool = False) -> Response | None:
         """Read, verify (decrypt) and log a response; None while it has not arrived.
 
+        With ``stream=True`` a 200 response comes with its ``payload`` to read (verified
+        as it is read; a damaged one is quarantined then) instead of its ``body``.
         Raises CorruptMessage or DecryptError (the file is then quarantined).
         """
         path = self._response_path(record)
@@ -188,26 +200,40 @@ class Box:
             record.recipient, self.email, record.app, record.endpoint, record.id, Kind.RESPONSE
         )
         try:
-            with self.store.open(path) as f:
-                header = read_header(f, path=path)
-                problem = _header_mismatch(header, expected)
-                if problem:
-                    raise CorruptMessage(f"response refused: {problem}", path, record.id)
-                if header.status is None:
-                    raise CorruptMessage("response has no status", path, record.id)
-                body = self._response_body(f, header, path)
+            f = self.store.open(path)
         except NotFound:
             return None
-        except (CorruptMessage, CryptoError) as exc:
-            quarantine(self.store, path)
-            self.audit.record_answer(
-                id=record.id,
-                direction="out",
-                status=400,
-                answered=self.clock(),
-                note=f"response quarantined: {exc}",
+        try:
+            header = read_header(f, path=path)
+            problem = _header_mismatch(header, expected)
+            if problem:
+                raise CorruptMessage(f"response refused: {problem}", path, record.id)
+            if header.status is None:
+                raise CorruptMessage("response has no status", path, record.id)
+            self._check_response_sealing(header, path)
+            payload: Payload | None = open_payload(
+                self.store,
+                f,
+                header,
+                writer=record.recipient,
+                reader=self.email,
+                sealer=self.sealer,
+                path=path,
+                on_failure=lambda exc: self._damaged_response(record, path, exc),
             )
+        except (CorruptMessage, CryptoError) as exc:
+            f.close()
+            self._damaged_response(record, path, exc)
             raise
+        except BaseException:
+            f.close()
+            raise
+        assert payload is not None
+        body = b""
+        if not stream or header.status != 200 or not payload.size:
+            with payload:
+                body = payload.read()  # a damaged body is quarantined by on_failure
+            payload = None
         if record.status is None:
             now = self.clock()
             self.futures.resolve(record.id, header.status, now)
@@ -225,12 +251,23 @@ class Box:
             id=header.id,
             sender=header.sender,
             created=header.created,
+            payload=payload,
         )
 
-    def _response_body(self, f: BinaryIO, header: Header, path: str) -> bytes:
-        """The plaintext of a response. An encrypting box takes a plaintext response only
-        as a refusal (status >= 400: a reason, never data), as a peer answers a request it
-        could not open; anything else in the clear could be forged by the carrier.
+    def _damaged_response(self, record: FutureRecord, path: str, exc: Exception) -> None:
+        quarantine(self.store, path)
+        self.audit.record_answer(
+            id=record.id,
+            direction="out",
+            status=400,
+            answered=self.clock(),
+            note=f"response quarantined: {exc}",
+        )
+
+    def _check_response_sealing(self, header: Header, path: str) -> None:
+        """An encrypting box takes a plaintext response only as a refusal (status >= 400:
+        a reason, never data), as a peer answers a request it could not open; anything
+        else in the clear could be forged by the carrier.
         """
         if header.enc is not None:
             if self.sealer is None:
@@ -240,7 +277,7 @@ class Box:
                     path,
                     header.id,
                 )
-            return self.sealer.open_body(f, header, path=path)
+            return
         if self.sealer is not None and header.status is not None and header.status < 400:
             raise DecryptError(
                 f"plaintext response with status {header.status} refused: {self.email} "
@@ -248,7 +285,6 @@ class Box:
                 path,
                 header.id,
             )
-        return read_body(f, header, path=path)
 
     def future(self, id: str) -> Future:
         """Re-attach to a request sent earlier, by this or a previous process."""
@@ -343,6 +379,8 @@ def connect(
     encrypt: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     fsync: bool = True,
+    chunk_threshold: int | None = None,
+    chunk_size: int | None = None,
 ) -> Box:
     """Join the store at ``root`` as ``email``.
 
@@ -359,6 +397,10 @@ def connect(
     publishes its public keys at ``datasites/{email}/public/did.json``, encrypts every
     body end to end, and refuses plaintext requests. Sending to a peer that has not
     published keys raises CryptoError; nothing ever falls back to plaintext.
+
+    Bodies above ``chunk_threshold`` bytes travel as resumable chunk blobs of
+    ``chunk_size`` bytes (defaults: ``$FEDBOX_CHUNK_THRESHOLD`` / ``$FEDBOX_CHUNK_SIZE``,
+    else 512 MiB / 64 MiB).
     """
     workspace = Workspace.for_email(validate_email(email), state_dir)
     store = open_store(
@@ -375,4 +417,6 @@ def connect(
         cleanup_expiry=cleanup_expiry,
         handler_threads=handler_threads,
         encrypt=encrypt,
+        chunk_threshold=chunk_threshold,
+        chunk_size=chunk_size,
     )

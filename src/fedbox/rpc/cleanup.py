@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fedbox.datasite.paths import OUTBOX_PREFIX
+from fedbox.datasite.paths import BLOBS_DIR, OUTBOX_PREFIX
 from fedbox.errors import NotFound
-from fedbox.store import Store
+from fedbox.rpc.blobs import DEFAULT_BLOB_REUSE
+from fedbox.store import Entry, Store
 
 __all__ = ["CleanupReport", "cleanup"]
 
 logger = logging.getLogger(__name__)
+
+BLOB_MARGIN = 2 * DEFAULT_BLOB_REUSE
+"""A blob is kept while a remaining message is less than this much younger than it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,27 +25,55 @@ class CleanupReport:
 
 
 def cleanup(store: Store, email: str, older_than: float, now: float) -> CleanupReport:
-    """Delete message files this identity wrote (its outboxes) older than ``older_than`` s.
+    """Delete message files this identity wrote (its outboxes) older than ``older_than`` s,
+    and the blobs (``{outbox}/{app}/blobs/``) no remaining message can refer to.
 
     Only one's own outboxes: on a hub nobody may delete another's files, and the writer
     is the one who knows when a file has served its purpose.
+
+    Blobs are judged by age, without reading any message: a sender reuses a blob it finds
+    in place only if it is younger than ``DEFAULT_BLOB_REUSE`` (else it writes it again,
+    ``fedbox.rpc.blobs``), so a blob any message refers to is at most that much plus the
+    message's writing time older than the message. A blob older than the cutoff and more
+    than ``BLOB_MARGIN`` older than every remaining message of its app is unused.
     """
     cutoff = now - older_than
     files = size = 0
     for folder in store.list_dirs():
         if not folder.startswith(f"{OUTBOX_PREFIX}{email}_to_"):
             continue
+        oldest_kept: dict[str, float] = {}
+        blobs: dict[str, list[Entry]] = {}
         for entry in store.list(folder):
-            if entry.mtime > cutoff or not entry.path.endswith((".request", ".response")):
+            parts = entry.path.split("/")
+            app = parts[1] if len(parts) > 2 else ""
+            if len(parts) == 4 and parts[2] == BLOBS_DIR:
+                blobs.setdefault(app, []).append(entry)
                 continue
-            try:
-                store.delete(entry.path)
-            except NotFound:
+            if not entry.path.endswith((".request", ".response")):
                 continue
-            files += 1
-            size += entry.size
+            if entry.mtime > cutoff:
+                oldest_kept[app] = min(oldest_kept.get(app, entry.mtime), entry.mtime)
+                continue
+            if _delete(store, entry):
+                files += 1
+                size += entry.size
+        for app, entries in blobs.items():
+            unused_before = min(cutoff, oldest_kept.get(app, float("inf")) - BLOB_MARGIN)
+            for entry in entries:
+                if entry.mtime <= unused_before and _delete(store, entry):
+                    files += 1
+                    size += entry.size
     if files:
         logger.info(
             "cleanup removed %d files (%d bytes) older than %.0f s", files, size, older_than
         )
     return CleanupReport(files=files, bytes=size)
+
+
+def _delete(store: Store, entry: Entry) -> bool:
+    try:
+        store.delete(entry.path)
+    except NotFound:
+        return False
+    return True

@@ -1,6 +1,9 @@
 """The envelope: one file = one message, ``FBX1 | u32 header length | header JSON | body``.
 
-The body is raw bytes, never base64 or JSON. A body from a stream is written in one
+The body is raw bytes, never base64 or JSON. A broadcast's body may live in a blob
+beside the message instead (``body_ref``, the blob's name, equal to ``body_sha256``; see
+``fedbox.datasite.paths``): then the file ends after the header and each recipient's
+file still has its own header. A body from a stream is written in one
 pass (``write_streamed``): the header is written first with room reserved for the fields
 only known at the end (``body_len``, ``body_sha256``, and ``enc`` when the body is
 encrypted on the way), the body is streamed, then the header is rewritten in place
@@ -12,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fedbox.crypto._primitives import BackgroundSha256
 from fedbox.errors import CorruptMessage
 
 __all__ = [
@@ -27,7 +31,9 @@ __all__ = [
     "read_body",
     "read_envelope",
     "read_header",
+    "write_buffers",
     "write_envelope",
+    "write_header",
     "write_streamed",
 ]
 
@@ -60,9 +66,22 @@ class Header(BaseModel):
     body_len: int = Field(default=0, ge=0)
     body_sha256: str = ""
     enc: dict[str, Any] | None = None
+    body_ref: str | None = None
+    """The blob holding the body (a broadcast's), or None: the body follows the header."""
 
     def to_json(self) -> bytes:
-        return json.dumps(self.model_dump(), separators=(",", ":"), sort_keys=True).encode()
+        fields = self.model_dump(exclude={"body_ref"} if self.body_ref is None else None)
+        return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+
+
+def write_header(f: BinaryIO, header: Header) -> Header:
+    """Write a message whose body lives elsewhere (``header.body_ref``): the header only."""
+    if header.body_ref is None or header.body_ref != header.body_sha256:
+        raise ValueError("write_header is for messages whose body_ref names their body")
+    raw = header.to_json()
+    f.write(_PREFIX.pack(MAGIC, len(raw)))
+    f.write(raw)
+    return header
 
 
 def write_envelope(f: BinaryIO, header: Header, body: bytes | BinaryIO) -> Header:
@@ -78,6 +97,27 @@ def write_envelope(f: BinaryIO, header: Header, body: bytes | BinaryIO) -> Heade
         f.write(view)
         return final
     return write_streamed(f, header, lambda out: _copy_hashing(body, out))
+
+
+def write_buffers(f: BinaryIO, header: Header, buffers: Iterable[memoryview]) -> Header:
+    """Write a body given as buffers (array data included) straight to ``f``: no joined
+    copy, each buffer hashed on a helper thread while it is written (``write_streamed``).
+    The buffers must not change until this returns."""
+
+    def write_body(out: BinaryIO) -> dict[str, Any]:
+        digest = BackgroundSha256()
+        size = 0
+        try:
+            for view in buffers:
+                digest.update(view)
+                out.write(view)
+                size += view.nbytes
+        except BaseException:
+            digest.close()
+            raise
+        return {"body_len": size, "body_sha256": digest.hexdigest()}
+
+    return write_streamed(f, header, write_body)
 
 
 BodyWriter = Callable[[BinaryIO], Mapping[str, Any]]

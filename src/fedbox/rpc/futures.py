@@ -109,14 +109,19 @@ class Future:
         """True once the response file is in the store (read it with :meth:`result`)."""
         return self._box._response_arrived(self.record)
 
-    def result(self) -> Response:
-        """The response, without waiting; ResponseTimeout if it has not arrived."""
-        response = self._box._read_response(self.record)
+    def result(self, *, stream: bool = False) -> Response:
+        """The response, without waiting; ResponseTimeout if it has not arrived.
+
+        With ``stream=True`` a 200 response has an empty ``body`` and a ``payload`` to read
+        once (large bodies then reach the caller's objects without a whole-body copy) and
+        to close.
+        """
+        response = self._box._read_response(self.record, stream=stream)
         if response is None:
             raise ResponseTimeout(f"no response yet to {self.id}", self.id)
         return response
 
-    def wait(self, timeout: float | None = None) -> Response:
+    def wait(self, timeout: float | None = None, *, stream: bool = False) -> Response:
         """Block until the response arrives; ResponseTimeout after ``timeout`` seconds.
 
         Wakes on the store's file events (or its polling), never on a fixed sleep. A
@@ -127,4 +132,4 @@ class Future:
             raise ResponseTimeout(
                 f"no response from {self.recipient} to {self.id} within {timeout} s", self.id
             )
-        return self.result()
+        return self.result(stream=stream)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fedbox.errors import RemoteError
 from fedbox.rpc.status import Status
+
+if TYPE_CHECKING:
+    from fedbox.rpc.payload import Payload
 
 __all__ = ["Request", "Response"]
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A request as its handler sees it: verified, addressed to this identity, not expired."""
+    """A request as its handler sees it: verified, addressed to this identity, not expired.
+
+    Handlers registered with ``stream=True`` get an empty ``body`` and read ``payload``
+    instead (once; verified as it is read), so a large body is never copied whole.
+    """
 
     id: str
     sender: str
@@ -23,6 +31,7 @@ class Request:
     body: bytes
     created: float
     expires: float
+    payload: Payload | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,8 @@ class Response:
     id: str = ""
     sender: str = ""
     created: float = 0.0
+    payload: Payload | None = field(default=None, repr=False, compare=False)
+    """Set instead of ``body`` by ``future.result(stream=True)`` for a 200 response."""
 
     @property
     def ok(self) -> bool:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "atomic_write", "temp_path_for"]
+__all__ = ["atomic_file", "atomic_link", "atomic_write", "temp_path_for"]
 
 _COPY_CHUNK = 1 << 20
 
@@ -58,3 +58,30 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def atomic_link(src: Path, target: Path, *, fsync: bool = True) -> bool:
+    """Hard-link ``src`` at ``target`` (replacing it); True if linked, False if copied.
+
+    The link is made under a temp name and renamed, so ``target`` never shows half a
+    file. Where the filesystem has no hard links (some FUSE, SMB and FAT mounts, or too
+    many links) the bytes are copied instead; FileNotFoundError if ``src`` is absent.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
+    try:
+        os.link(src, tmp)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        with open(src, "rb") as source, atomic_file(target, fsync=fsync) as f:
+            shutil.copyfileobj(source, f, _COPY_CHUNK)
+        return False
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_dir(target.parent)
+    return True

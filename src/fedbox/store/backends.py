@@ -76,6 +76,11 @@ class Backend:
     def makedirs(self, fs: FileSystem, path: str) -> None:
         fs.makedirs(path, exist_ok=True)
 
+    def copy(self, fs: FileSystem, src: str, dst: str) -> None:
+        """Copy ``src`` to ``dst`` on the server (S3 CopyObject, GCS rewrite, WebDAV COPY,
+        ``cp`` over SSH); FileNotFoundError if ``src`` or the folder is missing."""
+        fs.cp_file(src, dst)
+
     def close(self, fs: FileSystem) -> None:
         """Release connections; the library's finalizers cover anything left."""
 
@@ -204,6 +209,10 @@ class WebDAVBackend(Backend):
     def upload(self, fs: FileSystem, path: str, data: bytes) -> None:
         with _webdav_errors():
             fs.client.upload_fileobj(io.BytesIO(data), path, overwrite=True, size=len(data))
+
+    def copy(self, fs: FileSystem, src: str, dst: str) -> None:
+        with _webdav_errors():
+            fs.client.copy(src, dst, overwrite=True)
 
     def rename(self, fs: FileSystem, src: str, dst: str) -> None:
         with _webdav_errors():

@@ -99,6 +99,14 @@ class Store(Protocol):
 
     def move(self, src: str, dst: str) -> None: ...
 
+    def link(self, src: str, dst: str) -> None:
+        """Make ``dst`` a whole copy of the file ``src`` without sending its bytes again
+        where the store can: a hard link on a folder, a server-side copy on a remote
+        store. ``dst`` appears atomically and replaces any file there; NotFound if
+        ``src`` is absent. Used for blobs that several messages share (issue 6).
+        """
+        ...
+
     def watch(
         self,
         prefix: str = "",

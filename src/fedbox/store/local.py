@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from fedbox.errors import InvalidIdentity, NotFound, StoreError
-from fedbox.store._atomic import atomic_file, atomic_write
+from fedbox.store._atomic import atomic_file, atomic_link, atomic_write
 from fedbox.store.base import DEFAULT_POLL_INTERVAL, Entry, FolderFilter
 from fedbox.store.polling import folder_matcher, in_folders
 from fedbox.store.watchers import PollWatcher, _WatcherBase, event_watcher
@@ -124,6 +124,17 @@ class LocalStore:
             os.replace(self._abs(src), target)
         except FileNotFoundError as exc:
             raise NotFound(f"no such file in store: {src}", src) from exc
+
+    def link(self, src: str, dst: str) -> None:
+        """A hard link: one inode, the bytes on disk once however many messages share them."""
+        try:
+            linked = atomic_link(self._abs(src), self._abs(dst), fsync=self.fsync)
+        except FileNotFoundError as exc:
+            raise NotFound(f"no such file in store: {src}", src) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot link {src} to {dst}: {exc}", dst) from exc
+        if not linked:
+            logger.debug("no hard links under %s: copied %s to %s", self.root, src, dst)
 
     def watch(
         self,

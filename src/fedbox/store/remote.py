@@ -121,6 +121,7 @@ class RemoteStore:
         self._fs_lock = threading.Lock()
         self._outage = Outage(self.url)
         self._watchers: weakref.WeakSet[AdaptivePollWatcher] = weakref.WeakSet()
+        self._server_copy = True
         self._closed = False
 
     def __repr__(self) -> str:
@@ -367,6 +368,45 @@ class RemoteStore:
 
         self._run("move", src, move_once)
         self._poke_watchers()
+
+    def link(self, src: str, dst: str) -> None:
+        """A server-side copy where the backend has one (S3, GCS, WebDAV, SFTP with a
+        shell, memory), so shared bytes are uploaded once; otherwise the file is read
+        back and uploaded again (logged once per store)."""
+        full_src, full_dst = self._full(src), self._full(dst)
+        if self._server_copy:
+            try:
+                self._run("copy", src, lambda: self._copy(full_src, full_dst))
+            except NotFound:
+                raise
+            except StoreError as exc:
+                if not self.exists(src):
+                    raise NotFound(f"no such file in store: {src}", src) from exc
+                self._server_copy = False
+                logger.info("%s cannot copy on the server (%s); uploading copies", self.url, exc)
+            else:
+                self._poke_watchers()
+                return
+        self._commit(dst, self.read(src))
+
+    def _copy(self, full_src: str, full_dst: str) -> None:
+        target = full_dst
+        if not self.backend.atomic_put:
+            dst = PurePosixPath(full_dst)
+            target = str(dst.with_name(f".{dst.name}.tmp-{secrets.token_hex(6)}"))
+        try:
+            self.backend.copy(self.fs, full_src, target)
+        except FileNotFoundError:
+            if not self.backend.is_file(self.fs, full_src):
+                raise
+            self.backend.makedirs(self.fs, str(PurePosixPath(target).parent))
+            self.backend.copy(self.fs, full_src, target)
+        if target != full_dst:
+            try:
+                self.backend.rename(self.fs, target, full_dst)
+            except BaseException:
+                self._discard(target)
+                raise
 
     # -- watching --------------------------------------------------------------------
 

@@ -1,0 +1,164 @@
+"""Storing the blobs of outgoing messages: each once per store, linked where shared.
+
+A batch of messages (a broadcast, or one message) gets one :class:`BlobStorer`. For each
+blob it computes the name once (the SHA-256 of the stored bytes, after encryption on an
+encrypting box), then for each recipient folder:
+
+- a blob already there, written less than ``reuse_for`` seconds ago, is left alone: this
+  is what makes an interrupted chunked transfer resumable (issue 6), and what keeps the
+  same model from being written twice;
+- a blob already written for another recipient in this batch is linked (a hard link on
+  a folder, a server-side copy on a remote store);
+- otherwise its bytes are written, straight from the caller's buffers.
+
+Older blobs are rewritten rather than reused, so the cleanup job can judge a blob by its
+age (``fedbox.rpc.cleanup``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from fedbox.crypto import SEGMENT_SIZE, ciphertext_size, encrypt_body
+from fedbox.datasite.paths import blob_dir, blob_path
+from fedbox.rpc.body import PiecesReader
+from fedbox.rpc.parts import BlobSource, PartKind, PartRef
+from fedbox.store import Store
+
+if TYPE_CHECKING:
+    from fedbox.rpc.sealing import Sealer
+
+__all__ = ["BLOB_NONCE_PREFIX", "DEFAULT_BLOB_REUSE", "BlobStats", "BlobStorer"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BLOB_REUSE = 3600.0
+"""Seconds during which a blob found at the recipient is reused rather than rewritten."""
+BLOB_NONCE_PREFIX = bytes(7)
+"""Sealed blobs use a key of their own (derived from their plaintext), so a fixed prefix."""
+
+
+class BlobStats:
+    """What a batch did with its blobs: for logs, benchmarks and tests."""
+
+    __slots__ = ("linked", "reused", "written", "written_bytes")
+
+    def __init__(self) -> None:
+        self.written = self.linked = self.reused = self.written_bytes = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<BlobStats written={self.written} ({self.written_bytes} B) "
+            f"linked={self.linked} reused={self.reused}>"
+        )
+
+
+class BlobStorer:
+    """The blobs of one batch of messages from ``sender`` in ``app``."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: str,
+        app: str,
+        *,
+        sealer: Sealer | None,
+        clock: Callable[[], float],
+        reuse_for: float = DEFAULT_BLOB_REUSE,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.app = app
+        self.sealer = sealer
+        self.clock = clock
+        self.reuse_for = reuse_for
+        self.stats = BlobStats()
+        self._present: dict[str, dict[str, float]] = {}
+
+    def put(self, recipient: str, blob: BlobSource, *, sealed: bool) -> PartRef:
+        """Make ``blob`` present in the folder read by ``recipient``, encrypted or not
+        (``sealed`` needs a sealer); its table entry."""
+        ref = blob.stored.get(sealed) or self._describe(blob, sealed)
+        path = str(blob_path(self.sender, recipient, self.app, ref.digest))
+        mtime = self._present_in(recipient).get(ref.digest)
+        first = blob.written_at.get(sealed)
+        if mtime is not None and mtime > self.clock() - self.reuse_for:
+            self.stats.reused += 1
+            logger.debug("blob %s already at %s", ref.digest[:12], recipient)
+        elif first is not None and first != path:
+            self.store.link(first, path)
+            self.stats.linked += 1
+        else:
+            self._write(path, blob, sealed)
+        blob.written_at.setdefault(sealed, path)
+        self._present_in(recipient)[ref.digest] = self.clock()
+        return ref
+
+    def _present_in(self, recipient: str) -> dict[str, float]:
+        """Blob name -> mtime in ``recipient``'s folder, listed once per batch."""
+        found = self._present.get(recipient)
+        if found is None:
+            folder = str(blob_dir(self.sender, recipient, self.app))
+            found = {PurePosixPath(e.path).name: e.mtime for e in self.store.list(folder) if e.size}
+            self._present[recipient] = found
+        return found
+
+    def _describe(self, blob: BlobSource, sealed: bool) -> PartRef:
+        """Digests (and, sealed, the ciphertext) of ``blob``: computed once per batch."""
+        if blob.plain_sha256 is None:
+            digest = hashlib.sha256()
+            for view in blob.buffers:
+                digest.update(view)
+            blob.plain_sha256 = digest.digest()
+        if not sealed:
+            ref = PartRef(PartKind.BLOB, blob.size, blob.size, blob.plain_sha256.hex())
+        else:
+            if self.sealer is None:
+                raise RuntimeError("sealed blobs need a box connected with encrypt=True")
+            key = self.sealer.blob_key(blob.plain_sha256)
+            cipher = bytearray(ciphertext_size(blob.size, SEGMENT_SIZE))
+            written = encrypt_body(
+                PiecesReader(blob.buffers),  # type: ignore[arg-type]
+                _Into(cipher),  # type: ignore[arg-type]
+                key,
+                nonce_prefix=BLOB_NONCE_PREFIX,
+                segment_size=SEGMENT_SIZE,
+            )
+            assert written == len(cipher)
+            blob.cipher = cipher
+            name = hashlib.sha256(cipher).hexdigest()
+            ref = PartRef(PartKind.SEALED_BLOB, blob.size, len(cipher), name, key, SEGMENT_SIZE)
+        blob.stored[sealed] = ref
+        return ref
+
+    def _write(self, path: str, blob: BlobSource, sealed: bool) -> None:
+        with self.store.writer(path) as f:
+            if sealed:
+                assert blob.cipher is not None, "sealed blob already written and released"
+                f.write(blob.cipher)
+            else:
+                for view in blob.buffers:
+                    f.write(view)
+        self.stats.written += 1
+        self.stats.written_bytes += blob.stored[sealed].stored_len
+        if sealed:
+            blob.cipher = None  # later copies are links to the file
+        logger.debug("wrote blob %s (%d bytes)", path, blob.stored[sealed].stored_len)
+
+
+class _Into:
+    """A write-only file over a preallocated buffer (encryption output)."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        self._view = memoryview(buffer)
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        n = len(data)
+        self._view[self._pos : self._pos + n] = data
+        self._pos += n
+        return n

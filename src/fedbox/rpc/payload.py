@@ -1,0 +1,529 @@
+"""Received bodies, read once and verified as they are read.
+
+A :class:`Payload` is the logical body of a received message: its parts (inline bytes
+of the message file, blobs beside it; see ``fedbox.rpc.parts``) as one stream. Reading
+copies each byte once, from the file into the caller's buffer: ``stream().read(n)`` of
+a large ``n`` allocates the result and fills it directly (``io.BufferedReader`` hands
+its raw reader a view of the new bytes object), so a Flower decoder gets each array's
+data as ``bytes`` with no intermediate buffer and no memory map to keep alive.
+
+Every part is checked the moment its last byte is read: the message file's bytes
+against the header's ``body_sha256``, a blob against its name, a sealed blob by its
+authentication tags; so once the whole body has been read it is verified, and a
+consumer that reads to the end (decoders do) never acts on bad data. A failure raises
+CorruptMessage or DecryptError and calls ``on_failure`` once (to quarantine the file).
+Encrypted message bodies and sealed blobs are decrypted into memory when reached: the
+stream construction authenticates whole bodies, not ranges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
+
+from fedbox.crypto import decrypt_body
+from fedbox.datasite.paths import blob_path, validate_blob_name
+from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
+from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
+from fedbox.rpc.envelope import Header
+from fedbox.rpc.parts import MAGIC, PartKind, PartRef, decode_table
+from fedbox.store import Store
+
+if TYPE_CHECKING:
+    from fedbox.rpc.sealing import Sealer
+
+__all__ = ["EAGER_LIMIT", "Payload", "open_payload"]
+
+logger = logging.getLogger(__name__)
+
+EAGER_LIMIT = 1 << 20
+"""Plain message bodies up to this size are read and verified when opened."""
+_BUFFER = 64 << 10
+
+
+class Payload:
+    """A received body. Read it once: :meth:`stream` (large data straight into the
+    caller's objects) or :meth:`read` (all of it as bytes). Close it when done."""
+
+    def __init__(
+        self,
+        segments: list[_Segment],
+        *,
+        files: list[BinaryIO] | None = None,
+        on_failure: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.size = sum(s.length for s in segments)
+        self._raw = _Raw(segments, self._failed)
+        self._files = list(files or [])
+        self._on_failure = on_failure
+        self._taken = False
+        self.failure: Exception | None = None
+
+    def __repr__(self) -> str:
+        return f"<Payload {self.size} bytes in {len(self._raw.segments)} parts>"
+
+    @classmethod
+    def of(cls, data: bytes) -> Payload:
+        """A payload over bytes already in memory (and already verified)."""
+        source = _MemorySource(memoryview(data))
+        return cls([_Inline(source, len(data))])
+
+    @property
+    def verified(self) -> bool:
+        """Whether every byte has been read and checked."""
+        return self._raw.done
+
+    def stream(self) -> io.BufferedReader:
+        """The body as a stream, once. Reading it to the end verifies it."""
+        if self._taken:
+            raise RuntimeError("a payload can be read only once")
+        self._taken = True
+        return io.BufferedReader(self._raw, _BUFFER)
+
+    def read(self) -> bytes:
+        """The whole body, verified."""
+        data = self.stream().read(self.size) if self.size else b""
+        if len(data) != self.size or not self._raw.done:
+            raise self._failed(CorruptMessage(f"body ended after {len(data)} of {self.size} bytes"))
+        return data
+
+    def _failed(self, exc: Exception) -> Exception:
+        if self.failure is None:
+            self.failure = exc
+            if self._on_failure is not None:
+                try:
+                    self._on_failure(exc)
+                except Exception:  # reporting must not hide the failure itself
+                    logger.exception("could not report a damaged body")
+        return exc
+
+    def close(self) -> None:
+        """Release the files; idempotent."""
+        files, self._files = self._files, []
+        for f in files:
+            f.close()
+        self._raw.close()
+
+    def __enter__(self) -> Payload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_payload(
+    store: Store,
+    f: BinaryIO,
+    header: Header,
+    *,
+    writer: str,
+    reader: str,
+    sealer: Sealer | None,
+    path: str | None = None,
+    on_failure: Callable[[Exception], None] | None = None,
+) -> Payload:
+    """The body of the message whose header was just read from ``f`` (which the payload
+    now owns). Blobs are looked up in the ``writer`` -> ``reader`` folder of the
+    message's app, never anywhere a header could point to.
+
+    Raises CorruptMessage (bad body_ref or table, missing blob), DecryptError and the
+    other CryptoErrors of ``sealer.open_body`` when the envelope body does not open.
+    """
+    files = [f]
+    try:
+        source_file = f
+        if header.body_ref is not None:
+            source_file = _open_body_ref(store, f, header, writer, reader, path)
+            files.append(source_file)
+        if header.enc is not None:
+            assert sealer is not None, "callers refuse encrypted bodies without a sealer"
+            plain = sealer.open_body(source_file, header, path=path)
+            source: _Source = _MemorySource(memoryview(plain))
+        elif header.body_len <= EAGER_LIMIT:
+            source = _MemorySource(memoryview(_read_verified(source_file, header, path)))
+        else:
+            source = _FileSource(source_file, header, path)
+        segments = _segments(source, store, header, writer, reader, path)
+    except BaseException:
+        for opened in files:
+            opened.close()
+        raise
+    return Payload(segments, files=files, on_failure=on_failure)
+
+
+def _open_body_ref(
+    store: Store, f: BinaryIO, header: Header, writer: str, reader: str, path: str | None
+) -> BinaryIO:
+    """The blob holding the whole (possibly encrypted) body of a broadcast message."""
+    name = header.body_ref
+    if name != header.body_sha256:
+        raise CorruptMessage("body_ref names another blob than body_sha256", path, header.id)
+    if f.read(1):
+        raise CorruptMessage("a message with body_ref has bytes after its header", path, header.id)
+    try:
+        where = str(blob_path(writer, reader, header.app, validate_blob_name(name)))
+        return store.open(where)
+    except (NotFound, InvalidIdentity) as exc:
+        raise CorruptMessage(f"body blob {name} is missing: {exc}", path, header.id) from exc
+
+
+def _read_verified(f: BinaryIO, header: Header, path: str | None) -> bytes:
+    data = f.read(header.body_len)
+    if len(data) < header.body_len:
+        raise CorruptMessage(
+            f"body is {len(data)} bytes, header says {header.body_len}", path, header.id
+        )
+    if f.read(1):
+        raise CorruptMessage("file has bytes after the body", path, header.id)
+    if hashlib.sha256(data).hexdigest() != header.body_sha256:
+        raise CorruptMessage("body digest does not match the header", path, header.id)
+    return data
+
+
+def _segments(
+    source: _Source, store: Store, header: Header, writer: str, reader: str, path: str | None
+) -> list[_Segment]:
+    if source.length < len(MAGIC) or source.peek(len(MAGIC)) != MAGIC:
+        return [_Inline(source, source.length)]
+    try:
+        refs = decode_table(source.read, source.length)
+    except CorruptMessage as exc:
+        raise CorruptMessage(str(exc), path, header.id) from exc
+    inline = sum(r.length for r in refs if r.kind is PartKind.INLINE)
+    if inline != source.remaining:
+        raise CorruptMessage(
+            f"parts table says {inline} inline bytes, the body has {source.remaining}",
+            path,
+            header.id,
+        )
+    segments: list[_Segment] = []
+    for ref in refs:
+        if ref.kind is PartKind.INLINE:
+            segments.append(_Inline(source, ref.length))
+            continue
+        try:
+            where = str(blob_path(writer, reader, header.app, validate_blob_name(ref.digest)))
+        except InvalidIdentity as exc:
+            raise CorruptMessage(f"bad blob reference: {exc}", path, header.id) from exc
+        blob_cls = _SealedBlob if ref.kind is PartKind.SEALED_BLOB else _PlainBlob
+        segments.append(blob_cls(store, where, ref, header.id))
+    return segments
+
+
+# -- sources: the message body itself ---------------------------------------------------
+
+
+class _Source:
+    """The (plaintext) body of the message file, read front to back."""
+
+    length: int
+    remaining: int
+
+    def peek(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def read(self, n: int) -> bytes:
+        buf = bytearray(min(n, self.remaining))
+        got = self.readinto(memoryview(buf))
+        return bytes(buf[:got])
+
+    def readinto(self, view: memoryview) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+
+class _MemorySource(_Source):
+    """Bytes already verified (a small body, or a decrypted one)."""
+
+    def __init__(self, data: memoryview) -> None:
+        self._data = data.cast("B") if data.format != "B" else data
+        self.length = self.remaining = len(self._data)
+        self._pos = 0
+
+    def peek(self, n: int) -> bytes:
+        return bytes(self._data[self._pos : self._pos + n])
+
+    def readinto(self, view: memoryview) -> int:
+        n = min(len(view), self.remaining)
+        view[:n] = self._data[self._pos : self._pos + n]
+        self._pos += n
+        self.remaining -= n
+        return n
+
+    def close(self) -> None:
+        self._data = memoryview(b"")
+
+
+class _FileSource(_Source):
+    """A large plain body, read from the message file and hashed as it goes; checked
+    against the header when its last byte has been read."""
+
+    def __init__(self, f: BinaryIO, header: Header, path: str | None) -> None:
+        self._f = f
+        self._header = header
+        self._path = path
+        self.length = self.remaining = header.body_len
+        self._digest = hashlib.sha256()
+        self._pending = b""
+
+    def peek(self, n: int) -> bytes:
+        if len(self._pending) < n:
+            more = self._f.read(min(n, self.remaining) - len(self._pending))
+            self._digest.update(more)
+            self._pending += more
+        return self._pending[:n]
+
+    def readinto(self, view: memoryview) -> int:
+        want = min(len(view), self.remaining)
+        if not want:
+            return 0
+        n = 0
+        if self._pending:
+            n = min(want, len(self._pending))
+            view[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+        while n < want:
+            got = self._f.readinto(view[n:want])  # type: ignore[attr-defined]
+            if not got:
+                raise CorruptMessage(
+                    f"body ends {self.remaining - n} bytes early", self._path, self._header.id
+                )
+            self._digest.update(view[n : n + got])
+            n += got
+        self.remaining -= n
+        if not self.remaining:
+            self._finish()
+        return n
+
+    def _finish(self) -> None:
+        if self._f.read(1):
+            raise CorruptMessage("file has bytes after the body", self._path, self._header.id)
+        if self._digest.hexdigest() != self._header.body_sha256:
+            raise CorruptMessage(
+                "body digest does not match the header", self._path, self._header.id
+            )
+
+
+# -- segments: the parts of the logical body ---------------------------------------------
+
+
+class _Segment:
+    length: int
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill some of ``view``; 0 only once the segment is complete (and verified)."""
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the segment holds."""
+
+
+class _Inline(_Segment):
+    def __init__(self, source: _Source, length: int) -> None:
+        self._source = source
+        self.length = self._left = length
+
+    @property
+    def done(self) -> bool:
+        return not self._left
+
+    def readinto(self, view: memoryview) -> int:
+        n = self._source.readinto(view[: self._left]) if self._left else 0
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._source.close()
+
+
+class _PlainBlob(_Segment):
+    """A blob read straight into the caller's buffer, hashed, checked against its name."""
+
+    def __init__(self, store: Store, path: str, ref: PartRef, message_id: str) -> None:
+        self._store, self._path, self._ref, self._id = store, path, ref, message_id
+        self.length = self._left = ref.length
+        self._f: BinaryIO | None = None
+        self._digest = hashlib.sha256()
+
+    @property
+    def done(self) -> bool:
+        return not self._left
+
+    def _corrupt(self, reason: str) -> CorruptMessage:
+        return CorruptMessage(f"blob {self._ref.digest[:12]}: {reason}", self._path, self._id)
+
+    def _open(self) -> BinaryIO:
+        if self._f is None:
+            if self._ref.stored_len != self._ref.length:
+                raise self._corrupt("a plain blob's stored and logical sizes differ")
+            try:
+                self._f = self._store.open(self._path)
+            except NotFound as exc:
+                raise self._corrupt("missing") from exc
+        return self._f
+
+    def readinto(self, view: memoryview) -> int:
+        if not self._left:
+            return 0
+        f = self._open()
+        want = min(len(view), self._left)
+        got = f.readinto(view[:want])  # type: ignore[attr-defined]
+        if not got:
+            raise self._corrupt(f"ends {self._left} bytes early")
+        self._digest.update(view[:got])
+        self._left -= got
+        if not self._left:
+            if f.read(1):
+                raise self._corrupt("longer than its reference says")
+            if not hmac.compare_digest(self._digest.hexdigest(), self._ref.digest):
+                raise self._corrupt("content does not match its name (SHA-256)")
+            self.close()
+        return got
+
+    def close(self) -> None:
+        f, self._f = self._f, None
+        if f is not None:
+            f.close()
+
+
+class _SealedBlob(_Segment):
+    """An encrypted blob, decrypted whole (and so authenticated) when first read."""
+
+    def __init__(self, store: Store, path: str, ref: PartRef, message_id: str) -> None:
+        self._store, self._path, self._ref, self._id = store, path, ref, message_id
+        self.length = ref.length
+        self._plain: _MemorySource | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._plain is not None and not self._plain.remaining
+
+    def readinto(self, view: memoryview) -> int:
+        if self._plain is None:
+            self._plain = _MemorySource(memoryview(self._decrypt()))
+        n = self._plain.readinto(view)
+        if self.done:
+            self._plain.close()
+        return n
+
+    def _decrypt(self) -> bytearray:
+        ref = self._ref
+        try:
+            f = self._store.open(self._path)
+        except NotFound as exc:
+            raise CorruptMessage(
+                f"blob {ref.digest[:12]} is missing", self._path, self._id
+            ) from exc
+        out = bytearray(ref.length)
+        with f:
+            reader = _HashingReader(f)
+            try:
+                size = decrypt_body(
+                    reader,  # type: ignore[arg-type]
+                    _Into(out),  # type: ignore[arg-type]
+                    ref.key,
+                    nonce_prefix=BLOB_NONCE_PREFIX,
+                    segment_size=ref.segment_size,
+                    ciphertext_len=ref.stored_len,
+                )
+            except CryptoError as exc:
+                exc.path = exc.path or self._path
+                exc.message_id = exc.message_id or self._id
+                raise
+            except ValueError as exc:  # more plaintext than the table says
+                raise DecryptError(f"blob {ref.digest[:12]}: {exc}", self._path, self._id) from exc
+            if f.read(1) or size != ref.length:
+                raise DecryptError(
+                    f"blob {ref.digest[:12]} does not match its reference", self._path, self._id
+                )
+        if not hmac.compare_digest(reader.digest.hexdigest(), ref.digest):
+            raise DecryptError(
+                f"blob {ref.digest[:12]}: content does not match its name", self._path, self._id
+            )
+        return out
+
+    def close(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
+
+
+class _Raw(io.RawIOBase):
+    """The segments as one raw stream; failures are reported through ``fail``."""
+
+    def __init__(self, segments: list[_Segment], fail: Callable[[Exception], Exception]) -> None:
+        self.segments = segments
+        self._fail = fail
+        self._index = 0
+        self._skip_empty()
+
+    def _skip_empty(self) -> None:
+        while self._index < len(self.segments) and self.segments[self._index].done:
+            self._index += 1
+
+    @property
+    def done(self) -> bool:
+        return self._index >= len(self.segments)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        total = 0
+        try:
+            while total < len(view) and not self.done:
+                n = self.segments[self._index].readinto(view[total:])
+                total += n
+                if self.segments[self._index].done:
+                    self._index += 1
+                    self._skip_empty()
+                elif not n:
+                    raise CorruptMessage("a body part returned no data")
+        except (CorruptMessage, CryptoError) as exc:
+            raise self._fail(exc) from None
+        return total
+
+    def close(self) -> None:
+        for segment in self.segments:
+            segment.close()
+        super().close()
+
+
+class _Into:
+    """A write-only file over a preallocated buffer (decryption output); refuses more."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        self._view = memoryview(buffer)
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        n = len(data)
+        if self._pos + n > len(self._view):
+            raise ValueError("decrypts to more bytes than its reference says")
+        self._view[self._pos : self._pos + n] = data
+        self._pos += n
+        return n
+
+
+class _HashingReader:
+    """``readinto`` passed through, SHA-256 of what was read (a blob's name)."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.digest = hashlib.sha256()
+
+    def readinto(self, view: memoryview) -> int:
+        n = self._src.readinto(view)  # type: ignore[attr-defined]
+        if n:
+            self.digest.update(view[:n])
+        return n
