@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, open_root
 from fedbox.crypto import DEFAULT_RETAINED_PREKEYS, Identity, TrustStore, normalize_fingerprint
 from fedbox.datasite.identity import validate_email
@@ -24,12 +25,6 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
-
-EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
-StateOpt = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
-]
 
 
 def _workspace(email: str, state_dir: Path | None) -> Workspace:

@@ -17,6 +17,7 @@ from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
+from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -31,12 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-
-EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
-StateOpt = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
-]
 
 
 @app.callback()
