@@ -441,6 +441,11 @@ class App:
         (a Shared piece, or a body above the chunking threshold), then the message file,
         so a reader never finds a message whose blobs are not there yet."""
         sealer = self.box.sealer if bundle is not None else None
+        if (
+            isinstance(body, bytes | bytearray | memoryview)
+            and len(body) > self.box.chunk_threshold
+        ):
+            body = Body([body])  # stored as chunks
         if isinstance(body, Body):
             buffers = self._store_parts(body, recipient, sealed=sealer is not None, batch=batch)
             source: bytes | BinaryIO | list[memoryview] = buffers

@@ -45,6 +45,18 @@ EAGER_LIMIT = 1 << 20
 _BUFFER = 64 << 10
 
 
+def _read_hashing(f: BinaryIO, view: memoryview, digest: hashlib._Hash) -> int:
+    """Fill ``view`` from ``f`` (fewer bytes only at its end) and hash what was read."""
+    n = 0
+    while n < len(view):
+        got = f.readinto(view[n:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        n += got
+    digest.update(view[:n])
+    return n
+
+
 class Payload:
     """A received body. Read it once: :meth:`stream` (large data straight into the
     caller's objects) or :meth:`read` (all of it as bytes). Close it when done."""
@@ -139,14 +151,15 @@ def open_payload(
         if header.body_ref is not None:
             source_file = _open_body_ref(store, f, header, writer, reader, path)
             files.append(source_file)
+        what = "body" if header.body_ref is None else f"body blob {header.body_ref[:12]}"
         if header.enc is not None:
             assert sealer is not None, "callers refuse encrypted bodies without a sealer"
             plain = sealer.open_body(source_file, header, path=path)
             source: _Source = _MemorySource(memoryview(plain))
         elif header.body_len <= EAGER_LIMIT:
-            source = _MemorySource(memoryview(_read_verified(source_file, header, path)))
+            source = _MemorySource(memoryview(_read_verified(source_file, header, path, what)))
         else:
-            source = _FileSource(source_file, header, path)
+            source = _FileSource(source_file, header, path, what)
         segments = _segments(source, store, header, writer, reader, path)
     except BaseException:
         for opened in files:
@@ -171,16 +184,16 @@ def _open_body_ref(
         raise CorruptMessage(f"body blob {name} is missing: {exc}", path, header.id) from exc
 
 
-def _read_verified(f: BinaryIO, header: Header, path: str | None) -> bytes:
+def _read_verified(f: BinaryIO, header: Header, path: str | None, what: str) -> bytes:
     data = f.read(header.body_len)
     if len(data) < header.body_len:
         raise CorruptMessage(
-            f"body is {len(data)} bytes, header says {header.body_len}", path, header.id
+            f"{what} is {len(data)} bytes, header says {header.body_len}", path, header.id
         )
     if f.read(1):
-        raise CorruptMessage("file has bytes after the body", path, header.id)
+        raise CorruptMessage(f"file has bytes after the {what}", path, header.id)
     if hashlib.sha256(data).hexdigest() != header.body_sha256:
-        raise CorruptMessage("body digest does not match the header", path, header.id)
+        raise CorruptMessage(f"{what} digest does not match the header", path, header.id)
     return data
 
 
@@ -264,10 +277,11 @@ class _FileSource(_Source):
     """A large plain body, read from the message file and hashed as it goes; checked
     against the header when its last byte has been read."""
 
-    def __init__(self, f: BinaryIO, header: Header, path: str | None) -> None:
+    def __init__(self, f: BinaryIO, header: Header, path: str | None, what: str) -> None:
         self._f = f
         self._header = header
         self._path = path
+        self._what = what
         self.length = self.remaining = header.body_len
         self._digest = hashlib.sha256()
         self._pending = b""
@@ -288,14 +302,15 @@ class _FileSource(_Source):
             n = min(want, len(self._pending))
             view[:n] = self._pending[:n]
             self._pending = self._pending[n:]
-        while n < want:
-            got = self._f.readinto(view[n:want])  # type: ignore[attr-defined]
-            if not got:
+        if n < want:
+            got = _read_hashing(self._f, view[n:want], self._digest)
+            if n + got < want:
                 raise CorruptMessage(
-                    f"body ends {self.remaining - n} bytes early", self._path, self._header.id
+                    f"{self._what} ends {self.remaining - n - got} bytes early",
+                    self._path,
+                    self._header.id,
                 )
-            self._digest.update(view[n : n + got])
-            n += got
+            n = want
         self.remaining -= n
         if not self.remaining:
             self._finish()
@@ -303,10 +318,12 @@ class _FileSource(_Source):
 
     def _finish(self) -> None:
         if self._f.read(1):
-            raise CorruptMessage("file has bytes after the body", self._path, self._header.id)
+            raise CorruptMessage(
+                f"file has bytes after the {self._what}", self._path, self._header.id
+            )
         if self._digest.hexdigest() != self._header.body_sha256:
             raise CorruptMessage(
-                "body digest does not match the header", self._path, self._header.id
+                f"{self._what} digest does not match the header", self._path, self._header.id
             )
 
 
@@ -377,10 +394,9 @@ class _PlainBlob(_Segment):
             return 0
         f = self._open()
         want = min(len(view), self._left)
-        got = f.readinto(view[:want])  # type: ignore[attr-defined]
-        if not got:
-            raise self._corrupt(f"ends {self._left} bytes early")
-        self._digest.update(view[:got])
+        got = _read_hashing(f, view[:want], self._digest)
+        if got < want:
+            raise self._corrupt(f"ends {self._left - got} bytes early")
         self._left -= got
         if not self._left:
             if f.read(1):
