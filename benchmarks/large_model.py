@@ -24,12 +24,14 @@ serializer, bytes per round <= (2 + clients) x model, peak RSS <= (clients + 2) 
 300 MB.
 
 Usage: ``.venv/bin/python benchmarks/large_model.py [--sizes 4MB,40MB,400MB] [--rounds 5]
-[--clients 3] [--engines fedbox,flower] [--encrypt] [--fsync] [--chunk-threshold BYTES]``
+[--clients 3] [--engines flower,fedbox] [--train add|echo] [--encrypt] [--fsync]
+[--chunk-threshold BYTES]``
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import shutil
@@ -52,8 +54,10 @@ def client_emails(n: int) -> list[str]:
     return [f"client{i}@bench.org" for i in range(n)]
 
 
-def client_app() -> Any:
-    """Trivial training: every weight + 1, as a new model (Flower's usual conversions)."""
+def client_app(train_mode: str = "add") -> Any:
+    """Trivial training. ``add``: every weight + 1, as a new model (through numpy, as
+    apps do); ``echo``: the received arrays sent back untouched (transport cost only,
+    and client memory of one model: what lets a 3 GB round fit in RAM)."""
     from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
@@ -61,10 +65,11 @@ def client_app() -> Any:
 
     @app.train()
     def train(msg: Message, context: Any) -> Message:
-        arrays = [a + 1 for a in msg.content["arrays"].to_numpy_ndarrays()]
-        content = RecordDict(
-            {"arrays": ArrayRecord(arrays), "metrics": MetricRecord({"num-examples": 1})}
-        )
+        if train_mode == "echo":
+            arrays = msg.content["arrays"]
+        else:
+            arrays = ArrayRecord([a + 1 for a in msg.content["arrays"].to_numpy_ndarrays()])
+        content = RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 1})})
         return Message(content, reply_to=msg)
 
     return app
@@ -114,25 +119,34 @@ def run_fedavg(grid: Any, nbytes: int, rounds: int, clients: int) -> list[float]
     model = np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)
     initial = ArrayRecord([model])
     del model
-    strategy = FedAvg(
-        fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients
-    )
+    strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients)
     strategy.start(grid=grid, initial_arrays=initial, num_rounds=rounds, evaluate_fn=stamp)
-    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(stamps)]
 
 
 # -- fedbox ----------------------------------------------------------------------------------
 
 
 def _serve_client(
-    root: str, home: str, app_name: str, email: str, index: int, n: int, opts: dict, ready: Any
+    root: str,
+    home: str,
+    app_name: str,
+    email: str,
+    index: int,
+    n: int,
+    opts: dict,
+    train_mode: str,
+    ready: Any,
 ) -> None:
     os.environ["FEDBOX_HOME"] = home
     import fedbox
     from fedbox.fl.client import ClientNode, node_config_for
 
+    quiet_flower()
     box = fedbox.connect(root, email, **opts)
-    node = ClientNode(box, app_name, client_app, node_config_for(index, n, None), fsync=False)
+    node = ClientNode(
+        box, app_name, lambda: client_app(train_mode), node_config_for(index, n, None), fsync=False
+    )
     node.start()
     ready.set()
     node.wait()
@@ -164,7 +178,9 @@ def _aggregate(
     out.put({"per_round": per_round, "written": written / rounds, "peak": peak_rss()})
 
 
-def run_fedbox(work: Path, nbytes: int, rounds: int, clients: int, opts: dict) -> dict:
+def run_fedbox(
+    work: Path, nbytes: int, rounds: int, clients: int, opts: dict, train_mode: str
+) -> dict:
     ctx = mp.get_context("spawn")
     root, home = work / "store", work / "home"
     root.mkdir(parents=True)
@@ -172,7 +188,7 @@ def run_fedbox(work: Path, nbytes: int, rounds: int, clients: int, opts: dict) -
     readies, procs = [], []
     for i, email in enumerate(client_emails(clients)):
         ready = ctx.Event()
-        args = (str(root), str(home), app_name, email, i, clients, opts, ready)
+        args = (str(root), str(home), app_name, email, i, clients, opts, train_mode, ready)
         proc = ctx.Process(target=_serve_client, args=args, daemon=True)
         proc.start()
         readies.append(ready)
@@ -198,7 +214,7 @@ def run_fedbox(work: Path, nbytes: int, rounds: int, clients: int, opts: dict) -
 # -- Flower's serializer, in process ----------------------------------------------------------
 
 
-def _serde_grid(clients: int) -> Any:
+def _serde_grid(clients: int, train_mode: str) -> Any:
     from flwr.app import Context, Message, RecordDict
     from flwr.common.constant import SUPERLINK_NODE_ID
     from flwr.common.serde import message_from_proto, message_to_proto
@@ -215,7 +231,7 @@ def _serde_grid(clients: int) -> Any:
         """Every message and reply makes a round trip through Flower's serializer."""
 
         def __init__(self) -> None:
-            self.app = client_app()
+            self.app = client_app(train_mode)
             self.contexts = {
                 node: Context(
                     run_id=1,
@@ -266,15 +282,15 @@ def _serde_grid(clients: int) -> Any:
     return SerdeGrid()
 
 
-def _flower(nbytes: int, rounds: int, clients: int, out: Any) -> None:
-    per_round = run_fedavg(_serde_grid(clients), nbytes, rounds, clients)
+def _flower(nbytes: int, rounds: int, clients: int, train_mode: str, out: Any) -> None:
+    per_round = run_fedavg(_serde_grid(clients, train_mode), nbytes, rounds, clients)
     out.put({"per_round": per_round, "written": 0, "peak": peak_rss()})
 
 
-def run_flower(nbytes: int, rounds: int, clients: int) -> dict:
+def run_flower(nbytes: int, rounds: int, clients: int, train_mode: str) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_flower, args=(nbytes, rounds, clients, out))
+    proc = ctx.Process(target=_flower, args=(nbytes, rounds, clients, train_mode, out))
     proc.start()
     result = out.get()
     proc.join(60)
@@ -298,7 +314,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="4MB,40MB,400MB")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--engines", default="fedbox,flower")
+    parser.add_argument("--engines", default="flower,fedbox")
+    parser.add_argument("--train", choices=("add", "echo"), default="add")
     parser.add_argument("--encrypt", action="store_true")
     parser.add_argument("--fsync", action="store_true")
     parser.add_argument("--chunk-threshold", type=int, default=None)
@@ -312,7 +329,7 @@ def main() -> int:
     }
     base = Path(args.work or tempfile.mkdtemp(prefix="fedbox-large-"))
     print(
-        f"FedAvg, {args.clients} clients, {args.rounds} rounds, trivial training; fedbox "
+        f"FedAvg, {args.clients} clients, {args.rounds} rounds, training: {args.train}; fedbox "
         f"{'encrypted' if args.encrypt else 'plaintext'}, fsync {'on' if args.fsync else 'off'}"
     )
     header = (
@@ -329,15 +346,19 @@ def main() -> int:
             work = base / f"{size}-{engine}"
             try:
                 if engine == "fedbox":
-                    res = run_fedbox(work, nbytes, args.rounds, args.clients, opts)
+                    res = run_fedbox(work, nbytes, args.rounds, args.clients, opts, args.train)
                 else:
-                    res = run_flower(nbytes, args.rounds, args.clients)
+                    res = run_flower(nbytes, args.rounds, args.clients, args.train)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             results[(size, engine)] = res
             seconds = steady(res["per_round"])
             other = results.get((size, "flower"))
-            ratio = f"{steady(other['per_round']) / seconds:.1f}x" if other and engine == "fedbox" else "-"
+            ratio = (
+                f"{steady(other['per_round']) / seconds:.1f}x"
+                if other and engine == "fedbox"
+                else "-"
+            )
             target_rss = (args.clients + 2) * nbytes + 300e6
             written = res["written"]
             print(

@@ -50,16 +50,14 @@ def fed(root: Path, encrypt: bool) -> Iterator[Federation]:
 def _check_plus_one(replies: list[Message], model: ArrayRecord) -> None:
     for reply in replies:
         for key, array in model.items():
-            np.testing.assert_array_equal(
-                reply.content["model"][key].numpy(), array.numpy() + 1
-            )
+            np.testing.assert_array_equal(reply.content["model"][key].numpy(), array.numpy() + 1)
 
 
 def _content_size(model: ArrayRecord) -> int:
     """Bytes of the content field of a message carrying ``model`` (what gets chunked:
     everything after the metadata)."""
     msg = Message(RecordDict({"model": model}), 1, "train")
-    head, *content = BatchEncoder().body(msg).buffers()
+    _head, *content = BatchEncoder().body(msg).buffers()
     return sum(v.nbytes for v in content)
 
 
@@ -78,13 +76,26 @@ def test_a_message_just_above_the_threshold_is_chunked_both_ways(fed: Federation
     assert max(p.stat().st_size for p in blob_files(fed.root)) <= CHUNK + 64
 
 
-def test_a_message_just_below_the_threshold_is_not_chunked(fed: Federation) -> None:
-    model = model_of(THRESHOLD - (64 << 10))
+def test_a_message_just_below_the_threshold_is_not_chunked(fed: Federation, encrypt: bool) -> None:
+    """Encrypted bodies are chunked from one chunk up: a reader decrypts a part whole."""
+    model = model_of((CHUNK if encrypt else THRESHOLD) - (64 << 10))
     replies = fed.round(model)
     _check_plus_one(replies, model)
     assert len({p.stat().st_ino for p in blob_files(fed.root, AGG)}) == 1, "one shared blob"
     for email in fed.emails:
         assert blob_files(fed.root, email) == [], "a reply to one node is one file"
+
+
+def test_an_encrypted_message_above_one_chunk_is_chunked(root: Path) -> None:
+    federation = Federation(root, 2, plus_one_app, **_chunked(encrypt=True))
+    try:
+        model = model_of(CHUNK + 4096)
+        _check_plus_one(federation.round(model), model)
+        assert len({p.stat().st_ino for p in blob_files(root, AGG)}) == 2
+        for email in federation.emails:
+            assert len(blob_files(root, email)) == 2
+    finally:
+        federation.close()
 
 
 class _SmallParses:
@@ -96,7 +107,7 @@ class _SmallParses:
     def __call__(self, *args: object, **kwargs: object) -> object:
         return self._cls(*args, **kwargs)
 
-    def FromString(self, data: bytes) -> object:  # noqa: N802 (protobuf's name)
+    def FromString(self, data: bytes) -> object:
         assert len(data) <= SMALL_PARSE, f"protobuf asked to parse {len(data)} bytes"
         return self._cls.FromString(data)
 
@@ -104,9 +115,14 @@ class _SmallParses:
 def test_a_model_over_the_ceiling_moves_with_protobuf_seeing_small_pieces_only(
     fed: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("ProtoMetadata", "ProtoError", "ProtoArray", "ProtoConfigRecord"):
+    for name in (
+        "ProtoMetadata",
+        "ProtoError",
+        "ProtoArray",
+        "ProtoConfigRecord",
+        "ProtoMetricRecord",
+    ):
         monkeypatch.setattr(wire_decode, name, _SmallParses(getattr(wire_decode, name)))
-    monkeypatch.setattr(wire_decode, "ProtoMetricRecord", _SmallParses(wire_decode.ProtoMetricRecord))
 
     def no_fallback(*args: object) -> None:
         raise AssertionError("the whole message was handed to protobuf")

@@ -168,3 +168,40 @@ def test_a_remote_store_uploads_a_broadcast_body_once(tmp_path: Path) -> None:
     assert answers == [hashlib.sha256(BODY).hexdigest().encode()] * 3
     assert len([u for u in uploads if "/blobs/" in u]) == 1
     assert len([c for c in copies if "/blobs/" in c]) == 2
+
+
+@pytest.mark.parametrize("encrypt", [False, True], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_chunk_is_refused_while_the_handler_reads(
+    root: Path, encrypt: bool, damage: str
+) -> None:
+    """A stream handler meets the bad chunk mid-body: the request is answered 400 and
+    quarantined, and what the handler read is never acted upon."""
+    chunked = {"chunk_threshold": 1 << 18, "chunk_size": 1 << 16, "fsync": False}
+    body = os.urandom(1 << 20)
+    with fedbox.connect(root, SENDER, encrypt=encrypt, **chunked) as a:  # type: ignore[arg-type]
+        if encrypt:  # the node's keys must exist before anything is encrypted for it
+            fedbox.connect(root, NODES[0], encrypt=True).close()
+        fut = a.app("t").send(NODES[0], "digest", Body([body]))
+        chunk = _blobs(root)[7]
+        data = bytearray(chunk.read_bytes())
+        if damage == "flip":
+            data[100] ^= 1
+        else:
+            del data[-10:]
+        chunk.write_bytes(data)
+        seen: list[bytes] = []
+        with fedbox.connect(root, NODES[0], encrypt=encrypt, **chunked) as node:  # type: ignore[arg-type]
+            app = node.app("t")
+
+            @app.on_request("digest", stream=True)
+            def digest(req: Request) -> bytes:
+                assert req.payload is not None
+                seen.append(req.payload.read())
+                return b"acted on it"
+
+            app.start()
+            response = fut.wait(30)
+    assert response.status == 400 and "blob" in response.text, response.text
+    assert seen == []
+    assert list(root.rglob(f".quarantine/{fut.id}.request"))

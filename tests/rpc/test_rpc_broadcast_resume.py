@@ -91,8 +91,10 @@ def test_an_interrupted_chunked_send_resumes_without_rewriting_chunks(
     assert (stats.reused, stats.written) == (5, 11)
 
 
-def test_a_killed_sender_resumes_where_it_stopped(root: Path) -> None:
+def test_a_killed_sender_resumes_where_it_stopped(root: Path, tmp_path: Path) -> None:
     """The process dies (no cleanup at all) in the middle of its sixth chunk."""
+    data = tmp_path / "payload.bin"
+    data.write_bytes(PAYLOAD)
     script = textwrap.dedent(
         f"""
         import itertools, os
@@ -112,7 +114,8 @@ def test_a_killed_sender_resumes_where_it_stopped(root: Path) -> None:
                 yield f
 
         box.store.writer = dying
-        box.app("t").send({NODE!r}, "digest", Body([bytes.fromhex({PAYLOAD.hex()!r})]))
+        with open({str(data)!r}, "rb") as f:
+            box.app("t").send({NODE!r}, "digest", Body([f.read()]))
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), timeout=60)

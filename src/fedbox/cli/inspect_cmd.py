@@ -11,11 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from fedbox.crypto import describe_enc
-from fedbox.errors import CorruptMessage
+from fedbox.datasite.paths import BLOBS_DIR, parse_message_path
+from fedbox.errors import CorruptMessage, FedboxError
 from fedbox.fl.codec import describe_body
 from fedbox.fl.grid import ENDPOINT as FLOWER_ENDPOINT
 from fedbox.rpc.envelope import Header, read_header
+from fedbox.rpc.payload import open_payload
 from fedbox.rpc.status import Status
+from fedbox.store import LocalStore
 
 __all__ = ["inspect_file"]
 
@@ -42,6 +45,22 @@ def _body_check(f: BinaryIO, header: Header) -> tuple[int, bool]:
     return size, size == header.body_len and digest.hexdigest() == header.body_sha256
 
 
+def _blob_of(path: Path, header: Header) -> Path | None:
+    """The blob holding a broadcast message's body (``body_ref``), beside the message."""
+    if header.body_ref is None:
+        return None
+    return path.parents[2] / BLOBS_DIR / header.body_ref
+
+
+def _store_root(path: Path) -> Path | None:
+    """The store root of a message file still in its place in the layout, else None."""
+    try:
+        parse_message_path("/".join(path.resolve().parts[-5:]))
+    except FedboxError:
+        return None
+    return path.resolve().parents[4]
+
+
 def inspect_file(path: Path, console: Console) -> int:
     """Print the header and checks; exit code 0 if intact, 1 if corrupt.
 
@@ -55,7 +74,14 @@ def inspect_file(path: Path, console: Console) -> int:
         except CorruptMessage as exc:
             console.print(f"[red]corrupt[/red] {path}: {exc}")
             return 1
-        body_size, intact = _body_check(f, header)
+        blob = _blob_of(path, header)
+        if blob is None:
+            body_size, intact = _body_check(f, header)
+        elif blob.is_file() and not f.read(1):
+            with open(blob, "rb") as body:
+                body_size, intact = _body_check(body, header)
+        else:
+            body_size, intact = 0, False
     table = Table(title=str(path), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -73,6 +99,7 @@ def inspect_file(path: Path, console: Console) -> int:
         ("file size", f"{total:,} bytes"),
         ("body", f"{header.body_len:,} bytes{cipher} (found {body_size:,})"),
         ("sha256", header.body_sha256),
+        *([("body blob", str(_blob_of(path, header)))] if header.body_ref else []),
         ("digest check", "[green]ok[/green]" if intact else "[red]MISMATCH[/red]"),
         ("encryption", "none (plaintext)" if header.enc is None else describe_enc(header.enc)),
     ]
@@ -85,8 +112,19 @@ def inspect_file(path: Path, console: Console) -> int:
 
 
 def _flower_rows(path: Path, header: Header) -> list[tuple[str, str]]:
-    """What a plaintext Flower body holds: message type, records, array shapes and sizes."""
-    with open(path, "rb") as f:
+    """What a plaintext Flower body holds: message type, records, array shapes and sizes
+    (reading the blobs it refers to when the file is still in its store)."""
+    root = _store_root(path)
+    store = LocalStore(root if root is not None else path.parent, watch_mode="poll")
+    f = open(path, "rb")  # noqa: SIM115 (the payload owns and closes it)
+    try:
         read_header(f, path=str(path))
-        body = f.read(header.body_len)
-    return describe_body(body) or [("flower message", "[red]not a Flower message[/red]")]
+        payload = open_payload(
+            store, f, header, writer=header.sender, reader=header.recipient, sealer=None
+        )
+    except FedboxError as exc:
+        f.close()
+        return [("flower message", f"[red]unreadable: {exc}[/red]")]
+    with payload:
+        rows = describe_body(payload)
+    return rows or [("flower message", "[red]not a Flower message[/red]")]

@@ -61,7 +61,8 @@ def decode_message(body: Buffer | Body | Payload) -> Message:
         return _decode_payload(body)
     data = bytes(body) if isinstance(body, Body) else body
     try:
-        return _decode_payload(Payload.of(memoryview(data)))
+        with Payload.of(memoryview(data)) as payload:
+            return _decode_payload(payload)
     except Exception:  # unusual but maybe valid encoding, or invalid: protobuf decides
         return message_from_proto(ProtoMessage.FromString(bytes(data)))
 

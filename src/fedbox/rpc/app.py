@@ -441,10 +441,8 @@ class App:
         (a Shared piece, or a body above the chunking threshold), then the message file,
         so a reader never finds a message whose blobs are not there yet."""
         sealer = self.box.sealer if bundle is not None else None
-        if (
-            isinstance(body, bytes | bytearray | memoryview)
-            and len(body) > self.box.chunk_threshold
-        ):
+        threshold = self._chunk_threshold(sealed=sealer is not None)
+        if isinstance(body, bytes | bytearray | memoryview) and len(body) > threshold:
             body = Body([body])  # stored as chunks
         if isinstance(body, Body):
             buffers = self._store_parts(body, recipient, sealed=sealer is not None, batch=batch)
@@ -463,16 +461,25 @@ class App:
                 return write_buffers(f, header, source)
             return write_envelope(f, header, source)
 
+    def _chunk_threshold(self, *, sealed: bool) -> int:
+        """Bodies above this are stored as chunks. Encrypted ones as soon as they exceed a
+        chunk: a reader decrypts a part whole before handing out any of it, so chunks keep
+        its memory to one chunk instead of one body (issue 6)."""
+        box = self.box
+        return min(box.chunk_threshold, box.chunk_size) if sealed else box.chunk_threshold
+
     def _store_parts(
         self, body: Body, recipient: str, *, sealed: bool, batch: Batch | None
     ) -> list[memoryview]:
         """Store the blobs ``body`` is cut into; the buffers of the message body itself:
         the parts table and the inline parts, or ``body``'s own buffers if it has no blob.
         """
-        box = self.box
         batch = batch or Batch(self)
         items = plan(
-            body, threshold=box.chunk_threshold, chunk_size=box.chunk_size, cache=batch.cache
+            body,
+            threshold=self._chunk_threshold(sealed=sealed),
+            chunk_size=self.box.chunk_size,
+            cache=batch.cache,
         )
         if not any(isinstance(item, BlobSource) for item in items):
             buffers = list(body.buffers())

@@ -95,6 +95,7 @@ class BlobStorer:
         else:
             self._write(path, blob, sealed)
         blob.written_at.setdefault(sealed, path)
+        blob.cipher = None  # further copies link to a file: hold one chunk at a time
         self._present_in(recipient)[ref.digest] = self.clock()
         return ref
 
@@ -145,8 +146,6 @@ class BlobStorer:
                     f.write(view)
         self.stats.written += 1
         self.stats.written_bytes += blob.stored[sealed].stored_len
-        if sealed:
-            blob.cipher = None  # later copies are links to the file
         logger.debug("wrote blob %s (%d bytes)", path, blob.stored[sealed].stored_len)
 
 

@@ -39,6 +39,7 @@ class Response:
     """A reply. Handlers may build one to choose status and headers; callers receive one.
 
     Like httpx, a non-200 status is not an exception until :meth:`raise_for_status`.
+    A handler may also return a :class:`~fedbox.rpc.body.Body` (200), written piece by piece.
     """
 
     body: bytes = b""

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from fedbox.crypto import decrypt_body
+from fedbox.crypto import TAG_SIZE, decrypt_body
 from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
@@ -69,11 +69,9 @@ class Payload:
         on_failure: Callable[[Exception], None] | None = None,
     ) -> None:
         self.size = sum(s.length for s in segments)
-        self._raw = _Raw(segments, self._failed)
+        self._raw = _Raw(segments, on_failure)  # no reference back: no cycle to collect
         self._files = list(files or [])
-        self._on_failure = on_failure
         self._taken = False
-        self.failure: Exception | None = None
 
     def __repr__(self) -> str:
         return f"<Payload {self.size} bytes in {len(self._raw.segments)} parts>"
@@ -89,6 +87,11 @@ class Payload:
         """Whether every byte has been read and checked."""
         return self._raw.done
 
+    @property
+    def failure(self) -> Exception | None:
+        """What was found wrong with the body while it was read, if anything."""
+        return self._raw.failure
+
     def stream(self) -> io.BufferedReader:
         """The body as a stream, once. Reading it to the end verifies it."""
         if self._taken:
@@ -100,18 +103,9 @@ class Payload:
         """The whole body, verified."""
         data = self.stream().read(self.size) if self.size else b""
         if len(data) != self.size or not self._raw.done:
-            raise self._failed(CorruptMessage(f"body ended after {len(data)} of {self.size} bytes"))
+            short = CorruptMessage(f"body ended after {len(data)} of {self.size} bytes")
+            raise self._raw.fail(short)
         return data
-
-    def _failed(self, exc: Exception) -> Exception:
-        if self.failure is None:
-            self.failure = exc
-            if self._on_failure is not None:
-                try:
-                    self._on_failure(exc)
-                except Exception:  # reporting must not hide the failure itself
-                    logger.exception("could not report a damaged body")
-        return exc
 
     def close(self) -> None:
         """Release the files; idempotent."""
@@ -222,9 +216,33 @@ def _segments(
             where = str(blob_path(writer, reader, header.app, validate_blob_name(ref.digest)))
         except InvalidIdentity as exc:
             raise CorruptMessage(f"bad blob reference: {exc}", path, header.id) from exc
+        _check_blob_size(store, where, ref, path, header.id)
         blob_cls = _SealedBlob if ref.kind is PartKind.SEALED_BLOB else _PlainBlob
         segments.append(blob_cls(store, where, ref, header.id))
     return segments
+
+
+def _check_blob_size(
+    store: Store, where: str, ref: PartRef, path: str | None, message_id: str
+) -> None:
+    """Refuse a table whose sizes the blobs cannot have before anything is allocated for
+    them (a few bytes claiming a terabyte); on a folder the blob's size is checked too."""
+    plain_max = ref.stored_len if ref.kind is PartKind.BLOB else ref.stored_len - TAG_SIZE
+    if ref.length > plain_max or (ref.kind is PartKind.BLOB and ref.length != ref.stored_len):
+        raise CorruptMessage(f"blob {ref.digest[:12]}: impossible sizes", path, message_id)
+    local = store.local_path(where)
+    if local is None:
+        return
+    try:
+        size = local.stat().st_size
+    except FileNotFoundError as exc:
+        raise CorruptMessage(f"blob {ref.digest[:12]} is missing", path, message_id) from exc
+    if size != ref.stored_len:
+        raise CorruptMessage(
+            f"blob {ref.digest[:12]} is {size} bytes, its reference says {ref.stored_len}",
+            path,
+            message_id,
+        )
 
 
 # -- sources: the message body itself ---------------------------------------------------
@@ -440,8 +458,16 @@ class _SealedBlob(_Segment):
             raise CorruptMessage(
                 f"blob {ref.digest[:12]} is missing", self._path, self._id
             ) from exc
-        out = bytearray(ref.length)
         with f:
+            size = f.seek(0, io.SEEK_END)
+            f.seek(0)
+            if size != ref.stored_len:
+                raise CorruptMessage(
+                    f"blob {ref.digest[:12]} is {size} bytes, its reference says {ref.stored_len}",
+                    self._path,
+                    self._id,
+                )
+            out = bytearray(ref.length)
             reader = _HashingReader(f)
             try:
                 size = decrypt_body(
@@ -453,9 +479,8 @@ class _SealedBlob(_Segment):
                     ciphertext_len=ref.stored_len,
                 )
             except CryptoError as exc:
-                exc.path = exc.path or self._path
-                exc.message_id = exc.message_id or self._id
-                raise
+                where = f"blob {ref.digest[:12]}: {exc}"
+                raise DecryptError(where, self._path, self._id) from exc
             except ValueError as exc:  # more plaintext than the table says
                 raise DecryptError(f"blob {ref.digest[:12]}: {exc}", self._path, self._id) from exc
             if f.read(1) or size != ref.length:
@@ -474,13 +499,27 @@ class _SealedBlob(_Segment):
 
 
 class _Raw(io.RawIOBase):
-    """The segments as one raw stream; failures are reported through ``fail``."""
+    """The segments as one raw stream; the first failure is kept and reported."""
 
-    def __init__(self, segments: list[_Segment], fail: Callable[[Exception], Exception]) -> None:
+    def __init__(
+        self, segments: list[_Segment], on_failure: Callable[[Exception], None] | None
+    ) -> None:
         self.segments = segments
-        self._fail = fail
+        self._on_failure = on_failure
+        self.failure: Exception | None = None
         self._index = 0
         self._skip_empty()
+
+    def fail(self, exc: Exception) -> Exception:
+        """Record ``exc`` (and report it, once); return it for raising."""
+        if self.failure is None:
+            self.failure = exc
+            if self._on_failure is not None:
+                try:
+                    self._on_failure(exc)
+                except Exception:  # reporting must not hide the failure itself
+                    logger.exception("could not report a damaged body")
+        return exc
 
     def _skip_empty(self) -> None:
         while self._index < len(self.segments) and self.segments[self._index].done:
@@ -506,7 +545,7 @@ class _Raw(io.RawIOBase):
                 elif not n:
                     raise CorruptMessage("a body part returned no data")
         except (CorruptMessage, CryptoError) as exc:
-            raise self._fail(exc) from None
+            raise self.fail(exc) from None
         return total
 
     def close(self) -> None:
