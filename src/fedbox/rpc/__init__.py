@@ -1,6 +1,6 @@
 """Layer 4: envelopes, sending, futures, handlers, expiry, cleanup and the audit log."""
 
-from fedbox.rpc.app import App, Batch, Handler
+from fedbox.rpc.app import App, Handler
 from fedbox.rpc.audit import AuditLog, AuditRecord
 from fedbox.rpc.body import Body, Shared
 from fedbox.rpc.box import DEFAULT_CLEANUP_EXPIRY, DEFAULT_EXPIRY, Box, connect
@@ -8,6 +8,7 @@ from fedbox.rpc.cleanup import CleanupReport, cleanup
 from fedbox.rpc.envelope import MAGIC, Header, read_envelope, read_header, write_envelope
 from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Request, Response
+from fedbox.rpc.outgoing import Batch
 from fedbox.rpc.payload import Payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.status import Status

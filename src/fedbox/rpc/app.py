@@ -15,24 +15,14 @@ from fedbox.crypto import PublicBundle, UntrustedKey
 from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
 from fedbox.datasite.paths import OUTBOX_PREFIX, Kind, MessagePath, request_path, response_path
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
-from fedbox.rpc.blobs import BlobStorer
-from fedbox.rpc.body import Body, PiecesReader
+from fedbox.rpc.body import Body
 from fedbox.rpc.box import DEFAULT_EXPIRY, _header_mismatch
 from fedbox.rpc.cleanup import cleanup
-from fedbox.rpc.envelope import Header, read_header, write_buffers, write_envelope, write_header
+from fedbox.rpc.envelope import Header, read_header, write_header
 from fedbox.rpc.futures import Future, FutureRecord
 from fedbox.rpc.messages import Request, Response
-from fedbox.rpc.parts import (
-    MAGIC,
-    MIN_SHARED_BLOB,
-    BlobSource,
-    Inline,
-    PartKind,
-    PartRef,
-    PlanCache,
-    encode_table,
-    plan,
-)
+from fedbox.rpc.outgoing import Batch, write_message
+from fedbox.rpc.parts import MAGIC, MIN_SHARED_BLOB, BlobSource, PartKind, PartRef
 from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.status import Status
@@ -40,7 +30,7 @@ from fedbox.rpc.status import Status
 if TYPE_CHECKING:
     from fedbox.rpc.box import Box
 
-__all__ = ["App", "Batch", "Handler"]
+__all__ = ["App", "Handler"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +44,6 @@ class _Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-class Batch:
-    """Messages an app sends together, e.g. one round of a strategy: the Shared pieces of
-    their bodies are cut, hashed, encrypted and written once, then linked into each
-    further recipient's folder. Get one from :meth:`App.batch`; use it for one batch."""
-
-    def __init__(self, app: App) -> None:
-        box = app.box
-        self.cache = PlanCache()
-        self.blobs = BlobStorer(box.store, box.email, app.name, sealer=box.sealer, clock=box.clock)
-
-    def __repr__(self) -> str:
-        return f"<Batch {self.blobs.stats!r}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,68 +413,13 @@ class App:
         bundle: PublicBundle | None,
         batch: Batch | None,
     ) -> Header:
-        """Write one message (request or response): its blobs first, if its body has any
-        (a Shared piece, or a body above the chunking threshold), then the message file,
-        so a reader never finds a message whose blobs are not there yet."""
-        sealer = self.box.sealer if bundle is not None else None
-        threshold = self._chunk_threshold(sealed=sealer is not None)
-        if isinstance(body, bytes | bytearray | memoryview) and len(body) > threshold:
-            body = Body([body])  # stored as chunks
-        if isinstance(body, Body):
-            buffers = self._store_parts(body, recipient, sealed=sealer is not None, batch=batch)
-            source: bytes | BinaryIO | list[memoryview] = buffers
-        elif isinstance(body, bytes | bytearray | memoryview):
-            view = memoryview(body).cast("B")
-            source = _escaped([view]) if _looks_like_parts([view]) else bytes(view)
-        else:
-            source = _escape_stream(body)
-        with self.box.store.writer(path) as f:
-            if sealer is not None and bundle is not None:
-                stream = PiecesReader(source) if isinstance(source, list) else source
-                final, _ = sealer.encrypt_into(f, header, stream, bundle)
-                return final
-            if isinstance(source, list):
-                return write_buffers(f, header, source)
-            return write_envelope(f, header, source)
-
-    def _chunk_threshold(self, *, sealed: bool) -> int:
-        """Bodies above this are stored as chunks. Encrypted ones as soon as they exceed a
-        chunk: a reader decrypts a part whole before handing out any of it, so chunks keep
-        its memory to one chunk instead of one body (issue 6)."""
-        box = self.box
-        return min(box.chunk_threshold, box.chunk_size) if sealed else box.chunk_threshold
-
-    def _store_parts(
-        self, body: Body, recipient: str, *, sealed: bool, batch: Batch | None
-    ) -> list[memoryview]:
-        """Store the blobs ``body`` is cut into; the buffers of the message body itself:
-        the parts table and the inline parts, or ``body``'s own buffers if it has no blob.
-        """
-        batch = batch or Batch(self)
-        items = plan(
-            body,
-            threshold=self._chunk_threshold(sealed=sealed),
-            chunk_size=self.box.chunk_size,
-            cache=batch.cache,
-        )
-        if not any(isinstance(item, BlobSource) for item in items):
-            buffers = list(body.buffers())
-            return _escaped(buffers) if _looks_like_parts(buffers) else buffers
-        refs: list[PartRef] = []
-        inline: list[memoryview] = []
-        for item in items:
-            if isinstance(item, Inline):
-                refs.append(PartRef(PartKind.INLINE, sum(v.nbytes for v in item.buffers)))
-                inline.extend(item.buffers)
-            else:
-                refs.append(batch.blobs.put(recipient, item, sealed=sealed))
-        return [memoryview(encode_table(refs)), *inline]
+        return write_message(self.box, path, header, body, recipient, bundle, batch or self.batch())
 
     # -- calling ---------------------------------------------------------------------
 
     def batch(self) -> Batch:
         """A batch for several :meth:`send` calls whose bodies share Shared pieces."""
-        return Batch(self)
+        return Batch(self.box, self.name)
 
     def send(
         self,
@@ -648,52 +569,3 @@ class App:
         if fut.record.app != self.name:
             raise KeyError(f"request {id} belongs to app {fut.record.app!r}, not {self.name!r}")
         return fut
-
-
-def _looks_like_parts(buffers: list[memoryview]) -> bool:
-    """Whether these bytes start like a parts container (see ``fedbox.rpc.parts``)."""
-    head = b""
-    for view in buffers:
-        head += bytes(view[: len(MAGIC) - len(head)])
-        if len(head) == len(MAGIC):
-            break
-    return head == MAGIC
-
-
-def _escaped(buffers: list[memoryview]) -> list[memoryview]:
-    """A plain body that starts like a parts container, sent as one: a single inline part."""
-    size = sum(v.nbytes for v in buffers)
-    return [memoryview(encode_table([PartRef(PartKind.INLINE, size)])), *buffers]
-
-
-class _Prefixed:
-    """A stream with some bytes put back in front (what :func:`_escape_stream` peeked)."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readinto(self, buffer: memoryview) -> int:
-        if self._head.nbytes:
-            n = min(len(buffer), self._head.nbytes)
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        return self._rest.readinto(buffer)  # type: ignore[attr-defined]
-
-    def read(self, n: int = -1) -> bytes:
-        out = bytes(self._head) if n < 0 else bytes(self._head[:n])
-        self._head = self._head[len(out) :]
-        if n < 0:
-            return out + self._rest.read()
-        return out + (self._rest.read(n - len(out)) if n > len(out) else b"")
-
-
-def _escape_stream(body: BinaryIO) -> bytes | BinaryIO:
-    """``body``, unless it starts like a parts container: then that body wrapped in one
-    (read whole, which only such an unlikely body pays)."""
-    head = body.read(len(MAGIC))
-    if head != MAGIC:
-        return _Prefixed(head, body)  # type: ignore[return-value]
-    data = head + body.read()
-    return encode_table([PartRef(PartKind.INLINE, len(data))]) + data

@@ -60,7 +60,6 @@ __all__ = ["BodyKey", "Sealer", "did_path", "publish_keys", "read_published"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 _BLOB_SECRET = "blob-secret"
 _BLOB_KEY_LABEL = b"fedbox/blob-key/v1"
 # Placeholder wrap values of the real values' JSON size (base64 of 32 and 48 bytes).
