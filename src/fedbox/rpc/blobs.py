@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from fedbox.crypto import SEGMENT_SIZE, ciphertext_size, encrypt_body
 from fedbox.datasite.paths import blob_dir, blob_path
+from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.body import PiecesReader
 from fedbox.rpc.parts import BlobSource, PartKind, PartRef
 from fedbox.store import Store
@@ -124,7 +125,7 @@ class BlobStorer:
             cipher = bytearray(ciphertext_size(blob.size, SEGMENT_SIZE))
             written = encrypt_body(
                 PiecesReader(blob.buffers),  # type: ignore[arg-type]
-                _Into(cipher),  # type: ignore[arg-type]
+                BufferWriter(cipher),  # type: ignore[arg-type]
                 key,
                 nonce_prefix=BLOB_NONCE_PREFIX,
                 segment_size=SEGMENT_SIZE,
@@ -147,17 +148,3 @@ class BlobStorer:
         self.stats.written += 1
         self.stats.written_bytes += blob.stored[sealed].stored_len
         logger.debug("wrote blob %s (%d bytes)", path, blob.stored[sealed].stored_len)
-
-
-class _Into:
-    """A write-only file over a preallocated buffer (encryption output)."""
-
-    def __init__(self, buffer: bytearray) -> None:
-        self._view = memoryview(buffer)
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        n = len(data)
-        self._view[self._pos : self._pos + n] = data
-        self._pos += n
-        return n

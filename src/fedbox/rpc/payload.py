@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from fedbox.crypto import TAG_SIZE, decrypt_body
 from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
+from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
 from fedbox.rpc.envelope import Header
 from fedbox.rpc.parts import MAGIC, PartKind, PartRef, decode_table
@@ -472,7 +473,7 @@ class _SealedBlob(_Segment):
             try:
                 size = decrypt_body(
                     reader,  # type: ignore[arg-type]
-                    _Into(out),  # type: ignore[arg-type]
+                    BufferWriter(out),  # type: ignore[arg-type]
                     ref.key,
                     nonce_prefix=BLOB_NONCE_PREFIX,
                     segment_size=ref.segment_size,
@@ -552,22 +553,6 @@ class _Raw(io.RawIOBase):
         for segment in self.segments:
             segment.close()
         super().close()
-
-
-class _Into:
-    """A write-only file over a preallocated buffer (decryption output); refuses more."""
-
-    def __init__(self, buffer: bytearray) -> None:
-        self._view = memoryview(buffer)
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        n = len(data)
-        if self._pos + n > len(self._view):
-            raise ValueError("decrypts to more bytes than its reference says")
-        self._view[self._pos : self._pos + n] = data
-        self._pos += n
-        return n
 
 
 class _HashingReader:

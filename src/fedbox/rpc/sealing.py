@@ -53,6 +53,7 @@ from fedbox.crypto import (
 from fedbox.crypto._primitives import BackgroundSha256
 from fedbox.datasite.paths import datasite_dir
 from fedbox.errors import CryptoError, DecryptError, NotFound
+from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.envelope import Header, write_streamed
 from fedbox.store import Store
 
@@ -271,7 +272,7 @@ class Sealer:
         out = bytearray(ciphertext_size(len(body), key.segment_size))
         written = encrypt_body(
             io.BytesIO(body),
-            _Into(out),  # type: ignore[arg-type]
+            BufferWriter(out),  # type: ignore[arg-type]
             key.content_key,
             nonce_prefix=key.nonce_prefix,
             segment_size=key.segment_size,
@@ -400,20 +401,6 @@ def _placeholder_enc(readers: list[PublicBundle]) -> dict[str, Any]:
         for r in readers
     ]
     return enc_header(_NONCE_PREFIX_PLACEHOLDER, SEGMENT_SIZE, wraps)
-
-
-class _Into:
-    """A write-only file over a preallocated buffer (encryption output)."""
-
-    def __init__(self, buffer: bytearray) -> None:
-        self._view = memoryview(buffer)
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        n = len(data)
-        self._view[self._pos : self._pos + n] = data
-        self._pos += n
-        return n
 
 
 class _HashingWriter:
