@@ -69,6 +69,7 @@ from fedbox.crypto.stream import (
     NONCE_PREFIX_SIZE,
     SEGMENT_SIZE,
     TAG_SIZE,
+    DecryptingReader,
     decrypt_body,
     encrypt_body,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "header_aad",
     "new_body_keys",
     "open_sealed",
+    "open_sealed_reader",
     "seal",
     "unwrap_key",
     "wrap_key",
@@ -403,6 +405,45 @@ def open_sealed(
         if not hmac.compare_digest(reader.digest.hexdigest(), expected):
             raise DecryptError("body SHA-256 differs from the header's body_sha256")
         return size
+
+
+def open_sealed_reader(
+    src: BinaryIO,
+    *,
+    me: Identity,
+    sender: PublicBundle,
+    header: Mapping[str, Any],
+) -> DecryptingReader:
+    """``open_sealed`` as a stream: the body sealed for ``me`` by ``sender``, decrypted
+    segment by segment as it is read from ``src`` (see ``DecryptingReader``: the body's
+    length, final segment and ``body_sha256`` are checked when its last byte is read).
+    Its first segment is authenticated here. Raises DecryptError (with ``.message_id``).
+    """
+    with _about(header.get("id")):
+        if header.get("sender") != sender.email:
+            raise DecryptError(
+                f"header sender {header.get('sender')!r} does not match key of {sender.email}"
+            )
+        nonce_prefix, segment_size, _ = _parse_enc(header.get("enc"))
+        wrap = find_wrap(header["enc"], me.email)
+        content_key = unwrap_key(wrap, me=me, sender=sender, aad=header_aad(header))
+        expected = header.get("body_sha256")
+        if not isinstance(expected, str):
+            raise DecryptError("header body_sha256 is missing")
+        reader = DecryptingReader(
+            src,
+            content_key,
+            nonce_prefix=nonce_prefix,
+            segment_size=segment_size,
+            ciphertext_len=header.get("body_len"),  # type: ignore[arg-type]
+            sha256=expected,
+        )
+        try:
+            reader.prime()
+        except BaseException:
+            reader.close()
+            raise
+        return reader
 
 
 @contextmanager

@@ -28,11 +28,14 @@ discarded (write to a temp file, rename on success).
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from fedbox.crypto._primitives import BackgroundSha256
 from fedbox.errors import DecryptError
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "NONCE_PREFIX_SIZE",
     "SEGMENT_SIZE",
     "TAG_SIZE",
+    "DecryptingReader",
     "ciphertext_size",
     "decrypt_body",
     "encrypt_body",
@@ -179,6 +183,184 @@ def decrypt_body(
         written += size
         index += 1
     return written
+
+
+class DecryptingReader:
+    """A STREAM body decrypted segment by segment as it is read, never held whole.
+
+    ``readinto(view)`` decrypts the next segments straight into ``view`` when they fit
+    (else into one segment buffer, handed out from there), so each byte of plaintext is
+    written once, where the caller wants it. Only authenticated segments are handed out;
+    cutting, extending or reordering fails a tag (the last-segment flag), and when the
+    last plaintext byte is read the final segment, the ciphertext's length, its SHA-256
+    (``sha256``, hex, if given) and the absence of trailing bytes (if ``src`` can
+    ``read``) are checked before ``readinto`` returns. As with ``decrypt_body``, the
+    plaintext counts only once the final read returned: on DecryptError, discard it.
+    Every failure raises DecryptError, and so does every read after one.
+    """
+
+    def __init__(
+        self,
+        src: BinaryIO,
+        content_key: bytes,
+        *,
+        nonce_prefix: bytes,
+        segment_size: int = SEGMENT_SIZE,
+        ciphertext_len: int,
+        sha256: str | None = None,
+    ) -> None:
+        if problem := _param_problem(content_key, nonce_prefix, segment_size):
+            raise DecryptError(problem)
+        chunk = segment_size + TAG_SIZE
+        if not isinstance(ciphertext_len, int) or ciphertext_len < TAG_SIZE:
+            raise DecryptError(f"body length {ciphertext_len!r} is too short for one segment")
+        count = -(-ciphertext_len // chunk)
+        if count > _MAX_SEGMENTS:
+            raise DecryptError(f"body length {ciphertext_len} needs more than 2**32 segments")
+        if ciphertext_len - (count - 1) * chunk < TAG_SIZE:
+            raise DecryptError(f"body segment {count - 1} is shorter than its tag")
+        self.length = self.remaining = ciphertext_len - count * TAG_SIZE
+        self.ciphertext_len = ciphertext_len
+        self._src = src
+        self._aead = AESGCM(content_key)
+        self._prefix = nonce_prefix
+        self._segment_size = segment_size
+        self._chunk = chunk
+        self._left = ciphertext_len  # ciphertext bytes not yet read
+        self._index = 0
+        self._cipher = memoryview(bytearray(min(chunk, ciphertext_len)))
+        self._own: memoryview | None = None  # plaintext of a segment too big for the view
+        self._pending = memoryview(b"")
+        self._expected = sha256
+        self._digest = BackgroundSha256(ciphertext_len) if sha256 is not None else None
+        self._error: DecryptError | None = None
+        self._finished = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the whole body has been read and verified."""
+        return self._finished
+
+    def prime(self) -> None:
+        """Authenticate the first segment now (the whole body if it is empty): a wrong
+        key or a damaged start shows up before anything is read."""
+        if self.remaining:
+            self.peek(1)
+        else:
+            self._run(self._finish)
+
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` plaintext bytes ahead, without consuming them."""
+
+        def fill() -> None:
+            while len(self._pending) < n and len(self._pending) < self.remaining:
+                out = memoryview(bytearray(self._next_size()))
+                self._decrypt_next(out)
+                self._pending = memoryview(bytes(self._pending) + bytes(out))
+
+        self._run(fill)
+        return bytes(self._pending[:n])
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` with authenticated plaintext; fewer bytes only at the end."""
+        out = memoryview(view).cast("B")
+        n = 0
+
+        def fill() -> None:
+            nonlocal n
+            while n < len(out) and self.remaining:
+                if len(self._pending):
+                    k = min(len(self._pending), len(out) - n)
+                    out[n : n + k] = self._pending[:k]
+                    self._pending = self._pending[k:]
+                else:
+                    size = self._next_size()
+                    if size <= len(out) - n:
+                        self._decrypt_next(out[n : n + size])
+                        k = size
+                    else:
+                        if self._own is None:
+                            self._own = memoryview(bytearray(self._segment_size))
+                        self._decrypt_next(self._own[:size])
+                        self._pending = self._own[:size]
+                        continue
+                n += k
+                self.remaining -= k
+            if not self.remaining:
+                self._finish()
+
+        self._run(fill)
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        buf = bytearray(self.remaining if n < 0 else min(n, self.remaining))
+        got = self.readinto(memoryview(buf))
+        return bytes(buf[:got])
+
+    def close(self) -> None:
+        """Stop the hashing helper, if any; idempotent."""
+        if self._digest is not None:
+            self._digest.close()
+        self._pending = memoryview(b"")
+        self._own = None
+
+    def _run(self, step: Callable[[], None]) -> None:
+        if self._error is not None:
+            raise DecryptError(str(self._error))
+        try:
+            step()
+        except DecryptError as exc:
+            self._error = exc
+            self._pending = memoryview(b"")
+            self.close()
+            raise
+
+    def _next_size(self) -> int:
+        return min(self._chunk, self._left) - TAG_SIZE
+
+    def _decrypt_next(self, out: memoryview) -> None:
+        """Read, authenticate and decrypt the next segment into ``out`` (its exact size)."""
+        want = min(self._chunk, self._left)
+        if self._digest is not None:
+            self._digest.wait()  # the previous segment's ciphertext is still being hashed
+        view = self._cipher[:want]
+        got = _read_into(self._src, view)
+        if got < want:
+            raise DecryptError(
+                f"body segment {self._index} is truncated: the body ends "
+                f"{self._left - got} bytes short of {self.ciphertext_len}"
+            )
+        if self._digest is not None:
+            self._digest.update(view)
+        self._left -= want
+        nonce = _nonce(self._prefix, self._index, not self._left)
+        try:
+            if _DECRYPT_INTO:
+                self._aead.decrypt_into(nonce, view, None, out)
+            else:
+                out[:] = self._aead.decrypt(nonce, view, None)
+        except InvalidTag as exc:
+            out[:] = bytes(len(out))  # decrypt_into has written the forgery's plaintext
+            raise DecryptError(
+                f"body segment {self._index} failed authentication: "
+                "tampered, reordered, truncated, extended or not encrypted with this key"
+            ) from exc
+        self._index += 1
+
+    def _finish(self) -> None:
+        """The plaintext is all out: check the final (empty) segment and the rest."""
+        if self._finished:
+            return
+        while self._left:  # only an empty final segment can remain
+            self._decrypt_next(memoryview(bytearray(self._next_size())))
+        read = getattr(self._src, "read", None)
+        if read is not None and read(1):
+            raise DecryptError("file has bytes after the body")
+        if self._digest is not None and not hmac.compare_digest(
+            self._digest.hexdigest(), str(self._expected)
+        ):
+            raise DecryptError("body SHA-256 differs from the header's body_sha256")
+        self._finished = True
 
 
 def _param_problem(content_key: bytes, nonce_prefix: bytes, segment_size: int) -> str | None:

@@ -328,7 +328,9 @@ class App:
             return result
         if isinstance(result, Body):
             return Response(body=result)  # type: ignore[arg-type]  # written piece by piece
-        if isinstance(result, bytes | bytearray | memoryview):
+        if isinstance(result, bytes):
+            return Response(body=result)  # as it is: a large echoed body is not copied
+        if isinstance(result, bytearray | memoryview):
             return Response(body=bytes(result))
         return Response(
             body=f"handler returned {type(result).__name__}, expected bytes or Response".encode(),

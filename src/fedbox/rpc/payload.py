@@ -12,8 +12,10 @@ against the header's ``body_sha256``, a blob against its name, a sealed blob by 
 authentication tags; so once the whole body has been read it is verified, and a
 consumer that reads to the end (decoders do) never acts on bad data. A failure raises
 CorruptMessage or DecryptError and calls ``on_failure`` once (to quarantine the file).
-Encrypted message bodies and sealed blobs are decrypted into memory when reached: the
-stream construction authenticates whole bodies, not ranges.
+Encrypted message bodies are decrypted segment by segment straight into the caller's
+buffer (each STREAM segment authenticated before it is handed out; the final segment,
+the length and the digest when the last byte is read), so ``read()`` holds the plaintext
+once; sealed blobs are decrypted into memory when reached.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from fedbox.crypto import TAG_SIZE, decrypt_body
+from fedbox.crypto import TAG_SIZE, DecryptingReader, decrypt_body
 from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc._buffers import BufferWriter
@@ -149,8 +151,12 @@ def open_payload(
         what = "body" if header.body_ref is None else f"body blob {header.body_ref[:12]}"
         if header.enc is not None:
             assert sealer is not None, "callers refuse encrypted bodies without a sealer"
-            plain = sealer.open_body(source_file, header, path=path)
-            source: _Source = _MemorySource(memoryview(plain))
+            decrypting = sealer.open_body_stream(source_file, header, path=path)
+            if decrypting is not None:
+                source: _Source = _DecryptingSource(decrypting, path, header.id)
+            else:  # a file that cannot seek: decrypted whole
+                plain = sealer.open_body(source_file, header, path=path)
+                source = _MemorySource(memoryview(plain))
         elif header.body_len <= EAGER_LIMIT:
             source = _MemorySource(memoryview(_read_verified(source_file, header, path, what)))
         else:
@@ -290,6 +296,42 @@ class _MemorySource(_Source):
 
     def close(self) -> None:
         self._data = memoryview(b"")
+
+
+class _DecryptingSource(_Source):
+    """An encrypted body, decrypted segment by segment straight into the reader's buffer
+    (``DecryptingReader``): authenticated segments only, and the last read raises unless
+    the final segment, the length and the ciphertext's digest check out."""
+
+    def __init__(self, reader: DecryptingReader, path: str | None, message_id: str) -> None:
+        self._reader = reader
+        self._path = path
+        self._id = message_id
+        self.length = reader.length
+
+    @property
+    def remaining(self) -> int:  # type: ignore[override]
+        return self._reader.remaining
+
+    def _failed(self, exc: CryptoError) -> CryptoError:
+        exc.path = exc.path or self._path
+        exc.message_id = exc.message_id or self._id
+        return exc
+
+    def peek(self, n: int) -> bytes:
+        try:
+            return self._reader.peek(n)
+        except CryptoError as exc:
+            raise self._failed(exc) from None
+
+    def readinto(self, view: memoryview) -> int:
+        try:
+            return self._reader.readinto(view)
+        except CryptoError as exc:
+            raise self._failed(exc) from None
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 class _FileSource(_Source):

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from fedbox.crypto import (
     SEGMENT_SIZE,
     TAG_SIZE,
+    DecryptingReader,
     Identity,
     PublicBundle,
     TrustStore,
@@ -48,6 +49,7 @@ from fedbox.crypto import (
     header_aad,
     new_body_keys,
     open_sealed,
+    open_sealed_reader,
     wrap_key,
 )
 from fedbox.crypto._primitives import BackgroundSha256
@@ -313,6 +315,47 @@ class Sealer:
                     raise
                 f.seek(start)
                 return self._open(f, hdr, fresh_me, fresh_sender)
+        except CryptoError as exc:
+            exc.path = exc.path or path
+            exc.message_id = exc.message_id or header.id
+            raise
+
+    def open_body_stream(
+        self, f: BinaryIO, header: Header, *, path: str | None = None
+    ) -> DecryptingReader | None:
+        """:meth:`open_body` as a stream: a reader that decrypts the body segment by
+        segment into the caller's buffers, so the plaintext is never held whole here.
+        Its first segment is authenticated now (with the same retry as ``open_body``);
+        the rest, the length and ``body_sha256`` as it is read, the last read raising
+        DecryptError if anything is wrong. None if ``f`` cannot seek (use ``open_body``).
+        """
+        available = _remaining(f)
+        if available is None:
+            return None
+        hdr = header.model_dump()
+        start = f.tell()
+        try:
+            me, sender = self.identity, self.bundle(header.sender)
+            try:
+                reader = open_sealed_reader(f, me=me, sender=sender, header=hdr)
+            except DecryptError:
+                fresh_me = self._reload_identity()
+                fresh_sender = self.bundle(header.sender, refresh=True)
+                if fresh_me is me and fresh_sender == sender:
+                    raise
+                f.seek(start)
+                reader = open_sealed_reader(f, me=fresh_me, sender=fresh_sender, header=hdr)
+            # The reader's length comes from the (authenticated) header: refuse now a
+            # file that cannot hold it, before anyone allocates that much for the body.
+            if reader.ciphertext_len != available:
+                reader.close()
+                if reader.ciphertext_len > available:
+                    raise DecryptError(
+                        f"body is truncated: the file holds {available} of its "
+                        f"{reader.ciphertext_len} bytes"
+                    )
+                raise DecryptError("file has bytes after the body")
+            return reader
         except CryptoError as exc:
             exc.path = exc.path or path
             exc.message_id = exc.message_id or header.id
