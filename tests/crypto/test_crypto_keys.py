@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import itertools
 import json
 import re
 import stat
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypto_rng import counter_rng
 
 from fedbox.crypto import (
     Identity,
@@ -26,18 +26,6 @@ from fedbox.crypto import (
 from fedbox.errors import CryptoError, InvalidIdentity
 
 ALICE = "alice@example.org"
-
-
-def counter_rng(seed: bytes):
-    counter = itertools.count()
-
-    def rng(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(seed + next(counter).to_bytes(8, "big")).digest()
-        return out[:n]
-
-    return rng
 
 
 def mode(path: Path) -> int:

@@ -9,15 +9,14 @@ version must be refused with a clear error, never misread.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import itertools
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crypto_rng import counter_rng
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fedbox.crypto import (
@@ -49,19 +48,6 @@ HEADER = {
     "expires": 1700086400,
     "headers": {},
 }
-
-
-def counter_rng(seed: bytes):
-    """SHA-256(seed || u64 counter) blocks: reproducible anywhere."""
-    counter = itertools.count()
-
-    def rng(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(seed + next(counter).to_bytes(8, "big")).digest()
-        return out[:n]
-
-    return rng
 
 
 def identities() -> tuple[Identity, Identity]:

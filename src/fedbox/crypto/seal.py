@@ -382,16 +382,7 @@ def open_sealed(
     ``dst`` must be discarded unless this returns.
     """
     with _about(header.get("id")):
-        if header.get("sender") != sender.email:
-            raise DecryptError(
-                f"header sender {header.get('sender')!r} does not match key of {sender.email}"
-            )
-        nonce_prefix, segment_size, _ = _parse_enc(header.get("enc"))
-        wrap = find_wrap(header["enc"], me.email)
-        content_key = unwrap_key(wrap, me=me, sender=sender, aad=header_aad(header))
-        expected = header.get("body_sha256")
-        if not isinstance(expected, str):
-            raise DecryptError("header body_sha256 is missing")
+        content_key, nonce_prefix, segment_size, expected = _unwrap_for(me, sender, header)
         body_len = header.get("body_len")
         reader = _HashingReader(src, body_len if isinstance(body_len, int) else None)
         size = decrypt_body(
@@ -420,16 +411,7 @@ def open_sealed_reader(
     Its first segment is authenticated here. Raises DecryptError (with ``.message_id``).
     """
     with _about(header.get("id")):
-        if header.get("sender") != sender.email:
-            raise DecryptError(
-                f"header sender {header.get('sender')!r} does not match key of {sender.email}"
-            )
-        nonce_prefix, segment_size, _ = _parse_enc(header.get("enc"))
-        wrap = find_wrap(header["enc"], me.email)
-        content_key = unwrap_key(wrap, me=me, sender=sender, aad=header_aad(header))
-        expected = header.get("body_sha256")
-        if not isinstance(expected, str):
-            raise DecryptError("header body_sha256 is missing")
+        content_key, nonce_prefix, segment_size, expected = _unwrap_for(me, sender, header)
         reader = DecryptingReader(
             src,
             content_key,
@@ -444,6 +426,25 @@ def open_sealed_reader(
             reader.close()
             raise
         return reader
+
+
+def _unwrap_for(
+    me: Identity, sender: PublicBundle, header: Mapping[str, Any]
+) -> tuple[bytes, bytes, int, str]:
+    """The checks both ways of opening share: sender matches its key, a wrap for ``me``
+    unwraps under the header's AAD; returns (content key, nonce prefix, segment size,
+    expected ciphertext SHA-256)."""
+    if header.get("sender") != sender.email:
+        raise DecryptError(
+            f"header sender {header.get('sender')!r} does not match key of {sender.email}"
+        )
+    nonce_prefix, segment_size, _ = _parse_enc(header.get("enc"))
+    wrap = find_wrap(header["enc"], me.email)
+    content_key = unwrap_key(wrap, me=me, sender=sender, aad=header_aad(header))
+    expected = header.get("body_sha256")
+    if not isinstance(expected, str):
+        raise DecryptError("header body_sha256 is missing")
+    return content_key, nonce_prefix, segment_size, expected
 
 
 @contextmanager
