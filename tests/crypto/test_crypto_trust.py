@@ -26,9 +26,13 @@ def test_first_use_pins_and_the_same_key_passes(tmp_path: Path) -> None:
 def test_a_rotated_prekey_is_not_a_changed_identity(tmp_path: Path) -> None:
     bob = Identity.generate(BOB)
     store = TrustStore(tmp_path)
-    store.check(bob.public_bundle())
+    before = bob.public_bundle()
+    store.check(before)
     bob.rotate_prekey()
-    store.check(bob.public_bundle())
+    after = bob.public_bundle()
+    assert after.prekey != before.prekey
+    store.check(after)  # raises UntrustedKey if a rotation counted as a new identity
+    assert store.pinned(BOB) == before.fingerprint
 
 
 def test_a_changed_key_is_refused_until_trusted(tmp_path: Path) -> None:
