@@ -6,14 +6,21 @@ invocation by two engines:
 
 ``fedbox``
     A folder store; the aggregator (a FileGrid) and each client (a ClientNode) are
-    separate processes, as in ``fedbox simulate``. Files are not fsync'd (``--fsync`` to
+    separate processes, as in ``fedbox simulate``, with the allocator setting that
+    ``fedbox run`` and ``fedbox simulate`` apply. Files are not fsync'd (``--fsync`` to
     change that); ``--encrypt`` turns end-to-end encryption on.
 ``flower``
     One process: a minimal Flower ``Grid`` that hands each message to the ClientApp
     after a round trip through Flower's serializer
     (``message_to_proto(m).SerializeToString()`` then ``message_from_proto``), and the
     reply back the same way: what Flower's own transports pay to serialise, without
-    any network.
+    any network. This is issue 6's reference, with the C library's default allocator.
+``flower-keep``
+    The same, with the allocator setting fedbox applies to its own processes
+    (``fedbox.fl.memory.keep_freed_memory``): freed model-sized buffers are reused
+    instead of being unmapped and faulted in again. On a VM where fresh pages are
+    expensive this changes the baseline a lot, so the like-for-like ratio is printed
+    too.
 
 Per size and engine it prints seconds per round (median after the first round; FedAvg's
 ``evaluate_fn`` stamps the time after every round), bytes written per round (bytes
@@ -24,7 +31,7 @@ serializer, bytes per round <= (2 + clients) x model, peak RSS <= (clients + 2) 
 300 MB.
 
 Usage: ``.venv/bin/python benchmarks/large_model.py [--sizes 4MB,40MB,400MB] [--rounds 5]
-[--clients 3] [--engines flower,fedbox] [--train add|echo] [--encrypt] [--fsync]
+[--clients 3] [--engines flower,flower-keep,fedbox] [--train add|echo] [--encrypt] [--fsync]
 [--chunk-threshold BYTES]``
 """
 
@@ -141,7 +148,9 @@ def _serve_client(
     os.environ["FEDBOX_HOME"] = home
     import fedbox
     from fedbox.fl.client import ClientNode, node_config_for
+    from fedbox.fl.memory import keep_freed_memory
 
+    keep_freed_memory()
     quiet_flower()
     box = fedbox.connect(root, email, **opts)
     node = ClientNode(
@@ -167,7 +176,9 @@ def _aggregate(
     os.environ["FEDBOX_HOME"] = home
     import fedbox
     from fedbox.fl.grid import FileGrid
+    from fedbox.fl.memory import keep_freed_memory
 
+    keep_freed_memory()
     box = fedbox.connect(root, AGGREGATOR, **opts)
     grid = FileGrid(box.app(app_name), client_emails(clients), timeout=3600)
     before = store_bytes(Path(root))
@@ -282,15 +293,22 @@ def _serde_grid(clients: int, train_mode: str) -> Any:
     return SerdeGrid()
 
 
-def _flower(nbytes: int, rounds: int, clients: int, train_mode: str, out: Any) -> None:
+def _flower(
+    nbytes: int, rounds: int, clients: int, train_mode: str, keep_memory: bool, out: Any
+) -> None:
+    if keep_memory:
+        from fedbox.fl.memory import keep_freed_memory
+
+        keep_freed_memory()
     per_round = run_fedavg(_serde_grid(clients, train_mode), nbytes, rounds, clients)
     out.put({"per_round": per_round, "written": 0, "peak": peak_rss()})
 
 
-def run_flower(nbytes: int, rounds: int, clients: int, train_mode: str) -> dict:
+def run_flower(nbytes: int, rounds: int, clients: int, train_mode: str, keep_memory: bool) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_flower, args=(nbytes, rounds, clients, train_mode, out))
+    args = (nbytes, rounds, clients, train_mode, keep_memory, out)
+    proc = ctx.Process(target=_flower, args=args)
     proc.start()
     result = out.get()
     proc.join(60)
@@ -314,7 +332,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="4MB,40MB,400MB")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--engines", default="flower,fedbox")
+    parser.add_argument("--engines", default="flower,flower-keep,fedbox")
     parser.add_argument("--train", choices=("add", "echo"), default="add")
     parser.add_argument("--encrypt", action="store_true")
     parser.add_argument("--fsync", action="store_true")
@@ -333,7 +351,7 @@ def main() -> int:
         f"{'encrypted' if args.encrypt else 'plaintext'}, fsync {'on' if args.fsync else 'off'}"
     )
     header = (
-        f"{'model':>7} {'engine':>7} {'s/round':>8} {'vs flower':>9} "
+        f"{'model':>7} {'engine':>11} {'s/round':>8} {'vs flower':>9} "
         f"{'written/round':>14} {'x model':>7} {'agg peak RSS':>13} {'x model':>7} "
         f"{'target RSS':>11}"
     )
@@ -348,7 +366,8 @@ def main() -> int:
                 if engine == "fedbox":
                     res = run_fedbox(work, nbytes, args.rounds, args.clients, opts, args.train)
                 else:
-                    res = run_flower(nbytes, args.rounds, args.clients, args.train)
+                    keep = engine == "flower-keep"
+                    res = run_flower(nbytes, args.rounds, args.clients, args.train, keep)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             results[(size, engine)] = res
@@ -362,21 +381,22 @@ def main() -> int:
             target_rss = (args.clients + 2) * nbytes + 300e6
             written = res["written"]
             print(
-                f"{size:>7} {engine:>7} {seconds:8.3f} {ratio:>9} "
+                f"{size:>7} {engine:>11} {seconds:8.3f} {ratio:>9} "
                 f"{_mb(written) if engine == 'fedbox' else '-':>14} "
                 f"{written / nbytes if engine == 'fedbox' else 0:7.2f} "
                 f"{_mb(res['peak']):>13} {res['peak'] / nbytes:7.2f} {_mb(target_rss):>11}",
                 flush=True,
             )
     for size in args.sizes.split(","):
-        fed, flw = results.get((size, "fedbox")), results.get((size, "flower"))
-        if fed and flw:
-            print(
-                f"{size}: fedbox {steady(fed['per_round']):.3f} s/round, "
-                f"Flower serializer {steady(flw['per_round']):.3f} s/round, "
-                f"speed-up {steady(flw['per_round']) / steady(fed['per_round']):.1f}x; "
-                f"rounds: {', '.join(f'{s:.3f}' for s in fed['per_round'])}"
-            )
+        fed = results.get((size, "fedbox"))
+        if fed is None:
+            continue
+        line = f"{size}: fedbox {steady(fed['per_round']):.3f} s/round"
+        for engine in ("flower", "flower-keep"):
+            if (size, engine) in results:
+                other = steady(results[(size, engine)]["per_round"])
+                line += f"; {engine} {other:.3f} s/round ({other / steady(fed['per_round']):.2f}x)"
+        print(f"{line}; fedbox rounds: {', '.join(f'{s:.3f}' for s in fed['per_round'])}")
     if not args.work:
         shutil.rmtree(base, ignore_errors=True)
     return 0

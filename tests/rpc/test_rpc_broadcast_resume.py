@@ -128,3 +128,19 @@ def test_a_killed_sender_resumes_where_it_stopped(root: Path, tmp_path: Path) ->
     assert len(handled) == 1
     after = _chunks(root)
     assert len(after) == 16 and {n: after[n] for n in written} == written
+
+
+def test_a_truncated_chunk_is_written_again_not_reused(root: Path) -> None:
+    with _node(root, False) as handled, fedbox.connect(root, SENDER, **CHUNKED) as a:  # type: ignore[arg-type]
+        first = a.app("t").send(NODE, "digest", Body([PAYLOAD])).wait(30)
+        folder = root / f"syft_outbox_inbox_{SENDER}_to_{NODE}" / "t" / "blobs"
+        victim = sorted(p for p in folder.iterdir() if not p.name.startswith("."))[3]
+        os.truncate(victim, CHUNK // 2)
+        batch = a.app("t").batch()
+        again = a.app("t").send(NODE, "digest", Body([PAYLOAD]), batch=batch).wait(30)
+        stats = batch.blobs.stats
+    expected = hashlib.sha256(PAYLOAD).hexdigest().encode()
+    assert first.body == again.body == expected
+    assert len(handled) == 2
+    assert (stats.reused, stats.written) == (15, 1)
+    assert victim.stat().st_size == CHUNK

@@ -51,6 +51,7 @@ from fedbox.fl.config import (
 )
 from fedbox.fl.config import bootstrap as write_bootstrap
 from fedbox.fl.discovery import wait_for_run
+from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import (
     InProcessClients,
@@ -411,6 +412,7 @@ def simulate(
     message goes through that bucket, WebDAV share or SFTP server, as in a deployment.
     """
     app, config = _load(app_dir, run_config)
+    keep_freed_memory()
     poll_interval, max_poll_interval = poll_bounds(poll_interval, max_poll_interval)
     if not root and storage_option:
         raise _fail("--storage-option needs a URL --root")
@@ -577,6 +579,7 @@ def run(
     share, an SFTP server) that every participant can reach.
     """
     app, config = _load(app_dir, run_config)
+    keep_freed_memory()
     fed = app.federation
     encrypted = resolve_encrypt(encrypt, app)
     agg = aggregator or fed.aggregator

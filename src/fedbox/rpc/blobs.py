@@ -4,9 +4,9 @@ A batch of messages (a broadcast, or one message) gets one :class:`BlobStorer`. 
 blob it computes the name once (the SHA-256 of the stored bytes, after encryption on an
 encrypting box), then for each recipient folder:
 
-- a blob already there, written less than ``reuse_for`` seconds ago, is left alone: this
-  is what makes an interrupted chunked transfer resumable (issue 6), and what keeps the
-  same model from being written twice;
+- a blob already there, of the right size and written less than ``reuse_for`` seconds
+  ago, is left alone: this is what makes an interrupted chunked transfer resumable
+  (issue 6), and what keeps the same model from being written twice;
 - a blob already written for another recipient in this batch is linked (a hard link on
   a folder, a server-side copy on a remote store);
 - otherwise its bytes are written, straight from the caller's buffers.
@@ -85,9 +85,9 @@ class BlobStorer:
         (``sealed`` needs a sealer); its table entry."""
         ref = blob.stored.get(sealed) or self._describe(blob, sealed)
         path = str(blob_path(self.sender, recipient, self.app, ref.digest))
-        mtime = self._present_in(recipient).get(ref.digest)
+        mtime, size = self._present_in(recipient).get(ref.digest, (None, None))
         first = blob.written_at.get(sealed)
-        if mtime is not None and mtime > self.clock() - self.reuse_for:
+        if mtime is not None and mtime > self.clock() - self.reuse_for and size == ref.stored_len:
             self.stats.reused += 1
             logger.debug("blob %s already at %s", ref.digest[:12], recipient)
         elif first is not None and first != path:
@@ -97,15 +97,18 @@ class BlobStorer:
             self._write(path, blob, sealed)
         blob.written_at.setdefault(sealed, path)
         blob.cipher = None  # further copies link to a file: hold one chunk at a time
-        self._present_in(recipient)[ref.digest] = self.clock()
+        self._present_in(recipient)[ref.digest] = (self.clock(), ref.stored_len)
         return ref
 
-    def _present_in(self, recipient: str) -> dict[str, float]:
-        """Blob name -> mtime in ``recipient``'s folder, listed once per batch."""
+    def _present_in(self, recipient: str) -> dict[str, tuple[float, int]]:
+        """Blob name -> (mtime, size) in ``recipient``'s folder, listed once per batch.
+
+        The size is checked before a blob is reused: a store that let a short file
+        appear under the final name (or someone who truncated it) gets it rewritten."""
         found = self._present.get(recipient)
         if found is None:
             folder = str(blob_dir(self.sender, recipient, self.app))
-            found = {PurePosixPath(e.path).name: e.mtime for e in self.store.list(folder) if e.size}
+            found = {PurePosixPath(e.path).name: (e.mtime, e.size) for e in self.store.list(folder)}
             self._present[recipient] = found
         return found
 
