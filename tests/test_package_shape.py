@@ -13,6 +13,7 @@ import fedbox
 
 LAYERS = {
     "errors": 0,
+    "sizes": 0,
     "datasite": 1,
     "store": 2,
     "crypto": 3,

@@ -103,3 +103,23 @@ def test_200_virtual_clients_in_process(tmp_path: Path) -> None:
     assert "fbcount round 1 replies 200" in out
     assert re.search(r"│\s+1 │ train\s+│ 200/200 │", out), out
     assert "did not answer" not in out
+
+
+def test_chunk_flags_cut_bodies_into_chunk_blobs(tmp_path: Path) -> None:
+    root = tmp_path / "fed"
+    args = ["--clients", "2", "--root", str(root), "--run-config", "payload=100000"]
+    chunking = ["--chunk-threshold", "100KiB", "--chunk-size", "64KiB"]
+    out = _ok(run_fedbox("simulate", str(FBCOUNT), *args, *chunking))
+    assert "fbcount round 2 replies 2" in out
+    blobs = [p for p in root.glob("syft_outbox_inbox_*/*/blobs/*") if not p.name.startswith(".")]
+    senders = {p.parts[-4].split("_to_")[0] for p in blobs}
+    assert len(senders) == 3, "the aggregator and both clients chunked their 400 KB bodies"
+    sizes = {p.stat().st_size for p in blobs}
+    assert max(sizes) == (64 << 10) + 16, sizes  # a full chunk and its authentication tag
+    assert min(sizes) < 64 << 10, sizes  # each body's last chunk
+
+
+def test_a_bad_chunk_size_is_a_usage_error() -> None:
+    result = run_fedbox("simulate", str(FBCOUNT), "--chunk-size", "12XB")
+    assert result.returncode == 2
+    assert "'12XB' is not a size" in result.stdout + result.stderr

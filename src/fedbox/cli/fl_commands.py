@@ -28,6 +28,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
 from fedbox.cli.roots import (
     ENV_ROOT,
     ROOT_HELP,
@@ -405,6 +406,8 @@ def simulate(
     storage_option: StorageOpt = None,
     poll_interval: PollOpt = None,
     max_poll_interval: MaxPollOpt = None,
+    chunk_threshold: ChunkThresholdOpt = None,
+    chunk_size: ChunkSizeOpt = None,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
 
@@ -571,6 +574,8 @@ def run(
     storage_option: StorageOpt = None,
     poll_interval: PollOpt = None,
     max_poll_interval: MaxPollOpt = None,
+    chunk_threshold: ChunkThresholdOpt = None,
+    chunk_size: ChunkSizeOpt = None,
 ) -> None:
     """Take part in a deployment: aggregator or datasite, as the app's config says.
 

@@ -38,6 +38,7 @@ from enum import IntEnum
 
 from fedbox.errors import CorruptMessage
 from fedbox.rpc.body import Body, Shared
+from fedbox.sizes import parse_size
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -83,9 +84,9 @@ def _default_size(name: str, value: int | None, default: int) -> int:
     env = os.environ.get(name)
     if env:
         try:
-            parsed = int(env)
+            parsed = parse_size(env)
         except ValueError as exc:
-            raise ValueError(f"${name}={env!r} is not a whole number of bytes") from exc
+            raise ValueError(f"${name}: {exc}") from exc
         if parsed > 0:
             return parsed
     return default
