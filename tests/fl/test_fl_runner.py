@@ -152,6 +152,36 @@ def test_state_is_saved_after_every_message_and_survives_a_restart(tmp_path: Pat
     assert saved is not None and saved.state["c"]["n"] == 3
 
 
+def test_a_message_handled_again_after_a_lost_reply_runs_from_the_state_before_it(
+    tmp_path: Path,
+) -> None:
+    first = _runner(tmp_path)
+    first.handle(encode_message(_train_message(msg_id="a")))
+    first.handle(encode_message(_train_message(msg_id="b")))  # saved; its reply never written
+    restarted = _runner(tmp_path)  # the process was killed: "b" is still due
+    reply = decode_message(restarted.handle(encode_message(_train_message(msg_id="b"))).body)
+    assert reply.content["metrics"]["n"] == 2, "b moved the state on once, not twice"
+    after = decode_message(restarted.handle(encode_message(_train_message(msg_id="c"))).body)
+    assert after.content["metrics"]["n"] == 3
+    again = _runner(tmp_path)  # a plain restart: the state after "c" is kept
+    reply = decode_message(again.handle(encode_message(_train_message(msg_id="d"))).body)
+    assert reply.content["metrics"]["n"] == 4
+
+
+def test_a_save_interrupted_between_its_renames_resumes_the_previous_state(
+    tmp_path: Path,
+) -> None:
+    runner = _runner(tmp_path)
+    runner.handle(encode_message(_train_message(msg_id="a")))
+    runner.handle(encode_message(_train_message(msg_id="b")))
+    store = ContextStore(tmp_path)
+    store.path(77, NODE).unlink()  # as if killed after moving the old save aside
+    reply = decode_message(
+        _runner(tmp_path).handle(encode_message(_train_message(msg_id="x"))).body
+    )
+    assert reply.content["metrics"]["n"] == 2
+
+
 def test_a_raising_clientapp_becomes_an_error_reply_and_keeps_old_state(tmp_path: Path) -> None:
     runner = _runner(tmp_path)
     runner.handle(encode_message(_train_message(msg_id="ok")))

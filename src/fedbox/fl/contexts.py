@@ -5,10 +5,16 @@ deployment engine the SuperNode holds it. Here the client runner saves it after
 every message, with Flower's own protobuf, in the identity's private state dir
 (never in the store: state is local by Flower's definition). Writes are atomic,
 so a client killed mid-write restarts from the previous complete state.
+
+Each save records the id of the message it reflects and keeps the save before it.
+A client killed after saving but before its reply was written gets that message
+again when it restarts (no reply exists, so the message is still due); it then runs
+from the state before the message, not after it, and the state moves on once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -22,6 +28,9 @@ __all__ = ["ContextStore"]
 
 logger = logging.getLogger(__name__)
 
+_MAGIC = b"FBXCTX1 "
+"""Then the id of the message the state reflects, a newline, and Flower's protobuf."""
+
 
 class ContextStore:
     """Loads and saves Contexts under ``directory`` (created 0700 on first save)."""
@@ -34,27 +43,51 @@ class ContextStore:
     def path(self, run_id: int, node_id: int) -> Path:
         return self.directory / f"context-{run_id}-{node_id}.pb"
 
-    def load(self, run_id: int, node_id: int) -> Context | None:
-        """The saved Context, or None if there is none (or it is unreadable: logged)."""
-        path = self.path(run_id, node_id)
+    def _previous(self, run_id: int, node_id: int) -> Path:
+        return self.directory / f"context-{run_id}-{node_id}.prev.pb"
+
+    def load(self, run_id: int, node_id: int, *, before: str | None = None) -> Context | None:
+        """The saved Context, or None if there is none (or it is unreadable: logged).
+
+        If the saved one already reflects message ``before``, the one saved before it:
+        that message is being handled again after a crash that lost its reply.
+        """
+        found = self._read(self.path(run_id, node_id))
+        if found is None:  # none yet, or a crash between the two renames of a save
+            found = self._read(self._previous(run_id, node_id))
+        elif before is not None and found[0] == before:
+            logger.info("message %s is handled again: resuming the state from before it", before)
+            found = self._read(self._previous(run_id, node_id))
+        return None if found is None else found[1]
+
+    def _read(self, path: Path) -> tuple[str | None, Context | None] | None:
+        """``(id of the message it reflects, context)``; None if there is no such file."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
+        applied = None
+        if data.startswith(_MAGIC):
+            line_end = data.find(b"\n", len(_MAGIC))
+            applied = data[len(_MAGIC) : line_end].decode("utf-8", "replace")
+            data = data[line_end + 1 :]
         try:
-            return context_from_proto(ProtoContext.FromString(data))
+            return applied, context_from_proto(ProtoContext.FromString(data))
         except Exception:  # a damaged file must not stop the node; start afresh
             logger.exception("cannot read saved context %s; starting with an empty state", path)
-            return None
+            return applied, None
 
-    def save(self, context: Context) -> None:
-        """Write atomically: temp file beside the target, fsync (unless disabled), rename.
+    def save(self, context: Context, applied: str = "") -> None:
+        """Save ``context`` as the state after message ``applied``; keep the last save.
 
-        Without fsync a killed process still leaves a complete file (the rename is
-        atomic); only a power cut could lose the last save. Simulations skip it.
+        Atomic: temp file beside the target, fsync (unless disabled), rename. Without
+        fsync a killed process still leaves a complete file (the rename is atomic);
+        only a power cut could lose the last save. Simulations skip it.
         """
+        if "\n" in applied:
+            raise ValueError("a message id has no line breaks")
         path = self.path(context.run_id, context.node_id)
-        data = context_to_proto(context).SerializeToString()
+        data = _MAGIC + applied.encode() + b"\n" + context_to_proto(context).SerializeToString()
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
@@ -63,5 +96,7 @@ class ContextStore:
                 if self.fsync:
                     f.flush()
                     os.fsync(f.fileno())
+            with contextlib.suppress(FileNotFoundError):  # the first save of a run
+                os.replace(path, self._previous(context.run_id, context.node_id))
             os.replace(tmp, path)
         logger.debug("saved context %s (%d bytes)", path, len(data))

@@ -123,7 +123,7 @@ class NodeRunner:
             reason = f"message for node {meta.dst_node_id} reached node {self.node_id}"
             logger.warning("%s (message %s)", reason, meta.message_id)
             return Message(Error(ErrorCode.NODE_UNAVAILABLE, reason), reply_to=message), False, True
-        context = self._context(meta.run_id, headers)
+        context = self._context(meta.run_id, meta.message_id, headers)
         try:
             reply = self._call(message, context)
         except Exception as exc:  # the ClientApp's failure is the server's to judge
@@ -143,7 +143,7 @@ class NodeRunner:
                 traceback.format_exc(),
             )
             return Message(Error(code, reason), reply_to=message), False, True
-        self.contexts.save(context)
+        self.contexts.save(context, meta.message_id)
         return reply, False, False
 
     def _call(self, message: Message, context: Context) -> Message:
@@ -159,10 +159,10 @@ class NodeRunner:
             )
         return reply
 
-    def _context(self, run_id: int, headers: Mapping[str, str]) -> Context:
+    def _context(self, run_id: int, message_id: str, headers: Mapping[str, str]) -> Context:
         context = self._cache.get(run_id)
         if context is None:
-            context = self.contexts.load(run_id, self.node_id)
+            context = self.contexts.load(run_id, self.node_id, before=message_id)
             if context is not None:
                 # node_config belongs to the node, not the run: the current one wins.
                 context.node_config = dict(self.node_config)
