@@ -23,8 +23,8 @@ import pytest
 from remote_servers import Target
 
 import fedbox
-from fedbox.cli.fl_commands import _client_command, _client_env
 from fedbox.cli.roots import parse_storage_options
+from fedbox.cli.simulate_cmd import client_command, client_env
 from fedbox.fl.config import load_app_config
 from fedbox.fl.simulate import plan_simulation
 from fedbox.rpc.envelope import read_header
@@ -132,14 +132,14 @@ def test_client_processes_get_secrets_through_the_environment(
         storage_options={"auth": ["alice", "top-secret"]},
         poll_interval=0.1,
     )
-    cmd = " ".join(_client_command(plan, 0, plan.datasites[0]))
+    cmd = " ".join(client_command(plan, 0, plan.datasites[0]))
     assert "top-secret" not in cmd and "pw-in-url" not in cmd
     assert "--poll-interval 0.1" in cmd
-    env = _client_env(plan)
+    env = client_env(plan)
     assert json.loads(env[ENV_STORAGE_OPTIONS]) == {"webdav": {"auth": ["alice", "top-secret"]}}
     assert env["FEDBOX_ROOT"] == url
     plain = plan_simulation(load_app_config(DIGITS), {}, root="webdav://127.0.0.1:1/fed")
-    assert "webdav://127.0.0.1:1/fed" in _client_command(plain, 0, plain.datasites[0])
+    assert "webdav://127.0.0.1:1/fed" in client_command(plain, 0, plain.datasites[0])
 
 
 # -- full runs ---------------------------------------------------------------------------

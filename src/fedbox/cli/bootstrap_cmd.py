@@ -1,0 +1,48 @@
+"""``fedbox bootstrap``: write who takes part into a Flower app, once, before ``run``.
+
+A deployment's participants each start ``fedbox run`` on their own copy of the app;
+recording the aggregator and the datasites in its pyproject.toml beforehand is what
+lets every one of them find its role without repeating that list on each command line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fedbox.cli.fl_options import AppDirArg, console
+from fedbox.cli.roots import fail
+from fedbox.errors import FedboxError
+from fedbox.fl.config import AppConfigError, node_id_for
+from fedbox.fl.config import bootstrap as write_bootstrap
+
+__all__ = ["bootstrap"]
+
+
+def bootstrap(
+    app_dir: AppDirArg,
+    aggregator: Annotated[str, typer.Option("--aggregator", help="Who runs the ServerApp.")],
+    datasite: Annotated[
+        list[str], typer.Option("--datasite", help="A data owner (repeat for each).")
+    ],
+    app_name: Annotated[
+        str | None, typer.Option("--app-name", help="Fixed app name for the run.")
+    ] = None,
+    root: Annotated[str | None, typer.Option("--root", help="Default shared folder.")] = None,
+    encrypt: Annotated[
+        bool | None, typer.Option("--encrypt/--no-encrypt", help="Encrypt messages.")
+    ] = None,
+) -> None:
+    """Write \\[tool.fedbox] (aggregator, datasites) into the app's pyproject.toml."""
+    try:
+        path = write_bootstrap(
+            app_dir, aggregator, datasite, app_name=app_name, root=root, encrypt=encrypt
+        )
+    except (AppConfigError, FedboxError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"wrote \\[tool.fedbox] to {path}: aggregator {aggregator}, {len(datasite)} datasites"
+    )
+    for email in datasite:
+        console.print(f"  {email}  node id {node_id_for(email)}")

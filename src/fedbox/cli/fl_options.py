@@ -1,0 +1,109 @@
+"""What ``fedbox simulate``, ``bootstrap`` and ``run`` share: options, exit codes, helpers.
+
+The Flower commands live in modules of their own, but they must accept the same
+options with the same help, end with the same exit codes and print through one
+console; declaring those here once keeps them from drifting apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from fedbox.cli.roots import fail
+from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
+from fedbox.rpc import Box
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "AppDirArg",
+    "EncryptOpt",
+    "RunConfigOpt",
+    "TimeoutOpt",
+    "check_store",
+    "close_box",
+    "console",
+    "load_app",
+    "quiet_flower",
+    "sigterm_as_interrupt",
+]
+
+# Wide enough for the tables when output goes to a file or a pipe (Rich assumes 80).
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+AppDirArg = Annotated[
+    Path, typer.Argument(exists=True, file_okay=False, help="A Flower app dir (pyproject.toml).")
+]
+RunConfigOpt = Annotated[
+    str | None,
+    typer.Option("--run-config", help="Override \\[tool.flwr.app.config]: \"lr=0.1 name='x'\"."),
+]
+EncryptOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--encrypt/--no-encrypt",
+        help="End-to-end encryption \\[default: \\[tool.fedbox].encrypt, else on].",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", help="Max seconds to wait for replies \\[default: $FEDBOX_MSG_TIMEOUT or 120]."
+    ),
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str, Any]]:
+    """The app's config and its run config with ``--run-config`` applied; a broken
+    pyproject.toml ends the command as a usage error, with one line."""
+    try:
+        app = load_app_config(app_dir)
+        return app, parse_run_config(app.run_config, run_config)
+    except AppConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+
+
+def check_store(box: Box) -> None:
+    """Touch the store once before anything starts, so refused credentials or an
+    unreachable store end the command with one clear line, not a half-started run."""
+    box.store.exists(f"datasites/{box.email}/public/did.json")
+
+
+def close_box(box: Box) -> None:
+    """Close the box and then its store: a command owns both, a box closes only itself."""
+    box.close()
+    box.store.close()
+
+
+def quiet_flower() -> None:
+    """Flower logs every step at INFO on its own handler; the live view replaces that
+    unless the user asked for logs (``-v``)."""
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a participant the way Ctrl-C does: cleanly, through ``finally``."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,281 @@
+"""``fedbox simulate``: a whole federation on one machine, talking only through a store.
+
+The aggregator runs in this process; each client is a process of its own started as
+``python -m fedbox.cli.fl_commands run ...`` (with ``--inprocess``, a virtual client
+in this process), so a simulation exercises the same code paths and the same store
+traffic as a deployment. Starting, configuring and reaping those processes is this module's job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedbox.cli.fl_options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    AppDirArg,
+    EncryptOpt,
+    RunConfigOpt,
+    TimeoutOpt,
+    check_store,
+    close_box,
+    console,
+    load_app,
+    quiet_flower,
+)
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
+from fedbox.cli.progress import report_outcome, run_with_progress
+from fedbox.cli.roots import (
+    ENV_ROOT,
+    ROOT_HELP,
+    MaxPollOpt,
+    PollOpt,
+    StorageOpt,
+    fail,
+    poll_bounds,
+    print_error,
+    refusals_reported_here,
+    store_options,
+)
+from fedbox.errors import FedboxError
+from fedbox.fl.config import AppConfigError
+from fedbox.fl.memory import keep_freed_memory
+from fedbox.fl.server import ServerOutcome, run_server
+from fedbox.fl.simulate import InProcessClients, SimulationPlan, display_root, plan_simulation
+from fedbox.fl.tally import RunTally
+from fedbox.store import ENV_STORAGE_OPTIONS
+from fedbox.store.registry import url_scheme
+
+__all__ = ["client_command", "client_env", "simulate"]
+
+CLIENT_MODULE = "fedbox.cli.fl_commands"
+"""What a client process runs with ``python -m``: the Flower commands on their own,
+independent of how the main ``fedbox`` command is assembled."""
+
+
+def client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
+    """The command line of one client process. It shows in ``ps``, so nothing secret
+    goes here: storage options, and a root URL with a password in it, travel in the
+    environment (:func:`client_env`)."""
+    root = [] if _root_in_env(plan) else ["--root", plan.store_root]
+    cmd = [
+        sys.executable,
+        "-m",
+        CLIENT_MODULE,
+        "run",
+        str(plan.app.app_dir),
+        "--email",
+        email,
+        *root,
+        "--state-dir",
+        str(plan.state_dir(email)),
+        "--app-name",
+        plan.app_name,
+        "--aggregator",
+        plan.aggregator,
+        "--partition-id",
+        str(index),
+        "--num-partitions",
+        str(len(plan.datasites)),
+        "--volatile",
+        "--encrypt" if plan.encrypt else "--no-encrypt",
+    ]
+    if plan.data_paths[index]:
+        cmd += ["--data", str(plan.data_paths[index])]
+    if plan.poll_interval is not None:
+        cmd += ["--poll-interval", repr(plan.poll_interval)]
+    if plan.max_poll_interval is not None:
+        cmd += ["--max-poll-interval", repr(plan.max_poll_interval)]
+    return cmd
+
+
+def _root_in_env(plan: SimulationPlan) -> bool:
+    return display_root(plan.store_root) != plan.store_root  # a URL with a password
+
+
+def client_env(plan: SimulationPlan) -> dict[str, str]:
+    """The clients' environment: the store's merged options as ``$FEDBOX_STORAGE_OPTIONS``
+    (a section for the root's scheme, which wins over the app's [tool.fedbox] options
+    when a client reads them again), and the root itself if it carries a password."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scheme = url_scheme(plan.store_root)
+    if plan.remote and scheme is not None:
+        try:
+            env[ENV_STORAGE_OPTIONS] = json.dumps({scheme: dict(plan.storage_options)})
+        except TypeError as exc:
+            raise fail(f"storage options must be JSON values to reach the clients: {exc}") from exc
+    if _root_in_env(plan):
+        env[ENV_ROOT] = plan.store_root
+    return env
+
+
+def _start_processes(plan: SimulationPlan) -> dict[str, subprocess.Popen[bytes]]:
+    """One process per client, each in its own session so a terminal Ctrl-C reaches only
+    the aggregator, which then stops them through the store (the behaviour under test)."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    env = client_env(plan)
+    for index, email in enumerate(plan.datasites):
+        state = plan.state_dir(email)
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(state / "client.log", "ab") as log:
+            procs[email] = subprocess.Popen(
+                client_command(plan, index, email),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+    return procs
+
+
+def _reap(procs: dict[str, subprocess.Popen[bytes]], grace: float) -> dict[str, int | None]:
+    """Give the clients ``grace`` seconds to stop on the aggregator's word, then end
+    them, so no client outlives the command; their exit codes, for the report."""
+    deadline = time.monotonic() + grace
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return {email: proc.returncode for email, proc in procs.items()}
+
+
+def _discard_temp(plan: SimulationPlan) -> None:
+    if not plan.keep and plan.temp_dir is not None:
+        shutil.rmtree(plan.temp_dir, ignore_errors=True)
+
+
+def simulate(
+    app_dir: AppDirArg,
+    clients: Annotated[
+        int | None, typer.Option("--clients", "-n", help="Number of clients \\[default: 3].")
+    ] = None,
+    run_config: RunConfigOpt = None,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            help=f"Run over this store and keep it \\[default: a temporary folder]. {ROOT_HELP}",
+        ),
+    ] = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", help="Data dir: once for all clients, or once per client."),
+    ] = None,
+    timeout: TimeoutOpt = None,
+    inprocess: Annotated[
+        bool, typer.Option("--inprocess", help="Host all clients in this process.")
+    ] = False,
+    stop_wait: Annotated[
+        float, typer.Option("--stop-wait", help="Seconds to wait for clients to stop.")
+    ] = 15.0,
+    encrypt: EncryptOpt = None,
+    storage_option: StorageOpt = None,
+    poll_interval: PollOpt = None,
+    max_poll_interval: MaxPollOpt = None,
+    chunk_threshold: ChunkThresholdOpt = None,
+    chunk_size: ChunkSizeOpt = None,
+) -> None:
+    """Run a Flower app on a local federation that talks only through one store.
+
+    The store is a temporary folder unless --root names a folder or a URL: then every
+    message goes through that bucket, WebDAV share or SFTP server, as in a deployment.
+    """
+    app, config = load_app(app_dir, run_config)
+    keep_freed_memory()
+    poll_interval, max_poll_interval = poll_bounds(poll_interval, max_poll_interval)
+    if not root and storage_option:
+        raise fail("--storage-option needs a URL --root")
+    options = store_options(root, storage_option, app.federation.storage_options) if root else {}
+    try:
+        plan = plan_simulation(
+            app,
+            config,
+            clients=clients,
+            root=root or None,
+            data=[str(d) for d in data or []],
+            timeout=timeout,
+            encrypt=encrypt,
+            storage_options=options,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+        )
+    except AppConfigError as exc:
+        raise fail(str(exc)) from exc
+    quiet_flower()
+    if not plan.remote:
+        Path(plan.store_root).mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"fedbox simulate: {app.fab_id} with {len(plan.datasites)} "
+        f"{'in-process' if inprocess else 'process'} clients"
+        f"{'' if plan.encrypt else ' (encryption off)'}\n"
+        f"  app    {plan.app_name}\n"
+        f"  {'store ' if plan.remote else 'folder'} {display_root(plan.store_root)}\n"
+        f"  state  {plan.state_root}",
+        highlight=False,
+    )
+    tally = RunTally(plan.datasites)
+    code = EXIT_FAILED
+    host: InProcessClients | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    exit_codes: dict[str, int | None] | None = None
+    try:
+        with refusals_reported_here():
+            box = plan.connect(plan.aggregator, durable=False)
+            check_store(box)
+    except (FedboxError, ValueError) as exc:
+        _discard_temp(plan)
+        raise fail(str(exc), EXIT_FAILED) from exc
+    try:
+        if inprocess:
+            host = InProcessClients(plan)
+        else:
+            procs = _start_processes(plan)
+
+        def body(t: RunTally) -> ServerOutcome:
+            return run_server(
+                box,
+                app,
+                plan.app_name,
+                plan.datasites,
+                plan.run_config,
+                timeout=plan.timeout,
+                callback=t,
+                stop_wait=stop_wait,
+            )
+
+        outcome = run_with_progress(app.project, len(plan.datasites), body, tally)
+        if procs:
+            exit_codes = _reap(procs, grace=stop_wait)
+        code = report_outcome(outcome, tally, exit_codes)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except FedboxError as exc:  # the store failed outside the ServerApp (e.g. the stop)
+        print_error(exc)
+        code = EXIT_FAILED
+    finally:
+        if procs and exit_codes is None:
+            _reap(procs, grace=0)
+        if host is not None:
+            host.close()
+        close_box(box)
+        _discard_temp(plan)
+        if plan.keep and not inprocess:
+            console.print(f"client logs: {plan.state_root}/*/client.log", highlight=False)
+    raise typer.Exit(code)
