@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from remote_servers import SERVERS, Target, free_port
 from fedbox.errors import StoreError
 from fedbox.store import LocalStore, RemoteStore, open_store
 from fedbox.store._retry import Failure, Outage, classify, retrying
-from fedbox.store.polling import AdaptivePollWatcher
+from fedbox.store.polling import AdaptivePollWatcher, FolderScan, grid_after
 from fedbox.store.registry import (
     ENV_STORAGE_OPTIONS,
     BackendSpec,
@@ -332,3 +333,97 @@ def test_operations_wait_out_a_short_outage(
     finally:
         restart.join()
     assert sorted(e.path for e in store.list("a")) == ["a/before.request", "a/during.request"]
+
+
+def test_a_waiting_caller_looks_replies_up_by_name_without_listing() -> None:
+    store = RemoteStore("memory://", min_poll_interval=0.01, max_poll_interval=0.05)
+    peer = RemoteStore("memory://", fs=store.fs)
+    reply = "syft_outbox_inbox_b@x.org_to_a@x.org/app/rpc/e/1.response"
+    with store.watch("", (".response",), folders=lambda n: n.endswith("_to_a@x.org")) as watcher:
+        watcher.list_when(lambda: False)
+        calls = count_listings(store.fs)
+        watcher.expect([reply])
+        time.sleep(0.05)
+        peer.put(reply, b"answer")
+        assert watcher.next_batch(timeout=5) == {reply}
+        time.sleep(0.05)  # nothing due any more: the store is left alone
+        assert calls == []
+    assert store.read(reply) == b"answer"
+
+
+def test_an_expected_file_is_reported_even_if_it_was_there_first() -> None:
+    store = RemoteStore("memory://", min_poll_interval=0.01, max_poll_interval=0.05)
+    store.put("f/old.response", b"x")
+    with store.watch("", (".response",)) as watcher:  # baseline: old.response is not new
+        assert watcher.next_batch(timeout=0.1) == set()
+        watcher.expect(["f/old.response"])
+        assert watcher.next_batch(timeout=5) == {"f/old.response"}
+
+
+def test_folder_names_are_listed_again_only_every_refresh() -> None:
+    folders = ["a"]
+    listed: list[str] = []
+
+    def names() -> list[str]:
+        listed.append("names")
+        return list(folders)
+
+    scan = FolderScan(names, lambda folder: [f"{folder}/x"], refresh=0.2)
+    assert scan() == {"a/x"}
+    folders.append("b")
+    assert scan() == {"a/x"}, "within refresh, the known folders only"
+    time.sleep(0.2)
+    assert scan() == {"a/x", "b/x"}
+    assert listed == ["names", "names"]
+
+
+def test_polls_keep_to_their_grid() -> None:
+    starts: list[float] = []
+
+    def lister() -> set[str]:
+        starts.append(time.monotonic())
+        time.sleep(0.004)  # a slow listing must not push the next one back
+        return set()
+
+    phases: list[float] = []
+
+    def lister_phase() -> set[str]:
+        phases.append(time.time() % 0.02)
+        return lister()
+
+    with AdaptivePollWatcher(lister_phase, min_interval=0.02, max_interval=0.02):
+        time.sleep(0.5)
+    polls = starts[1:]  # after the baseline listing made by the constructor
+    assert len(polls) >= 15
+    mean_gap = (polls[-1] - polls[0]) / (len(polls) - 1)
+    assert abs(mean_gap - 0.02) < 1e-4, "late wake-ups must not add up"
+    # on the shared grid: wall-clock multiples of the interval, so peers know when
+    assert statistics.median(phases[1:]) < 0.003
+
+
+def test_lookups_by_name_learn_the_peers_turnaround() -> None:
+    """A peer that lists at each grid instant and replies 15 ms later: first lookups move
+    to just after that, so a reply is found at its first lookup, not an interval later."""
+    interval, turnaround = 0.05, 0.015
+    lands: dict[str, float] = {}
+    lookups: list[tuple[str, bool]] = []
+
+    def prober(path: str) -> bool:
+        hit = time.monotonic() >= lands[path]
+        lookups.append((path, hit))
+        return hit
+
+    with AdaptivePollWatcher(
+        set, min_interval=interval, max_interval=interval, prober=prober
+    ) as watcher:
+        watcher.list_when(lambda: False)
+        for i in range(40):
+            lands[f"r{i}"] = grid_after(time.monotonic(), interval) + turnaround
+            watcher.expect([f"r{i}"])
+            assert watcher.next_batch(timeout=2) == {f"r{i}"}
+            watcher.forget([f"r{i}"])
+    assert turnaround <= watcher.lead <= turnaround + interval / 4
+    first_hit: dict[str, bool] = {}
+    for path, hit in lookups:
+        first_hit.setdefault(path, hit)
+    assert sum(list(first_hit.values())[-10:]) >= 8, "late first lookups find their reply"

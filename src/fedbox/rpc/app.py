@@ -192,7 +192,7 @@ class App:
     def _handle(self, mp: MessagePath) -> None:
         box = self.box
         reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
-        if box.store.exists(reply_at) or box.audit.is_claimed(mp.id):
+        if box.audit.is_claimed(mp.id) or box.store.exists(reply_at):
             return
         try:
             header, payload = self._read_request(mp)

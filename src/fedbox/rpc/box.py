@@ -29,6 +29,7 @@ from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.sealing import Sealer
 from fedbox.store import Store, WatchMode, open_store
+from fedbox.store.polling import AdaptivePollWatcher
 
 if TYPE_CHECKING:
     from fedbox.rpc.app import App
@@ -125,10 +126,16 @@ class Box:
                 _SUFFIXES,
                 folders=lambda name: name.startswith(OUTBOX_PREFIX) and name.endswith(f"_to_{me}"),
             )
+            if isinstance(self._watcher, AdaptivePollWatcher):
+                self._watcher.list_when(self._serving)
             self._watch_thread = threading.Thread(
                 target=self._watch_loop, name=f"fedbox-watch-{self.email}", daemon=True
             )
             self._watch_thread.start()
+
+    def _serving(self) -> bool:
+        """Whether requests matter: only then must a polling watcher list our inboxes."""
+        return any(app.running for app in list(self._apps.values()))
 
     def _watch_loop(self) -> None:
         """Dispatch arrivals until closed; one failing file never stops the loop."""
@@ -299,16 +306,32 @@ class Box:
         """Wait on many futures at once: ``(done, pending)`` when all (or, with
         ``return_when="any"``, the first) are done, or when ``timeout`` passes.
 
-        The store is asked once per future, before waiting; after that only the watcher
-        reports arrivals, so no store I/O (network, on a remote store) runs under the lock.
+        Only the watcher reports arrivals, so no store I/O (network, on a remote store)
+        runs under the lock. A polling watcher is told which responses are due: it finds
+        them whether or not they landed before it started, by name while few are due.
+        Event watchers report only what is new, so the store is asked once per future
+        before waiting.
         """
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
         pending = list(futures)
-        done: list[Future] = []
         self._ensure_watching()
-        for fut in pending:
-            fut.done()  # responses that landed before the watcher started are found here
+        watcher = self._watcher
+        if not isinstance(watcher, AdaptivePollWatcher):
+            for fut in pending:
+                fut.done()  # responses that landed before the watcher started
+            return self._wait_arrivals(pending, timeout, return_when)
+        due = [self._response_path(f.record) for f in pending if f.id not in self._arrived]
+        watcher.expect(due)
+        try:
+            return self._wait_arrivals(pending, timeout, return_when)
+        finally:
+            watcher.forget(due)
+
+    def _wait_arrivals(
+        self, pending: list[Future], timeout: float | None, return_when: str
+    ) -> tuple[list[Future], list[Future]]:
+        done: list[Future] = []
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:

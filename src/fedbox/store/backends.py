@@ -65,6 +65,18 @@ class Backend:
             return None
         return list(fs.find(path, withdirs=False, detail=True).values())
 
+    def read(self, fs: FileSystem, path: str) -> bytes:
+        """The whole file; FileNotFoundError if absent."""
+        return fs.cat_file(path)
+
+    def probe(self, fs: FileSystem, path: str, limit: int) -> bytes | None:
+        """Whether a file is at ``path`` (FileNotFoundError if not), in one request: a
+        waiting caller's lookup of a reply by name. Returns the content when that request
+        brought it (at most ``limit`` bytes), else None."""
+        if not self.is_file(fs, path):
+            raise FileNotFoundError(2, "not a file", path)
+        return None
+
     def upload(self, fs: FileSystem, path: str, data: bytes) -> None:
         """Write ``data`` at ``path``; FileNotFoundError if the parent folder is missing."""
         fs.pipe_file(path, data)
@@ -124,8 +136,47 @@ class S3Backend(Backend):
         fs.call_s3("head_object", Bucket=bucket, Key=key)
         return True
 
+    def find(self, fs: FileSystem, path: str) -> list[dict[str, Any]] | None:
+        """One ListObjectsV2 (s3fs's ``find`` adds a HEAD and a listing when it is empty)."""
+        from fsspec.asyn import sync
+
+        found = sync(fs.loop, fs._lsdir, path, delimiter="")
+        return [o for o in found if o.get("type") == "file" and not o["name"].endswith("/")]
+
+    def read(self, fs: FileSystem, path: str) -> bytes:
+        """One GET (s3fs's ``cat_file`` sends a HEAD first, to size parallel downloads);
+        objects larger than one block are fetched again, in parallel ranges."""
+        limit = fs.default_block_size if fs.max_concurrency > 1 else None
+        data = _s3_get(fs, path, limit)
+        return fs.cat_file(path) if data is None else data
+
+    def probe(self, fs: FileSystem, path: str, limit: int) -> bytes | None:
+        """One GET, read only if the object is small."""
+        return _s3_get(fs, path, limit)
+
     def makedirs(self, fs: FileSystem, path: str) -> None:
         """Object stores have no folders to create."""
+
+
+def _s3_get(fs: FileSystem, path: str, limit: int | None) -> bytes | None:
+    """The object's bytes from one GET, or None (connection dropped unread) when it is
+    larger than ``limit``; FileNotFoundError if absent."""
+    from fsspec.asyn import sync
+
+    bucket, key, version = fs.split_path(path)
+
+    async def get() -> bytes | None:
+        extra = {"VersionId": version} if version else {}
+        response = await fs._call_s3("get_object", Bucket=bucket, Key=key, **extra)
+        body = response["Body"]
+        try:
+            if limit is not None and int(response.get("ContentLength") or 0) > limit:
+                return None
+            return await body.read()
+        finally:
+            body.close()
+
+    return sync(fs.loop, get)
 
 
 class GCSBackend(Backend):
@@ -302,6 +353,10 @@ class MemoryBackend(Backend):
 
     def makedirs(self, fs: FileSystem, path: str) -> None:
         """Memory paths need no folders."""
+
+    def probe(self, fs: FileSystem, path: str, limit: int) -> bytes | None:
+        data = fs.cat_file(path)
+        return data if len(data) <= limit else None
 
 
 class GDriveBackend(Backend):

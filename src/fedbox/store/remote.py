@@ -32,7 +32,7 @@ from fedbox.store.base import (
     Entry,
     FolderFilter,
 )
-from fedbox.store.polling import AdaptivePollWatcher, folder_matcher
+from fedbox.store.polling import AdaptivePollWatcher, FolderScan, folder_matcher
 from fedbox.store.registry import get_backend
 
 __all__ = ["RemoteStore"]
@@ -40,6 +40,11 @@ __all__ = ["RemoteStore"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_KEEP_LIMIT = 1 << 20
+"""Largest file a lookup by name keeps for the reader that follows (one GET then serves
+both); bigger ones are read again, so memory stays bounded by :data:`_KEEP_FILES`."""
+_KEEP_FILES = 16
 
 
 def _redact(url: SplitResult) -> str:
@@ -121,6 +126,8 @@ class RemoteStore:
         self._fs_lock = threading.Lock()
         self._outage = Outage(self.url)
         self._watchers: weakref.WeakSet[AdaptivePollWatcher] = weakref.WeakSet()
+        self._kept: dict[str, bytes] = {}
+        self._kept_lock = threading.Lock()
         self._server_copy = True
         self._closed = False
 
@@ -218,6 +225,7 @@ class RemoteStore:
     def _commit(self, path: str, data: bytes) -> None:
         """Make ``data`` appear at ``path`` whole, or not at all."""
         full = self._full(path)
+        self._take(path)
         if self.backend.atomic_put:
             self._run("write", path, lambda: self._upload(full, data))
         else:
@@ -266,7 +274,34 @@ class RemoteStore:
 
     def read(self, path: str) -> bytes:
         full = self._full(path)
-        return self._run("read", path, lambda: self.fs.cat_file(full))
+        kept = self._take(path)
+        if kept is not None:
+            return kept
+        return self._run("read", path, lambda: self.backend.read(self.fs, full))
+
+    def _keep(self, path: str, data: bytes) -> None:
+        with self._kept_lock:
+            self._kept.pop(path, None)
+            self._kept[path] = data
+            while len(self._kept) > _KEEP_FILES:
+                del self._kept[next(iter(self._kept))]
+
+    def _take(self, path: str) -> bytes | None:
+        """What a lookup by name fetched for ``path`` (once: message files never change,
+        but a deleted or moved one must not be read again)."""
+        with self._kept_lock:
+            return self._kept.pop(path, None)
+
+    def _probe(self, path: str) -> bool:
+        """Whether ``path`` exists, in one request; the bytes it brought are kept."""
+        full = self._full(path)
+        try:
+            data = self.backend.probe(self.fs, full, _KEEP_LIMIT)
+        except FileNotFoundError:
+            return False
+        if data is not None:
+            self._keep(path, data)
+        return True
 
     def open(self, path: str) -> BinaryIO:
         """The whole file, downloaded (with retries) into memory."""
@@ -338,6 +373,7 @@ class RemoteStore:
 
     def delete(self, path: str) -> None:
         full = self._full(path)
+        self._take(path)
         attempts = 0
 
         def delete_once() -> None:
@@ -356,6 +392,7 @@ class RemoteStore:
 
     def move(self, src: str, dst: str) -> None:
         full_src, full_dst = self._full(src), self._full(dst)
+        self._take(src)
 
         def move_once() -> None:
             try:
@@ -410,16 +447,22 @@ class RemoteStore:
 
     # -- watching --------------------------------------------------------------------
 
-    def _snapshot(
+    def _files(self, base: str, suffixes: tuple[str, ...]) -> list[str]:
+        return [e.path for e in self._entries(base, suffixes)]
+
+    def _lister(
         self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
-    ) -> set[str]:
-        """One poll: the top level of ``prefix`` when filtering, then each accepted folder."""
+    ) -> Callable[[], set[str]]:
+        """One poll's listing: all of ``prefix``, or each accepted folder (their names
+        listed again every ``max_poll_interval``)."""
         if match is None:
-            bases = [prefix]
-        else:
-            lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-            bases = [f"{lead}{d}" for d in self._dirs(prefix) if match(d)]
-        return {e.path for base in bases for e in self._entries(base, suffixes)}
+            return lambda: set(self._files(prefix, suffixes))
+        lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        return FolderScan(
+            lambda: [f"{lead}{d}" for d in self._dirs(prefix) if match(d)],
+            lambda folder: self._files(folder, suffixes),
+            refresh=self.max_poll_interval,
+        )
 
     def watch(
         self,
@@ -428,25 +471,30 @@ class RemoteStore:
         *,
         folders: FolderFilter | None = None,
     ) -> AdaptivePollWatcher:
-        """Poll for new files; each poll costs one listing of ``prefix`` plus one subtree
-        listing per folder that ``folders`` accepts (all of ``prefix`` when None).
+        """Poll for new files. A poll lists each folder under ``prefix`` that ``folders``
+        accepts (all of ``prefix`` when None); the folder names are listed again every
+        ``max_poll_interval`` (each poll when idle). Files the caller expects by name
+        (:meth:`AdaptivePollWatcher.expect`) can be looked up directly instead.
 
-        Listings are not retried inside a poll: the watcher backs off instead, and the
-        store logs the outage once.
+        Neither is retried inside a poll: the watcher backs off instead, and the store
+        logs the outage once.
         """
         match = folder_matcher(folders)
         _check_path(prefix)
+        scan = self._lister(prefix, suffixes, match)
 
         def lister() -> set[str]:
-            return self._run(
-                "list", prefix, lambda: self._snapshot(prefix, suffixes, match), budget=0
-            )
+            return self._run("list", prefix, scan, budget=0)
+
+        def prober(path: str) -> bool:
+            return self._run("check", path, lambda: self._probe(path), budget=0)
 
         watcher = AdaptivePollWatcher(
             lister,
             min_interval=self.min_poll_interval,
             max_interval=self.max_poll_interval,
             name=f"fedbox-poll-{self.scheme}",
+            prober=prober,
         )
         self._watchers.add(watcher)
         return watcher
