@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import fedbox
-from fedbox.rpc import Body, Box, Request
+from fedbox.rpc import Body, Box, Request, cleanup
+from fedbox.store import RemoteStore
 
 SENDER, NODE = "a@x.org", "b@x.org"
 THRESHOLD, CHUNK = 256 << 10, 64 << 10
@@ -144,3 +146,34 @@ def test_a_truncated_chunk_is_written_again_not_reused(root: Path) -> None:
     assert len(handled) == 2
     assert (stats.reused, stats.written) == (15, 1)
     assert victim.stat().st_size == CHUNK
+
+
+def test_cleanup_removes_what_a_killed_writer_left_once_it_is_old(
+    root: Path, tmp_path: Path
+) -> None:
+    test_a_killed_sender_resumes_where_it_stopped(root, tmp_path)
+    folder = root / f"syft_outbox_inbox_{SENDER}_to_{NODE}" / "t" / "blobs"
+    left = [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+    assert len(left) == 1 and left[0].read_bytes() == b"half a chunk"
+    with fedbox.connect(root, SENDER, **CHUNKED) as a:  # type: ignore[arg-type]
+        now = a.clock()
+        cleanup(a.store, SENDER, older_than=60, now=now + 1800)  # messages and blobs go
+        assert left[0].exists(), "a temp file younger than an hour may still be written to"
+        report = cleanup(a.store, SENDER, older_than=60, now=now + 2 * 3600)
+    assert not left[0].exists()
+    assert report.bytes >= len(b"half a chunk")
+
+
+def test_remote_stores_list_and_clean_temp_files_too() -> None:
+    store = RemoteStore("memory://cleanup-temps")
+    outbox = f"syft_outbox_inbox_{SENDER}_to_{NODE}/t"
+    store.put(f"{outbox}/rpc/e/1.request", b"kept")
+    store.fs.pipe_file(f"{store.root}/{outbox}/blobs/.abc.tmp-0123456789ab", b"partial")
+    store.fs.pipe_file(f"{store.root}/{outbox}/.quarantine/.x.tmp-0123456789ab", b"not ours")
+    assert [e.path for e in store.list_temps()] == [f"{outbox}/blobs/.abc.tmp-0123456789ab"]
+    assert [e.path for e in store.list(outbox)] == [f"{outbox}/rpc/e/1.request"]
+    report = cleanup(store, SENDER, older_than=3600 * 24, now=time.time() + 3600 * 2)
+    assert report.files == 0, "younger than the cleanup age: kept"
+    report = cleanup(store, SENDER, older_than=60, now=time.time() + 3600 * 2)
+    assert report.files == 2 and store.list_temps() == []  # the message and the temp file
+    assert store.fs.exists(f"{store.root}/{outbox}/.quarantine/.x.tmp-0123456789ab")

@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 BLOB_MARGIN = 2 * DEFAULT_BLOB_REUSE
 """A blob is kept while a remaining message is less than this much younger than it."""
+TEMP_MIN_AGE = 3600.0
+"""A writer's temporary file is removed only when older than this (and than the cleanup
+age): a large body can take minutes to upload, and its writer must not lose it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +39,20 @@ def cleanup(store: Store, email: str, older_than: float, now: float) -> CleanupR
     ``fedbox.rpc.blobs``), so a blob any message refers to is at most that much plus the
     message's writing time older than the message. A blob older than the cutoff and more
     than ``BLOB_MARGIN`` older than every remaining message of its app is unused.
+
+    Temporary files that a writer killed mid-write left (``.{name}.tmp-*``) go too, once
+    older than the cutoff and than ``TEMP_MIN_AGE``.
     """
     cutoff = now - older_than
+    temp_cutoff = min(cutoff, now - TEMP_MIN_AGE)
     files = size = 0
     for folder in store.list_dirs():
         if not folder.startswith(f"{OUTBOX_PREFIX}{email}_to_"):
             continue
+        for entry in store.list_temps(folder):
+            if entry.mtime <= temp_cutoff and _delete(store, entry):
+                files += 1
+                size += entry.size
         oldest_kept: dict[str, float] = {}
         blobs: dict[str, list[Entry]] = {}
         for entry in store.list(folder):

@@ -10,14 +10,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "atomic_link", "atomic_write", "temp_path_for"]
+__all__ = [
+    "TEMP_MARK",
+    "atomic_file",
+    "atomic_link",
+    "atomic_write",
+    "is_temp_name",
+    "temp_name",
+    "temp_path_for",
+]
 
 _COPY_CHUNK = 1 << 20
+TEMP_MARK = ".tmp-"
 
 
 def temp_path_for(target: Path) -> Path:
     """A dot-file in the target's folder, so the rename never crosses filesystems."""
-    return target.with_name(f".{target.name}.tmp-{secrets.token_hex(6)}")
+    return target.with_name(temp_name(target.name))
+
+
+def temp_name(name: str) -> str:
+    """The hidden name a file is written under before it is renamed to ``name``."""
+    return f".{name}{TEMP_MARK}{secrets.token_hex(6)}"
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and TEMP_MARK in name
 
 
 @contextmanager

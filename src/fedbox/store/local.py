@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from fedbox.errors import InvalidIdentity, NotFound, StoreError
-from fedbox.store._atomic import atomic_file, atomic_link, atomic_write
+from fedbox.store._atomic import atomic_file, atomic_link, atomic_write, is_temp_name
 from fedbox.store.base import DEFAULT_POLL_INTERVAL, Entry, FolderFilter
 from fedbox.store.polling import folder_matcher, in_folders
 from fedbox.store.watchers import PollWatcher, _WatcherBase, event_watcher
@@ -87,18 +87,27 @@ class LocalStore:
         return self._abs(path).is_file()
 
     def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+        return self._entries(
+            prefix, lambda name: not name.startswith(".") and name.endswith(suffix)
+        )
+
+    def list_temps(self, prefix: str = "") -> list[Entry]:
+        return self._entries(prefix, is_temp_name)
+
+    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> list[Entry]:
+        """Files under ``prefix`` whose names ``keep`` accepts, outside dot-folders."""
         base = self._abs(prefix) if prefix else self.root
         entries: list[Entry] = []
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
-                if name.startswith(".") or not name.endswith(suffix):
+                if not keep(name):
                     continue
                 full = os.path.join(dirpath, name)
                 try:
                     st = os.stat(full)
                 except FileNotFoundError:
-                    continue
+                    continue  # deleted (or renamed, a temp file) since the walk saw it
                 rel = Path(full).relative_to(self.root).as_posix()
                 entries.append(Entry(path=rel, size=st.st_size, mtime=st.st_mtime))
         return entries

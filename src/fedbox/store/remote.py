@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import secrets
 import shutil
 import threading
 import weakref
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from fedbox.errors import InvalidIdentity, NotFound, StoreError
+from fedbox.store._atomic import is_temp_name, temp_name
 from fedbox.store._retry import Failure, Outage, classify, retrying
 from fedbox.store.backends import Backend, FileSystem
 from fedbox.store.base import (
@@ -68,6 +68,18 @@ def _check_path(path: str) -> PurePosixPath:
 
 def _is_hidden(rel: str) -> bool:
     return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _visible(*suffixes: str) -> Callable[[str], bool]:
+    """Store paths outside dot-files and dot-folders, ending in one of ``suffixes``."""
+    wanted = tuple(s for s in suffixes if s)
+    return lambda rel: not _is_hidden(rel) and (not wanted or rel.endswith(wanted))
+
+
+def _is_temp(rel: str) -> bool:
+    """A writer's temporary file, not inside a dot-folder (quarantine keeps its own)."""
+    folder, _, name = rel.rpartition("/")
+    return is_temp_name(name) and not _is_hidden(folder)
 
 
 def _mtime(info: dict[str, Any]) -> float:
@@ -230,7 +242,7 @@ class RemoteStore:
             self._run("write", path, lambda: self._upload(full, data))
         else:
             target = PurePosixPath(full)
-            tmp = str(target.with_name(f".{target.name}.tmp-{secrets.token_hex(6)}"))
+            tmp = str(target.with_name(temp_name(target.name)))
 
             def upload_and_rename() -> None:
                 # Retried as a whole: a rename that succeeded before the link dropped
@@ -345,18 +357,20 @@ class RemoteStore:
                 elif info.get("type") == "file":
                     yield info
 
-    def _entries(self, prefix: str, suffixes: tuple[str, ...]) -> list[Entry]:
+    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> list[Entry]:
+        """Files under ``prefix`` whose store paths ``keep`` accepts."""
         entries = []
         for info in self._walk(self._full(prefix)):
             rel = self._rel(str(info["name"]))
-            if _is_hidden(rel) or (suffixes and not rel.endswith(suffixes)):
-                continue
-            entries.append(Entry(path=rel, size=int(info.get("size") or 0), mtime=_mtime(info)))
+            if keep(rel):
+                entries.append(Entry(path=rel, size=int(info.get("size") or 0), mtime=_mtime(info)))
         return entries
 
     def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
-        suffixes = (suffix,) if suffix else ()
-        return self._run("list", prefix, lambda: self._entries(prefix, suffixes))
+        return self._run("list", prefix, lambda: self._entries(prefix, _visible(suffix)))
+
+    def list_temps(self, prefix: str = "") -> list[Entry]:
+        return self._run("list", prefix, lambda: self._entries(prefix, _is_temp))
 
     def _dirs(self, prefix: str) -> list[str]:
         names = []
@@ -430,7 +444,7 @@ class RemoteStore:
         target = full_dst
         if not self.backend.atomic_put:
             dst = PurePosixPath(full_dst)
-            target = str(dst.with_name(f".{dst.name}.tmp-{secrets.token_hex(6)}"))
+            target = str(dst.with_name(temp_name(dst.name)))
         try:
             self.backend.copy(self.fs, full_src, target)
         except FileNotFoundError:
@@ -448,7 +462,7 @@ class RemoteStore:
     # -- watching --------------------------------------------------------------------
 
     def _files(self, base: str, suffixes: tuple[str, ...]) -> list[str]:
-        return [e.path for e in self._entries(base, suffixes)]
+        return [e.path for e in self._entries(base, _visible(*suffixes))]
 
     def _lister(
         self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
