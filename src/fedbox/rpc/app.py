@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import threading
@@ -26,6 +27,7 @@ from fedbox.rpc.parts import MAGIC, MIN_SHARED_BLOB, BlobSource, PartKind, PartR
 from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.status import Status
+from fedbox.store import LocalStore
 
 if TYPE_CHECKING:
     from fedbox.rpc.box import Box
@@ -69,6 +71,7 @@ class App:
         self._handlers: dict[str, Handler] = {}
         self._streaming: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self._checks: ThreadPoolExecutor | None = None
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -119,6 +122,10 @@ class App:
         self._executor = ThreadPoolExecutor(
             self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
         )
+        if not isinstance(self.box.store, LocalStore):
+            self._checks = ThreadPoolExecutor(
+                self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}-check"
+            )
         self.box._ensure_watching()
         self._serve_backlog()
         self._cleanup_thread = threading.Thread(
@@ -143,6 +150,9 @@ class App:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        checks, self._checks = self._checks, None
+        if checks is not None:
+            checks.shutdown(wait=True)
         if self._cleanup_thread is not None:
             self._cleanup_thread.join(timeout=5)
             self._cleanup_thread = None
@@ -192,14 +202,21 @@ class App:
     def _handle(self, mp: MessagePath) -> None:
         box = self.box
         reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
-        if box.audit.is_claimed(mp.id) or box.store.exists(reply_at):
+        if box.audit.is_claimed(mp.id):
+            return
+        replied = self._reply_check(reply_at)
+        if replied.done() and replied.result():
             return
         try:
             header, payload = self._read_request(mp)
         except NotFound:
             return
         except _Refused as refused:
-            self._refuse(mp, refused.status, refused.reason, quarantined=True)
+            if not replied.result():
+                self._refuse(mp, refused.status, refused.reason, quarantined=True)
+            return
+        if replied.result():
+            payload.close()
             return
         with payload:
             try:
@@ -235,6 +252,18 @@ class App:
             self._refuse(mp, Status.BAD_REQUEST, reason, quarantined=True)
             return
         self._reply(mp, request, response, encrypted=header.enc is not None)
+
+    def _reply_check(self, reply_at: str) -> concurrent.futures.Future[bool]:
+        """Whether the request was answered already.
+
+        On a remote store the check (a round trip) runs while the request downloads; a
+        folder answers at once, so a request already answered is not even read.
+        """
+        if self._checks is not None:
+            return self._checks.submit(self.box.store.exists, reply_at)
+        known: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        known.set_result(self.box.store.exists(reply_at))
+        return known
 
     @staticmethod
     def _whole(payload: Payload) -> bytes:
