@@ -11,8 +11,11 @@ from cli_process import fedbox_cli
 import fedbox
 
 
-def _one_call(root: Path) -> str:
-    with fedbox.connect(root, "a@x.org") as a, fedbox.connect(root, "b@x.org") as b:
+def _one_call(root: Path, encrypt: bool = False) -> str:
+    with (
+        fedbox.connect(root, "a@x.org", encrypt=encrypt) as a,
+        fedbox.connect(root, "b@x.org", encrypt=encrypt) as b,
+    ):
         server = b.app("t")
         server.on_request("echo")(lambda req: req.body)
         server.start()
@@ -30,6 +33,22 @@ def test_inspect_shows_header_and_digest(root: Path) -> None:
         assert text in out.stdout
     (response,) = root.rglob(f"{msg_id}.response")
     assert "200 OK" in fedbox_cli("inspect", str(response)).stdout
+
+
+def test_inspect_opens_an_encrypted_body_only_for_its_recipient(root: Path) -> None:
+    msg_id = _one_call(root, encrypt=True)
+    (request,) = root.rglob(f"{msg_id}.request")
+    sealed = fedbox_cli("inspect", str(request))
+    assert sealed.returncode == 0 and "decrypted" not in sealed.stdout
+    assert "b@x.org" in sealed.stdout  # for whom it is encrypted
+    opened = fedbox_cli("inspect", str(request), "--email", "b@x.org")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    assert "ok, 9 bytes of plaintext, authenticated" in opened.stdout
+    other = fedbox_cli("inspect", str(request), "--email", "a@x.org")
+    assert "encrypted for b@x.org, not a@x.org" in other.stdout
+    keyless = fedbox_cli("inspect", str(request), "--email", "b@x.org", "--state-dir", str(root))
+    assert "no keys of b@x.org" in keyless.stdout
+    assert not (root / "keys").exists(), "inspecting creates no keys"
 
 
 def test_inspect_reports_damage(root: Path) -> None:
@@ -93,3 +112,19 @@ def test_inspect_summarises_a_flower_body(tmp_path: Path) -> None:
     assert outputs and all(o.returncode == 0 for o in outputs)
     assert all("flower message" in o.stdout for o in outputs)
     assert any("ArrayRecord" in o.stdout and "train" in o.stdout for o in outputs)
+
+
+def test_inspect_summarises_an_encrypted_flower_body_for_its_recipient(tmp_path: Path) -> None:
+    store = tmp_path / "sim"
+    app_dir = Path(__file__).parents[1] / "fl" / "apps" / "fbcount"
+    run = fedbox_cli("simulate", str(app_dir), "--clients", "1", "--root", str(store))
+    assert run.returncode == 0, run.stdout + run.stderr
+    client = "client-0@sim.fedbox"
+    state = tmp_path / "sim-state" / client
+    requests = store.glob(f"syft_outbox_inbox_*_to_{client}/*/rpc/*/*.request")
+    outs = [
+        fedbox_cli("inspect", str(r), "--email", client, "--state-dir", str(state))
+        for r in requests
+    ]
+    assert outs and all(o.returncode == 0 for o in outs)
+    assert any("ArrayRecord" in o.stdout and "train" in o.stdout for o in outs)

@@ -12,11 +12,13 @@ from rich.table import Table
 
 from fedbox.crypto import describe_enc
 from fedbox.datasite.paths import BLOBS_DIR, parse_message_path
+from fedbox.datasite.workspace import Workspace
 from fedbox.errors import CorruptMessage, FedboxError
 from fedbox.fl.codec import describe_body
 from fedbox.fl.grid import ENDPOINT as FLOWER_ENDPOINT
 from fedbox.rpc.envelope import Header, read_header
 from fedbox.rpc.payload import open_payload
+from fedbox.rpc.sealing import Sealer
 from fedbox.rpc.status import Status
 from fedbox.store import LocalStore
 
@@ -61,11 +63,14 @@ def _store_root(path: Path) -> Path | None:
     return path.resolve().parents[4]
 
 
-def inspect_file(path: Path, console: Console) -> int:
+def inspect_file(
+    path: Path, console: Console, *, email: str | None = None, state_dir: Path | None = None
+) -> int:
     """Print the header and checks; exit code 0 if intact, 1 if corrupt.
 
-    An encrypted body is checked (digest) but not opened: the row ``encryption`` says
-    for whom it is encrypted.
+    An encrypted body is checked (digest) and, if ``email`` is its recipient and that
+    identity's keys are in ``state_dir``, opened too; otherwise the row ``encryption``
+    says for whom it is encrypted.
     """
     total = path.stat().st_size
     with open(path, "rb") as f:
@@ -103,28 +108,55 @@ def inspect_file(path: Path, console: Console) -> int:
         ("digest check", "[green]ok[/green]" if intact else "[red]MISMATCH[/red]"),
         ("encryption", "none (plaintext)" if header.enc is None else describe_enc(header.enc)),
     ]
-    if intact and header.enc is None and header.endpoint == FLOWER_ENDPOINT:
-        rows += _flower_rows(path, header)
+    if intact and header.enc is not None and email is not None:
+        rows += _opened_rows(path, header, email, state_dir)
+    elif intact and header.enc is None and header.endpoint == FLOWER_ENDPOINT:
+        rows += _body_rows(path, header, None)
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
     return 0 if intact else 1
 
 
-def _flower_rows(path: Path, header: Header) -> list[tuple[str, str]]:
-    """What a plaintext Flower body holds: message type, records, array shapes and sizes
-    (reading the blobs it refers to when the file is still in its store)."""
+def _opened_rows(
+    path: Path, header: Header, email: str, state_dir: Path | None
+) -> list[tuple[str, str]]:
+    """The body of an encrypted message, decrypted with ``email``'s keys, if it is for them."""
+    if header.recipient != email:
+        return [
+            ("decrypted", f"[yellow]no: encrypted for {header.recipient}, not {email}[/yellow]")
+        ]
+    keys = Workspace.for_email(email, state_dir).state_dir
+    if not (keys / "keys" / "identity.json").is_file():
+        return [("decrypted", f"[red]no: no keys of {email} under {keys}[/red]")]
+    return _body_rows(path, header, Sealer(_store_of(path), keys, email))
+
+
+def _store_of(path: Path) -> LocalStore:
     root = _store_root(path)
-    store = LocalStore(root if root is not None else path.parent, watch_mode="poll")
+    return LocalStore(root if root is not None else path.parent, watch_mode="poll")
+
+
+def _body_rows(path: Path, header: Header, sealer: Sealer | None) -> list[tuple[str, str]]:
+    """What a body holds: for Flower, message type, records, array shapes and sizes
+    (reading the blobs it refers to when the file is still in its store); for other
+    bodies, that they decrypted and authenticated."""
+    store = sealer.store if sealer is not None else _store_of(path)
     f = open(path, "rb")  # noqa: SIM115 (the payload owns and closes it)
     try:
         read_header(f, path=str(path))
         payload = open_payload(
-            store, f, header, writer=header.sender, reader=header.recipient, sealer=None
+            store, f, header, writer=header.sender, reader=header.recipient, sealer=sealer
         )
     except FedboxError as exc:
         f.close()
-        return [("flower message", f"[red]unreadable: {exc}[/red]")]
+        return [("body", f"[red]unreadable: {exc}[/red]")]
     with payload:
-        rows = describe_body(payload)
-    return rows or [("flower message", "[red]not a Flower message[/red]")]
+        if header.endpoint == FLOWER_ENDPOINT:
+            rows = describe_body(payload)
+            return rows or [("flower message", "[red]not a Flower message[/red]")]
+        try:
+            size = len(payload.read())
+        except FedboxError as exc:
+            return [("decrypted", f"[red]no: {exc}[/red]")]
+    return [("decrypted", f"[green]ok[/green], {size:,} bytes of plaintext, authenticated")]

@@ -47,9 +47,14 @@ def _configure(
 @app.command()
 def inspect(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A message file.")],
+    email: Annotated[
+        str | None,
+        typer.Option("--email", help="Open an encrypted body with this recipient's keys."),
+    ] = None,
+    state_dir: StateOpt = None,
 ) -> None:
     """Show a message file's header, sizes, digest check and status."""
-    raise typer.Exit(inspect_file(file, console))
+    raise typer.Exit(inspect_file(file, console, email=email, state_dir=state_dir))
 
 
 def _when(ts: float | None) -> str:
