@@ -21,6 +21,11 @@ invocation by two engines:
     instead of being unmapped and faulted in again. On a VM where fresh pages are
     expensive this changes the baseline a lot, so the like-for-like ratio is printed
     too.
+``files``
+    No Flower, no fedbox: the file I/O a round needs at the least (the model written
+    to a new file and read by each client, a reply file per client written and read),
+    in one process. Where new page-cache pages are expensive this floor, not the
+    serialisation, bounds a round.
 
 Per size and engine it prints seconds per round (median after the first round; FedAvg's
 ``evaluate_fn`` stamps the time after every round), bytes written per round (bytes
@@ -31,7 +36,7 @@ serializer, bytes per round <= (2 + clients) x model, peak RSS <= (clients + 2) 
 300 MB.
 
 Usage: ``.venv/bin/python benchmarks/large_model.py [--sizes 4MB,40MB,400MB] [--rounds 5]
-[--clients 3] [--engines flower,flower-keep,fedbox] [--train add|echo] [--encrypt] [--fsync]
+[--clients 3] [--engines flower,flower-keep,files,fedbox] [--train add|echo] [--encrypt] [--fsync]
 [--chunk-threshold BYTES]``
 """
 
@@ -315,6 +320,42 @@ def run_flower(nbytes: int, rounds: int, clients: int, train_mode: str, keep_mem
     return result
 
 
+# -- the bare file I/O of a round ---------------------------------------------------------------
+
+
+def _files(work: str, nbytes: int, rounds: int, clients: int, out: Any) -> None:
+    """What a round's bytes cost through the page cache alone, in one process: write the
+    model to a new file, read it once per client, write one new file per client, read
+    those back. No hashing, no encoding, files kept (as messages are until cleanup)."""
+    import numpy as np
+
+    model = np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)
+    buffer = bytearray(model.nbytes)
+    per_round = []
+    for r in range(rounds + 1):
+        start = time.perf_counter()
+        names = [f"{work}/b{r}"] + [f"{work}/r{r}-{c}" for c in range(clients)]
+        for i, name in enumerate(names):
+            with open(name, "wb") as f:
+                f.write(model.data)
+            for _ in range(clients if i == 0 else 1):
+                with open(name, "rb") as f:
+                    f.readinto(buffer)
+        per_round.append(time.perf_counter() - start)
+    out.put({"per_round": per_round[1:], "written": (clients + 1) * nbytes, "peak": peak_rss()})
+
+
+def run_files(work: Path, nbytes: int, rounds: int, clients: int) -> dict:
+    work.mkdir(parents=True)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_files, args=(str(work), nbytes, rounds, clients, out))
+    proc.start()
+    result = out.get()
+    proc.join(60)
+    return result
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -332,7 +373,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="4MB,40MB,400MB")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--engines", default="flower,flower-keep,fedbox")
+    parser.add_argument("--engines", default="flower,flower-keep,files,fedbox")
     parser.add_argument("--train", choices=("add", "echo"), default="add")
     parser.add_argument("--encrypt", action="store_true")
     parser.add_argument("--fsync", action="store_true")
@@ -365,6 +406,8 @@ def main() -> int:
             try:
                 if engine == "fedbox":
                     res = run_fedbox(work, nbytes, args.rounds, args.clients, opts, args.train)
+                elif engine == "files":
+                    res = run_files(work, nbytes, args.rounds, args.clients)
                 else:
                     keep = engine == "flower-keep"
                     res = run_flower(nbytes, args.rounds, args.clients, args.train, keep)
@@ -392,7 +435,7 @@ def main() -> int:
         if fed is None:
             continue
         line = f"{size}: fedbox {steady(fed['per_round']):.3f} s/round"
-        for engine in ("flower", "flower-keep"):
+        for engine in ("flower", "flower-keep", "files"):
             if (size, engine) in results:
                 other = steady(results[(size, engine)]["per_round"])
                 line += f"; {engine} {other:.3f} s/round ({other / steady(fed['per_round']):.2f}x)"
