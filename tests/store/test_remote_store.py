@@ -377,6 +377,16 @@ def test_folder_names_are_listed_again_only_every_refresh() -> None:
     assert listed == ["names", "names"]
 
 
+def test_folder_names_are_listed_every_poll_while_there_are_none() -> None:
+    folders: list[str] = []
+    scan = FolderScan(lambda: list(folders), lambda folder: [f"{folder}/x"], refresh=60)
+    assert scan() == set()
+    folders.append("first")  # a participant's first message creates its folder
+    assert scan() == {"first/x"}, "found at the next poll, not after the refresh"
+    folders.append("second")
+    assert scan() == {"first/x"}, "once folders are known, new ones wait for the refresh"
+
+
 def test_polls_keep_to_their_grid() -> None:
     starts: list[float] = []
 

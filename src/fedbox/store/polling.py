@@ -97,7 +97,9 @@ class FolderScan:
     Listing the folder names on every poll would double the cost of polling one busy
     inbox, and its latency; a folder that appears (a new sender) is found within
     ``refresh`` instead. Folders are re-listed up to 10% early, so that polls exactly
-    ``refresh`` apart (an idle watcher) list them every time.
+    ``refresh`` apart (an idle watcher) list them every time. While no folder is known,
+    the names are all there is to list, so every poll lists them: a participant's first
+    message (a federation's first round) is found at the next poll.
     """
 
     def __init__(
@@ -115,7 +117,7 @@ class FolderScan:
 
     def __call__(self) -> set[str]:
         now = time.monotonic()
-        if self._known is None or now - self._listed >= 0.9 * self._refresh:
+        if not self._known or now - self._listed >= 0.9 * self._refresh:
             self._known = list(self._folders())
             self._listed = now
         return {path for folder in self._known for path in self._files(folder)}
