@@ -17,7 +17,7 @@ from remote_servers import SERVERS, Target, free_port
 from fedbox.errors import StoreError
 from fedbox.store import LocalStore, RemoteStore, open_store
 from fedbox.store._retry import Failure, Outage, classify, retrying
-from fedbox.store.polling import AdaptivePollWatcher, FolderScan, grid_after
+from fedbox.store.polling import AdaptivePollWatcher, FolderScan, LeafScan, grid_after
 from fedbox.store.registry import (
     ENV_STORAGE_OPTIONS,
     BackendSpec,
@@ -375,6 +375,32 @@ def test_folder_names_are_listed_again_only_every_refresh() -> None:
     time.sleep(0.2)
     assert scan() == {"a/x", "b/x"}
     assert listed == ["names", "names"]
+
+
+def test_a_leaf_scan_lists_only_the_folders_that_held_messages() -> None:
+    tree = {"in/app/rpc/e": ["in/app/rpc/e/1.request"], "in/app/blobs": []}
+    calls: list[str] = []
+
+    def walk() -> list[str]:
+        calls.append("walk")
+        return [p for files in tree.values() for p in files]
+
+    def files_in(folder: str) -> list[str]:
+        calls.append(folder)
+        return list(tree.get(folder, []))
+
+    scan = LeafScan(walk, files_in, refresh=0.2)
+    assert scan() == ["in/app/rpc/e/1.request"]
+    tree["in/app/rpc/e"].append("in/app/rpc/e/2.request")
+    tree["in/other/rpc/e"] = ["in/other/rpc/e/3.request"]  # a new app: waits for the walk
+    assert scan() == ["in/app/rpc/e/1.request", "in/app/rpc/e/2.request"]
+    assert calls == ["walk", "in/app/rpc/e"], "one listing per poll, not a walk"
+    time.sleep(0.2)
+    assert "in/other/rpc/e/3.request" in scan()
+    tree["in/app/rpc/e"] = []  # cleaned up: the folder stays known, no walk per poll
+    calls.clear()
+    assert scan() == ["in/other/rpc/e/3.request"]
+    assert calls == ["in/app/rpc/e", "in/other/rpc/e"]
 
 
 def test_folder_names_are_listed_every_poll_while_there_are_none() -> None:

@@ -52,6 +52,11 @@ class Backend:
     def connect(self, url: SplitResult, options: dict[str, Any]) -> FileSystem:
         raise NotImplementedError
 
+    @property
+    def lists_subtrees(self) -> bool:
+        """Whether one request lists a whole subtree (``find``); else each folder costs one."""
+        return self.flat
+
     def is_file(self, fs: FileSystem, path: str) -> bool:
         """Whether a file is at ``path``; FileNotFoundError when nothing is.
 
@@ -213,6 +218,10 @@ class WebDAVBackend(Backend):
     def __init__(self, secure: bool) -> None:
         self.secure = secure
         self.deep_listing = True
+
+    @property
+    def lists_subtrees(self) -> bool:
+        return self.deep_listing
 
     def find(self, fs: FileSystem, path: str) -> list[dict[str, Any]] | None:
         """One ``PROPFIND Depth: infinity`` where the server allows it (many refuse with

@@ -35,6 +35,7 @@ __all__ = [
     "PROBE_LIMIT",
     "AdaptivePollWatcher",
     "FolderScan",
+    "LeafScan",
     "folder_matcher",
     "grid_after",
     "in_folders",
@@ -121,6 +122,41 @@ class FolderScan:
             self._known = list(self._folders())
             self._listed = now
         return {path for folder in self._known for path in self._files(folder)}
+
+
+class LeafScan:
+    """The files under one folder, for stores that list a subtree one folder at a time
+    (SFTP, WebDAV without deep PROPFIND): a poll lists only the folders where files were
+    found, one request each, instead of walking every level (4 requests for an RPC inbox,
+    ``{outbox}/{app}/rpc/{endpoint}``).
+
+    The whole subtree is walked again every ``refresh`` seconds, and on every poll while
+    no such folder is known; so a message to a new app or endpoint of a folder already in
+    use is found within ``refresh``. Folders stay known after their files are cleaned up:
+    an idle inbox costs one listing per folder, not a walk.
+    """
+
+    def __init__(
+        self,
+        walk: Callable[[], Iterable[str]],
+        files_in: Callable[[str], Iterable[str]],
+        *,
+        refresh: float,
+    ) -> None:
+        self._walk = walk
+        self._files_in = files_in
+        self._refresh = refresh
+        self._leaves: set[str] = set()
+        self._walked = 0.0
+
+    def __call__(self) -> list[str]:
+        now = time.monotonic()
+        if not self._leaves or now - self._walked >= 0.9 * self._refresh:
+            found = list(self._walk())
+            self._leaves.update(path.rpartition("/")[0] for path in found)
+            self._walked = now
+            return found
+        return [path for leaf in sorted(self._leaves) for path in self._files_in(leaf)]
 
 
 class AdaptivePollWatcher(_WatcherBase):

@@ -32,7 +32,7 @@ from fedbox.store.base import (
     Entry,
     FolderFilter,
 )
-from fedbox.store.polling import AdaptivePollWatcher, FolderScan, folder_matcher
+from fedbox.store.polling import AdaptivePollWatcher, FolderScan, LeafScan, folder_matcher
 from fedbox.store.registry import get_backend
 
 __all__ = ["RemoteStore"]
@@ -464,17 +464,39 @@ class RemoteStore:
     def _files(self, base: str, suffixes: tuple[str, ...]) -> list[str]:
         return [e.path for e in self._entries(base, _visible(*suffixes))]
 
+    def _files_in(self, folder: str, suffixes: tuple[str, ...]) -> list[str]:
+        """The files directly in ``folder`` (one listing, no descent)."""
+        keep = _visible(*suffixes)
+        infos = self._ls(self._full(folder))
+        paths = (self._rel(str(i["name"])) for i in infos if i.get("type") == "file")
+        return [path for path in paths if keep(path)]
+
     def _lister(
         self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
     ) -> Callable[[], set[str]]:
         """One poll's listing: all of ``prefix``, or each accepted folder (their names
-        listed again every ``max_poll_interval``)."""
+        listed again every ``max_poll_interval``); where a subtree costs a request per
+        folder, only the folders that held messages (:class:`LeafScan`)."""
         if match is None:
             return lambda: set(self._files(prefix, suffixes))
         lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        scans: dict[str, LeafScan] = {}
+
+        def files(folder: str) -> list[str]:
+            if self.backend.lists_subtrees:
+                return self._files(folder, suffixes)
+            scan = scans.get(folder)
+            if scan is None:
+                scan = scans[folder] = LeafScan(
+                    lambda: self._files(folder, suffixes),
+                    lambda leaf: self._files_in(leaf, suffixes),
+                    refresh=self.max_poll_interval,
+                )
+            return scan()
+
         return FolderScan(
             lambda: [f"{lead}{d}" for d in self._dirs(prefix) if match(d)],
-            lambda folder: self._files(folder, suffixes),
+            files,
             refresh=self.max_poll_interval,
         )
 
