@@ -23,11 +23,17 @@ BODY = os.urandom(3 << 20)
 
 
 def _usage(root: Path) -> int:
-    """Bytes under ``root``, each inode once."""
+    """Bytes of the files under ``root``, each inode once. Replies may be landing while it
+    walks: their temporary dot-files are not counted, and may vanish under it."""
     seen: dict[tuple[int, int], int] = {}
     for dirpath, _, names in os.walk(root):
         for name in names:
-            st = os.stat(os.path.join(dirpath, name))
+            if name.startswith("."):
+                continue
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
             seen[(st.st_dev, st.st_ino)] = st.st_size
     return sum(seen.values())
 
