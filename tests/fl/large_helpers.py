@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,16 +16,6 @@ from fedbox.fl.grid import FileGrid
 
 AGG = "agg@x.org"
 APP = "agg@x.org_large_1700000000"
-
-
-def store_usage(root: Path) -> tuple[int, int]:
-    """(bytes, files) under ``root``, each inode once: hard links share their bytes."""
-    seen: dict[tuple[int, int], int] = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            st = os.stat(os.path.join(dirpath, name))
-            seen[(st.st_dev, st.st_ino)] = st.st_size
-    return sum(seen.values()), len(seen)
 
 
 def blob_files(root: Path, writer: str | None = None) -> list[Path]:

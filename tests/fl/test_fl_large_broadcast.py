@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from large_helpers import AGG, Federation, blob_files, digest_app, model_of, model_sha, store_usage
+from disk_usage import store_usage
+from large_helpers import AGG, Federation, blob_files, digest_app, model_of, model_sha
 
 MODEL = 2 << 20
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from disk_usage import store_usage
 
 import fedbox
 from fedbox.datasite.workspace import Workspace
@@ -20,22 +21,6 @@ from fedbox.store import RemoteStore
 SENDER = "a@x.org"
 NODES = [f"n{i}@x.org" for i in range(5)]
 BODY = os.urandom(3 << 20)
-
-
-def _usage(root: Path) -> int:
-    """Bytes of the files under ``root``, each inode once. Replies may be landing while it
-    walks: their temporary dot-files are not counted, and may vanish under it."""
-    seen: dict[tuple[int, int], int] = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            if name.startswith("."):
-                continue
-            try:
-                st = os.stat(os.path.join(dirpath, name))
-            except FileNotFoundError:
-                continue
-            seen[(st.st_dev, st.st_ino)] = st.st_size
-    return sum(seen.values())
 
 
 def _blobs(root: Path) -> list[Path]:
@@ -71,9 +56,9 @@ def test_a_broadcast_to_five_writes_the_body_once(root: Path, encrypt: bool) -> 
         _servers(root, encrypt) as calls,
         fedbox.connect(root, SENDER, encrypt=encrypt, fsync=False) as a,
     ):
-        before = _usage(root)
+        before, _ = store_usage(root)
         futures = a.app("t").broadcast(NODES, "digest", BODY)
-        written = _usage(root) - before
+        written = store_usage(root)[0] - before
         answers = [f.wait(30) for f in futures]
     assert BODY.__len__() < written < len(BODY) + 64 * 1024, "the body is on disk once"
     assert {r.body for r in answers} == {hashlib.sha256(BODY).hexdigest().encode()}
