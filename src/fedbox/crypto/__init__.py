@@ -41,6 +41,7 @@ from fedbox.crypto.stream import (
     ciphertext_size,
     decrypt_body,
     encrypt_body,
+    read_into,
 )
 from fedbox.crypto.trust import TrustStore, UntrustedKey, normalize_fingerprint
 
@@ -75,6 +76,7 @@ __all__ = [
     "normalize_fingerprint",
     "open_sealed",
     "open_sealed_reader",
+    "read_into",
     "seal",
     "unwrap_key",
     "wrap_key",

@@ -48,6 +48,7 @@ __all__ = [
     "ciphertext_size",
     "decrypt_body",
     "encrypt_body",
+    "read_into",
 ]
 
 SEGMENT_SIZE = 1 << 20
@@ -99,7 +100,7 @@ def encrypt_body(
         view = memoryview(bytearray(segment_size))
 
         def next_chunk(index: int) -> memoryview:
-            return view[: _read_into(src, view)]
+            return view[: read_into(src, view)]
 
     written = 0
     for index in range(_MAX_SEGMENTS):
@@ -149,7 +150,7 @@ def decrypt_body(
     index = 0
     while remaining:
         want = min(chunk, remaining)
-        got = _read_into(src, view[:want])
+        got = read_into(src, view[:want])
         if got < want:
             raise DecryptError(
                 f"body segment {index} is truncated: the body ends "
@@ -324,7 +325,7 @@ class DecryptingReader:
         if self._digest is not None:
             self._digest.wait()  # the previous segment's ciphertext is still being hashed
         view = self._cipher[:want]
-        got = _read_into(self._src, view)
+        got = read_into(self._src, view)
         if got < want:
             raise DecryptError(
                 f"body segment {self._index} is truncated: the body ends "
@@ -377,8 +378,9 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
-def _read_into(src: BinaryIO, view: memoryview) -> int:
-    """Fill ``view`` from ``src`` unless it ends first; short reads are retried."""
+def read_into(src: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``src`` unless it ends first (short reads are retried); the
+    number of bytes read."""
     total = 0
     while total < len(view):
         got = src.readinto(view[total:])  # type: ignore[attr-defined]

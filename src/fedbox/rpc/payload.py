@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from fedbox.crypto import TAG_SIZE, DecryptingReader, decrypt_body
+from fedbox.crypto import TAG_SIZE, DecryptingReader, decrypt_body, read_into
 from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc._buffers import BufferWriter
@@ -50,12 +50,7 @@ _BUFFER = 64 << 10
 
 def _read_hashing(f: BinaryIO, view: memoryview, digest: hashlib._Hash) -> int:
     """Fill ``view`` from ``f`` (fewer bytes only at its end) and hash what was read."""
-    n = 0
-    while n < len(view):
-        got = f.readinto(view[n:])  # type: ignore[attr-defined]
-        if not got:
-            break
-        n += got
+    n = read_into(f, view)
     digest.update(view[:n])
     return n
 

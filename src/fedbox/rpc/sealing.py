@@ -30,9 +30,10 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from fedbox.crypto import (
     SEGMENT_SIZE,
@@ -62,6 +63,7 @@ from fedbox.store import Store
 __all__ = ["BodyKey", "Sealer", "did_path", "publish_keys", "read_published"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _BLOB_SECRET = "blob-secret"
 _BLOB_KEY_LABEL = b"fedbox/blob-key/v1"
@@ -303,18 +305,10 @@ class Sealer:
         prekey in another process since we loaded ours, or the sender republished.
         """
         hdr = header.model_dump()
-        start = f.tell()
         try:
-            me, sender = self.identity, self.bundle(header.sender)
-            try:
-                return self._open(f, hdr, me, sender)
-            except DecryptError:
-                fresh_me = self._reload_identity()
-                fresh_sender = self.bundle(header.sender, refresh=True)
-                if fresh_me is me and fresh_sender == sender:
-                    raise
-                f.seek(start)
-                return self._open(f, hdr, fresh_me, fresh_sender)
+            return self._with_fresh_keys(
+                f, header.sender, lambda me, sender: self._open(f, hdr, me, sender)
+            )
         except CryptoError as exc:
             exc.path = exc.path or path
             exc.message_id = exc.message_id or header.id
@@ -333,18 +327,12 @@ class Sealer:
         if available is None:
             return None
         hdr = header.model_dump()
-        start = f.tell()
         try:
-            me, sender = self.identity, self.bundle(header.sender)
-            try:
-                reader = open_sealed_reader(f, me=me, sender=sender, header=hdr)
-            except DecryptError:
-                fresh_me = self._reload_identity()
-                fresh_sender = self.bundle(header.sender, refresh=True)
-                if fresh_me is me and fresh_sender == sender:
-                    raise
-                f.seek(start)
-                reader = open_sealed_reader(f, me=fresh_me, sender=fresh_sender, header=hdr)
+            reader = self._with_fresh_keys(
+                f,
+                header.sender,
+                lambda me, sender: open_sealed_reader(f, me=me, sender=sender, header=hdr),
+            )
             # The reader's length comes from the (authenticated) header: refuse now a
             # file that cannot hold it, before anyone allocates that much for the body.
             if reader.ciphertext_len != available:
@@ -360,6 +348,26 @@ class Sealer:
             exc.path = exc.path or path
             exc.message_id = exc.message_id or header.id
             raise
+
+    def _with_fresh_keys(
+        self,
+        f: BinaryIO,
+        sender_email: str,
+        open_with: Callable[[Identity, PublicBundle], T],
+    ) -> T:
+        """``open_with(our identity, the sender's bundle)``; on a DecryptError, once more
+        from the same place in ``f`` with both keys re-read, if either changed."""
+        start = f.tell()
+        me, sender = self.identity, self.bundle(sender_email)
+        try:
+            return open_with(me, sender)
+        except DecryptError:
+            fresh_me = self._reload_identity()
+            fresh_sender = self.bundle(sender_email, refresh=True)
+            if fresh_me is me and fresh_sender == sender:
+                raise
+            f.seek(start)
+            return open_with(fresh_me, fresh_sender)
 
     def _open(self, f: BinaryIO, hdr: dict[str, Any], me: Identity, sender: PublicBundle) -> bytes:
         size = _plaintext_size(hdr["body_len"], hdr["enc"], _remaining(f))

@@ -53,12 +53,10 @@ def atomic_file(target: Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if fsync:
-        _fsync_dir(target.parent)
+    _rename_into_place(tmp, target, fsync=fsync)
 
 
 def atomic_write(target: Path, data: bytes | BinaryIO, *, fsync: bool = True) -> None:
@@ -68,6 +66,18 @@ def atomic_write(target: Path, data: bytes | BinaryIO, *, fsync: bool = True) ->
             f.write(data)
         else:
             shutil.copyfileobj(data, f, _COPY_CHUNK)
+
+
+def _rename_into_place(tmp: Path, target: Path, *, fsync: bool) -> None:
+    """Make the finished ``tmp`` appear as ``target`` (removing it if that fails), and
+    with ``fsync`` make the rename itself durable."""
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_dir(target.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -95,11 +105,5 @@ def atomic_link(src: Path, target: Path, *, fsync: bool = True) -> bool:
         with open(src, "rb") as source, atomic_file(target, fsync=fsync) as f:
             shutil.copyfileobj(source, f, _COPY_CHUNK)
         return False
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if fsync:
-        _fsync_dir(target.parent)
+    _rename_into_place(tmp, target, fsync=fsync)
     return True

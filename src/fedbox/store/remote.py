@@ -408,16 +408,7 @@ class RemoteStore:
         full_src, full_dst = self._full(src), self._full(dst)
         self._take(src)
 
-        def move_once() -> None:
-            try:
-                self.backend.rename(self.fs, full_src, full_dst)
-            except FileNotFoundError:
-                if not self.backend.is_file(self.fs, full_src):
-                    raise
-                self.backend.makedirs(self.fs, str(PurePosixPath(full_dst).parent))
-                self.backend.rename(self.fs, full_src, full_dst)
-
-        self._run("move", src, move_once)
+        self._run("move", src, lambda: self._into_folder(self.backend.rename, full_src, full_dst))
         self._poke_watchers()
 
     def link(self, src: str, dst: str) -> None:
@@ -440,18 +431,25 @@ class RemoteStore:
                 return
         self._commit(dst, self.read(src))
 
+    def _into_folder(
+        self, op: Callable[[FileSystem, str, str], None], full_src: str, full_dst: str
+    ) -> None:
+        """``op(fs, src, dst)`` (a rename or a copy), creating ``dst``'s folder when the
+        first try fails for want of it; FileNotFoundError if ``src`` itself is missing."""
+        try:
+            op(self.fs, full_src, full_dst)
+        except FileNotFoundError:
+            if not self.backend.is_file(self.fs, full_src):
+                raise
+            self.backend.makedirs(self.fs, str(PurePosixPath(full_dst).parent))
+            op(self.fs, full_src, full_dst)
+
     def _copy(self, full_src: str, full_dst: str) -> None:
         target = full_dst
         if not self.backend.atomic_put:
             dst = PurePosixPath(full_dst)
             target = str(dst.with_name(temp_name(dst.name)))
-        try:
-            self.backend.copy(self.fs, full_src, target)
-        except FileNotFoundError:
-            if not self.backend.is_file(self.fs, full_src):
-                raise
-            self.backend.makedirs(self.fs, str(PurePosixPath(target).parent))
-            self.backend.copy(self.fs, full_src, target)
+        self._into_folder(self.backend.copy, full_src, target)
         if target != full_dst:
             try:
                 self.backend.rename(self.fs, target, full_dst)
