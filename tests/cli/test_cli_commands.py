@@ -35,7 +35,9 @@ def test_inspect_shows_header_and_digest(root: Path) -> None:
     assert "200 OK" in fedbox_cli("inspect", str(response)).stdout
 
 
-def test_inspect_opens_an_encrypted_body_only_for_its_recipient(root: Path) -> None:
+def test_inspect_opens_an_encrypted_body_only_for_its_recipient(
+    root: Path, fedbox_home: Path
+) -> None:
     msg_id = _one_call(root, encrypt=True)
     (request,) = root.rglob(f"{msg_id}.request")
     sealed = fedbox_cli("inspect", str(request))
@@ -49,6 +51,10 @@ def test_inspect_opens_an_encrypted_body_only_for_its_recipient(root: Path) -> N
     keyless = fedbox_cli("inspect", str(request), "--email", "b@x.org", "--state-dir", str(root))
     assert "no keys of b@x.org" in keyless.stdout
     assert not (root / "keys").exists(), "inspecting creates no keys"
+    (key_file,) = (fedbox_home / "b@x.org").rglob("identity.json")
+    key_file.write_text("{not json")
+    damaged = fedbox_cli("inspect", str(request), "--email", "b@x.org")
+    assert damaged.returncode == 0 and "decrypted" in damaged.stdout and "no:" in damaged.stdout
 
 
 def test_inspect_reports_damage(root: Path) -> None:

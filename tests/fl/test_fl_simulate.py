@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from fl_helpers import ANALYTICS, DIGITS, FBCOUNT, run_fedbox
 
 
@@ -119,7 +120,8 @@ def test_chunk_flags_cut_bodies_into_chunk_blobs(tmp_path: Path) -> None:
     assert min(sizes) < 64 << 10, sizes  # each body's last chunk
 
 
-def test_a_bad_chunk_size_is_a_usage_error() -> None:
-    result = run_fedbox("simulate", str(FBCOUNT), "--chunk-size", "12XB")
+@pytest.mark.parametrize(("value", "says"), [("12XB", "is not a size"), ("0", "is not a positive")])
+def test_a_bad_chunk_size_is_a_usage_error(value: str, says: str) -> None:
+    result = run_fedbox("simulate", str(FBCOUNT), "--chunk-size", value)
     assert result.returncode == 2
-    assert "'12XB' is not a size" in result.stdout + result.stderr
+    assert f"'{value}' {says}" in result.stdout + result.stderr

@@ -129,7 +129,11 @@ def _opened_rows(
     keys = Workspace.for_email(email, state_dir).state_dir
     if not (keys / "keys" / "identity.json").is_file():
         return [("decrypted", f"[red]no: no keys of {email} under {keys}[/red]")]
-    return _body_rows(path, header, Sealer(_store_of(path), keys, email))
+    try:
+        sealer = Sealer(_store_of(path), keys, email)
+    except FedboxError as exc:  # a damaged key file, an unreadable store
+        return [("decrypted", f"[red]no: {exc}[/red]")]
+    return _body_rows(path, header, sealer)
 
 
 def _store_of(path: Path) -> LocalStore:

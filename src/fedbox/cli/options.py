@@ -27,9 +27,12 @@ def _exported_size(env: str) -> Callable[[str | None], str | None]:
     def export(value: str | None) -> str | None:
         if value is not None:
             try:
-                os.environ[env] = str(parse_size(value))
+                size = parse_size(value)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc)) from exc
+            if size < 1:
+                raise typer.BadParameter(f"{value!r} is not a positive size")
+            os.environ[env] = str(size)
         return value
 
     return export
