@@ -1,6 +1,7 @@
 """Large models: FedAvg rounds over fedbox files vs an in-process grid with Flower's serializer.
 
-FedAvg (Flower's own strategy), 3 clients, trivial training (add 1 to every weight), with
+FedAvg (``fedbox.fl.FedAvg``, which averages in place; ``--strategy flower`` for Flower's
+own, same model, more memory), 3 clients, trivial training (add 1 to every weight), with
 models of 4 MB, 40 MB and 400 MB (``--sizes``; a ``3GB`` size is accepted too), run in one
 invocation by two engines:
 
@@ -37,7 +38,7 @@ serializer, bytes per round <= (2 + clients) x model, peak RSS <= (clients + 2) 
 
 Usage: ``.venv/bin/python benchmarks/large_model.py [--sizes 4MB,40MB,400MB] [--rounds 5]
 [--clients 3] [--engines flower,flower-keep,files,fedbox] [--train add|echo] [--encrypt] [--fsync]
-[--chunk-threshold BYTES]``
+[--chunk-threshold BYTES] [--strategy fedbox|flower]``
 """
 
 from __future__ import annotations
@@ -115,12 +116,16 @@ def quiet_flower() -> None:
     logging.getLogger("flwr").setLevel(logging.WARNING)
 
 
-def run_fedavg(grid: Any, nbytes: int, rounds: int, clients: int) -> list[float]:
+def run_fedavg(grid: Any, nbytes: int, rounds: int, clients: int, strategy: str) -> list[float]:
     """FedAvg for ``rounds`` rounds; the time after each (round 0: before the first)."""
     quiet_flower()
     import numpy as np
     from flwr.app import ArrayRecord, MetricRecord
-    from flwr.serverapp.strategy import FedAvg
+    from flwr.serverapp import strategy as flower_strategies
+
+    from fedbox.fl import FedAvg as InPlaceFedAvg
+
+    fedavg = InPlaceFedAvg if strategy == "fedbox" else flower_strategies.FedAvg
 
     stamps: list[float] = []
 
@@ -131,8 +136,9 @@ def run_fedavg(grid: Any, nbytes: int, rounds: int, clients: int) -> list[float]
     model = np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)
     initial = ArrayRecord([model])
     del model
-    strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients)
-    strategy.start(grid=grid, initial_arrays=initial, num_rounds=rounds, evaluate_fn=stamp)
+    fedavg(fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients).start(
+        grid=grid, initial_arrays=initial, num_rounds=rounds, evaluate_fn=stamp
+    )
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
@@ -176,6 +182,7 @@ def _aggregate(
     rounds: int,
     clients: int,
     opts: dict,
+    strategy: str,
     out: Any,
 ) -> None:
     os.environ["FEDBOX_HOME"] = home
@@ -187,7 +194,7 @@ def _aggregate(
     box = fedbox.connect(root, AGGREGATOR, **opts)
     grid = FileGrid(box.app(app_name), client_emails(clients), timeout=3600)
     before = store_bytes(Path(root))
-    per_round = run_fedavg(grid, nbytes, rounds, clients)
+    per_round = run_fedavg(grid, nbytes, rounds, clients, strategy)
     written = store_bytes(Path(root)) - before
     grid.stop_nodes(wait=30)
     box.close()
@@ -195,7 +202,7 @@ def _aggregate(
 
 
 def run_fedbox(
-    work: Path, nbytes: int, rounds: int, clients: int, opts: dict, train_mode: str
+    work: Path, nbytes: int, rounds: int, clients: int, opts: dict, train_mode: str, strategy: str
 ) -> dict:
     ctx = mp.get_context("spawn")
     root, home = work / "store", work / "home"
@@ -215,7 +222,7 @@ def run_fedbox(
     out = ctx.Queue()
     agg = ctx.Process(
         target=_aggregate,
-        args=(str(root), str(home), app_name, nbytes, rounds, clients, opts, out),
+        args=(str(root), str(home), app_name, nbytes, rounds, clients, opts, strategy, out),
     )
     agg.start()
     result = out.get()
@@ -299,20 +306,28 @@ def _serde_grid(clients: int, train_mode: str) -> Any:
 
 
 def _flower(
-    nbytes: int, rounds: int, clients: int, train_mode: str, keep_memory: bool, out: Any
+    nbytes: int,
+    rounds: int,
+    clients: int,
+    train_mode: str,
+    keep_memory: bool,
+    strategy: str,
+    out: Any,
 ) -> None:
     if keep_memory:
         from fedbox.fl.memory import keep_freed_memory
 
         keep_freed_memory()
-    per_round = run_fedavg(_serde_grid(clients, train_mode), nbytes, rounds, clients)
+    per_round = run_fedavg(_serde_grid(clients, train_mode), nbytes, rounds, clients, strategy)
     out.put({"per_round": per_round, "written": 0, "peak": peak_rss()})
 
 
-def run_flower(nbytes: int, rounds: int, clients: int, train_mode: str, keep_memory: bool) -> dict:
+def run_flower(
+    nbytes: int, rounds: int, clients: int, train_mode: str, keep_memory: bool, strategy: str
+) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    args = (nbytes, rounds, clients, train_mode, keep_memory, out)
+    args = (nbytes, rounds, clients, train_mode, keep_memory, strategy, out)
     proc = ctx.Process(target=_flower, args=args)
     proc.start()
     result = out.get()
@@ -378,6 +393,13 @@ def main() -> int:
     parser.add_argument("--encrypt", action="store_true")
     parser.add_argument("--fsync", action="store_true")
     parser.add_argument("--chunk-threshold", type=int, default=None)
+    parser.add_argument(
+        "--strategy",
+        choices=("fedbox", "flower"),
+        default="fedbox",
+        help="whose FedAvg every engine runs (the same model either way; fedbox's "
+        "aggregates in place, Flower's holds up to three more models while it averages)",
+    )
     parser.add_argument("--work", default=None, help="folder for the stores (default: a temp)")
     args = parser.parse_args()
     engines = args.engines.split(",")
@@ -388,7 +410,8 @@ def main() -> int:
     }
     base = Path(args.work or tempfile.mkdtemp(prefix="fedbox-large-"))
     print(
-        f"FedAvg, {args.clients} clients, {args.rounds} rounds, training: {args.train}; fedbox "
+        f"FedAvg ({args.strategy}'s), {args.clients} clients, {args.rounds} rounds, "
+        f"training: {args.train}; fedbox "
         f"{'encrypted' if args.encrypt else 'plaintext'}, fsync {'on' if args.fsync else 'off'}"
     )
     header = (
@@ -405,12 +428,16 @@ def main() -> int:
             work = base / f"{size}-{engine}"
             try:
                 if engine == "fedbox":
-                    res = run_fedbox(work, nbytes, args.rounds, args.clients, opts, args.train)
+                    res = run_fedbox(
+                        work, nbytes, args.rounds, args.clients, opts, args.train, args.strategy
+                    )
                 elif engine == "files":
                     res = run_files(work, nbytes, args.rounds, args.clients)
                 else:
                     keep = engine == "flower-keep"
-                    res = run_flower(nbytes, args.rounds, args.clients, args.train, keep)
+                    res = run_flower(
+                        nbytes, args.rounds, args.clients, args.train, keep, args.strategy
+                    )
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             results[(size, engine)] = res

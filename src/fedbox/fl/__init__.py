@@ -3,7 +3,8 @@
 ``FileGrid`` is Flower's ``Grid`` on fedbox RPC (the ServerApp side); ``ClientNode``
 serves a ClientApp for one identity (the SuperNode side); ``run_server`` runs a
 ServerApp to the end and stops the datasites; ``fedbox.fl.simulate`` plans a local
-federation. The CLI wires these into ``fedbox simulate``, ``bootstrap`` and ``run``.
+federation; ``FedAvg`` is Flower's, averaging in place for large models. The CLI wires
+these into ``fedbox simulate``, ``bootstrap`` and ``run``.
 """
 
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
@@ -20,6 +21,7 @@ from fedbox.fl.config import (
 )
 from fedbox.fl.contexts import ContextStore
 from fedbox.fl.events import FlEvent
+from fedbox.fl.fedavg import FedAvg, weighted_average
 from fedbox.fl.grid import DEFAULT_MSG_TIMEOUT, ENDPOINT, FileGrid, default_timeout, run_id_for
 from fedbox.fl.runner import NodeRunner, make_stop_message
 from fedbox.fl.server import ServerOutcome, run_server
@@ -32,6 +34,7 @@ __all__ = [
     "AppConfigError",
     "ClientNode",
     "ContextStore",
+    "FedAvg",
     "FederationConfig",
     "FileGrid",
     "FlEvent",
@@ -53,4 +56,5 @@ __all__ = [
     "run_id_for",
     "run_server",
     "summarize",
+    "weighted_average",
 ]
