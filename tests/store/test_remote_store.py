@@ -430,6 +430,22 @@ def test_polls_keep_to_their_grid() -> None:
     assert statistics.median(polls) < 0.003, "on the shared grid, lateness not added up"
 
 
+def test_a_reply_that_takes_thousands_of_lookups_is_still_found() -> None:
+    """A caller may wait minutes: misses keep the lookups on the grid, and the watcher
+    survives them (the retry's doubling once overflowed a float after ~1000 misses)."""
+    lookups: list[str] = []
+
+    def prober(path: str) -> bool:
+        lookups.append(path)
+        return len(lookups) > 1200
+
+    with AdaptivePollWatcher(set, min_interval=0.002, max_interval=0.002, prober=prober) as watcher:
+        watcher.list_when(lambda: False)
+        watcher.expect(["slow.response"])
+        assert watcher.next_batch(timeout=30) == {"slow.response"}
+    assert len(lookups) == 1201
+
+
 def test_lookups_by_name_learn_the_peers_turnaround() -> None:
     """A peer that lists at each grid instant and replies 15 ms later: lookups move to
     about then, so a reply is found soon after it lands, not an interval later."""

@@ -60,6 +60,9 @@ their file (a miss costs little: the lookups that follow come soon)."""
 
 _EARLY = 0.002
 """Seconds a poll may run ahead of a lookup's time (a wake-up's rounding) and still make it."""
+_MAX_DOUBLINGS = 4
+"""Past this many doublings of the quick retry (an eighth of an interval) the next grid
+instant comes first anyway; the cap keeps a reply awaited for minutes from overflowing."""
 
 
 def grid_after(now: float, interval: float) -> float:
@@ -337,10 +340,12 @@ class AdaptivePollWatcher(_WatcherBase):
                 if path not in self._lookup_at:
                     continue
                 misses = self._misses[path] = self._misses[path] + 1
-                soon = started + self.min_interval / 8 * 2 ** (misses - 1)
+                doublings = min(misses - 1, _MAX_DOUBLINGS)
+                soon = started + self.min_interval / 8 * 2**doublings
                 on_grid = self._first_at[path]
-                while on_grid <= started + _EARLY:
-                    on_grid += self.min_interval
+                behind = started + _EARLY - on_grid
+                if behind >= 0:
+                    on_grid += (behind // self.min_interval + 1) * self.min_interval
                 self._lookup_at[path] = min(soon, on_grid)
 
     def _run(self) -> None:
