@@ -4,8 +4,13 @@ digits FedAvg round time over each store, next to the same round over a local fo
 Run: ``.venv/bin/python benchmarks/remote_store.py [--calls 100] [--stores memory,s3,webdav,sftp]
 [--rounds 6] [--clients 3] [--no-digits]``
 
-Each server runs on 127.0.0.1 in its own process (moto S3, wsgidav WebDAV, asyncssh
-SFTP: ``tests/store/remote_servers.py``), so it does not compete with the client for the GIL.
+Each participant runs in its own process, as peers on separate machines do: the storage
+server on 127.0.0.1 (moto S3, wsgidav WebDAV, asyncssh SFTP:
+``tests/store/remote_servers.py``), the fedbox server Box with the echo app (this script's
+hidden ``_serve-echo`` sub-command), and the calling Box (this process). In one process
+the server's watcher and handler threads and the caller's lookups would compete for the
+GIL and inflate the turnaround. The exception is ``memory://``: that store lives in one
+process, so its server Box runs in a thread of the caller's process, as before.
 For each store, measured in the same run:
 
 - ``PUT+GET``: the backend's own write then read of 1 KB, one request each where the
@@ -33,6 +38,7 @@ includes start-up and key exchange, so the figure is the median of the other rou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +63,7 @@ SERVERS = REPO / "tests" / "store" / "remote_servers.py"
 DIGITS = REPO / "examples" / "digits"
 APP = "bench_app"
 CLIENT, SERVER = "client@bench.org", "server@bench.org"
+SERVE_ECHO = "_serve-echo"  # hidden sub-command: the echo server Box in its own process
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -103,34 +111,85 @@ def _put_get(store: RemoteStore, body: bytes, calls: int) -> float:
     return statistics.median(_timed(put_get, calls))
 
 
+def _echo_box(store: RemoteStore) -> Box:
+    """The server Box on ``store`` with the echo app started."""
+    server = Box(store, Workspace.for_email(SERVER))
+    server.app(APP).on_request("echo")(lambda req: req.body)
+    server.app(APP).start()
+    return server
+
+
+def _serve_echo() -> None:
+    """The ``_serve-echo`` sub-command: read ``{"url", "options"}`` as one JSON line on
+    stdin, serve the echo app, say ``ready`` on stdout, and stop when stdin closes (the
+    parent closed it, or died)."""
+    logging.basicConfig(level=logging.WARNING)
+    spec = json.loads(sys.stdin.readline())
+    with _echo_box(RemoteStore(spec["url"], **spec["options"])):
+        print("ready", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.read()
+
+
+@contextlib.contextmanager
+def _echo_server(url: str, options: dict[str, Any]) -> Iterator[RemoteStore | None]:
+    """The echo server for the duration of the block: in its own process, or for
+    ``memory://`` in a thread of this one (yielding its store for the caller to share)."""
+    if url.startswith("memory://"):
+        store = RemoteStore(url, **options)
+        with _echo_box(store):
+            yield store
+        return
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), SERVE_ECHO],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(json.dumps({"url": url, "options": options}) + "\n")
+        proc.stdin.flush()
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"echo server exited ({proc.wait(timeout=30)}) before ready")
+        yield None
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # the server's cue to stop
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 def _rpc(url: str, options: dict[str, Any], pause: float, body: bytes, calls: int):
-    """RPC round trips (each after a random pause under ``pause`` s), and the median cost
-    of one of the server's poll listings."""
-    server_store = RemoteStore(url, **options)
-    shared = {"fs": server_store.fs} if url.startswith("memory://") else {}
-    with (
-        Box(server_store, Workspace.for_email(SERVER)) as server,
-        Box(RemoteStore(url, **options, **shared), Workspace.for_email(CLIENT)) as client,
-    ):
-        server.app(APP).on_request("echo")(lambda req: req.body)
-        server.app(APP).start()
-        app = client.app(APP)
-        app.send(SERVER, "echo", body).wait(60)
-        rtts = []
-        pauses = random.Random(0)
-        for _ in range(calls):
-            time.sleep(pauses.uniform(0, pause))
-            start = time.perf_counter()
-            fut = app.send(SERVER, "echo", body)
-            response = fut.wait(60)
-            rtts.append(time.perf_counter() - start)
-            assert response.status == 200 and response.body == body
-            # Untimed, what the cleanup job does later: answered messages leave the store,
-            # so listings stay the size of the traffic in flight.
-            client.store.delete(str(request_path(CLIENT, SERVER, APP, "echo", fut.id)))
-            client.store.delete(str(response_path(CLIENT, SERVER, APP, "echo", fut.id)))
-        with server.store.watch("", (".request", ".response"), folders=_inbox) as watcher:
-            poll = statistics.median(_timed(watcher._lister, 20))
+    """RPC round trips (each after a random pause under ``pause`` s) to the echo server,
+    and the median cost of one of the server's poll listings (made from this process)."""
+    with _echo_server(url, options) as server_store:
+        shared = {"fs": server_store.fs} if server_store is not None else {}
+        with (
+            Box(RemoteStore(url, **options, **shared), Workspace.for_email(CLIENT)) as client,
+            RemoteStore(url, **options, **shared) as lister_store,
+        ):
+            app = client.app(APP)
+            app.send(SERVER, "echo", body).wait(60)
+            rtts = []
+            pauses = random.Random(0)
+            for _ in range(calls):
+                time.sleep(pauses.uniform(0, pause))
+                start = time.perf_counter()
+                fut = app.send(SERVER, "echo", body)
+                response = fut.wait(60)
+                rtts.append(time.perf_counter() - start)
+                assert response.status == 200 and response.body == body
+                # Untimed, what the cleanup job does later: answered messages leave the
+                # store, so listings stay the size of the traffic in flight.
+                client.store.delete(str(request_path(CLIENT, SERVER, APP, "echo", fut.id)))
+                client.store.delete(str(response_path(CLIENT, SERVER, APP, "echo", fut.id)))
+            with lister_store.watch("", (".request", ".response"), folders=_inbox) as watcher:
+                poll = statistics.median(_timed(watcher._lister, 20))
     return rtts, poll
 
 
@@ -247,4 +306,7 @@ def _rpc_table(
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == [SERVE_ECHO]:
+        _serve_echo()
+    else:
+        main()
