@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 from large_helpers import Federation
@@ -95,6 +98,12 @@ def weighted_app() -> ClientApp:
         metrics = MetricRecord({"num-examples": max(1, node - 1), "loss": 1.0 / node})
         return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
 
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        total = sum(float(a.numpy().sum()) for a in msg.content["arrays"].values())
+        metrics = MetricRecord({"num-examples": 2, "total": total})
+        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
     return app
 
 
@@ -110,11 +119,83 @@ def test_fedbox_fedavg_trains_to_flowers_model_over_files(fed: Federation) -> No
     initial = ArrayRecord(
         [rng.integers(0, 100, 50_000).astype(np.float32), rng.integers(-9, 9, (4, 3)) * 1.0]
     )
+
+    def global_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        return MetricRecord({"total": sum(float(a.numpy().sum()) for a in arrays.values())})
+
     results = []
     for strategy_type in (FlowerFedAvg, FedAvg):
-        strategy = strategy_type(fraction_evaluate=0.0, min_available_nodes=3)
-        results.append(strategy.start(fed.grid, initial, num_rounds=2, train_config=ConfigRecord()))
+        strategy = strategy_type(min_available_nodes=3)
+        config = ConfigRecord()
+        results.append(strategy.start(fed.grid, initial, 2, 60, config, None, global_evaluate))
     flowers, ours = results
     assert ours.arrays == flowers.arrays
-    assert ours.train_metrics_clientapp == flowers.train_metrics_clientapp
     assert ours.arrays != initial
+    assert ours.train_metrics_clientapp == flowers.train_metrics_clientapp
+    assert ours.evaluate_metrics_clientapp == flowers.evaluate_metrics_clientapp
+    assert ours.evaluate_metrics_serverapp == flowers.evaluate_metrics_serverapp
+    assert list(ours.evaluate_metrics_serverapp) == [0, 1, 2]
+
+
+class CountingGrid(Grid):
+    """The federation's FileGrid, counting the models whose data is still alive at each
+    send: the initial one, each round's global one and every reply's, their arrays
+    tracked by weak reference."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self.tracked: list[tuple[weakref.ref[ArrayRecord], list[weakref.ref[Array]]]] = []
+        self.alive_at_send: list[int] = []
+
+    def track(self, arrays: ArrayRecord) -> ArrayRecord:
+        if all(record() is not arrays for record, _ in self.tracked):
+            self.tracked.append((weakref.ref(arrays), [weakref.ref(a) for a in arrays.values()]))
+        return arrays
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        messages = list(messages)
+        if not messages:
+            return []
+        gc.collect(1)  # as the FileGrid does on each push: young garbage goes
+        alive = [any(ref() is not None for ref in model) for _, model in self.tracked]
+        self.alive_at_send.append(sum(alive))
+        replies = list(self.grid.send_and_receive(messages, timeout=timeout))
+        for msg in messages[:1] + replies:
+            for arrays in msg.content.array_records.values():
+                self.track(arrays)
+        return replies
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.grid, name)
+
+    def set_run(self, run_id: int) -> None:
+        self.grid.set_run(run_id)
+
+    @property
+    def run(self):  # type: ignore[no-untyped-def]
+        return self.grid.run
+
+    def create_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.grid.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.grid.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.grid.pull_messages(message_ids)
+
+
+def test_each_round_lets_go_of_the_replies_and_model_before_it(fed: Federation) -> None:
+    grid = CountingGrid(fed.grid)
+    strategy = FedAvg(fraction_evaluate=0.0, min_available_nodes=3)
+    initial = ArrayRecord([np.ones(10_000, np.float32)])
+    result = strategy.start(grid, grid.track(initial), num_rounds=3)
+    assert result.arrays is not None
+    # Rounds 2 and 3 hold nothing of the rounds before: not their replies, and not the
+    # models they replaced, unless the caller keeps one (here the initial model).
+    assert grid.alive_at_send == [1, 1, 1]  # no garbage collection needed

@@ -1,25 +1,37 @@
-"""FedAvg whose aggregation needs one model of extra memory, where Flower's needs three.
+"""FedAvg for large models: the aggregator holds N + 2 models at most, where Flower's holds 2N + 2.
 
-Flower's ``aggregate_arrayrecords`` turns each reply's array into a fresh ndarray,
-multiplies it into another, keeps the running sum in a third, and then serialises the
-sum through a ``BytesIO``. For a model that is one big array the aggregator holds, for a
-moment, three or four models beyond the replies and the global one: that is what keeps
-a 3 GB model from fitting in ``(clients + 2) x model``. Here each reply array is read
-where it lies (a view into its serialized bytes) and the weighted sum is computed a few
-MiB at a time straight into the bytes of the new ``Array``. The operations and their
-order are Flower's, element by element, so the result is bit for bit the same.
+Two things in Flower's ``FedAvg`` keep models alive that a round no longer needs.
+
+- ``Strategy.start`` keeps the initial model to the end, and a round's replies until the
+  next round's have all arrived: with N clients, 2N + 2 models in round 2 onwards.
+- ``aggregate_arrayrecords`` turns each reply's array into a fresh ndarray, multiplies it
+  into another, keeps the running sum in a third, and then serialises the sum through a
+  ``BytesIO``: for a model that is one big array, up to four models beyond the replies.
+
+Here ``start`` lets replies go once they are averaged and a model once it is replaced,
+and each reply array is read where it lies (a view into its serialized bytes) while the
+weighted sum is computed a few MiB at a time straight into the bytes of the new
+``Array``. The arithmetic and its order are Flower's, element by element, so the models
+are bit for bit the same: only the peak changes, to the N replies, the model they
+answer and the new one.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from logging import INFO
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.constant import SType
+from flwr.common.logger import log
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
+from flwr.serverapp.strategy import Result
+from flwr.serverapp.strategy.strategy_utils import log_strategy_start_info
 
 __all__ = ["FedAvg", "weighted_average"]
 
@@ -28,11 +40,72 @@ _HEADER_PREFIX = 12  # magic (6), version (2), header length (2 in v1, 4 in v2 a
 
 
 class FedAvg(FlowerFedAvg):
-    """Flower's ``FedAvg``, aggregating the replies' arrays in place of copies.
+    """Flower's ``FedAvg`` in the memory of N + 2 models.
 
-    A drop-in replacement: same arguments, same results, same logs; only the memory
-    the aggregation needs changes (a few MiB instead of up to three models).
+    A drop-in replacement: same arguments, same results, same logs. Pass
+    ``initial_arrays`` without keeping a reference if that model should go too once
+    the first round replaces it.
     """
+
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+    ) -> Result:
+        log(INFO, "Starting %s strategy:", self.__class__.__name__)
+        log_strategy_start_info(num_rounds, initial_arrays, train_config, evaluate_config)
+        self.summary()
+        log(INFO, "")
+        train_config = ConfigRecord() if train_config is None else train_config
+        evaluate_config = ConfigRecord() if evaluate_config is None else evaluate_config
+        result = Result()
+        began = time.time()
+        arrays = initial_arrays
+        del initial_arrays  # from here on ``arrays`` is the only hold on the current model
+        if evaluate_fn:
+            metrics = evaluate_fn(0, arrays)
+            log(INFO, "Initial global evaluation results: %s", metrics)
+            if metrics is not None:
+                result.evaluate_metrics_serverapp[0] = metrics
+        for server_round in range(1, num_rounds + 1):
+            log(INFO, "")
+            log(INFO, "[ROUND %s/%s]", server_round, num_rounds)
+            messages = list(self.configure_train(server_round, arrays, train_config, grid))
+            replies = list(grid.send_and_receive(messages=messages, timeout=timeout))
+            new_arrays, train_metrics = self.aggregate_train(server_round, replies)
+            del messages, replies  # averaged: N models fewer before the next round's come
+            if new_arrays is not None:
+                result.arrays = arrays = new_arrays
+            if train_metrics is not None:
+                log(INFO, "\t└──> Aggregated MetricRecord: %s", train_metrics)
+                result.train_metrics_clientapp[server_round] = train_metrics
+            messages = list(self.configure_evaluate(server_round, arrays, evaluate_config, grid))
+            replies = list(grid.send_and_receive(messages=messages, timeout=timeout))
+            evaluate_metrics = self.aggregate_evaluate(server_round, replies)
+            del messages, replies
+            if evaluate_metrics is not None:
+                log(INFO, "\t└──> Aggregated MetricRecord: %s", evaluate_metrics)
+                result.evaluate_metrics_clientapp[server_round] = evaluate_metrics
+            if evaluate_fn:
+                log(INFO, "Global evaluation")
+                metrics = evaluate_fn(server_round, arrays)
+                log(INFO, "\t└──> MetricRecord: %s", metrics)
+                if metrics is not None:
+                    result.evaluate_metrics_serverapp[server_round] = metrics
+        log(INFO, "")
+        log(INFO, "Strategy execution finished in %.2fs", time.time() - began)
+        log(INFO, "")
+        log(INFO, "Final results:")
+        log(INFO, "")
+        for line in str(result).splitlines():
+            log(INFO, "\t%s", line)
+        log(INFO, "")
+        return result
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
