@@ -63,6 +63,22 @@ def test_weighted_average_is_flowers_bit_for_bit(name: str) -> None:
         assert ours[key] == flowers[key], key  # dtype, shape, stype and the serialized bytes
 
 
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [(lambda data: b"not an npy file at all", "magic string"), (lambda data: data[:-3], "EOF")],
+    ids=["garbage", "truncated"],
+)
+def test_a_damaged_reply_array_is_a_clear_error_and_changes_nothing(damage, says: str) -> None:
+    good = Array(np.arange(4, dtype=np.float32))
+    bad = Array(dtype="float32", shape=(4,), stype="numpy.ndarray", data=damage(good.data))
+    records = [reply({}, 1), reply({}, 1)]
+    records[0]["arrays"]["w"], records[1]["arrays"]["w"] = good, bad
+    before = [dict(r["arrays"]) for r in records]
+    with pytest.raises(ValueError, match=says):
+        weighted_average(records, "num-examples")
+    assert [dict(r["arrays"]) for r in records] == before
+
+
 def test_averaging_three_replies_needs_one_model_of_memory() -> None:
     model = 32 << 20
     records = [
@@ -166,9 +182,6 @@ class CountingGrid(Grid):
             for arrays in msg.content.array_records.values():
                 self.track(arrays)
         return replies
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.grid, name)
 
     def set_run(self, run_id: int) -> None:
         self.grid.set_run(run_id)

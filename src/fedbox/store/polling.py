@@ -94,14 +94,30 @@ def in_folders(path: str, prefix: str, match: Callable[[str], bool] | None) -> b
     return bool(sep) and match(top)
 
 
+class _Refresh:
+    """When a scan lists everything again: every ``refresh`` seconds, up to 10% early (so
+    that polls exactly ``refresh`` apart, an idle watcher's, refresh every time), and on
+    every poll while the last full listing found nothing to narrow later polls to."""
+
+    def __init__(self, refresh: float) -> None:
+        self._refresh = refresh
+        self._last = 0.0
+
+    def due(self, narrowed: bool) -> bool:
+        now = time.monotonic()
+        if narrowed and now - self._last < 0.9 * self._refresh:
+            return False
+        self._last = now
+        return True
+
+
 class FolderScan:
     """A lister for :class:`AdaptivePollWatcher`: the files in the accepted folders, with
     the folder names themselves listed again only every ``refresh`` seconds.
 
     Listing the folder names on every poll would double the cost of polling one busy
     inbox, and its latency; a folder that appears (a new sender) is found within
-    ``refresh`` instead. Folders are re-listed up to 10% early, so that polls exactly
-    ``refresh`` apart (an idle watcher) list them every time. While no folder is known,
+    ``refresh`` instead (see :class:`_Refresh`). While no folder is known,
     the names are all there is to list, so every poll lists them: a participant's first
     message (a federation's first round) is found at the next poll.
     """
@@ -115,15 +131,12 @@ class FolderScan:
     ) -> None:
         self._folders = folders
         self._files = files
-        self._refresh = refresh
-        self._known: list[str] | None = None
-        self._listed = 0.0
+        self._refresh = _Refresh(refresh)
+        self._known: list[str] = []
 
     def __call__(self) -> set[str]:
-        now = time.monotonic()
-        if not self._known or now - self._listed >= 0.9 * self._refresh:
+        if self._refresh.due(narrowed=bool(self._known)):
             self._known = list(self._folders())
-            self._listed = now
         return {path for folder in self._known for path in self._files(folder)}
 
 
@@ -148,16 +161,13 @@ class LeafScan:
     ) -> None:
         self._walk = walk
         self._files_in = files_in
-        self._refresh = refresh
+        self._refresh = _Refresh(refresh)
         self._leaves: set[str] = set()
-        self._walked = 0.0
 
     def __call__(self) -> list[str]:
-        now = time.monotonic()
-        if not self._leaves or now - self._walked >= 0.9 * self._refresh:
+        if self._refresh.due(narrowed=bool(self._leaves)):
             found = list(self._walk())
             self._leaves.update(path.rpartition("/")[0] for path in found)
-            self._walked = now
             return found
         return [path for leaf in sorted(self._leaves) for path in self._files_in(leaf)]
 
