@@ -20,7 +20,7 @@ from rich.console import Console
 
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
-from fedbox.rpc import Box
+from fedbox.rpc import Box, did_path
 
 __all__ = [
     "EXIT_FAILED",
@@ -32,7 +32,6 @@ __all__ = [
     "RunConfigOpt",
     "TimeoutOpt",
     "check_store",
-    "close_box",
     "console",
     "load_app",
     "quiet_flower",
@@ -79,13 +78,7 @@ def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str
 def check_store(box: Box) -> None:
     """Touch the store once before anything starts, so refused credentials or an
     unreachable store end the command with one clear line, not a half-started run."""
-    box.store.exists(f"datasites/{box.email}/public/did.json")
-
-
-def close_box(box: Box) -> None:
-    """Close the box and then its store: a command owns both, a box closes only itself."""
-    box.close()
-    box.store.close()
+    box.store.exists(did_path(box.email))
 
 
 def quiet_flower() -> None:

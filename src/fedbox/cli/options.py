@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -20,38 +18,33 @@ StateOpt = Annotated[
 ]
 
 
-def _exported_size(env: str) -> Callable[[str | None], str | None]:
-    """A size option stored in ``env``, where every box of this process and of the
-    processes it starts (``simulate``'s clients) reads it."""
-
-    def export(value: str | None) -> str | None:
-        if value is not None:
-            try:
-                size = parse_size(value)
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc)) from exc
-            if size < 1:
-                raise typer.BadParameter(f"{value!r} is not a positive size")
-            os.environ[env] = str(size)
-        return value
-
-    return export
+def _size(value: str) -> int:
+    """A ``--chunk-*`` value: bytes, or a size with a unit (``64KiB``, ``1GB``)."""
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if size < 1:
+        raise typer.BadParameter(f"{value!r} is not a positive size")
+    return size
 
 
 ChunkThresholdOpt = Annotated[
-    str | None,
+    int | None,
     typer.Option(
         "--chunk-threshold",
-        callback=_exported_size("FEDBOX_CHUNK_THRESHOLD"),
+        parser=_size,
+        metavar="SIZE",
         help="Bodies above this size travel as resumable chunk blobs "
         "\\[default: $FEDBOX_CHUNK_THRESHOLD or 512MiB].",
     ),
 ]
 ChunkSizeOpt = Annotated[
-    str | None,
+    int | None,
     typer.Option(
         "--chunk-size",
-        callback=_exported_size("FEDBOX_CHUNK_SIZE"),
+        parser=_size,
+        metavar="SIZE",
         help="Bytes per chunk blob \\[default: $FEDBOX_CHUNK_SIZE or 64MiB].",
     ),
 ]

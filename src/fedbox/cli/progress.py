@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -140,10 +141,8 @@ def report_outcome(
         console.print(f"[yellow]did not answer in time:[/yellow] {', '.join(silent)}")
     if failing:
         console.print(f"[yellow]answered with errors:[/yellow] {', '.join(failing)}")
-    if outcome.keys_missing:
-        console.print(
-            f"[yellow]never published keys:[/yellow] {', '.join(sorted(outcome.keys_missing))}"
-        )
+    for email, reason in sorted(outcome.keys_missing.items()):
+        console.print(f"[yellow]no usable keys for {email}:[/yellow] {escape(reason)}")
     if outcome.finished:
         console.print(f"[green]ServerApp finished[/green] in {outcome.seconds:.1f} s")
         return EXIT_OK

@@ -8,7 +8,6 @@ ends, so a participant never needs to know more than the app dir and its identit
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,12 +23,12 @@ from fedbox.cli.fl_options import (
     RunConfigOpt,
     TimeoutOpt,
     check_store,
-    close_box,
     console,
     load_app,
     quiet_flower,
     sigterm_as_interrupt,
 )
+from fedbox.cli.lifeline import die_with_parent
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
 from fedbox.cli.progress import report_outcome, run_with_progress
 from fedbox.cli.roots import (
@@ -45,14 +44,14 @@ from fedbox.cli.roots import (
     store_options,
 )
 from fedbox.errors import FedboxError
-from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
+from fedbox.fl.client import ClientNode, client_app_loader, export_data_dir, node_config_for
 from fedbox.fl.config import AppConfig
 from fedbox.fl.discovery import wait_for_run
 from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.server import ServerOutcome, run_server
-from fedbox.fl.simulate import connect_local, default_app_name, display_root, resolve_encrypt
+from fedbox.fl.simulate import default_app_name, display_root, resolve_encrypt
 from fedbox.fl.tally import RunTally
-from fedbox.rpc import Box
+from fedbox.rpc import Box, connect
 
 __all__ = ["run"]
 
@@ -86,10 +85,19 @@ def run(
     partition_id: Annotated[int | None, typer.Option("--partition-id", hidden=True)] = None,
     num_partitions: Annotated[int | None, typer.Option("--num-partitions", hidden=True)] = None,
     volatile: Annotated[bool, typer.Option("--volatile", hidden=True)] = False,
+    lifeline: Annotated[int | None, typer.Option("--lifeline", hidden=True)] = None,
     run_config: RunConfigOpt = None,
     timeout: TimeoutOpt = None,
     stop_wait: Annotated[float, typer.Option("--stop-wait", help="Seconds for stop acks.")] = 15.0,
     encrypt: EncryptOpt = None,
+    require_pinned: Annotated[
+        bool,
+        typer.Option(
+            "--require-pinned",
+            help="Refuse peers whose key you have not pinned with `fedbox keys trust` "
+            "(default: pin a new peer's key on first contact, with a warning).",
+        ),
+    ] = False,
     storage_option: StorageOpt = None,
     poll_interval: PollOpt = None,
     max_poll_interval: MaxPollOpt = None,
@@ -102,91 +110,105 @@ def run(
     aggregator says stop. The store is a shared folder or a URL (a bucket, a WebDAV
     share, an SFTP server) that every participant can reach.
     """
+    if lifeline is not None:  # started by `fedbox simulate`: end with it
+        die_with_parent(lifeline)
     app, config = load_app(app_dir, run_config)
     keep_freed_memory()
     fed = app.federation
-    encrypted = resolve_encrypt(encrypt, app)
     agg = aggregator or fed.aggregator
     sites = tuple(datasite or fed.datasites)
-    root = root or fed.root
-    if not root:
-        raise fail("no --root given and [tool.fedbox] has no root")
-    store = _StoreArgs(
-        root,
-        store_options(root, storage_option, fed.storage_options),
-        *poll_bounds(poll_interval, max_poll_interval),
-    )
     if agg is None:
         raise fail(f"no aggregator: run `fedbox bootstrap {app_dir}` or pass --aggregator")
+    where = _Connection.from_flags(
+        app,
+        root,
+        storage_option,
+        state_dir,
+        poll_bounds(poll_interval, max_poll_interval),
+        encrypt=resolve_encrypt(encrypt, app),
+        require_pinned=require_pinned,
+        fsync=not volatile,
+        chunk_threshold=chunk_threshold,
+        chunk_size=chunk_size,
+    )
+    name = app_name or fed.app_name
     if email == agg:
         if not sites:
             raise fail("no datasites: run `fedbox bootstrap` or pass --datasite")
         quiet_flower()
+        run_name = name or default_app_name(email, app.project)
         raise typer.Exit(
-            _run_aggregator(
-                app,
-                config,
-                email,
-                store,
-                state_dir,
-                app_name or fed.app_name,
-                sites,
-                timeout,
-                stop_wait,
-                encrypt=encrypted,
-            )
+            _run_aggregator(app, config, email, where, run_name, sites, timeout, stop_wait)
         )
     if sites and email not in sites and partition_id is None:
         raise fail(f"{email} is neither the aggregator ({agg}) nor a datasite of this app")
     index = partition_id if partition_id is not None else sites.index(email)
     count = num_partitions if num_partitions is not None else len(sites)
-    raise typer.Exit(
-        _run_datasite(
-            app,
-            config,
-            email,
-            agg,
-            store,
-            state_dir,
-            app_name or fed.app_name,
-            index,
-            count,
-            data,
-            durable=not volatile,
-            encrypt=encrypted,
-        )
-    )
+    if data is not None:
+        export_data_dir(data)
+    node_config = node_config_for(index, count, data)
+    raise typer.Exit(_run_datasite(app, config, email, agg, where, name, node_config))
 
 
 @dataclass(frozen=True, slots=True)
-class _StoreArgs:
-    """Where ``fedbox run`` connects: the root, its merged options, the polling bounds."""
+class _Connection:
+    """Everything ``fedbox run`` passes to :func:`fedbox.rpc.connect`, decided once from
+    the flags and the app's config."""
 
     root: str
     options: dict[str, Any]
+    state_dir: Path | None
     poll_interval: float | None
     max_poll_interval: float | None
+    encrypt: bool
+    require_pinned: bool
+    fsync: bool
+    chunk_threshold: int | None
+    chunk_size: int | None
 
-    def connect(self, email: str, state_dir: Path | None, *, durable: bool, encrypt: bool) -> Box:
+    @classmethod
+    def from_flags(
+        cls,
+        app: AppConfig,
+        root: str | None,
+        storage_flags: list[str] | None,
+        state_dir: Path | None,
+        poll: tuple[float | None, float | None],
+        **settings: Any,
+    ) -> _Connection:
+        """The root (flag, else ``[tool.fedbox].root``) and its merged storage options;
+        a missing root or bad options end the command as a usage error."""
+        root = root or app.federation.root
+        if not root:
+            raise fail("no --root given and [tool.fedbox] has no root")
+        options = store_options(root, storage_flags, app.federation.storage_options)
+        if settings["require_pinned"] and not settings["encrypt"]:
+            raise fail("--require-pinned needs encryption: drop --no-encrypt")
+        return cls(root, options, state_dir, *poll, **settings)
+
+    def connect(self, email: str) -> Box:
         """The participant's box, the store checked once; errors exit with one line."""
         with refusals_reported_here():
             try:
-                box = connect_local(
+                box = connect(
                     self.root,
                     email,
-                    state_dir,
-                    durable=durable,
-                    encrypt=encrypt,
+                    state_dir=self.state_dir,
+                    encrypt=self.encrypt,
+                    require_pinned=self.require_pinned,
                     storage_options=self.options,
                     poll_interval=self.poll_interval,
                     max_poll_interval=self.max_poll_interval,
+                    fsync=self.fsync,
+                    chunk_threshold=self.chunk_threshold,
+                    chunk_size=self.chunk_size,
                 )
             except (FedboxError, ValueError, TypeError) as exc:
                 raise fail(str(exc), EXIT_FAILED) from exc
             try:
                 check_store(box)
             except FedboxError as exc:
-                close_box(box)
+                box.close()
                 raise fail(str(exc), EXIT_FAILED) from exc
         return box
 
@@ -195,37 +217,34 @@ def _run_aggregator(
     app: AppConfig,
     config: dict[str, Any],
     email: str,
-    store: _StoreArgs,
-    state_dir: Path | None,
-    app_name: str | None,
+    where: _Connection,
+    app_name: str,
     sites: tuple[str, ...],
     timeout: float | None,
     stop_wait: float,
-    *,
-    encrypt: bool,
 ) -> int:
-    name = app_name or default_app_name(email, app.project)
     console.print(
-        f"fedbox run: {email} aggregating {app.fab_id} as {name} over {display_root(store.root)}",
+        f"fedbox run: {email} aggregating {app.fab_id} as {app_name} "
+        f"over {display_root(where.root)}",
         highlight=False,
     )
     tally = RunTally(sites)
-    box = store.connect(email, state_dir, durable=True, encrypt=encrypt)
+    box = where.connect(email)
     try:
 
-        def body(t: RunTally) -> ServerOutcome:
+        def serve(t: RunTally) -> ServerOutcome:
             return run_server(
-                box, app, name, sites, config, timeout=timeout, callback=t, stop_wait=stop_wait
+                box, app, app_name, sites, config, timeout=timeout, callback=t, stop_wait=stop_wait
             )
 
         with sigterm_as_interrupt():
-            outcome = run_with_progress(app.project, len(sites), body, tally)
+            outcome = run_with_progress(app.project, len(sites), serve, tally)
         return report_outcome(outcome, tally)
     except FedboxError as exc:
         print_error(exc)
         return EXIT_FAILED
     finally:
-        close_box(box)
+        box.close()
 
 
 def _run_datasite(
@@ -233,46 +252,23 @@ def _run_datasite(
     config: dict[str, Any],
     email: str,
     aggregator: str,
-    store: _StoreArgs,
-    state_dir: Path | None,
+    where: _Connection,
     app_name: str | None,
-    index: int,
-    count: int,
-    data: Path | None,
-    *,
-    durable: bool = True,
-    encrypt: bool,
+    node_config: dict[str, Any],
 ) -> int:
-    if data is not None:
-        os.environ["DATA_DIR"] = str(data.expanduser().resolve())
-    box = store.connect(email, state_dir, durable=durable, encrypt=encrypt)
+    box = where.connect(email)
     with sigterm_as_interrupt():
         try:
-            if app_name is None:
-                console.print(
-                    f"fedbox run: {email} waiting for a run of {app.project} from {aggregator}",
-                    highlight=False,
-                )
-                app_name = wait_for_run(box.store, aggregator, email, app.project)
-                assert app_name is not None
+            run_name = app_name or _find_run(box, app, aggregator)
             node = ClientNode(
                 box,
-                app_name,
+                run_name,
                 client_app_loader(app),
-                node_config_for(index, count, data),
+                node_config,
                 default_run_config=config,
-                fsync=durable,
+                fsync=where.fsync,
             )
-            node.start()
-            console.print(
-                f"fedbox run: {email} serving {app_name} as node {node.node_id} "
-                f"(partition {index} of {count})",
-                highlight=False,
-            )
-            try:
-                node.wait()
-            finally:
-                node.stop()
+            _serve_until_stopped(node, node_config)
         except KeyboardInterrupt:
             console.print(f"fedbox run: {email} interrupted", highlight=False)
             return EXIT_INTERRUPTED
@@ -280,9 +276,33 @@ def _run_datasite(
             print_error(exc)
             return EXIT_FAILED
         finally:
-            close_box(box)
+            box.close()
     console.print(
         f"fedbox run: {email} stopped by the aggregator after {node.runner.handled} messages",
         highlight=False,
     )
     return EXIT_OK
+
+
+def _find_run(box: Box, app: AppConfig, aggregator: str) -> str:
+    """The run to serve when none is named: wait for the aggregator's first request."""
+    console.print(
+        f"fedbox run: {box.email} waiting for a run of {app.project} from {aggregator}",
+        highlight=False,
+    )
+    name = wait_for_run(box.store, aggregator, box.email, app.project)
+    assert name is not None  # no timeout: only an interrupt ends the wait
+    return name
+
+
+def _serve_until_stopped(node: ClientNode, node_config: dict[str, Any]) -> None:
+    node.start()
+    console.print(
+        f"fedbox run: {node.box.email} serving {node.app.name} as node {node.node_id} "
+        f"(partition {node_config['partition-id']} of {node_config['num-partitions']})",
+        highlight=False,
+    )
+    try:
+        node.wait()
+    finally:
+        node.stop()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,11 +27,11 @@ from fedbox.cli.fl_options import (
     RunConfigOpt,
     TimeoutOpt,
     check_store,
-    close_box,
     console,
     load_app,
     quiet_flower,
 )
+from fedbox.cli.lifeline import Lifeline
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
 from fedbox.cli.progress import report_outcome, run_with_progress
 from fedbox.cli.roots import (
@@ -47,11 +47,18 @@ from fedbox.cli.roots import (
     store_options,
 )
 from fedbox.errors import FedboxError
-from fedbox.fl.config import AppConfigError
+from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.server import ServerOutcome, run_server
-from fedbox.fl.simulate import InProcessClients, SimulationPlan, display_root, plan_simulation
+from fedbox.fl.simulate import (
+    InProcessClients,
+    SimulationPlan,
+    display_root,
+    introduce_participants,
+    plan_simulation,
+)
 from fedbox.fl.tally import RunTally
+from fedbox.rpc import Box
 from fedbox.store import ENV_STORAGE_OPTIONS
 from fedbox.store.registry import url_scheme
 
@@ -62,7 +69,7 @@ CLIENT_MODULE = "fedbox.cli.fl_commands"
 independent of how the main ``fedbox`` command is assembled."""
 
 
-def client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
+def client_command(plan: SimulationPlan, index: int, email: str, lifeline_fd: int) -> list[str]:
     """The command line of one client process. It shows in ``ps``, so nothing secret
     goes here: storage options, and a root URL with a password in it, travel in the
     environment (:func:`client_env`)."""
@@ -87,14 +94,20 @@ def client_command(plan: SimulationPlan, index: int, email: str) -> list[str]:
         "--num-partitions",
         str(len(plan.datasites)),
         "--volatile",
+        "--lifeline",
+        str(lifeline_fd),
         "--encrypt" if plan.encrypt else "--no-encrypt",
     ]
-    if plan.data_paths[index]:
-        cmd += ["--data", str(plan.data_paths[index])]
-    if plan.poll_interval is not None:
-        cmd += ["--poll-interval", repr(plan.poll_interval)]
-    if plan.max_poll_interval is not None:
-        cmd += ["--max-poll-interval", repr(plan.max_poll_interval)]
+    optional = {
+        "--data": plan.data_paths[index],
+        "--poll-interval": plan.poll_interval,
+        "--max-poll-interval": plan.max_poll_interval,
+        "--chunk-threshold": plan.chunk_threshold,
+        "--chunk-size": plan.chunk_size,
+    }
+    for flag, value in optional.items():
+        if value is not None and value != "":
+            cmd += [flag, value if isinstance(value, str) else repr(value)]
     return cmd
 
 
@@ -118,9 +131,12 @@ def client_env(plan: SimulationPlan) -> dict[str, str]:
     return env
 
 
-def _start_processes(plan: SimulationPlan) -> dict[str, subprocess.Popen[bytes]]:
+def _start_processes(
+    plan: SimulationPlan, lifeline: Lifeline
+) -> dict[str, subprocess.Popen[bytes]]:
     """One process per client, each in its own session so a terminal Ctrl-C reaches only
-    the aggregator, which then stops them through the store (the behaviour under test)."""
+    the aggregator, which then stops them through the store (the behaviour under test).
+    Each holds the ``lifeline``, so none outlives this process, however it ends."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     env = client_env(plan)
     for index, email in enumerate(plan.datasites):
@@ -128,12 +144,13 @@ def _start_processes(plan: SimulationPlan) -> dict[str, subprocess.Popen[bytes]]
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(state / "client.log", "ab") as log:
             procs[email] = subprocess.Popen(
-                client_command(plan, index, email),
+                client_command(plan, index, email, lifeline.child_fd),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
+                pass_fds=(lifeline.child_fd,),
             )
     return procs
 
@@ -196,13 +213,13 @@ def simulate(
 
     The store is a temporary folder unless --root names a folder or a URL: then every
     message goes through that bucket, WebDAV share or SFTP server, as in a deployment.
+    Participants are introduced to each other (their keys pinned) before they start.
     """
     app, config = load_app(app_dir, run_config)
     keep_freed_memory()
     poll_interval, max_poll_interval = poll_bounds(poll_interval, max_poll_interval)
     if not root and storage_option:
         raise fail("--storage-option needs a URL --root")
-    options = store_options(root, storage_option, app.federation.storage_options) if root else {}
     try:
         plan = plan_simulation(
             app,
@@ -212,17 +229,28 @@ def simulate(
             data=[str(d) for d in data or []],
             timeout=timeout,
             encrypt=encrypt,
-            storage_options=options,
+            storage_options=_storage_options(app, root, storage_option),
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
+            chunk_threshold=chunk_threshold,
+            chunk_size=chunk_size,
         )
     except AppConfigError as exc:
         raise fail(str(exc)) from exc
     quiet_flower()
-    if not plan.remote:
-        Path(plan.store_root).mkdir(parents=True, exist_ok=True)
+    _announce(plan, inprocess)
+    box = _prepare(plan)
+    raise typer.Exit(_run(plan, box, inprocess=inprocess, stop_wait=stop_wait))
+
+
+def _storage_options(app: AppConfig, root: str | None, flags: list[str] | None) -> dict[str, Any]:
+    """A URL root's merged options (config, environment, flags); none for a temp folder."""
+    return store_options(root, flags, app.federation.storage_options) if root else {}
+
+
+def _announce(plan: SimulationPlan, inprocess: bool) -> None:
     console.print(
-        f"fedbox simulate: {app.fab_id} with {len(plan.datasites)} "
+        f"fedbox simulate: {plan.app.fab_id} with {len(plan.datasites)} "
         f"{'in-process' if inprocess else 'process'} clients"
         f"{'' if plan.encrypt else ' (encryption off)'}\n"
         f"  app    {plan.app_name}\n"
@@ -230,28 +258,46 @@ def simulate(
         f"  state  {plan.state_root}",
         highlight=False,
     )
-    tally = RunTally(plan.datasites)
-    code = EXIT_FAILED
-    host: InProcessClients | None = None
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    exit_codes: dict[str, int | None] | None = None
+
+
+def _prepare(plan: SimulationPlan) -> Box:
+    """The store made, participants introduced, the aggregator connected and the store
+    checked once; any failure removes a temporary folder and ends the command."""
     try:
+        if not plan.remote:
+            Path(plan.store_root).mkdir(parents=True, exist_ok=True)
+        introduce_participants(plan)
         with refusals_reported_here():
-            box = plan.connect(plan.aggregator, durable=False)
-            check_store(box)
+            box = plan.connect(plan.aggregator)
+            try:
+                check_store(box)
+            except BaseException:
+                box.close()
+                raise
     except (FedboxError, ValueError) as exc:
         _discard_temp(plan)
         raise fail(str(exc), EXIT_FAILED) from exc
+    return box
+
+
+def _run(plan: SimulationPlan, box: Box, *, inprocess: bool, stop_wait: float) -> int:
+    """Start the clients, run the ServerApp with the live view, reap and report; the
+    exit code. Everything it started is stopped and the box closed however it ends."""
+    tally = RunTally(plan.datasites)
+    host: InProcessClients | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    exit_codes: dict[str, int | None] | None = None
+    lifeline = Lifeline()
     try:
         if inprocess:
             host = InProcessClients(plan)
         else:
-            procs = _start_processes(plan)
+            procs = _start_processes(plan, lifeline)
 
-        def body(t: RunTally) -> ServerOutcome:
+        def serve(t: RunTally) -> ServerOutcome:
             return run_server(
                 box,
-                app,
+                plan.app,
                 plan.app_name,
                 plan.datasites,
                 plan.run_config,
@@ -260,22 +306,22 @@ def simulate(
                 stop_wait=stop_wait,
             )
 
-        outcome = run_with_progress(app.project, len(plan.datasites), body, tally)
+        outcome = run_with_progress(plan.app.project, len(plan.datasites), serve, tally)
         if procs:
             exit_codes = _reap(procs, grace=stop_wait)
-        code = report_outcome(outcome, tally, exit_codes)
+        return report_outcome(outcome, tally, exit_codes)
     except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except FedboxError as exc:  # the store failed outside the ServerApp (e.g. the stop)
         print_error(exc)
-        code = EXIT_FAILED
+        return EXIT_FAILED
     finally:
         if procs and exit_codes is None:
             _reap(procs, grace=0)
+        lifeline.close()
         if host is not None:
             host.close()
-        close_box(box)
+        box.close()
         _discard_temp(plan)
         if plan.keep and not inprocess:
             console.print(f"client logs: {plan.state_root}/*/client.log", highlight=False)
-    raise typer.Exit(code)

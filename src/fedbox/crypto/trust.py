@@ -4,6 +4,9 @@ Public keys arrive through the store, which fedbox does not trust. Pinning (as S
 with ``known_hosts``) turns a later key swap by the store, or by anyone who can write a
 peer's ``did.json``, into a refusal instead of a silent man-in-the-middle. A human who
 has checked the new fingerprint with the peer accepts it with ``fedbox keys trust``.
+First contact itself is the weak moment (whoever wrote the ``did.json`` first is
+pinned), so the caller says it loudly, and ``require_pinned`` refuses peers nobody has
+pinned by hand (issue 11, point 13).
 
 Pins live in SQLite at ``state_dir/trust.sqlite3``; each check is one transaction, so two
 processes meeting a new peer at once pin the same key or one of them refuses.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -29,19 +33,30 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class UntrustedKey(CryptoError):
-    """A peer presents a signing key other than the pinned one; nothing was sent or opened.
+    """A peer's signing key is not one we trust; nothing was sent or opened.
 
-    Unlike a bad signature (plain CryptoError), the keys are well formed: they are just
-    not the ones we met first. ``.email``, ``.pinned`` and ``.presented`` are fingerprints.
+    Either it differs from the pinned one (``.pinned`` is then that fingerprint), or, on
+    a box that requires pins (``require_pinned=True``), the peer was never pinned
+    (``.pinned`` is None). Unlike a bad signature (plain CryptoError), the keys are well
+    formed. ``.email`` is the peer; ``.pinned`` and ``.presented`` are fingerprints.
     """
 
-    def __init__(self, email: str, pinned: str, presented: str) -> None:
-        super().__init__(
-            f"the identity key of {email} changed: pinned {pinned}, now {presented}. "
-            "This is expected only if they reset their keys; check the new fingerprint "
-            f"with them out of band, then accept it with: "
-            f"fedbox keys trust {email} {presented}"
-        )
+    def __init__(self, email: str, pinned: str | None, presented: str) -> None:
+        if pinned is None:
+            message = (
+                f"{email} is not pinned and unpinned peers are refused (require_pinned). "
+                f"Check their fingerprint with them out of band (`fedbox keys show {email}` "
+                f"shows the one published: {presented}), then pin it with: "
+                f"fedbox keys trust {email} {presented}"
+            )
+        else:
+            message = (
+                f"the identity key of {email} changed: pinned {pinned}, now {presented}. "
+                "This is expected only if they reset their keys; check the new fingerprint "
+                f"with them out of band, then accept it with: "
+                f"fedbox keys trust {email} {presented}"
+            )
+        super().__init__(message)
         self.email = email
         self.pinned = pinned
         self.presented = presented
@@ -67,33 +82,42 @@ class TrustStore:
         conn.execute("CREATE TABLE IF NOT EXISTS pins (email TEXT PRIMARY KEY, fp TEXT NOT NULL)")
         return conn
 
-    def check(self, bundle: PublicBundle) -> None:
-        """Verify the bundle's signatures, pin it if the email is new, refuse a changed key.
+    def check(self, bundle: PublicBundle, *, require_pinned: bool = False) -> bool:
+        """Verify the bundle's signatures and compare its key with the pin; True if this
+        was first contact and the key has just been pinned (trust on first use).
 
-        Raises CryptoError for bad signatures (nothing is pinned) and UntrustedKey for a
-        key that differs from the pin.
+        Raises CryptoError for bad signatures (nothing is pinned), UntrustedKey for a key
+        that differs from the pin, and, with ``require_pinned``, UntrustedKey for a peer
+        that has no pin (nothing is pinned then either).
         """
         bundle.verify()
         presented = bundle.fingerprint
         with closing(self._connect()) as conn, conn:
-            inserted = conn.execute(
-                "INSERT OR IGNORE INTO pins (email, fp) VALUES (?, ?)", (bundle.email, presented)
-            ).rowcount
-            (pinned,) = conn.execute(
-                "SELECT fp FROM pins WHERE email = ?", (bundle.email,)
-            ).fetchone()
-        if inserted:
-            logger.info("pinned identity key of %s: %s", bundle.email, presented)
-        elif pinned != presented:
+            inserted = 0
+            if not require_pinned:
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO pins (email, fp) VALUES (?, ?)",
+                    (bundle.email, presented),
+                ).rowcount
+            row = conn.execute("SELECT fp FROM pins WHERE email = ?", (bundle.email,)).fetchone()
+        pinned = None if row is None else row[0]
+        if pinned != presented:
             raise UntrustedKey(bundle.email, pinned, presented)
+        return bool(inserted)
 
     def trust(self, email: str, fingerprint: str) -> None:
         """Pin ``fingerprint`` for ``email``, replacing any earlier pin."""
-        email = validate_email(email)
-        fp = normalize_fingerprint(fingerprint)
+        self.trust_all({email: fingerprint})
+
+    def trust_all(self, fingerprints: Mapping[str, str]) -> None:
+        """Pin each ``{email: fingerprint}``, replacing earlier pins, in one transaction."""
+        pins = {
+            validate_email(email): normalize_fingerprint(fp) for email, fp in fingerprints.items()
+        }
         with closing(self._connect()) as conn, conn:
-            conn.execute("INSERT OR REPLACE INTO pins (email, fp) VALUES (?, ?)", (email, fp))
-        logger.info("trusted identity key of %s: %s", email, fp)
+            conn.executemany("INSERT OR REPLACE INTO pins (email, fp) VALUES (?, ?)", pins.items())
+        for email, fp in pins.items():
+            logger.info("trusted identity key of %s: %s", email, fp)
 
     def pinned(self, email: str) -> str | None:
         """The pinned fingerprint for ``email``, or None if we have not met them."""

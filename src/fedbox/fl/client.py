@@ -26,9 +26,12 @@ from fedbox.fl.runner import NodeRunner
 from fedbox.rpc import Box, Request, Response, Status
 from fedbox.rpc.body import Body
 
-__all__ = ["ClientNode", "client_app_loader", "node_config_for"]
+__all__ = ["DATA_DIR_ENV", "ClientNode", "client_app_loader", "export_data_dir", "node_config_for"]
 
 logger = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "DATA_DIR"
+"""Where Flower apps written for syft-flwr look for their data dir."""
 
 
 def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
@@ -54,6 +57,13 @@ def node_config_for(
         "num-partitions": int(num_partitions),
         "data-path": str(Path(data_path).expanduser().resolve()) if data_path else "",
     }
+
+
+def export_data_dir(data_path: str | os.PathLike[str]) -> None:
+    """Tell the ClientApp's own code where its data is, as syft-flwr apps expect it:
+    ``$DATA_DIR``. For a process that serves one datasite; the runner itself passes the
+    path in ``node_config`` (``data-path``), never through the environment."""
+    os.environ[DATA_DIR_ENV] = str(Path(data_path).expanduser().resolve())
 
 
 class ClientNode:

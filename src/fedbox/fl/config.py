@@ -234,14 +234,39 @@ def bootstrap(
     path = Path(app_dir).expanduser().resolve() / PYPROJECT
     if not path.is_file():
         raise AppConfigError(f"{path.parent} is not a Flower app: no {PYPROJECT} in it")
-    values: dict[str, Any] = {"aggregator": aggregator, "datasites": list(datasites)}
-    for key, value in (("app_name", app_name), ("root", root), ("encrypt", encrypt)):
-        if value is not None:
-            values[key] = value
+    text = path.read_text(encoding="utf-8")
+    values = _federation_values(
+        _parse_toml(text, path),
+        aggregator,
+        datasites,
+        app_name=app_name,
+        root=root,
+        encrypt=encrypt,
+    )
+    new_text = _with_fedbox_table(text, values)
+    _check_only_fedbox_changed(text, new_text, values, path)
+    _replace_file(path, new_text)
+    logger.info("wrote [tool.fedbox] into %s", path)
+    return path
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        existing = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AppConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def _federation_values(
+    existing: Mapping[str, Any],
+    aggregator: str,
+    datasites: Iterable[str],
+    **optional: Any,
+) -> dict[str, Any]:
+    """The ``[tool.fedbox]`` keys to write, validated: the given ones, plus the existing
+    table's ``storage_options``; AppConfigError for a bad or colliding participant."""
+    values: dict[str, Any] = {"aggregator": aggregator, "datasites": list(datasites)}
+    values.update({key: value for key, value in optional.items() if value is not None})
     kept_options = existing.get("tool", {}).get(FEDBOX_TABLE, {}).get("storage_options")
     if kept_options:
         values["storage_options"] = kept_options
@@ -255,32 +280,41 @@ def bootstrap(
         check_node_ids([aggregator, *federation.datasites])
     except ValueError as exc:
         raise AppConfigError(str(exc)) from exc
+    return values
 
-    text = path.read_text(encoding="utf-8")
-    before = tomllib.loads(text)
+
+def _with_fedbox_table(text: str, values: Mapping[str, Any]) -> str:
+    """``text`` with its ``[tool.fedbox]`` table (if any) replaced by one holding ``values``."""
     kept = _drop_table(text.splitlines(keepends=True), f"tool.{FEDBOX_TABLE}")
-    rendered = tomli_w.dumps({"tool": {FEDBOX_TABLE: values}})
+    rendered = tomli_w.dumps({"tool": {FEDBOX_TABLE: dict(values)}})
     # tomli_w writes ``[tool.fedbox]`` directly since ``tool`` holds only a table.
     body = "".join(kept).rstrip("\n")
-    new_text = f"{body}\n\n{rendered}" if body else rendered
-    after = tomllib.loads(new_text)
-    before.get("tool", {}).pop(FEDBOX_TABLE, None)
-    after_tool = dict(after.get("tool", {}))
+    return f"{body}\n\n{rendered}" if body else rendered
+
+
+def _check_only_fedbox_changed(
+    old_text: str, new_text: str, values: Mapping[str, Any], path: Path
+) -> None:
+    """AppConfigError unless the new file differs from the old only in ``[tool.fedbox]``,
+    which must read back as ``values``."""
+    before, after = tomllib.loads(old_text), tomllib.loads(new_text)
+    before_tool, after_tool = dict(before.pop("tool", {})), dict(after.pop("tool", {}))
+    before_tool.pop(FEDBOX_TABLE, None)
     written = after_tool.pop(FEDBOX_TABLE, None)
-    if after_tool != before.get("tool", {}) or {k: v for k, v in after.items() if k != "tool"} != {
-        k: v for k, v in before.items() if k != "tool"
-    }:
+    if after_tool != before_tool or after != before:
         raise AppConfigError(
             f"could not update {path} without touching other settings; "
             "add a [tool.fedbox] table by hand"
         )
     if written != values:
         raise AppConfigError(f"could not write [tool.fedbox] into {path}; add it by hand")
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Write beside ``path``, then rename over it: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.fedbox-tmp")
-    tmp.write_text(new_text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-    logger.info("wrote [tool.fedbox] into %s", path)
-    return path
 
 
 def _drop_table(lines: list[str], table: str) -> list[str]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
-from fedbox.datasite.paths import outbox_dir
+from fedbox.datasite.paths import Kind, outbox_dir, parse_message_path, response_path
+from fedbox.errors import InvalidIdentity
 from fedbox.fl.grid import ENDPOINT
 from fedbox.store import Store
 
@@ -31,15 +32,27 @@ def _started_at(name: str, prefix: str) -> int | None:
 
 def find_live_run(store: Store, aggregator: str, me: str, project: str) -> str | None:
     """The newest run of ``project`` by ``aggregator`` with a request ``me`` has not answered."""
-    inbox, outbox = outbox_dir(aggregator, me), outbox_dir(me, aggregator)
+    inbox = outbox_dir(aggregator, me)
     prefix = app_name_prefix(aggregator, project)
     runs = [(t, n) for n in store.list_dirs(inbox) if (t := _started_at(n, prefix)) is not None]
     for _, name in sorted(runs, reverse=True):
-        for entry in store.list(f"{inbox}/{name}/rpc/{ENDPOINT}", ".request"):
-            stem = entry.path.rsplit("/", 1)[-1].removesuffix(".request")
-            if not store.exists(f"{outbox}/{name}/rpc/{ENDPOINT}/{stem}.response"):
-                return name
+        if any(
+            _unanswered(store, entry.path) for entry in store.list(f"{inbox}/{name}", ".request")
+        ):
+            return name
     return None
+
+
+def _unanswered(store: Store, path: str) -> bool:
+    """A Flower request at ``path`` without a response; False for any other file (a
+    malformed name is the box's to quarantine, not a sign of a run)."""
+    try:
+        mp = parse_message_path(path)
+    except InvalidIdentity:
+        return False
+    if mp.kind is not Kind.REQUEST or mp.endpoint != ENDPOINT:
+        return False
+    return not store.exists(str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id)))
 
 
 def wait_for_run(

@@ -15,8 +15,7 @@ from flwr.supercore.run import Run
 from fedbox.fl.config import AppConfig
 from fedbox.fl.events import EventCallback
 from fedbox.fl.grid import FileGrid, run_id_for
-from fedbox.fl.peers import wait_for_keys
-from fedbox.rpc import Box
+from fedbox.rpc import Box, wait_for_keys
 
 __all__ = ["ServerOutcome", "make_run", "run_server"]
 

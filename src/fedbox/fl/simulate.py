@@ -23,20 +23,20 @@ from urllib.parse import urlsplit, urlunsplit
 from flwr.app import UserConfig
 from flwr.clientapp import ClientApp
 
+from fedbox.crypto import Identity, TrustStore
 from fedbox.datasite.workspace import Workspace, fedbox_home
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
 from fedbox.fl.config import AppConfig, AppConfigError, check_node_ids
-from fedbox.rpc import Box
-from fedbox.store import open_store
+from fedbox.rpc import Box, connect
 from fedbox.store.registry import url_scheme
 
 __all__ = [
     "DEFAULT_AGGREGATOR",
     "InProcessClients",
     "SimulationPlan",
-    "connect_local",
     "default_app_name",
     "display_root",
+    "introduce_participants",
     "plan_simulation",
     "resolve_encrypt",
     "sim_email",
@@ -45,43 +45,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_AGGREGATOR = "aggregator@sim.fedbox"
-
-
-def connect_local(
-    root: str | Path,
-    email: str,
-    state_dir: str | Path | None,
-    *,
-    durable: bool = True,
-    handler_threads: int = 8,
-    encrypt: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-    poll_interval: float | None = None,
-    max_poll_interval: float | None = None,
-) -> Box:
-    """``fedbox.connect`` with a choice of durability and the remote polling bounds.
-
-    ``root`` is a folder or a store URL (``storage_options`` go to its backend, over
-    ``$FEDBOX_STORAGE_OPTIONS``). ``durable=False`` skips fsync on a folder's message
-    files: a simulation's folder is thrown away and need not survive a power cut, and at
-    hundreds of virtual clients the fsyncs are most of a round's time. A killed process
-    loses nothing either way. Remote backends decide durability themselves.
-
-    The box does not own the store: close ``box.store`` after the box.
-    """
-    store = open_store(
-        root,
-        poll_interval=poll_interval,
-        max_poll_interval=max_poll_interval,
-        fsync=durable,
-        **dict(storage_options or {}),
-    )
-    try:
-        workspace = Workspace.for_email(email, state_dir)
-        return Box(store, workspace, handler_threads=handler_threads, encrypt=encrypt)
-    except BaseException:
-        store.close()
-        raise
 
 
 def display_root(root: str | Path) -> str:
@@ -149,23 +112,34 @@ class SimulationPlan:
     """Options for a URL root's backend, already merged (config, environment, flags)."""
     poll_interval: float | None = None
     max_poll_interval: float | None = None
+    chunk_threshold: int | None = None
+    """Bodies above this many bytes travel as chunk blobs (None: ``connect``'s default)."""
+    chunk_size: int | None = None
 
     @property
     def remote(self) -> bool:
         """The store is a URL (anything but a folder or ``file://``)."""
         return url_scheme(self.store_root) not in (None, "file")
 
-    def connect(self, email: str, **kwargs: Any) -> Box:
-        """``email``'s box on the plan's store, with its options and polling bounds."""
-        return connect_local(
+    def connect(self, email: str, *, handler_threads: int = 8) -> Box:
+        """``email``'s box on the plan's store, with its options and polling bounds.
+
+        Without fsync: a simulation's store is throwaway (or kept only for inspection)
+        and need not survive a power cut, and at hundreds of virtual clients the fsyncs
+        are most of a round's time. A killed process loses nothing either way.
+        """
+        return connect(
             self.store_root,
             email,
-            self.state_dir(email),
+            state_dir=self.state_dir(email),
             encrypt=self.encrypt,
             storage_options=self.storage_options,
             poll_interval=self.poll_interval,
             max_poll_interval=self.max_poll_interval,
-            **kwargs,
+            fsync=False,
+            handler_threads=handler_threads,
+            chunk_threshold=self.chunk_threshold,
+            chunk_size=self.chunk_size,
         )
 
     def state_dir(self, email: str) -> Path:
@@ -187,6 +161,8 @@ def plan_simulation(
     storage_options: Mapping[str, Any] | None = None,
     poll_interval: float | None = None,
     max_poll_interval: float | None = None,
+    chunk_threshold: int | None = None,
+    chunk_size: int | None = None,
 ) -> SimulationPlan:
     """Decide participants and folders; AppConfigError explains any conflict.
 
@@ -261,7 +237,33 @@ def plan_simulation(
         storage_options=dict(storage_options or {}),
         poll_interval=poll_interval,
         max_poll_interval=max_poll_interval,
+        chunk_threshold=chunk_threshold,
+        chunk_size=chunk_size,
     )
+
+
+def introduce_participants(plan: SimulationPlan) -> None:
+    """Pin every participant's key for those it talks to, from their state dirs.
+
+    A simulation creates all its identities on this machine, so it knows their true
+    keys without asking the store: the aggregator pins each datasite's and each datasite
+    pins the aggregator's before anyone connects. Nobody then meets a stranger, so no
+    first-contact warning is logged and nothing depends on who wrote a ``did.json`` first
+    (a shared URL root could be written by others). Keys are created here if missing,
+    as connecting would. Nothing to do without encryption.
+    """
+    if not plan.encrypt:
+        return
+    emails = (plan.aggregator, *plan.datasites)
+    prints = {}
+    for email in emails:
+        state = Workspace.for_email(email, plan.state_dir(email)).ensure().state_dir
+        prints[email] = Identity.load_or_create(state, email).public_bundle().fingerprint
+    TrustStore(plan.state_dir(plan.aggregator)).trust_all(
+        {site: prints[site] for site in plan.datasites}
+    )
+    for site in plan.datasites:
+        TrustStore(plan.state_dir(site)).trust_all({plan.aggregator: prints[plan.aggregator]})
 
 
 class InProcessClients:
@@ -286,7 +288,7 @@ class InProcessClients:
 
         try:
             for index, email in enumerate(plan.datasites):
-                box = plan.connect(email, durable=False, handler_threads=handler_threads)
+                box = plan.connect(email, handler_threads=handler_threads)
                 node = ClientNode(
                     box,
                     plan.app_name,
@@ -307,6 +309,5 @@ class InProcessClients:
         for node in self.nodes:
             try:
                 node.box.close()
-                node.box.store.close()
             except Exception:
                 logger.exception("closing %s failed", node)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fedbox.datasite.identity import validate_app_name, validate_email
+from fedbox.datasite.identity import validate_app_name
 from fedbox.datasite.paths import (
     OUTBOX_PREFIX,
     Kind,
@@ -28,13 +27,13 @@ from fedbox.rpc.parts import default_chunk_size, default_chunk_threshold
 from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.sealing import Sealer
-from fedbox.store import Store, WatchMode, open_store
+from fedbox.store import Store
 from fedbox.store.polling import AdaptivePollWatcher
 
 if TYPE_CHECKING:
     from fedbox.rpc.app import App
 
-__all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box", "connect"]
+__all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box"]
 
 logger = logging.getLogger(__name__)
 
@@ -387,59 +386,3 @@ def _header_mismatch(header, expected: MessagePath) -> str | None:
             f"header names {header.app}/{header.endpoint}, path {expected.app}/{expected.endpoint}"
         )
     return None
-
-
-def connect(
-    root: str | os.PathLike[str],
-    email: str,
-    *,
-    state_dir: str | os.PathLike[str] | None = None,
-    watch_mode: WatchMode = "auto",
-    poll_interval: float | None = None,
-    clock: Clock = time.time,
-    cleanup_expiry: float = DEFAULT_CLEANUP_EXPIRY,
-    handler_threads: int = 8,
-    encrypt: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-    fsync: bool = True,
-    chunk_threshold: int | None = None,
-    chunk_size: int | None = None,
-) -> Box:
-    """Join the store at ``root`` as ``email``.
-
-    ``root`` is a folder, or a URL (``s3://bucket/prefix``, ``webdav://host:port/path``,
-    ``sftp://user@host/path``, ``memory://x``...) whose backend gets ``storage_options``
-    (merged over ``$FEDBOX_STORAGE_OPTIONS``). ``poll_interval`` defaults per store kind:
-    0.5 s for a polled folder, the adaptive minimum for a remote store. ``fsync=False``
-    trades crash durability of a folder's message files for speed (simulations).
-
-    Private state (futures, audit log, private keys) goes to ``state_dir``, by default
-    ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``).
-
-    ``encrypt=True`` (what FL runs use) creates this identity's keys on first use,
-    publishes its public keys at ``datasites/{email}/public/did.json``, encrypts every
-    body end to end, and refuses plaintext requests. Sending to a peer that has not
-    published keys raises CryptoError; nothing ever falls back to plaintext.
-
-    Bodies above ``chunk_threshold`` bytes travel as resumable chunk blobs of
-    ``chunk_size`` bytes (defaults: ``$FEDBOX_CHUNK_THRESHOLD`` / ``$FEDBOX_CHUNK_SIZE``,
-    else 512 MiB / 64 MiB).
-    """
-    workspace = Workspace.for_email(validate_email(email), state_dir)
-    store = open_store(
-        root,
-        watch_mode=watch_mode,
-        poll_interval=poll_interval,
-        fsync=fsync,
-        **(storage_options or {}),
-    )
-    return Box(
-        store,
-        workspace,
-        clock=clock,
-        cleanup_expiry=cleanup_expiry,
-        handler_threads=handler_threads,
-        encrypt=encrypt,
-        chunk_threshold=chunk_threshold,
-        chunk_size=chunk_size,
-    )

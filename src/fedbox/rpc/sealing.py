@@ -2,8 +2,10 @@
 
 A box connected with ``encrypt=True`` has a :class:`Sealer`. It publishes the box's public
 keys at ``datasites/{email}/public/did.json`` and reads peers' keys from the same place,
-pinning each peer's identity key on first use (``TrustStore``). Nothing falls back to
-plaintext: a peer without keys, an untrusted key or a body that does not open is an error.
+pinning each peer's identity key on first use (``TrustStore``) with a warning that names
+the fingerprint and how to verify it, or, with ``require_pinned``, refusing peers nobody
+pinned. Nothing falls back to plaintext: a peer without keys, an untrusted key or a body
+that does not open is an error.
 
 Writing is one pass, like a streamed plaintext envelope (``envelope.write_streamed``): the
 header goes first with room reserved for ``body_len``, ``body_sha256`` and ``enc`` (whose
@@ -60,7 +62,7 @@ from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.envelope import Header, write_streamed
 from fedbox.store import Store
 
-__all__ = ["BodyKey", "Sealer", "did_path", "publish_keys", "read_published"]
+__all__ = ["DID_FILE", "BodyKey", "Sealer", "did_path", "publish_keys", "read_published"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,9 +75,13 @@ _WRAPPED_PLACEHOLDER = "A" * 64
 _NONCE_PREFIX_PLACEHOLDER = bytes(7)
 
 
+DID_FILE = "did.json"
+"""The name of the file that holds an identity's public keys (see :func:`did_path`)."""
+
+
 def did_path(email: str) -> str:
     """``datasites/{email}/public/did.json``: where an identity's public keys are published."""
-    return str(datasite_dir(email) / "public" / "did.json")
+    return str(datasite_dir(email) / "public" / DID_FILE)
 
 
 def publish_keys(store: Store, identity: Identity) -> str:
@@ -139,9 +145,13 @@ class Sealer:
     keys) is re-read and checked against the pin again. Thread-safe.
     """
 
-    def __init__(self, store: Store, state_dir: Path, email: str) -> None:
+    def __init__(
+        self, store: Store, state_dir: Path, email: str, *, require_pinned: bool = False
+    ) -> None:
         self.store = store
         self.email = email
+        self.require_pinned = require_pinned
+        """Refuse peers without a pin (UntrustedKey) instead of pinning them on first use."""
         self._state_dir = Path(state_dir)
         self.identity = Identity.load_or_create(self._state_dir, email)
         self._own: tuple[Identity, tuple[str, ...], PublicBundle] | None = None
@@ -160,7 +170,8 @@ class Sealer:
         """``email``'s published bundle, verified and checked against the pin.
 
         CryptoError if they published none (the message names the missing file) or it is
-        malformed; UntrustedKey if their identity key differs from the pinned one.
+        malformed; UntrustedKey if their identity key differs from the pinned one, or if
+        they have no pin and :attr:`require_pinned` is set.
         """
         if email == self.email:
             return self._own_bundle(self.identity)
@@ -173,7 +184,8 @@ class Sealer:
         with self._lock:
             self._bundles.pop(email, None)
         bundle = read_published(self.store, email)
-        self.trust.check(bundle)
+        if self.trust.check(bundle, require_pinned=self.require_pinned):
+            _warn_first_contact(self.email, bundle)
         if stamp is not None:
             with self._lock:
                 self._bundles[email] = (stamp, bundle)
@@ -389,6 +401,28 @@ class Sealer:
         if size is not None and written != size:
             raise DecryptError(f"body decrypted to {written} bytes, expected {size}")
         return out.getvalue()
+
+
+def _warn_first_contact(me: str, peer: PublicBundle) -> None:
+    """Trust on first use pins whoever wrote the peer's ``did.json`` first, which may be
+    anyone who can write the store: say so where an operator will see it (issue 11)."""
+    logger.warning(
+        "first contact: %s pinned the identity key of %s, fingerprint %s, as published in "
+        "the store and not verified. Compare it with the one %s sees "
+        "(`fedbox keys show --email %s`); you see theirs with "
+        "`fedbox keys show %s --email %s`. If they differ, pin theirs with "
+        "`fedbox keys trust %s FINGERPRINT --email %s`. Connect with require_pinned=True "
+        "(`fedbox run --require-pinned`) to refuse peers nobody pinned.",
+        me,
+        peer.email,
+        peer.fingerprint,
+        peer.email,
+        peer.email,
+        peer.email,
+        me,
+        peer.email,
+        me,
+    )
 
 
 def _load_or_create_secret(path: Path) -> bytes:

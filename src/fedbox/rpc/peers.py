@@ -1,10 +1,11 @@
-"""Waiting for datasites' public keys before an encrypted run starts.
+"""Waiting for peers' public keys before encrypted traffic starts.
 
-With encryption on, a request can only be written once its recipient has
-published keys (``datasites/{email}/public/did.json``), which happens when the
-recipient first connects. A deployment's datasites start in any order, so the
-aggregator waits for their keys (woken by file events) before the first round;
-whoever is still missing gets Error replies instead of requests.
+With encryption on, a request can only be written once its recipient has published
+keys (``datasites/{email}/public/did.json``), which
+happens when the recipient first connects. Participants start in any order, so a caller
+that is about to address several peers (an FL aggregator, a bridge client, a data
+scientist submitting to owners) waits for their keys, woken by file events, and learns
+who is still missing instead of failing on the first.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from collections.abc import Iterable
 
 from fedbox.errors import CryptoError
-from fedbox.rpc import Box
+from fedbox.rpc.box import Box
+from fedbox.rpc.sealing import DID_FILE
 
 __all__ = ["keys_missing", "wait_for_keys"]
 
@@ -22,7 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 def keys_missing(box: Box, emails: Iterable[str]) -> dict[str, str]:
-    """``{email: reason}`` for every peer we cannot encrypt to yet (empty without encryption)."""
+    """``{email: reason}`` for every peer we cannot encrypt to yet (empty without encryption).
+
+    A reason is a missing or malformed ``did.json``, or a key refused as untrusted
+    (changed since it was pinned, or not pinned on a box that requires pins).
+    """
     if box.sealer is None:
         return {}
     missing: dict[str, str] = {}
@@ -38,7 +44,7 @@ def wait_for_keys(box: Box, emails: Iterable[str], timeout: float) -> dict[str, 
     """Block until every peer's keys are usable or ``timeout`` passes; what is still missing."""
     wanted = list(emails)
     deadline = time.monotonic() + timeout
-    with box.store.watch("datasites", ("did.json",)) as watcher:
+    with box.store.watch("datasites", (DID_FILE,)) as watcher:
         while True:
             missing = keys_missing(box, wanted)
             remaining = deadline - time.monotonic()
@@ -47,7 +53,7 @@ def wait_for_keys(box: Box, emails: Iterable[str], timeout: float) -> dict[str, 
             watcher.next_batch(remaining)
     if missing:
         logger.warning(
-            "no usable keys from %d datasites after %.1f s: %s",
+            "no usable keys from %d peers after %.1f s: %s",
             len(missing),
             timeout,
             "; ".join(missing.values()),
