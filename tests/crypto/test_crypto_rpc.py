@@ -91,7 +91,10 @@ def test_plaintext_never_appears_in_the_store(root: Path, start_peer, tmp_path: 
         assert MARKER not in data and MARKER[:12] not in data, path
     # The scan would see it: the same traffic without encryption leaves it in both files.
     plain_root = tmp_path / "plain"
-    with fedbox.connect(plain_root, "x@a.org") as x, fedbox.connect(plain_root, "y@b.org") as y:
+    with (
+        fedbox.connect(plain_root, "x@a.org", encrypt=False) as x,
+        fedbox.connect(plain_root, "y@b.org", encrypt=False) as y,
+    ):
         y.app("t").on_request("echo")(lambda req: req.body)
         y.app("t").start()
         x.app("t").send("y@b.org", "echo", MARKER).wait(30)

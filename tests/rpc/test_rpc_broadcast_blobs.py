@@ -77,14 +77,14 @@ def test_a_broadcast_to_five_writes_the_body_once(root: Path, encrypt: bool) -> 
 
 
 def test_a_damaged_blob_is_refused_and_quarantined(root: Path) -> None:
-    with fedbox.connect(root, SENDER, fsync=False) as a:
+    with fedbox.connect(root, SENDER, encrypt=False, fsync=False) as a:
         futures = a.app("t").broadcast(NODES[:2], "digest", BODY)  # nobody is serving yet
         blob = _blobs(root)[0]
         data = bytearray(blob.read_bytes())
         data[len(data) // 2] ^= 0xFF
         os.unlink(blob)  # the other link keeps the good bytes for the other node
         blob.write_bytes(data)
-        with fedbox.connect(root, NODES[0], fsync=False) as node0:
+        with fedbox.connect(root, NODES[0], encrypt=False, fsync=False) as node0:
             served = node0.app("t")
             ran: list[str] = []
             served.on_request("digest")(lambda req: ran.append(req.id))
@@ -96,7 +96,7 @@ def test_a_damaged_blob_is_refused_and_quarantined(root: Path) -> None:
 
 
 def test_cleanup_removes_blobs_with_their_messages(root: Path) -> None:
-    with _servers(root) as _calls, fedbox.connect(root, SENDER, fsync=False) as a:
+    with _servers(root) as _calls, fedbox.connect(root, SENDER, encrypt=False, fsync=False) as a:
         for f in a.app("t").broadcast(NODES, "digest", BODY):
             f.wait(30)
         assert len(_blobs(root)) == 5
@@ -110,7 +110,7 @@ def test_cleanup_removes_blobs_with_their_messages(root: Path) -> None:
 
 def test_a_body_that_starts_like_a_parts_table_round_trips(root: Path) -> None:
     tricky = MAGIC + b"\x01\x00\x00\x00" + os.urandom(100)
-    with _servers(root) as _calls, fedbox.connect(root, SENDER, fsync=False) as a:
+    with _servers(root) as _calls, fedbox.connect(root, SENDER, encrypt=False, fsync=False) as a:
         app = a.app("t")
         one = app.send(NODES[0], "digest", tricky).wait(30)
         body = Body([tricky[:3], Shared([tricky[3:]])])

@@ -103,7 +103,7 @@ def test_a_killed_sender_resumes_where_it_stopped(root: Path, tmp_path: Path) ->
         from contextlib import contextmanager
         import fedbox
         from fedbox.rpc import Body
-        box = fedbox.connect({str(root)!r}, {SENDER!r}, **{CHUNKED!r})
+        box = fedbox.connect({str(root)!r}, {SENDER!r}, encrypt=False, **{CHUNKED!r})
         real, count = box.store.writer, itertools.count(1)
 
         @contextmanager
@@ -124,7 +124,7 @@ def test_a_killed_sender_resumes_where_it_stopped(root: Path, tmp_path: Path) ->
     assert proc.returncode == 9
     written = _chunks(root)
     assert len(written) == 5
-    with _node(root, False) as handled, fedbox.connect(root, SENDER, **CHUNKED) as a:  # type: ignore[arg-type]
+    with _node(root, False) as handled, fedbox.connect(root, SENDER, encrypt=False, **CHUNKED) as a:  # type: ignore[arg-type]
         response = a.app("t").send(NODE, "digest", Body([PAYLOAD])).wait(30)
     assert response.body == hashlib.sha256(PAYLOAD).hexdigest().encode()
     assert len(handled) == 1
@@ -133,7 +133,7 @@ def test_a_killed_sender_resumes_where_it_stopped(root: Path, tmp_path: Path) ->
 
 
 def test_a_truncated_chunk_is_written_again_not_reused(root: Path) -> None:
-    with _node(root, False) as handled, fedbox.connect(root, SENDER, **CHUNKED) as a:  # type: ignore[arg-type]
+    with _node(root, False) as handled, fedbox.connect(root, SENDER, encrypt=False, **CHUNKED) as a:  # type: ignore[arg-type]
         first = a.app("t").send(NODE, "digest", Body([PAYLOAD])).wait(30)
         folder = root / f"syft_outbox_inbox_{SENDER}_to_{NODE}" / "t" / "blobs"
         victim = sorted(p for p in folder.iterdir() if not p.name.startswith("."))[3]
@@ -155,7 +155,7 @@ def test_cleanup_removes_what_a_killed_writer_left_once_it_is_old(
     folder = root / f"syft_outbox_inbox_{SENDER}_to_{NODE}" / "t" / "blobs"
     left = [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
     assert len(left) == 1 and left[0].read_bytes() == b"half a chunk"
-    with fedbox.connect(root, SENDER, **CHUNKED) as a:  # type: ignore[arg-type]
+    with fedbox.connect(root, SENDER, encrypt=False, **CHUNKED) as a:  # type: ignore[arg-type]
         now = a.clock()
         cleanup(a.store, SENDER, older_than=60, now=now + 1800)  # messages and blobs go
         assert left[0].exists(), "a temp file younger than an hour may still be written to"
