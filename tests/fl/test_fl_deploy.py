@@ -70,7 +70,7 @@ def test_a_datasite_that_never_starts_does_not_stop_the_run(
     if encrypt == "--encrypt":
         # No keys, no request: an Error reply at once instead of a timeout.
         assert "fbcount round 2 replies 3" in out and "cannot encrypt to do2@c.org" in out
-        assert "never published keys: do2@c.org" in out
+        assert "no usable keys for do2@c.org: do2@c.org has no published keys" in out
     else:
         assert "fbcount round 1 replies 2" in out and "fbcount round 2 replies 2" in out
         assert "did not answer in time: do2@c.org" in out

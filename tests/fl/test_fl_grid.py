@@ -43,7 +43,7 @@ class Federation:
         self.grid = FileGrid(self.agg.app(APP), [A, B, C], timeout=2.0, callback=self.events.append)
 
     def connect(self, email: str) -> fedbox.Box:
-        box = fedbox.connect(self.root, email)
+        box = fedbox.connect(self.root, email, encrypt=False)  # asserts on plaintext bodies
         self.boxes.append(box)
         return box
 

@@ -69,10 +69,13 @@ CLIENT_MODULE = "fedbox.cli.fl_commands"
 independent of how the main ``fedbox`` command is assembled."""
 
 
-def client_command(plan: SimulationPlan, index: int, email: str, lifeline_fd: int) -> list[str]:
+def client_command(
+    plan: SimulationPlan, index: int, email: str, *, lifeline_fd: int | None = None
+) -> list[str]:
     """The command line of one client process. It shows in ``ps``, so nothing secret
     goes here: storage options, and a root URL with a password in it, travel in the
-    environment (:func:`client_env`)."""
+    environment (:func:`client_env`). With ``lifeline_fd`` (a :class:`Lifeline`'s
+    end, passed to the process) the client ends when this process does."""
     root = [] if _root_in_env(plan) else ["--root", plan.store_root]
     cmd = [
         sys.executable,
@@ -94,11 +97,10 @@ def client_command(plan: SimulationPlan, index: int, email: str, lifeline_fd: in
         "--num-partitions",
         str(len(plan.datasites)),
         "--volatile",
-        "--lifeline",
-        str(lifeline_fd),
         "--encrypt" if plan.encrypt else "--no-encrypt",
     ]
     optional = {
+        "--lifeline": lifeline_fd,
         "--data": plan.data_paths[index],
         "--poll-interval": plan.poll_interval,
         "--max-poll-interval": plan.max_poll_interval,
@@ -144,7 +146,7 @@ def _start_processes(
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(state / "client.log", "ab") as log:
             procs[email] = subprocess.Popen(
-                client_command(plan, index, email, lifeline.child_fd),
+                client_command(plan, index, email, lifeline_fd=lifeline.child_fd),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

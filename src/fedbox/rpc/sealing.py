@@ -407,19 +407,13 @@ def _warn_first_contact(me: str, peer: PublicBundle) -> None:
     """Trust on first use pins whoever wrote the peer's ``did.json`` first, which may be
     anyone who can write the store: say so where an operator will see it (issue 11)."""
     logger.warning(
-        "first contact: %s pinned the identity key of %s, fingerprint %s, as published in "
-        "the store and not verified. Compare it with the one %s sees "
-        "(`fedbox keys show --email %s`); you see theirs with "
-        "`fedbox keys show %s --email %s`. If they differ, pin theirs with "
-        "`fedbox keys trust %s FINGERPRINT --email %s`. Connect with require_pinned=True "
-        "(`fedbox run --require-pinned`) to refuse peers nobody pinned.",
-        me,
+        "first contact with %s: pinned their identity key %s as found in the store, not "
+        "verified. Check it with them (they see theirs with `fedbox keys show --email %s`); "
+        "if it differs, pin the right one with `fedbox keys trust %s FINGERPRINT --email %s`. "
+        "require_pinned=True (`fedbox run --require-pinned`) refuses peers nobody pinned.",
         peer.email,
         peer.fingerprint,
         peer.email,
-        peer.email,
-        peer.email,
-        me,
         peer.email,
         me,
     )
