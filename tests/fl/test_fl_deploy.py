@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fl_helpers import FBCOUNT, Proc
+from fl_helpers import FBCOUNT, Proc, run_fedbox
+
+from fedbox.crypto import Identity, TrustStore
 
 AGG = "ds@uni.org"
 SITES = ["do0@a.org", "do1@b.org", "do2@c.org"]
@@ -116,3 +118,44 @@ def test_ctrl_c_of_the_aggregator_stops_every_datasite(
     for site in sites:
         assert site.wait(timeout=30) == 0, site.output
         assert re.search(r"stopped by the aggregator after \d+ messages", site.output)
+
+
+def test_an_aggregator_that_requires_pins_addresses_only_pinned_datasites(
+    start_fedbox: Callable[..., Proc], root: Path, tmp_path: Path
+) -> None:
+    app_name = f"{AGG}_fbcount_1700000003"
+    states = {s: tmp_path / "state" / s for s in SITES}
+    sites = [
+        _datasite(start_fedbox, root, s, "", "--state-dir", str(states[s]), "--app-name", app_name)
+        for s in SITES
+    ]
+    for site in sites:
+        site.wait_for("serving")
+    # The aggregator's operator checked two fingerprints with their owners and pinned them.
+    agg_state = tmp_path / "agg-state"
+    for s in SITES[:2]:
+        fingerprint = Identity.load_or_create(states[s], s).public_bundle().fingerprint
+        TrustStore(agg_state).trust(s, fingerprint)
+    agg = _aggregator(
+        start_fedbox,
+        root,
+        "num-server-rounds=1",
+        *("--app-name", app_name, "--state-dir", str(agg_state), "--require-pinned"),
+        *("--timeout", "5", "--stop-wait", "2"),
+    )
+    assert agg.wait(timeout=60) == 0, agg.output
+    out = " ".join(agg.output.split())
+    assert "fbcount round 1 partition 0 count 1" in out and "partition 1 count 1" in out
+    assert f"no usable keys for {SITES[2]}: {SITES[2]} is not pinned" in out
+    assert f"fedbox keys trust {SITES[2]}" in out
+    assert sites[0].wait(timeout=30) == 0 and sites[1].wait(timeout=30) == 0
+
+
+def test_require_pinned_without_encryption_is_a_usage_error(root: Path) -> None:
+    result = run_fedbox(
+        "run", str(FBCOUNT), "--email", AGG, "--root", str(root), "--aggregator", AGG,
+        *_site_args(SITES), "--require-pinned", "--no-encrypt",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--require-pinned needs encryption" in result.stdout + result.stderr
+    assert not list(root.iterdir()), "nothing was written"

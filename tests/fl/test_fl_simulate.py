@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from fl_helpers import ANALYTICS, DIGITS, FBCOUNT, run_fedbox
+from typer.testing import CliRunner
+
+from fedbox.cli.main import app as main_app
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -125,3 +129,22 @@ def test_a_bad_chunk_size_is_a_usage_error(value: str, says: str) -> None:
     result = run_fedbox("simulate", str(FBCOUNT), "--chunk-size", value)
     assert result.returncode == 2
     assert f"'{value}' {says}" in result.stdout + result.stderr
+
+
+def test_chunk_flags_reach_the_boxes_as_arguments_not_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command runs in this process: afterwards the environment is as it was."""
+    for name in ("FEDBOX_CHUNK_THRESHOLD", "FEDBOX_CHUNK_SIZE"):
+        monkeypatch.setenv(name, "1")  # so that undo removes whatever the command sets
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FEDBOX_MALLOC", "system")  # keep this test process's allocator
+    root = tmp_path / "fed"
+    args = ["--inprocess", "--clients", "2", "--root", str(root), "--run-config", "payload=100000"]
+    chunking = ["--chunk-threshold", "100KiB", "--chunk-size", "64KiB"]
+    result = CliRunner().invoke(main_app, ["simulate", str(FBCOUNT), *args, *chunking])
+    assert result.exit_code == 0, result.output
+    assert "FEDBOX_CHUNK_THRESHOLD" not in os.environ and "FEDBOX_CHUNK_SIZE" not in os.environ
+    blobs = [p for p in root.glob("syft_outbox_inbox_*/*/blobs/*") if not p.name.startswith(".")]
+    assert len({p.parts[-4].split("_to_")[0] for p in blobs}) == 3, "everyone chunked"
+    assert max(p.stat().st_size for p in blobs) == (64 << 10) + 16
