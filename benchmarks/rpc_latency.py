@@ -55,7 +55,7 @@ def main() -> None:
             f" {'p50/1-way':>10} {'p50/2-way':>10}"
         )
         print(header)
-        with fedbox.connect(root, "client@bench.org") as box:
+        with fedbox.connect(root, "client@bench.org", encrypt=False) as box:  # plain transport
             app = box.app(APP)
             for name in args.sizes.split(","):
                 body = os.urandom(SIZES[name])

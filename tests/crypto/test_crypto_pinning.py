@@ -55,7 +55,7 @@ def test_first_contact_is_a_warning_with_the_fingerprint_and_how_to_check_it(
     assert len(by_a) == 1 and len(by_b) == 1, "once per peer, not per message"
     assert all(r.levelno == logging.WARNING for r in first)
     assert fp_b in by_a[0] and fp_a in by_b[0]
-    assert f"fedbox keys show --email {B}" in by_a[0]
+    assert f"fedbox keys show --root ROOT --email {B}" in by_a[0]
     assert f"fedbox keys trust {B} FINGERPRINT --email {A}" in by_a[0]
 
 

@@ -45,8 +45,8 @@ class UntrustedKey(CryptoError):
         if pinned is None:
             message = (
                 f"{email} is not pinned and unpinned peers are refused (require_pinned). "
-                f"Check their fingerprint with them out of band (`fedbox keys show {email}` "
-                f"shows the one published: {presented}), then pin it with: "
+                "Check their fingerprint with them out of band (published: "
+                f"{presented}; `fedbox keys show {email} --root ROOT` shows it), then pin it: "
                 f"fedbox keys trust {email} {presented}"
             )
         else:

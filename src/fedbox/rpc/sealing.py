@@ -408,7 +408,8 @@ def _warn_first_contact(me: str, peer: PublicBundle) -> None:
     anyone who can write the store: say so where an operator will see it (issue 11)."""
     logger.warning(
         "first contact with %s: pinned their identity key %s as found in the store, not "
-        "verified. Check it with them (they see theirs with `fedbox keys show --email %s`); "
+        "verified. Check it with them (they see theirs with "
+        "`fedbox keys show --root ROOT --email %s`); "
         "if it differs, pin the right one with `fedbox keys trust %s FINGERPRINT --email %s`. "
         "require_pinned=True (`fedbox run --require-pinned`) refuses peers nobody pinned.",
         peer.email,
