@@ -180,9 +180,9 @@ def trust(
                 f"{published.fingerprint}, not {fp}"
             )
             raise typer.Exit(1)
-    store = TrustStore(workspace.state_dir)
-    previous = store.pinned(peer)
-    store.trust(peer, fp)
+    pins = TrustStore(workspace.state_dir)
+    previous = pins.pinned(peer)
+    pins.trust(peer, fp)
     was = "" if previous in (None, fp) else f" (replacing {previous})"
     console.print(f"trusted {peer}: {fp}{was}")
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -73,9 +73,15 @@ def ciphertext_size(plaintext_len: int, segment_size: int = SEGMENT_SIZE) -> int
     return plaintext_len + (plaintext_len // segment_size + 1) * TAG_SIZE
 
 
+class Sink(Protocol):
+    """Where ciphertext goes: anything with ``write`` (a file, a hashing wrapper)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 def encrypt_body(
     src: BinaryIO | bytes | bytearray | memoryview,
-    dst: BinaryIO,
+    dst: Sink,
     content_key: bytes,
     *,
     nonce_prefix: bytes,

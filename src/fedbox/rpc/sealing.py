@@ -271,7 +271,7 @@ class Sealer:
                 body,
                 hashing,
                 key.content_key,
-                nonce_prefix=key.nonce_prefix,  # type: ignore[arg-type]
+                nonce_prefix=key.nonce_prefix,
             )
             fields = {"body_len": size, "body_sha256": hashing.digest.hexdigest()}
             enc = self._enc(me, key, header.model_copy(update=fields), readers)
@@ -288,7 +288,7 @@ class Sealer:
         out = bytearray(ciphertext_size(len(body), key.segment_size))
         written = encrypt_body(
             io.BytesIO(body),
-            BufferWriter(out),  # type: ignore[arg-type]
+            BufferWriter(out),
             key.content_key,
             nonce_prefix=key.nonce_prefix,
             segment_size=key.segment_size,
