@@ -5,7 +5,9 @@ killed with SIGKILL it cannot stop them, and they would wait forever. Two mechan
 because each alone has a gap:
 
 - On Linux the child asks the kernel for SIGKILL when its parent dies
-  (``prctl(PR_SET_PDEATHSIG)``). It covers only deaths after the call, and only Linux.
+  (``prctl(PR_SET_PDEATHSIG)``). It covers only deaths after the call, and only Linux;
+  it fires when the *thread* that started the child ends, so start children from a
+  thread that lives as long as they should (``simulate`` uses its main thread).
 - The parent holds the write end of a pipe whose read end each child inherits. The
   parent never writes; when it dies, however it dies, the kernel closes the write end,
   and a thread in the child blocked reading the pipe wakes with end-of-file and ends
