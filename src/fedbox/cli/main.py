@@ -15,6 +15,7 @@ from rich.table import Table
 
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
+from fedbox.cli.hub_cmd import hub_app
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.options import EmailOpt, StateOpt
@@ -118,6 +119,7 @@ def cleanup(
 
 register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
+app.add_typer(hub_app, name="hub")
 
 
 def main() -> None:
