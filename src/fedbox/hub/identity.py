@@ -124,14 +124,11 @@ class Sessions:
             row = conn.execute(select(sessions).where(sessions.c.id == sid)).first()
             if row is None or row.revoked or row.expires < time.time():
                 raise Unauthorized("the refresh token expired or was revoked; log in again")
-            if not hmac.compare_digest(row.refresh_hash, _digest(secret)):
-                conn.execute(update(sessions).where(sessions.c.id == sid).values(revoked=True))
-                raise Unauthorized("the refresh token was already used; the session is revoked")
-            conn.execute(
-                update(sessions)
-                .where(sessions.c.id == sid)
-                .values(refresh_hash=_digest(new_secret))
-            )
+            replayed = not hmac.compare_digest(row.refresh_hash, _digest(secret))
+            values = {"revoked": True} if replayed else {"refresh_hash": _digest(new_secret)}
+            conn.execute(update(sessions).where(sessions.c.id == sid).values(**values))
+        if replayed:  # raised after the commit, which must keep the revocation
+            raise Unauthorized("the refresh token was already used; the session is revoked")
         return Caller(row.email, sid), f"{sid}.{new_secret}"
 
     def active(self, caller: Caller) -> bool:
