@@ -105,6 +105,8 @@ async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] =
     try:
         caller = await run_in_threadpool(authenticate, hub, bearer_token(socket))
     except FedboxError as exc:
+        # Accepted first so the client reads why (a refused handshake is a bare 403).
+        await socket.accept()
         await socket.close(code=4401, reason=str(exc)[:120])
         return
     await socket.accept()
