@@ -15,10 +15,10 @@ from fedbox.datasite.permissions import (
     PermissionFile,
     PermissionSet,
     Rule,
-    load_permissions,
     parse_permission_file,
 )
 from fedbox.errors import InvalidIdentity, PermissionDenied
+from fedbox.store.local_permissions import load_permissions
 
 A = "datasites/alice@x.org"
 

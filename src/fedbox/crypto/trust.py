@@ -19,32 +19,13 @@ from pathlib import Path
 
 from fedbox.crypto.keys import PublicBundle
 from fedbox.datasite.identity import validate_email
-from fedbox.errors import CryptoError
+from fedbox.errors import CryptoError, UntrustedKey
 
 __all__ = ["TrustStore", "UntrustedKey", "normalize_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class UntrustedKey(CryptoError):
-    """A peer presents a signing key other than the pinned one; nothing was sent or opened.
-
-    Unlike a bad signature (plain CryptoError), the keys are well formed: they are just
-    not the ones we met first. ``.email``, ``.pinned`` and ``.presented`` are fingerprints.
-    """
-
-    def __init__(self, email: str, pinned: str, presented: str) -> None:
-        super().__init__(
-            f"the identity key of {email} changed: pinned {pinned}, now {presented}. "
-            "This is expected only if they reset their keys; check the new fingerprint "
-            f"with them out of band, then accept it with: "
-            f"fedbox keys trust {email} {presented}"
-        )
-        self.email = email
-        self.pinned = pinned
-        self.presented = presented
 
 
 def normalize_fingerprint(text: str) -> str:
