@@ -32,7 +32,7 @@ from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
-from fedbox.rpc.envelope import Header
+from fedbox.rpc.envelope import Header, check_body_size
 from fedbox.rpc.parts import MAGIC, PartKind, PartRef, decode_table
 from fedbox.store import Store
 
@@ -152,10 +152,13 @@ def open_payload(
             else:  # a file that cannot seek: decrypted whole
                 plain = sealer.open_body(source_file, header, path=path)
                 source = _MemorySource(memoryview(plain))
-        elif header.body_len <= EAGER_LIMIT:
-            source = _MemorySource(memoryview(_read_verified(source_file, header, path, what)))
         else:
-            source = _FileSource(source_file, header, path, what)
+            check_body_size(source_file, header, path=path, what=what)
+            if header.body_len <= EAGER_LIMIT:
+                data = _read_verified(source_file, header, path, what)
+                source = _MemorySource(memoryview(data))
+            else:
+                source = _FileSource(source_file, header, path, what)
         segments = _segments(source, store, header, writer, reader, path)
     except BaseException:
         for opened in files:
@@ -175,9 +178,12 @@ def _open_body_ref(
         raise CorruptMessage("a message with body_ref has bytes after its header", path, header.id)
     try:
         where = str(blob_path(writer, reader, header.app, validate_blob_name(name)))
+    except InvalidIdentity:  # not chained: the refusal quotes the name, the file's bytes
+        raise CorruptMessage("body_ref is not a blob name", path, header.id) from None
+    try:
         return store.open(where)
-    except (NotFound, InvalidIdentity) as exc:
-        raise CorruptMessage(f"body blob {name} is missing: {exc}", path, header.id) from exc
+    except NotFound as exc:
+        raise CorruptMessage(f"body blob {name[:12]} is missing", path, header.id) from exc
 
 
 def _read_verified(f: BinaryIO, header: Header, path: str | None, what: str) -> bytes:
