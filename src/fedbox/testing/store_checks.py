@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import MappingProxyType
 
 from fedbox.errors import InvalidIdentity, NotFound
@@ -184,9 +185,9 @@ def readers_never_see_a_partial_file(store: Store) -> None:
 
 def path_tricks_are_refused(store: Store) -> None:
     for path in BAD_PATHS:
-        _raises(InvalidIdentity, lambda p=path: store.put(p, b"x"), f"put({path!r})")
-        _raises(InvalidIdentity, lambda p=path: store.read(p), f"read({path!r})")
-        _raises(InvalidIdentity, lambda p=path: store.list(p), f"list({path!r})")
+        _raises(InvalidIdentity, partial(store.put, path, b"x"), f"put({path!r})")
+        _raises(InvalidIdentity, partial(store.read, path), f"read({path!r})")
+        _raises(InvalidIdentity, partial(store.list, path), f"list({path!r})")
 
 
 def watch_reports_new_files_only(store: Store) -> None:
