@@ -14,8 +14,9 @@ import pytest
 from fedbox.datasite.paths import blob_path
 from fedbox.errors import CorruptMessage
 from fedbox.rpc.envelope import MAGIC, Header, copy_body, read_envelope, read_header, write_envelope
+from fedbox.rpc.parts import PartKind, PartRef, encode_table
 from fedbox.rpc.payload import open_payload
-from fedbox.store import LocalStore
+from fedbox.store import LocalStore, RemoteStore
 
 HEADER = Header(
     id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60",
@@ -177,3 +178,23 @@ def test_no_error_quotes_the_file(tmp_path: Path, make) -> None:
     assert isinstance(exc, CorruptMessage), repr(exc)
     for piece in (SECRET, SECRET[:4], SECRET[-7:]):
         assert piece not in str(exc), str(exc)
+
+
+def test_a_lying_blob_size_on_a_remote_store_is_corrupt() -> None:
+    """A remote blob's size is known only once downloaded: a table claiming a terabyte
+    must fail on the bytes really there, not on allocating a terabyte first."""
+    pytest.importorskip("fsspec")
+    store = RemoteStore("memory://lying-blob")
+    blob = b"ten bytes!"
+    digest = hashlib.sha256(blob).hexdigest()
+    store.put(str(blob_path("a@x.org", "b@x.org", "t", digest)), blob)
+    message = io.BytesIO()
+    write_envelope(message, HEADER, encode_table([PartRef(PartKind.BLOB, TERA, TERA, digest)]))
+    store.put("m.request", message.getvalue())
+    f = store.open("m.request")
+    header = read_header(f)
+    with (
+        open_payload(store, f, header, writer="a@x.org", reader="b@x.org", sealer=None) as body,
+        pytest.raises(CorruptMessage, match="bytes early"),
+    ):
+        body.read()
