@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from fedbox.errors import StoreError
+from fedbox.errors import MissingBackend
 from fedbox.store.backends import Backend
 from fedbox.store.base import DEFAULT_POLL_INTERVAL, Store
 from fedbox.store.local import LocalStore, WatchMode
@@ -41,10 +41,6 @@ __all__ = [
 
 ENV_STORAGE_OPTIONS = "FEDBOX_STORAGE_OPTIONS"
 """Environment variable holding storage options as a JSON object (see open_store)."""
-
-
-class MissingBackend(StoreError, ImportError):
-    """A URL names a backend whose library is not installed; the message says how to."""
 
 
 @dataclass(frozen=True, slots=True)
