@@ -5,12 +5,14 @@
     FedboxError
     ├── InvalidIdentity (also ValueError)          .value
     ├── StoreError                                 .path
-    │   └── NotFound (also FileNotFoundError)
+    │   ├── NotFound (also FileNotFoundError)
+    │   └── UnsafeFile (also CorruptMessage)
     ├── PermissionDenied (also PermissionError)    .path
     ├── CryptoError                                .path, .message_id
     │   └── DecryptError
     ├── MessageError                               .path, .message_id
     │   ├── CorruptMessage
+    │   │   └── UnsafeFile (also StoreError)
     │   └── MessageExpired
     └── RpcError                                   .message_id
         ├── RemoteError                            .status
@@ -37,6 +39,7 @@ __all__ = [
     "ResponseTimeout",
     "RpcError",
     "StoreError",
+    "UnsafeFile",
 ]
 
 
@@ -97,6 +100,16 @@ class MessageError(_AboutMessage):
 
 class CorruptMessage(MessageError):
     """Bad magic, short file, unparsable header or digest mismatch: quarantined."""
+
+
+class UnsafeFile(CorruptMessage, StoreError):
+    """A store path that is not a regular file of its own: a FIFO, a device, a symbolic
+    link (or a link among its folders), or a file with several hard links. Refused without
+    reading a byte, and so, being a CorruptMessage, quarantined like one (issue 11).
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message, path)
 
 
 class MessageExpired(MessageError):
