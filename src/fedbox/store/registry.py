@@ -227,7 +227,7 @@ def scheme_options(data: Mapping[str, Any], scheme: str) -> dict[str, Any]:
     keys naming a scheme and holding a mapping are sections, the rest are shared, and a
     section wins over the shared keys."""
     shared = {
-        k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, Mapping))
+        k: v for k, v in data.items() if not (k.lower() in _stores and isinstance(v, Mapping))
     }
     section = next(
         (v for k, v in data.items() if k.lower() == scheme and isinstance(v, Mapping)), {}
