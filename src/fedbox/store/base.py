@@ -7,6 +7,7 @@ store-relative POSIX strings; dot-files (temporaries, ``.quarantine``) are invis
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -130,15 +131,15 @@ class Store(Protocol):
 
     def exists(self, path: str) -> bool: ...
 
-    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+    def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         """Files under ``prefix`` (recursively) whose names end in ``suffix``, no dot-files."""
         ...
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         """Immediate sub-folder names of ``prefix`` (no dot-folders)."""
         ...
 
-    def list_temps(self, prefix: str = "") -> list[Entry]:
+    def list_temps(self, prefix: str = "") -> builtins.list[Entry]:
         """Writers' temporary files under ``prefix`` (``.{name}.tmp-{random}``, not in
         dot-folders): what a writer killed mid-write leaves behind, for the cleanup job."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import stat
@@ -160,15 +161,15 @@ class LocalStore:
             return False
         return stat.S_ISREG(st.st_mode)
 
-    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+    def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         return self._entries(
             prefix, lambda name: not name.startswith(".") and name.endswith(suffix)
         )
 
-    def list_temps(self, prefix: str = "") -> list[Entry]:
+    def list_temps(self, prefix: str = "") -> builtins.list[Entry]:
         return self._entries(prefix, is_temp_name)
 
-    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> list[Entry]:
+    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> builtins.list[Entry]:
         """Entries under ``prefix`` that are not folders, whose names ``keep`` accepts,
         outside dot-folders. Links and FIFOs are listed (as themselves) so that readers
         find and quarantine them; no link to a folder is ever descended into."""
@@ -196,7 +197,7 @@ class LocalStore:
             os.close(base)
         return entries
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         parts = split_store_path(prefix, "store path", root_ok=True)
         try:
             with (
@@ -249,7 +250,7 @@ class LocalStore:
 
     def link(self, src: str, dst: str) -> None:
         """A copy of its own for ``dst``: a reflink where the filesystem shares blocks
-        (btrfs, XFS, APFS-like), else an in-kernel copy. Never a hard link: one recipient
+        (btrfs, XFS), else an in-kernel copy. Never a hard link: one recipient
         writing its copy must not change what another reads (issue 11.11)."""
         src_fd = self._open_fd(src)
         try:
@@ -286,7 +287,7 @@ class LocalStore:
     def _poll_watcher(
         self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
     ) -> PollWatcher:
-        def lister() -> list[Entry]:
+        def lister() -> builtins.list[Entry]:
             if match is None:
                 bases = [prefix]
             else:
@@ -302,6 +303,8 @@ class LocalStore:
         return PollWatcher(lister, self.poll_interval)
 
     def local_path(self, path: str) -> Path | None:
+        """The OS path, for a quick size check; it is not checked for links, so open
+        the file through :meth:`open`, which is."""
         return self._abs(path)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ caller cares about.
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import shutil
@@ -346,7 +347,7 @@ class RemoteStore:
 
         return self._run("check", path, is_file)
 
-    def _ls(self, full: str) -> list[dict[str, Any]]:
+    def _ls(self, full: str) -> builtins.list[dict[str, Any]]:
         try:
             return list(self.fs.ls(full, detail=True))
         except FileNotFoundError:
@@ -373,7 +374,7 @@ class RemoteStore:
                 elif info.get("type") == "file":
                     yield info
 
-    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> list[Entry]:
+    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> builtins.list[Entry]:
         """Files under ``prefix`` whose store paths ``keep`` accepts."""
         entries = []
         for info in self._walk(self._full(prefix)):
@@ -382,13 +383,13 @@ class RemoteStore:
                 entries.append(Entry(path=rel, size=int(info.get("size") or 0), mtime=_mtime(info)))
         return entries
 
-    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+    def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         return self._run("list", prefix, lambda: self._entries(prefix, _visible(suffix)))
 
-    def list_temps(self, prefix: str = "") -> list[Entry]:
+    def list_temps(self, prefix: str = "") -> builtins.list[Entry]:
         return self._run("list", prefix, lambda: self._entries(prefix, _is_temp))
 
-    def _dirs(self, prefix: str) -> list[str]:
+    def _dirs(self, prefix: str) -> builtins.list[str]:
         names = []
         for info in self._ls(self._full(prefix)):
             name = PurePosixPath(str(info.get("name", "")).rstrip("/")).name
@@ -396,7 +397,7 @@ class RemoteStore:
                 names.append(name)
         return sorted(names)
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         return self._run("list", prefix, lambda: self._dirs(prefix))
 
     # -- changing --------------------------------------------------------------------
@@ -484,10 +485,10 @@ class RemoteStore:
 
     # -- watching --------------------------------------------------------------------
 
-    def _files(self, base: str, suffixes: tuple[str, ...]) -> list[str]:
+    def _files(self, base: str, suffixes: tuple[str, ...]) -> builtins.list[str]:
         return [e.path for e in self._entries(base, _visible(*suffixes))]
 
-    def _files_in(self, folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    def _files_in(self, folder: str, suffixes: tuple[str, ...]) -> builtins.list[str]:
         """The files directly in ``folder`` (one listing, no descent)."""
         keep = _visible(*suffixes)
         infos = self._ls(self._full(folder))
@@ -505,7 +506,7 @@ class RemoteStore:
         lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         scans: dict[str, LeafScan] = {}
 
-        def files(folder: str) -> list[str]:
+        def files(folder: str) -> builtins.list[str]:
             if self.backend.lists_subtrees:
                 return self._files(folder, suffixes)
             scan = scans.get(folder)
