@@ -63,7 +63,12 @@ def open_folder(
     ``readable`` opens the last one for listing and fsync. NotFound if a folder is
     missing (and not created), UnsafeFile if one is a link or not a folder.
     """
-    fd = os.open(root, _READABLE if readable or not parts else _PASS_THROUGH)
+    try:
+        fd = os.open(root, _READABLE if readable or not parts else _PASS_THROUGH)
+    except FileNotFoundError as exc:
+        raise NotFound(f"the store root {root} is gone", store_path) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot open the store root {root}: {exc}", store_path) from exc
     for i, name in enumerate(parts):
         flags = _READABLE if readable and i == len(parts) - 1 else _PASS_THROUGH
         fd = _step(fd, name, flags, create, store_path, parts[:i])

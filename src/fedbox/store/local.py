@@ -106,7 +106,9 @@ class LocalStore:
             try:
                 dir_fd = open_folder(self.root, folders, path, create=True, readable=self.fsync)
             except NotFound:
-                continue  # a folder was removed while we made the next one: again
+                # A folder (or the root itself) was removed while we walked: again.
+                self.root.mkdir(parents=True, exist_ok=True)
+                continue
             try:
                 fd, tmp = create_temp(dir_fd, name)
             except FileNotFoundError:
