@@ -18,12 +18,12 @@ from planted import ALICE, BOB, files_under
 from fedbox.datasite.paths import outbox_dir
 
 
-def _old_files(folder: Path, app: str = "t") -> list[Path]:
+def _old_files(folder: Path) -> list[Path]:
     """Files cleanup would remove if it reached them: a request, a blob, a temp file."""
     made = [
-        folder / app / "rpc" / "echo" / "0b1c6f9e-8d3a-4d62-9f0e-3f1a2b4c5d6e.request",
-        folder / app / "blobs" / ("ab" * 32),
-        folder / app / "rpc" / "echo" / ".x.request.tmp-0123456789ab",
+        folder / "t" / "rpc" / "echo" / "0b1c6f9e-8d3a-4d62-9f0e-3f1a2b4c5d6e.request",
+        folder / "t" / "blobs" / ("ab" * 32),
+        folder / "t" / "rpc" / "echo" / ".x.request.tmp-0123456789ab",
     ]
     past = time.time() - 30 * 86400
     for path in made:

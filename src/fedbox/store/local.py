@@ -99,8 +99,10 @@ class LocalStore:
         return parts[:-1], parts[-1]
 
     @contextmanager
-    def _new_file(self, path: str) -> Iterator[BinaryIO]:
-        """A file that appears at ``path`` whole when the block exits cleanly."""
+    def writer(self, path: str) -> Iterator[BinaryIO]:
+        """A file that appears at ``path`` whole when the block exits cleanly, made in
+        its folder as reached without links (folders made as needed, again if a cleanup
+        removes one meanwhile)."""
         folders, name = self._split(path)
         for _ in range(_CREATE_TRIES):
             try:
@@ -127,17 +129,12 @@ class LocalStore:
 
     def put(self, path: str, data: bytes | BinaryIO) -> None:
         try:
-            with self._new_file(path) as f:
+            with self.writer(path) as f:
                 write_all(f, data)
         except StoreError:
             raise
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc}", path) from exc
-
-    @contextmanager
-    def writer(self, path: str) -> Iterator[BinaryIO]:
-        with self._new_file(path) as f:
-            yield f
 
     def _open_fd(self, path: str) -> int:
         folders, name = self._split(path)
@@ -256,7 +253,7 @@ class LocalStore:
         writing its copy must not change what another reads (issue 11.11)."""
         src_fd = self._open_fd(src)
         try:
-            with self._new_file(dst) as f:
+            with self.writer(dst) as f:
                 cloned = copy_contents(src_fd, f.fileno())
         except StoreError:
             raise
