@@ -7,13 +7,15 @@
     ├── InvalidPermissionFile (also ValueError)    .folder, .problem
     ├── StoreError                                 .path
     │   ├── NotFound (also FileNotFoundError)
-    │   └── MissingBackend (also ImportError)
+    │   ├── MissingBackend (also ImportError)
+    │   └── UnsafeFile (also CorruptMessage)
     ├── PermissionDenied (also PermissionError)    .path
     ├── CryptoError                                .path, .message_id
     │   ├── DecryptError
     │   └── UntrustedKey                           .email, .pinned, .presented
     ├── MessageError                               .path, .message_id
     │   ├── CorruptMessage
+    │   │   └── UnsafeFile (also StoreError)
     │   └── MessageExpired
     ├── RpcError                                   .message_id
     │   ├── RemoteError                            .status
@@ -44,6 +46,7 @@ __all__ = [
     "ResponseTimeout",
     "RpcError",
     "StoreError",
+    "UnsafeFile",
     "UntrustedKey",
 ]
 
@@ -156,6 +159,16 @@ class MessageError(_AboutMessage):
 
 class CorruptMessage(MessageError):
     """Bad magic, short file, unparsable header or digest mismatch: quarantined."""
+
+
+class UnsafeFile(CorruptMessage, StoreError):
+    """A store path that is not a regular file of its own: a FIFO, a device, a symbolic
+    link (or a link among its folders), or a file with several hard links. Refused without
+    reading a byte, and so, being a CorruptMessage, quarantined like one (issue 11).
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message, path)
 
 
 class MessageExpired(MessageError):

@@ -14,6 +14,7 @@ import yaml
 
 from fedbox.datasite.globs import Glob, compile_pattern, validate_pattern
 from fedbox.datasite.identity import validate_email
+from fedbox.datasite.paths import split_store_path
 from fedbox.errors import PERMISSION_FILE, InvalidIdentity, InvalidPermissionFile
 
 __all__ = [
@@ -68,28 +69,8 @@ def is_permission_file(name: str) -> bool:
 
 
 def split_path(path: str | PurePosixPath, kind: str = "path") -> tuple[str, ...]:
-    """Validate a store-relative POSIX path and return its segments.
-
-    Refuse rather than normalise: a path that needs cleaning was built wrongly or is an
-    attack, and either way it must not reach a filesystem or match a rule by accident.
-    """
-    if isinstance(path, PurePosixPath):
-        path = str(path)
-    if not isinstance(path, str):
-        raise InvalidIdentity(f"{kind} must be a string, got {type(path).__name__}", path)
-    if not path:
-        raise InvalidIdentity(f"{kind} is empty", path)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        raise InvalidIdentity(f"{kind} {path!r} contains a control character", path)
-    if "\\" in path:
-        raise InvalidIdentity(f"{kind} {path!r} contains a backslash; use '/'", path)
-    if path.startswith("/"):
-        raise InvalidIdentity(f"{kind} {path!r} is absolute; give it relative to the root", path)
-    parts = tuple(path.split("/"))
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise InvalidIdentity(f"{kind} {path!r} has an empty, '.' or '..' segment", path)
-    return parts
+    """Validate a store-relative POSIX path and return its segments (the store's rule)."""
+    return split_store_path(path, kind)
 
 
 def owner_of(parts: tuple[str, ...]) -> str | None:
