@@ -14,7 +14,7 @@ from fedbox.datasite.identity import validate_email
 if TYPE_CHECKING:
     from fedbox.hub.settings import HubSettings
 
-__all__ = ["hub_app"]
+__all__ = ["hub_app", "login_command"]
 
 hub_app = typer.Typer(help="The hub: fedbox's own sync server.", no_args_is_help=True)
 console = Console()
@@ -101,3 +101,24 @@ def revoke(
     finally:
         hub.index.engine.dispose()
     console.print(f"revoked {count} session(s) of {email}")
+
+
+def login_command(
+    hub: Annotated[str, typer.Option("--hub", help="The hub: hub://HOST:PORT or hubs://...")],
+    email: Annotated[str, typer.Option("--email", help="Your identity (an email).")],
+    code: Annotated[str | None, typer.Option("--code", help="The code the hub mailed you.")] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
+    ] = None,
+) -> None:
+    """Log in to a hub; the tokens are kept (mode 0600) in your state dir."""
+    from fedbox.hub.credentials import login, request_code
+
+    email = validate_email(email)
+    if code is None:
+        code = request_code(hub, email)  # a --dev hub answers with the code itself
+        if code is None:
+            code = typer.prompt(f"code mailed to {email}")
+    saved = login(hub, email, code, state_dir)
+    console.print(f"logged in to {saved.url} as {email}; tokens in {saved.file}")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
-from fedbox.cli.hub_cmd import hub_app
+from fedbox.cli.hub_cmd import hub_app, login_command
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.options import EmailOpt, StateOpt
@@ -120,6 +120,7 @@ def cleanup(
 register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
 app.add_typer(hub_app, name="hub")
+app.command("login")(login_command)
 
 
 def main() -> None:
