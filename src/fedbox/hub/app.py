@@ -2,8 +2,9 @@
 
 Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``): ``/healthz``, ``/metrics``,
 ``/api/v1/auth/*`` (:mod:`fedbox.hub.routes_auth`), ``/api/v1/files/*``, ``/move``,
-``/copy``, ``/list`` (:mod:`fedbox.hub.routes_files`), ``/api/v1/changes`` and its
-websocket (:mod:`fedbox.hub.routes_changes`).
+``/copy``, ``/list`` (:mod:`fedbox.hub.routes_files`), ``/api/v1/uploads/*``
+(:mod:`fedbox.hub.routes_uploads`), ``/api/v1/changes`` and its websocket
+(:mod:`fedbox.hub.routes_changes`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from fedbox.hub.routes_auth import router as auth_router
 from fedbox.hub.routes_changes import router as changes_router
 from fedbox.hub.routes_files import NOT_FOUND
 from fedbox.hub.routes_files import router as files_router
+from fedbox.hub.routes_uploads import router as uploads_router
 from fedbox.hub.schema import open_engine
 from fedbox.hub.settings import HubSettings
+from fedbox.hub.uploads import UploadMismatch, Uploads
 
 __all__ = ["build_hub", "create_app"]
 
@@ -60,6 +63,7 @@ def build_hub(settings: HubSettings) -> Hub:
         codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),
         per_email=RateLimiter(settings.login_per_email, settings.login_window),
         per_address=RateLimiter(settings.login_per_address, settings.login_window),
+        uploads=Uploads(engine, index, settings.data / "uploads"),
     )
     index.subscribe(hub.bus.publish)
     return hub
@@ -97,6 +101,11 @@ def _install_errors(app: FastAPI) -> None:
     app.add_exception_handler(PreconditionFailed, stale)
     app.add_exception_handler(QuotaExceeded, over_quota)
 
+    async def conflict(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(409, str(exc))
+
+    app.add_exception_handler(UploadMismatch, conflict)
+
 
 def create_app(settings: HubSettings) -> FastAPI:
     """A new hub app over ``settings`` (no module-level app: tests build one per temp dir)."""
@@ -114,6 +123,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(files_router)
     app.include_router(changes_router)
+    app.include_router(uploads_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:

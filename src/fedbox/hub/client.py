@@ -67,8 +67,12 @@ class HubStore:
         email: str | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         retry_timeout: float | None = None,
+        resumable_above: int = 64 << 20,
+        part_size: int = 64 << 20,
     ) -> None:
         self.url = url
+        self._resumable_above = resumable_above
+        self._part_size = part_size
         self._login: HubLogin = find_login(
             url, email, None if state_dir is None else Path(state_dir)
         )
@@ -77,7 +81,6 @@ class HubStore:
         self._retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
         self._http = httpx.Client(base_url=self._login.url, timeout=60)
         self._auth_lock = threading.Lock()
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"HubStore({self.url!r} as {self._login.email})"
@@ -157,17 +160,58 @@ class HubStore:
         full = self._full(path)
         if isinstance(data, (bytes, bytearray, memoryview)):
             answer = self._request("PUT", self._files_url(full), content=bytes(data))
-        else:
-            start = data.tell()
+            self._check(answer, path)
+            return
+        start = data.tell()
+        size = data.seek(0, os.SEEK_END) - start
+        data.seek(start)
+        if size > self._resumable_above:
+            self._put_resumable(full, path, data, start, size)
+            return
 
-            def chunks() -> Iterator[bytes]:
-                while chunk := data.read(_CHUNK):
+        def chunks() -> Iterator[bytes]:
+            while chunk := data.read(_CHUNK):
+                yield chunk
+
+        answer = self._request(
+            "PUT", self._files_url(full), content=chunks(), rewind=lambda: data.seek(start)
+        )
+        self._check(answer, path)
+
+    def _put_resumable(self, full: str, path: str, data: BinaryIO, start: int, size: int) -> None:
+        """Upload in parts that survive a cut connection or a killed process: the hub
+        keeps what arrived, and asking again for the same (path, size) continues there."""
+        answer = self._request("POST", "/api/v1/uploads", json={"path": full, "size": size})
+        state = self._check(answer, path).json()
+        upload, offset = state["id"], int(state["offset"])
+        deadline = time.monotonic() + self._retry_timeout
+        while offset < size:
+            length = min(self._part_size, size - offset)
+            data.seek(start + offset)
+
+            def part(remaining: int = length) -> Iterator[bytes]:
+                while remaining > 0 and (chunk := data.read(min(_CHUNK, remaining))):
+                    remaining -= len(chunk)
                     yield chunk
 
-            answer = self._request(
-                "PUT", self._files_url(full), content=chunks(), rewind=lambda: data.seek(start)
-            )
-        self._check(answer, path)
+            try:
+                answer = self._http.patch(
+                    f"/api/v1/uploads/{upload}",
+                    content=part(),
+                    headers={**self._headers(), "Upload-Offset": str(offset)},
+                )
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{self.url} unreachable: {exc}") from exc
+                answer = self._request("HEAD", f"/api/v1/uploads/{upload}")
+                offset = int(self._check(answer, path).headers["upload-offset"])
+                continue
+            if answer.status_code == 401:
+                self._refresh(self._login.access_token)
+                continue
+            offset = int(self._check(answer, path).headers["upload-offset"])
+            deadline = time.monotonic() + self._retry_timeout
+        self._check(self._request("POST", f"/api/v1/uploads/{upload}/commit"), path)
 
     @contextmanager
     def writer(self, path: str) -> Iterator[BinaryIO]:
@@ -278,8 +322,13 @@ class HubStore:
         return None
 
     def close(self) -> None:
-        self._closed = True
         self._http.close()
+
+    def __enter__(self) -> HubStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- for the watcher -----------------------------------------------------------------
 
@@ -410,12 +459,22 @@ def open_hub(
     fsync: bool = True,
     email: str | None = None,
     state_dir: str | None = None,
+    resumable_above: int = 64 << 20,
+    part_size: int = 64 << 20,
 ) -> HubStore:
     """The registry's factory for ``hub://`` and ``hubs://`` roots.
 
     ``watch_mode="poll"`` is refused: a hub pushes its changes. Polling intervals and
-    ``fsync`` do not apply (the hub decides durability).
+    ``fsync`` do not apply (the hub decides durability). Files above ``resumable_above``
+    bytes go up as a resumable upload in parts of ``part_size``.
     """
     if watch_mode == "poll":
         raise ValueError("hub:// stores are watched through the hub's pushed feed, not polled")
-    return HubStore(os.fspath(root), email=email, state_dir=state_dir, retry_timeout=retry_timeout)
+    return HubStore(
+        os.fspath(root),
+        email=email,
+        state_dir=state_dir,
+        retry_timeout=retry_timeout,
+        resumable_above=resumable_above,
+        part_size=part_size,
+    )

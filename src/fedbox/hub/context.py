@@ -21,6 +21,7 @@ from fedbox.hub.identity import (
 from fedbox.hub.index import Change, FileIndex
 from fedbox.hub.metrics import Metrics
 from fedbox.hub.settings import HubSettings
+from fedbox.hub.uploads import Uploads
 
 __all__ = ["ChangeBus", "Hub", "current_caller", "hub_of"]
 
@@ -62,6 +63,7 @@ class Hub:
     codes: LoginCodes
     per_email: RateLimiter
     per_address: RateLimiter
+    uploads: Uploads
     metrics: Metrics = field(default_factory=Metrics)
     bus: ChangeBus = field(default_factory=ChangeBus)
 

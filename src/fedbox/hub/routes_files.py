@@ -31,7 +31,7 @@ from fedbox.hub.context import Hub, current_caller, hub_of
 from fedbox.hub.identity import Caller
 from fedbox.hub.index import Condition, FileRow
 
-__all__ = ["NOT_FOUND", "router"]
+__all__ = ["NOT_FOUND", "FileInfo", "condition_of", "info_of", "require", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -58,7 +58,7 @@ class MoveRequest(BaseModel):
     dst: str
 
 
-def _info(row: FileRow) -> FileInfo:
+def info_of(row: FileRow) -> FileInfo:
     return FileInfo(
         path=row.path, version=row.version, size=row.size, sha256=row.sha256,
         writer=row.writer, mtime=row.mtime,
@@ -150,7 +150,7 @@ async def put_file(path: str, request: Request, caller: CallerDep) -> FileInfo:
     except BaseException:
         await run_in_threadpool(hub.index.blobs.delete, key)
         raise
-    return _info(row)
+    return info_of(row)
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -254,7 +254,7 @@ async def move_file(body: MoveRequest, request: Request, caller: CallerDep) -> F
     _pair(hub, caller, body, src_write=True)
     condition = condition_of(request)
     row = await run_in_threadpool(hub.index.move, body.src, body.dst, caller.email, condition)
-    return _info(row)
+    return info_of(row)
 
 
 def _copy(hub: Hub, caller: Caller, body: MoveRequest, condition: Condition) -> FileRow:
@@ -274,14 +274,14 @@ async def copy_file(body: MoveRequest, request: Request, caller: CallerDep) -> F
     hub = hub_of(request)
     _pair(hub, caller, body, src_write=False)
     condition = condition_of(request)
-    return _info(await run_in_threadpool(_copy, hub, caller, body, condition))
+    return info_of(await run_in_threadpool(_copy, hub, caller, body, condition))
 
 
 def _listing(hub: Hub, caller: Caller, prefix: str) -> Listing:
     if prefix:
         split_path(prefix, "prefix")
     rows = hub.index.under(prefix)
-    return Listing(files=[_info(r) for r in rows if hub.access.may_read(caller.email, r.path)])
+    return Listing(files=[info_of(r) for r in rows if hub.access.may_read(caller.email, r.path)])
 
 
 @router.get("/list")

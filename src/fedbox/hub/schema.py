@@ -34,6 +34,7 @@ __all__ = [
     "open_engine",
     "serialize_writers",
     "sessions",
+    "uploads",
 ]
 
 metadata = MetaData()
@@ -90,6 +91,19 @@ codes = Table(
     Column("attempts", Integer, nullable=False, default=0),
 )
 """The one pending login code of an email (hashed)."""
+
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("path", String(4096), nullable=False),
+    Column("writer", String(254), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created", Float, nullable=False),
+    Index("uploads_by_target", "writer", "path", "size"),
+)
+"""A resumable upload in progress; its bytes so far are a staging file named by ``id``."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
