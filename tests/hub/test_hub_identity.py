@@ -94,7 +94,11 @@ def test_revoke_command_ends_access_and_refresh(hub: HubProcess) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "revoked 1 session" in done.stdout
-    assert httpx.get(path, headers=_bearer(tokens["access_token"])).status_code == 401
+    # The hub trusts a session it checked for up to a second; then the revocation lands.
+    assert wait_until(
+        lambda: httpx.get(path, headers=_bearer(tokens["access_token"])).status_code == 401,
+        timeout=10,
+    )
     refresh = httpx.post(
         f"{hub.url}/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
     )

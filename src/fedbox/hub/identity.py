@@ -99,9 +99,11 @@ class TokenIssuer:
 class Sessions:
     """Logins and their refresh tokens (``{session}.{secret}``, rotated on every use)."""
 
-    def __init__(self, engine: Engine, ttl: float) -> None:
+    def __init__(self, engine: Engine, ttl: float, recheck: float = 1.0) -> None:
         self._engine = engine
         self.ttl = ttl
+        self.recheck = recheck
+        self._live: dict[str, tuple[str, float]] = {}
 
     def create(self, email: str) -> tuple[Caller, str]:
         sid, secret = secrets.token_hex(16), secrets.token_urlsafe(32)
@@ -127,22 +129,45 @@ class Sessions:
             replayed = not hmac.compare_digest(row.refresh_hash, _digest(secret))
             values = {"revoked": True} if replayed else {"refresh_hash": _digest(new_secret)}
             conn.execute(update(sessions).where(sessions.c.id == sid).values(**values))
-        if replayed:  # raised after the commit, which must keep the revocation
+        if replayed:
+            self._live.pop(sid, None)  # raised after the commit, which must keep the revocation
             raise Unauthorized("the refresh token was already used; the session is revoked")
         return Caller(row.email, sid), f"{sid}.{new_secret}"
 
     def active(self, caller: Caller) -> bool:
+        """Whether the session is live; a yes is trusted for ``recheck`` seconds, so a
+        revocation by another process (``fedbox hub revoke``) lands within that time,
+        and one in this process at once."""
+        if self.cached_active(caller):
+            return True
+        now = time.monotonic()
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(sessions.c.email, sessions.c.revoked, sessions.c.expires).where(
                     sessions.c.id == caller.session
                 )
             ).first()
-        return (
+        live = (
             row is not None
             and row.email == caller.email
             and not row.revoked
             and row.expires >= time.time()
+        )
+        if live:
+            if len(self._live) > 100_000:  # forget long-gone sessions now and then
+                self._live.clear()
+            self._live[caller.session] = (caller.email, now)
+        else:
+            self._live.pop(caller.session, None)
+        return live
+
+    def cached_active(self, caller: Caller) -> bool:
+        """True if a recent database check said the session is live (no I/O)."""
+        seen = self._live.get(caller.session)
+        return (
+            seen is not None
+            and seen[0] == caller.email
+            and time.monotonic() - seen[1] < self.recheck
         )
 
     def revoke(self, email: str) -> int:
@@ -153,6 +178,9 @@ class Sessions:
                 .where(sessions.c.email == email, sessions.c.revoked.is_(False))
                 .values(revoked=True)
             )
+        for sid, (owner, _) in list(self._live.items()):
+            if owner == email:
+                self._live.pop(sid, None)
         return int(result.rowcount)
 
 
