@@ -183,6 +183,18 @@ def test_bad_paths_get_400_and_store_nothing(
     assert alice.get("/healthz").json()["head"] == head
 
 
+def test_oversized_headers_are_refused_and_store_nothing(
+    hub: HubProcess, alice: httpx.Client
+) -> None:
+    head = alice.get("/healthz").json()["head"]
+    answer = alice.put(
+        f"/api/v1/files/{OUT}/huge-header.txt", content=b"x", headers={"X-Pad": "p" * 100_000}
+    )
+    assert answer.status_code in (400, 431)
+    assert alice.get(f"/api/v1/files/{OUT}/huge-header.txt").status_code == 404
+    assert alice.get("/healthz").json()["head"] == head
+
+
 def test_writer_is_the_token_identity_not_a_header(alice: httpx.Client) -> None:
     info = alice.put(
         f"/api/v1/files/{OUT}/who.txt", content=b"x",

@@ -31,6 +31,7 @@ from fedbox.hub.identity import (
     load_secret,
 )
 from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
+from fedbox.hub.limits import HeaderLimit
 from fedbox.hub.metrics import MetricsMiddleware
 from fedbox.hub.routes_auth import router as auth_router
 from fedbox.hub.routes_changes import router as changes_router
@@ -137,4 +138,5 @@ def create_app(settings: HubSettings) -> FastAPI:
         return state.metrics.render(head, total)
 
     app.add_middleware(MetricsMiddleware, metrics=hub.metrics)
+    app.add_middleware(HeaderLimit)
     return app
