@@ -20,9 +20,9 @@ def free_port() -> int:
 
 
 class HubProcess:
-    def __init__(self, data: Path, *flags: str) -> None:
+    def __init__(self, data: Path, *flags: str, dev: bool = True) -> None:
         self.data = data
-        self.flags = flags
+        self.flags = (*flags, "--dev") if dev else flags
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -31,7 +31,7 @@ class HubProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fedbox", "hub", "serve", "--data", str(self.data),
-             "--port", str(self.port), "--dev", *self.flags],
+             "--port", str(self.port), *self.flags],
             env=os.environ.copy(),
         )  # fmt: skip
         deadline = time.monotonic() + 30

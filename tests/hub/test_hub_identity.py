@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +141,47 @@ def test_login_flood_gets_429_per_email_then_per_address(strict_hub: HubProcess)
     assert int(limited.headers["retry-after"]) > 0
     others = [httpx.post(url, json={"email": f"u{n}@x.org"}).status_code for n in range(8)]
     assert 429 in others  # the address ran out, whatever the email
+
+
+class _SmtpSink(socketserver.StreamRequestHandler):
+    """Just enough SMTP to take one message (no TLS): what a real relay would get."""
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 sink\r\n")
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                self.wfile.write(b"354 go on\r\n")
+                body = b""
+                while not body.endswith(b"\r\n.\r\n"):
+                    body += self.rfile.readline()
+                self.server.mails.append(body.decode())  # type: ignore[attr-defined]
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+def test_a_hub_without_dev_mails_the_code_and_never_returns_it(tmp_path: Path) -> None:
+    sink = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpSink)
+    sink.mails = []  # type: ignore[attr-defined]
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    server = HubProcess(
+        tmp_path / "mail", "--smtp-host", "127.0.0.1", "--smtp-port",
+        str(sink.server_address[1]), "--no-smtp-starttls", dev=False,
+    )  # fmt: skip
+    try:
+        answer = httpx.post(f"{server.url}/api/v1/auth/code", json={"email": A}).json()
+        assert answer == {"sent": True, "code": None}
+        (mail,) = sink.mails  # type: ignore[attr-defined]
+        code = re.search(r"login code is (\d{6})", mail)
+        assert code is not None
+        tokens = httpx.post(
+            f"{server.url}/api/v1/auth/token", json={"email": A, "code": code.group(1)}
+        )
+        assert tokens.status_code == 200
+    finally:
+        server.stop()
+        sink.shutdown()

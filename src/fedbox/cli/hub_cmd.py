@@ -28,19 +28,9 @@ DbOpt = Annotated[
 
 def _settings(data: Path, db: str | None, **values: Any) -> HubSettings:
     # The hub is an optional extra: imported when a hub command runs, not with the CLI.
-    from fedbox.hub.settings import HubSettings, SmtpSettings
+    from fedbox.hub.settings import HubSettings
 
-    smtp = None
-    host = os.environ.get("FEDBOX_HUB_SMTP_HOST")
-    if host:
-        smtp = SmtpSettings(
-            host=host,
-            port=int(os.environ.get("FEDBOX_HUB_SMTP_PORT", "587")),
-            username=os.environ.get("FEDBOX_HUB_SMTP_USER"),
-            password=os.environ.get("FEDBOX_HUB_SMTP_PASSWORD"),
-            sender=os.environ.get("FEDBOX_HUB_SMTP_FROM", "fedbox-hub@localhost"),
-        )
-    return HubSettings(data=data, db_url=db, smtp=smtp, **values)
+    return HubSettings(data=data, db_url=db, **values)
 
 
 @hub_app.command()
@@ -56,8 +46,7 @@ def serve(
         bool, typer.Option("--dev", help="Return login codes to the caller instead of mailing.")
     ] = False,
     access_ttl: Annotated[float, typer.Option(help="Seconds an access token lives.")] = 900.0,
-    refresh_ttl: Annotated[float, typer.Option(help="Seconds a login (refresh token) lives.")] = 30
-    * 86400.0,
+    refresh_ttl: Annotated[float, typer.Option(help="Seconds a login lives.")] = 2592000.0,
     login_per_email: Annotated[
         int, typer.Option(help="Login requests allowed per email per window.")
     ] = 10,
@@ -66,22 +55,41 @@ def serve(
     ] = 60,
     quota_bytes: Annotated[int | None, typer.Option(help="Bytes each identity may store.")] = None,
     quota_files: Annotated[int | None, typer.Option(help="Files each identity may store.")] = None,
+    smtp_host: Annotated[
+        str | None,
+        typer.Option(envvar="FEDBOX_HUB_SMTP_HOST", help="SMTP server for login codes."),
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(envvar="FEDBOX_HUB_SMTP_PORT")] = 587,
+    smtp_user: Annotated[str | None, typer.Option(envvar="FEDBOX_HUB_SMTP_USER")] = None,
+    smtp_from: Annotated[
+        str, typer.Option(envvar="FEDBOX_HUB_SMTP_FROM", help="Sender of login mails.")
+    ] = "fedbox-hub@localhost",
+    smtp_starttls: Annotated[
+        bool, typer.Option(envvar="FEDBOX_HUB_SMTP_STARTTLS", help="Upgrade SMTP to TLS.")
+    ] = True,
 ) -> None:
-    """Serve a hub. SMTP for login codes comes from FEDBOX_HUB_SMTP_HOST/_PORT/_USER/
-    _PASSWORD/_FROM; with --dev no mail is sent."""
+    """Serve a hub. The SMTP password comes from FEDBOX_HUB_SMTP_PASSWORD only (a flag
+    would show in the process list); with --dev no mail is sent."""
     import uvicorn
 
     from fedbox.hub.app import create_app
+    from fedbox.hub.settings import SmtpSettings
 
+    smtp = None
+    if smtp_host:
+        smtp = SmtpSettings(
+            host=smtp_host, port=smtp_port, username=smtp_user, sender=smtp_from,
+            starttls=smtp_starttls, password=os.environ.get("FEDBOX_HUB_SMTP_PASSWORD"),
+        )  # fmt: skip
     settings = _settings(
         data, db, blobs=blobs, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
-        quota_bytes=quota_bytes, quota_files=quota_files,
+        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp,
     )  # fmt: skip
-    if settings.smtp is None and not dev:
+    if smtp is None and not dev:
         console.print(
             "[yellow]no SMTP settings and not --dev: nobody can log in[/yellow] "
-            "(set FEDBOX_HUB_SMTP_HOST, or pass --dev for local use)"
+            "(pass --smtp-host or set FEDBOX_HUB_SMTP_HOST, or --dev for local use)"
         )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", ws="websockets")
 
