@@ -107,7 +107,7 @@ class Future:
 
     def done(self) -> bool:
         """True once the response file is in the store (read it with :meth:`result`)."""
-        return self._box._response_arrived(self.record)
+        return self._box.response_arrived(self.record)
 
     def result(self, *, stream: bool = False) -> Response:
         """The response, without waiting; ResponseTimeout if it has not arrived.
@@ -116,7 +116,7 @@ class Future:
         once (large bodies then reach the caller's objects without a whole-body copy) and
         to close.
         """
-        response = self._box._read_response(self.record, stream=stream)
+        response = self._box.read_response(self.record, stream=stream)
         if response is None:
             raise ResponseTimeout(f"no response yet to {self.id}", self.id)
         return response

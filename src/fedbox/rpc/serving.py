@@ -1,0 +1,430 @@
+"""The serving half of an app: handlers, and for each request file the claim, the handler
+run and the reply.
+
+Handling is exactly-once per request id: a request is claimed in the audit log before
+its handler runs, and requests that already have a response are skipped, so a backlog
+replayed after a restart or a file reported twice by the watcher never runs twice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from fedbox.crypto import PublicBundle, UntrustedKey
+from fedbox.datasite.identity import validate_endpoint
+from fedbox.datasite.paths import Kind, MessagePath, response_path
+from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
+from fedbox.rpc.body import Body
+from fedbox.rpc.cleanup import cleanup
+from fedbox.rpc.envelope import Header, header_mismatch, read_header
+from fedbox.rpc.messages import Request, Response
+from fedbox.rpc.outgoing import Batch, write_message
+from fedbox.rpc.payload import Payload, open_payload
+from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.status import Status
+from fedbox.store import LocalStore
+
+if TYPE_CHECKING:
+    from fedbox.rpc.box import Box
+
+__all__ = ["Handler", "Serving"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Request], "bytes | Body | Response | None"]
+
+
+class _Refused(Exception):
+    """A request that will never reach a handler: answered ``status``, quarantined."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+_REFUSALS: tuple[tuple[type[Exception], Status, str], ...] = (
+    (CorruptMessage, Status.BAD_REQUEST, "unreadable request"),
+    (DecryptError, Status.BAD_REQUEST, "undecryptable request"),
+    (UntrustedKey, Status.FORBIDDEN, "untrusted sender key"),
+    (CryptoError, Status.FORBIDDEN, "unusable sender keys"),
+)
+"""The one map from what went wrong opening a request to its answer: most specific first
+(DecryptError and UntrustedKey are CryptoErrors)."""
+
+
+def _refusal(exc: BaseException) -> _Refused | None:
+    """The refusal a failure to open or read a request stands for; None if it is not one."""
+    for kind, status, what in _REFUSALS:
+        if isinstance(exc, kind):
+            return _Refused(status, f"{what}: {exc}")
+    return None
+
+
+class Serving:
+    """Handlers of one app name and the threads that run them; mixed into
+    :class:`~fedbox.rpc.app.App`."""
+
+    def __init__(self, box: Box, name: str) -> None:
+        self.box = box
+        self.name = name
+        self._handlers: dict[str, Handler] = {}
+        self._streaming: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._checks: ThreadPoolExecutor | None = None
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._cleanup_thread: threading.Thread | None = None
+
+    # -- registration ---------------------------------------------------------------
+
+    def on_request(self, endpoint: str, *, stream: bool = False) -> Callable[[Handler], Handler]:
+        """Register ``handler(request) -> bytes | Body | Response | None`` for ``endpoint``.
+
+        ``bytes``, a :class:`~fedbox.rpc.body.Body` and ``None`` mean 200 with that body
+        (empty for None); return a :class:`Response` to choose the status or headers.
+        Raising answers 500 with the exception as the reason. With ``stream=True`` the
+        handler reads ``request.payload`` instead of ``request.body``; if the payload
+        turns out damaged while it reads, the request is answered 400 and quarantined.
+        """
+        validate_endpoint(endpoint)
+        if endpoint in self._handlers:
+            raise ValueError(
+                f"endpoint {endpoint!r} of app {self.name!r} already has a handler "
+                f"({self._handlers[endpoint].__name__}); register each endpoint once"
+            )
+
+        def register(handler: Handler) -> Handler:
+            if not callable(handler):
+                raise TypeError("use @app.on_request('endpoint') above a function taking a Request")
+            self._handlers[endpoint] = handler
+            if stream:
+                self._streaming.add(endpoint)
+            return handler
+
+        return register
+
+    # -- running ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._executor is not None and not self._stopped.is_set()
+
+    def start(self) -> None:
+        """Serve in background threads: first the backlog, then new requests as they land."""
+        if self.running:
+            return
+        self._stopped.clear()
+        self._executor = ThreadPoolExecutor(
+            self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
+        )
+        if not isinstance(self.box.store, LocalStore):
+            self._checks = ThreadPoolExecutor(
+                self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}-check"
+            )
+        waiting = self.box.route_requests(self.name, self._offer)
+        if waiting:
+            logger.info("%s found %d request files waiting", self, waiting)
+        self._cleanup_thread = threading.Thread(
+            target=self._cleanup_loop, name=f"fedbox-cleanup-{self.name}", daemon=True
+        )
+        self._cleanup_thread.start()
+        logger.info("%s serving %s", self, sorted(self._handlers))
+
+    def serve_forever(self) -> None:
+        """Start and block until :meth:`stop` (from another thread) or Ctrl-C."""
+        self.start()
+        try:
+            self._stopped.wait()
+        except KeyboardInterrupt:
+            logger.info("%s interrupted", self)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop taking requests; handlers already running finish first. Idempotent."""
+        self._stopped.set()
+        self.box.stop_routing(self.name)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        checks, self._checks = self._checks, None
+        if checks is not None:
+            checks.shutdown(wait=True)
+        if self._cleanup_thread is not None:
+            self._cleanup_thread.join(timeout=5)
+            self._cleanup_thread = None
+
+    def _cleanup_loop(self) -> None:
+        interval = min(max(self.box.cleanup_expiry / 4, 1.0), 3600.0)
+        while not self._stopped.wait(interval):
+            try:
+                cleanup(self.box.store, self.box.email, self.box.cleanup_expiry, self.box.clock())
+            except OSError:
+                logger.exception("cleanup failed; will retry in %.0f s", interval)
+
+    def _offer(self, mp: MessagePath) -> None:
+        """Take one request file of this app (from the box's router) onto a handler thread."""
+        with self._lock:
+            executor = self._executor
+            if executor is None or mp.id in self._inflight:
+                return
+            self._inflight.add(mp.id)
+        try:
+            executor.submit(self._handle_file, mp)
+        except RuntimeError:
+            with self._lock:
+                self._inflight.discard(mp.id)
+
+    def _handle_file(self, mp: MessagePath) -> None:
+        try:
+            self._handle(mp)
+        except Exception:
+            logger.exception("unexpected failure handling %s", mp.path)
+        finally:
+            with self._lock:
+                self._inflight.discard(mp.id)
+
+    # -- one request -----------------------------------------------------------------
+
+    def _handle(self, mp: MessagePath) -> None:
+        box = self.box
+        reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
+        if box.audit.is_claimed(mp.id):
+            return
+        replied = self._reply_check(reply_at)
+        if replied.done() and replied.result():
+            return
+        try:
+            header, payload = self._read_request(mp)
+        except NotFound:
+            return
+        except _Refused as refused:
+            if not replied.result():
+                self._refuse(mp, refused.status, refused.reason, quarantined=True)
+            return
+        if replied.result():
+            payload.close()
+            return
+        with payload:
+            try:
+                body = b"" if mp.endpoint in self._streaming else self._whole(payload)
+            except _Refused as refused:
+                self._refuse(mp, refused.status, refused.reason, quarantined=True)
+                return
+            if not box.audit.claim(
+                id=mp.id,
+                peer=mp.writer,
+                app=mp.app,
+                endpoint=mp.endpoint,
+                size=header.body_len,
+                sha256=header.body_sha256,
+                created=header.created,
+            ):
+                return
+            request = Request(
+                id=header.id,
+                sender=header.sender,
+                recipient=header.recipient,
+                app=header.app,
+                endpoint=header.endpoint,
+                headers=dict(header.headers),
+                body=body,
+                created=header.created,
+                expires=header.expires,
+                payload=payload if not body and payload.size else None,
+            )
+            response = self._run_handler(request)
+        if payload.failure is not None:  # the handler met a damaged body while reading it
+            reason = f"unreadable request: {payload.failure}"
+            self._refuse(mp, Status.BAD_REQUEST, reason, quarantined=True)
+            return
+        self._reply(mp, request, response, encrypted=header.enc is not None)
+
+    def _reply_check(self, reply_at: str) -> concurrent.futures.Future[bool]:
+        """Whether the request was answered already.
+
+        On a remote store the check (a round trip) runs while the request downloads; a
+        folder answers at once, so a request already answered is not even read.
+        """
+        if self._checks is not None:
+            return self._checks.submit(self.box.store.exists, reply_at)
+        known: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        known.set_result(self.box.store.exists(reply_at))
+        return known
+
+    @staticmethod
+    def _whole(payload: Payload) -> bytes:
+        try:
+            return payload.read()
+        except Exception as exc:
+            refused = _refusal(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    def _read_request(self, mp: MessagePath) -> tuple[Header, Payload]:
+        """The verified header and the body (to read, verified as it is read), or
+        _Refused saying why not.
+
+        Encryption is all or nothing: an encrypting box refuses plaintext (403), one
+        without encryption refuses ciphertext (400); an untrusted or unpublished sender key
+        is 403, anything that does not decrypt is 400.
+        """
+        path = str(mp.path)
+        sealer = self.box.sealer
+        f = self.box.store.open(path)
+        try:
+            header = read_header(f, path=path)
+            problem = header_mismatch(header, mp)
+            if problem:
+                forged = header.recipient != mp.reader or header.sender != mp.writer
+                status = Status.FORBIDDEN if forged else Status.BAD_REQUEST
+                raise _Refused(status, f"request refused: {problem}")
+            if header.enc is None and sealer is not None:
+                raise _Refused(
+                    Status.FORBIDDEN,
+                    f"encryption required: {self.box.email} accepts only encrypted "
+                    "requests (connect with encrypt=True)",
+                )
+            if header.enc is not None and sealer is None:
+                raise _Refused(
+                    Status.BAD_REQUEST,
+                    f"the request is encrypted but {self.box.email} runs without "
+                    "encryption (connect with encrypt=True)",
+                )
+            payload = open_payload(
+                self.box.store,
+                f,
+                header,
+                writer=mp.writer,
+                reader=mp.reader,
+                sealer=sealer,
+                path=path,
+                on_failure=lambda exc: logger.warning("%s: damaged body: %s", path, exc),
+            )
+            return header, payload
+        except BaseException as exc:
+            f.close()
+            refused = _refusal(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    def _run_handler(self, request: Request) -> Response:
+        if self.box.clock() > request.expires:
+            return Response(body=b"request expired before it was handled", status=Status.EXPIRED)
+        handler = self._handlers.get(request.endpoint)
+        if handler is None:
+            known = ", ".join(sorted(self._handlers)) or "none"
+            return Response(
+                body=f"no handler for endpoint {request.endpoint!r} (known: {known})".encode(),
+                status=Status.NOT_FOUND,
+            )
+        try:
+            result = handler(request)
+        except Exception as exc:
+            if request.payload is not None and request.payload.failure is not None:
+                return Response(body=str(exc).encode(), status=Status.BAD_REQUEST)
+            logger.warning(
+                "handler %s failed on %s:\n%s",
+                request.endpoint,
+                request.id,
+                traceback.format_exc(),
+            )
+            return Response(
+                body=f"{type(exc).__name__}: {exc}".encode(), status=Status.INTERNAL_ERROR
+            )
+        if result is None:
+            return Response()
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, Body):
+            return Response(body=result)  # type: ignore[arg-type]  # written piece by piece
+        if isinstance(result, bytes):
+            return Response(body=result)  # as it is: a large echoed body is not copied
+        if isinstance(result, bytearray | memoryview):
+            return Response(body=bytes(result))
+        return Response(
+            body=f"handler returned {type(result).__name__}, expected bytes or Response".encode(),
+            status=Status.INTERNAL_ERROR,
+        )
+
+    # -- answering -------------------------------------------------------------------
+
+    def _refuse(self, mp: MessagePath, status: Status, reason: str, *, quarantined: bool) -> None:
+        """Answer a request that will never reach a handler, and keep it out of the way.
+
+        The answer is plaintext even on an encrypting box: it carries only the reason,
+        and the sender's keys may be exactly what is wrong.
+        """
+        logger.warning("%s: %s", mp.path, reason)
+        if quarantined:
+            quarantine(self.box.store, str(mp.path))
+        self.box.audit.record_refused(
+            id=mp.id,
+            peer=mp.writer,
+            app=mp.app,
+            endpoint=mp.endpoint,
+            status=int(status),
+            at=self.box.clock(),
+            note=reason,
+        )
+        self._write_response(mp, Response(body=reason.encode(), status=status), expires=None)
+
+    def _reply(
+        self, mp: MessagePath, request: Request, response: Response, *, encrypted: bool
+    ) -> None:
+        """Write the handler's response, encrypted to the requester if the request was."""
+        sealer = self.box.sealer
+        try:
+            seal_for = sealer.bundle(mp.writer) if encrypted and sealer is not None else None
+            final = self._write_response(mp, response, expires=request.expires, seal_for=seal_for)
+        except CryptoError as exc:
+            # The requester's keys changed or vanished since its request opened: answer
+            # with the reason only, never with the handler's output in the clear.
+            response = Response(
+                body=f"cannot encrypt the response: {exc}".encode(),
+                status=Status.INTERNAL_ERROR,
+            )
+            final = self._write_response(mp, response, expires=request.expires)
+        self.box.audit.record_answer(
+            id=mp.id,
+            direction="in",
+            status=int(response.status),
+            answered=final.created,
+            response_size=final.body_len,
+            note=response.text[:200] if response.status != Status.OK else None,
+        )
+
+    def _write_response(
+        self,
+        mp: MessagePath,
+        response: Response,
+        *,
+        expires: float | None,
+        seal_for: PublicBundle | None = None,
+    ) -> Header:
+        now = self.box.clock()
+        header = Header(
+            id=mp.id,
+            kind=Kind.RESPONSE.value,
+            sender=mp.reader,
+            recipient=mp.writer,
+            app=mp.app,
+            endpoint=mp.endpoint,
+            created=now,
+            expires=max(expires or 0.0, now + 60.0),
+            headers=dict(response.headers),
+            status=int(response.status),
+        )
+        path = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
+        batch = Batch(self.box, self.name)
+        return write_message(self.box, path, header, response.body, mp.writer, seal_for, batch)
