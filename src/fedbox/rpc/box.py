@@ -23,7 +23,7 @@ from fedbox.rpc.parts import default_chunk_size, default_chunk_threshold
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.responses import read_response, response_file
 from fedbox.rpc.sealing import Sealer
-from fedbox.store import Store, WatchMode, open_store
+from fedbox.store import Store, Watcher, WatchMode, open_store
 from fedbox.store.polling import AdaptivePollWatcher
 
 __all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box", "RequestRoute", "connect"]
@@ -85,7 +85,7 @@ class Box:
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
         self._watch_thread: threading.Thread | None = None
-        self._watcher = None
+        self._watcher: Watcher | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -253,7 +253,7 @@ class Box:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
-                still = []
+                still: list[Future] = []
                 for fut in pending:
                     (done if fut.id in self._arrived else still).append(fut)
                 pending = still
