@@ -1,7 +1,9 @@
 """The audit trail: one row per call, on each side, kept after the files are cleaned up.
 
 It is part of the message path, not best-effort logging: a handler only runs after its
-request has been claimed here, which is also what makes handling exactly-once.
+request has been claimed here, which is also what makes handling exactly-once. A call is
+named by its id *and* its peer: ids are visible in the folders, so another peer can send
+a request under someone else's pending id (issue 11.8), and must not take its place.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from fedbox.rpc._sqlite import Database
 
 __all__ = ["AuditLog", "AuditRecord"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     id TEXT NOT NULL,
     direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
     peer TEXT NOT NULL,
@@ -27,10 +29,13 @@ CREATE TABLE IF NOT EXISTS calls (
     status INTEGER,
     response_size INTEGER,
     note TEXT,
-    PRIMARY KEY (id, direction)
-);
-CREATE INDEX IF NOT EXISTS calls_created ON calls (created);
-"""
+    PRIMARY KEY (id, direction, peer)
+)"""
+_PRIMARY_KEY = ("id", "direction", "peer")
+_SCHEMA = (
+    _TABLE.format(name="calls")
+    + ";\nCREATE INDEX IF NOT EXISTS calls_created ON calls (created);\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +57,39 @@ class AuditRecord:
 
 
 class AuditLog:
-    """SQLite (WAL) at ``{state_dir}/audit.db``."""
+    """SQLite (WAL) at ``{state_dir}/audit.db``. A log written by an older fedbox is
+    upgraded in place when opened, its rows kept."""
 
     def __init__(self, path: Path) -> None:
         self._db = Database(path, _SCHEMA)
+        if not self._is_current():
+            self._upgrade()
+
+    def _is_current(self) -> bool:
+        info = self._db.query("PRAGMA table_info(calls)")
+        key = tuple(r["name"] for r in sorted(info, key=lambda r: r["pk"]) if r["pk"])
+        columns = {r["name"] for r in info}
+        return key == _PRIMARY_KEY and columns == set(AuditRecord.__slots__)
+
+    def _upgrade(self) -> None:
+        """Rebuild the table (SQLite cannot change a primary key in place) in one write
+        transaction: another process opening the same log waits, then finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._is_current():
+                old = {r["name"] for r in self._db.query("PRAGMA table_info(calls)")}
+                columns = ", ".join(c for c in AuditRecord.__slots__ if c in old)
+                self._db.execute(_TABLE.format(name="calls_upgraded"))
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO calls_upgraded ({columns}) SELECT {columns} FROM calls"
+                )
+                self._db.execute("DROP TABLE calls")
+                self._db.execute("ALTER TABLE calls_upgraded RENAME TO calls")
+                self._db.execute("CREATE INDEX IF NOT EXISTS calls_created ON calls (created)")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def record_sent(
         self,
@@ -97,14 +131,19 @@ class AuditLog:
             == 1
         )
 
-    def is_claimed(self, id: str) -> bool:
-        return bool(self._db.query("SELECT 1 FROM calls WHERE id=? AND direction='in'", (id,)))
+    def incoming(self, peer: str, id: str) -> AuditRecord | None:
+        """The row of request ``id`` from ``peer``, if it was ever claimed or refused."""
+        rows = self._db.query(
+            "SELECT * FROM calls WHERE id=? AND direction='in' AND peer=?", (id, peer)
+        )
+        return AuditRecord(**dict(rows[0])) if rows else None
 
     def record_answer(
         self,
         *,
         id: str,
         direction: str,
+        peer: str,
         status: int,
         answered: float,
         response_size: int | None = None,
@@ -112,8 +151,8 @@ class AuditLog:
     ) -> None:
         self._db.execute(
             "UPDATE calls SET status=?, answered=?, response_size=?, note=COALESCE(?, note)"
-            " WHERE id=? AND direction=?",
-            (status, answered, response_size, note, id, direction),
+            " WHERE id=? AND direction=? AND peer=?",
+            (status, answered, response_size, note, id, direction, peer),
         )
 
     def record_refused(
@@ -132,7 +171,7 @@ class AuditLog:
             "INSERT INTO calls"
             " (id, direction, peer, app, endpoint, created, answered, status, note)"
             " VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id, direction) DO UPDATE SET status=excluded.status,"
+            " ON CONFLICT (id, direction, peer) DO UPDATE SET status=excluded.status,"
             " answered=excluded.answered, note=excluded.note",
             (id, peer, app, endpoint, at, at, status, note),
         )

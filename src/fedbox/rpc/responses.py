@@ -75,6 +75,7 @@ def read_response(box: Box, record: FutureRecord, *, stream: bool = False) -> Re
         box.audit.record_answer(
             id=record.id,
             direction="out",
+            peer=record.recipient,
             status=header.status,
             answered=now,
             response_size=header.body_len,
@@ -95,6 +96,7 @@ def _damaged(box: Box, record: FutureRecord, path: str, exc: Exception) -> None:
     box.audit.record_answer(
         id=record.id,
         direction="out",
+        peer=record.recipient,
         status=400,
         answered=box.clock(),
         note=f"response quarantined: {exc}",

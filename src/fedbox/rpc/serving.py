@@ -78,7 +78,7 @@ class Serving:
         self._streaming: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._checks: ThreadPoolExecutor | None = None
-        self._inflight: set[str] = set()
+        self._inflight: set[tuple[str, str]] = set()  # (sender, id) on a handler thread now
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._cleanup_thread: threading.Thread | None = None
@@ -174,14 +174,14 @@ class Serving:
         """Take one request file of this app (from the box's router) onto a handler thread."""
         with self._lock:
             executor = self._executor
-            if executor is None or mp.id in self._inflight:
+            if executor is None or (mp.writer, mp.id) in self._inflight:
                 return
-            self._inflight.add(mp.id)
+            self._inflight.add((mp.writer, mp.id))
         try:
             executor.submit(self._handle_file, mp)
         except RuntimeError:
             with self._lock:
-                self._inflight.discard(mp.id)
+                self._inflight.discard((mp.writer, mp.id))
 
     def _handle_file(self, mp: MessagePath) -> None:
         try:
@@ -190,14 +190,14 @@ class Serving:
             logger.exception("unexpected failure handling %s", mp.path)
         finally:
             with self._lock:
-                self._inflight.discard(mp.id)
+                self._inflight.discard((mp.writer, mp.id))
 
     # -- one request -----------------------------------------------------------------
 
     def _handle(self, mp: MessagePath) -> None:
         box = self.box
         reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
-        if box.audit.is_claimed(mp.id):
+        if box.audit.incoming(mp.writer, mp.id) is not None:
             return
         replied = self._reply_check(reply_at)
         if replied.done() and replied.result():
@@ -398,6 +398,7 @@ class Serving:
         self.box.audit.record_answer(
             id=mp.id,
             direction="in",
+            peer=mp.writer,
             status=int(response.status),
             answered=final.created,
             response_size=final.body_len,
