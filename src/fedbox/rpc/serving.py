@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[Request], "bytes | Body | Response | None"]
 
 
+_RETRY_FIRST = 0.1
+_RETRY_MAX = 30.0
+"""Seconds between attempts to write a response that failed: doubling, up to this."""
+
+
 class _Refused(Exception):
     """A request that will never reach a handler: answered ``status``, quarantined."""
 
@@ -59,6 +64,12 @@ _REFUSALS: tuple[tuple[type[Exception], Status, str], ...] = (
 (DecryptError and UntrustedKey are CryptoErrors)."""
 
 
+def _known(value: bool) -> concurrent.futures.Future[bool]:
+    known: concurrent.futures.Future[bool] = concurrent.futures.Future()
+    known.set_result(value)
+    return known
+
+
 def _refusal(exc: BaseException) -> _Refused | None:
     """The refusal a failure to open or read a request stands for; None if it is not one."""
     for kind, status, what in _REFUSALS:
@@ -76,6 +87,7 @@ class Serving:
         self.name = name
         self._handlers: dict[str, Handler] = {}
         self._streaming: set[str] = set()
+        self._rerun: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._checks: ThreadPoolExecutor | None = None
         self._inflight: set[tuple[str, str]] = set()  # (sender, id) on a handler thread now
@@ -85,7 +97,9 @@ class Serving:
 
     # -- registration ---------------------------------------------------------------
 
-    def on_request(self, endpoint: str, *, stream: bool = False) -> Callable[[Handler], Handler]:
+    def on_request(
+        self, endpoint: str, *, stream: bool = False, rerun: bool = False
+    ) -> Callable[[Handler], Handler]:
         """Register ``handler(request) -> bytes | Body | Response | None`` for ``endpoint``.
 
         ``bytes``, a :class:`~fedbox.rpc.body.Body` and ``None`` mean 200 with that body
@@ -93,6 +107,12 @@ class Serving:
         Raising answers 500 with the exception as the reason. With ``stream=True`` the
         handler reads ``request.payload`` instead of ``request.body``; if the payload
         turns out damaged while it reads, the request is answered 400 and quarantined.
+
+        Every request gets exactly one response, even if this process dies while the
+        handler runs. Such a request is claimed but unanswered when the app next starts:
+        with ``rerun=True`` the handler runs again (say so when running twice does no
+        harm, e.g. its effects are undone or repeated identically); by default it is
+        answered 500 "interrupted" instead, so a handler never runs twice.
         """
         validate_endpoint(endpoint)
         if endpoint in self._handlers:
@@ -107,6 +127,8 @@ class Serving:
             self._handlers[endpoint] = handler
             if stream:
                 self._streaming.add(endpoint)
+            if rerun:
+                self._rerun.add(endpoint)
             return handler
 
         return register
@@ -196,10 +218,14 @@ class Serving:
 
     def _handle(self, mp: MessagePath) -> None:
         box = self.box
+        claimed = box.audit.incoming(mp.writer, mp.id)
+        if claimed is not None and claimed.status is not None:
+            return  # answered
+        # Claimed but unanswered, and not on a thread of ours: the process that claimed
+        # it stopped (killed, crashed) before the response was written.
+        resumed = claimed is not None
         reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
-        if box.audit.incoming(mp.writer, mp.id) is not None:
-            return
-        replied = self._reply_check(reply_at)
+        replied = self._reply_check(reply_at) if not resumed else _known(False)
         if replied.done() and replied.result():
             return
         try:
@@ -214,12 +240,20 @@ class Serving:
             payload.close()
             return
         with payload:
+            if resumed and not self._reruns(mp.endpoint):
+                reason = (
+                    f"interrupted: {box.email} stopped while handling this request; "
+                    f"{mp.endpoint!r} is not re-run (registered with rerun=False)"
+                )
+                response = Response(body=reason.encode(), status=Status.INTERNAL_ERROR)
+                self._reply(mp, header.expires, response, encrypted=header.enc is not None)
+                return
             try:
                 body = b"" if mp.endpoint in self._streaming else self._whole(payload)
             except _Refused as refused:
                 self._refuse(mp, refused.status, refused.reason, quarantined=True)
                 return
-            if not box.audit.claim(
+            if not resumed and not box.audit.claim(
                 id=mp.id,
                 peer=mp.writer,
                 app=mp.app,
@@ -229,6 +263,8 @@ class Serving:
                 created=header.created,
             ):
                 return
+            if resumed:
+                logger.info("%s: running %s again after an interruption", self, mp.path)
             request = Request(
                 id=header.id,
                 sender=header.sender,
@@ -246,7 +282,12 @@ class Serving:
             reason = f"unreadable request: {payload.failure}"
             self._refuse(mp, Status.BAD_REQUEST, reason, quarantined=True)
             return
-        self._reply(mp, request, response, encrypted=header.enc is not None)
+        self._reply(mp, request.expires, response, encrypted=header.enc is not None)
+
+    def _reruns(self, endpoint: str) -> bool:
+        """Whether an interrupted request to ``endpoint`` may run again: its handler said
+        so, or there is none (the answer, 404, is the same however often it is given)."""
+        return endpoint in self._rerun or endpoint not in self._handlers
 
     def _reply_check(self, reply_at: str) -> concurrent.futures.Future[bool]:
         """Whether the request was answered already.
@@ -256,9 +297,7 @@ class Serving:
         """
         if self._checks is not None:
             return self._checks.submit(self.box.store.exists, reply_at)
-        known: concurrent.futures.Future[bool] = concurrent.futures.Future()
-        known.set_result(self.box.store.exists(reply_at))
-        return known
+        return _known(self.box.store.exists(reply_at))
 
     @staticmethod
     def _whole(payload: Payload) -> bytes:
@@ -363,38 +402,45 @@ class Serving:
         """Answer a request that will never reach a handler, and keep it out of the way.
 
         The answer is plaintext even on an encrypting box: it carries only the reason,
-        and the sender's keys may be exactly what is wrong.
+        and the sender's keys may be exactly what is wrong. It is written before the
+        request is moved aside: a crash in between answers again on the next start
+        (the same refusal) instead of never.
         """
         logger.warning("%s: %s", mp.path, reason)
-        if quarantined:
-            quarantine(self.box.store, str(mp.path))
+        final = self._write_until_done(mp, Response(body=reason.encode(), status=status), None)
+        if final is None:
+            return
         self.box.audit.record_refused(
             id=mp.id,
             peer=mp.writer,
             app=mp.app,
             endpoint=mp.endpoint,
             status=int(status),
-            at=self.box.clock(),
+            at=final.created,
             note=reason,
         )
-        self._write_response(mp, Response(body=reason.encode(), status=status), expires=None)
+        if quarantined:
+            quarantine(self.box.store, str(mp.path))
 
     def _reply(
-        self, mp: MessagePath, request: Request, response: Response, *, encrypted: bool
+        self, mp: MessagePath, expires: float, response: Response, *, encrypted: bool
     ) -> None:
-        """Write the handler's response, encrypted to the requester if the request was."""
+        """Write the handler's response, encrypted to the requester if the request was,
+        then record it answered."""
         sealer = self.box.sealer
         try:
             seal_for = sealer.bundle(mp.writer) if encrypted and sealer is not None else None
-            final = self._write_response(mp, response, expires=request.expires, seal_for=seal_for)
         except CryptoError as exc:
             # The requester's keys changed or vanished since its request opened: answer
             # with the reason only, never with the handler's output in the clear.
+            seal_for = None
             response = Response(
                 body=f"cannot encrypt the response: {exc}".encode(),
                 status=Status.INTERNAL_ERROR,
             )
-            final = self._write_response(mp, response, expires=request.expires)
+        final = self._write_until_done(mp, response, expires, seal_for)
+        if final is None:
+            return
         self.box.audit.record_answer(
             id=mp.id,
             direction="in",
@@ -404,6 +450,33 @@ class Serving:
             response_size=final.body_len,
             note=response.text[:200] if response.status != Status.OK else None,
         )
+
+    def _write_until_done(
+        self,
+        mp: MessagePath,
+        response: Response,
+        expires: float | None,
+        seal_for: PublicBundle | None = None,
+    ) -> Header | None:
+        """Write the response, retrying (backoff up to ``_RETRY_MAX`` s) whatever stops it
+        (a full disk, a store error) until it is written; None if the app stops first:
+        the request is then still claimed and unanswered, and answered on the next start.
+        """
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                return self._write_response(mp, response, expires=expires, seal_for=seal_for)
+            except Exception as exc:
+                logger.warning(
+                    "%s: could not write the response (%s: %s); retrying in %.1f s",
+                    mp.path,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+            if self._stopped.wait(delay):
+                return None
+            delay = min(delay * 2, _RETRY_MAX)
 
     def _write_response(
         self,
