@@ -3,10 +3,12 @@ between: a kill -9 while handlers run, a response that cannot be written (issue 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,4 +93,51 @@ def test_a_response_that_cannot_be_written_is_retried_until_it_is(
         response = fut.wait(timeout=60)
         assert (response.status, response.body) == (200, b"hello")
         assert calls == [fut.id]
+        _until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
+
+
+@pytest.fixture
+def full_disk_root(tmp_path: Path) -> Iterator[Path]:
+    """A store root on a 2 MiB tmpfs of its own (skipped where mounting is not allowed)."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Take every free byte of the filesystem holding ``folder``."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_response_on_a_full_disk_is_written_once_space_is_freed(
+    full_disk_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="fedbox.rpc.serving")
+    root = full_disk_root
+    with fedbox.connect(root, ALICE) as alice, fedbox.connect(root, BOB) as bob:
+        body = bytes(range(256)) * 256
+        fut = alice.app("t").send(BOB, "echo", body)
+        filler = _fill(root)
+        server = bob.app("t")
+        server.on_request("echo")(lambda req: req.body)
+        server.start()
+        _until(lambda: any("No space left" in r.message for r in caplog.records), "a full disk")
+        filler.unlink()
+        response = fut.wait(timeout=60)
+        assert (response.status, response.body) == (200, body)
         _until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
