@@ -9,6 +9,7 @@
     ├── PermissionDenied (also PermissionError)    .path
     ├── CryptoError                                .path, .message_id
     │   └── DecryptError
+    │       └── UnauthenticatedResponse
     ├── MessageError                               .path, .message_id
     │   ├── CorruptMessage
     │   └── MessageExpired
@@ -37,6 +38,7 @@ __all__ = [
     "ResponseTimeout",
     "RpcError",
     "StoreError",
+    "UnauthenticatedResponse",
 ]
 
 
@@ -89,6 +91,11 @@ class CryptoError(_AboutMessage):
 
 class DecryptError(CryptoError):
     """A ciphertext failed authentication: tampered, truncated, or not for us."""
+
+
+class UnauthenticatedResponse(DecryptError):
+    """An encrypting box found a response it cannot authenticate (plaintext, not signed by
+    the recipient): it is set aside, never taken as the answer; the request stays pending."""
 
 
 class MessageError(_AboutMessage):

@@ -12,9 +12,8 @@ __all__ = ["App", "Handler"]
 class App(Serving, Calling):
     """Handlers and calls of one app name for one identity. Get it from ``box.app(name)``.
 
-    Handling is exactly-once per request id: a request is claimed in the audit log before
-    its handler runs, and requests that already have a response are skipped, so a backlog
-    replayed after a restart or a file reported twice by the watcher never runs twice.
+    Every request gets exactly one response (see ``fedbox.rpc.serving`` and
+    :meth:`on_request`'s ``rerun``), whatever stops the process in between.
     """
 
     def __repr__(self) -> str:

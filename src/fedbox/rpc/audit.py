@@ -155,6 +155,13 @@ class AuditLog:
             (status, answered, response_size, note, id, direction, peer),
         )
 
+    def record_note(self, *, id: str, direction: str, peer: str, note: str) -> None:
+        """Remember something about a call without changing its outcome."""
+        self._db.execute(
+            "UPDATE calls SET note=? WHERE id=? AND direction=? AND peer=?",
+            (note, id, direction, peer),
+        )
+
     def record_refused(
         self,
         *,

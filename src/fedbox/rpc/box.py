@@ -194,6 +194,11 @@ class Box:
             self._arrived.update(ids)
             self._cond.notify_all()
 
+    def forget_arrival(self, id: str) -> None:
+        """The response to ``id`` was set aside unread: it is pending again."""
+        with self._cond:
+            self._arrived.discard(id)
+
     # -- responses -------------------------------------------------------------------
 
     def response_arrived(self, record: FutureRecord) -> bool:

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fedbox.datasite.paths import Kind, MessagePath, response_path
-from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
+from fedbox.errors import (
+    CorruptMessage,
+    CryptoError,
+    DecryptError,
+    NotFound,
+    UnauthenticatedResponse,
+)
 from fedbox.rpc.envelope import Header, header_mismatch, read_header
 from fedbox.rpc.futures import FutureRecord
 from fedbox.rpc.messages import Response
 from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.signing import signed_by
 
 if TYPE_CHECKING:
     from fedbox.rpc.box import Box
@@ -28,7 +35,9 @@ def read_response(box: Box, record: FutureRecord, *, stream: bool = False) -> Re
 
     With ``stream=True`` a 200 response comes with its ``payload`` to read (verified
     as it is read; a damaged one is quarantined then) instead of its ``body``.
-    Raises CorruptMessage or DecryptError (the file is then quarantined).
+    Raises CorruptMessage or DecryptError (the file is then quarantined), and on an
+    encrypting box UnauthenticatedResponse for a response it cannot authenticate (set
+    aside too, but the request stays pending: a forged file cannot answer it).
     """
     path = response_file(box.email, record)
     expected = MessagePath(
@@ -56,6 +65,10 @@ def read_response(box: Box, record: FutureRecord, *, stream: bool = False) -> Re
             path=path,
             on_failure=lambda exc: _damaged(box, record, path, exc),
         )
+    except UnauthenticatedResponse as exc:
+        f.close()
+        _set_aside(box, record, path, exc)
+        raise
     except (CorruptMessage, CryptoError) as exc:
         f.close()
         _damaged(box, record, path, exc)
@@ -69,6 +82,8 @@ def read_response(box: Box, record: FutureRecord, *, stream: bool = False) -> Re
         with payload:
             body = payload.read()  # a damaged body is quarantined by on_failure
         payload = None
+    if header.enc is None and box.sealer is not None:
+        _check_signed(box, record, header, body, path)
     if record.status is None:
         now = box.clock()
         box.futures.resolve(record.id, header.status, now)
@@ -103,10 +118,18 @@ def _damaged(box: Box, record: FutureRecord, path: str, exc: Exception) -> None:
     )
 
 
+def _set_aside(box: Box, record: FutureRecord, path: str, exc: Exception) -> None:
+    """Move an unauthenticated response out of the way without taking it as the answer:
+    the request stays pending, so the real response can still land there and be read."""
+    quarantine(box.store, path)
+    box.forget_arrival(record.id)
+    box.audit.record_note(id=record.id, direction="out", peer=record.recipient, note=str(exc))
+
+
 def _check_sealing(box: Box, header: Header, path: str) -> None:
-    """An encrypting box takes a plaintext response only as a refusal (status >= 400:
-    a reason, never data), as a peer answers a request it could not open; anything
-    else in the clear could be forged by the carrier.
+    """An encrypting box takes a plaintext response only as a refusal (status >= 400: a
+    reason, never data) signed by the recipient (checked once the body is read); anything
+    else in the clear could be forged by whoever can write the folder.
     """
     if header.enc is not None:
         if box.sealer is None:
@@ -118,9 +141,31 @@ def _check_sealing(box: Box, header: Header, path: str) -> None:
             )
         return
     if box.sealer is not None and header.status is not None and header.status < 400:
-        raise DecryptError(
+        raise UnauthenticatedResponse(
             f"plaintext response with status {header.status} refused: {box.email} "
-            "requires encryption",
+            "requires encryption; set aside, the request stays pending",
             path,
             header.id,
         )
+
+
+def _check_signed(box: Box, record: FutureRecord, header: Header, body: bytes, path: str) -> None:
+    """A plaintext refusal counts only if the recipient's pinned identity key signed it."""
+    assert box.sealer is not None
+    try:
+        signed = signed_by(box.sealer.bundle(record.recipient), header, body)
+    except CryptoError as exc:
+        signed = False
+        why = f"the recipient's keys are unusable ({exc})"
+    else:
+        why = f"it is not signed by {record.recipient}"
+    if signed:
+        return
+    exc = UnauthenticatedResponse(
+        f"unauthenticated refusal {header.status} ({body[:200].decode(errors='replace')!r}) "
+        f"set aside: {why}; the request stays pending",
+        path,
+        header.id,
+    )
+    _set_aside(box, record, path, exc)
+    raise exc

@@ -1,14 +1,16 @@
 """The serving half of an app: handlers, and for each request file the claim, the handler
 run and the reply.
 
-Handling is exactly-once per request id: a request is claimed in the audit log before
-its handler runs, and requests that already have a response are skipped, so a backlog
-replayed after a restart or a file reported twice by the watcher never runs twice.
+Handling is exactly-once per request, named by (sender, id): a request is claimed in the
+audit log before its handler runs and recorded answered once its response is written, so
+a backlog replayed after a restart or a file reported twice by the watcher never runs
+twice, and a request claimed but never answered (the process died) is answered at the
+next start. "Already answered" is read from our own log only, never from the presence of
+a response file, which anyone who can write the folder could have planted.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 import traceback
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from fedbox.crypto import PublicBundle, UntrustedKey
+from fedbox.crypto import Identity, PublicBundle, UntrustedKey
 from fedbox.datasite.identity import validate_endpoint
 from fedbox.datasite.paths import Kind, MessagePath, response_path
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
@@ -27,8 +29,8 @@ from fedbox.rpc.messages import Request, Response
 from fedbox.rpc.outgoing import Batch, write_message
 from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.signing import sign_refusal
 from fedbox.rpc.status import Status
-from fedbox.store import LocalStore
 
 if TYPE_CHECKING:
     from fedbox.rpc.box import Box
@@ -64,12 +66,6 @@ _REFUSALS: tuple[tuple[type[Exception], Status, str], ...] = (
 (DecryptError and UntrustedKey are CryptoErrors)."""
 
 
-def _known(value: bool) -> concurrent.futures.Future[bool]:
-    known: concurrent.futures.Future[bool] = concurrent.futures.Future()
-    known.set_result(value)
-    return known
-
-
 def _refusal(exc: BaseException) -> _Refused | None:
     """The refusal a failure to open or read a request stands for; None if it is not one."""
     for kind, status, what in _REFUSALS:
@@ -89,7 +85,7 @@ class Serving:
         self._streaming: set[str] = set()
         self._rerun: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
-        self._checks: ThreadPoolExecutor | None = None
+        self._signer: Identity | None = None
         self._inflight: set[tuple[str, str]] = set()  # (sender, id) on a handler thread now
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -147,10 +143,6 @@ class Serving:
         self._executor = ThreadPoolExecutor(
             self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
         )
-        if not isinstance(self.box.store, LocalStore):
-            self._checks = ThreadPoolExecutor(
-                self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}-check"
-            )
         waiting = self.box.route_requests(self.name, self._offer)
         if waiting:
             logger.info("%s found %d request files waiting", self, waiting)
@@ -177,9 +169,6 @@ class Serving:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
-        checks, self._checks = self._checks, None
-        if checks is not None:
-            checks.shutdown(wait=True)
         if self._cleanup_thread is not None:
             self._cleanup_thread.join(timeout=5)
             self._cleanup_thread = None
@@ -222,22 +211,16 @@ class Serving:
         if claimed is not None and claimed.status is not None:
             return  # answered
         # Claimed but unanswered, and not on a thread of ours: the process that claimed
-        # it stopped (killed, crashed) before the response was written.
+        # it stopped (killed, crashed) before the response was written. Whether a
+        # response file exists says nothing: anyone who can write the folder can put one
+        # there (issue 11.9); only our own log says what we answered.
         resumed = claimed is not None
-        reply_at = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
-        replied = self._reply_check(reply_at) if not resumed else _known(False)
-        if replied.done() and replied.result():
-            return
         try:
             header, payload = self._read_request(mp)
         except NotFound:
             return
         except _Refused as refused:
-            if not replied.result():
-                self._refuse(mp, refused.status, refused.reason, quarantined=True)
-            return
-        if replied.result():
-            payload.close()
+            self._refuse(mp, refused.status, refused.reason, quarantined=True)
             return
         with payload:
             if resumed and not self._reruns(mp.endpoint):
@@ -288,16 +271,6 @@ class Serving:
         """Whether an interrupted request to ``endpoint`` may run again: its handler said
         so, or there is none (the answer, 404, is the same however often it is given)."""
         return endpoint in self._rerun or endpoint not in self._handlers
-
-    def _reply_check(self, reply_at: str) -> concurrent.futures.Future[bool]:
-        """Whether the request was answered already.
-
-        On a remote store the check (a round trip) runs while the request downloads; a
-        folder answers at once, so a request already answered is not even read.
-        """
-        if self._checks is not None:
-            return self._checks.submit(self.box.store.exists, reply_at)
-        return _known(self.box.store.exists(reply_at))
 
     @staticmethod
     def _whole(payload: Payload) -> bytes:
@@ -402,7 +375,8 @@ class Serving:
         """Answer a request that will never reach a handler, and keep it out of the way.
 
         The answer is plaintext even on an encrypting box: it carries only the reason,
-        and the sender's keys may be exactly what is wrong. It is written before the
+        and the sender's keys may be exactly what is wrong; it is signed instead
+        (``fedbox.rpc.signing``). It is written before the
         request is moved aside: a crash in between answers again on the next start
         (the same refusal) instead of never.
         """
@@ -450,6 +424,21 @@ class Serving:
             response_size=final.body_len,
             note=response.text[:200] if response.status != Status.OK else None,
         )
+
+    def _identity(self) -> Identity | None:
+        """The keys that sign what we answer in the clear: an encrypting box's own, or
+        those a box without encryption has on disk from an earlier encrypted run (so an
+        encrypting sender can still tell its refusal from a forgery); None if it has none.
+        """
+        if self.box.sealer is not None:
+            return self.box.sealer.identity
+        state_dir = self.box.workspace.state_dir
+        if self._signer is None and (state_dir / "keys" / "identity.json").is_file():
+            try:
+                self._signer = Identity.load_or_create(state_dir, self.box.email)
+            except CryptoError as exc:
+                logger.warning("refusals go unsigned: cannot load %s's keys: %s", self, exc)
+        return self._signer
 
     def _write_until_done(
         self,
@@ -499,6 +488,10 @@ class Serving:
             headers=dict(response.headers),
             status=int(response.status),
         )
+        if seal_for is None and header.status >= 400 and isinstance(response.body, bytes):
+            identity = self._identity()
+            if identity is not None:
+                header = sign_refusal(identity, header, response.body)
         path = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
         batch = Batch(self.box, self.name)
         return write_message(self.box, path, header, response.body, mp.writer, seal_for, batch)
