@@ -154,18 +154,18 @@ def _check_signed(box: Box, record: FutureRecord, header: Header, body: bytes, p
     assert box.sealer is not None
     try:
         signed = signed_by(box.sealer.bundle(record.recipient), header, body)
-    except CryptoError as exc:
+    except CryptoError as unusable:
         signed = False
-        why = f"the recipient's keys are unusable ({exc})"
+        why = f"the recipient's keys are unusable ({unusable})"
     else:
         why = f"it is not signed by {record.recipient}"
     if signed:
         return
-    exc = UnauthenticatedResponse(
+    refused = UnauthenticatedResponse(
         f"unauthenticated refusal {header.status} ({body[:200].decode(errors='replace')!r}) "
         f"set aside: {why}; the request stays pending",
         path,
         header.id,
     )
-    _set_aside(box, record, path, exc)
-    raise exc
+    _set_aside(box, record, path, refused)
+    raise refused

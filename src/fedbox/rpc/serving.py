@@ -488,7 +488,7 @@ class Serving:
             headers=dict(response.headers),
             status=int(response.status),
         )
-        if seal_for is None and header.status >= 400 and isinstance(response.body, bytes):
+        if seal_for is None and response.status >= 400 and isinstance(response.body, bytes):
             identity = self._identity()
             if identity is not None:
                 header = sign_refusal(identity, header, response.body)
