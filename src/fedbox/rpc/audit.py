@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS {name} (
     status INTEGER,
     response_size INTEGER,
     note TEXT,
+    owner TEXT,
     PRIMARY KEY (id, direction, peer)
 )"""
 _PRIMARY_KEY = ("id", "direction", "peer")
@@ -54,6 +55,8 @@ class AuditRecord:
     status: int | None
     response_size: int | None
     note: str | None
+    owner: str | None
+    """Which serving process claimed an incoming request (``fedbox.rpc.leases``)."""
 
 
 class AuditLog:
@@ -119,14 +122,27 @@ class AuditLog:
         size: int | None,
         sha256: str | None,
         created: float | None,
+        owner: str | None = None,
     ) -> bool:
         """Record an incoming request; False if any thread or process claimed it before."""
         return (
             self._db.execute(
                 "INSERT OR IGNORE INTO calls"
-                " (id, direction, peer, app, endpoint, size, sha256, created)"
-                " VALUES (?, 'in', ?, ?, ?, ?, ?, ?)",
-                (id, peer, app, endpoint, size, sha256, created),
+                " (id, direction, peer, app, endpoint, size, sha256, created, owner)"
+                " VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?)",
+                (id, peer, app, endpoint, size, sha256, created, owner),
+            )
+            == 1
+        )
+
+    def take_over(self, *, id: str, peer: str, owner: str, previous: str | None) -> bool:
+        """Move an unanswered claim from ``previous`` (gone) to ``owner``; False if another
+        process took it over first."""
+        return (
+            self._db.execute(
+                "UPDATE calls SET owner=? WHERE id=? AND direction='in' AND peer=?"
+                " AND status IS NULL AND owner IS ?",
+                (owner, id, peer, previous),
             )
             == 1
         )

@@ -25,6 +25,7 @@ from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
 from fedbox.rpc.body import Body
 from fedbox.rpc.cleanup import cleanup
 from fedbox.rpc.envelope import Header, header_mismatch, read_header
+from fedbox.rpc.leases import Lease
 from fedbox.rpc.messages import Request, Response
 from fedbox.rpc.outgoing import Batch, write_message
 from fedbox.rpc.payload import Payload, open_payload
@@ -86,6 +87,7 @@ class Serving:
         self._rerun: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._signer: Identity | None = None
+        self._lease: Lease | None = None
         self._inflight: set[tuple[str, str]] = set()  # (sender, id) on a handler thread now
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -140,6 +142,7 @@ class Serving:
         if self.running:
             return
         self._stopped.clear()
+        self._lease = Lease(self.box.workspace.state_dir / "leases")
         self._executor = ThreadPoolExecutor(
             self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
         )
@@ -169,6 +172,9 @@ class Serving:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
         if self._cleanup_thread is not None:
             self._cleanup_thread.join(timeout=5)
             self._cleanup_thread = None
@@ -215,6 +221,11 @@ class Serving:
         # response file exists says nothing: anyone who can write the folder can put one
         # there (issue 11.9); only our own log says what we answered.
         resumed = claimed is not None
+        lease = self._lease
+        if lease is None:
+            return
+        if claimed is not None and not self._take_over(mp, claimed.owner, lease):
+            return
         try:
             header, payload = self._read_request(mp)
         except NotFound:
@@ -244,6 +255,7 @@ class Serving:
                 size=header.body_len,
                 sha256=header.body_sha256,
                 created=header.created,
+                owner=lease.token,
             ):
                 return
             if resumed:
@@ -266,6 +278,13 @@ class Serving:
             self._refuse(mp, Status.BAD_REQUEST, reason, quarantined=True)
             return
         self._reply(mp, request.expires, response, encrypted=header.enc is not None)
+
+    def _take_over(self, mp: MessagePath, owner: str | None, lease: Lease) -> bool:
+        """Whether an unanswered claim is ours to answer now: its process is gone (or it
+        was ours), and no other process of this state dir took it over first."""
+        if lease.held_by_another(owner):
+            return False  # a live process of this state dir is on it
+        return self.box.audit.take_over(id=mp.id, peer=mp.writer, owner=lease.token, previous=owner)
 
     def _reruns(self, endpoint: str) -> bool:
         """Whether an interrupted request to ``endpoint`` may run again: its handler said
