@@ -15,8 +15,9 @@ import pytest
 from peer_process import run_peer
 
 import fedbox
-from fedbox.datasite.paths import outbox_dir
+from fedbox.datasite.paths import outbox_dir, response_path
 from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.envelope import Header, write_envelope
 
 ALICE, BOB = "alice@a.org", "bob@b.org"
 
@@ -158,3 +159,42 @@ def test_a_claim_of_a_live_process_is_left_to_it(root: Path, start_peer) -> None
     assert [(r["id"], r["status"]) for r in results] == [(i, 200) for i in ids]
     assert first.stop() == {"handled": 0}
     assert len(_ran(root)) == 3
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["ours", "not-ours"])
+def test_a_response_written_just_before_a_crash_is_not_given_twice(
+    root: Path, start_peer, fedbox_home: Path, ours: bool
+) -> None:
+    """The claiming process died after writing its response and before logging it: the
+    file it began writing (same ``created``) counts as the answer; any other file at that
+    path (planted, or left from elsewhere) does not."""
+    (msg_id,) = run_peer("send", str(root), ALICE, "t", BOB, "block", "1", "32")
+    began = 1_800_000_000.25
+    log = AuditLog(fedbox_home / BOB / "audit.db")
+    assert log.claim(
+        id=msg_id, peer=ALICE, app="t", endpoint="block", size=32, sha256="", created=1.0
+    )
+    log.replying(id=msg_id, peer=ALICE, at=began)
+    log.close()
+    header = Header(
+        id=msg_id,
+        kind="response",
+        sender=BOB,
+        recipient=ALICE,
+        app="t",
+        endpoint="block",
+        created=began if ours else began + 1,
+        expires=began + 3600,
+        status=200,
+    )
+    written = root / response_path(ALICE, BOB, "t", "block", msg_id)
+    written.parent.mkdir(parents=True)
+    with open(written, "wb") as f:
+        write_envelope(f, header, b"the answer")
+    before = written.read_bytes()
+    bob = start_peer(BOB)
+    _until(lambda: _served(fedbox_home)[msg_id] is not None, "bob to log an answer")
+    assert bob.stop() == {"handled": 0}
+    assert _served(fedbox_home)[msg_id] == (200 if ours else 500)
+    assert (written.read_bytes() == before) is ours
+    assert _ran(root) == []

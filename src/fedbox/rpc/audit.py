@@ -154,6 +154,15 @@ class AuditLog:
         )
         return AuditRecord(**dict(rows[0])) if rows else None
 
+    def replying(self, *, id: str, peer: str, at: float) -> None:
+        """A response to a claimed request is being written, with ``created`` = ``at``
+        (``status`` stays unset until it is written: ``record_answer``)."""
+        self._db.execute(
+            "UPDATE calls SET answered=? WHERE id=? AND direction='in' AND peer=?"
+            " AND status IS NULL",
+            (at, id, peer),
+        )
+
     def record_answer(
         self,
         *,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from fedbox.crypto import Identity, PublicBundle, UntrustedKey
 from fedbox.datasite.identity import validate_endpoint
 from fedbox.datasite.paths import Kind, MessagePath, response_path
-from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
+from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound, StoreError
 from fedbox.rpc.body import Body
 from fedbox.rpc.cleanup import cleanup
 from fedbox.rpc.envelope import Header, header_mismatch, read_header
@@ -226,6 +226,8 @@ class Serving:
             return
         if claimed is not None and not self._take_over(mp, claimed.owner, lease):
             return
+        if claimed is not None and self._written_before(mp, claimed.answered):
+            return
         try:
             header, payload = self._read_request(mp)
         except NotFound:
@@ -285,6 +287,31 @@ class Serving:
         if lease.held_by_another(owner):
             return False  # a live process of this state dir is on it
         return self.box.audit.take_over(id=mp.id, peer=mp.writer, owner=lease.token, previous=owner)
+
+    def _written_before(self, mp: MessagePath, at: float | None) -> bool:
+        """Whether the process that claimed the request died just after writing its
+        response, before logging it: then the file at our path has the ``created`` it
+        logged when it began writing (which nobody else could know before the file
+        existed). The answer is logged now, and not given twice."""
+        if at is None:
+            return False
+        path = str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))
+        try:
+            with self.box.store.open(path) as f:
+                header = read_header(f, path=path)
+        except (CorruptMessage, StoreError):
+            return False
+        if header.created != at or header.sender != mp.reader or header.status is None:
+            return False
+        self.box.audit.record_answer(
+            id=mp.id,
+            direction="in",
+            peer=mp.writer,
+            status=header.status,
+            answered=at,
+            response_size=header.body_len,
+        )
+        return True
 
     def _reruns(self, endpoint: str) -> bool:
         """Whether an interrupted request to ``endpoint`` may run again: its handler said
@@ -507,6 +534,7 @@ class Serving:
             headers=dict(response.headers),
             status=int(response.status),
         )
+        self.box.audit.replying(id=mp.id, peer=mp.writer, at=now)
         if seal_for is None and response.status >= 400 and isinstance(response.body, bytes):
             identity = self._identity()
             if identity is not None:
