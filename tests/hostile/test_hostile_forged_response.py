@@ -70,6 +70,8 @@ def test_a_forged_plaintext_error_neither_answers_nor_blocks_the_request(
         with pytest.raises(UnauthenticatedResponse, match="unauthenticated refusal 500"):
             fut.result()
         assert alice.futures.get(fut.id).status is None  # still pending
+        (row,) = alice.audit.records(direction="out")
+        assert row.status is None and "unauthenticated refusal 500" in row.note
         assert (forged_at.parent / ".quarantine" / forged_at.name).exists()
         plant()  # carol keeps at it: bob must answer anyway
         bob = start_peer(BOB, encrypt=True)
