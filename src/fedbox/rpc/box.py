@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -34,6 +36,10 @@ Clock = Callable[[], float]
 RequestRoute = Callable[[MessagePath], None]
 """Takes one request file addressed to us (its path decoded and validated)."""
 _SUFFIXES = (".request", ".response")
+RECENT_ARRIVALS = 4096
+"""Responses remembered as arrived when nobody waits for them and they were not read:
+enough for :meth:`Future.done` to answer from memory right after a wait, bounded for a
+box that lives for millions of messages (issue 11.16)."""
 
 
 class Box:
@@ -81,7 +87,8 @@ class Box:
         self.futures = FutureStore(workspace.futures_db)
         self._apps: dict[str, App] = {}
         self._routes: dict[str, RequestRoute] = {}
-        self._arrived: set[str] = set()
+        self._arrived: dict[str, None] = {}  # oldest first
+        self._waiting: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
         self._watch_thread: threading.Thread | None = None
@@ -191,8 +198,32 @@ class Box:
 
     def _notify_arrival(self, ids: Iterable[str]) -> None:
         with self._cond:
-            self._arrived.update(ids)
+            for id in ids:
+                self._arrived.pop(id, None)
+                self._arrived[id] = None
+            self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
             self._cond.notify_all()
+
+    def _forget_oldest(self, count: int) -> None:
+        """Drop ``count`` of the oldest arrivals nobody waits for (lock held)."""
+        if count <= 0:
+            return
+        unawaited = (i for i in self._arrived if i not in self._waiting)
+        for id in list(itertools.islice(unawaited, count)):
+            del self._arrived[id]
+
+    def response_read(self, id: str) -> None:
+        """The response to ``id`` was read: its arrival need not be remembered any more
+        unless someone is still waiting for it."""
+        with self._cond:
+            if id not in self._waiting:
+                self._arrived.pop(id, None)
+
+    @property
+    def arrivals_remembered(self) -> int:
+        """How many response arrivals the box keeps in memory (bounded; for tests)."""
+        with self._cond:
+            return len(self._arrived)
 
     # -- responses -------------------------------------------------------------------
 
@@ -233,6 +264,22 @@ class Box:
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
         pending = list(futures)
+        ids = [f.id for f in pending]
+        with self._cond:
+            self._waiting.update(ids)  # what is awaited is never forgotten
+        try:
+            return self._wait_started(pending, timeout, return_when)
+        finally:
+            with self._cond:
+                self._waiting.subtract(ids)
+                for id in ids:
+                    if self._waiting[id] <= 0:
+                        del self._waiting[id]
+                self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
+
+    def _wait_started(
+        self, pending: list[Future], timeout: float | None, return_when: str
+    ) -> tuple[list[Future], list[Future]]:
         self.start_watching()
         watcher = self._watcher
         if not isinstance(watcher, AdaptivePollWatcher):
