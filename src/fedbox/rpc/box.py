@@ -18,6 +18,7 @@ from fedbox.datasite.workspace import Workspace
 from fedbox.errors import InvalidIdentity
 from fedbox.rpc.app import App
 from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.backlog import default_rescan_interval
 from fedbox.rpc.defaults import DEFAULT_CLEANUP_EXPIRY, DEFAULT_EXPIRY
 from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Response
@@ -56,8 +57,13 @@ class Box:
     bytes (``fedbox.rpc.parts``; defaults from ``$FEDBOX_CHUNK_THRESHOLD`` and
     ``$FEDBOX_CHUNK_SIZE``, else 512 MiB and 64 MiB).
 
-    Apps and futures use the box through a small seam: :meth:`route_requests` and
-    :meth:`stop_routing` (serving), :meth:`start_watching`, :meth:`response_arrived` and
+    A serving app lists its inboxes every ``rescan_interval`` seconds (default
+    ``$FEDBOX_RESCAN_INTERVAL``, else 30 s), so a request whose handling failed before
+    it was claimed, or a file the watcher never reported, waits no longer than that.
+
+    Apps and futures use the box through a small seam: :meth:`route_requests`,
+    :meth:`stop_routing`, :meth:`inboxes`, :meth:`request_files`, :meth:`message_path`
+    (serving), :meth:`start_watching`, :meth:`response_arrived` and
     :meth:`read_response` (calling).
     """
 
@@ -72,6 +78,7 @@ class Box:
         encrypt: bool = False,
         chunk_threshold: int | None = None,
         chunk_size: int | None = None,
+        rescan_interval: float | None = None,
     ) -> None:
         self.store = store
         self.workspace = workspace.ensure()
@@ -81,6 +88,7 @@ class Box:
         self.clock = clock
         self.cleanup_expiry = cleanup_expiry
         self.handler_threads = handler_threads
+        self.rescan_interval = default_rescan_interval(rescan_interval)
         self.chunk_threshold = default_chunk_threshold(chunk_threshold)
         self.chunk_size = default_chunk_size(chunk_size)
         self.audit = AuditLog(workspace.audit_db)
@@ -112,22 +120,32 @@ class Box:
 
     # -- routing requests ------------------------------------------------------------
 
-    def route_requests(self, app: str, route: RequestRoute) -> int:
-        """Send every request file for ``app`` to ``route``: those waiting now, then new
-        ones as they land, until :meth:`stop_routing`. Returns how many were waiting.
+    def route_requests(self, app: str, route: RequestRoute) -> None:
+        """Send request files for ``app`` to ``route`` as they land, until
+        :meth:`stop_routing`. Files already there (and any a watcher misses) are the
+        caller's to list, after this call: :meth:`inboxes`, :meth:`request_files`.
         """
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
         self._routes[app] = route
         self.start_watching()
-        count = 0
-        for folder in self.store.list_dirs():
-            if not is_inbox_of(folder, self.email):
-                continue
-            for entry in self.store.list(f"{folder}/{app}/rpc", ".request"):
-                self._on_file(entry.path)
-                count += 1
-        return count
+
+    def inboxes(self) -> list[str]:
+        """The folders others write our requests into, one per sender."""
+        return [f for f in self.store.list_dirs() if is_inbox_of(f, self.email)]
+
+    def request_files(self, inbox: str, app: str) -> list[str]:
+        """The paths of the request files for ``app`` in the folder ``inbox``."""
+        return [entry.path for entry in self.store.list(f"{inbox}/{app}/rpc", ".request")]
+
+    def message_path(self, path: str) -> MessagePath | None:
+        """The decoded path of a message file in one of our inboxes; None (and the file
+        quarantined) if its name is a path trick."""
+        try:
+            return parse_message_path(path)
+        except InvalidIdentity as exc:
+            self._refuse_bad_path(path, str(exc))
+            return None
 
     def stop_routing(self, app: str) -> None:
         """Requests for ``app`` are no longer taken (they wait for the next start)."""
@@ -170,10 +188,8 @@ class Box:
     def _on_file(self, path: str) -> None:
         if not is_inbox_of(path.split("/", 1)[0], self.email):
             return
-        try:
-            mp = parse_message_path(path)
-        except InvalidIdentity as exc:
-            self._refuse_bad_path(path, str(exc))
+        mp = self.message_path(path)
+        if mp is None:
             return
         if mp.kind is Kind.RESPONSE:
             self._notify_arrival([mp.id])

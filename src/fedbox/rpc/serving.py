@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from fedbox.crypto import PublicBundle, UntrustedKey
 from fedbox.datasite.identity import validate_endpoint
-from fedbox.datasite.paths import Kind, MessagePath, response_path
+from fedbox.datasite.paths import Kind, MessagePath, outbox_dir, response_path
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound
+from fedbox.rpc.backlog import Backlog, default_queue_depth
 from fedbox.rpc.body import Body
 from fedbox.rpc.cleanup import cleanup
 from fedbox.rpc.envelope import Header, header_mismatch, read_header
@@ -76,10 +77,8 @@ class Serving:
         self.name = name
         self._handlers: dict[str, Handler] = {}
         self._streaming: set[str] = set()
-        self._executor: ThreadPoolExecutor | None = None
+        self._backlog: Backlog | None = None
         self._checks: ThreadPoolExecutor | None = None
-        self._inflight: set[str] = set()
-        self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._cleanup_thread: threading.Thread | None = None
 
@@ -115,23 +114,24 @@ class Serving:
 
     @property
     def running(self) -> bool:
-        return self._executor is not None and not self._stopped.is_set()
+        return self._backlog is not None and not self._stopped.is_set()
+
+    @property
+    def backlog_peak(self) -> int:
+        """The most request files this app has held in memory at once since it started
+        (bounded by the queue depth per sender folder; for tests)."""
+        return 0 if self._backlog is None else self._backlog.peak
 
     def start(self) -> None:
         """Serve in background threads: first the backlog, then new requests as they land."""
         if self.running:
             return
         self._stopped.clear()
-        self._executor = ThreadPoolExecutor(
-            self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
-        )
         if not isinstance(self.box.store, LocalStore):
             self._checks = ThreadPoolExecutor(
                 self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}-check"
             )
-        waiting = self.box.route_requests(self.name, self._offer)
-        if waiting:
-            logger.info("%s found %d request files waiting", self, waiting)
+        self._start_backlog()
         self._cleanup_thread = threading.Thread(
             target=self._cleanup_loop, name=f"fedbox-cleanup-{self.name}", daemon=True
         )
@@ -152,9 +152,9 @@ class Serving:
         """Stop taking requests; handlers already running finish first. Idempotent."""
         self._stopped.set()
         self.box.stop_routing(self.name)
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+        backlog, self._backlog = self._backlog, None
+        if backlog is not None:
+            backlog.close()
         checks, self._checks = self._checks, None
         if checks is not None:
             checks.shutdown(wait=True)
@@ -170,27 +170,31 @@ class Serving:
             except OSError:
                 logger.exception("cleanup failed; will retry in %.0f s", interval)
 
-    def _offer(self, mp: MessagePath) -> None:
-        """Take one request file of this app (from the box's router) onto a handler thread."""
-        with self._lock:
-            executor = self._executor
-            if executor is None or mp.id in self._inflight:
-                return
-            self._inflight.add(mp.id)
-        try:
-            executor.submit(self._handle_file, mp)
-        except RuntimeError:
-            with self._lock:
-                self._inflight.discard(mp.id)
+    def _start_backlog(self) -> None:
+        """Handler threads fed by the box's watcher and by listings of the inboxes: at
+        start (the backlog), every ``rescan_interval`` and when a flood overflows a
+        sender's queue (``fedbox.rpc.backlog``)."""
+        box = self.box
+        backlog = Backlog(
+            handle=self._handle,
+            folders=box.inboxes,
+            listing=lambda inbox: box.request_files(inbox, self.name),
+            parse=box.message_path,
+            settled=self._settled,
+            folder_of=lambda mp: outbox_dir(mp.writer, mp.reader),
+            threads=box.handler_threads,
+            depth=default_queue_depth(),
+            rescan_interval=box.rescan_interval,
+            name=f"fedbox-{self.name}",
+        )
+        self._backlog = backlog
+        box.route_requests(self.name, backlog.offer)
+        backlog.start()
 
-    def _handle_file(self, mp: MessagePath) -> None:
-        try:
-            self._handle(mp)
-        except Exception:
-            logger.exception("unexpected failure handling %s", mp.path)
-        finally:
-            with self._lock:
-                self._inflight.discard(mp.id)
+    def _settled(self, mp: MessagePath) -> bool:
+        """Whether a listed request was handled already: skipped without queueing it
+        (the claim in :meth:`_handle` still decides)."""
+        return self.box.audit.is_claimed(mp.id)
 
     # -- one request -----------------------------------------------------------------
 
