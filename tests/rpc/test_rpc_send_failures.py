@@ -4,46 +4,13 @@ that is in the store."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from small_disk import fill, small_tmpfs
 
 import fedbox
 from fedbox.errors import StoreError
-
-
-@contextlib.contextmanager
-def small_tmpfs(where: Path) -> Iterator[Path]:
-    """A real 1 MiB filesystem at ``where`` (needs root and a kernel that lets us mount)."""
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    """Take every free byte of the filesystem under ``folder``."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        with contextlib.suppress(OSError):
-            while os.write(fd, b"\0" * 4096):
-                pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _pending_ids(box: fedbox.Box) -> set[str]:
@@ -62,7 +29,7 @@ def test_a_full_disk_raises_store_error_with_the_path_and_keeps_no_future(
         root.mkdir()
         with fedbox.connect(root, "a@x.org") as a:
             app = a.app("t")
-            filler = _fill(disk)
+            filler = fill(disk)
             with pytest.raises(StoreError) as info:
                 app.send("b@x.org", "echo", b"x" * 8192)
             assert info.value.path is not None
@@ -103,7 +70,7 @@ def test_a_future_that_cannot_be_recorded_takes_its_request_back(
         small_tmpfs(tmp_path / "disk") as disk,
         fedbox.connect(root, "a@x.org", state_dir=disk / "state") as a,
     ):
-        filler = _fill(disk)
+        filler = fill(disk)
         with pytest.raises(Exception, match="full"):
             a.app("t").send("b@x.org", "echo", b"x")
         assert _requests_on_disk(root) == set()
