@@ -24,6 +24,7 @@ from fedbox.rpc.backlog import Backlog, default_queue_depth
 from fedbox.rpc.body import Body
 from fedbox.rpc.cleanup import cleanup
 from fedbox.rpc.envelope import Header, header_mismatch, read_header
+from fedbox.rpc.lease import ServingLease
 from fedbox.rpc.messages import Request, Response
 from fedbox.rpc.outgoing import Batch, write_message
 from fedbox.rpc.payload import Payload, open_payload
@@ -78,6 +79,7 @@ class Serving:
         self._handlers: dict[str, Handler] = {}
         self._streaming: set[str] = set()
         self._backlog: Backlog | None = None
+        self._lease: ServingLease | None = None
         self._checks: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
         self._cleanup_thread: threading.Thread | None = None
@@ -123,9 +125,23 @@ class Serving:
         return 0 if self._backlog is None else self._backlog.peak
 
     def start(self) -> None:
-        """Serve in background threads: first the backlog, then new requests as they land."""
+        """Serve in background threads: first the backlog, then new requests as they land.
+
+        RuntimeError if another process already serves this app as this identity, with
+        this state dir or another one (``fedbox.rpc.lease``).
+        """
         if self.running:
             return
+        self.stop()  # what a lost lease left behind, if anything
+        lease = ServingLease(
+            self.box.store,
+            self.box.workspace.state_dir,
+            self.box.email,
+            self.name,
+            on_lost=self._lease_lost,
+        )
+        lease.acquire()  # RuntimeError if another process serves this app as us
+        self._lease = lease
         self._stopped.clear()
         if not isinstance(self.box.store, LocalStore):
             self._checks = ThreadPoolExecutor(
@@ -161,6 +177,18 @@ class Serving:
         if self._cleanup_thread is not None:
             self._cleanup_thread.join(timeout=5)
             self._cleanup_thread = None
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+
+    def _lease_lost(self) -> None:
+        """Another server took this app's lease: stop taking requests (see
+        ``fedbox.rpc.lease``); :meth:`stop` or :meth:`start` tidies up the rest."""
+        self._stopped.set()
+        self.box.stop_routing(self.name)
+        backlog = self._backlog
+        if backlog is not None:
+            backlog.close()
 
     def _cleanup_loop(self) -> None:
         interval = min(max(self.box.cleanup_expiry / 4, 1.0), 3600.0)
