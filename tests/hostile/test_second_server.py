@@ -14,13 +14,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from peer_process import PEER
 
 import fedbox
-from fedbox.rpc.lease import lease_path
+from fedbox.rpc import lease as lease_module
+from fedbox.rpc.lease import LEASE_TTL, lease_path
 
 
 class Server:
@@ -130,3 +132,38 @@ def test_two_boxes_of_one_process_cannot_serve_the_same_app(root: Path, tmp_path
         b1.app("t").stop()
         b2.app("t").start()  # the app is free again
         assert b2.app("t").running
+
+
+def _plant_lease(root: Path, *, host: str, renewed: float) -> None:
+    """A lease as a server on another machine would have written it."""
+    path = root / lease_path("b@x.org", "t")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lease = {"instance": "0123456789abcdef", "host": host, "pid": 1, "renewed": renewed}
+    path.write_text(json.dumps(lease))
+
+
+def test_a_fresh_lease_from_another_host_refuses_and_an_old_one_does_not(root: Path) -> None:
+    with fedbox.connect(root, "b@x.org") as b:
+        _plant_lease(root, host="elsewhere.example", renewed=time.time())
+        with pytest.raises(RuntimeError, match=r"instance 0123456789abcdef .*elsewhere\.example"):
+            b.app("t").start()
+        _plant_lease(root, host="elsewhere.example", renewed=time.time() - LEASE_TTL - 1)
+        b.app("t").start()
+        assert b.app("t").running
+
+
+def test_a_server_whose_lease_was_taken_stops_serving(
+    root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(lease_module, "LEASE_RENEWAL", 0.05)
+    with fedbox.connect(root, "b@x.org") as b:
+        app = b.app("t")
+        app.start()
+        _plant_lease(root, host="elsewhere.example", renewed=time.time())  # it woke up first
+        deadline = time.monotonic() + 30
+        while app.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not app.running
+        assert "another server took app 't'" in caplog.text
+        app.stop()
+        assert (root / lease_path("b@x.org", "t")).exists(), "the other server's lease stays"

@@ -41,13 +41,14 @@ from fedbox.datasite.paths import datasite_dir
 from fedbox.errors import FedboxError, NotFound
 from fedbox.store import Store
 
-__all__ = ["LEASE_TTL", "ServingLease", "lease_path"]
+__all__ = ["LEASE_RENEWAL", "LEASE_TTL", "ServingLease", "lease_path"]
 
 logger = logging.getLogger(__name__)
 
 LEASE_TTL = 60.0
 """Seconds after its last renewal that a lease from another host is considered dead."""
-_RENEW_EVERY = LEASE_TTL / 3
+LEASE_RENEWAL = 20.0
+"""Seconds between renewals (and checks that the lease is still ours)."""
 
 
 def lease_path(email: str, app: str) -> str:
@@ -188,7 +189,7 @@ class ServingLease:
             )
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(_RENEW_EVERY):
+        while not self._stop.wait(LEASE_RENEWAL):
             try:
                 holder = self._holder()
             except (FedboxError, OSError) as exc:
