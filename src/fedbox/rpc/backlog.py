@@ -295,6 +295,8 @@ class Backlog:
                     break
                 self._push(folder, key, mp)
                 folder.cursor = path
+            if chosen:
+                logger.info("%d request files waiting in %s", len(chosen), name)
             if complete:
                 folder.cursor = None
                 folder.stale = folder.stale or folder.dropped
