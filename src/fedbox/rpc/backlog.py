@@ -14,7 +14,9 @@ listed once per ``depth`` files handled.
 Nothing waits for a restart (issue 11.2): every ``rescan_interval`` seconds each inbox
 folder is listed again the same way, which finds files the watcher never reported (a
 link made in place) and requests whose handling failed before the claim (a full disk).
-Requests already handled are skipped by ``settled`` without being opened.
+Requests already handled are skipped by ``settled`` without being opened, except in the
+listing at start, which queues every file as the backlog always did: there the handler's
+own checks decide, and may run an interrupted request again.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class _Folder:
     """The current pass over the folder queued the files up to this path."""
     dropped: bool = False
     """A file was turned away (queue full) since the current pass began."""
+    thorough: bool = False
+    """The current pass queues even files ``settled`` calls handled: the pass at start,
+    where the handler's own checks decide (an interrupted request may run again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,7 @@ class Backlog:
         self._peak = 0
         self._rescan_at = time.monotonic()  # the backlog at start is the first rescan
         self._rescanning = False
+        self._rescans = 0
         self._closing = False
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
@@ -254,7 +260,10 @@ class Backlog:
             names = []
         with self._cond:
             for name in names:
-                self._folder(name).stale = True
+                folder = self._folder(name)
+                folder.stale = True
+                folder.thorough = folder.thorough or self._rescans == 0
+            self._rescans += 1
             self._rescanning = False
             self._rescan_at = time.monotonic() + self._rescan_interval
             self._cond.notify_all()
@@ -263,6 +272,7 @@ class Backlog:
         """Queue the next files of a folder's pass; end the pass when it reaches the end."""
         with self._cond:
             cursor = self._state[name].cursor
+            thorough = self._state[name].thorough
         chosen: list[tuple[str, MessagePath]] = []
         complete = True
         try:
@@ -274,7 +284,7 @@ class Backlog:
                     continue
                 with self._cond:
                     known = (mp.writer, mp.id) in self._known
-                if known or self._settled(mp):
+                if known or (not thorough and self._settled(mp)):
                     continue
                 if len(chosen) == self._depth:
                     complete = False
@@ -299,6 +309,7 @@ class Backlog:
                 logger.info("%d request files waiting in %s", len(chosen), name)
             if complete:
                 folder.cursor = None
+                folder.thorough = False
                 folder.stale = folder.stale or folder.dropped
             else:
                 folder.stale = True
