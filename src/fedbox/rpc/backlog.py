@@ -257,13 +257,14 @@ class Backlog:
             names = list(self._folders())
         except Exception:
             logger.exception("cannot list the inbox folders; will try again")
-            names = []
+            names = None
         with self._cond:
-            for name in names:
+            for name in names or ():
                 folder = self._folder(name)
                 folder.stale = True
                 folder.thorough = folder.thorough or self._rescans == 0
-            self._rescans += 1
+            if names is not None:
+                self._rescans += 1
             self._rescanning = False
             self._rescan_at = time.monotonic() + self._rescan_interval
             self._cond.notify_all()
@@ -274,7 +275,7 @@ class Backlog:
             cursor = self._state[name].cursor
             thorough = self._state[name].thorough
         chosen: list[tuple[str, MessagePath]] = []
-        complete = True
+        complete = failed = True
         try:
             for path in sorted(self._listing(name)):
                 if cursor is not None and path <= cursor:
@@ -290,12 +291,16 @@ class Backlog:
                     complete = False
                     break
                 chosen.append((path, mp))
+            failed = False
         except Exception:
             logger.exception("cannot list %s; the next rescan will", name)
-            chosen, complete = [], True
         with self._cond:
             folder = self._state[name]
             folder.listing = False
+            if failed:  # not again before the next rescan: the store may be down
+                folder.cursor, folder.stale = None, False
+                self._cond.notify_all()
+                return
             for path, mp in chosen:
                 key = (mp.writer, mp.id)
                 if key in self._known:
