@@ -19,7 +19,7 @@ from hub_process import HubProcess
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import StoreError
 from fedbox.hub.credentials import login, request_code
-from fedbox.rpc import Box, Future, Request
+from fedbox.rpc import App, Box, Future, Request
 from fedbox.store import open_store
 from fedbox.testing.store_checks import STORE_CHECKS, check_store
 
@@ -103,8 +103,11 @@ PUBLIC = b'rules:\n  - pattern: "**"\n    access: {read: ["*"]}\n'
 
 
 @contextmanager
-def echo_pair(hub: HubProcess, *, encrypt: bool = False) -> Iterator[tuple[Box, Counter[str]]]:
-    """Alice's box, and Bob serving ``echo`` through the hub; yields the handled ids."""
+def echo_pair(hub: HubProcess, *, encrypt: bool = False) -> Iterator[tuple[App, Counter[str], Box]]:
+    """Alice's app, Bob serving ``echo`` on it through the hub, the handled ids, and
+    Alice's box. Each pair gets an app of its own: the hub outlives a test, and a new
+    state dir would otherwise find the earlier tests' requests as its backlog."""
+    app_name = f"echo{next(_fresh)}"
     for email in (ALICE, BOB):
         _login(hub, email)
     url = f"hub://127.0.0.1:{hub.port}"
@@ -117,7 +120,7 @@ def echo_pair(hub: HubProcess, *, encrypt: bool = False) -> Iterator[tuple[Box, 
         Box(open_store(url, email=ALICE), Workspace.for_email(ALICE), encrypt=encrypt) as alice,
         Box(open_store(url, email=BOB), Workspace.for_email(BOB), encrypt=encrypt) as bob,
     ):
-        server = bob.app("echo")
+        server = bob.app(app_name)
 
         @server.on_request("echo")
         def echo(req: Request) -> bytes:
@@ -126,7 +129,7 @@ def echo_pair(hub: HubProcess, *, encrypt: bool = False) -> Iterator[tuple[Box, 
             return req.body[::-1]
 
         server.start()
-        yield alice, handled
+        yield alice.app(app_name), handled, alice
 
 
 def _all_answered_once(alice: Box, futures: list[Future], handled: Counter[str]) -> None:
@@ -138,8 +141,7 @@ def _all_answered_once(alice: Box, futures: list[Future], handled: Counter[str])
 
 
 def test_rpc_through_the_hub_answers_each_request_once(hub: HubProcess) -> None:
-    with echo_pair(hub) as (alice, handled):
-        app = alice.app("echo")
+    with echo_pair(hub) as (app, handled, alice):
         futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(20)]
         _all_answered_once(alice, futures, handled)
         for i, fut in enumerate(futures):
@@ -147,8 +149,7 @@ def test_rpc_through_the_hub_answers_each_request_once(hub: HubProcess) -> None:
 
 
 def test_requests_across_a_hub_restart_are_answered_once(hub: HubProcess) -> None:
-    with echo_pair(hub) as (alice, handled):
-        app = alice.app("echo")
+    with echo_pair(hub) as (app, handled, alice):
         futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(5)]
         hub.stop()
         hub.start()
@@ -158,8 +159,7 @@ def test_requests_across_a_hub_restart_are_answered_once(hub: HubProcess) -> Non
 
 def test_encrypted_rpc_through_the_hub_never_shows_it_a_body(hub: HubProcess) -> None:
     secret = b"patient 4711 has condition X"
-    with echo_pair(hub, encrypt=True) as (alice, handled):
-        app = alice.app("echo")
+    with echo_pair(hub, encrypt=True) as (app, handled, alice):
         futures = [app.send(BOB, "echo", secret) for _ in range(3)]
         _all_answered_once(alice, futures, handled)
         assert all(f.result().body == secret[::-1] for f in futures)
