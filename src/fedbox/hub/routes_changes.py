@@ -99,6 +99,18 @@ async def _until_disconnect(socket: WebSocket, wake: asyncio.Event, gone: asynci
         wake.set()
 
 
+async def _send(socket: WebSocket, batch: ChangeBatch, gone: asyncio.Event) -> bool:
+    """Send a batch; False if the client left (before or while sending, the server's
+    shutdown included), which ends the feed quietly."""
+    if gone.is_set():
+        return False
+    try:
+        await socket.send_text(batch.model_dump_json())
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return False
+    return True
+
+
 @router.websocket("/changes/ws")
 async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] = 0) -> None:
     hub = hub_of(socket)
@@ -120,8 +132,8 @@ async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] =
             wake.clear()
             while True:
                 batch = await run_in_threadpool(visible_changes, hub, caller.email, cursor)
-                if batch.changes:
-                    await socket.send_text(batch.model_dump_json())
+                if batch.changes and not await _send(socket, batch, gone):
+                    return
                 moved = batch.cursor != cursor
                 cursor = batch.cursor
                 if not moved:
