@@ -221,3 +221,21 @@ def test_healthz_and_metrics(hub: HubProcess, alice: httpx.Client) -> None:
 def test_blobs_are_local_files(hub: HubProcess) -> None:
     assert (hub.data / "hub.db").exists()
     assert Path(hub.data / "blobs").is_dir()
+
+
+def test_openapi_documents_the_api(hub: HubProcess) -> None:
+    paths = httpx.get(f"{hub.url}/openapi.json").json()["paths"]
+    for path in ("/api/v1/files/{path}", "/api/v1/list", "/api/v1/changes", "/api/v1/uploads"):
+        assert path in paths, sorted(paths)
+
+
+def test_db_flag_puts_the_metadata_where_it_says(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.db"
+    server = HubProcess(tmp_path / "data", "--db", f"sqlite:///{other}")
+    try:
+        with client_for(server.url, A) as client:
+            client.put(f"/api/v1/files/{OUT}/f.txt", content=b"x").raise_for_status()
+    finally:
+        server.stop()
+    assert other.exists()
+    assert not (tmp_path / "data" / "hub.db").exists()
