@@ -145,14 +145,17 @@ def test_declared_digest_mismatch_is_refused_and_stores_nothing(
     assert list((hub.data / "blobs" / "tmp").iterdir()) == []
 
 
-def test_truncated_upload_leaves_nothing_behind(hub: HubProcess, alice: httpx.Client) -> None:
-    path = f"{OUT}/cut.bin"
+@pytest.mark.parametrize("declared", [100_000, 3_000_000])  # read whole / streamed
+def test_truncated_upload_leaves_nothing_behind(
+    hub: HubProcess, alice: httpx.Client, declared: int
+) -> None:
+    path = f"{OUT}/cut{declared}.bin"
     token = alice.headers["authorization"]
     with socket.create_connection(("127.0.0.1", hub.port)) as raw:
         raw.sendall(
             f"PUT /api/v1/files/{path} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
-            "Content-Length: 1000000\r\n\r\n".encode()
-            + b"x" * 1000
+            f"Content-Length: {declared}\r\n\r\n".encode()
+            + b"x" * 70_000
         )
     head = alice.get("/healthz").json()["head"]
     assert wait_until(lambda: not list((hub.data / "blobs" / "tmp").iterdir()))

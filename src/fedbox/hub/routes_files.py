@@ -103,6 +103,34 @@ def condition_of(request: Request) -> Condition:
     )
 
 
+def _verify(path: str, sha256: str, declared: str | None, data: bytes | bytearray | None) -> None:
+    """Refuse a body whose digest is not the declared one, or an invalid rule file."""
+    if declared is not None and declared.lower() != sha256:
+        raise InvalidIdentity(f"the body's SHA-256 is {sha256}, not {declared}", declared)
+    if data is not None:
+        parse_rules_text(bytes(data), path)
+
+
+def _store_whole(
+    hub: Hub, path: str, writer: str, body: bytes, condition: Condition, declared: str | None
+) -> FileRow:
+    """A small body already in memory, stored and committed in one worker-thread visit."""
+    sha256 = hashlib.sha256(body).hexdigest()
+    _verify(path, sha256, declared, body if is_rules_path(path) else None)
+    blob = hub.index.blobs.create()
+    try:
+        blob.write(body)
+        blob.finish()
+    except BaseException:
+        blob.discard()
+        raise
+    try:
+        return hub.index.put(path, writer, blob.key, len(body), sha256, condition)
+    except BaseException:
+        hub.index.blobs.delete(blob.key)
+        raise
+
+
 async def _receive(hub: Hub, request: Request, path: str) -> tuple[str, int, str]:
     """Stream the body into a new blob; (key, size, sha256). Nothing stays on failure."""
     blob = await run_in_threadpool(hub.index.blobs.create)
@@ -122,11 +150,7 @@ async def _receive(hub: Hub, request: Request, path: str) -> tuple[str, int, str
         if buffer:
             await run_in_threadpool(blob.write, bytes(buffer))
         sha256 = digest.hexdigest()
-        declared = request.headers.get("x-content-sha256")
-        if declared is not None and declared.lower() != sha256:
-            raise InvalidIdentity(f"the body's SHA-256 is {sha256}, not {declared}", declared)
-        if kept is not None:
-            parse_rules_text(bytes(kept), path)
+        _verify(path, sha256, request.headers.get("x-content-sha256"), kept)
         await run_in_threadpool(blob.finish)
     except BaseException:
         await run_in_threadpool(blob.discard)
@@ -139,7 +163,15 @@ async def put_file(path: str, request: Request, caller: CallerDep) -> FileInfo:
     hub = hub_of(request)
     require(hub, caller, path, write=True)
     condition = condition_of(request)
+    declared = request.headers.get("x-content-sha256")
+    length = request.headers.get("content-length", "")
     try:
+        if length.isdigit() and int(length) <= _CHUNK:  # most messages: one thread visit
+            body = await request.body()
+            row = await run_in_threadpool(
+                _store_whole, hub, path, caller.email, body, condition, declared
+            )
+            return info_of(row)
         key, size, sha256 = await _receive(hub, request, path)
     except ClientDisconnect as exc:
         raise HTTPException(400, "the upload was cut off; nothing was stored") from exc
@@ -175,16 +207,21 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _open(hub: Hub, path: str) -> tuple[FileRow, BinaryIO]:
-    """The current row and its blob, opened; retried if a new version replaced it meanwhile."""
+def _open(hub: Hub, path: str) -> tuple[FileRow, BinaryIO, bytes | None]:
+    """The current row and its blob, opened (and read, if small); retried if a new
+    version replaced it meanwhile."""
     for _ in range(5):
         row = hub.index.get(path)
         if row is None:
             raise NotFound(NOT_FOUND, path)
         try:
-            return row, hub.index.blobs.open(row.blob)
+            f = hub.index.blobs.open(row.blob)
         except FileNotFoundError:
             continue
+        if row.size > _CHUNK:
+            return row, f, None
+        with f:
+            return row, f, f.read()
     raise NotFound(NOT_FOUND, path)
 
 
@@ -203,7 +240,7 @@ def _stream(f: BinaryIO, start: int, length: int) -> Iterator[bytes]:
 async def get_file(path: str, request: Request, caller: CallerDep) -> Response:
     hub = hub_of(request)
     require(hub, caller, path, write=False)
-    row, f = await run_in_threadpool(_open, hub, path)
+    row, f, whole = await run_in_threadpool(_open, hub, path)
     headers = _headers(row)
     try:
         span = _range(request.headers.get("range"), row.size)
@@ -216,6 +253,11 @@ async def get_file(path: str, request: Request, caller: CallerDep) -> Response:
         (start, end), status = span, 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{row.size}"
     headers["Content-Length"] = str(end - start)
+    if whole is not None:
+        return Response(
+            whole[start:end], status_code=status, headers=headers,
+            media_type="application/octet-stream",
+        )  # fmt: skip
     return StreamingResponse(
         _stream(f, start, end - start), status_code=status, headers=headers,
         media_type="application/octet-stream",
