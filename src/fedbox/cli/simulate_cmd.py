@@ -58,6 +58,7 @@ from fedbox.fl.simulate import (
     plan_simulation,
 )
 from fedbox.fl.tally import RunTally
+from fedbox.fl.threads import thread_env
 from fedbox.rpc import Box
 from fedbox.store import ENV_STORAGE_OPTIONS
 from fedbox.store.registry import url_scheme
@@ -120,8 +121,10 @@ def _root_in_env(plan: SimulationPlan) -> bool:
 def client_env(plan: SimulationPlan) -> dict[str, str]:
     """The clients' environment: the store's merged options as ``$FEDBOX_STORAGE_OPTIONS``
     (a section for the root's scheme, which wins over the app's [tool.fedbox] options
-    when a client reads them again), and the root itself if it carries a password."""
+    when a client reads them again), the root itself if it carries a password, and each
+    client's fair share of the cores (:mod:`fedbox.fl.threads`) unless the user set it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.update(thread_env(len(plan.datasites), env))
     scheme = url_scheme(plan.store_root)
     if plan.remote and scheme is not None:
         try:
