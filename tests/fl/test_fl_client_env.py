@@ -63,3 +63,81 @@ def test_fair_share_never_drops_below_one_thread() -> None:
     added = thread_env(4, {"MKL_NUM_THREADS": "3", "OMP_NUM_THREADS": ""})
     assert "MKL_NUM_THREADS" not in added
     assert added["OMP_NUM_THREADS"] == added["FEDBOX_TORCH_THREADS"]
+
+
+@pytest.mark.parametrize("mode", [(), ("--inprocess",)], ids=["processes", "inprocess"])
+def test_node_config_reaches_each_clientapp_as_flower_parses_it(mode: tuple[str, ...]) -> None:
+    seen = simulate_probe(
+        "--clients",
+        "3",
+        *mode,
+        "--node-config",
+        "db='sqlite:///all.db' batch=32 ratio=0.5",
+        "--node-config",
+        '1:db="sqlite:///one.db"',
+        "--node-config",
+        "client-2@sim.fedbox:verbose=true batch=64",
+    )
+    configs = [client["node_config"] for client in seen]
+    assert configs[0] == {
+        "partition-id": 0,
+        "num-partitions": 3,
+        "data-path": "",
+        "db": "sqlite:///all.db",
+        "batch": 32,
+        "ratio": 0.5,
+    }
+    assert configs[1]["db"] == "sqlite:///one.db" and configs[1]["batch"] == 32
+    assert configs[2]["db"] == "sqlite:///all.db"
+    assert configs[2]["batch"] == 64 and configs[2]["verbose"] is True
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("db=sqlite:///x.db", "invalid format"),  # a string needs quotes, as in Flower
+        ("nothing-here", "no key=value"),
+        ("3:a=1", "only 3 datasites"),
+        ("who@else.org:a=1", "not a datasite of this run"),
+        ("missing.toml", "no such file"),
+    ],
+)
+def test_a_bad_node_config_is_a_usage_error(value: str, complaint: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fedbox", "simulate", str(FBPROBE), "--node-config", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert complaint in result.stdout + result.stderr
+    assert "fedbox simulate:" not in result.stdout  # refused before anything started
+
+
+def test_run_refuses_a_bad_node_config_before_connecting(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedbox",
+            "run",
+            str(FBPROBE),
+            "--email",
+            "site@lab.org",
+            "--aggregator",
+            "agg@uni.org",
+            "--datasite",
+            "site@lab.org",
+            "--root",
+            str(tmp_path / "store"),
+            "--node-config",
+            "other@lab.org:db='x'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not a datasite of this run" in result.stdout + result.stderr
+    assert not (tmp_path / "store").exists()

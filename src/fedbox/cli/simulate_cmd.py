@@ -32,7 +32,7 @@ from fedbox.cli.fl_options import (
     quiet_flower,
 )
 from fedbox.cli.lifeline import Lifeline
-from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import report_outcome, run_with_progress
 from fedbox.cli.roots import (
     ENV_ROOT,
@@ -111,7 +111,12 @@ def client_command(
     for flag, value in optional.items():
         if value is not None and value != "":
             cmd += [flag, value if isinstance(value, str) else repr(value)]
-    return cmd
+    return cmd + _node_config_flags(plan)
+
+
+def _node_config_flags(plan: SimulationPlan) -> list[str]:
+    """Every ``--node-config`` again: the client picks what is aimed at it."""
+    return [arg for value in plan.node_config_args for arg in ("--node-config", value)]
 
 
 def _root_in_env(plan: SimulationPlan) -> bool:
@@ -213,6 +218,7 @@ def simulate(
     max_poll_interval: MaxPollOpt = None,
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
+    node_config: NodeConfigOpt = None,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
 
@@ -239,6 +245,7 @@ def simulate(
             max_poll_interval=max_poll_interval,
             chunk_threshold=chunk_threshold,
             chunk_size=chunk_size,
+            node_config=node_config or (),
         )
     except AppConfigError as exc:
         raise fail(str(exc)) from exc
