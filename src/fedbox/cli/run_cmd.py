@@ -44,6 +44,7 @@ from fedbox.cli.roots import (
     refusals_reported_here,
     store_options,
 )
+from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.fl.client import ClientNode, client_app_loader, export_data_dir, node_config_for
 from fedbox.fl.config import AppConfig, AppConfigError
@@ -52,6 +53,7 @@ from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.node_config import check_targets, node_config_overrides, parse_node_config
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import default_app_name, display_root, resolve_encrypt
+from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
 from fedbox.rpc import Box, connect
 
@@ -135,6 +137,7 @@ def run(
         chunk_size=chunk_size,
     )
     name = app_name or fed.app_name
+    _export_output_dir(email, state_dir, name or app.project)
     if email == agg:
         if not sites:
             raise fail("no datasites: run `fedbox bootstrap` or pass --datasite")
@@ -152,6 +155,11 @@ def run(
     own = _node_config(node_config or [], sites, index, email)
     node_config_values = {**node_config_for(index, count, data), **own}
     raise typer.Exit(_run_datasite(app, config, email, agg, where, name, node_config_values))
+
+
+def _export_output_dir(email: str, state_dir: Path | None, run_name: str) -> None:
+    """``$OUTPUT_DIR`` for the app (unless set): ``{state dir}/output/{run name}``."""
+    export_output_dir(Workspace.for_email(email, state_dir).state_dir / "output" / run_name)
 
 
 def _node_config(args: list[str], sites: tuple[str, ...], index: int, email: str) -> UserConfig:

@@ -46,6 +46,7 @@ from fedbox.cli.roots import (
     refusals_reported_here,
     store_options,
 )
+from fedbox.datasite.workspace import fedbox_home
 from fedbox.errors import FedboxError
 from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.memory import keep_freed_memory
@@ -57,6 +58,7 @@ from fedbox.fl.simulate import (
     introduce_participants,
     plan_simulation,
 )
+from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
 from fedbox.fl.threads import thread_env
 from fedbox.rpc import Box
@@ -251,6 +253,7 @@ def simulate(
         raise fail(str(exc)) from exc
     quiet_flower()
     _announce(plan, inprocess)
+    _export_output_dir(plan)
     box = _prepare(plan)
     raise typer.Exit(_run(plan, box, inprocess=inprocess, stop_wait=stop_wait))
 
@@ -270,6 +273,13 @@ def _announce(plan: SimulationPlan, inprocess: bool) -> None:
         f"  state  {plan.state_root}",
         highlight=False,
     )
+
+
+def _export_output_dir(plan: SimulationPlan) -> None:
+    """``$OUTPUT_DIR`` for the apps (unless set): ``$FEDBOX_HOME/output/{app name}``,
+    outside the simulation's folders, so checkpoints outlive a temporary store."""
+    folder = export_output_dir(fedbox_home() / "output" / plan.app_name)
+    console.print(f"  output {folder}", highlight=False)
 
 
 def _prepare(plan: SimulationPlan) -> Box:
