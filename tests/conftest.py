@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from peer_process import PEER
 
+pytest_plugins = ["remote_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def fedbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

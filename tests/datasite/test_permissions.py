@@ -15,10 +15,10 @@ from fedbox.datasite.permissions import (
     PermissionFile,
     PermissionSet,
     Rule,
-    load_permissions,
     parse_permission_file,
 )
 from fedbox.errors import InvalidIdentity, PermissionDenied
+from fedbox.store.local_permissions import load_permissions
 
 A = "datasites/alice@x.org"
 
@@ -143,6 +143,10 @@ CASES = [
     ("frank@x.org", f"{A}/admins/notes/{PERMISSION_FILE}", "write", False),
     ("frank@x.org", f"{A}/admins/notes/{PERMISSION_FILE}", "read", True),
     ("erin@x.org", f"{A}/admins/notes/a.txt", "write", False),
+    # ...whatever its letter case: on macOS SYFT.PUB.YAML is syft.pub.yaml (issue 11.14)
+    ("frank@x.org", f"{A}/admins/notes/SYFT.PUB.YAML", "write", False),
+    ("frank@x.org", f"{A}/admins/notes/Syft.Pub.Yaml", "write", False),
+    ("erin@x.org", f"{A}/admins/SYFT.PUB.YAML", "write", True),
 ]
 
 
@@ -219,6 +223,7 @@ def test_unknown_level_is_misuse(perms: PermissionSet) -> None:
         ("rules:\n  - pattern: '../up/**'\n    access: {}\n", "'..' segment"),
         ("rules:\n  - pattern: '/abs/**'\n    access: {}\n", "absolute"),
         ("rules:\n  - pattern: '{{.Year}}/**'\n    access: {}\n", "template"),
+        ("rules:\n  - pattern: 'data/[z-a].csv'\n    access: {}\n", "range z-a is backwards"),
     ],
 )
 def test_malformed_file_names_the_problem(text: str, message: str) -> None:

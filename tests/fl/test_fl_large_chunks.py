@@ -69,8 +69,8 @@ def test_a_message_just_above_the_threshold_is_chunked_both_ways(fed: Federation
     for email in fed.emails:
         folder = f"syft_outbox_inbox_{AGG}_to_{email}"
         mine = [p for p in blob_files(fed.root, AGG) if p.parts[-4] == folder]
-        assert len(mine) == chunks, "the model is cut into chunks, linked into each folder"
-        assert all(p.stat().st_nlink == len(fed.emails) for p in mine)
+        assert len(mine) == chunks, "the model is cut into chunks, copied into each folder"
+        assert all(p.stat().st_nlink == 1 for p in mine), "each folder's chunks are its own"
         answered = blob_files(fed.root, email)
         assert len(answered) >= chunks, "the reply is chunked too"
     assert max(p.stat().st_size for p in blob_files(fed.root)) <= CHUNK + 64
@@ -81,7 +81,7 @@ def test_a_message_just_below_the_threshold_is_not_chunked(fed: Federation, encr
     model = model_of((CHUNK if encrypt else THRESHOLD) - (64 << 10))
     replies = fed.round(model)
     _check_plus_one(replies, model)
-    assert len({p.stat().st_ino for p in blob_files(fed.root, AGG)}) == 1, "one shared blob"
+    assert len({p.name for p in blob_files(fed.root, AGG)}) == 1, "one shared blob"
     for email in fed.emails:
         assert blob_files(fed.root, email) == [], "a reply to one node is one file"
 
@@ -91,7 +91,7 @@ def test_an_encrypted_message_above_one_chunk_is_chunked(root: Path) -> None:
     try:
         model = model_of(CHUNK + 4096)
         _check_plus_one(federation.round(model), model)
-        assert len({p.stat().st_ino for p in blob_files(root, AGG)}) == 2
+        assert len({p.name for p in blob_files(root, AGG)}) == 2
         for email in federation.emails:
             assert len(blob_files(root, email)) == 2
     finally:

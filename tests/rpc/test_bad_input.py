@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import struct
 import time
 import uuid
 from pathlib import Path
@@ -65,6 +67,15 @@ def _valid(msg_id: str, **kw) -> bytes:
     return _envelope("alice@a.org", "bob@b.org", msg_id, **kw)
 
 
+def _lying_body_len(msg_id: str) -> bytes:
+    """A plaintext request whose header claims a terabyte of body (issue 11, point 5)."""
+    data = _valid(msg_id)
+    (length,) = struct.unpack("<I", data[4:8])
+    header = json.loads(data[8 : 8 + length])
+    raw = json.dumps({**header, "body_len": 10**12}).encode()
+    return data[:4] + struct.pack("<I", len(raw)) + raw + data[8 + length :]
+
+
 @pytest.mark.parametrize(
     ("name", "make", "status", "reason"),
     [
@@ -76,6 +87,7 @@ def _valid(msg_id: str, **kw) -> bytes:
         ("huge header len", lambda i: b"FBX1\xff\xff\xff\xff", 400, b"header length"),
         ("digest mismatch", lambda i: _valid(i)[:-1] + b"X", 400, b"digest"),
         ("extra bytes", lambda i: _valid(i) + b"tail", 400, b"after the body"),
+        ("lying body_len", _lying_body_len, 400, b"header says 1000000000000"),
         (
             "addressed to someone else",
             lambda i: _envelope("alice@a.org", "eve@e.org", i),
@@ -107,6 +119,19 @@ def test_bad_request_file_is_quarantined_and_answered(
     assert (path.parent / ".quarantine" / path.name).read_bytes() == data
     ok = run_peer("call", str(root), "alice@a.org", "t", "bob@b.org", "echo", "2", "100")
     assert [r["status"] for r in ok] == [200, 200]
+
+
+def test_the_answer_never_quotes_the_file(root: Path, start_peer) -> None:
+    """A request that is really someone's private file (a link to /etc/passwd, say) is
+    answered 400 without a byte of it (issue 11, point 4)."""
+    start_peer("bob@b.org")
+    secret = b"s3cr3t:hunter2:0:0:root\n"
+    msg_id, path, _ = _plant(root, lambda _: secret)
+    status, body = _response_status(root, msg_id)
+    assert status == 400
+    assert b"bad magic" in body
+    assert secret[:4] not in body and b"hunter2" not in body
+    assert (path.parent / ".quarantine" / path.name).read_bytes() == secret
 
 
 def test_path_tricks_in_folder_names_are_quarantined(root: Path, start_peer) -> None:

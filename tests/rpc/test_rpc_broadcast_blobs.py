@@ -1,8 +1,10 @@
-"""Broadcast bodies stored once (issue 6): blobs, hard links, digests, cleanup, remote copies."""
+"""Broadcast bodies stored once per recipient (issues 6, 11.11): blobs written once and
+copied in the kernel, digests, cleanup, remote copies."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -51,21 +53,29 @@ def _servers(root: Path, encrypt: bool = False, **kw: object) -> Iterator[dict[s
 
 
 @pytest.mark.parametrize("encrypt", [False, True], ids=["plain", "encrypted"])
-def test_a_broadcast_to_five_writes_the_body_once(root: Path, encrypt: bool) -> None:
+def test_a_broadcast_to_five_writes_the_body_once(
+    root: Path, encrypt: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written once by the sender, then copied by the kernel (a reflink where the disk
+    shares blocks): one copy per recipient, so none can change what another reads."""
     with (
         _servers(root, encrypt) as calls,
         fedbox.connect(root, SENDER, encrypt=encrypt, fsync=False) as a,
+        caplog.at_level(logging.DEBUG, logger="fedbox.rpc.blobs"),
     ):
         before, _ = store_usage(root)
         futures = a.app("t").broadcast(NODES, "digest", BODY)
         written = store_usage(root)[0] - before
         answers = [f.wait(30) for f in futures]
-    assert BODY.__len__() < written < len(BODY) + 64 * 1024, "the body is on disk once"
+    wrote = [r for r in caplog.records if r.getMessage().startswith("wrote blob")]
+    assert len(wrote) == 1, "the body goes through the sender once"
+    assert 5 * len(BODY) < written < 5 * len(BODY) + 64 * 1024, "one copy per recipient"
     assert {r.body for r in answers} == {hashlib.sha256(BODY).hexdigest().encode()}
     assert calls == dict.fromkeys(NODES, 1)
     blobs = _blobs(root)
-    assert len(blobs) == 5 and len({p.stat().st_ino for p in blobs}) == 1
-    assert all(p.stat().st_nlink == 5 for p in blobs)
+    assert len(blobs) == 5 and len({p.stat().st_ino for p in blobs}) == 5
+    assert all(p.stat().st_nlink == 1 for p in blobs)
+    assert len({p.read_bytes() for p in blobs}) == 1
     for fut, node in zip(futures, NODES, strict=True):
         (path,) = root.rglob(f"{fut.id}.request")
         with open(path, "rb") as f:
@@ -82,7 +92,7 @@ def test_a_damaged_blob_is_refused_and_quarantined(root: Path) -> None:
         blob = _blobs(root)[0]
         data = bytearray(blob.read_bytes())
         data[len(data) // 2] ^= 0xFF
-        os.unlink(blob)  # the other link keeps the good bytes for the other node
+        os.unlink(blob)  # the other node's copy keeps the good bytes
         blob.write_bytes(data)
         with fedbox.connect(root, NODES[0], encrypt=False, fsync=False) as node0:
             served = node0.app("t")
@@ -105,7 +115,7 @@ def test_cleanup_removes_blobs_with_their_messages(root: Path) -> None:
         assert len(_blobs(root)) == 5, "blobs of messages that stay are kept"
         report = cleanup(a.store, SENDER, older_than=60, now=now + 10 * 3600)
     assert _blobs(root) == [] and not list(root.rglob("*.request"))
-    assert report.files == 10  # 5 requests, 5 blob links
+    assert report.files == 10  # 5 requests, 5 blob copies
 
 
 def test_a_body_that_starts_like_a_parts_table_round_trips(root: Path) -> None:

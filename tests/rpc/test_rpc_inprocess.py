@@ -10,16 +10,7 @@ import pytest
 
 import fedbox
 from fedbox.rpc import cleanup
-
-
-class FakeClock:
-    """Time that moves only when the test says so: expiry tests never sleep."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from fedbox.testing import FakeClock
 
 
 def test_expired_request_is_answered_419_and_never_runs(root: Path) -> None:
@@ -30,7 +21,7 @@ def test_expired_request_is_answered_419_and_never_runs(root: Path) -> None:
         fedbox.connect(root, "b@x.org", clock=clock) as b,
     ):
         fut = a.app("t").send("b@x.org", "echo", b"late", expires_in=30)
-        clock.now += 31
+        clock.advance(31)
         server = b.app("t")
         server.on_request("echo")(lambda req: ran.append(req.id))
         server.start()

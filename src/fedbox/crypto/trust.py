@@ -23,43 +23,13 @@ from pathlib import Path
 
 from fedbox.crypto.keys import PublicBundle
 from fedbox.datasite.identity import validate_email
-from fedbox.errors import CryptoError
+from fedbox.errors import CryptoError, UntrustedKey
 
 __all__ = ["TrustStore", "UntrustedKey", "normalize_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class UntrustedKey(CryptoError):
-    """A peer's signing key is not one we trust; nothing was sent or opened.
-
-    Either it differs from the pinned one (``.pinned`` is then that fingerprint), or, on
-    a box that requires pins (``require_pinned=True``), the peer was never pinned
-    (``.pinned`` is None). Unlike a bad signature (plain CryptoError), the keys are well
-    formed. ``.email`` is the peer; ``.pinned`` and ``.presented`` are fingerprints.
-    """
-
-    def __init__(self, email: str, pinned: str | None, presented: str) -> None:
-        if pinned is None:
-            message = (
-                f"{email} is not pinned and unpinned peers are refused (require_pinned). "
-                "Check their fingerprint with them out of band (published: "
-                f"{presented}; `fedbox keys show {email} --root ROOT` shows it), then pin it: "
-                f"fedbox keys trust {email} {presented}"
-            )
-        else:
-            message = (
-                f"the identity key of {email} changed: pinned {pinned}, now {presented}. "
-                "This is expected only if they reset their keys; check the new fingerprint "
-                f"with them out of band, then accept it with: "
-                f"fedbox keys trust {email} {presented}"
-            )
-        super().__init__(message)
-        self.email = email
-        self.pinned = pinned
-        self.presented = presented
 
 
 def normalize_fingerprint(text: str) -> str:

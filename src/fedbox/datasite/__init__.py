@@ -23,8 +23,8 @@ from fedbox.datasite.permissions import (
     InvalidPermissionFile,
     Level,
     PermissionSet,
-    load_permissions,
     parse_permission_file,
+    permissions_from_files,
 )
 from fedbox.datasite.urls import path_to_url, url_to_path
 from fedbox.datasite.workspace import Workspace, default_state_dir, fedbox_home
@@ -39,12 +39,12 @@ __all__ = [
     "datasite_dir",
     "default_state_dir",
     "fedbox_home",
-    "load_permissions",
     "new_message_id",
     "outbox_dir",
     "parse_message_path",
     "parse_permission_file",
     "path_to_url",
+    "permissions_from_files",
     "request_path",
     "response_path",
     "url_to_path",

@@ -44,6 +44,7 @@ __all__ = [
     "parse_outbox_dir",
     "request_path",
     "response_path",
+    "split_store_path",
     "validate_blob_name",
 ]
 
@@ -58,6 +59,37 @@ class Kind(StrEnum):
 
     REQUEST = "request"
     RESPONSE = "response"
+
+
+def split_store_path(
+    path: str | PurePosixPath, kind: str = "path", *, root_ok: bool = False
+) -> tuple[str, ...]:
+    """The segments of a store-relative POSIX path, or InvalidIdentity.
+
+    The one rule for every path that reaches a store or a permission check. Refuse
+    rather than normalise: a path that needs cleaning was built wrongly or is an attack,
+    and either way it must not reach a filesystem or match a rule by accident.
+    ``root_ok`` accepts ``""`` (the root itself, as a listing prefix) as ``()``.
+    """
+    if isinstance(path, PurePosixPath):
+        path = str(path)
+    if not isinstance(path, str):
+        raise InvalidIdentity(f"{kind} must be a string, got {type(path).__name__}", path)
+    if not path:
+        if root_ok:
+            return ()
+        raise InvalidIdentity(f"{kind} is empty", path)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise InvalidIdentity(f"{kind} {path!r} contains a control character", path)
+    if "\\" in path:
+        raise InvalidIdentity(f"{kind} {path!r} contains a backslash; use '/'", path)
+    if path.startswith("/"):
+        raise InvalidIdentity(f"{kind} {path!r} is absolute; give it relative to the root", path)
+    parts = tuple(path.split("/"))
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise InvalidIdentity(f"{kind} {path!r} has an empty, '.' or '..' segment", path)
+    return parts
 
 
 def outbox_dir(writer: str, reader: str) -> str:

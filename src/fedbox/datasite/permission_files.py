@@ -5,7 +5,6 @@ What the rules mean when deciding an access is in :mod:`fedbox.datasite.permissi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -13,9 +12,10 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from fedbox.datasite.globs import Pieces, compile_pattern, validate_pattern
+from fedbox.datasite.globs import Glob, compile_pattern, validate_pattern
 from fedbox.datasite.identity import validate_email
-from fedbox.errors import FedboxError, InvalidIdentity
+from fedbox.datasite.paths import split_store_path
+from fedbox.errors import PERMISSION_FILE, InvalidIdentity, InvalidPermissionFile
 
 __all__ = [
     "DATASITES",
@@ -27,13 +27,12 @@ __all__ = [
     "Level",
     "PermissionFile",
     "Rule",
+    "is_permission_file",
     "owner_of",
     "parse_permission_file",
     "split_path",
 ]
 
-PERMISSION_FILE = "syft.pub.yaml"
-"""The name of a permission file; it applies to its folder and everything below."""
 
 EVERYONE = "*"
 """In an access list: every user."""
@@ -59,47 +58,19 @@ class Level(StrEnum):
         return tuple(order[order.index(self) :])
 
 
-class InvalidPermissionFile(FedboxError, ValueError):
-    """A ``syft.pub.yaml`` is not valid YAML or does not follow the schema.
-
-    Raised by :func:`parse_permission_file` (and
-    :func:`~fedbox.datasite.permissions.load_permissions` when strict);
-    the message names the folder and the problem. Unlike ``InvalidIdentity``, nothing
-    here is a path trick: the file is just wrong, and its author can fix it.
-    """
-
-    def __init__(self, folder: str, problem: str) -> None:
-        super().__init__(f"{folder}/{PERMISSION_FILE}: {problem}")
-        self.folder = folder
-        self.problem = problem
-
-
 # --- paths -------------------------------------------------------------------------------
 
 
-def split_path(path: str | PurePosixPath, kind: str = "path") -> tuple[str, ...]:
-    """Validate a store-relative POSIX path and return its segments.
+def is_permission_file(name: str) -> bool:
+    """Is a file of this name a permission file? Compared case-insensitively: on a
+    case-insensitive filesystem (macOS, Windows) ``SYFT.PUB.YAML`` *is* ``syft.pub.yaml``,
+    so writing it must need admin too (issue 11, point 14)."""
+    return name.casefold() == PERMISSION_FILE
 
-    Refuse rather than normalise: a path that needs cleaning was built wrongly or is an
-    attack, and either way it must not reach a filesystem or match a rule by accident.
-    """
-    if isinstance(path, PurePosixPath):
-        path = str(path)
-    if not isinstance(path, str):
-        raise InvalidIdentity(f"{kind} must be a string, got {type(path).__name__}", path)
-    if not path:
-        raise InvalidIdentity(f"{kind} is empty", path)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        raise InvalidIdentity(f"{kind} {path!r} contains a control character", path)
-    if "\\" in path:
-        raise InvalidIdentity(f"{kind} {path!r} contains a backslash; use '/'", path)
-    if path.startswith("/"):
-        raise InvalidIdentity(f"{kind} {path!r} is absolute; give it relative to the root", path)
-    parts = tuple(path.split("/"))
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise InvalidIdentity(f"{kind} {path!r} has an empty, '.' or '..' segment", path)
-    return parts
+
+def split_path(path: str | PurePosixPath, kind: str = "path") -> tuple[str, ...]:
+    """Validate a store-relative POSIX path and return its segments (the store's rule)."""
+    return split_store_path(path, kind)
 
 
 def owner_of(parts: tuple[str, ...]) -> str | None:
@@ -155,23 +126,21 @@ class Rule:
 
     pattern: str
     access: Access = field(default_factory=Access)
-    _pieces: Pieces = field(init=False, repr=False, compare=False)
-    _key: tuple[int, int, int] = field(init=False, repr=False, compare=False)
+    _glob: Glob = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        pieces, key = compile_pattern(validate_pattern(self.pattern))
-        object.__setattr__(self, "_pieces", pieces)
-        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_glob", compile_pattern(validate_pattern(self.pattern)))
 
     @property
     def specificity(self) -> tuple[int, int, int]:
         """(kind, literal prefix, literal characters): larger sorts first within a file."""
-        return self._key
+        return self._glob.specificity
 
     def matches(self, relative_path: str, user: str) -> bool:
-        """Does the pattern, with ``{useremail}`` set to ``user``, match the relative path?"""
-        regex = "".join(re.escape(user) if p is None else p for p in self._pieces)
-        return re.fullmatch(regex, relative_path) is not None
+        """Does the pattern, with ``{useremail}`` set to ``user``, match the relative path?
+
+        Linear in the path for a given pattern (see :mod:`fedbox.datasite.globs`)."""
+        return self._glob.matches(relative_path, user)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ here (the outbox folders follow the message layout rule instead, enforced elsewh
 ``PermissionSet.explain(user, path, level)`` decides in this order:
 
 1. The owner (``{email}`` in ``datasites/{email}/``) is allowed everything on their datasite.
-2. Writing a file named ``syft.pub.yaml`` needs ``admin``, not ``write``: otherwise anyone
-   who may write a folder could grant themselves more.
+2. Writing a file named ``syft.pub.yaml`` (in any letter case) needs ``admin``, not
+   ``write``: otherwise anyone who may write a folder could grant themselves more.
 3. The permission files that apply are those in the folders from ``datasites/{email}`` down
    to the folder holding the path. A file with ``terminal: true`` ends the descent: files
    deeper than it are ignored.
@@ -49,10 +49,9 @@ matches ``public`` itself and everything below it, and ``**/*.csv`` matches ``a.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from types import MappingProxyType
 
 from fedbox.datasite.identity import validate_email
@@ -66,6 +65,7 @@ from fedbox.datasite.permission_files import (
     Level,
     PermissionFile,
     Rule,
+    is_permission_file,
     parse_permission_file,
 )
 from fedbox.datasite.permission_files import owner_of as _owner_of
@@ -73,6 +73,7 @@ from fedbox.datasite.permission_files import split_path as _split_path
 from fedbox.errors import InvalidIdentity, PermissionDenied
 
 __all__ = [
+    "DATASITES",
     "EVERYONE",
     "MAX_PERMISSION_FILE_BYTES",
     "PERMISSION_FILE",
@@ -84,8 +85,9 @@ __all__ = [
     "PermissionFile",
     "PermissionSet",
     "Rule",
-    "load_permissions",
+    "is_permission_file",
     "parse_permission_file",
+    "permissions_from_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -185,7 +187,7 @@ class PermissionSet:
         text = "/".join(parts)
         owner = _owner_of(parts)
         needed = level
-        if level is Level.WRITE and parts[-1] == PERMISSION_FILE:
+        if level is Level.WRITE and is_permission_file(parts[-1]):
             needed = Level.ADMIN
 
         denied = Decision(False, user, text, level, needed, reason="")
@@ -230,75 +232,82 @@ class PermissionSet:
         return decision
 
 
-# --- loading -----------------------------------------------------------------------------
+# --- building a set from the files, wherever they are kept ----------------------------------
 
 
-def _read_permission_file(path: Path, folder: str) -> PermissionFile:
-    size = path.stat().st_size
-    if size > MAX_PERMISSION_FILE_BYTES:
-        raise InvalidPermissionFile(
-            folder, f"is {size} bytes, more than the {MAX_PERMISSION_FILE_BYTES} allowed"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidPermissionFile(folder, f"is not UTF-8 text: {exc}") from exc
-    return parse_permission_file(text, folder)
+def permissions_from_files(
+    files: Iterable[tuple[str, bytes | str | Exception]], *, strict: bool = False
+) -> PermissionSet:
+    """The rules of every permission file given, as a PermissionSet.
 
+    Each item is a file's store-relative path (``datasites/{email}/.../syft.pub.yaml``)
+    and its content, or the exception met while reading it. Finding the files is the
+    caller's job: a folder walk (``fedbox.store.local_permissions.load_permissions``), a
+    hub's database; this only evaluates what it is given.
 
-def load_permissions(root: Path, *, strict: bool = False) -> PermissionSet:
-    """Read every ``datasites/**/syft.pub.yaml`` under a store root into a PermissionSet.
-
-    Symlinks are not followed (a link could point outside the store). A file that cannot
-    be read or parsed raises InvalidPermissionFile when ``strict``; otherwise it is
-    logged and replaced by a fail-closed stand-in (``PermissionFile.unreadable``), so one
-    owner's typo does not stop a hub serving everybody else, nor open their data.
-    Folders under ``datasites/`` that are not valid emails are skipped with a warning.
+    A file that is larger than :data:`MAX_PERMISSION_FILE_BYTES`, not UTF-8, not valid or
+    could not be read raises InvalidPermissionFile when ``strict``; otherwise it is logged
+    and replaced by a fail-closed stand-in (``PermissionFile.unreadable``), so one owner's
+    typo does not stop a hub serving everybody else, nor open their data. So is a second
+    file for one folder (names differing only in case). A path that is not inside
+    ``datasites/{email}/`` is skipped with a warning (InvalidIdentity when ``strict``).
     """
-    root = Path(root)
-    base = root / DATASITES
-    if not base.is_dir():
-        return PermissionSet()
-    files: list[PermissionFile] = []
-    for site in sorted(base.iterdir()):
-        if not site.is_dir() or site.is_symlink():
+    found: dict[str, PermissionFile] = {}
+    for path, content in files:
+        folder = _folder_of(path, strict)
+        if folder is None:
             continue
-        try:
-            validate_email(site.name)
-        except InvalidIdentity as exc:
-            if strict:
-                raise
-            logger.warning("skipping %s: %s", site, exc)
-            continue
-        for dirpath, dirnames, filenames in os.walk(site):
-            dirnames.sort()
-            if PERMISSION_FILE in filenames:
-                here = Path(dirpath)
-                pfile = _load_one(here / PERMISSION_FILE, here.relative_to(root).as_posix(), strict)
-                if pfile is not None:
-                    files.append(pfile)
-    return PermissionSet(files)
+        if folder in found:
+            error = InvalidPermissionFile(
+                folder, "there is more than one (names differing in case)"
+            )
+        else:
+            try:
+                found[folder] = parse_permission_file(_text_of(folder, content), folder)
+                continue
+            except InvalidPermissionFile as exc:
+                error = exc
+        if strict:
+            raise error
+        logger.warning("%s: %s; it denies all but the owner", path, error.problem)
+        found[folder] = PermissionFile.unreadable(folder, error.problem)
+    return PermissionSet(found.values())
 
 
-def _load_one(path: Path, folder: str, strict: bool) -> PermissionFile | None:
-    """One file for load_permissions: parsed, a fail-closed stand-in, or None if skipped."""
+def _folder_of(path: str, strict: bool) -> str | None:
+    """The folder a permission file at ``path`` governs, or None to skip it."""
     try:
-        _split_path(folder, "folder")
+        parts = _split_path(path, "permission file path")
+        if not is_permission_file(parts[-1]):
+            raise ValueError(f"{path!r} is not a permission file ({PERMISSION_FILE})")
+        folder = parts[:-1]
+        if _owner_of(folder) is None:
+            raise InvalidIdentity(f"{path!r} is not inside {DATASITES}/{{email}}/", path)
     except InvalidIdentity as exc:
         if strict:
             raise
         logger.warning("skipping %s: %s", path, exc)
         return None
+    return "/".join(folder)
+
+
+def _text_of(folder: str, content: bytes | str | Exception) -> str:
+    """The text of a permission file; InvalidPermissionFile if it cannot be used. Never
+    quotes the content: the problem is stored and may be shown to others."""
+    if isinstance(content, InvalidPermissionFile):
+        raise content
+    if isinstance(content, Exception):
+        raise InvalidPermissionFile(folder, f"cannot be read: {content}") from content
+    data = content.encode() if isinstance(content, str) else content
+    if len(data) > MAX_PERMISSION_FILE_BYTES:
+        raise InvalidPermissionFile(
+            folder, f"is more than the {MAX_PERMISSION_FILE_BYTES} bytes allowed"
+        )
+    if isinstance(content, str):
+        return content
     try:
-        if path.is_symlink():
-            raise InvalidPermissionFile(folder, "is a symlink, which is not followed")
-        return _read_permission_file(path, folder)
-    except InvalidPermissionFile as exc:
-        error = exc
-    except OSError as exc:
-        error = InvalidPermissionFile(folder, f"cannot be read: {exc}")
-        error.__cause__ = exc
-    if strict:
-        raise error
-    logger.warning("%s: %s; it denies all but the owner", path, error.problem)
-    return PermissionFile.unreadable(folder, error.problem)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPermissionFile(
+            folder, f"is not UTF-8 text (bad byte at offset {exc.start})"
+        ) from exc

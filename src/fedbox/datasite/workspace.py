@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from fedbox.datasite.identity import validate_email
+from fedbox.errors import PermissionDenied
 
 __all__ = ["Workspace", "default_state_dir", "fedbox_home"]
+
+logger = logging.getLogger(__name__)
+
+_OPEN_BITS = 0o077
+"""Group and other permissions: none belong on private keys, futures or the audit log."""
 
 
 def fedbox_home() -> Path:
@@ -39,8 +47,13 @@ class Workspace:
         return cls(email=email, state_dir=path)
 
     def ensure(self) -> Workspace:
-        """Create the state dir, private to this user (0700)."""
+        """Create the state dir private to this user (0700), and make an existing one
+        private: it and its folders 0700, its files without group or other access
+        (0600), each change logged (issue 11.17). PermissionDenied, saying what to do, if
+        something in it is not this user's to tighten."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix":
+            _make_private(self.state_dir)
         return self
 
     @property
@@ -50,3 +63,36 @@ class Workspace:
     @property
     def audit_db(self) -> Path:
         return self.state_dir / "audit.db"
+
+
+def _make_private(top: Path) -> None:
+    """Remove group and other access from ``top`` and everything under it (links are
+    left alone: their target is not ours to change, and they grant nothing)."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (".", *dirnames, *filenames):
+            _tighten(Path(dirpath, name) if name != "." else Path(dirpath))
+
+
+def _tighten(path: Path) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return  # removed meanwhile (a SQLite journal)
+    if stat.S_ISLNK(st.st_mode) or not st.st_mode & _OPEN_BITS:
+        return
+    old = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.getuid():
+        raise PermissionDenied(
+            f"{path} (mode {old:o}) belongs to uid {st.st_uid}, not to you (uid "
+            f"{os.getuid()}), so fedbox cannot make it private; have its owner run "
+            f"'chmod go-rwx {path}', or use another state dir (FEDBOX_HOME)",
+            str(path),
+        )
+    try:
+        path.chmod(old & ~_OPEN_BITS)
+    except OSError as exc:
+        raise PermissionDenied(
+            f"cannot make {path} private (mode {old:o}): {exc}; run 'chmod go-rwx {path}'",
+            str(path),
+        ) from exc
+    logger.warning("%s was open to others (mode %o); made it %o", path, old, old & ~_OPEN_BITS)

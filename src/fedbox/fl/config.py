@@ -26,6 +26,7 @@ from flwr.common.config import get_project_config as _flwr_project_config
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from fedbox.datasite.identity import validate_email
+from fedbox.errors import AppConfigError
 
 __all__ = [
     "AppConfig",
@@ -48,10 +49,6 @@ SYFT_FLWR_TABLE = "syft_flwr"
 # Flower, so datasite ids never take either value.
 _RESERVED_NODE_IDS = frozenset({0, 1})
 _MASK_63 = (1 << 63) - 1
-
-
-class AppConfigError(ValueError):
-    """The app dir cannot be used as it is; the message says what to change."""
 
 
 class FederationConfig(BaseModel):

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from flwr.app import UserConfig
 from flwr.clientapp import ClientApp
@@ -34,7 +33,7 @@ from fedbox.fl.node_config import (
     parse_node_config,
 )
 from fedbox.rpc import Box, connect
-from fedbox.store.registry import url_scheme
+from fedbox.store.registry import redact_url, url_scheme
 
 __all__ = [
     "DEFAULT_AGGREGATOR",
@@ -55,14 +54,7 @@ DEFAULT_AGGREGATOR = "aggregator@sim.fedbox"
 
 def display_root(root: str | Path) -> str:
     """``root`` as it may be printed or logged: a URL loses its password."""
-    text = str(root)
-    if url_scheme(text) is None:
-        return text
-    url = urlsplit(text)
-    if url.password is None:
-        return text
-    host = url.netloc.rpartition("@")[2]
-    return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
+    return redact_url(root)
 
 
 def _remote_state_root(url: str) -> Path:

@@ -7,8 +7,10 @@ encrypting box), then for each recipient folder:
 - a blob already there, of the right size and written less than ``reuse_for`` seconds
   ago, is left alone: this is what makes an interrupted chunked transfer resumable
   (issue 6), and what keeps the same model from being written twice;
-- a blob already written for another recipient in this batch is linked (a hard link on
-  a folder, a server-side copy on a remote store);
+- a blob already written for another recipient in this batch is copied without passing
+  through Python again (``Store.link``: a reflink or in-kernel copy on a folder, a
+  server-side copy on a remote store), never hard-linked, so no recipient can change
+  another's copy (issue 11.11);
 - otherwise its bytes are written, straight from the caller's buffers.
 
 Older blobs are rewritten rather than reused, so the cleanup job can judge a blob by its

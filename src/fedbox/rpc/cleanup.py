@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from fedbox.datasite.paths import BLOBS_DIR, OUTBOX_PREFIX
-from fedbox.errors import NotFound
+from fedbox.errors import NotFound, StoreError
 from fedbox.rpc.blobs import DEFAULT_BLOB_REUSE
 from fedbox.store import Entry, Store
 
@@ -41,7 +41,9 @@ def cleanup(store: Store, email: str, older_than: float, now: float) -> CleanupR
     than ``BLOB_MARGIN`` older than every remaining message of its app is unused.
 
     Temporary files that a writer killed mid-write left (``.{name}.tmp-*``) go too, once
-    older than the cutoff and than ``TEMP_MIN_AGE``.
+    older than the cutoff and than ``TEMP_MIN_AGE``. So do the folders this emptied
+    (``{app}/rpc/{endpoint}``, ``{app}/blobs``, ``{app}``), but never the outbox itself:
+    a writer that finds its folder gone makes it again.
     """
     cutoff = now - older_than
     temp_cutoff = min(cutoff, now - TEMP_MIN_AGE)
@@ -49,10 +51,12 @@ def cleanup(store: Store, email: str, older_than: float, now: float) -> CleanupR
     for folder in store.list_dirs():
         if not folder.startswith(f"{OUTBOX_PREFIX}{email}_to_"):
             continue
+        emptied: set[str] = set()
         for entry in store.list_temps(folder):
             if entry.mtime <= temp_cutoff and _delete(store, entry):
                 files += 1
                 size += entry.size
+                emptied.add(entry.path.rpartition("/")[0])
         oldest_kept: dict[str, float] = {}
         blobs: dict[str, list[Entry]] = {}
         for entry in store.list(folder):
@@ -69,12 +73,15 @@ def cleanup(store: Store, email: str, older_than: float, now: float) -> CleanupR
             if _delete(store, entry):
                 files += 1
                 size += entry.size
+                emptied.add(entry.path.rpartition("/")[0])
         for app, entries in blobs.items():
             unused_before = min(cutoff, oldest_kept.get(app, float("inf")) - BLOB_MARGIN)
             for entry in entries:
                 if entry.mtime <= unused_before and _delete(store, entry):
                     files += 1
                     size += entry.size
+                    emptied.add(entry.path.rpartition("/")[0])
+        _remove_emptied(store, folder, emptied)
     if files:
         logger.info(
             "cleanup removed %d files (%d bytes) older than %.0f s", files, size, older_than
@@ -87,4 +94,20 @@ def _delete(store: Store, entry: Entry) -> bool:
         store.delete(entry.path)
     except NotFound:
         return False
+    except StoreError as exc:  # a folder on the way became a link: nothing to remove there
+        logger.warning("cleanup left %s: %s", entry.path, exc)
+        return False
     return True
+
+
+def _remove_emptied(store: Store, outbox: str, folders: set[str]) -> None:
+    """Remove each of ``folders``, and each of their parents up to (not including)
+    ``outbox``, that is now empty; deepest first, so that a parent is tried after its
+    children. A folder that still holds anything (a quarantine, a new message) stays."""
+    candidates: set[str] = set()
+    for path in folders:
+        while path.startswith(f"{outbox}/") and path not in candidates:
+            candidates.add(path)
+            path = path.rpartition("/")[0]
+    for path in sorted(candidates, key=lambda f: f.count("/"), reverse=True):
+        store.remove_folder(path)

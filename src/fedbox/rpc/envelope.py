@@ -8,12 +8,19 @@ pass (``write_streamed``): the header is written first with room reserved for th
 only known at the end (``body_len``, ``body_sha256``, and ``enc`` when the body is
 encrypted on the way), the body is streamed, then the header is rewritten in place
 (JSON allows the trailing spaces that pad it to the reserved size).
+
+Everything read from a file is hostile until checked (issue 11): every length is held
+against what the file holds before anything is allocated for it, times must be finite,
+and no error message quotes the file's bytes (a request linked to a private file must
+not be answered with its contents).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO, Literal
@@ -26,7 +33,10 @@ from fedbox.errors import CorruptMessage
 __all__ = [
     "MAGIC",
     "MAX_HEADER_LEN",
+    "MAX_TIME",
     "Header",
+    "bytes_left",
+    "check_body_size",
     "copy_body",
     "read_body",
     "read_envelope",
@@ -41,6 +51,9 @@ MAGIC = b"FBX1"
 VERSION = 1
 MAX_HEADER_LEN = 1 << 20
 """Headers are small; a larger length field means a corrupt or hostile file."""
+MAX_TIME = 253402300799.0
+"""The last second of the year 9999: later (or non-finite) times are refused."""
+_MAX_BODY_LEN = (1 << 63) - 1
 
 _PREFIX = struct.Struct("<4sI")
 _CHUNK = 1 << 20
@@ -59,11 +72,11 @@ class Header(BaseModel):
     recipient: str
     app: str
     endpoint: str
-    created: float
-    expires: float
+    created: float = Field(ge=0, le=MAX_TIME, allow_inf_nan=False)
+    expires: float = Field(ge=0, le=MAX_TIME, allow_inf_nan=False)
     headers: dict[str, str] = Field(default_factory=dict)
-    status: int | None = None
-    body_len: int = Field(default=0, ge=0)
+    status: int | None = Field(default=None, ge=100, le=599)
+    body_len: int = Field(default=0, ge=0, le=_MAX_BODY_LEN)
     body_sha256: str = ""
     enc: dict[str, Any] | None = None
     body_ref: str | None = None
@@ -172,7 +185,7 @@ def read_header(f: BinaryIO, *, path: str | None = None) -> Header:
         raise CorruptMessage(f"file is too short to be a message ({len(prefix)} bytes)", path)
     magic, length = _PREFIX.unpack(prefix)
     if magic != MAGIC:
-        raise CorruptMessage(f"bad magic {magic!r} (expected {MAGIC!r})", path)
+        raise CorruptMessage(f"bad magic (not a fedbox message, which starts {MAGIC!r})", path)
     if length > MAX_HEADER_LEN:
         raise CorruptMessage(f"header length {length} exceeds {MAX_HEADER_LEN}", path)
     raw = f.read(length)
@@ -181,16 +194,52 @@ def read_header(f: BinaryIO, *, path: str | None = None) -> Header:
     try:
         header = Header.model_validate_json(raw)
     except ValidationError as exc:
-        raise CorruptMessage(f"unreadable header: {_first_error(exc)}", path) from exc
+        # Not chained: a ValidationError quotes the values it refused, the file's bytes.
+        raise CorruptMessage(f"unreadable header: {_first_error(exc)}", path) from None
     if header.v != VERSION:
         raise CorruptMessage(f"unsupported envelope version {header.v}", path, header.id)
     return header
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "header"
+    """The first problem, named by field only: deeper parts of a location (a key of
+    ``headers``) come from the file and are not repeated."""
+    err = exc.errors(include_input=False, include_url=False)[0]
+    loc = err.get("loc", ())
+    where = str(loc[0]) if loc and loc[0] in Header.model_fields else "header"
     return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def bytes_left(f: BinaryIO) -> int | None:
+    """Bytes from the current position of ``f`` to its end; None if that cannot be known."""
+    try:
+        return os.fstat(f.fileno()).st_size - f.tell()
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        here = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return end - here
+
+
+def check_body_size(
+    f: BinaryIO, header: Header, *, path: str | None = None, what: str = "body"
+) -> None:
+    """Refuse a plaintext body (``f`` positioned at its start) whose file does not hold
+    exactly ``header.body_len`` bytes, before anything is allocated for it: a header
+    claiming a terabyte must be a CorruptMessage, not a MemoryError (issue 11, point 5).
+    A file whose size cannot be known is left to the readers, which stop at its end."""
+    left = bytes_left(f)
+    if left is None or left == header.body_len:
+        return
+    if left < header.body_len:
+        raise CorruptMessage(
+            f"{what} is {left} bytes, header says {header.body_len}", path, header.id
+        )
+    raise CorruptMessage(f"file has bytes after the {what}", path, header.id)
 
 
 def read_envelope(f: BinaryIO, *, path: str | None = None) -> tuple[Header, bytes]:
@@ -201,6 +250,7 @@ def read_envelope(f: BinaryIO, *, path: str | None = None) -> tuple[Header, byte
 
 def read_body(f: BinaryIO, header: Header, *, path: str | None = None) -> bytes:
     """The body (``f`` positioned after the header), verified against the header."""
+    check_body_size(f, header, path=path)
     body = f.read(header.body_len)
     if len(body) < header.body_len:
         raise CorruptMessage(

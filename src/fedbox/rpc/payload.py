@@ -25,6 +25,7 @@ import hmac
 import io
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
 
 from fedbox.crypto import TAG_SIZE, DecryptingReader, decrypt_body, read_into
@@ -32,7 +33,7 @@ from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
-from fedbox.rpc.envelope import Header
+from fedbox.rpc.envelope import Header, check_body_size
 from fedbox.rpc.parts import MAGIC, PartKind, PartRef, decode_table
 from fedbox.store import Store
 
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 EAGER_LIMIT = 1 << 20
 """Plain message bodies up to this size are read and verified when opened."""
 _BUFFER = 64 << 10
+_UNSIZED_STEP = 16 << 20
 
 
 def _read_hashing(f: BinaryIO, view: memoryview, digest: hashlib._Hash) -> int:
@@ -98,8 +100,19 @@ class Payload:
         return io.BufferedReader(self._raw, _BUFFER)
 
     def read(self) -> bytes:
-        """The whole body, verified."""
-        data = self.stream().read(self.size) if self.size else b""
+        """The whole body, verified.
+
+        It is allocated at once when every part's size was checked against its file;
+        otherwise (blobs on a remote store, whose sizes only their downloads tell) it is
+        read in steps, so a table claiming a terabyte fails on the bytes really there.
+        """
+        stream = self.stream()
+        if not self.size:
+            data = b""
+        elif all(segment.sized for segment in self._raw.segments):
+            data = stream.read(self.size)
+        else:
+            data = b"".join(iter(partial(stream.read, _UNSIZED_STEP), b""))
         if len(data) != self.size or not self._raw.done:
             short = CorruptMessage(f"body ended after {len(data)} of {self.size} bytes")
             raise self._raw.fail(short)
@@ -152,10 +165,13 @@ def open_payload(
             else:  # a file that cannot seek: decrypted whole
                 plain = sealer.open_body(source_file, header, path=path)
                 source = _MemorySource(memoryview(plain))
-        elif header.body_len <= EAGER_LIMIT:
-            source = _MemorySource(memoryview(_read_verified(source_file, header, path, what)))
         else:
-            source = _FileSource(source_file, header, path, what)
+            check_body_size(source_file, header, path=path, what=what)
+            if header.body_len <= EAGER_LIMIT:
+                data = _read_verified(source_file, header, path, what)
+                source = _MemorySource(memoryview(data))
+            else:
+                source = _FileSource(source_file, header, path, what)
         segments = _segments(source, store, header, writer, reader, path)
     except BaseException:
         for opened in files:
@@ -175,9 +191,12 @@ def _open_body_ref(
         raise CorruptMessage("a message with body_ref has bytes after its header", path, header.id)
     try:
         where = str(blob_path(writer, reader, header.app, validate_blob_name(name)))
+    except InvalidIdentity:  # not chained: the refusal quotes the name, the file's bytes
+        raise CorruptMessage("body_ref is not a blob name", path, header.id) from None
+    try:
         return store.open(where)
-    except (NotFound, InvalidIdentity) as exc:
-        raise CorruptMessage(f"body blob {name} is missing: {exc}", path, header.id) from exc
+    except NotFound as exc:
+        raise CorruptMessage(f"body blob {name[:12]} is missing", path, header.id) from exc
 
 
 def _read_verified(f: BinaryIO, header: Header, path: str | None, what: str) -> bytes:
@@ -218,23 +237,25 @@ def _segments(
             where = str(blob_path(writer, reader, header.app, validate_blob_name(ref.digest)))
         except InvalidIdentity as exc:
             raise CorruptMessage(f"bad blob reference: {exc}", path, header.id) from exc
-        _check_blob_size(store, where, ref, path, header.id)
         blob_cls = _SealedBlob if ref.kind is PartKind.SEALED_BLOB else _PlainBlob
-        segments.append(blob_cls(store, where, ref, header.id))
+        blob = blob_cls(store, where, ref, header.id)
+        blob.sized = _check_blob_size(store, where, ref, path, header.id)
+        segments.append(blob)
     return segments
 
 
 def _check_blob_size(
     store: Store, where: str, ref: PartRef, path: str | None, message_id: str
-) -> None:
+) -> bool:
     """Refuse a table whose sizes the blobs cannot have before anything is allocated for
-    them (a few bytes claiming a terabyte); on a folder the blob's size is checked too."""
+    them (a few bytes claiming a terabyte); on a folder the blob's size is checked too.
+    Whether it was (else only reading the blob will tell)."""
     plain_max = ref.stored_len if ref.kind is PartKind.BLOB else ref.stored_len - TAG_SIZE
     if ref.length > plain_max or (ref.kind is PartKind.BLOB and ref.length != ref.stored_len):
         raise CorruptMessage(f"blob {ref.digest[:12]}: impossible sizes", path, message_id)
     local = store.local_path(where)
     if local is None:
-        return
+        return False
     try:
         size = local.stat().st_size
     except FileNotFoundError as exc:
@@ -245,6 +266,7 @@ def _check_blob_size(
             path,
             message_id,
         )
+    return True
 
 
 # -- sources: the message body itself ---------------------------------------------------
@@ -388,6 +410,8 @@ class _FileSource(_Source):
 
 class _Segment:
     length: int
+    sized = True
+    """Whether ``length`` was checked against a file before reading (see Payload.read)."""
 
     def readinto(self, view: memoryview) -> int:
         """Fill some of ``view``; 0 only once the segment is complete (and verified)."""

@@ -2,7 +2,8 @@
 
 A folder (:class:`LocalStore`, OS file events) or anything fsspec reaches
 (:class:`RemoteStore`: S3, GCS, WebDAV, SFTP, Google Drive, memory; adaptive polling).
-:func:`open_store` picks one from a path or URL.
+:func:`open_store` picks one from a path or URL, by the factory its scheme names in
+:mod:`fedbox.store.registry`.
 """
 
 from fedbox.store.base import (
@@ -13,10 +14,12 @@ from fedbox.store.base import (
     Entry,
     FolderFilter,
     Store,
+    StoreCapabilities,
     Watcher,
+    WatchMode,
 )
-from fedbox.store.local import LocalStore, WatchMode
-from fedbox.store.registry import ENV_STORAGE_OPTIONS, MissingBackend, open_store
+from fedbox.store.local import LocalStore
+from fedbox.store.registry import ENV_STORAGE_OPTIONS, MissingBackend, open_store, redact_url
 from fedbox.store.remote import RemoteStore
 
 __all__ = [
@@ -31,7 +34,9 @@ __all__ = [
     "MissingBackend",
     "RemoteStore",
     "Store",
+    "StoreCapabilities",
     "WatchMode",
     "Watcher",
     "open_store",
+    "redact_url",
 ]

@@ -98,6 +98,12 @@ class Backend:
         ``cp`` over SSH); FileNotFoundError if ``src`` or the folder is missing."""
         fs.cp_file(src, dst)
 
+    def remove_empty_folder(self, fs: FileSystem, path: str) -> bool:
+        """Remove the folder at ``path`` if empty. Object stores have no folders to leave
+        behind; a WebDAV DELETE of a collection is recursive, so it could take a file
+        written meanwhile: both keep what they have (False)."""
+        return False
+
     def close(self, fs: FileSystem) -> None:
         """Release connections; the library's finalizers cover anything left."""
 
@@ -336,6 +342,11 @@ class SFTPBackend(Backend):
     def upload(self, fs: FileSystem, path: str, data: bytes) -> None:
         with fs.open(path, "wb") as f:
             f.write(data)
+
+    def remove_empty_folder(self, fs: FileSystem, path: str) -> bool:
+        """SFTP's RMDIR refuses a folder that holds anything, in one step."""
+        fs.rmdir(path)
+        return True
 
     def close(self, fs: FileSystem) -> None:
         fs._finalize(fs.loop, fs._pool, fs._stack)

@@ -33,10 +33,13 @@ _IN_MOVE_SELF = 0x00000800
 _IN_Q_OVERFLOW = 0x00004000
 _IN_IGNORED = 0x00008000
 _IN_ONLYDIR = 0x01000000
+_IN_DONT_FOLLOW = 0x02000000
 _IN_ISDIR = 0x40000000
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
 _MASK = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE_SELF | _IN_MOVE_SELF
+_WATCH = _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW
+"""A link put where a folder was is never watched (issue 11.4)."""
 _EVENT = struct.Struct("iIII")
 
 _libc = None
@@ -102,7 +105,9 @@ class InotifyRoot:
 
     def _add_watch(self, folder: Path) -> bool:
         assert _libc is not None
-        wd = _libc.inotify_add_watch(self._fd, os.fsencode(folder), _MASK | _IN_ONLYDIR)
+        wd = _libc.inotify_add_watch(
+            self._fd, os.fsencode(folder), _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW
+        )
         if wd < 0:
             err = ctypes.get_errno()
             if err in (errno.ENOENT, errno.ENOTDIR):

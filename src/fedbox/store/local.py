@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Literal
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
-from fedbox.errors import InvalidIdentity, NotFound, StoreError
-from fedbox.store._atomic import atomic_file, atomic_link, atomic_write, is_temp_name
-from fedbox.store.base import DEFAULT_POLL_INTERVAL, Entry, FolderFilter
+from fedbox.datasite.paths import split_store_path
+from fedbox.errors import NotFound, StoreError
+from fedbox.store._atomic import atomic_file, copy_contents, create_temp, is_temp_name, write_all
+from fedbox.store._beneath import folder, open_folder, open_regular
+from fedbox.store.base import (
+    DEFAULT_POLL_INTERVAL,
+    Entry,
+    FolderFilter,
+    StoreCapabilities,
+    WatchMode,
+)
 from fedbox.store.polling import folder_matcher, in_folders
+from fedbox.store.registry import url_scheme
 from fedbox.store.watchers import PollWatcher, _WatcherBase, event_watcher
 
-__all__ = ["LocalStore", "WatchMode"]
+__all__ = ["LocalStore", "open_local"]
 
 logger = logging.getLogger(__name__)
 
-WatchMode = Literal["auto", "events", "poll"]
+_CREATE_TRIES = 5
+"""Walks to a new file's folder before giving up, when a cleanup keeps removing it."""
+
+
+def open_local(
+    root: str | os.PathLike[str],
+    *,
+    watch_mode: WatchMode = "auto",
+    poll_interval: float | None = None,
+    fsync: bool = True,
+    **_remote_tuning: Any,
+) -> LocalStore:
+    """The registry's factory for folder paths and ``file://`` URLs (remote stores'
+    tuning, ``max_poll_interval`` and ``retry_timeout``, means nothing here)."""
+    text = os.fspath(root)
+    path = Path(url2pathname(unquote(urlsplit(text).path))) if url_scheme(text) else Path(text)
+    return LocalStore(
+        path,
+        watch_mode=watch_mode,
+        poll_interval=DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval,
+        fsync=fsync,
+    )
 
 
 class LocalStore:
@@ -50,100 +84,185 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r}, watch_mode={self.watch_mode!r})"
 
-    def _abs(self, path: str) -> Path:
-        """Map a store path to the OS, refusing anything that would leave the root."""
-        text = str(path)
-        if "\x00" in text or "\\" in text or text.startswith("/"):
-            raise InvalidIdentity(f"store path {text!r} must be relative POSIX", text)
-        parts = PurePosixPath(text).parts
-        if ".." in parts:
-            raise InvalidIdentity(f"store path {text!r} contains '..'", text)
-        return self.root.joinpath(*parts)
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return StoreCapabilities(events=self.watch_mode != "poll", cheap_exists=True)
 
-    def put(self, path: str, data: bytes | BinaryIO) -> None:
-        try:
-            atomic_write(self._abs(path), data, fsync=self.fsync)
-        except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc}", path) from exc
+    def _abs(self, path: str) -> Path:
+        """The OS path of a store path (for events and :meth:`local_path`, never opened)."""
+        return self.root.joinpath(*split_store_path(path, "store path", root_ok=True))
+
+    @staticmethod
+    def _split(path: str) -> tuple[tuple[str, ...], str]:
+        """(folders, file name) of a store path naming a file."""
+        parts = split_store_path(path, "store path")
+        return parts[:-1], parts[-1]
 
     @contextmanager
     def writer(self, path: str) -> Iterator[BinaryIO]:
-        with atomic_file(self._abs(path), fsync=self.fsync) as f:
-            yield f
+        """A file that appears at ``path`` whole when the block exits cleanly, made in
+        its folder as reached without links (folders made as needed, again if a cleanup
+        removes one meanwhile)."""
+        folders, name = self._split(path)
+        for _ in range(_CREATE_TRIES):
+            try:
+                dir_fd = open_folder(self.root, folders, path, create=True, readable=self.fsync)
+            except NotFound:
+                # A folder (or the root itself) was removed while we walked: again.
+                self.root.mkdir(parents=True, exist_ok=True)
+                continue
+            try:
+                fd, tmp = create_temp(dir_fd, name)
+            except FileNotFoundError:
+                os.close(dir_fd)
+                continue  # the folder was removed (emptied by a cleanup) after we opened it
+            except BaseException:
+                os.close(dir_fd)
+                raise
+            try:
+                with atomic_file(dir_fd, fd, tmp, name, fsync=self.fsync) as f:
+                    yield f
+            finally:
+                os.close(dir_fd)
+            return
+        raise StoreError(f"cannot write {path}: its folder keeps vanishing", path)
+
+    def put(self, path: str, data: bytes | BinaryIO) -> None:
+        try:
+            with self.writer(path) as f:
+                write_all(f, data)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc}", path) from exc
+
+    def _open_fd(self, path: str) -> int:
+        folders, name = self._split(path)
+        with folder(self.root, folders, path) as dir_fd:
+            return open_regular(dir_fd, name, path)
 
     def open(self, path: str) -> BinaryIO:
-        try:
-            return open(self._abs(path), "rb")
-        except FileNotFoundError as exc:
-            raise NotFound(f"no such file in store: {path}", path) from exc
-        except OSError as exc:
-            raise StoreError(f"cannot open {path}: {exc}", path) from exc
+        """Only a regular file with one link, reached through real folders: anything else
+        (a FIFO, a link, a hard link) raises :class:`fedbox.errors.UnsafeFile`, unread."""
+        return os.fdopen(self._open_fd(path), "rb")
 
     def read(self, path: str) -> bytes:
         with self.open(path) as f:
             return f.read()
 
     def exists(self, path: str) -> bool:
-        return self._abs(path).is_file()
+        """Whether a regular file is there (a link, FIFO or folder is not one)."""
+        folders, name = self._split(path)
+        try:
+            with folder(self.root, folders, path) as dir_fd:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except (StoreError, FileNotFoundError, NotADirectoryError):
+            return False
+        return stat.S_ISREG(st.st_mode)
 
-    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+    def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         return self._entries(
             prefix, lambda name: not name.startswith(".") and name.endswith(suffix)
         )
 
-    def list_temps(self, prefix: str = "") -> list[Entry]:
+    def list_temps(self, prefix: str = "") -> builtins.list[Entry]:
         return self._entries(prefix, is_temp_name)
 
-    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> list[Entry]:
-        """Files under ``prefix`` whose names ``keep`` accepts, outside dot-folders."""
-        base = self._abs(prefix) if prefix else self.root
+    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> builtins.list[Entry]:
+        """Entries under ``prefix`` that are not folders, whose names ``keep`` accepts,
+        outside dot-folders. Links and FIFOs are listed (as themselves) so that readers
+        find and quarantine them; no link to a folder is ever descended into."""
+        parts = split_store_path(prefix, "store path", root_ok=True)
+        try:
+            base = open_folder(self.root, parts, prefix, readable=True)
+        except StoreError:
+            return []  # missing, or reached through a link: nothing to list
+        lead = "/".join(parts)
         entries: list[Entry] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if not keep(name):
-                    continue
-                full = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(full)
-                except FileNotFoundError:
-                    continue  # deleted (or renamed, a temp file) since the walk saw it
-                rel = Path(full).relative_to(self.root).as_posix()
-                entries.append(Entry(path=rel, size=st.st_size, mtime=st.st_mtime))
+        try:
+            for dirpath, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=base):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                rel_dir = "/".join(p for p in (lead, dirpath[2:]) if p)
+                for name in filenames:
+                    if not keep(name):
+                        continue
+                    try:
+                        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted (or renamed, a temp file) since the walk saw it
+                    rel = f"{rel_dir}/{name}" if rel_dir else name
+                    entries.append(Entry(path=rel, size=st.st_size, mtime=st.st_mtime))
+        finally:
+            os.close(base)
         return entries
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
-        base = self._abs(prefix) if prefix else self.root
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
+        parts = split_store_path(prefix, "store path", root_ok=True)
         try:
-            with os.scandir(base) as it:
-                return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-        except FileNotFoundError:
+            with (
+                folder(self.root, parts, prefix, readable=True) as dir_fd,
+                os.scandir(dir_fd) as it,
+            ):
+                return sorted(
+                    e.name
+                    for e in it
+                    if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+                )
+        except StoreError:
             return []
 
     def delete(self, path: str) -> None:
+        """Remove the entry at ``path`` itself (a link is removed, never what it names)."""
+        folders, name = self._split(path)
+        with folder(self.root, folders, path) as dir_fd:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError as exc:
+                raise NotFound(f"no such file in store: {path}", path) from exc
+            except OSError as exc:
+                raise StoreError(f"cannot delete {path}: {exc}", path) from exc
+
+    def remove_folder(self, path: str) -> bool:
+        folders, name = self._split(path)
         try:
-            self._abs(path).unlink()
-        except FileNotFoundError as exc:
-            raise NotFound(f"no such file in store: {path}", path) from exc
+            with folder(self.root, folders, path) as dir_fd:
+                os.rmdir(name, dir_fd=dir_fd)
+        except (StoreError, OSError):
+            return False  # not empty, gone, a link, or not a folder: all left as they are
+        return True
 
     def move(self, src: str, dst: str) -> None:
-        target = self._abs(dst)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(self._abs(src), target)
-        except FileNotFoundError as exc:
-            raise NotFound(f"no such file in store: {src}", src) from exc
+        """Rename the entry at ``src`` itself (a FIFO or link is moved, not opened) into
+        ``dst``'s folder, made if needed; neither path may pass through a link."""
+        src_folders, src_name = self._split(src)
+        dst_folders, dst_name = self._split(dst)
+        with (
+            folder(self.root, src_folders, src) as src_fd,
+            folder(self.root, dst_folders, dst, create=True) as dst_fd,
+        ):
+            try:
+                os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            except FileNotFoundError as exc:
+                raise NotFound(f"no such file in store: {src}", src) from exc
+            except OSError as exc:
+                raise StoreError(f"cannot move {src} to {dst}: {exc}", src) from exc
 
     def link(self, src: str, dst: str) -> None:
-        """A hard link: one inode, the bytes on disk once however many messages share them."""
+        """A copy of its own for ``dst``: a reflink where the filesystem shares blocks
+        (btrfs, XFS), else an in-kernel copy. Never a hard link: one recipient
+        writing its copy must not change what another reads (issue 11.11)."""
+        src_fd = self._open_fd(src)
         try:
-            linked = atomic_link(self._abs(src), self._abs(dst), fsync=self.fsync)
-        except FileNotFoundError as exc:
-            raise NotFound(f"no such file in store: {src}", src) from exc
+            with self.writer(dst) as f:
+                cloned = copy_contents(src_fd, f.fileno())
+        except StoreError:
+            raise
         except OSError as exc:
-            raise StoreError(f"cannot link {src} to {dst}: {exc}", dst) from exc
-        if not linked:
-            logger.debug("no hard links under %s: copied %s to %s", self.root, src, dst)
+            raise StoreError(f"cannot copy {src} to {dst}: {exc}", dst) from exc
+        finally:
+            os.close(src_fd)
+        if not cloned:
+            logger.debug("no reflinks under %s: copied %s to %s", self.root, src, dst)
 
     def watch(
         self,
@@ -167,7 +286,7 @@ class LocalStore:
     def _poll_watcher(
         self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
     ) -> PollWatcher:
-        def lister() -> list[Entry]:
+        def lister() -> builtins.list[Entry]:
             if match is None:
                 bases = [prefix]
             else:
@@ -183,6 +302,8 @@ class LocalStore:
         return PollWatcher(lister, self.poll_interval)
 
     def local_path(self, path: str) -> Path | None:
+        """The OS path, for a quick size check; it is not checked for links, so open
+        the file through :meth:`open`, which is."""
         return self._abs(path)
 
     def close(self) -> None:

@@ -1,8 +1,13 @@
-"""Which store a root names: a folder, or a URL whose scheme selects an fsspec backend.
+"""Which store a root names: a folder, or a URL whose scheme names a store factory.
 
-Backends are imported only when a URL asks for one, fsspec-style, so ``fedbox`` works
-without the ``remote`` extra and a missing library is named with the command that
-installs it. Storage options can also come from ``FEDBOX_STORAGE_OPTIONS`` (JSON).
+Two tables, both by URL scheme and both naming code by dotted path, imported only when
+a root asks for it (fsspec's ``known_implementations``): :data:`stores` maps a scheme
+to the factory of a :class:`~fedbox.store.Store` (a folder path and ``file://`` to
+LocalStore, the fsspec schemes to RemoteStore; a ``hub://`` store is one more entry),
+and :data:`registry` maps each fsspec scheme to the :class:`Backend` RemoteStore uses.
+So ``fedbox`` works without the ``remote`` extra, and a missing library is named with
+the command that installs it. Storage options can also come from
+``FEDBOX_STORAGE_OPTIONS`` (JSON).
 """
 
 from __future__ import annotations
@@ -14,37 +19,35 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-from fedbox.errors import StoreError
+from fedbox.errors import MissingBackend
 from fedbox.store.backends import Backend
-from fedbox.store.base import DEFAULT_POLL_INTERVAL, Store
-from fedbox.store.local import LocalStore, WatchMode
+from fedbox.store.base import Store, WatchMode
 
 __all__ = [
     "ENV_STORAGE_OPTIONS",
     "BackendSpec",
     "MissingBackend",
+    "StoreFactory",
+    "StoreSpec",
     "get_backend",
     "open_store",
+    "redact_url",
     "register_backend",
+    "register_store",
     "registry",
     "resolve_storage_options",
     "scheme_options",
     "storage_options_from_env",
+    "stores",
     "url_scheme",
 ]
 
 ENV_STORAGE_OPTIONS = "FEDBOX_STORAGE_OPTIONS"
 """Environment variable holding storage options as a JSON object (see open_store)."""
-
-
-class MissingBackend(StoreError, ImportError):
-    """A URL names a backend whose library is not installed; the message says how to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +89,76 @@ registry: Mapping[str, BackendSpec] = MappingProxyType(_registry)
 
 
 def register_backend(scheme: str, spec: BackendSpec, *, clobber: bool = False) -> None:
-    """Make ``scheme://`` URLs open with ``spec``'s backend."""
+    """Make ``scheme://`` URLs open a RemoteStore with ``spec``'s backend."""
     scheme = scheme.lower()
     if scheme in _registry and not clobber:
         raise ValueError(f"{scheme}:// already has a backend; pass clobber=True to replace it")
     _registry[scheme] = spec
+    _stores.setdefault(scheme, _FSSPEC)
+
+
+class StoreFactory(Protocol):
+    """Makes the store at ``root`` (a URL, or a folder path for the ``""`` entry).
+
+    Every factory takes every keyword :func:`open_store` passes and uses those that mean
+    something to it; ``watch_mode="events"`` is checked against the store's capabilities
+    by :func:`open_store` itself.
+    """
+
+    def __call__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        watch_mode: WatchMode,
+        poll_interval: float | None,
+        max_poll_interval: float | None,
+        retry_timeout: float | None,
+        fsync: bool,
+        **storage_options: Any,
+    ) -> Store: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """Where a store's factory lives, resolved only on first use."""
+
+    factory: str | StoreFactory
+    """``"module:callable"`` (or the callable) with the :class:`StoreFactory` signature."""
+    options: bool = True
+    """Whether the store takes storage options (merged over ``$FEDBOX_STORAGE_OPTIONS``);
+    a folder takes none, and options given for one are a mistake."""
+
+
+_LOCAL = StoreSpec("fedbox.store.local:open_local", options=False)
+_FSSPEC = StoreSpec("fedbox.store.remote:open_remote")
+_stores: dict[str, StoreSpec] = {"": _LOCAL, "file": _LOCAL, **dict.fromkeys(_registry, _FSSPEC)}
+stores: Mapping[str, StoreSpec] = MappingProxyType(_stores)
+"""Read-only view of the store factories by URL scheme (``""``: a folder path); add one
+with :func:`register_store`."""
+
+
+def register_store(scheme: str, spec: StoreSpec, *, clobber: bool = False) -> None:
+    """Make ``scheme://`` roots open with ``spec``'s factory (a ``hub://`` store, say)."""
+    scheme = scheme.lower()
+    if scheme in _stores and not clobber:
+        raise ValueError(f"{scheme}:// already has a store; pass clobber=True to replace it")
+    _stores[scheme] = spec
+
+
+def _store_spec(root: str | os.PathLike[str]) -> tuple[str, StoreSpec]:
+    scheme = url_scheme(root) or ""
+    spec = _stores.get(scheme)
+    if spec is None:
+        known = ", ".join(f"{s}://" for s in sorted(_stores) if s)
+        raise ValueError(f"no store backend for {scheme}:// (known: {known}, or a folder path)")
+    return scheme, spec
+
+
+def _load(factory: str | Callable[..., Any]) -> Callable[..., Any]:
+    if isinstance(factory, str):
+        module_name, _, attr = factory.partition(":")
+        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    return factory
 
 
 def get_backend(scheme: str) -> Backend:
@@ -105,11 +173,7 @@ def get_backend(scheme: str) -> Backend:
                 f"{scheme}:// stores need the {module!r} package: "
                 f"pip install 'fedbox[{spec.extra}]'"
             )
-    factory = spec.factory
-    if isinstance(factory, str):
-        module_name, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
-    return factory()
+    return _load(spec.factory)()  # type: ignore[no-any-return]
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
@@ -121,6 +185,18 @@ def url_scheme(root: str | os.PathLike[str]) -> str | None:
         return None
     match = _SCHEME.match(root)
     return match.group(1).lower() if match else None
+
+
+def redact_url(root: str | os.PathLike[str]) -> str:
+    """``root`` as it may be printed or logged: a URL loses its password."""
+    text = os.fspath(root)
+    if url_scheme(text) is None:
+        return text
+    url = urlsplit(text)
+    if url.password is None:
+        return text
+    host = url.netloc.rpartition("@")[2]
+    return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
 
 
 def storage_options_from_env(scheme: str) -> dict[str, Any]:
@@ -147,7 +223,7 @@ def scheme_options(data: Mapping[str, Any], scheme: str) -> dict[str, Any]:
     keys naming a scheme and holding a mapping are sections, the rest are shared, and a
     section wins over the shared keys."""
     shared = {
-        k: v for k, v in data.items() if not (k.lower() in _registry and isinstance(v, Mapping))
+        k: v for k, v in data.items() if not (k.lower() in _stores and isinstance(v, Mapping))
     }
     section = next(
         (v for k, v in data.items() if k.lower() == scheme and isinstance(v, Mapping)), {}
@@ -169,8 +245,8 @@ def resolve_storage_options(
     for it (a project may name a remote root that a local ``--root`` overrides), while
     ``flags`` given with a folder are a mistake and raise ValueError.
     """
-    scheme = url_scheme(root)
-    if scheme is None or scheme == "file":
+    scheme, spec = _store_spec(root)
+    if not spec.options:
         if flags:
             names = ", ".join(sorted(flags))
             raise ValueError(f"storage options ({names}) apply to URL roots, not to {root}")
@@ -192,8 +268,9 @@ def open_store(
     fsync: bool = True,
     **storage_options: Any,
 ) -> Store:
-    """The store at ``root``: a folder path or ``file://`` URL gives a LocalStore, any
-    other URL a RemoteStore on the backend its scheme names.
+    """The store at ``root``, made by the factory its URL scheme names in :data:`stores`:
+    a folder path or ``file://`` URL gives a LocalStore, an fsspec URL a RemoteStore on
+    the backend its scheme names.
 
     For a folder, ``watch_mode`` and ``poll_interval`` mean what they mean to LocalStore.
     For a URL, ``poll_interval`` is the fastest listing interval and ``max_poll_interval``
@@ -201,33 +278,26 @@ def open_store(
     ``storage_options`` (merged over ``$FEDBOX_STORAGE_OPTIONS``) go to the backend.
     ``fsync=False`` makes a folder's writes cheaper but not crash-durable (throwaway
     simulations); remote backends decide durability themselves and ignore it.
+    ``watch_mode="events"`` is refused for a store without change events.
     """
-    scheme = url_scheme(root)
-    if scheme is None or scheme == "file":
-        if storage_options:
-            names = ", ".join(sorted(storage_options))
-            raise TypeError(f"storage options ({names}) apply to remote stores, not to {root}")
-        path = (
-            Path(root) if scheme is None else Path(url2pathname(unquote(urlsplit(str(root)).path)))
-        )
-        return LocalStore(
-            path,
-            watch_mode=watch_mode,
-            poll_interval=poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL,
-            fsync=fsync,
-        )
-    if watch_mode == "events":
+    scheme, spec = _store_spec(root)
+    if spec.options:
+        storage_options = {**storage_options_from_env(scheme), **storage_options}
+    elif storage_options:
+        names = ", ".join(sorted(storage_options))
+        raise TypeError(f"storage options ({names}) apply to remote stores, not to {root}")
+    store: Store = _load(spec.factory)(
+        root,
+        watch_mode=watch_mode,
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        retry_timeout=retry_timeout,
+        fsync=fsync,
+        **storage_options,
+    )
+    if watch_mode == "events" and not store.capabilities.events:
+        store.close()
         raise ValueError(
             f"{scheme}:// stores have no change events; use watch_mode 'auto' or 'poll'"
         )
-    from fedbox.store.remote import RemoteStore
-
-    tuning: dict[str, float] = {}
-    if poll_interval is not None:
-        tuning["min_poll_interval"] = poll_interval
-    if max_poll_interval is not None:
-        tuning["max_poll_interval"] = max_poll_interval
-    if retry_timeout is not None:
-        tuning["retry_timeout"] = retry_timeout
-    options = {**storage_options_from_env(scheme), **storage_options}
-    return RemoteStore(str(root), **tuning, **options)
+    return store

@@ -9,6 +9,7 @@ caller cares about.
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import shutil
@@ -17,10 +18,12 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from os import PathLike, fspath
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from fedbox.datasite.paths import split_store_path
 from fedbox.errors import InvalidIdentity, NotFound, StoreError
 from fedbox.store._atomic import is_temp_name, temp_name
 from fedbox.store._retry import Failure, Outage, classify, retrying
@@ -31,11 +34,13 @@ from fedbox.store.base import (
     DEFAULT_RETRY_TIMEOUT,
     Entry,
     FolderFilter,
+    StoreCapabilities,
+    WatchMode,
 )
 from fedbox.store.polling import AdaptivePollWatcher, FolderScan, LeafScan, folder_matcher
-from fedbox.store.registry import get_backend
+from fedbox.store.registry import get_backend, redact_url
 
-__all__ = ["RemoteStore"]
+__all__ = ["RemoteStore", "open_remote"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +52,9 @@ both); bigger ones are read again, so memory stays bounded by :data:`_KEEP_FILES
 _KEEP_FILES = 16
 
 
-def _redact(url: SplitResult) -> str:
-    """The URL without a password, for logs and errors."""
-    if url.password is None:
-        return urlunsplit(url)
-    host = url.netloc.rpartition("@")[2]
-    return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
-
-
-def _check_path(path: str) -> PurePosixPath:
-    """The same rule as LocalStore: relative POSIX, no NUL, no backslash, no '..'."""
-    text = str(path)
-    if "\x00" in text or "\\" in text or text.startswith("/"):
-        raise InvalidIdentity(f"store path {text!r} must be relative POSIX", text)
-    rel = PurePosixPath(text)
-    if ".." in rel.parts:
-        raise InvalidIdentity(f"store path {text!r} contains '..'", text)
-    return rel
+def _checked(path: str) -> str:
+    """``path`` if it passes the store path rule (``""``, the root, included)."""
+    return "/".join(split_store_path(path, "store path", root_ok=True))
 
 
 def _is_hidden(rel: str) -> bool:
@@ -99,6 +90,27 @@ def _mtime(info: dict[str, Any]) -> float:
     return datetime.now().timestamp()
 
 
+def open_remote(
+    root: str | PathLike[str],
+    *,
+    watch_mode: WatchMode = "auto",
+    poll_interval: float | None = None,
+    max_poll_interval: float | None = None,
+    retry_timeout: float | None = None,
+    fsync: bool = True,
+    **storage_options: Any,
+) -> RemoteStore:
+    """The registry's factory for fsspec URLs (``fsync`` is the backend's business)."""
+    tuning: dict[str, float] = {}
+    if poll_interval is not None:
+        tuning["min_poll_interval"] = poll_interval
+    if max_poll_interval is not None:
+        tuning["max_poll_interval"] = max_poll_interval
+    if retry_timeout is not None:
+        tuning["retry_timeout"] = retry_timeout
+    return RemoteStore(fspath(root), **tuning, **storage_options)
+
+
 class RemoteStore:
     """Message files on an fsspec filesystem named by ``url``.
 
@@ -125,7 +137,7 @@ class RemoteStore:
         if retry_timeout < 0:
             raise ValueError("retry_timeout must be >= 0")
         self._url = urlsplit(url)
-        self.url = _redact(self._url)
+        self.url = redact_url(url)
         self.scheme = self._url.scheme.lower()
         self.backend: Backend = get_backend(self.scheme)
         self.root = self.backend.root(self._url)
@@ -145,6 +157,11 @@ class RemoteStore:
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.url!r})"
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Polled, and every look at a file is a request."""
+        return StoreCapabilities(events=False, cheap_exists=False)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -174,8 +191,8 @@ class RemoteStore:
             logger.debug("closing %s: %s", self.url, exc)
 
     def _full(self, path: str) -> str:
-        rel = _check_path(path).as_posix()
-        if rel in ("", "."):
+        rel = _checked(path)
+        if not rel:
             return self.root
         return f"{self.root}/{rel}" if self.root else rel
 
@@ -277,7 +294,7 @@ class RemoteStore:
         The whole message is held in memory once: a retry after an outage must be able
         to send it again, and uploads want their length up front.
         """
-        _check_path(path)
+        _checked(path)
         buffer = io.BytesIO()
         yield buffer
         self._commit(path, buffer.getvalue())
@@ -330,7 +347,7 @@ class RemoteStore:
 
         return self._run("check", path, is_file)
 
-    def _ls(self, full: str) -> list[dict[str, Any]]:
+    def _ls(self, full: str) -> builtins.list[dict[str, Any]]:
         try:
             return list(self.fs.ls(full, detail=True))
         except FileNotFoundError:
@@ -357,7 +374,7 @@ class RemoteStore:
                 elif info.get("type") == "file":
                     yield info
 
-    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> list[Entry]:
+    def _entries(self, prefix: str, keep: Callable[[str], bool]) -> builtins.list[Entry]:
         """Files under ``prefix`` whose store paths ``keep`` accepts."""
         entries = []
         for info in self._walk(self._full(prefix)):
@@ -366,13 +383,13 @@ class RemoteStore:
                 entries.append(Entry(path=rel, size=int(info.get("size") or 0), mtime=_mtime(info)))
         return entries
 
-    def list(self, prefix: str = "", suffix: str = "") -> list[Entry]:
+    def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         return self._run("list", prefix, lambda: self._entries(prefix, _visible(suffix)))
 
-    def list_temps(self, prefix: str = "") -> list[Entry]:
+    def list_temps(self, prefix: str = "") -> builtins.list[Entry]:
         return self._run("list", prefix, lambda: self._entries(prefix, _is_temp))
 
-    def _dirs(self, prefix: str) -> list[str]:
+    def _dirs(self, prefix: str) -> builtins.list[str]:
         names = []
         for info in self._ls(self._full(prefix)):
             name = PurePosixPath(str(info.get("name", "")).rstrip("/")).name
@@ -380,7 +397,7 @@ class RemoteStore:
                 names.append(name)
         return sorted(names)
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         return self._run("list", prefix, lambda: self._dirs(prefix))
 
     # -- changing --------------------------------------------------------------------
@@ -403,6 +420,15 @@ class RemoteStore:
                 # An earlier attempt deleted it before the link dropped.
 
         self._run("delete", path, delete_once)
+
+    def remove_folder(self, path: str) -> bool:
+        full = self._full(path)
+        try:
+            return self._run(
+                "remove folder", path, lambda: self.backend.remove_empty_folder(self.fs, full)
+            )
+        except StoreError:
+            return False  # not empty, or already gone
 
     def move(self, src: str, dst: str) -> None:
         full_src, full_dst = self._full(src), self._full(dst)
@@ -459,10 +485,10 @@ class RemoteStore:
 
     # -- watching --------------------------------------------------------------------
 
-    def _files(self, base: str, suffixes: tuple[str, ...]) -> list[str]:
+    def _files(self, base: str, suffixes: tuple[str, ...]) -> builtins.list[str]:
         return [e.path for e in self._entries(base, _visible(*suffixes))]
 
-    def _files_in(self, folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    def _files_in(self, folder: str, suffixes: tuple[str, ...]) -> builtins.list[str]:
         """The files directly in ``folder`` (one listing, no descent)."""
         keep = _visible(*suffixes)
         infos = self._ls(self._full(folder))
@@ -480,7 +506,7 @@ class RemoteStore:
         lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         scans: dict[str, LeafScan] = {}
 
-        def files(folder: str) -> list[str]:
+        def files(folder: str) -> builtins.list[str]:
             if self.backend.lists_subtrees:
                 return self._files(folder, suffixes)
             scan = scans.get(folder)
@@ -514,7 +540,7 @@ class RemoteStore:
         logs the outage once.
         """
         match = folder_matcher(folders)
-        _check_path(prefix)
+        _checked(prefix)
         scan = self._lister(prefix, suffixes, match)
 
         def lister() -> set[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -69,6 +69,15 @@ class _BatchQueue:
 
 class _WatcherBase:
     _batches: _BatchQueue
+
+    def expect(self, paths: Iterable[str]) -> None:
+        """Files due are reported when they appear, like any other (see Watcher)."""
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Nothing was kept by :meth:`expect`."""
+
+    def list_when(self, needed: Callable[[], bool]) -> None:
+        """Following changes costs nothing to skip."""
 
     def next_batch(self, timeout: float | None = None) -> set[str]:
         return self._batches.next_batch(timeout)

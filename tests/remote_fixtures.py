@@ -1,5 +1,6 @@
-"""Fixtures for the remote-store tests: session-wide servers (see remote_servers.py) and,
-per test, a fresh prefix on one of them wrapped as a :class:`Target`.
+"""Fixtures for the tests over remote stores (store, RPC and FL tests alike), loaded as a
+plugin by tests/conftest.py: session-wide servers (see remote_servers.py), started only
+when a test asks for one, and, per test, a fresh prefix on one of them (a :class:`Target`).
 
 Tests import helpers from ``remote_servers``, never from ``conftest``: several folders
 have a conftest.py, and ``import conftest`` would get whichever was imported first.
@@ -11,9 +12,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-
-pytest.importorskip("fsspec", reason="remote stores need: pip install 'fedbox[remote]'")
-
 from remote_servers import (
     SFTP,
     MotoS3,
@@ -54,6 +52,7 @@ def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SFTP]:
 @pytest.fixture
 def make_target(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Target]]:
     """``make_target(name)``: a fresh, empty prefix on that backend's session server."""
+    pytest.importorskip("fsspec", reason="remote stores need: pip install 'fedbox[remote]'")
     made: list[Target] = []
 
     def make(name: str) -> Target:

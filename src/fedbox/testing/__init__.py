@@ -1,0 +1,24 @@
+"""Helpers for testing fedbox and code built on it: fakes, not mocks (trio's ``testing``).
+
+- :class:`FakeClock`: time that moves when the test says (``connect(..., clock=...)``).
+- :class:`MemoryStore`: a private in-memory store, shared between boxes on purpose only.
+- :func:`check_store`: the checks every Store implementation must pass.
+- :func:`write_request`: a request file written by hand, without a sending box.
+
+This module may import every layer; nothing in fedbox imports it.
+"""
+
+from fedbox.testing.clock import FakeClock
+from fedbox.testing.memory import MemoryStore
+from fedbox.testing.requests import write_request
+from fedbox.testing.store_checks import BAD_PATHS, STORE_CHECKS, StoreCheck, check_store
+
+__all__ = [
+    "BAD_PATHS",
+    "STORE_CHECKS",
+    "FakeClock",
+    "MemoryStore",
+    "StoreCheck",
+    "check_store",
+    "write_request",
+]

@@ -1,0 +1,124 @@
+"""fedbox.testing: its fakes behave like the real thing, and its checks catch faults."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+import fedbox
+from fedbox.datasite.paths import response_path
+from fedbox.datasite.workspace import Workspace
+from fedbox.rpc import Box
+from fedbox.rpc.envelope import read_envelope, read_header
+from fedbox.rpc.parts import MAGIC
+from fedbox.rpc.payload import open_payload
+from fedbox.store import LocalStore
+from fedbox.testing import FakeClock, MemoryStore, check_store, write_request
+
+pytest.importorskip("fsspec", reason="MemoryStore needs: pip install 'fedbox[remote]'")
+
+
+def test_memory_store_passes_the_store_checks() -> None:
+    check_store(MemoryStore)
+
+
+def test_memory_stores_are_private_unless_shared() -> None:
+    first, other = MemoryStore(), MemoryStore()
+    first.put("a/f.request", b"mine")
+    assert not other.exists("a/f.request")
+    shared = MemoryStore(shared_with=first)
+    assert shared.read("a/f.request") == b"mine"
+    shared.put("b/g.request", b"back")
+    assert first.read("b/g.request") == b"back"
+    shared.close()
+    assert first.read("a/f.request") == b"mine"  # closing one does not empty the other
+
+
+class _ListsNoFolders(MemoryStore):
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        """Sees no folders at all."""
+        return []
+
+
+class _LosesWrites(MemoryStore):
+    def put(self, path: str, data: object) -> None:
+        """Accepts the write and keeps nothing."""
+
+
+@pytest.mark.parametrize(
+    ("store_class", "check"),
+    [
+        (_ListsNoFolders, "list_dirs"),
+        (_LosesWrites, "put_read_open_exists"),
+    ],
+)
+def test_check_store_names_the_check_a_faulty_store_fails(store_class, check: str) -> None:
+    with pytest.raises(AssertionError, match=f"store check '{check}' failed"):
+        check_store(store_class)
+
+
+def test_fake_clock_moves_only_forward_and_on_demand() -> None:
+    clock = FakeClock(100.0)
+    assert clock() == clock() == 100.0
+    assert clock.advance(2.5) == 102.5 == clock()
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match="finite"):
+        clock.advance(math.inf)
+    with pytest.raises(ValueError, match="finite"):
+        FakeClock(math.nan)
+    assert abs(FakeClock()() - time.time()) < 3600  # starts at the real time
+
+
+def _wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("body", [b"written by hand", MAGIC + b" and more"])
+def test_a_hand_written_request_is_handled_by_a_running_app(
+    root: Path, start_peer, body: bytes
+) -> None:
+    bob = start_peer("bob@b.org")
+    store = LocalStore(root)
+    msg_id = write_request(store, "alice@a.org", "bob@b.org", "t", "echo", body)
+    path = str(response_path("alice@a.org", "bob@b.org", "t", "echo", msg_id))
+    _wait_for(root / path)
+    f = store.open(path)
+    header = read_header(f)
+    with open_payload(
+        store, f, header, writer="bob@b.org", reader="alice@a.org", sealer=None
+    ) as payload:
+        assert (header.status, payload.read()) == (200, body)
+    assert bob.stop() == {"handled": 1}
+
+
+def test_a_fake_clock_expires_a_request_without_sleeping() -> None:
+    clock = FakeClock()
+    store = MemoryStore()
+    ran: list[str] = []
+    send = ("alice@a.org", "bob@b.org", "t", "echo")
+    late = write_request(store, *send, expires_in=60, clock=clock)
+    clock.advance(61)
+    fresh = write_request(store, *send, expires_in=60, clock=clock)
+    bob = Box(MemoryStore(shared_with=store), Workspace.for_email("bob@b.org"), clock=clock)
+    with bob:
+        app = bob.app("t")
+        app.on_request("echo")(lambda req: ran.append(req.id))
+        app.start()
+        statuses = {}
+        for msg_id in (late, fresh):
+            path = str(response_path("alice@a.org", "bob@b.org", "t", "echo", msg_id))
+            deadline = time.monotonic() + 30
+            while not store.exists(path):
+                assert time.monotonic() < deadline, f"no response to {msg_id}"
+                time.sleep(0.02)
+            with store.open(path) as f:
+                statuses[msg_id] = read_envelope(f)[0].status
+    assert statuses == {late: fedbox.Status.EXPIRED, fresh: 200}
+    assert ran == [fresh]  # the expired request never ran
