@@ -66,3 +66,70 @@ def test_all_lists_name_real_attributes() -> None:
 def test_top_level_exports_the_everyday_api() -> None:
     for name in ("connect", "Request", "Response", "Future", "FedboxError", "ResponseTimeout"):
         assert name in fedbox.__all__
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _private_names_defined(tree: ast.AST) -> set[str]:
+    """Private names a module defines: functions, classes, and attributes it assigns."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if _private(n)}
+
+
+SOURCES = {path: ast.parse(path.read_text()) for path in sorted(SRC.rglob("*.py"))}
+DEFINED = {path: _private_names_defined(tree) for path, tree in SOURCES.items()}
+KNOWN_PRIVATE_IMPORTS = {
+    # fedbox.store is being reshaped by issue 21 point 2 (pluggable stores): its watcher
+    # base classes become public there.
+    ("store/local.py", "_WatcherBase"),
+    ("store/polling.py", "_BatchQueue"),
+    ("store/polling.py", "_WatcherBase"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SOURCES), ids=lambda p: str(p.relative_to(SRC)))
+def test_no_module_imports_a_private_name_of_another(path: Path) -> None:
+    """A leading underscore means "this module only": another module needing the name
+    means it belongs in a public seam."""
+    rel = str(path.relative_to(SRC))
+    own = _module_name(path)
+    for node in ast.walk(SOURCES[path]):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+            continue
+        if not node.module.startswith("fedbox") or node.module == own:
+            continue
+        for alias in node.names:
+            if _private(alias.name) and (rel, alias.name) not in KNOWN_PRIVATE_IMPORTS:
+                raise AssertionError(f"{rel} imports private {alias.name} from {node.module}")
+
+
+@pytest.mark.parametrize("path", sorted(SOURCES), ids=lambda p: str(p.relative_to(SRC)))
+def test_no_module_reaches_into_another_modules_private_attributes(path: Path) -> None:
+    """``other._name`` (not on self or cls) where ``_name`` is defined by another fedbox
+    module and not by this one: a private member used across modules."""
+    rel = path.relative_to(SRC)
+    mine = DEFINED[path]
+    elsewhere = set().union(*(names for p, names in DEFINED.items() if p != path))
+    for node in ast.walk(SOURCES[path]):
+        if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        if node.attr in elsewhere and node.attr not in mine:
+            raise AssertionError(f"{rel}:{node.lineno} uses {ast.unparse(node)} of another module")

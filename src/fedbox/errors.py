@@ -12,6 +12,7 @@
     ├── PermissionDenied (also PermissionError)    .path
     ├── CryptoError                                .path, .message_id
     │   ├── DecryptError
+    │   │   └── UnauthenticatedResponse
     │   └── UntrustedKey                           .email, .pinned, .presented
     ├── MessageError                               .path, .message_id
     │   ├── CorruptMessage
@@ -46,6 +47,7 @@ __all__ = [
     "ResponseTimeout",
     "RpcError",
     "StoreError",
+    "UnauthenticatedResponse",
     "UnsafeFile",
     "UntrustedKey",
 ]
@@ -121,6 +123,11 @@ class CryptoError(_AboutMessage):
 
 class DecryptError(CryptoError):
     """A ciphertext failed authentication: tampered, truncated, or not for us."""
+
+
+class UnauthenticatedResponse(DecryptError):
+    """An encrypting box found a response it cannot authenticate (plaintext, not signed by
+    the recipient): it is set aside, never taken as the answer; the request stays pending."""
 
 
 class UntrustedKey(CryptoError):

@@ -145,8 +145,9 @@ def test_plaintext_request_to_an_encrypted_box_is_403(root: Path, start_peer, fe
     (result,) = run_peer("call", str(root), ALICE, "t", BOB, "echo", "1", "10")
     assert result["status"] == 403
     assert b"encryption required" in bytes.fromhex(result["body"])
-    (quarantined,) = root.rglob(".quarantine/*.request")
-    assert quarantined.stem == result["id"]
+    sent = root / request_path(ALICE, BOB, "t", "echo", result["id"])
+    wait_for(sent.parent / ".quarantine" / sent.name)
+    assert [p.stem for p in root.rglob(".quarantine/*.request")] == [result["id"]]
     assert bob.stop() == {"handled": 0}
     status, note = audit_notes(fedbox_home, BOB)[result["id"]]
     assert status == 403 and "encryption required" in note
@@ -220,7 +221,12 @@ def test_a_changed_identity_key_is_refused_until_trusted(
         (refused,) = run_peer("call", str(root), BOB, "t", ALICE, "echo", "1", "10", "--encrypt")
         assert refused["status"] == 403
         assert b"untrusted sender key" in bytes.fromhex(refused["body"])
-        assert list(root.rglob(f".quarantine/{refused['id']}.request"))
+        wait_for(
+            root
+            / request_path(BOB, ALICE, "t", "echo", refused["id"]).parent.joinpath(
+                ".quarantine", f"{refused['id']}.request"
+            )
+        )
         show = fedbox_cli("keys", "show", BOB, "--root", str(root), "--email", ALICE)
         assert show.returncode == 1 and "CHANGED" in show.stdout
         trusted = fedbox_cli("keys", "trust", BOB, new_fp, "--email", ALICE, "--root", str(root))

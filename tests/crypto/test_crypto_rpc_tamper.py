@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_crypto_rpc import wait_for
 
 import fedbox
 from fedbox.crypto import SEGMENT_SIZE, TAG_SIZE
@@ -118,8 +119,10 @@ def test_every_region_of_an_encrypted_request_is_checked(root: Path, start_peer)
             assert "undecryptable request" in response.text, name
             assert reason in response.text, (name, response.text)
             path = root / request_path(ALICE, BOB, "t", "echo", fut.id)
+            quarantined = path.parent / ".quarantine" / path.name
+            wait_for(quarantined)  # the refusal is written first, then the request moved
             assert not path.exists(), name
-            assert (path.parent / ".quarantine" / path.name).read_bytes() == data, name
+            assert quarantined.read_bytes() == data, name
     assert bob.stop() == {"handled": 1}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from peer_process import run_peer
 from planted import ALICE, BOB, request_at
 
@@ -41,11 +40,6 @@ def test_fifos_in_the_backlog_and_arriving_do_not_stop_traffic(root: Path, start
     assert again.stop() == {"handled": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rpc/app.py opens the request before its try: UnsafeFile (a CorruptMessage) is "
-    "logged instead of quarantined and answered 400 (change described in the store report)",
-)
 def test_a_fifo_request_is_quarantined_and_answered(root: Path, start_peer) -> None:
     (fifo,) = _plant_fifos(root, 1)
     bob = start_peer(BOB)

@@ -5,7 +5,9 @@ Usage: ``python peer.py serve ROOT EMAIL APP`` serves until stdin closes;
 their ids as JSON, then exits without waiting; ``python peer.py wait ROOT EMAIL APP IDS``
 re-attaches to those ids and prints the responses as JSON; ``call`` sends and waits.
 Any command takes ``--encrypt`` (anywhere after the command name) to connect with
-end-to-end encryption on.
+end-to-end encryption on. ``serve`` registers ``block`` with ``rerun=True`` when
+``$PEER_RERUN`` is 1. The ``block`` handler notes each call in ``ROOT/../ran`` and then waits
+until ``ROOT/../release`` exists (so a test can kill the process while it runs).
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import json
 import os
 import sys
 import threading
+import time
+from pathlib import Path
 
 import fedbox
 
 ENCRYPT = False
+RERUN = os.environ.get("PEER_RERUN") == "1"
 
 
 def _connect(root: str, email: str) -> fedbox.Box:
@@ -41,6 +46,14 @@ def serve(root: str, email: str, app_name: str) -> None:
         return fedbox.Response(
             body=f"{req.sender}->{req.recipient}".encode(), headers={"pid": str(os.getpid())}
         )
+
+    @app.on_request("block", rerun=RERUN)
+    def block(req: fedbox.Request) -> bytes:
+        with open(Path(root).parent / "ran", "a") as f:
+            f.write(f"{os.getpid()} {req.id}\n")
+        while not (Path(root).parent / "release").exists():
+            time.sleep(0.02)
+        return req.body
 
     @app.on_request("boom")
     def boom(req: fedbox.Request) -> bytes:

@@ -115,6 +115,7 @@ def test_bad_request_file_is_quarantined_and_answered(
     got_status, body = _response_status(root, msg_id)
     assert got_status == status, body
     assert reason in body
+    _wait_for(path.parent / ".quarantine" / path.name)  # moved aside once answered
     assert not path.exists()
     assert (path.parent / ".quarantine" / path.name).read_bytes() == data
     ok = run_peer("call", str(root), "alice@a.org", "t", "bob@b.org", "echo", "2", "100")

@@ -39,6 +39,7 @@ __all__ = [
     "blob_dir",
     "blob_path",
     "datasite_dir",
+    "is_inbox_of",
     "outbox_dir",
     "parse_message_path",
     "parse_outbox_dir",
@@ -103,6 +104,15 @@ def parse_outbox_dir(name: str) -> tuple[str, str]:
         raise InvalidIdentity(f"{name!r} is not an outbox folder", name)
     writer, reader = name[len(OUTBOX_PREFIX) :].split(_TO)
     return validate_email(writer), validate_email(reader)
+
+
+def is_inbox_of(folder: str, email: str) -> bool:
+    """Whether ``folder`` is an outbox folder ``email`` reads (one of its inboxes).
+
+    Only the name is looked at: a folder that passes is still parsed and validated
+    (:func:`parse_message_path`) before anything in it is trusted.
+    """
+    return folder.startswith(OUTBOX_PREFIX) and folder.endswith(f"{_TO}{email}")
 
 
 def datasite_dir(email: str) -> PurePosixPath:

@@ -97,7 +97,8 @@ class ClientNode:
         self.runner = NodeRunner(
             load_client_app, self.node_id, node_config, contexts, default_run_config
         )
-        self.app.on_request(endpoint, stream=True)(self._on_message)
+        # Safe to run again after a crash: the Context is restored to before the message.
+        self.app.on_request(endpoint, stream=True, rerun=True)(self._on_message)
 
     def __repr__(self) -> str:
         return f"<ClientNode {self.box.email} node {self.node_id} on {self.app.name}>"

@@ -1,7 +1,9 @@
 """The audit trail: one row per call, on each side, kept after the files are cleaned up.
 
 It is part of the message path, not best-effort logging: a handler only runs after its
-request has been claimed here, which is also what makes handling exactly-once.
+request has been claimed here, which is also what makes handling exactly-once. A call is
+named by its id *and* its peer: ids are visible in the folders, so another peer can send
+a request under someone else's pending id (issue 11.8), and must not take its place.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from fedbox.rpc._sqlite import Database
 
 __all__ = ["AuditLog", "AuditRecord"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     id TEXT NOT NULL,
     direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
     peer TEXT NOT NULL,
@@ -27,10 +29,14 @@ CREATE TABLE IF NOT EXISTS calls (
     status INTEGER,
     response_size INTEGER,
     note TEXT,
-    PRIMARY KEY (id, direction)
-);
-CREATE INDEX IF NOT EXISTS calls_created ON calls (created);
-"""
+    owner TEXT,
+    PRIMARY KEY (id, direction, peer)
+)"""
+_PRIMARY_KEY = ("id", "direction", "peer")
+_SCHEMA = (
+    _TABLE.format(name="calls")
+    + ";\nCREATE INDEX IF NOT EXISTS calls_created ON calls (created);\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +55,44 @@ class AuditRecord:
     status: int | None
     response_size: int | None
     note: str | None
+    owner: str | None
+    """Which serving process claimed an incoming request (``fedbox.rpc.leases``)."""
 
 
 class AuditLog:
-    """SQLite (WAL) at ``{state_dir}/audit.db``."""
+    """SQLite (WAL) at ``{state_dir}/audit.db``. A log written by an older fedbox is
+    upgraded in place when opened, its rows kept."""
 
     def __init__(self, path: Path) -> None:
         self._db = Database(path, _SCHEMA)
+        if not self._is_current():
+            self._upgrade()
+
+    def _is_current(self) -> bool:
+        info = self._db.query("PRAGMA table_info(calls)")
+        key = tuple(r["name"] for r in sorted(info, key=lambda r: r["pk"]) if r["pk"])
+        columns = {r["name"] for r in info}
+        return key == _PRIMARY_KEY and columns == set(AuditRecord.__slots__)
+
+    def _upgrade(self) -> None:
+        """Rebuild the table (SQLite cannot change a primary key in place) in one write
+        transaction: another process opening the same log waits, then finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._is_current():
+                old = {r["name"] for r in self._db.query("PRAGMA table_info(calls)")}
+                columns = ", ".join(c for c in AuditRecord.__slots__ if c in old)
+                self._db.execute(_TABLE.format(name="calls_upgraded"))
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO calls_upgraded ({columns}) SELECT {columns} FROM calls"
+                )
+                self._db.execute("DROP TABLE calls")
+                self._db.execute("ALTER TABLE calls_upgraded RENAME TO calls")
+                self._db.execute("CREATE INDEX IF NOT EXISTS calls_created ON calls (created)")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def record_sent(
         self,
@@ -85,26 +122,53 @@ class AuditLog:
         size: int | None,
         sha256: str | None,
         created: float | None,
+        owner: str | None = None,
     ) -> bool:
         """Record an incoming request; False if any thread or process claimed it before."""
         return (
             self._db.execute(
                 "INSERT OR IGNORE INTO calls"
-                " (id, direction, peer, app, endpoint, size, sha256, created)"
-                " VALUES (?, 'in', ?, ?, ?, ?, ?, ?)",
-                (id, peer, app, endpoint, size, sha256, created),
+                " (id, direction, peer, app, endpoint, size, sha256, created, owner)"
+                " VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?)",
+                (id, peer, app, endpoint, size, sha256, created, owner),
             )
             == 1
         )
 
-    def is_claimed(self, id: str) -> bool:
-        return bool(self._db.query("SELECT 1 FROM calls WHERE id=? AND direction='in'", (id,)))
+    def take_over(self, *, id: str, peer: str, owner: str, previous: str | None) -> bool:
+        """Move an unanswered claim from ``previous`` (gone) to ``owner``; False if another
+        process took it over first."""
+        return (
+            self._db.execute(
+                "UPDATE calls SET owner=? WHERE id=? AND direction='in' AND peer=?"
+                " AND status IS NULL AND owner IS ?",
+                (owner, id, peer, previous),
+            )
+            == 1
+        )
+
+    def incoming(self, peer: str, id: str) -> AuditRecord | None:
+        """The row of request ``id`` from ``peer``, if it was ever claimed or refused."""
+        rows = self._db.query(
+            "SELECT * FROM calls WHERE id=? AND direction='in' AND peer=?", (id, peer)
+        )
+        return AuditRecord(**dict(rows[0])) if rows else None
+
+    def replying(self, *, id: str, peer: str, at: float) -> None:
+        """A response to a claimed request is being written, with ``created`` = ``at``
+        (``status`` stays unset until it is written: ``record_answer``)."""
+        self._db.execute(
+            "UPDATE calls SET answered=? WHERE id=? AND direction='in' AND peer=?"
+            " AND status IS NULL",
+            (at, id, peer),
+        )
 
     def record_answer(
         self,
         *,
         id: str,
         direction: str,
+        peer: str,
         status: int,
         answered: float,
         response_size: int | None = None,
@@ -112,8 +176,15 @@ class AuditLog:
     ) -> None:
         self._db.execute(
             "UPDATE calls SET status=?, answered=?, response_size=?, note=COALESCE(?, note)"
-            " WHERE id=? AND direction=?",
-            (status, answered, response_size, note, id, direction),
+            " WHERE id=? AND direction=? AND peer=?",
+            (status, answered, response_size, note, id, direction, peer),
+        )
+
+    def record_note(self, *, id: str, direction: str, peer: str, note: str) -> None:
+        """Remember something about a call without changing its outcome."""
+        self._db.execute(
+            "UPDATE calls SET note=? WHERE id=? AND direction=? AND peer=?",
+            (note, id, direction, peer),
         )
 
     def record_refused(
@@ -132,7 +203,7 @@ class AuditLog:
             "INSERT INTO calls"
             " (id, direction, peer, app, endpoint, created, answered, status, note)"
             " VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id, direction) DO UPDATE SET status=excluded.status,"
+            " ON CONFLICT (id, direction, peer) DO UPDATE SET status=excluded.status,"
             " answered=excluded.answered, note=excluded.note",
             (id, peer, app, endpoint, at, at, status, note),
         )

@@ -7,42 +7,29 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 
 from fedbox.datasite.identity import validate_app_name
-from fedbox.datasite.paths import (
-    OUTBOX_PREFIX,
-    Kind,
-    MessagePath,
-    parse_message_path,
-    response_path,
-)
+from fedbox.datasite.paths import Kind, MessagePath, is_inbox_of, parse_message_path
 from fedbox.datasite.workspace import Workspace
-from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
+from fedbox.errors import InvalidIdentity
+from fedbox.rpc.app import App
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.envelope import Header, read_header
+from fedbox.rpc.defaults import DEFAULT_CLEANUP_EXPIRY, DEFAULT_EXPIRY
 from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Response
 from fedbox.rpc.parts import default_chunk_size, default_chunk_threshold
-from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
+from fedbox.rpc.responses import read_response, response_file
 from fedbox.rpc.sealing import Sealer
-from fedbox.store import Store
-from fedbox.store.polling import AdaptivePollWatcher
+from fedbox.store import Store, Watcher
 
-if TYPE_CHECKING:
-    from fedbox.rpc.app import App
-
-__all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box"]
+__all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box", "RequestRoute"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXPIRY = 24 * 3600.0
-"""Seconds a request stays valid unless the sender says otherwise."""
-DEFAULT_CLEANUP_EXPIRY = 24 * 3600.0
-"""Age after which the cleanup job removes message files (the audit rows stay)."""
-
 Clock = Callable[[], float]
+RequestRoute = Callable[[MessagePath], None]
+"""Takes one request file addressed to us (its path decoded and validated)."""
 _SUFFIXES = (".request", ".response")
 
 
@@ -59,6 +46,10 @@ class Box:
     Bodies larger than ``chunk_threshold`` bytes are stored as blobs of ``chunk_size``
     bytes (``fedbox.rpc.parts``; defaults from ``$FEDBOX_CHUNK_THRESHOLD`` and
     ``$FEDBOX_CHUNK_SIZE``, else 512 MiB and 64 MiB).
+
+    Apps and futures use the box through a small seam: :meth:`route_requests` and
+    :meth:`stop_routing` (serving), :meth:`start_watching`, :meth:`response_arrived` and
+    :meth:`read_response` (calling).
     """
 
     def __init__(
@@ -86,11 +77,12 @@ class Box:
         self.audit = AuditLog(workspace.audit_db)
         self.futures = FutureStore(workspace.futures_db)
         self._apps: dict[str, App] = {}
+        self._routes: dict[str, RequestRoute] = {}
         self._arrived: set[str] = set()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
         self._watch_thread: threading.Thread | None = None
-        self._watcher = None
+        self._watcher: Watcher | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -103,16 +95,37 @@ class Box:
 
     def app(self, name: str) -> App:
         """The app ``name`` of this identity (one object per name, created on first use)."""
-        from fedbox.rpc.app import App
-
         validate_app_name(name)
         if name not in self._apps:
             self._apps[name] = App(self, name)
         return self._apps[name]
 
+    # -- routing requests ------------------------------------------------------------
+
+    def route_requests(self, app: str, route: RequestRoute) -> int:
+        """Send every request file for ``app`` to ``route``: those waiting now, then new
+        ones as they land, until :meth:`stop_routing`. Returns how many were waiting.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        self._routes[app] = route
+        self.start_watching()
+        count = 0
+        for folder in self.store.list_dirs():
+            if not is_inbox_of(folder, self.email):
+                continue
+            for entry in self.store.list(f"{folder}/{app}/rpc", ".request"):
+                self._on_file(entry.path)
+                count += 1
+        return count
+
+    def stop_routing(self, app: str) -> None:
+        """Requests for ``app`` are no longer taken (they wait for the next start)."""
+        self._routes.pop(app, None)
+
     # -- the watch loop ------------------------------------------------------------
 
-    def _ensure_watching(self) -> None:
+    def start_watching(self) -> None:
         """Start the shared watcher once; callers list their backlog only after this."""
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
@@ -121,12 +134,9 @@ class Box:
                 return
             me = self.email
             self._watcher = self.store.watch(
-                "",
-                _SUFFIXES,
-                folders=lambda name: name.startswith(OUTBOX_PREFIX) and name.endswith(f"_to_{me}"),
+                "", _SUFFIXES, folders=lambda name: is_inbox_of(name, me)
             )
-            if isinstance(self._watcher, AdaptivePollWatcher):
-                self._watcher.list_when(self._serving)
+            self._watcher.list_when(self._serving)
             self._watch_thread = threading.Thread(
                 target=self._watch_loop, name=f"fedbox-watch-{self.email}", daemon=True
             )
@@ -134,7 +144,7 @@ class Box:
 
     def _serving(self) -> bool:
         """Whether requests matter: only then must a polling watcher list our inboxes."""
-        return any(app.running for app in list(self._apps.values()))
+        return bool(self._routes)
 
     def _watch_loop(self) -> None:
         """Dispatch arrivals until closed; one failing file never stops the loop."""
@@ -147,8 +157,7 @@ class Box:
                     logger.exception("could not dispatch %s; continuing", path)
 
     def _on_file(self, path: str) -> None:
-        top = path.split("/", 1)[0]
-        if not (top.startswith(OUTBOX_PREFIX) and top.endswith(f"_to_{self.email}")):
+        if not is_inbox_of(path.split("/", 1)[0], self.email):
             return
         try:
             mp = parse_message_path(path)
@@ -157,8 +166,10 @@ class Box:
             return
         if mp.kind is Kind.RESPONSE:
             self._notify_arrival([mp.id])
-        elif mp.app in self._apps:
-            self._apps[mp.app]._on_request_file(mp)
+            return
+        route = self._routes.get(mp.app)
+        if route is not None:
+            route(mp)
 
     def _refuse_bad_path(self, path: str, reason: str) -> None:
         """A file whose very name is a path trick: quarantine it, answer nobody."""
@@ -179,118 +190,27 @@ class Box:
             self._arrived.update(ids)
             self._cond.notify_all()
 
+    def forget_arrival(self, id: str) -> None:
+        """The response to ``id`` was set aside unread: it is pending again."""
+        with self._cond:
+            self._arrived.discard(id)
+
     # -- responses -------------------------------------------------------------------
 
-    def _response_path(self, record: FutureRecord) -> str:
-        return str(
-            response_path(self.email, record.recipient, record.app, record.endpoint, record.id)
-        )
-
-    def _response_arrived(self, record: FutureRecord) -> bool:
+    def response_arrived(self, record: FutureRecord) -> bool:
+        """Whether the response to ``record`` is in the store (read it with
+        :meth:`read_response`)."""
         if record.id in self._arrived:
             return True
-        if self.store.exists(self._response_path(record)):
+        if self.store.exists(response_file(self.email, record)):
             self._notify_arrival([record.id])
             return True
         return False
 
-    def _read_response(self, record: FutureRecord, *, stream: bool = False) -> Response | None:
-        """Read, verify (decrypt) and log a response; None while it has not arrived.
-
-        With ``stream=True`` a 200 response comes with its ``payload`` to read (verified
-        as it is read; a damaged one is quarantined then) instead of its ``body``.
-        Raises CorruptMessage or DecryptError (the file is then quarantined).
-        """
-        path = self._response_path(record)
-        expected = MessagePath(
-            record.recipient, self.email, record.app, record.endpoint, record.id, Kind.RESPONSE
-        )
-        try:
-            f = self.store.open(path)
-        except NotFound:
-            return None
-        try:
-            header = read_header(f, path=path)
-            problem = _header_mismatch(header, expected)
-            if problem:
-                raise CorruptMessage(f"response refused: {problem}", path, record.id)
-            if header.status is None:
-                raise CorruptMessage("response has no status", path, record.id)
-            self._check_response_sealing(header, path)
-            payload: Payload | None = open_payload(
-                self.store,
-                f,
-                header,
-                writer=record.recipient,
-                reader=self.email,
-                sealer=self.sealer,
-                path=path,
-                on_failure=lambda exc: self._damaged_response(record, path, exc),
-            )
-        except (CorruptMessage, CryptoError) as exc:
-            f.close()
-            self._damaged_response(record, path, exc)
-            raise
-        except BaseException:
-            f.close()
-            raise
-        assert payload is not None
-        body = b""
-        if not stream or header.status != 200 or not payload.size:
-            with payload:
-                body = payload.read()  # a damaged body is quarantined by on_failure
-            payload = None
-        if record.status is None:
-            now = self.clock()
-            self.futures.resolve(record.id, header.status, now)
-            self.audit.record_answer(
-                id=record.id,
-                direction="out",
-                status=header.status,
-                answered=now,
-                response_size=header.body_len,
-            )
-        return Response(
-            body=body,
-            status=header.status,
-            headers=dict(header.headers),
-            id=header.id,
-            sender=header.sender,
-            created=header.created,
-            payload=payload,
-        )
-
-    def _damaged_response(self, record: FutureRecord, path: str, exc: Exception) -> None:
-        quarantine(self.store, path)
-        self.audit.record_answer(
-            id=record.id,
-            direction="out",
-            status=400,
-            answered=self.clock(),
-            note=f"response quarantined: {exc}",
-        )
-
-    def _check_response_sealing(self, header: Header, path: str) -> None:
-        """An encrypting box takes a plaintext response only as a refusal (status >= 400:
-        a reason, never data), as a peer answers a request it could not open; anything
-        else in the clear could be forged by the carrier.
-        """
-        if header.enc is not None:
-            if self.sealer is None:
-                raise DecryptError(
-                    f"the response is encrypted but {self.email} connected without "
-                    "encryption; connect with encrypt=True to read it",
-                    path,
-                    header.id,
-                )
-            return
-        if self.sealer is not None and header.status is not None and header.status < 400:
-            raise DecryptError(
-                f"plaintext response with status {header.status} refused: {self.email} "
-                "requires encryption",
-                path,
-                header.id,
-            )
+    def read_response(self, record: FutureRecord, *, stream: bool = False) -> Response | None:
+        """The verified response to ``record``, None while it has not arrived (see
+        :func:`fedbox.rpc.responses.read_response`)."""
+        return read_response(self, record, stream=stream)
 
     def future(self, id: str) -> Future:
         """Re-attach to a request sent earlier, by this or a previous process."""
@@ -314,13 +234,13 @@ class Box:
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
         pending = list(futures)
-        self._ensure_watching()
+        self.start_watching()
         watcher = self._watcher
-        if not isinstance(watcher, AdaptivePollWatcher):
+        if self.store.capabilities.cheap_exists:
             for fut in pending:
                 fut.done()  # responses that landed before the watcher started
             return self._wait_arrivals(pending, timeout, return_when)
-        due = [self._response_path(f.record) for f in pending if f.id not in self._arrived]
+        due = [response_file(self.email, f.record) for f in pending if f.id not in self._arrived]
         watcher.expect(due)
         try:
             return self._wait_arrivals(pending, timeout, return_when)
@@ -334,7 +254,7 @@ class Box:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
-                still = []
+                still: list[Future] = []
                 for fut in pending:
                     (done if fut.id in self._arrived else still).append(fut)
                 pending = still
@@ -365,24 +285,3 @@ class Box:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _header_mismatch(header, expected: MessagePath) -> str | None:
-    """Why a header disagrees with the path it was found at, or None.
-
-    The path is the authority: on a hub only its writer can create files in an outbox,
-    so a header claiming another sender or recipient is forged or misplaced.
-    """
-    if header.kind != expected.kind.value:
-        return f"kind is {header.kind!r}, file is a {expected.kind.value}"
-    if header.id != expected.id:
-        return f"header id {header.id} differs from file name {expected.id}"
-    if header.recipient != expected.reader:
-        return f"addressed to {header.recipient}, not {expected.reader}"
-    if header.sender != expected.writer:
-        return f"claims sender {header.sender} but sits in {expected.writer}'s outbox"
-    if header.app != expected.app or header.endpoint != expected.endpoint:
-        return (
-            f"header names {header.app}/{header.endpoint}, path {expected.app}/{expected.endpoint}"
-        )
-    return None

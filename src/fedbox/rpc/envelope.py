@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fedbox.crypto._primitives import BackgroundSha256
+from fedbox.datasite.paths import MessagePath
 from fedbox.errors import CorruptMessage
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "bytes_left",
     "check_body_size",
     "copy_body",
+    "header_mismatch",
     "read_body",
     "read_envelope",
     "read_header",
@@ -284,3 +286,24 @@ def copy_body(f: BinaryIO, header: Header, dst: BinaryIO, *, path: str | None = 
         raise CorruptMessage("file has bytes after the body", path, header.id)
     if digest.hexdigest() != header.body_sha256:
         raise CorruptMessage("body digest does not match the header", path, header.id)
+
+
+def header_mismatch(header: Header, expected: MessagePath) -> str | None:
+    """Why a header disagrees with the path it was found at, or None.
+
+    The path is the authority: on a hub only its writer can create files in an outbox,
+    so a header claiming another sender or recipient is forged or misplaced.
+    """
+    if header.kind != expected.kind.value:
+        return f"kind is {header.kind!r}, file is a {expected.kind.value}"
+    if header.id != expected.id:
+        return f"header id {header.id} differs from file name {expected.id}"
+    if header.recipient != expected.reader:
+        return f"addressed to {header.recipient}, not {expected.reader}"
+    if header.sender != expected.writer:
+        return f"claims sender {header.sender} but sits in {expected.writer}'s outbox"
+    if header.app != expected.app or header.endpoint != expected.endpoint:
+        return (
+            f"header names {header.app}/{header.endpoint}, path {expected.app}/{expected.endpoint}"
+        )
+    return None

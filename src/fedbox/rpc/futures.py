@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fedbox.errors import ResponseTimeout
+from fedbox.errors import ResponseTimeout, UnauthenticatedResponse
 from fedbox.rpc._sqlite import Database
 from fedbox.rpc.messages import Response
 
@@ -107,7 +108,7 @@ class Future:
 
     def done(self) -> bool:
         """True once the response file is in the store (read it with :meth:`result`)."""
-        return self._box._response_arrived(self.record)
+        return self._box.response_arrived(self.record)
 
     def result(self, *, stream: bool = False) -> Response:
         """The response, without waiting; ResponseTimeout if it has not arrived.
@@ -116,7 +117,7 @@ class Future:
         once (large bodies then reach the caller's objects without a whole-body copy) and
         to close.
         """
-        response = self._box._read_response(self.record, stream=stream)
+        response = self._box.read_response(self.record, stream=stream)
         if response is None:
             raise ResponseTimeout(f"no response yet to {self.id}", self.id)
         return response
@@ -125,11 +126,22 @@ class Future:
         """Block until the response arrives; ResponseTimeout after ``timeout`` seconds.
 
         Wakes on the store's file events (or its polling), never on a fixed sleep. A
-        timeout leaves the request in place: waiting again later can still succeed.
+        timeout leaves the request in place: waiting again later can still succeed. A
+        response an encrypting box cannot authenticate is set aside and the wait goes on
+        (a planted file cannot end it); the timeout then says what was set aside.
         """
-        done, _ = self._box.wait([self], timeout=timeout)
-        if not done:
-            raise ResponseTimeout(
-                f"no response from {self.recipient} to {self.id} within {timeout} s", self.id
-            )
-        return self.result(stream=stream)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        set_aside: UnauthenticatedResponse | None = None
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = self._box.wait([self], timeout=remaining)
+            if not done:
+                seen = f"; set aside: {set_aside}" if set_aside is not None else ""
+                raise ResponseTimeout(
+                    f"no response from {self.recipient} to {self.id} within {timeout} s{seen}",
+                    self.id,
+                )
+            try:
+                return self.result(stream=stream)
+            except UnauthenticatedResponse as exc:
+                set_aside = exc

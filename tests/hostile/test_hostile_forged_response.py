@@ -1,0 +1,82 @@
+"""Threat: a peer who can write the shared folder plants a plaintext error response for
+another's request; it must neither answer the request nor stop the recipient answering
+it (issue 11.9)."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+import fedbox
+from fedbox.datasite.paths import response_path
+from fedbox.errors import UnauthenticatedResponse
+from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.envelope import Header, write_envelope
+from fedbox.rpc.signing import sign_refusal
+
+ALICE, BOB, CAROL = "alice@a.org", "bob@b.org", "carol@c.org"
+
+
+def _until(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _bob_answered(home: Path, msg_id: str) -> bool:
+    log = AuditLog(home / BOB / "audit.db")
+    try:
+        return any(r.id == msg_id and r.status == 200 for r in log.records(peer=ALICE))
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize("signer", [None, CAROL], ids=["unsigned", "signed-by-carol"])
+def test_a_forged_plaintext_error_neither_answers_nor_blocks_the_request(
+    root: Path, start_peer, fedbox_home: Path, signer: str | None
+) -> None:
+    fedbox.connect(root, BOB, encrypt=True).close()  # bob's keys are published
+    carol = fedbox.connect(root, CAROL, encrypt=True)
+    with fedbox.connect(root, ALICE, encrypt=True) as alice:
+        fut = alice.app("t").send(BOB, "echo", b"the real question")
+        forged_at = root / response_path(ALICE, BOB, "t", "echo", fut.id)
+
+        def plant() -> None:
+            now = time.time()
+            header = Header(
+                id=fut.id,
+                kind="response",
+                sender=BOB,
+                recipient=ALICE,
+                app="t",
+                endpoint="echo",
+                created=now,
+                expires=now + 600,
+                status=500,
+            )
+            body = b"forged failure"
+            if signer is not None:
+                header = sign_refusal(carol.sealer.identity, header, body)
+            buf = io.BytesIO()
+            write_envelope(buf, header, body)
+            forged_at.parent.mkdir(parents=True, exist_ok=True)
+            forged_at.write_bytes(buf.getvalue())
+
+        plant()
+        with pytest.raises(UnauthenticatedResponse, match="unauthenticated refusal 500"):
+            fut.result()
+        assert alice.futures.get(fut.id).status is None  # still pending
+        (row,) = alice.audit.records(direction="out")
+        assert row.status is None and "unauthenticated refusal 500" in row.note
+        assert (forged_at.parent / ".quarantine" / forged_at.name).exists()
+        plant()  # carol keeps at it: bob must answer anyway
+        bob = start_peer(BOB, encrypt=True)
+        _until(lambda: _bob_answered(fedbox_home, fut.id), "bob to answer alice")
+        response = fut.wait(timeout=60)
+        assert (response.status, response.body) == (200, b"the real question")
+        assert bob.stop() == {"handled": 1}
+    carol.close()
