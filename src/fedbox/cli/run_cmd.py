@@ -158,8 +158,10 @@ def run(
 
 
 def _export_output_dir(email: str, state_dir: Path | None, run_name: str) -> None:
-    """``$OUTPUT_DIR`` for the app (unless set): ``{state dir}/output/{run name}``."""
-    export_output_dir(Workspace.for_email(email, state_dir).state_dir / "output" / run_name)
+    """``$OUTPUT_DIR`` for the app (unless set): ``{state dir}/output/{run name}``, the
+    state dir made (private) first, as connecting would."""
+    workspace = Workspace.for_email(email, state_dir).ensure()
+    export_output_dir(workspace.state_dir / "output" / run_name)
 
 
 def _node_config(args: list[str], sites: tuple[str, ...], index: int, email: str) -> UserConfig:

@@ -85,8 +85,11 @@ def provide_syft_flwr() -> bool:
 
 def export_output_dir(default: Path) -> Path:
     """``$OUTPUT_DIR`` as the user set it, else ``default`` (set in the environment, so
-    client processes inherit it); created, and returned."""
+    client processes inherit it); returned, and created where missing, private to this
+    user (0700): the default lives in a private state dir, and checkpoints are results."""
     folder = Path(os.environ.get(OUTPUT_DIR_ENV) or default).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    for missing in reversed([folder, *folder.parents]):
+        if not missing.exists():
+            missing.mkdir(mode=0o700, exist_ok=True)
     os.environ[OUTPUT_DIR_ENV] = str(folder)
     return folder
