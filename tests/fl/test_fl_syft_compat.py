@@ -82,7 +82,8 @@ def test_a_syft_flwr_app_runs_under_simulate(tmp_path: Path, fedbox_home: Path) 
 def test_the_stand_in_is_used_only_when_syft_flwr_is_not_importable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    # other in-process tests may have loaded an app already, which put the stand-in on
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(STAND_IN_DIR)])
     for name in [m for m in sys.modules if m == "syft_flwr" or m.startswith("syft_flwr.")]:
         monkeypatch.delitem(sys.modules, name)
     real = tmp_path / "site"
