@@ -59,3 +59,19 @@ def test_a_state_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PermissionDenied, match=r"belongs to uid 4321.*chmod go-rwx") as info:
         Workspace.for_email("a@x.org", state).ensure()
     assert info.value.path == str(state / "audit.db")
+
+
+def test_what_fedbox_creates_in_the_state_dir_is_private_from_the_start(
+    tmp_path: Path, fedbox_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with fedbox.connect(tmp_path / "root", "b@x.org"):
+        pass  # bob's keys, published, so that alice pins him on her first send
+    with fedbox.connect(tmp_path / "root", "a@x.org") as box:
+        box.app("t").send("b@x.org", "echo", b"hi")
+    state = fedbox_home / "a@x.org"
+    made = [p for p in state.rglob("*") if p.is_file()]
+    assert {"audit.db", "futures.db", "trust.sqlite3"} <= {p.name for p in made}
+    assert {p: _mode(p) for p in made} == {p: 0o600 for p in made}
+    with caplog.at_level(logging.WARNING), fedbox.connect(tmp_path / "root", "a@x.org"):
+        pass
+    assert not [r for r in caplog.records if "was open to others" in r.getMessage()]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import fedbox
+from fedbox.errors import StoreError
 from fedbox.rpc import Body, Box, Request, cleanup
 from fedbox.store import RemoteStore
 
@@ -76,7 +77,7 @@ def test_an_interrupted_chunked_send_resumes_without_rewriting_chunks(
     with _node(root, encrypt) as handled:
         with fedbox.connect(root, SENDER, encrypt=encrypt, **CHUNKED) as a:  # type: ignore[arg-type]
             _interrupt_after(a, 5)
-            with pytest.raises(OSError, match="unplugged"):
+            with pytest.raises(StoreError, match="unplugged"):  # issue 11.15
                 a.app("t").send(NODE, "digest", Body([PAYLOAD]))
         written = _chunks(root)
         assert len(written) == 5

@@ -144,23 +144,6 @@ def test_a_response_on_a_full_disk_is_written_once_space_is_freed(
         _until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
 
 
-def test_a_claim_of_a_live_process_is_left_to_it(root: Path, start_peer) -> None:
-    """Two processes serving from one state dir: the second does not answer (or run) the
-    requests the first is still handling; it would if the first had died."""
-    ids = run_peer("send", str(root), ALICE, "t", BOB, "block", "3", "32")
-    first = start_peer(BOB)
-    _until(lambda: {i for _, i in _ran(root)} == set(ids), "every handler to start")
-    second = start_peer(BOB)
-    assert second.stop() == {"handled": 0}  # its backlog pass is over once it has stopped
-    assert list(root.rglob("*.response")) == []
-    assert {pid for pid, _ in _ran(root)} == {str(first.proc.pid)}
-    (root.parent / "release").touch()
-    results = run_peer("wait", str(root), ALICE, "t", json.dumps(ids))
-    assert [(r["id"], r["status"]) for r in results] == [(i, 200) for i in ids]
-    assert first.stop() == {"handled": 0}
-    assert len(_ran(root)) == 3
-
-
 @pytest.mark.parametrize("ours", [True, False], ids=["ours", "not-ours"])
 def test_a_response_written_just_before_a_crash_is_not_given_twice(
     root: Path, start_peer, fedbox_home: Path, ours: bool

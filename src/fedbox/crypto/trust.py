@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fedbox.crypto.keys import PublicBundle
 from fedbox.datasite.identity import validate_email
+from fedbox.datasite.workspace import create_private
 from fedbox.errors import CryptoError, UntrustedKey
 
 __all__ = ["TrustStore", "UntrustedKey", "normalize_fingerprint"]
@@ -47,8 +48,7 @@ class TrustStore:
         self.path = Path(state_dir) / "trust.sqlite3"
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
+        conn = sqlite3.connect(create_private(self.path), timeout=30)
         conn.execute("CREATE TABLE IF NOT EXISTS pins (email TEXT PRIMARY KEY, fp TEXT NOT NULL)")
         return conn
 

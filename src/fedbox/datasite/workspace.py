@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -11,7 +12,7 @@ from pathlib import Path
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import PermissionDenied
 
-__all__ = ["Workspace", "default_state_dir", "fedbox_home"]
+__all__ = ["Workspace", "create_private", "default_state_dir", "fedbox_home"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,19 @@ class Workspace:
     @property
     def audit_db(self) -> Path:
         return self.state_dir / "audit.db"
+
+
+def create_private(path: Path) -> Path:
+    """Make ``path`` an empty file only its owner may read, unless it exists.
+
+    State files (SQLite databases, whose journals SQLite creates with the database's
+    mode) would otherwise follow the umask, 0644, and be tightened, with a warning, at
+    every start.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    return path
 
 
 def _make_private(top: Path) -> None:

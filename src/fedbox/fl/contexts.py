@@ -24,6 +24,8 @@ from flwr.app import Context
 from flwr.common.serde import context_from_proto, context_to_proto
 from flwr.proto.message_pb2 import Context as ProtoContext
 
+from fedbox.datasite.workspace import create_private
+
 __all__ = ["ContextStore"]
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ class ContextStore:
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-            with open(tmp, "wb") as f:
+            with open(create_private(tmp), "wb") as f:
                 f.write(data)
                 if self.fsync:
                     f.flush()

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fedbox.datasite.workspace import create_private
+
 __all__ = ["Database"]
 
 
@@ -19,8 +21,9 @@ class Database:
     """
 
     def __init__(self, path: Path, schema: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn = sqlite3.connect(
+            create_private(path), check_same_thread=False, isolation_level=None
+        )
         self._lock = threading.Lock()
         self._closed = False
         with self._lock:

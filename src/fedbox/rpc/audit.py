@@ -56,7 +56,7 @@ class AuditRecord:
     response_size: int | None
     note: str | None
     owner: str | None
-    """Which serving process claimed an incoming request (``fedbox.rpc.leases``)."""
+    """Which serving process claimed an incoming request (``fedbox.rpc.lease``)."""
 
 
 class AuditLog:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 
@@ -14,6 +16,7 @@ from fedbox.datasite.workspace import Workspace
 from fedbox.errors import InvalidIdentity
 from fedbox.rpc.app import App
 from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.backlog import default_rescan_interval
 from fedbox.rpc.defaults import DEFAULT_CLEANUP_EXPIRY, DEFAULT_EXPIRY
 from fedbox.rpc.futures import Future, FutureRecord, FutureStore
 from fedbox.rpc.messages import Response
@@ -31,6 +34,10 @@ Clock = Callable[[], float]
 RequestRoute = Callable[[MessagePath], None]
 """Takes one request file addressed to us (its path decoded and validated)."""
 _SUFFIXES = (".request", ".response")
+RECENT_ARRIVALS = 4096
+"""Responses remembered as arrived when nobody waits for them and they were not read:
+enough for :meth:`Future.done` to answer from memory right after a wait, bounded for a
+box that lives for millions of messages (issue 11.16)."""
 
 
 class Box:
@@ -47,8 +54,13 @@ class Box:
     bytes (``fedbox.rpc.parts``; defaults from ``$FEDBOX_CHUNK_THRESHOLD`` and
     ``$FEDBOX_CHUNK_SIZE``, else 512 MiB and 64 MiB).
 
-    Apps and futures use the box through a small seam: :meth:`route_requests` and
-    :meth:`stop_routing` (serving), :meth:`start_watching`, :meth:`response_arrived` and
+    A serving app lists its inboxes every ``rescan_interval`` seconds (default
+    ``$FEDBOX_RESCAN_INTERVAL``, else 30 s), so a request whose handling failed before
+    it was claimed, or a file the watcher never reported, waits no longer than that.
+
+    Apps and futures use the box through a small seam: :meth:`route_requests`,
+    :meth:`stop_routing`, :meth:`inboxes`, :meth:`request_files`, :meth:`message_path`
+    (serving), :meth:`start_watching`, :meth:`response_arrived` and
     :meth:`read_response` (calling).
     """
 
@@ -63,6 +75,7 @@ class Box:
         encrypt: bool = False,
         chunk_threshold: int | None = None,
         chunk_size: int | None = None,
+        rescan_interval: float | None = None,
     ) -> None:
         self.store = store
         self.workspace = workspace.ensure()
@@ -72,13 +85,15 @@ class Box:
         self.clock = clock
         self.cleanup_expiry = cleanup_expiry
         self.handler_threads = handler_threads
+        self.rescan_interval = default_rescan_interval(rescan_interval)
         self.chunk_threshold = default_chunk_threshold(chunk_threshold)
         self.chunk_size = default_chunk_size(chunk_size)
         self.audit = AuditLog(workspace.audit_db)
         self.futures = FutureStore(workspace.futures_db)
         self._apps: dict[str, App] = {}
         self._routes: dict[str, RequestRoute] = {}
-        self._arrived: set[str] = set()
+        self._arrived: dict[str, None] = {}  # oldest first
+        self._waiting: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
         self._watch_thread: threading.Thread | None = None
@@ -102,22 +117,32 @@ class Box:
 
     # -- routing requests ------------------------------------------------------------
 
-    def route_requests(self, app: str, route: RequestRoute) -> int:
-        """Send every request file for ``app`` to ``route``: those waiting now, then new
-        ones as they land, until :meth:`stop_routing`. Returns how many were waiting.
+    def route_requests(self, app: str, route: RequestRoute) -> None:
+        """Send request files for ``app`` to ``route`` as they land, until
+        :meth:`stop_routing`. Files already there (and any a watcher misses) are the
+        caller's to list, after this call: :meth:`inboxes`, :meth:`request_files`.
         """
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
         self._routes[app] = route
         self.start_watching()
-        count = 0
-        for folder in self.store.list_dirs():
-            if not is_inbox_of(folder, self.email):
-                continue
-            for entry in self.store.list(f"{folder}/{app}/rpc", ".request"):
-                self._on_file(entry.path)
-                count += 1
-        return count
+
+    def inboxes(self) -> list[str]:
+        """The folders others write our requests into, one per sender."""
+        return [f for f in self.store.list_dirs() if is_inbox_of(f, self.email)]
+
+    def request_files(self, inbox: str, app: str) -> list[str]:
+        """The paths of the request files for ``app`` in the folder ``inbox``."""
+        return [entry.path for entry in self.store.list(f"{inbox}/{app}/rpc", ".request")]
+
+    def message_path(self, path: str) -> MessagePath | None:
+        """The decoded path of a message file in one of our inboxes; None (and the file
+        quarantined) if its name is a path trick."""
+        try:
+            return parse_message_path(path)
+        except InvalidIdentity as exc:
+            self._refuse_bad_path(path, str(exc))
+            return None
 
     def stop_routing(self, app: str) -> None:
         """Requests for ``app`` are no longer taken (they wait for the next start)."""
@@ -159,10 +184,8 @@ class Box:
     def _on_file(self, path: str) -> None:
         if not is_inbox_of(path.split("/", 1)[0], self.email):
             return
-        try:
-            mp = parse_message_path(path)
-        except InvalidIdentity as exc:
-            self._refuse_bad_path(path, str(exc))
+        mp = self.message_path(path)
+        if mp is None:
             return
         if mp.kind is Kind.RESPONSE:
             self._notify_arrival([mp.id])
@@ -187,13 +210,37 @@ class Box:
 
     def _notify_arrival(self, ids: Iterable[str]) -> None:
         with self._cond:
-            self._arrived.update(ids)
+            for id in ids:
+                self._arrived.pop(id, None)
+                self._arrived[id] = None
+            self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
             self._cond.notify_all()
 
     def forget_arrival(self, id: str) -> None:
         """The response to ``id`` was set aside unread: it is pending again."""
         with self._cond:
-            self._arrived.discard(id)
+            self._arrived.pop(id, None)
+
+    def _forget_oldest(self, count: int) -> None:
+        """Drop ``count`` of the oldest arrivals nobody waits for (lock held)."""
+        if count <= 0:
+            return
+        unawaited = (i for i in self._arrived if i not in self._waiting)
+        for id in list(itertools.islice(unawaited, count)):
+            del self._arrived[id]
+
+    def response_read(self, id: str) -> None:
+        """The response to ``id`` was read: its arrival need not be remembered any more
+        unless someone is still waiting for it."""
+        with self._cond:
+            if id not in self._waiting:
+                self._arrived.pop(id, None)
+
+    @property
+    def arrivals_remembered(self) -> int:
+        """How many response arrivals the box keeps in memory (bounded; for tests)."""
+        with self._cond:
+            return len(self._arrived)
 
     # -- responses -------------------------------------------------------------------
 
@@ -234,6 +281,22 @@ class Box:
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
         pending = list(futures)
+        ids = [f.id for f in pending]
+        with self._cond:
+            self._waiting.update(ids)  # what is awaited is never forgotten
+        try:
+            return self._wait_started(pending, timeout, return_when)
+        finally:
+            with self._cond:
+                self._waiting.subtract(ids)
+                for id in ids:
+                    if self._waiting[id] <= 0:
+                        del self._waiting[id]
+                self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
+
+    def _wait_started(
+        self, pending: list[Future], timeout: float | None, return_when: str
+    ) -> tuple[list[Future], list[Future]]:
         self.start_watching()
         watcher = self._watcher
         if self.store.capabilities.cheap_exists:

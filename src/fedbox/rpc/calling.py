@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
 from fedbox.datasite.paths import Kind, request_path
+from fedbox.errors import StoreError
 from fedbox.rpc.body import Body
 from fedbox.rpc.defaults import DEFAULT_EXPIRY
 from fedbox.rpc.envelope import Header, write_header
@@ -32,6 +34,18 @@ class _Outgoing:
     header: Header
     record: FutureRecord
     path: str
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Report a failed write (a full disk, a folder in the way) as StoreError naming the
+    request's path (issue 11.15); the store's own errors pass as they are."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot write request {path}: {exc}", path) from exc
 
 
 class Calling:
@@ -73,11 +87,26 @@ class Calling:
         sealer = self.box.sealer
         bundle = sealer.bundle(recipient) if sealer is not None else None
         out = self._outgoing(recipient, endpoint, headers, expires_in)
-        self.box.futures.add(out.record)
-        final = write_message(
-            self.box, out.path, out.header, body, recipient, bundle, batch or self.batch()
-        )
+        with _writing(out.path):
+            final = write_message(
+                self.box, out.path, out.header, body, recipient, bundle, batch or self.batch()
+            )
+        self._remember(out)
         return self._sent(out, final)
+
+    def _remember(self, out: _Outgoing) -> None:
+        """Record the future of a request just written; if that fails, take the request
+        back, so a failed ``send`` never leaves a request nobody will read the answer to.
+
+        Recording after the write cannot miss a fast response: nobody holds the future
+        (or can re-attach to it) before this returns, and the response file waits.
+        """
+        try:
+            self.box.futures.add(out.record)
+        except BaseException:
+            with contextlib.suppress(StoreError, OSError):
+                self.box.store.delete(out.path)
+            raise
 
     def _outgoing(
         self,
@@ -176,14 +205,15 @@ class Calling:
         futures: list[Future] = []
         for i, recipient in enumerate(recipients):
             out = self._outgoing(recipient, endpoint, headers, expires_in)
-            self.box.futures.add(out.record)
-            storer.put(recipient, blob, sealed=sealer is not None)
             fields = {"body_len": len(stored), "body_sha256": name, "body_ref": name}
             header = out.header.model_copy(update=fields)
             if sealer is not None and key is not None:
                 header = header.model_copy(update={"enc": sealer.wrap_for(header, key, bundles[i])})
-            with self.box.store.writer(out.path) as f:
-                final = write_header(f, header)
+            with _writing(out.path):
+                storer.put(recipient, blob, sealed=sealer is not None)
+                with self.box.store.writer(out.path) as f:
+                    final = write_header(f, header)
+            self._remember(out)
             futures.append(self._sent(out, final))
         del key
         return futures

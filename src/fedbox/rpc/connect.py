@@ -35,6 +35,7 @@ def connect(
     fsync: bool = True,
     chunk_threshold: int | None = None,
     chunk_size: int | None = None,
+    rescan_interval: float | None = None,
 ) -> Box:
     """Join the store at ``root`` as ``email``. The box owns the store it opens here:
     ``box.close()`` (or leaving its ``with`` block) closes both.
@@ -69,6 +70,10 @@ def connect(
     Bodies above ``chunk_threshold`` bytes travel as resumable chunk blobs of
     ``chunk_size`` bytes (defaults: ``$FEDBOX_CHUNK_THRESHOLD`` / ``$FEDBOX_CHUNK_SIZE``,
     else 512 MiB / 64 MiB).
+
+    A serving app lists its inboxes again every ``rescan_interval`` seconds (default
+    ``$FEDBOX_RESCAN_INTERVAL``, else 30 s), so a request its watcher never reported, or
+    whose handling failed before it was claimed, waits for no restart.
     """
     if require_pinned and not encrypt:
         raise ValueError("require_pinned=True needs encrypt=True: pins are of encryption keys")
@@ -91,6 +96,7 @@ def connect(
             encrypt=encrypt,
             chunk_threshold=chunk_threshold,
             chunk_size=chunk_size,
+            rescan_interval=rescan_interval,
         )
     except BaseException:
         store.close()

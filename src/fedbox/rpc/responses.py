@@ -95,6 +95,7 @@ def read_response(box: Box, record: FutureRecord, *, stream: bool = False) -> Re
             answered=now,
             response_size=header.body_len,
         )
+    box.response_read(record.id)
     return Response(
         body=body,
         status=header.status,

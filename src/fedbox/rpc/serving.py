@@ -15,17 +15,17 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 from fedbox.crypto import Identity, PublicBundle, UntrustedKey
 from fedbox.datasite.identity import validate_endpoint
-from fedbox.datasite.paths import Kind, MessagePath, response_path
+from fedbox.datasite.paths import Kind, MessagePath, outbox_dir, response_path
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound, StoreError
+from fedbox.rpc.backlog import Backlog, default_queue_depth
 from fedbox.rpc.body import Body
 from fedbox.rpc.cleanup import cleanup
 from fedbox.rpc.envelope import Header, header_mismatch, read_header
-from fedbox.rpc.leases import Lease
+from fedbox.rpc.lease import ServingLease
 from fedbox.rpc.messages import Request, Response
 from fedbox.rpc.outgoing import Batch, write_message
 from fedbox.rpc.payload import Payload, open_payload
@@ -85,11 +85,9 @@ class Serving:
         self._handlers: dict[str, Handler] = {}
         self._streaming: set[str] = set()
         self._rerun: set[str] = set()
-        self._executor: ThreadPoolExecutor | None = None
         self._signer: Identity | None = None
-        self._lease: Lease | None = None
-        self._inflight: set[tuple[str, str]] = set()  # (sender, id) on a handler thread now
-        self._lock = threading.Lock()
+        self._backlog: Backlog | None = None
+        self._lease: ServingLease | None = None
         self._stopped = threading.Event()
         self._cleanup_thread: threading.Thread | None = None
 
@@ -135,20 +133,34 @@ class Serving:
 
     @property
     def running(self) -> bool:
-        return self._executor is not None and not self._stopped.is_set()
+        return self._backlog is not None and not self._stopped.is_set()
+
+    @property
+    def backlog_peak(self) -> int:
+        """The most request files this app has held in memory at once since it started
+        (bounded by the queue depth per sender folder; for tests)."""
+        return 0 if self._backlog is None else self._backlog.peak
 
     def start(self) -> None:
-        """Serve in background threads: first the backlog, then new requests as they land."""
+        """Serve in background threads: first the backlog, then new requests as they land.
+
+        RuntimeError if another process already serves this app as this identity, with
+        this state dir or another one (``fedbox.rpc.lease``).
+        """
         if self.running:
             return
-        self._stopped.clear()
-        self._lease = Lease(self.box.workspace.state_dir / "leases")
-        self._executor = ThreadPoolExecutor(
-            self.box.handler_threads, thread_name_prefix=f"fedbox-{self.name}"
+        self.stop()  # what a lost lease left behind, if anything
+        lease = ServingLease(
+            self.box.store,
+            self.box.workspace.state_dir,
+            self.box.email,
+            self.name,
+            on_lost=self._lease_lost,
         )
-        waiting = self.box.route_requests(self.name, self._offer)
-        if waiting:
-            logger.info("%s found %d request files waiting", self, waiting)
+        lease.acquire()  # RuntimeError if another process serves this app as us
+        self._lease = lease
+        self._stopped.clear()
+        self._start_backlog()
         self._cleanup_thread = threading.Thread(
             target=self._cleanup_loop, name=f"fedbox-cleanup-{self.name}", daemon=True
         )
@@ -169,15 +181,24 @@ class Serving:
         """Stop taking requests; handlers already running finish first. Idempotent."""
         self._stopped.set()
         self.box.stop_routing(self.name)
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            lease.release()
+        backlog, self._backlog = self._backlog, None
+        if backlog is not None:
+            backlog.close()
         if self._cleanup_thread is not None:
             self._cleanup_thread.join(timeout=5)
             self._cleanup_thread = None
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+
+    def _lease_lost(self) -> None:
+        """Another server took this app's lease: stop taking requests (see
+        ``fedbox.rpc.lease``); :meth:`stop` or :meth:`start` tidies up the rest."""
+        self._stopped.set()
+        self.box.stop_routing(self.name)
+        backlog = self._backlog
+        if backlog is not None:
+            backlog.close()
 
     def _cleanup_loop(self) -> None:
         interval = min(max(self.box.cleanup_expiry / 4, 1.0), 3600.0)
@@ -187,27 +208,33 @@ class Serving:
             except OSError:
                 logger.exception("cleanup failed; will retry in %.0f s", interval)
 
-    def _offer(self, mp: MessagePath) -> None:
-        """Take one request file of this app (from the box's router) onto a handler thread."""
-        with self._lock:
-            executor = self._executor
-            if executor is None or (mp.writer, mp.id) in self._inflight:
-                return
-            self._inflight.add((mp.writer, mp.id))
-        try:
-            executor.submit(self._handle_file, mp)
-        except RuntimeError:
-            with self._lock:
-                self._inflight.discard((mp.writer, mp.id))
+    def _start_backlog(self) -> None:
+        """Handler threads fed by the box's watcher and by listings of the inboxes: at
+        start (the backlog), every ``rescan_interval`` and when a flood overflows a
+        sender's queue (``fedbox.rpc.backlog``)."""
+        box = self.box
+        backlog = Backlog(
+            handle=self._handle,
+            folders=box.inboxes,
+            listing=lambda inbox: box.request_files(inbox, self.name),
+            parse=box.message_path,
+            settled=self._settled,
+            folder_of=lambda mp: outbox_dir(mp.writer, mp.reader),
+            threads=box.handler_threads,
+            depth=default_queue_depth(),
+            rescan_interval=box.rescan_interval,
+            name=f"fedbox-{self.name}",
+        )
+        self._backlog = backlog
+        box.route_requests(self.name, backlog.offer)
+        backlog.start()
 
-    def _handle_file(self, mp: MessagePath) -> None:
-        try:
-            self._handle(mp)
-        except Exception:
-            logger.exception("unexpected failure handling %s", mp.path)
-        finally:
-            with self._lock:
-                self._inflight.discard((mp.writer, mp.id))
+    def _settled(self, mp: MessagePath) -> bool:
+        """Whether a listed request was answered already: skipped without opening it.
+        A claimed, unanswered one is not settled: its process stopped (ours are still
+        on a thread, which the backlog knows), so :meth:`_handle` takes it over."""
+        record = self.box.audit.incoming(mp.writer, mp.id)
+        return record is not None and record.status is not None
 
     # -- one request -----------------------------------------------------------------
 
@@ -257,7 +284,7 @@ class Serving:
                 size=header.body_len,
                 sha256=header.body_sha256,
                 created=header.created,
-                owner=lease.token,
+                owner=lease.instance,
             ):
                 return
             if resumed:
@@ -281,12 +308,14 @@ class Serving:
             return
         self._reply(mp, request.expires, response, encrypted=header.enc is not None)
 
-    def _take_over(self, mp: MessagePath, owner: str | None, lease: Lease) -> bool:
-        """Whether an unanswered claim is ours to answer now: its process is gone (or it
-        was ours), and no other process of this state dir took it over first."""
-        if lease.held_by_another(owner):
-            return False  # a live process of this state dir is on it
-        return self.box.audit.take_over(id=mp.id, peer=mp.writer, owner=lease.token, previous=owner)
+    def _take_over(self, mp: MessagePath, owner: str | None, lease: ServingLease) -> bool:
+        """Whether an unanswered claim is ours to answer now. No other process serves
+        this app from this state dir (the serving lease) and our own claims in progress
+        never reach here twice (the backlog), so its process stopped; the swap in the log
+        lets exactly one caller take it."""
+        return self.box.audit.take_over(
+            id=mp.id, peer=mp.writer, owner=lease.instance, previous=owner
+        )
 
     def _written_before(self, mp: MessagePath, at: float | None) -> bool:
         """Whether the process that claimed the request died just after writing its

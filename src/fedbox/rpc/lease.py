@@ -1,0 +1,233 @@
+"""One live server per identity and app (issue 11.12).
+
+Two processes serving the same identity's app would both handle every request. Two
+guards stop the second one from starting, and it raises RuntimeError saying who holds
+the app and how to stop it:
+
+- in one state dir, an OS lock (``flock``) on ``{state_dir}/serving-{app}.lock``, which
+  the kernel releases when its process dies, however it dies;
+- across state dirs (and machines), whose only shared thing is the store, a lease at
+  ``datasites/{email}/.fedbox/serving/{app}.json``: a random instance id, host, pid and
+  the time it was last renewed. It is a dot-folder, so no listing or watcher sees it,
+  yet it is read and written by path like any file. A lease renewed less than
+  :data:`LEASE_TTL` seconds ago by another instance refuses the start; one left by a
+  dead process on this host is taken over at once, one from another host once it is
+  that old.
+
+Refusing is the safe side: a duplicate server handles requests twice, a refused one
+handles nothing until its operator acts on a clear message. A server that finds its
+lease taken by another instance while it runs (it was suspended longer than the TTL, or
+both started at the same instant) logs an error and stops serving, leaving the app to
+the other one. A store that cannot hold the lease (unwritable) is warned about and
+does not stop serving: the lock still guards the state dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from fedbox.datasite.paths import datasite_dir
+from fedbox.errors import FedboxError, NotFound
+from fedbox.store import Store
+
+__all__ = ["LEASE_RENEWAL", "LEASE_TTL", "ServingLease", "lease_path"]
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL = 60.0
+"""Seconds after its last renewal that a lease from another host is considered dead."""
+LEASE_RENEWAL = 20.0
+"""Seconds between renewals (and checks that the lease is still ours)."""
+
+
+def lease_path(email: str, app: str) -> str:
+    """Where the lease of ``email``'s server for ``app`` lives in the store."""
+    return str(datasite_dir(email) / ".fedbox" / "serving" / f"{app}.json")
+
+
+class ServingLease:
+    """Held while an app serves: :meth:`acquire` at start, :meth:`release` at stop.
+
+    ``on_lost`` is called (from the renewal thread) when another instance took the lease.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        state_dir: Path,
+        email: str,
+        app: str,
+        on_lost: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._lock_path = state_dir / f"serving-{app}.lock"
+        self._email = email
+        self._app = app
+        self._path = lease_path(email, app)
+        self._on_lost = on_lost
+        self._instance = secrets.token_hex(8)
+        self._started = time.time()
+        self._lock_file: IO[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<ServingLease {self._app!r} of {self._email} instance {self._instance}>"
+
+    @property
+    def instance(self) -> str:
+        """This server's random id: the claims it makes in the audit log carry it."""
+        return self._instance
+
+    def acquire(self) -> None:
+        """Take the lock and the lease, or raise RuntimeError naming who holds them."""
+        self._lock()
+        try:
+            other = self._holder()
+            if other is not None and self._alive(other):
+                raise RuntimeError(
+                    f"{self._email} already serves app {self._app!r} from another process: "
+                    f"{_describe(other)}. Stop that process (its lease at {self._path} "
+                    f"then goes at once), or wait until it is {LEASE_TTL:.0f} s old if "
+                    "that process is gone; running both would handle every request twice"
+                )
+            if other is not None:
+                logger.warning("taking over the lease of a dead server: %s", _describe(other))
+            self._write()
+        except BaseException:
+            self._unlock()
+            raise
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._renew_loop, name=f"fedbox-lease-{self._app}", daemon=True
+        )
+        self._thread.start()
+
+    def release(self) -> None:
+        """Give up the lease (if still ours) and the lock. Idempotent."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        if self._lock_file is None:
+            return
+        with contextlib.suppress(FedboxError, OSError):
+            holder = self._holder()
+            if holder is not None and holder.get("instance") == self._instance:
+                self._store.delete(self._path)
+        self._unlock()
+
+    # -- the local lock --------------------------------------------------------------
+
+    def _lock(self) -> None:
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        f = open(self._lock_path, "ab")  # noqa: SIM115  # held open while serving
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise RuntimeError(
+                f"{self._email} already serves app {self._app!r} with the state dir "
+                f"{self._lock_path.parent} (it holds {self._lock_path}); stop that "
+                "process first: running both would handle every request twice"
+            ) from None
+        self._lock_file = f
+
+    def _unlock(self) -> None:
+        f, self._lock_file = self._lock_file, None
+        if f is not None:
+            f.close()  # closing releases the flock
+
+    # -- the lease in the store ------------------------------------------------------
+
+    def _holder(self) -> dict[str, Any] | None:
+        """The lease as another instance (or we) last wrote it; None if there is none."""
+        try:
+            data = json.loads(self._store.read(self._path))
+        except NotFound:
+            return None
+        except ValueError:
+            logger.warning("ignoring an unreadable serving lease at %s", self._path)
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _alive(self, lease: dict[str, Any]) -> bool:
+        """Whether another instance's lease still stands."""
+        if lease.get("instance") == self._instance:
+            return False
+        renewed = lease.get("renewed")
+        if not isinstance(renewed, int | float) or time.time() - renewed > LEASE_TTL:
+            return False
+        pid = lease.get("pid")
+        if lease.get("host") == socket.gethostname() and isinstance(pid, int):
+            return _pid_alive(pid)
+        return True
+
+    def _write(self) -> None:
+        lease = {
+            "instance": self._instance,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": self._started,
+            "renewed": time.time(),
+        }
+        try:
+            self._store.put(self._path, json.dumps(lease).encode())
+        except (FedboxError, OSError) as exc:
+            logger.warning(
+                "cannot write the serving lease %s (%s): a second server for %s with "
+                "another state dir would not be detected",
+                self._path,
+                exc,
+                self._email,
+            )
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(LEASE_RENEWAL):
+            try:
+                holder = self._holder()
+            except (FedboxError, OSError) as exc:
+                logger.warning("cannot read the serving lease %s: %s", self._path, exc)
+                continue
+            if holder is not None and holder.get("instance") != self._instance:
+                logger.error(
+                    "another server took app %r of %s: %s; this one (pid %d) stops serving",
+                    self._app,
+                    self._email,
+                    _describe(holder),
+                    os.getpid(),
+                )
+                self._stop.set()
+                self._on_lost()
+                return
+            self._write()
+
+
+def _describe(lease: dict[str, Any]) -> str:
+    renewed = lease.get("renewed")
+    age = f"{time.time() - renewed:.0f} s ago" if isinstance(renewed, int | float) else "?"
+    return (
+        f"instance {lease.get('instance')} (pid {lease.get('pid')} on host "
+        f"{lease.get('host')}, lease renewed {age})"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

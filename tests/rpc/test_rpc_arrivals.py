@@ -1,0 +1,49 @@
+"""The box remembers response arrivals in bounded memory (issue 11.16): a participant that
+lives for millions of round trips must not keep one id per response forever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import fedbox
+from fedbox.rpc import box as box_module
+
+
+def _serving(root: Path) -> fedbox.Box:
+    b = fedbox.connect(root, "b@x.org", encrypt=False)
+    server = b.app("t")
+    server.on_request("echo")(lambda req: req.body)
+    server.start()
+    return b
+
+
+def test_responses_read_are_forgotten(root: Path) -> None:
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a, _serving(root) as _:
+        app = a.app("t")
+        for i in range(300):
+            assert app.send("b@x.org", "echo", b"%d" % i).wait(timeout=30).body == b"%d" % i
+        futures = [app.send("b@x.org", "echo", b"x") for _ in range(50)]
+        done, pending = a.wait(futures, timeout=30)
+        assert not pending
+        assert all(f.result().status == 200 for f in done)
+        # Read responses are dropped (a file event that comes after the read may bring
+        # back a few; the bound below catches those).
+        assert a.arrivals_remembered <= 50
+
+
+def test_unread_responses_are_remembered_up_to_a_bound(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(box_module, "RECENT_ARRIVALS", 20)
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a, _serving(root) as _:
+        app = a.app("t")
+        futures = [app.send("b@x.org", "echo", b"x") for _ in range(200)]
+        _, pending = a.wait(futures, timeout=60)
+        assert not pending  # awaited arrivals are never forgotten while awaited
+        assert a.arrivals_remembered <= 20
+        assert all(f.done() for f in futures)  # the store still answers
+        last = app.send("b@x.org", "echo", b"y")
+        assert last.wait(timeout=30).body == b"y"
+        assert a.arrivals_remembered <= 20
