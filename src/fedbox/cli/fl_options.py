@@ -20,6 +20,7 @@ from rich.console import Console
 
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
+from fedbox.fl.syft_compat import provide_syft_flwr
 from fedbox.rpc import Box, did_path
 
 __all__ = [
@@ -67,7 +68,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str, Any]]:
     """The app's config and its run config with ``--run-config`` applied; a broken
-    pyproject.toml ends the command as a usage error, with one line."""
+    pyproject.toml ends the command as a usage error, with one line. Apps written for
+    syft-flwr find ``syft_flwr`` importable from here on (:mod:`fedbox.fl.syft_compat`)."""
+    provide_syft_flwr()
     try:
         app = load_app_config(app_dir)
         return app, parse_run_config(app.run_config, run_config)

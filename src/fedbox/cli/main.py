@@ -19,6 +19,7 @@ from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
+from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog
@@ -105,15 +106,28 @@ def cleanup(
         str, typer.Option("--older-than", help="Age, e.g. 90s, 15m, 12h, 1d.")
     ] = "1d",
     storage_option: StorageOpt = None,
+    state_dir: StateOpt = None,
 ) -> None:
     """Remove message files you wrote that are older than an age (audit rows stay).
 
     Works on a folder or a store URL: ``fedbox cleanup --root s3://bucket/fed --email E``.
     """
     age = parse_duration(older_than)
+    _check_own_state(email, state_dir)
     with open_root(root, storage_option) as store:
         report = cleanup_store(store, email, age, time.time())
     console.print(f"removed {report.files} files ({report.bytes:,} bytes) older than {older_than}")
+
+
+def _check_own_state(email: str, state_dir: Path | None) -> None:
+    """Cleanup deletes files, so it acts as the identity whose state dir it is given, as
+    the other commands do: a named state dir must exist, and keys in it must be
+    ``email``'s (CryptoError otherwise), so nobody empties another's outboxes by a typo."""
+    workspace = Workspace.for_email(email, state_dir)
+    if state_dir is not None and not workspace.state_dir.is_dir():
+        raise typer.BadParameter(f"{state_dir} is not a directory", param_hint="--state-dir")
+    if (workspace.state_dir / "keys" / "identity.json").exists():
+        Identity.load_or_create(workspace.state_dir, email)
 
 
 register_fl_commands(app)  # simulate, bootstrap, run

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from flwr.app import UserConfig
 
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
@@ -29,7 +30,7 @@ from fedbox.cli.fl_options import (
     sigterm_as_interrupt,
 )
 from fedbox.cli.lifeline import die_with_parent
-from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import report_outcome, run_with_progress
 from fedbox.cli.roots import (
     ENV_ROOT,
@@ -43,13 +44,16 @@ from fedbox.cli.roots import (
     refusals_reported_here,
     store_options,
 )
+from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.fl.client import ClientNode, client_app_loader, export_data_dir, node_config_for
-from fedbox.fl.config import AppConfig
+from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.discovery import wait_for_run
 from fedbox.fl.memory import keep_freed_memory
+from fedbox.fl.node_config import check_targets, node_config_overrides, parse_node_config
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import default_app_name, display_root, resolve_encrypt
+from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
 from fedbox.rpc import Box, connect
 
@@ -103,6 +107,7 @@ def run(
     max_poll_interval: MaxPollOpt = None,
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
+    node_config: NodeConfigOpt = None,
 ) -> None:
     """Take part in a deployment: aggregator or datasite, as the app's config says.
 
@@ -132,6 +137,7 @@ def run(
         chunk_size=chunk_size,
     )
     name = app_name or fed.app_name
+    _export_output_dir(email, state_dir, name or app.project)
     if email == agg:
         if not sites:
             raise fail("no datasites: run `fedbox bootstrap` or pass --datasite")
@@ -146,8 +152,27 @@ def run(
     count = num_partitions if num_partitions is not None else len(sites)
     if data is not None:
         export_data_dir(data)
-    node_config = node_config_for(index, count, data)
-    raise typer.Exit(_run_datasite(app, config, email, agg, where, name, node_config))
+    own = _node_config(node_config or [], sites, index, email)
+    node_config_values = {**node_config_for(index, count, data), **own}
+    raise typer.Exit(_run_datasite(app, config, email, agg, where, name, node_config_values))
+
+
+def _export_output_dir(email: str, state_dir: Path | None, run_name: str) -> None:
+    """``$OUTPUT_DIR`` for the app (unless set): ``{state dir}/output/{run name}``, the
+    state dir made (private) first, as connecting would."""
+    workspace = Workspace.for_email(email, state_dir).ensure()
+    export_output_dir(workspace.state_dir / "output" / run_name)
+
+
+def _node_config(args: list[str], sites: tuple[str, ...], index: int, email: str) -> UserConfig:
+    """This datasite's ``--node-config`` values; a bad one ends the command (usage error)."""
+    try:
+        entries = parse_node_config(args)
+        if sites:
+            check_targets(entries, sites)
+    except AppConfigError as exc:
+        raise fail(str(exc)) from exc
+    return node_config_overrides(entries, index=index, email=email)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from fedbox.cli.fl_options import (
     quiet_flower,
 )
 from fedbox.cli.lifeline import Lifeline
-from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import report_outcome, run_with_progress
 from fedbox.cli.roots import (
     ENV_ROOT,
@@ -46,6 +46,7 @@ from fedbox.cli.roots import (
     refusals_reported_here,
     store_options,
 )
+from fedbox.datasite.workspace import fedbox_home
 from fedbox.errors import FedboxError
 from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.memory import keep_freed_memory
@@ -57,7 +58,9 @@ from fedbox.fl.simulate import (
     introduce_participants,
     plan_simulation,
 )
+from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
+from fedbox.fl.threads import thread_env
 from fedbox.rpc import Box
 from fedbox.store import ENV_STORAGE_OPTIONS
 from fedbox.store.registry import url_scheme
@@ -110,7 +113,12 @@ def client_command(
     for flag, value in optional.items():
         if value is not None and value != "":
             cmd += [flag, value if isinstance(value, str) else repr(value)]
-    return cmd
+    return cmd + _node_config_flags(plan)
+
+
+def _node_config_flags(plan: SimulationPlan) -> list[str]:
+    """Every ``--node-config`` again: the client picks what is aimed at it."""
+    return [arg for value in plan.node_config_args for arg in ("--node-config", value)]
 
 
 def _root_in_env(plan: SimulationPlan) -> bool:
@@ -120,8 +128,10 @@ def _root_in_env(plan: SimulationPlan) -> bool:
 def client_env(plan: SimulationPlan) -> dict[str, str]:
     """The clients' environment: the store's merged options as ``$FEDBOX_STORAGE_OPTIONS``
     (a section for the root's scheme, which wins over the app's [tool.fedbox] options
-    when a client reads them again), and the root itself if it carries a password."""
+    when a client reads them again), the root itself if it carries a password, and each
+    client's fair share of the cores (:mod:`fedbox.fl.threads`) unless the user set it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.update(thread_env(len(plan.datasites), env))
     scheme = url_scheme(plan.store_root)
     if plan.remote and scheme is not None:
         try:
@@ -210,6 +220,7 @@ def simulate(
     max_poll_interval: MaxPollOpt = None,
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
+    node_config: NodeConfigOpt = None,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
 
@@ -236,11 +247,13 @@ def simulate(
             max_poll_interval=max_poll_interval,
             chunk_threshold=chunk_threshold,
             chunk_size=chunk_size,
+            node_config=node_config or (),
         )
     except AppConfigError as exc:
         raise fail(str(exc)) from exc
     quiet_flower()
     _announce(plan, inprocess)
+    _export_output_dir(plan)
     box = _prepare(plan)
     raise typer.Exit(_run(plan, box, inprocess=inprocess, stop_wait=stop_wait))
 
@@ -260,6 +273,13 @@ def _announce(plan: SimulationPlan, inprocess: bool) -> None:
         f"  state  {plan.state_root}",
         highlight=False,
     )
+
+
+def _export_output_dir(plan: SimulationPlan) -> None:
+    """``$OUTPUT_DIR`` for the apps (unless set): ``$FEDBOX_HOME/output/{app name}``,
+    outside the simulation's folders, so checkpoints outlive a temporary store."""
+    folder = export_output_dir(fedbox_home() / "output" / plan.app_name)
+    console.print(f"  output {folder}", highlight=False)
 
 
 def _prepare(plan: SimulationPlan) -> Box:
