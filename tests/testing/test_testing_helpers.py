@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from waiting import wait_for, wait_until
 
 import fedbox
 from fedbox.datasite.paths import response_path
@@ -73,13 +75,6 @@ def test_fake_clock_moves_only_forward_and_on_demand() -> None:
     assert abs(FakeClock()() - time.time()) < 3600  # starts at the real time
 
 
-def _wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("body", [b"written by hand", MAGIC + b" and more"])
 def test_a_hand_written_request_is_handled_by_a_running_app(
     root: Path, start_peer, body: bytes
@@ -88,7 +83,7 @@ def test_a_hand_written_request_is_handled_by_a_running_app(
     store = LocalStore(root)
     msg_id = write_request(store, "alice@a.org", "bob@b.org", "t", "echo", body)
     path = str(response_path("alice@a.org", "bob@b.org", "t", "echo", msg_id))
-    _wait_for(root / path)
+    wait_for(root / path)
     f = store.open(path)
     header = read_header(f)
     with open_payload(
@@ -114,10 +109,7 @@ def test_a_fake_clock_expires_a_request_without_sleeping() -> None:
         statuses = {}
         for msg_id in (late, fresh):
             path = str(response_path("alice@a.org", "bob@b.org", "t", "echo", msg_id))
-            deadline = time.monotonic() + 30
-            while not store.exists(path):
-                assert time.monotonic() < deadline, f"no response to {msg_id}"
-                time.sleep(0.02)
+            wait_until(partial(store.exists, path), f"a response to {msg_id}", timeout=30)
             with store.open(path) as f:
                 statuses[msg_id] = read_envelope(f)[0].status
     assert statuses == {late: fedbox.Status.EXPIRED, fresh: 200}
