@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from peer_process import PEER, killed_at_exit
+from waiting import wait_until
 
 import fedbox
 from fedbox.rpc import lease as lease_module
@@ -156,10 +157,7 @@ def test_a_server_whose_lease_was_taken_stops_serving(
         app = b.app("t")
         app.start()
         _plant_lease(root, host="elsewhere.example", renewed=time.time())  # it woke up first
-        deadline = time.monotonic() + 30
-        while app.running and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not app.running
+        wait_until(lambda: not app.running, "the server to give app 't' up", timeout=30)
         assert "another server took app 't'" in caplog.text
         app.stop()
         assert (root / lease_path("b@x.org", "t")).exists(), "the other server's lease stays"

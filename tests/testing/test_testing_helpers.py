@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from functools import partial
@@ -11,14 +12,22 @@ import pytest
 from waiting import wait_for, wait_until
 
 import fedbox
-from fedbox.datasite.paths import response_path
+from fedbox.datasite.paths import Kind, response_path
 from fedbox.datasite.workspace import Workspace
 from fedbox.rpc import Box
+from fedbox.rpc.defaults import DEFAULT_EXPIRY
 from fedbox.rpc.envelope import read_envelope, read_header
 from fedbox.rpc.parts import MAGIC
 from fedbox.rpc.payload import open_payload
 from fedbox.store import LocalStore
-from fedbox.testing import FakeClock, MemoryStore, check_store, write_request
+from fedbox.testing import (
+    FakeClock,
+    MemoryStore,
+    check_store,
+    envelope_bytes,
+    message_header,
+    write_request,
+)
 
 pytest.importorskip("fsspec", reason="MemoryStore needs: pip install 'fedbox[remote]'")
 
@@ -73,6 +82,31 @@ def test_fake_clock_moves_only_forward_and_on_demand() -> None:
     with pytest.raises(ValueError, match="finite"):
         FakeClock(math.nan)
     assert abs(FakeClock()() - time.time()) < 3600  # starts at the real time
+
+
+def test_a_message_built_by_hand_reads_back_as_built() -> None:
+    clock = FakeClock(1000.0)
+    header = message_header(
+        "b@x.org",
+        "not an email",  # unchecked: tests address messages wrongly on purpose
+        "t",
+        "echo",
+        kind=Kind.RESPONSE,
+        status=403,
+        expires_in=60,
+        headers={"k": "v"},
+        clock=clock,
+    )
+    read, body = read_envelope(io.BytesIO(envelope_bytes(header, b"refused")))
+    assert body == b"refused"
+    assert (read.kind, read.status, read.recipient, read.headers) == (
+        "response",
+        403,
+        "not an email",
+        {"k": "v"},
+    )
+    assert (read.created, read.expires) == (1000.0, 1060.0)
+    assert message_header("a@x.org", "b@x.org", "t", "echo", created=5.0).expires == 5.0 + DEFAULT_EXPIRY
 
 
 @pytest.mark.parametrize("body", [b"written by hand", MAGIC + b" and more"])
