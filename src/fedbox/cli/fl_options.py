@@ -7,7 +7,6 @@ console; declaring those here once keeps them from drifting apart.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -29,12 +28,14 @@ __all__ = [
     "EXIT_USAGE",
     "AppDirArg",
     "EncryptOpt",
+    "JsonProgressOpt",
+    "MinDatasitesOpt",
     "RunConfigOpt",
     "TimeoutOpt",
+    "check_min_datasites",
     "check_store",
     "console",
     "load_app",
-    "quiet_flower",
     "sigterm_as_interrupt",
 ]
 
@@ -62,6 +63,21 @@ TimeoutOpt = Annotated[
     ),
 ]
 
+MinDatasitesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-datasites",
+        help="Start the ServerApp once this many datasites have joined; give up after "
+        "--timeout \\[default: all of them].",
+    ),
+]
+JsonProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json-progress", help="Progress as one JSON object per line on stdout, for tools."
+    ),
+]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -81,11 +97,14 @@ def check_store(box: Box) -> None:
     box.store.exists(did_path(box.email))
 
 
-def quiet_flower() -> None:
-    """Flower logs every step at INFO on its own handler; the live view replaces that
-    unless the user asked for logs (``-v``)."""
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
+def check_min_datasites(min_datasites: int | None, datasites: int) -> None:
+    """``--min-datasites`` must be 1 to the number of datasites: else a usage error."""
+    if min_datasites is not None and not 1 <= min_datasites <= datasites:
+        raise fail(
+            f"--min-datasites {min_datasites}: give 1 to {datasites} "
+            f"(the number of datasites of this run)",
+            EXIT_USAGE,
+        )
 
 
 @contextmanager

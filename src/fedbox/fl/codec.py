@@ -188,12 +188,23 @@ def describe_body(body: Buffer | Payload) -> list[tuple[str, str]] | None:
     return rows
 
 
+LEGACY_METRICS_SUFFIX = ".metrics"
+"""Apps on Flower's legacy API (``NumPyClient``) reply with their metrics in a
+ConfigRecord named ``fitres.metrics`` or ``evaluateres.metrics``."""
+
+
 def scalar_metrics(message: Message) -> dict[str, float]:
-    """Every scalar in the message's MetricRecords, for progress displays."""
+    """Every scalar in the message's MetricRecords and legacy-API metrics ConfigRecords,
+    for progress displays (issue 12)."""
     out: dict[str, float] = {}
     if not message.has_content():
         return out
-    for record in message.content.metric_records.values():
+    content = message.content
+    records = [
+        *content.metric_records.values(),
+        *(r for k, r in content.config_records.items() if k.endswith(LEGACY_METRICS_SUFFIX)),
+    ]
+    for record in records:
         for key, value in record.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out[key] = float(value)
