@@ -472,11 +472,8 @@ class FileGrid(Grid):
                     f"reply from {pending.email} was unreadable: {exc}",
                 )
         seconds = time.monotonic() - pending.sent_at
-        if reply.has_error():
-            summary = error_summary(reply.error.reason)
-            self._conditions.report(pending.email, f"error {summary}", f"error reply: {summary}")
-        else:
-            self._conditions.clear(pending.email)
+        if pending.failure is None:  # else reported when sending failed
+            self._note_condition(pending.email, reply)
         emit(
             self.callback,
             FlEvent(
@@ -492,6 +489,13 @@ class FileGrid(Grid):
             ),
         )
         return reply
+
+    def _note_condition(self, email: str, reply: Message) -> None:
+        if reply.has_error():
+            summary = error_summary(reply.error.reason)
+            self._conditions.report(email, f"error {summary}", f"error reply: {summary}")
+        else:
+            self._conditions.clear(email)
 
     def _decode(self, msg_id: str, pending: _Pending, response: Response) -> Message:
         if response.status != Status.OK:
