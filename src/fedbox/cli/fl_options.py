@@ -28,6 +28,7 @@ __all__ = [
     "EXIT_USAGE",
     "AppDirArg",
     "EncryptOpt",
+    "JoinTimeoutOpt",
     "JsonProgressOpt",
     "MinDatasitesOpt",
     "RunConfigOpt",
@@ -67,8 +68,14 @@ MinDatasitesOpt = Annotated[
     int | None,
     typer.Option(
         "--min-datasites",
-        help="Start the ServerApp once this many datasites have joined; give up after "
-        "--timeout \\[default: all of them].",
+        help="Start the ServerApp once this many datasites have joined \\[default: all].",
+    ),
+]
+JoinTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--join-timeout",
+        help="Seconds to wait for --min-datasites datasites to join \\[default: 120].",
     ),
 ]
 JsonProgressOpt = Annotated[

@@ -127,13 +127,18 @@ class Progress:
 
 
 class _LineReporter:
-    """The tally's callback plus a line (or JSON object) when a round phase has all its
-    replies or timeouts, and when the run waits for datasites or one joins."""
+    """The tally's callback plus a line (or JSON object) per round phase, and when the
+    run waits for datasites or one joins.
+
+    A phase's line comes when the next phase sends its first message (or the run ends,
+    :meth:`flush`): a phase whose replies are all in may still grow, since Flower's
+    legacy strategies send to each node from a thread of its own.
+    """
 
     def __init__(self, tally: RunTally, mode: ProgressMode) -> None:
         self.tally = tally
         self.mode = mode
-        self._printed: dict[tuple[str, str], tuple[int, int]] = {}
+        self._current: tuple[str, str] | None = None
         self._lock = threading.Lock()
 
     def __call__(self, event: FlEvent) -> None:
@@ -145,8 +150,17 @@ class _LineReporter:
                 self._waiting(event)
             elif event.kind == "joined":
                 self._joined(event)
-            elif event.kind in ("reply", "timeout"):
-                self._phase((event.round, event.message_type))
+            elif event.kind == "sent" and (event.round, event.message_type) != self._current:
+                self._phase_done()
+                self._current = (event.round, event.message_type)
+
+    def flush(self) -> None:
+        """The last phase's line, once the run is over."""
+        if self.mode == "live":
+            return
+        with self._lock:
+            self._phase_done()
+            self._current = None
 
     def _waiting(self, event: FlEvent) -> None:
         joined = [n.email for n in self.tally.nodes.values() if n.joined]
@@ -165,15 +179,11 @@ class _LineReporter:
         else:
             _emit_line(f"joined: {event.email}")
 
-    def _phase(self, key: tuple[str, str]) -> None:
+    def _phase_done(self) -> None:
         with self.tally.lock:
-            p = self.tally.phases.get(key)
-            if p is None or p.replied + p.timeouts < p.sent:
+            p = None if self._current is None else self.tally.phases.get(self._current)
+            if p is None:
                 return
-            mark = (p.sent, p.replied + p.timeouts)
-            if self._printed.get(key) == mark:
-                return
-            self._printed[key] = mark
             metrics = _shown_metrics(p.metric_means())
             seconds = p.seconds
             counts = (p.replied, p.sent, p.errors, p.timeouts, p.bytes_out, p.bytes_in)
@@ -244,6 +254,7 @@ def run_with_progress(
             outcome = body(reporter)
     else:
         outcome = body(reporter)
+    reporter.flush()
     if mode != "json":
         console.print(progress.phase_table(last=None))
     return outcome

@@ -20,6 +20,7 @@ from fedbox.cli.fl_options import (
     EXIT_OK,
     AppDirArg,
     EncryptOpt,
+    JoinTimeoutOpt,
     JsonProgressOpt,
     MinDatasitesOpt,
     RunConfigOpt,
@@ -107,6 +108,7 @@ def run(
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
     min_datasites: MinDatasitesOpt = None,
+    join_timeout: JoinTimeoutOpt = None,
     json_progress: JsonProgressOpt = False,
 ) -> None:
     """Take part in a deployment: aggregator or datasite, as the app's config says.
@@ -143,7 +145,13 @@ def run(
         check_min_datasites(min_datasites, len(sites))
         run_name = name or default_app_name(email, app.project)
         plan = _AggregatorPlan(
-            run_name, sites, timeout, stop_wait, min_datasites, progress_mode(json_progress)
+            run_name,
+            sites,
+            timeout,
+            stop_wait,
+            min_datasites,
+            join_timeout,
+            progress_mode(json_progress),
         )
         raise typer.Exit(_run_aggregator(app, config, email, where, plan))
     if sites and email not in sites and partition_id is None:
@@ -228,6 +236,7 @@ class _AggregatorPlan:
     timeout: float | None
     stop_wait: float
     min_datasites: int | None
+    join_timeout: float | None
     mode: ProgressMode
 
 
@@ -258,6 +267,7 @@ def _run_aggregator(
                 callback=callback,
                 stop_wait=plan.stop_wait,
                 min_datasites=plan.min_datasites,
+                join_timeout=plan.join_timeout,
             )
 
         with sigterm_as_interrupt():

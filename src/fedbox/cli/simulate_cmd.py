@@ -27,6 +27,7 @@ from fedbox.cli.fl_options import (
     EXIT_OK,
     AppDirArg,
     EncryptOpt,
+    JoinTimeoutOpt,
     JsonProgressOpt,
     MinDatasitesOpt,
     RunConfigOpt,
@@ -231,6 +232,7 @@ def simulate(
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
     min_datasites: MinDatasitesOpt = None,
+    join_timeout: JoinTimeoutOpt = None,
     json_progress: JsonProgressOpt = False,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
@@ -268,7 +270,7 @@ def simulate(
         raise
     _announce(plan, inprocess)
     box = _prepare(plan)
-    watch = _Watch(progress_mode(json_progress), min_datasites)
+    watch = _Watch(progress_mode(json_progress), min_datasites, join_timeout)
     raise typer.Exit(_run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait))
 
 
@@ -278,6 +280,7 @@ class _Watch:
 
     mode: ProgressMode
     min_datasites: int | None
+    join_timeout: float | None
 
 
 def _storage_options(app: AppConfig, root: str | None, flags: list[str] | None) -> dict[str, Any]:
@@ -345,6 +348,7 @@ def _run(
                 callback=callback,
                 stop_wait=stop_wait,
                 min_datasites=watch.min_datasites,
+                join_timeout=watch.join_timeout,
             )
 
         outcome = run_with_progress(plan.app.project, len(plan.datasites), serve, tally, watch.mode)

@@ -17,9 +17,12 @@ from fedbox.fl.events import EventCallback
 from fedbox.fl.grid import FileGrid, run_id_for
 from fedbox.rpc import Box
 
-__all__ = ["ServerOutcome", "TooFewDatasites", "make_run", "run_server"]
+__all__ = ["DEFAULT_JOIN_TIMEOUT", "ServerOutcome", "TooFewDatasites", "make_run", "run_server"]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_JOIN_TIMEOUT = 120.0
+"""Seconds a run waits for its datasites to join, unless told otherwise."""
 
 
 class TooFewDatasites(TimeoutError):
@@ -63,12 +66,14 @@ def run_server(
     callback: EventCallback | None = None,
     stop_wait: float = 10.0,
     min_datasites: int | None = None,
+    join_timeout: float | None = None,
 ) -> ServerOutcome:
     """Wait for ``min_datasites`` (default: all) to join, run the app's ServerApp to
     the end, then tell every datasite to stop.
 
-    The join wait is bounded by the grid's timeout; if too few joined by then the
-    outcome's error is :class:`TooFewDatasites` and the ServerApp does not run.
+    The join wait lasts ``join_timeout`` at most (default :data:`DEFAULT_JOIN_TIMEOUT`);
+    if too few joined by then the outcome's error is :class:`TooFewDatasites` and the
+    ServerApp does not run.
 
     The stop goes out however the ServerApp ends, including an exception or Ctrl-C
     (KeyboardInterrupt is reported in the outcome, not re-raised), so datasites never
@@ -94,15 +99,16 @@ def run_server(
     outcome = ServerOutcome(finished=False, context=context, seconds=0.0)
     logger.info("run %s (id %d) starting with %d datasites", app_name, run.run_id, len(grid.nodes))
     needed = len(grid.nodes) if min_datasites is None else min_datasites
+    join_wait = DEFAULT_JOIN_TIMEOUT if join_timeout is None else join_timeout
     if not 1 <= needed <= len(grid.nodes):
         raise ValueError(f"min_datasites must be 1 to {len(grid.nodes)}, not {needed}")
     try:
-        joined = grid.wait_for_datasites(needed, grid.timeout)
+        joined = grid.wait_for_datasites(needed, join_wait)
         if len(joined) < needed:
             missing = [e for e in grid.nodes.values() if e not in joined]
             raise TooFewDatasites(
                 f"{len(joined)} of the {needed} datasites needed joined within "
-                f"{grid.timeout:.0f} s; not joined: {', '.join(missing)}"
+                f"{join_wait:g} s; not joined: {', '.join(missing)}"
             )
         run_serverapp(
             grid=grid,
