@@ -44,7 +44,7 @@ def configure_logging(verbose: int) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler])
     flwr = logging.getLogger("flwr")
     for own in list(flwr.handlers):
         flwr.removeHandler(own)
