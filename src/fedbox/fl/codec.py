@@ -200,12 +200,13 @@ def scalar_metrics(message: Message) -> dict[str, float]:
     if not message.has_content():
         return out
     content = message.content
-    records = [
-        *content.metric_records.values(),
-        *(r for k, r in content.config_records.items() if k.endswith(LEGACY_METRICS_SUFFIX)),
+    items: list[tuple[str, object]] = [
+        pair for record in content.metric_records.values() for pair in record.items()
     ]
-    for record in records:
-        for key, value in record.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                out[key] = float(value)
+    for name, config in content.config_records.items():
+        if name.endswith(LEGACY_METRICS_SUFFIX):
+            items.extend(config.items())
+    for key, value in items:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
     return out

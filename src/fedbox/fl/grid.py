@@ -492,7 +492,7 @@ class FileGrid(Grid):
 
     def _note_condition(self, email: str, reply: Message) -> None:
         if reply.has_error():
-            summary = error_summary(reply.error.reason)
+            summary = error_summary(reply.error.reason or f"error code {reply.error.code}")
             self._conditions.report(email, f"error {summary}", f"error reply: {summary}")
         else:
             self._conditions.clear(email)
