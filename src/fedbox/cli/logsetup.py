@@ -39,7 +39,7 @@ def configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     handler: logging.Handler
     if sys.stderr.isatty():
-        handler = RichHandler(console=Console(stderr=True))
+        handler = RichHandler(console=Console(stderr=True), show_path=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
