@@ -72,6 +72,23 @@ def test_a_raising_clientapp_shows_its_error_and_its_kept_log_the_traceback() ->
     assert "\nRuntimeError: partition 1 refuses to train\n" in log
 
 
+def test_in_process_clients_keep_their_tracebacks_in_a_log_not_on_the_console() -> None:
+    result = run_fedbox(
+        "simulate", str(FBCOUNT), "--inprocess", "--run-config", "fail-partition=1"
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "client-1@sim.fedbox: 2 errors, last: RuntimeError: partition 1 refuses to train" in out
+    assert "Traceback" not in out
+    kept = Path(re.search(r"client logs kept: (\S+)/\*\.log", out).group(1))
+    try:
+        log = (kept / "clients.log").read_text()
+    finally:
+        shutil.rmtree(kept)
+    assert log.count("Traceback (most recent call last):") == 2, log
+    assert 'raise RuntimeError(f"partition {pid} refuses to train")' in log
+
+
 def test_every_reply_of_the_last_round_an_error_exits_nonzero() -> None:
     result = run_fedbox(
         "simulate", str(FBCOUNT), "--clients", "1", "--run-config", "fail-partition=0"

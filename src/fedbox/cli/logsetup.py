@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-__all__ = ["VerboseOpt", "configure_logging"]
+__all__ = ["PLAIN_FORMAT", "VerboseOpt", "configure_logging"]
 
 VerboseOpt = Annotated[
     int,

@@ -9,12 +9,15 @@ traffic as a deployment. Starting, configuring and reaping those processes is th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +41,7 @@ from fedbox.cli.fl_options import (
     load_app,
 )
 from fedbox.cli.lifeline import Lifeline
+from fedbox.cli.logsetup import PLAIN_FORMAT
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.roots import (
@@ -53,6 +57,7 @@ from fedbox.cli.roots import (
     store_options,
 )
 from fedbox.errors import FedboxError
+from fedbox.fl import runner
 from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
@@ -183,6 +188,14 @@ def _reap(procs: dict[str, subprocess.Popen[bytes]], grace: float) -> dict[str, 
 
 
 CLIENT_LOG = "client.log"
+IN_PROCESS_LOG = "clients.log"
+"""The log of ``--inprocess`` clients, in the state root: one file for all of them."""
+
+
+def _client_logs(plan: SimulationPlan) -> list[tuple[str, Path]]:
+    """(name to keep it under, where it is) of every client log a simulation writes."""
+    logs = [(f"{email}.log", plan.state_dir(email) / CLIENT_LOG) for email in plan.datasites]
+    return [*logs, (IN_PROCESS_LOG, plan.state_root / IN_PROCESS_LOG)]
 
 
 def _discard_temp(plan: SimulationPlan, *, keep_logs: bool = False) -> Path | None:
@@ -191,14 +204,31 @@ def _discard_temp(plan: SimulationPlan, *, keep_logs: bool = False) -> Path | No
     if plan.keep or plan.temp_dir is None:
         return None
     kept = None
-    logs = [(e, plan.state_dir(e) / CLIENT_LOG) for e in plan.datasites]
-    if keep_logs and any(log.exists() for _, log in logs):
+    logs = [(name, log) for name, log in _client_logs(plan) if log.exists()]
+    if keep_logs and logs:
         kept = Path(tempfile.mkdtemp(prefix="fedbox-sim-logs-"))
-        for email, log in logs:
-            if log.exists():
-                shutil.move(log, kept / f"{email}.log")
+        for name, log in logs:
+            shutil.move(log, kept / name)
     shutil.rmtree(plan.temp_dir, ignore_errors=True)
     return kept
+
+
+@contextmanager
+def _in_process_log(plan: SimulationPlan) -> Iterator[None]:
+    """In-process clients log to one file, as client processes do to theirs: a
+    ClientApp's tracebacks land there, not among the progress lines (issue 12)."""
+    plan.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.FileHandler(plan.state_root / IN_PROCESS_LOG)
+    handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
+    runner_log = logging.getLogger(runner.__name__)
+    runner_log.addHandler(handler)
+    runner_log.propagate = False
+    try:
+        yield
+    finally:
+        runner_log.removeHandler(handler)
+        runner_log.propagate = True
+        handler.close()
 
 
 def simulate(
@@ -331,8 +361,10 @@ def _run(
     exit_codes: dict[str, int | None] | None = None
     code = EXIT_FAILED
     lifeline = Lifeline()
+    stack = ExitStack()
     try:
         if inprocess:
+            stack.enter_context(_in_process_log(plan))
             host = InProcessClients(plan)
         else:
             procs = _start_processes(plan, lifeline)
@@ -369,6 +401,7 @@ def _run(
         if host is not None:
             host.close()
         box.close()
+        stack.close()
         _show_logs(plan, inprocess, failed=code != EXIT_OK or _any_errors(tally))
 
 
@@ -380,8 +413,9 @@ def _any_errors(tally: RunTally) -> bool:
 def _show_logs(plan: SimulationPlan, inprocess: bool, *, failed: bool) -> None:
     """Say where the client logs are; a temporary folder goes, but the logs of a run
     that failed (or had errors) are kept, since that is where the tracebacks are."""
-    kept = _discard_temp(plan, keep_logs=failed and not inprocess)
+    kept = _discard_temp(plan, keep_logs=failed)
     if kept is not None:
         console.print(f"client logs kept: {kept}/*.log", highlight=False)
-    elif plan.keep and not inprocess:
-        console.print(f"client logs: {plan.state_root}/*/{CLIENT_LOG}", highlight=False)
+    elif plan.keep:
+        where = IN_PROCESS_LOG if inprocess else f"*/{CLIENT_LOG}"
+        console.print(f"client logs: {plan.state_root}/{where}", highlight=False)
