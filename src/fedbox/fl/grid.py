@@ -163,6 +163,7 @@ class FileGrid(Grid):
         self._conditions = _Conditions()
         self._invites: dict[str, Future] = {}
         self._joined: set[str] = set()
+        self._join_lock = threading.RLock()
         self.keys_missing: dict[str, str] = {}
         """Datasites that could not be invited yet because we cannot encrypt to them."""
         self._run: Run | None = None
@@ -204,12 +205,14 @@ class FileGrid(Grid):
         one that starts late joins a later round, as a SuperNode would.
         """
         self.invite()
-        return [node_id for node_id, email in self.nodes.items() if email in self._joined]
+        with self._join_lock:
+            return [node_id for node_id, email in self.nodes.items() if email in self._joined]
 
     @property
     def joined(self) -> list[str]:
         """Emails of the datasites that answered the join message, in configured order."""
-        return [email for email in self.nodes.values() if email in self._joined]
+        with self._join_lock:
+            return [email for email in self.nodes.values() if email in self._joined]
 
     # -- fedbox: joining a run -----------------------------------------------------------
 
@@ -219,27 +222,29 @@ class FileGrid(Grid):
         A datasite we cannot encrypt to stays uninvited (``keys_missing`` says why) and is
         tried again on the next call.
         """
-        run_id = self.run.run_id
-        for node_id, email in self.nodes.items():
-            if email in self._joined or email in self._invites:
-                continue
-            message = make_join_message(node_id, run_id, JOIN_TTL)
-            message.metadata.__dict__["_message_id"] = str(uuid.uuid4())
-            try:
-                self._invites[email] = self.app.send(
-                    email,
-                    self.endpoint,
-                    encode_message(message),
-                    headers=self._headers,
-                    expires_in=JOIN_TTL,
-                )
-            except CryptoError as exc:  # not a warning: it has not started yet, or never will
-                self.keys_missing[email] = str(exc)
-                logger.debug("cannot invite %s yet: %s", email, exc)
-                continue
-            self.keys_missing.pop(email, None)
-            logger.debug("invited %s (request %s)", email, self._invites[email].id)
-        self._take_joins()
+        with self._join_lock:  # Flower's legacy strategies call get_node_ids from threads
+            for node_id, email in self.nodes.items():
+                if email not in self._joined and email not in self._invites:
+                    self._invite(node_id, email)
+            self._take_joins()
+
+    def _invite(self, node_id: int, email: str) -> None:
+        message = make_join_message(node_id, self.run.run_id, JOIN_TTL)
+        message.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+        try:
+            self._invites[email] = self.app.send(
+                email,
+                self.endpoint,
+                encode_message(message),
+                headers=self._headers,
+                expires_in=JOIN_TTL,
+            )
+        except CryptoError as exc:  # not a warning: it has not started yet, or never will
+            self.keys_missing[email] = str(exc)
+            logger.debug("cannot invite %s yet: %s", email, exc)
+            return
+        self.keys_missing.pop(email, None)
+        logger.debug("invited %s (request %s)", email, self._invites[email].id)
 
     def _take_joins(self) -> None:
         for email, future in list(self._invites.items()):
@@ -274,22 +279,25 @@ class FileGrid(Grid):
         try:
             while True:
                 self.invite()
-                waiting = tuple(e for e in self.nodes.values() if e not in self._joined)
-                if len(self._joined) >= needed or not waiting:
-                    return self.joined
+                joined = self.joined
+                waiting = tuple(e for e in self.nodes.values() if e not in joined)
+                if len(joined) >= needed or not waiting:
+                    return joined
                 if waiting != announced:
                     announced = waiting
-                    logger.info("waiting for %d more of %s", needed - len(self._joined), waiting)
+                    logger.info("waiting for %d more of %s", needed - len(joined), waiting)
                     emit(self.callback, FlEvent("waiting", "", 0, waiting=waiting, needed=needed))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return self.joined
-                if keys is not None and not self._invites:
+                    return joined
+                with self._join_lock:
+                    invites = list(self._invites.values())
+                if keys is not None and not invites:
                     keys.next_batch(remaining)  # everyone awaited lacks keys
                     continue
                 if keys is not None and self.keys_missing:
                     remaining = min(remaining, KEY_RECHECK)
-                self.app.box.wait(list(self._invites.values()), remaining, return_when="any")
+                self.app.box.wait(invites, remaining, return_when="any")
         finally:
             if keys is not None:
                 keys.close()
