@@ -86,7 +86,7 @@ def test_by_default_a_run_waits_for_every_datasite_then_fails_clearly(
     a = _datasite(start_fedbox, root, SITES[0])
     b = _datasite(start_fedbox, root, SITES[1])
     agg = _aggregator(start_fedbox, root, "num-server-rounds=1", "--join-timeout", "8")
-    agg.wait_for("waiting for 1 more datasite to join (2 of 3 needed have): do2@c.org")
+    agg.wait_for("waiting for 1 more datasite to join (2 joined, 3 needed): do2@c.org")
     assert agg.wait(timeout=60) == 1, agg.output
     out = " ".join(agg.output.split())
     assert (

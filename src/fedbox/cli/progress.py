@@ -163,14 +163,15 @@ class _LineReporter:
             self._current = None
 
     def _waiting(self, event: FlEvent) -> None:
-        joined = [n.email for n in self.tally.nodes.values() if n.joined]
+        with self.tally.lock:
+            joined = [n.email for n in self.tally.nodes.values() if n.joined]
         if self.mode == "json":
             _emit_json("waiting", waiting=list(event.waiting), needed=event.needed, joined=joined)
             return
         more = event.needed - len(joined)
         _emit_line(
             f"waiting for {more} more datasite{'s' if more != 1 else ''} to join "
-            f"({len(joined)} of {event.needed} needed have): {', '.join(event.waiting)}"
+            f"({len(joined)} joined, {event.needed} needed): {', '.join(event.waiting)}"
         )
 
     def _joined(self, event: FlEvent) -> None:
