@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,13 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
+from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
 from fedbox.crypto import Identity
@@ -36,13 +35,8 @@ console = Console()
 
 
 @app.callback()
-def _configure(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
-) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=Console(stderr=True))]
-    )
+def _configure(verbose: VerboseOpt = 0) -> None:
+    configure_logging(verbose)
 
 
 @app.command()
