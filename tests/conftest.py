@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from peer_process import PEER
+from peer_process import PEER, killed_at_exit
 
 pytest_plugins = ["remote_fixtures"]
 
@@ -59,14 +60,5 @@ class Peer:
 
 @pytest.fixture
 def start_peer(root: Path) -> Iterator:
-    peers: list[Peer] = []
-
-    def start(email: str, app: str = "t", *, encrypt: bool = False) -> Peer:
-        peer = Peer(root, email, app, encrypt=encrypt)
-        peers.append(peer)
-        return peer
-
-    yield start
-    for p in peers:
-        if p.proc.poll() is None:
-            p.kill()
+    with killed_at_exit(partial(Peer, root)) as start:
+        yield start

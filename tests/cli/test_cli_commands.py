@@ -134,3 +134,9 @@ def test_inspect_summarises_an_encrypted_flower_body_for_its_recipient(tmp_path:
     ]
     assert outs and all(o.returncode == 0 for o in outs)
     assert any("ArrayRecord" in o.stdout and "train" in o.stdout for o in outs)
+
+
+def test_verbose_is_shown_as_a_repeatable_flag_not_an_integer() -> None:
+    result = fedbox_cli("--help")
+    (line,) = [line for line in result.stdout.splitlines() if "--verbose" in line]
+    assert "INTEGER" not in line and "repeatable" in line, line

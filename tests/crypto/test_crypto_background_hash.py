@@ -6,9 +6,9 @@ import gc
 import hashlib
 import os
 import threading
-import time
 
 import pytest
+from waiting import wait_until
 
 from fedbox.crypto._primitives import BackgroundSha256
 
@@ -56,13 +56,6 @@ def test_a_reused_buffer_is_safe_between_updates() -> None:
     assert hasher.hexdigest() == expected.hexdigest()
 
 
-def _wait_for_threads(count: int) -> int:
-    deadline = time.monotonic() + 10
-    while _helper_threads() != count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return _helper_threads()
-
-
 def test_an_abandoned_hasher_stops_its_thread() -> None:
     """An exception mid-body drops the hasher without close(): its thread must not leak."""
     before = _helper_threads()
@@ -72,7 +65,7 @@ def test_an_abandoned_hasher_stops_its_thread() -> None:
     assert _helper_threads() == before + 1
     del hasher
     gc.collect()
-    assert _wait_for_threads(before) == before
+    wait_until(lambda: _helper_threads() == before, "the helper thread to end", timeout=10)
 
 
 def test_close_is_idempotent_and_survives_collection() -> None:
@@ -84,7 +77,7 @@ def test_close_is_idempotent_and_survives_collection() -> None:
     hasher.close()
     del hasher
     gc.collect()
-    assert _wait_for_threads(before) == before
+    wait_until(lambda: _helper_threads() == before, "the helper thread to end", timeout=10)
 
 
 def test_an_error_on_the_helper_thread_surfaces_in_the_caller() -> None:

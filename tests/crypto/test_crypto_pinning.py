@@ -11,24 +11,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from echo_app import serve_echo
 
 import fedbox
 from fedbox.crypto import TrustStore, UntrustedKey
 from fedbox.datasite.workspace import Workspace
-from fedbox.rpc import Box, Request
+from fedbox.rpc import Box
 
 A, B = "a@x.org", "b@x.org"
-
-
-def _serve(box: Box, handled: list[str]) -> None:
-    app = box.app("t")
-
-    @app.on_request("echo")
-    def echo(req: Request) -> bytes:
-        handled.append(req.sender)
-        return req.body
-
-    app.start()
 
 
 def _fingerprint(box: Box) -> str:
@@ -44,7 +34,7 @@ def test_first_contact_is_a_warning_with_the_fingerprint_and_how_to_check_it(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with fedbox.connect(root, A) as a, fedbox.connect(root, B) as b:
-        _serve(b, [])
+        serve_echo(b)
         with caplog.at_level(logging.WARNING, logger="fedbox.rpc.sealing"):
             assert a.app("t").send(B, "echo", b"hi").wait(30).body == b"hi"
             a.app("t").send(B, "echo", b"again").wait(30)
@@ -62,7 +52,7 @@ def test_first_contact_is_a_warning_with_the_fingerprint_and_how_to_check_it(
 def test_a_box_that_requires_pins_refuses_an_unpinned_sender_403(root: Path) -> None:
     handled: list[str] = []
     with fedbox.connect(root, A) as a, fedbox.connect(root, B, require_pinned=True) as b:
-        _serve(b, handled)
+        serve_echo(b, handled)
         refused = a.app("t").send(B, "echo", b"hi").wait(30)
         assert refused.status == 403, refused.text
         assert f"{A} is not pinned" in refused.text
@@ -82,7 +72,7 @@ def test_sending_to_an_unpinned_peer_raises_untrusted_key(root: Path) -> None:
         assert not list(root.rglob("*.request")), "nothing was written"
         assert TrustStore(Workspace.for_email(A).state_dir).pinned(B) is None
         with fedbox.connect(root, B) as b:
-            _serve(b, [])
+            serve_echo(b)
             _pin(A, b)
             assert a.app("t").send(B, "echo", b"hi").wait(30).body == b"hi"
 

@@ -6,19 +6,20 @@ import io
 import json
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from cli_process import fedbox_cli
 from peer_process import run_peer
+from waiting import wait_for
 
 import fedbox
 from fedbox.crypto import UntrustedKey, bundle_from_did
-from fedbox.datasite.paths import request_path, response_path
+from fedbox.datasite.paths import Kind, request_path, response_path
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.envelope import Header, read_envelope, read_header, write_envelope
+from fedbox.rpc.envelope import Header, read_envelope, read_header
+from fedbox.testing import envelope_bytes, message_header
 
 ALICE, BOB, CAROL = "alice@a.org", "bob@b.org", "carol@c.org"
 MARKER = b"FEDBOX-PLAINTEXT-MARKER-7f3a9c"
@@ -38,13 +39,6 @@ def files_under(root: Path) -> list[Path]:
 def header_of(path: Path) -> Header:
     with open(path, "rb") as f:
         return read_header(f)
-
-
-def wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
 
 
 def audit_notes(home: Path, email: str) -> dict[str, tuple[int | None, str | None]]:
@@ -297,20 +291,10 @@ def test_an_undecryptable_response_raises_decrypt_error(root: Path) -> None:
         fut2 = app.send(BOB, "echo", b"y")
         alice.wait([fut2], timeout=30)
         path2 = root / response_path(ALICE, BOB, "t", "echo", fut2.id)
-        forged = Header(
-            id=fut2.id,
-            kind="response",
-            sender=BOB,
-            recipient=ALICE,
-            app="t",
-            endpoint="echo",
-            created=time.time(),
-            expires=time.time() + 60,
-            status=200,
+        forged = message_header(
+            BOB, ALICE, "t", "echo", msg_id=fut2.id, kind=Kind.RESPONSE, status=200, expires_in=60
         )
-        buf = io.BytesIO()
-        write_envelope(buf, forged, b"forged")
-        path2.write_bytes(buf.getvalue())
+        path2.write_bytes(envelope_bytes(forged, b"forged"))
         with pytest.raises(fedbox.DecryptError, match="plaintext response"):
             fut2.result()
 

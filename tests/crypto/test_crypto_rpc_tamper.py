@@ -7,15 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_crypto_rpc import wait_for
+from waiting import wait_for
 
 import fedbox
 from fedbox.crypto import SEGMENT_SIZE, TAG_SIZE
 from fedbox.datasite.identity import new_message_id
 from fedbox.datasite.paths import request_path
-from fedbox.rpc.envelope import Header, read_header
+from fedbox.rpc.envelope import read_header
 from fedbox.rpc.futures import Future, FutureRecord
 from fedbox.rpc.sealing import read_published
+from fedbox.testing import message_header
 
 ALICE, BOB, CAROL = "alice@a.org", "bob@b.org", "carol@c.org"
 CHUNK = SEGMENT_SIZE + TAG_SIZE
@@ -132,15 +133,8 @@ def test_a_request_wrapped_for_someone_else_is_refused(root: Path, start_peer) -
     bob = start_peer(BOB, encrypt=True)
     with fedbox.connect(root, ALICE, encrypt=True) as alice:
         msg_id = new_message_id()
-        header = Header(
-            id=msg_id,
-            kind="request",
-            sender=ALICE,
-            recipient=BOB,
-            app="t",
-            endpoint="echo",
-            created=1e9,
-            expires=4e9,
+        header = message_header(
+            ALICE, BOB, "t", "echo", msg_id=msg_id, created=1e9, expires_in=4e9 - 1e9
         )
         path = str(request_path(ALICE, BOB, "t", "echo", msg_id))
         with alice.store.writer(path) as f:  # addressed to bob, encrypted for carol

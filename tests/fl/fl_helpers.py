@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "digits"
 ANALYTICS = REPO / "examples" / "analytics"
 FBCOUNT = Path(__file__).resolve().parent / "apps" / "fbcount"
+FBLEGACY = Path(__file__).resolve().parent / "apps" / "fblegacy"
 
 
 def fedbox_cmd(*args: str) -> list[str]:

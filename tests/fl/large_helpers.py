@@ -70,6 +70,7 @@ class Federation:
             self.nodes.append(node.start())
         self.agg = self._connect(AGG, **connect)
         self.grid = FileGrid(self.agg.app(APP), self.emails, timeout=60)
+        assert self.grid.wait_for_datasites(n, timeout=60) == self.emails
 
     def _connect(self, email: str, **connect: object) -> fedbox.Box:
         box = fedbox.connect(self.root, email, fsync=False, **connect)  # type: ignore[arg-type]

@@ -56,7 +56,7 @@ def _datasite(
 
 
 @pytest.mark.parametrize("encrypt", ["--no-encrypt", "--encrypt"])
-def test_a_datasite_that_never_starts_does_not_stop_the_run(
+def test_with_min_datasites_a_run_goes_on_without_one_that_never_joins(
     start_fedbox: Callable[..., Proc], root: Path, encrypt: str
 ) -> None:
     # Datasites find the run themselves (no --app-name): they wait for its first request.
@@ -64,20 +64,37 @@ def test_a_datasite_that_never_starts_does_not_stop_the_run(
     b = _datasite(start_fedbox, root, SITES[1], "", encrypt)
     a.wait_for("waiting for a run"), b.wait_for("waiting for a run")
     agg = _aggregator(
-        start_fedbox, root, "num-server-rounds=2", "--timeout", "2", "--stop-wait", "1", encrypt
-    )
+        start_fedbox, root, "num-server-rounds=2", "--min-datasites", "2",
+        "--timeout", "5", "--stop-wait", "1", encrypt,
+    )  # fmt: skip
     assert agg.wait(timeout=60) == 0, agg.output
     out = agg.output
     assert "fbcount round 2 partition 1 count 2" in out and "ServerApp finished" in out
+    assert "fbcount round 1 replies 2" in out and "fbcount round 2 replies 2" in out
+    assert re.search(r"do2@c\.org\s+│ never\s+│ -\s+│ -", out), out
+    assert "never joined: do2@c.org" in out
+    assert "did not answer in time" not in out and "answered with errors" not in out
     if encrypt == "--encrypt":
-        # No keys, no request: an Error reply at once instead of a timeout.
-        assert "fbcount round 2 replies 3" in out and "cannot encrypt to do2@c.org" in out
         assert "no usable keys for do2@c.org: do2@c.org has no published keys" in out
-    else:
-        assert "fbcount round 1 replies 2" in out and "fbcount round 2 replies 2" in out
-        assert "did not answer in time: do2@c.org" in out
     assert a.wait(timeout=30) == 0 and b.wait(timeout=30) == 0
-    assert "stopped by the aggregator after 3 messages" in a.output
+    assert "stopped by the aggregator after 4 messages" in a.output  # join, 2 rounds, stop
+
+
+def test_by_default_a_run_waits_for_every_datasite_then_fails_clearly(
+    start_fedbox: Callable[..., Proc], root: Path
+) -> None:
+    a = _datasite(start_fedbox, root, SITES[0])
+    b = _datasite(start_fedbox, root, SITES[1])
+    agg = _aggregator(start_fedbox, root, "num-server-rounds=1", "--join-timeout", "8")
+    agg.wait_for("waiting for 1 more datasite to join (2 joined, 3 needed): do2@c.org")
+    assert agg.wait(timeout=60) == 1, agg.output
+    out = " ".join(agg.output.split())
+    assert (
+        "run not started: 2 of the 3 datasites needed joined within 8 s; not joined: do2@c.org"
+        in out
+    )
+    assert "fbcount round" not in out
+    assert a.wait(timeout=30) == 0 and b.wait(timeout=30) == 0  # told to stop all the same
 
 
 def test_a_killed_datasite_restarts_and_continues_with_its_state(
@@ -141,7 +158,7 @@ def test_an_aggregator_that_requires_pins_addresses_only_pinned_datasites(
         root,
         "num-server-rounds=1",
         *("--app-name", app_name, "--state-dir", str(agg_state), "--require-pinned"),
-        *("--timeout", "5", "--stop-wait", "2"),
+        *("--timeout", "5", "--stop-wait", "2", "--min-datasites", "2"),
     )
     assert agg.wait(timeout=60) == 0, agg.output
     out = " ".join(agg.output.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class Federation:
         content = RecordDict({"config": ConfigRecord({"value": value})})
         return [
             Message(content, node_id, "query", ttl=ttl, group_id=str(value))
-            for node_id in (nodes or self.grid.get_node_ids())
+            for node_id in (nodes or list(self.grid.nodes))
         ]
 
     def close(self) -> None:
@@ -73,7 +74,7 @@ def fed(root: Path) -> Iterator[Federation]:
 
 def test_replies_are_matched_to_the_messages_sent(fed: Federation) -> None:
     fed.start_node(A, 0), fed.start_node(B, 1), fed.start_node(C, 2)
-    assert sorted(fed.grid.get_node_ids()) == sorted(node_id_for(e) for e in (A, B, C))
+    assert fed.grid.wait_for_datasites(3, timeout=30) == [A, B, C]
     messages = fed.query(7)
     replies = fed.grid.send_and_receive(messages, timeout=30)
     assert {m.metadata.message_id for m in messages} == {
@@ -83,6 +84,50 @@ def test_replies_are_matched_to_the_messages_sent(fed: Federation) -> None:
     assert by_node[node_id_for(B)]["pid"] == 1 and {m["value"] for m in by_node.values()} == {7}
     kinds = [e.kind for e in fed.events]
     assert kinds.count("sent") == 3 and kinds.count("reply") == 3
+
+
+def test_get_node_ids_lists_the_datasites_that_joined(fed: Federation) -> None:
+    assert fed.grid.get_node_ids() == []  # invited, but nobody serves the run yet
+    fed.start_node(A, 0), fed.start_node(B, 1)
+    assert fed.grid.wait_for_datasites(2, timeout=30) == [A, B]
+    assert fed.grid.get_node_ids() == [node_id_for(A), node_id_for(B)]
+    assert {e.email for e in fed.events if e.kind == "joined"} == {A, B}
+    fed.start_node(C, 2)  # a late datasite joins: its answer to the invitation is waiting
+    assert fed.grid.wait_for_datasites(3, timeout=30) == [A, B, C]
+    assert fed.grid.get_node_ids() == [node_id_for(e) for e in (A, B, C)]
+
+
+def test_the_join_wait_ends_at_its_timeout_with_who_joined(fed: Federation) -> None:
+    fed.start_node(B, 1)
+    assert fed.grid.wait_for_datasites(3, timeout=5.0) == [B]
+    waiting = [e for e in fed.events if e.kind == "waiting"]
+    assert waiting[-1].waiting == (A, C) and waiting[-1].needed == 3
+
+
+def test_published_keys_alone_are_not_a_join(root: Path) -> None:
+    with fedbox.connect(root, A, encrypt=True), fedbox.connect(root, AGG, encrypt=True) as agg:
+        grid = FileGrid(agg.app(APP), [A], timeout=2.0)
+        assert grid.wait_for_datasites(1, timeout=0.5) == []
+        assert grid.get_node_ids() == [] and grid.keys_missing == {}
+
+
+def test_a_datasite_without_keys_is_one_warning_line_not_one_per_message(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with fedbox.connect(root, AGG, encrypt=True) as agg:
+        grid = FileGrid(agg.app(APP), [A, B], timeout=2.0)
+        content = RecordDict({"config": ConfigRecord({"value": 1})})
+        for _ in range(5):
+            replies = grid.send_and_receive(
+                [Message(content, node_id_for(A), "query", group_id="1")]
+            )
+            assert replies[0].error.code == ErrorCode.NODE_UNAVAILABLE
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("fedbox.fl") and r.levelno >= logging.WARNING
+    ]
+    assert len(lines) == 1 and A in lines[0] and "\n" not in lines[0], lines
 
 
 def test_missing_node_times_out_and_its_late_reply_never_leaks(fed: Federation) -> None:

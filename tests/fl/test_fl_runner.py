@@ -25,7 +25,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, summarize
 from fedbox.fl.contexts import ContextStore
-from fedbox.fl.runner import NodeRunner, make_stop_message
+from fedbox.fl.runner import NodeRunner, make_join_message, make_stop_message
 
 NODE = 1234
 
@@ -215,6 +215,20 @@ def test_stop_is_handled_by_the_runner_not_the_clientapp(tmp_path: Path) -> None
     reply = decode_message(outcome.body)
     assert outcome.stop and not outcome.failed
     assert reply.content["fedbox"]["action"] == "stopped"
+
+
+def test_join_is_answered_by_the_runner_without_loading_the_clientapp(tmp_path: Path) -> None:
+    def never_loaded() -> ClientApp:
+        raise AssertionError("a join must not load the ClientApp")
+
+    runner = NodeRunner(never_loaded, NODE, {}, ContextStore(tmp_path))
+    join = make_join_message(NODE, 77, ttl=60)
+    join.metadata.__dict__["_message_id"] = "j"
+    outcome = runner.handle(encode_message(join))
+    reply = decode_message(outcome.body)
+    assert not outcome.stop and not outcome.failed
+    assert reply.content["fedbox"]["action"] == "joined"
+    assert reply.metadata.reply_to_message_id == "j"
 
 
 def test_a_damaged_context_file_starts_afresh(tmp_path: Path) -> None:

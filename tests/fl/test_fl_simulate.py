@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fl_helpers import ANALYTICS, DIGITS, FBCOUNT, run_fedbox
+from fl_helpers import ANALYTICS, DIGITS, FBCOUNT, FBLEGACY, run_fedbox
 from typer.testing import CliRunner
 
 from fedbox.cli.main import app as main_app
@@ -27,15 +28,16 @@ def test_digits_reaches_90_percent_over_3_client_processes(tmp_path: Path) -> No
     accuracy = float(re.search(r"final test accuracy ([0-9.]+)", out).group(1))
     assert accuracy >= 0.90, out
     assert "ServerApp finished" in out
+    assert out.count("[ROUND 1/5]") == 1, out  # Flower's own log, shown once by default
     for i in range(3):
-        assert re.search(rf"client-{i}@sim\.fedbox\s+│ 10/10 .*│ yes\s+│ 0\s+│", out), out
+        assert re.search(rf"client-{i}@sim\.fedbox\s+│ yes\s+│ 10/10 .*│ yes\s+│ 0\s+│", out), out
     # everything went through the folder, in the layout of the spec
     requests = list(
         root.glob(
             "syft_outbox_inbox_aggregator@sim.fedbox_to_client-0@sim.fedbox/*/rpc/messages/*.request"
         )
     )
-    assert len(requests) == 11  # 5 rounds x (train + evaluate) + stop
+    assert len(requests) == 12  # join + 5 rounds x (train + evaluate) + stop
     state = tmp_path / "fed-state" / "client-0@sim.fedbox" / "fl"
     assert list(state.glob("*/context-*.pb"))
 
@@ -56,11 +58,104 @@ def test_data_dirs_reach_the_clientapp(tmp_path: Path) -> None:
     assert "2/2 sites answered, 24 rows in total" in out
 
 
-def test_a_raising_clientapp_is_an_error_reply_and_the_run_goes_on(tmp_path: Path) -> None:
+def test_a_raising_clientapp_shows_its_error_and_its_kept_log_the_traceback() -> None:
     out = _ok(run_fedbox("simulate", str(FBCOUNT), "--run-config", "fail-partition=1"))
-    assert "partition 1 refuses to train" in out
     assert "fbcount round 2 partition 0 count 2" in out and "fbcount done" in out
-    assert "answered with errors: client-1@sim.fedbox" in out
+    assert "client-1@sim.fedbox: 2 errors, last: RuntimeError: partition 1 refuses to train" in out
+    kept = Path(re.search(r"client logs kept: (\S+)/\*\.log", out).group(1))
+    try:
+        log = (kept / "client-1@sim.fedbox.log").read_text()
+    finally:
+        shutil.rmtree(kept)
+    assert "Traceback (most recent call last):" in log
+    assert 'raise RuntimeError(f"partition {pid} refuses to train")' in log
+    assert "\nRuntimeError: partition 1 refuses to train\n" in log
+
+
+def test_in_process_clients_keep_their_tracebacks_in_a_log_not_on_the_console() -> None:
+    result = run_fedbox(
+        "simulate", str(FBCOUNT), "--inprocess", "--run-config", "fail-partition=1"
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "client-1@sim.fedbox: 2 errors, last: RuntimeError: partition 1 refuses to train" in out
+    assert "Traceback" not in out
+    kept = Path(re.search(r"client logs kept: (\S+)/\*\.log", out).group(1))
+    try:
+        log = (kept / "clients.log").read_text()
+    finally:
+        shutil.rmtree(kept)
+    assert log.count("Traceback (most recent call last):") == 2, log
+    assert 'raise RuntimeError(f"partition {pid} refuses to train")' in log
+
+
+def test_every_reply_of_the_last_round_an_error_exits_nonzero() -> None:
+    result = run_fedbox(
+        "simulate", str(FBCOUNT), "--clients", "1", "--run-config", "fail-partition=0"
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "run failed: every reply of round 2 was an error" in out
+    shutil.rmtree(re.search(r"client logs kept: (\S+)/\*\.log", out).group(1))
+
+
+def test_no_datasite_ever_answering_exits_nonzero() -> None:
+    result = run_fedbox(
+        "simulate", str(FBCOUNT), "--clients", "1", "--timeout", "1", "--stop-wait", "1",
+        "--run-config", "num-server-rounds=1 train-pause=5",
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "did not answer in time: client-0@sim.fedbox" in out
+    assert "run failed: no datasite ever answered" in out
+    shutil.rmtree(re.search(r"client logs kept: (\S+)/\*\.log", out).group(1))
+
+
+def test_without_a_terminal_each_round_phase_is_a_line_as_it_happens() -> None:
+    result = run_fedbox("simulate", str(FBCOUNT), "--clients", "2")  # stdout is a pipe
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    line = "round 1 train: 2/2 replies, 0 errors, 0 timeouts"
+    assert out.index(line) < out.index("fbcount round 2 partition"), out
+    assert out.count(line) == 1 and "round 2 train: 2/2 replies" in out
+    assert "count=1  partition=0.5" in out
+
+
+def test_json_progress_is_one_object_per_line() -> None:
+    result = run_fedbox("simulate", str(FBCOUNT), "--clients", "2", "--json-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    phases = [e for e in events if e["event"] == "phase"]
+    assert [(p["round"], p["type"], p["replies"], p["sent"], p["errors"]) for p in phases] == [
+        ("1", "train", 2, 2, 0),
+        ("2", "train", 2, 2, 0),
+    ]
+    assert phases[0]["metrics"] == {"count": 1.0, "partition": 0.5}
+    joined = {e["datasite"] for e in events if e["event"] == "joined"}
+    assert joined == {"client-0@sim.fedbox", "client-1@sim.fedbox"}
+    sites = {e["datasite"]: e for e in events if e["event"] == "datasite"}
+    assert (
+        sites["client-1@sim.fedbox"]["replies"] == 2 and sites["client-1@sim.fedbox"]["exit"] == 0
+    )
+    assert events[-1]["event"] == "end" and events[-1]["exit"] == 0
+    assert events[-1]["status"] == "finished"
+    first_phase = next(i for i, line in enumerate(lines) if '"event": "phase"' in line)
+    assert first_phase < next(i for i, line in enumerate(lines) if "fbcount round 2" in line)
+    assert "┃" not in result.stdout  # no tables among the JSON
+
+
+def test_metrics_of_a_legacy_api_app_are_shown() -> None:
+    out = _ok(run_fedbox("simulate", str(FBLEGACY), "--clients", "2"))
+    assert re.search(r"│\s+2 │ train\s+│\s+2/2 .*│ accuracy=0\.375", out), out
+    assert re.search(r"│\s+2 │ evaluate\s+│\s+2/2 .*│ eval-accuracy=0\.625  loss=0\.5", out), out
+
+
+@pytest.mark.parametrize("value", ["0", "4"])
+def test_min_datasites_beyond_the_datasites_is_a_usage_error(value: str) -> None:
+    result = run_fedbox("simulate", str(FBCOUNT), "--clients", "3", "--min-datasites", value)
+    assert result.returncode == 2
+    assert f"--min-datasites {value}: give 1 to 3" in result.stdout + result.stderr
 
 
 def test_a_failing_serverapp_exits_nonzero(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def _check_run(result: subprocess.CompletedProcess[str], rounds: int = ROUNDS) -
     for i in range(2):  # every message answered once, every client stopped and exited 0
         replies = 2 * rounds
         assert re.search(
-            rf"client-{i}@sim\.fedbox\s+│ {replies}/{replies} .*│ yes\s+│ 0\s+│", out
+            rf"client-{i}@sim\.fedbox\s+│ yes\s+│ {replies}/{replies} .*│ yes\s+│ 0\s+│", out
         ), out
     assert "did not answer" not in out and "Traceback" not in out
     return out
@@ -166,7 +166,7 @@ def test_simulate_digits_over_webdav_options_from_flags(
     # the messages went through the server's folder, end-to-end encrypted
     prefix = target.url.rsplit("/", 1)[1]
     requests = sorted((target.server.root / prefix).glob("syft_outbox_inbox_*/*/rpc/*/*.request"))
-    assert len(requests) == 2 * (2 * ROUNDS + 1)  # per client: train + evaluate per round, stop
+    assert len(requests) == 2 * (2 * ROUNDS + 2)  # per client: join, train + evaluate, stop
     with open(requests[0], "rb") as f:
         assert read_header(f).enc is not None
 
@@ -210,7 +210,7 @@ def test_a_run_survives_the_store_going_down_and_coming_back(
     try:
         replies = "syft_outbox_inbox_client-*_to_aggregator@sim.fedbox/*/rpc/messages/*.response"
         deadline = time.monotonic() + 90
-        while not list(folder.glob(replies)):  # the first replies of round 1
+        while not list(folder.glob(replies)):  # the first replies (joins, then round 1)
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.02)
@@ -226,7 +226,7 @@ def test_a_run_survives_the_store_going_down_and_coming_back(
             proc.wait()
     result = subprocess.CompletedProcess(proc.args, code, log.read_text(), "")
     _check_run(result, rounds)
-    assert seen_at_stop < len(list(folder.glob(replies))) == 2 * (2 * rounds + 1)
+    assert seen_at_stop < len(list(folder.glob(replies))) == 2 * (2 * rounds + 2)
 
 
 def test_wrong_password_is_one_clear_line_and_a_failure(

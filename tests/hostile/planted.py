@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import io
-import time
 import uuid
 from pathlib import Path
 
 from fedbox.datasite.paths import request_path
-from fedbox.rpc.envelope import Header, write_envelope
+from fedbox.testing import envelope_bytes, message_header
 
 ALICE, BOB, CAROL = "alice@a.org", "bob@b.org", "carol@c.org"
 
 
 def envelope(sender: str, recipient: str, msg_id: str, body: bytes = b"planted") -> bytes:
     """A valid plaintext request envelope for app ``t``, endpoint ``echo``."""
-    now = time.time()
-    header = Header(
-        id=msg_id,
-        kind="request",
-        sender=sender,
-        recipient=recipient,
-        app="t",
-        endpoint="echo",
-        created=now,
-        expires=now + 600,
-    )
-    buf = io.BytesIO()
-    write_envelope(buf, header, body)
-    return buf.getvalue()
+    header = message_header(sender, recipient, "t", "echo", msg_id=msg_id, expires_in=600)
+    return envelope_bytes(header, body)
 
 
 def request_at(root: Path, sender: str = ALICE, recipient: str = BOB) -> tuple[str, Path]:

@@ -18,41 +18,23 @@ import logging
 from pathlib import Path
 
 import pytest
+from echo_app import serve_echo
 
 import fedbox
 from fedbox.datasite.identity import new_message_id
 from fedbox.datasite.paths import request_path
-from fedbox.rpc import Box, Request
+from fedbox.rpc import Box
 from fedbox.rpc.envelope import Header, write_envelope
 from fedbox.rpc.futures import Future, FutureRecord
 from fedbox.rpc.sealing import read_published
+from fedbox.testing import message_header
 
 A, B, C = "a@x.org", "b@x.org", "c@x.org"
 NOW, LATER = 1e9, 4e9
 
 
 def _forged_header(msg_id: str) -> Header:
-    return Header(
-        id=msg_id,
-        kind="request",
-        sender=A,
-        recipient=B,
-        app="t",
-        endpoint="echo",
-        created=NOW,
-        expires=LATER,
-    )
-
-
-def _serve(b: Box, senders: list[str]) -> None:
-    app = b.app("t")
-
-    @app.on_request("echo")
-    def echo(req: Request) -> bytes:
-        senders.append(req.sender)
-        return req.body
-
-    app.start()
+    return message_header(A, B, "t", "echo", msg_id=msg_id, created=NOW, expires_in=LATER - NOW)
 
 
 def _answer_seen_by_a(a: Box, msg_id: str) -> fedbox.Response:
@@ -67,7 +49,7 @@ def _answer_seen_by_a(a: Box, msg_id: str) -> fedbox.Response:
 def test_a_forged_plaintext_request_is_refused_by_default(root: Path) -> None:
     handled: list[str] = []
     with fedbox.connect(root, A) as a, fedbox.connect(root, B) as b, fedbox.connect(root, C) as c:
-        _serve(b, handled)
+        serve_echo(b, handled)
         msg_id = new_message_id()
         with c.store.writer(str(request_path(A, B, "t", "echo", msg_id))) as f:
             write_envelope(f, _forged_header(msg_id), b"from C, claiming to be A")
@@ -80,7 +62,7 @@ def test_a_forged_plaintext_request_is_refused_by_default(root: Path) -> None:
 def test_a_request_c_encrypted_with_its_own_keys_does_not_pass_as_a(root: Path) -> None:
     handled: list[str] = []
     with fedbox.connect(root, A) as a, fedbox.connect(root, B) as b, fedbox.connect(root, C) as c:
-        _serve(b, handled)
+        serve_echo(b, handled)
         msg_id = new_message_id()
         assert c.sealer is not None
         with c.store.writer(str(request_path(A, B, "t", "echo", msg_id))) as f:
@@ -105,7 +87,7 @@ def test_without_encryption_the_folder_name_is_the_sender(
     warnings = [r.getMessage() for r in caplog.records if "not authenticated" in r.getMessage()]
     assert len(warnings) == 3 and all("connected without encryption" in w for w in warnings)
     with a, b, c:
-        _serve(b, handled)
+        serve_echo(b, handled)
         msg_id = new_message_id()
         with c.store.writer(str(request_path(A, B, "t", "echo", msg_id))) as f:
             write_envelope(f, _forged_header(msg_id), b"from C, claiming to be A")

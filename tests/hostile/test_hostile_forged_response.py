@@ -4,27 +4,19 @@ it (issue 11.9)."""
 
 from __future__ import annotations
 
-import io
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 import fedbox
-from fedbox.datasite.paths import response_path
+from fedbox.datasite.paths import Kind, response_path
 from fedbox.errors import UnauthenticatedResponse
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.envelope import Header, write_envelope
 from fedbox.rpc.signing import sign_refusal
+from fedbox.testing import envelope_bytes, message_header
 
 ALICE, BOB, CAROL = "alice@a.org", "bob@b.org", "carol@c.org"
-
-
-def _until(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _bob_answered(home: Path, msg_id: str) -> bool:
@@ -46,25 +38,21 @@ def test_a_forged_plaintext_error_neither_answers_nor_blocks_the_request(
         forged_at = root / response_path(ALICE, BOB, "t", "echo", fut.id)
 
         def plant() -> None:
-            now = time.time()
-            header = Header(
-                id=fut.id,
-                kind="response",
-                sender=BOB,
-                recipient=ALICE,
-                app="t",
-                endpoint="echo",
-                created=now,
-                expires=now + 600,
+            header = message_header(
+                BOB,
+                ALICE,
+                "t",
+                "echo",
+                msg_id=fut.id,
+                kind=Kind.RESPONSE,
                 status=500,
+                expires_in=600,
             )
             body = b"forged failure"
             if signer is not None:
                 header = sign_refusal(carol.sealer.identity, header, body)
-            buf = io.BytesIO()
-            write_envelope(buf, header, body)
             forged_at.parent.mkdir(parents=True, exist_ok=True)
-            forged_at.write_bytes(buf.getvalue())
+            forged_at.write_bytes(envelope_bytes(header, body))
 
         plant()
         with pytest.raises(UnauthenticatedResponse, match="unauthenticated refusal 500"):
@@ -75,7 +63,7 @@ def test_a_forged_plaintext_error_neither_answers_nor_blocks_the_request(
         assert (forged_at.parent / ".quarantine" / forged_at.name).exists()
         plant()  # carol keeps at it: bob must answer anyway
         bob = start_peer(BOB, encrypt=True)
-        _until(lambda: _bob_answered(fedbox_home, fut.id), "bob to answer alice")
+        wait_until(lambda: _bob_answered(fedbox_home, fut.id), "bob to answer alice")
         response = fut.wait(timeout=60)
         assert (response.status, response.body) == (200, b"the real question")
         assert bob.stop() == {"handled": 1}

@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
-from peer_process import PEER
+from peer_process import PEER, killed_at_exit
+from waiting import wait_until
 
 import fedbox
 from fedbox.rpc import lease as lease_module
@@ -58,17 +60,8 @@ class Server:
 
 @pytest.fixture
 def servers(root: Path):
-    started: list[Server] = []
-
-    def start(home: Path) -> Server:
-        server = Server(root, home)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            server.kill()
+    with killed_at_exit(partial(Server, root)) as start:
+        yield start
 
 
 def _call(root: Path, body: bytes) -> fedbox.Response:
@@ -76,14 +69,20 @@ def _call(root: Path, body: bytes) -> fedbox.Response:
         return a.app("t").send("b@x.org", "echo", body).wait(timeout=60)
 
 
+def _second_refused(servers, first_home: Path, second_home: Path) -> tuple[Server, str]:
+    """A first server, ready, and why a second one started beside it was refused."""
+    first = servers(first_home)
+    assert first.ready
+    message = servers(second_home).refusal()
+    assert "already serves app 't'" in message
+    return first, message
+
+
 def test_a_second_server_with_the_same_state_dir_is_refused(
     root: Path, fedbox_home: Path, servers
 ) -> None:
-    first = servers(fedbox_home)
-    assert first.ready
-    second = servers(fedbox_home)
-    message = second.refusal()
-    assert "RuntimeError" in message and "already serves app 't'" in message
+    first, message = _second_refused(servers, fedbox_home, fedbox_home)
+    assert "RuntimeError" in message
     assert str(fedbox_home / "b@x.org") in message
     assert _call(root, b"one").body == b"one"
     assert first.stop() == {"handled": 1}
@@ -92,11 +91,7 @@ def test_a_second_server_with_the_same_state_dir_is_refused(
 def test_a_second_server_with_another_state_dir_is_refused(
     root: Path, tmp_path: Path, fedbox_home: Path, servers
 ) -> None:
-    first = servers(fedbox_home)
-    assert first.ready
-    second = servers(tmp_path / "other-home")
-    message = second.refusal()
-    assert "already serves app 't'" in message
+    first, message = _second_refused(servers, fedbox_home, tmp_path / "other-home")
     assert f"pid {first.proc.pid}" in message
     assert _call(root, b"one").body == b"one"
     assert first.stop() == {"handled": 1}
@@ -162,10 +157,7 @@ def test_a_server_whose_lease_was_taken_stops_serving(
         app = b.app("t")
         app.start()
         _plant_lease(root, host="elsewhere.example", renewed=time.time())  # it woke up first
-        deadline = time.monotonic() + 30
-        while app.running and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not app.running
+        wait_until(lambda: not app.running, "the server to give app 't' up", timeout=30)
         assert "another server took app 't'" in caplog.text
         app.stop()
         assert (root / lease_path("b@x.org", "t")).exists(), "the other server's lease stays"

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import io
 import json
 import struct
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from peer_process import run_peer
+from waiting import wait_for
 
 import fedbox
-from fedbox.datasite.paths import request_path, response_path
-from fedbox.rpc.envelope import Header, read_envelope, write_envelope
+from fedbox.datasite.paths import Kind, request_path, response_path
+from fedbox.rpc.envelope import read_envelope
+from fedbox.testing import envelope_bytes, message_header
 
 
 def _envelope(sender: str, recipient: str, msg_id: str, body: bytes = b"payload", **kw) -> bytes:
-    now = time.time()
-    fields = dict(
-        id=msg_id,
-        kind="request",
-        sender=sender,
-        recipient=recipient,
-        app="t",
-        endpoint="echo",
-        created=now,
-        expires=now + 600,
-    )
-    fields.update(kw)
-    buf = io.BytesIO()
-    write_envelope(buf, Header(**fields), body)
-    return buf.getvalue()
+    header = message_header(sender, recipient, "t", "echo", msg_id=msg_id, expires_in=600, **kw)
+    return envelope_bytes(header, body)
 
 
 def _plant(root: Path, make, sender: str = "alice@a.org", recipient: str = "bob@b.org"):
@@ -48,16 +35,9 @@ def _plant(root: Path, make, sender: str = "alice@a.org", recipient: str = "bob@
     return msg_id, path, data
 
 
-def _wait_for(path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
 def _response_status(root: Path, msg_id: str, sender: str = "alice@a.org") -> tuple[int, bytes]:
     path = root / response_path(sender, "bob@b.org", "t", "echo", msg_id)
-    _wait_for(path)
+    wait_for(path)
     with open(path, "rb") as f:
         header, body = read_envelope(f)
     return header.status, body
@@ -101,7 +81,7 @@ def _lying_body_len(msg_id: str) -> bytes:
             b"claims sender mallory@m.org",
         ),
         ("id differs from name", lambda i: _valid(str(uuid.uuid4())), 400, b"differs from file"),
-        ("wrong kind", lambda i: _valid(i, kind="response", status=200), 400, b"kind is"),
+        ("wrong kind", lambda i: _valid(i, kind=Kind.RESPONSE, status=200), 400, b"kind is"),
     ],
 )
 def test_bad_request_file_is_quarantined_and_answered(
@@ -115,7 +95,7 @@ def test_bad_request_file_is_quarantined_and_answered(
     got_status, body = _response_status(root, msg_id)
     assert got_status == status, body
     assert reason in body
-    _wait_for(path.parent / ".quarantine" / path.name)  # moved aside once answered
+    wait_for(path.parent / ".quarantine" / path.name)  # moved aside once answered
     assert not path.exists()
     assert (path.parent / ".quarantine" / path.name).read_bytes() == data
     ok = run_peer("call", str(root), "alice@a.org", "t", "bob@b.org", "echo", "2", "100")
@@ -144,8 +124,8 @@ def test_path_tricks_in_folder_names_are_quarantined(root: Path, start_peer) -> 
     bad_name = root / request_path("alice@a.org", "bob@b.org", "t", "echo", msg_id).parent
     bad_name.mkdir(parents=True, exist_ok=True)
     (bad_name / "not-a-uuid.request").write_bytes(_valid(msg_id))
-    _wait_for(evil / ".quarantine" / f"{msg_id}.request")
-    _wait_for(bad_name / ".quarantine" / "not-a-uuid.request")
+    wait_for(evil / ".quarantine" / f"{msg_id}.request")
+    wait_for(bad_name / ".quarantine" / "not-a-uuid.request")
     ok = run_peer("call", str(root), "alice@a.org", "t", "bob@b.org", "echo", "1", "10")
     assert ok[0]["status"] == 200
     assert bob.stop() == {"handled": 1}

@@ -17,16 +17,16 @@ from fedbox.rpc.envelope import MAGIC, Header, copy_body, read_envelope, read_he
 from fedbox.rpc.parts import PartKind, PartRef, encode_table
 from fedbox.rpc.payload import open_payload
 from fedbox.store import LocalStore, RemoteStore
+from fedbox.testing import message_header
 
-HEADER = Header(
-    id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60",
-    kind="request",
-    sender="a@x.org",
-    recipient="b@x.org",
-    app="t",
-    endpoint="echo",
+HEADER = message_header(
+    "a@x.org",
+    "b@x.org",
+    "t",
+    "echo",
+    msg_id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60",
     created=1.5,
-    expires=2.5,
+    expires_in=1.0,
 )
 
 

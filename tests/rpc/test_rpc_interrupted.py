@@ -3,30 +3,23 @@ between: a kill -9 while handlers run, a response that cannot be written (issue 
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from peer_process import run_peer
+from small_disk import fill, small_tmpfs
+from waiting import wait_until
 
 import fedbox
-from fedbox.datasite.paths import outbox_dir, response_path
+from fedbox.datasite.paths import Kind, outbox_dir, response_path
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.envelope import Header, write_envelope
+from fedbox.rpc.envelope import write_envelope
+from fedbox.testing import message_header
 
 ALICE, BOB = "alice@a.org", "bob@b.org"
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _ran(root: Path) -> list[tuple[str, str]]:
@@ -50,7 +43,7 @@ def test_handlers_killed_mid_run_are_answered_once_after_restart(
     monkeypatch.setenv("PEER_RERUN", "1" if rerun else "0")
     ids = run_peer("send", str(root), ALICE, "t", BOB, "block", "5", "32")
     bob = start_peer(BOB)
-    _until(lambda: {i for _, i in _ran(root)} == set(ids), "every handler to start")
+    wait_until(lambda: {i for _, i in _ran(root)} == set(ids), "every handler to start")
     bob.kill()  # SIGKILL while all five handlers run
     first_pids = {pid for pid, _ in _ran(root)}
     (root.parent / "release").touch()
@@ -85,7 +78,7 @@ def test_a_response_that_cannot_be_written_is_retried_until_it_is(
         server = bob.app("t")
         server.on_request("echo")(lambda req: calls.append(req.id) or req.body)
         server.start()
-        _until(
+        wait_until(
             lambda: any("could not write the response" in r.message for r in caplog.records),
             "a failed write",
         )
@@ -94,35 +87,14 @@ def test_a_response_that_cannot_be_written_is_retried_until_it_is(
         response = fut.wait(timeout=60)
         assert (response.status, response.body) == (200, b"hello")
         assert calls == [fut.id]
-        _until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
+        wait_until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
 
 
 @pytest.fixture
 def full_disk_root(tmp_path: Path) -> Iterator[Path]:
     """A store root on a 2 MiB tmpfs of its own (skipped where mounting is not allowed)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tmpfs", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def _fill(folder: Path) -> Path:
-    """Take every free byte of the filesystem holding ``folder``."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def test_a_response_on_a_full_disk_is_written_once_space_is_freed(
@@ -133,15 +105,15 @@ def test_a_response_on_a_full_disk_is_written_once_space_is_freed(
     with fedbox.connect(root, ALICE) as alice, fedbox.connect(root, BOB) as bob:
         body = bytes(range(256)) * 256
         fut = alice.app("t").send(BOB, "echo", body)
-        filler = _fill(root)
+        filler = fill(root)
         server = bob.app("t")
         server.on_request("echo")(lambda req: req.body)
         server.start()
-        _until(lambda: any("No space left" in r.message for r in caplog.records), "a full disk")
+        wait_until(lambda: any("No space left" in r.message for r in caplog.records), "a full disk")
         filler.unlink()
         response = fut.wait(timeout=60)
         assert (response.status, response.body) == (200, body)
-        _until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
+        wait_until(lambda: bob.audit.incoming(ALICE, fut.id).status == 200, "the answer logged")
 
 
 @pytest.mark.parametrize("ours", [True, False], ids=["ours", "not-ours"])
@@ -159,16 +131,17 @@ def test_a_response_written_just_before_a_crash_is_not_given_twice(
     )
     log.replying(id=msg_id, peer=ALICE, at=began)
     log.close()
-    header = Header(
-        id=msg_id,
-        kind="response",
-        sender=BOB,
-        recipient=ALICE,
-        app="t",
-        endpoint="block",
-        created=began if ours else began + 1,
-        expires=began + 3600,
+    created = began if ours else began + 1
+    header = message_header(
+        BOB,
+        ALICE,
+        "t",
+        "block",
+        msg_id=msg_id,
+        kind=Kind.RESPONSE,
         status=200,
+        created=created,
+        expires_in=began + 3600 - created,
     )
     written = root / response_path(ALICE, BOB, "t", "block", msg_id)
     written.parent.mkdir(parents=True)
@@ -176,7 +149,7 @@ def test_a_response_written_just_before_a_crash_is_not_given_twice(
         write_envelope(f, header, b"the answer")
     before = written.read_bytes()
     bob = start_peer(BOB)
-    _until(lambda: _served(fedbox_home)[msg_id] is not None, "bob to log an answer")
+    wait_until(lambda: _served(fedbox_home)[msg_id] is not None, "bob to log an answer")
     assert bob.stop() == {"handled": 0}
     assert _served(fedbox_home)[msg_id] == (200 if ours else 500)
     assert (written.read_bytes() == before) is ours

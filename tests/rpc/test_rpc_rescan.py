@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from echo_app import serve_echo
 from small_disk import fill, small_tmpfs
+from waiting import wait_until
 
 import fedbox
 
@@ -19,21 +19,6 @@ import fedbox
 @pytest.fixture(autouse=True)
 def quick_rescans(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDBOX_RESCAN_INTERVAL", "0.2")
-
-
-def _serve(box: fedbox.Box) -> None:
-    app = box.app("t")
-    app.on_request("echo")(lambda req: req.body)
-    app.start()
-
-
-def _until(condition: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_a_request_linked_into_the_inbox_is_answered_without_a_restart(
@@ -45,7 +30,7 @@ def test_a_request_linked_into_the_inbox_is_answered_without_a_restart(
     rel = next(p.relative_to(staging) for p in staging.rglob("*.request"))
     (root / rel).parent.mkdir(parents=True)  # before b watches: no folder event
     with fedbox.connect(root, "b@x.org", encrypt=False) as b:
-        _serve(b)
+        serve_echo(b)
         os.link(staging / rel, root / rel)  # inotify reports IN_CREATE only
         os.unlink(staging / rel)  # one link again, like any request
         with fedbox.connect(root, "a@x.org", encrypt=False) as a:
@@ -62,10 +47,10 @@ def test_a_request_that_failed_before_its_claim_is_answered_once_the_cause_is_go
         fedbox.connect(root, "b@x.org", state_dir=disk / "b", encrypt=False) as b,
         fedbox.connect(root, "a@x.org", encrypt=False) as a,
     ):
-        _serve(b)
+        serve_echo(b)
         filler = fill(disk)  # b's audit log cannot take the claim
         fut = a.app("t").send("b@x.org", "echo", b"after the disk was full")
-        assert _until(lambda: "database or disk is full" in caplog.text)
+        wait_until(lambda: "database or disk is full" in caplog.text, "a full disk", 30)
         assert not fut.done()
         filler.unlink()
         response = fut.wait(timeout=30)

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fedbox.crypto import Identity
+from fedbox.datasite.paths import Kind
 from fedbox.rpc.envelope import Header
 from fedbox.rpc.signing import SIGNATURE_HEADER, sign_refusal, signed_by
+from fedbox.testing import message_header
 
 
-def _header(**kw) -> Header:
-    now = time.time()
-    fields = dict(
-        id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60",
-        kind="response",
-        sender="b@x.org",
-        recipient="a@x.org",
-        app="t",
-        endpoint="echo",
-        created=now,
-        expires=now + 60,
+def _header() -> Header:
+    return message_header(
+        "b@x.org",
+        "a@x.org",
+        "t",
+        "echo",
+        msg_id="0f3c9a51-64b5-4d8e-9a7e-1c2b3d4e5f60",
+        kind=Kind.RESPONSE,
         status=403,
+        expires_in=60,
     )
-    return Header(**{**fields, **kw})
 
 
 def test_a_signature_holds_only_for_what_was_signed(tmp_path: Path) -> None:

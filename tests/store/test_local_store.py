@@ -11,6 +11,7 @@ import pytest
 
 from fedbox.errors import InvalidIdentity, NotFound
 from fedbox.store import LocalStore
+from fedbox.testing import wait_reported
 
 
 @pytest.fixture(params=["events", "poll"])
@@ -53,11 +54,7 @@ def test_watch_reports_new_files_in_new_folders_only_once_complete(store: LocalS
     with store.watch("", (".request",)) as watcher:
         store.put("deep/new/folder/f1.request", b"1" * 100_000)
         store.put("deep/new/other.txt", b"ignored suffix")
-        seen: set[str] = set()
-        while "deep/new/folder/f1.request" not in seen:
-            batch = watcher.next_batch(timeout=10)
-            assert batch, "no event within 10 s"
-            seen |= batch
+        seen = wait_reported(watcher, "deep/new/folder/f1.request", timeout=10)
         assert "old/existing.request" not in seen
         assert not any(p.endswith(".txt") or "/." in p for p in seen)
         assert store.read("deep/new/folder/f1.request") == b"1" * 100_000

@@ -24,6 +24,7 @@ from fedbox.store.registry import (
     resolve_storage_options,
     stores,
 )
+from fedbox.testing import wait_reported
 
 
 class _TaggedStore(LocalStore):
@@ -86,11 +87,7 @@ def test_every_watcher_takes_expect_forget_and_list_when(tmp_path: Path, make: s
         watcher.list_when(lambda: True)
         watcher.expect(["a/b.response"])
         store.put("a/b.response", b"x")
-        seen: set[str] = set()
-        while "a/b.response" not in seen:
-            batch = watcher.next_batch(timeout=15)
-            assert batch, "the expected file was not reported"
-            seen |= batch
+        wait_reported(watcher, "a/b.response")
         watcher.forget(["a/b.response"])
 
 

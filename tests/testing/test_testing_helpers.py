@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import io
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from waiting import wait_for, wait_until
 
 import fedbox
-from fedbox.datasite.paths import response_path
+from fedbox.datasite.paths import Kind, response_path
 from fedbox.datasite.workspace import Workspace
 from fedbox.rpc import Box
+from fedbox.rpc.defaults import DEFAULT_EXPIRY
 from fedbox.rpc.envelope import read_envelope, read_header
 from fedbox.rpc.parts import MAGIC
 from fedbox.rpc.payload import open_payload
 from fedbox.store import LocalStore
-from fedbox.testing import FakeClock, MemoryStore, check_store, write_request
+from fedbox.testing import (
+    FakeClock,
+    MemoryStore,
+    check_store,
+    envelope_bytes,
+    message_header,
+    write_request,
+)
 
 pytest.importorskip("fsspec", reason="MemoryStore needs: pip install 'fedbox[remote]'")
 
@@ -73,11 +84,30 @@ def test_fake_clock_moves_only_forward_and_on_demand() -> None:
     assert abs(FakeClock()() - time.time()) < 3600  # starts at the real time
 
 
-def _wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
+def test_a_message_built_by_hand_reads_back_as_built() -> None:
+    clock = FakeClock(1000.0)
+    header = message_header(
+        "b@x.org",
+        "not an email",  # unchecked: tests address messages wrongly on purpose
+        "t",
+        "echo",
+        kind=Kind.RESPONSE,
+        status=403,
+        expires_in=60,
+        headers={"k": "v"},
+        clock=clock,
+    )
+    read, body = read_envelope(io.BytesIO(envelope_bytes(header, b"refused")))
+    assert body == b"refused"
+    assert (read.kind, read.status, read.recipient, read.headers) == (
+        "response",
+        403,
+        "not an email",
+        {"k": "v"},
+    )
+    assert (read.created, read.expires) == (1000.0, 1060.0)
+    by_default = message_header("a@x.org", "b@x.org", "t", "echo", created=5.0)
+    assert by_default.expires == 5.0 + DEFAULT_EXPIRY
 
 
 @pytest.mark.parametrize("body", [b"written by hand", MAGIC + b" and more"])
@@ -88,7 +118,7 @@ def test_a_hand_written_request_is_handled_by_a_running_app(
     store = LocalStore(root)
     msg_id = write_request(store, "alice@a.org", "bob@b.org", "t", "echo", body)
     path = str(response_path("alice@a.org", "bob@b.org", "t", "echo", msg_id))
-    _wait_for(root / path)
+    wait_for(root / path)
     f = store.open(path)
     header = read_header(f)
     with open_payload(
@@ -114,10 +144,7 @@ def test_a_fake_clock_expires_a_request_without_sleeping() -> None:
         statuses = {}
         for msg_id in (late, fresh):
             path = str(response_path("alice@a.org", "bob@b.org", "t", "echo", msg_id))
-            deadline = time.monotonic() + 30
-            while not store.exists(path):
-                assert time.monotonic() < deadline, f"no response to {msg_id}"
-                time.sleep(0.02)
+            wait_until(partial(store.exists, path), f"a response to {msg_id}", timeout=30)
             with store.open(path) as f:
                 statuses[msg_id] = read_envelope(f)[0].status
     assert statuses == {late: fedbox.Status.EXPIRED, fresh: 200}

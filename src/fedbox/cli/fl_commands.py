@@ -8,15 +8,12 @@ themselves live in ``simulate_cmd``, ``bootstrap_cmd`` and ``run_cmd``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 
 from fedbox.cli.bootstrap_cmd import bootstrap
+from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.run_cmd import run
 from fedbox.cli.simulate_cmd import simulate
 
@@ -43,15 +40,9 @@ register(fl_app)
 
 
 @fl_app.callback()
-def _configure(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
-) -> None:
+def _configure(verbose: VerboseOpt = 0) -> None:
     """Logging for this module's own entry point (the main command configures its own)."""
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True))],
-    )
+    configure_logging(verbose)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ console; declaring those here once keeps them from drifting apart.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from rich.console import Console
 
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
+from fedbox.fl.syft_compat import provide_syft_flwr
 from fedbox.rpc import Box, did_path
 
 __all__ = [
@@ -29,12 +29,15 @@ __all__ = [
     "EXIT_USAGE",
     "AppDirArg",
     "EncryptOpt",
+    "JoinTimeoutOpt",
+    "JsonProgressOpt",
+    "MinDatasitesOpt",
     "RunConfigOpt",
     "TimeoutOpt",
+    "check_min_datasites",
     "check_store",
     "console",
     "load_app",
-    "quiet_flower",
     "sigterm_as_interrupt",
 ]
 
@@ -62,12 +65,35 @@ TimeoutOpt = Annotated[
     ),
 ]
 
+MinDatasitesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-datasites",
+        help="Start the ServerApp once this many datasites have joined \\[default: all].",
+    ),
+]
+JoinTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--join-timeout",
+        help="Seconds to wait for --min-datasites datasites to join \\[default: 120].",
+    ),
+]
+JsonProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json-progress", help="Progress as one JSON object per line on stdout, for tools."
+    ),
+]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str, Any]]:
     """The app's config and its run config with ``--run-config`` applied; a broken
-    pyproject.toml ends the command as a usage error, with one line."""
+    pyproject.toml ends the command as a usage error, with one line. Apps written for
+    syft-flwr find ``syft_flwr`` importable from here on (:mod:`fedbox.fl.syft_compat`)."""
+    provide_syft_flwr()
     try:
         app = load_app_config(app_dir)
         return app, parse_run_config(app.run_config, run_config)
@@ -81,11 +107,14 @@ def check_store(box: Box) -> None:
     box.store.exists(did_path(box.email))
 
 
-def quiet_flower() -> None:
-    """Flower logs every step at INFO on its own handler; the live view replaces that
-    unless the user asked for logs (``-v``)."""
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
+def check_min_datasites(min_datasites: int | None, datasites: int) -> None:
+    """``--min-datasites`` must be 1 to the number of datasites: else a usage error."""
+    if min_datasites is not None and not 1 <= min_datasites <= datasites:
+        raise fail(
+            f"--min-datasites {min_datasites}: give 1 to {datasites} "
+            f"(the number of datasites of this run)",
+            EXIT_USAGE,
+        )
 
 
 @contextmanager

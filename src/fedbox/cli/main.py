@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from fedbox.cli.durations import parse_duration
@@ -18,8 +16,10 @@ from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.hub_cmd import hub_app, login_command
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
+from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
+from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog
@@ -36,13 +36,8 @@ console = Console()
 
 
 @app.callback()
-def _configure(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
-) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=Console(stderr=True))]
-    )
+def _configure(verbose: VerboseOpt = 0) -> None:
+    configure_logging(verbose)
 
 
 @app.command()
@@ -106,15 +101,28 @@ def cleanup(
         str, typer.Option("--older-than", help="Age, e.g. 90s, 15m, 12h, 1d.")
     ] = "1d",
     storage_option: StorageOpt = None,
+    state_dir: StateOpt = None,
 ) -> None:
     """Remove message files you wrote that are older than an age (audit rows stay).
 
     Works on a folder or a store URL: ``fedbox cleanup --root s3://bucket/fed --email E``.
     """
     age = parse_duration(older_than)
+    _check_own_state(email, state_dir)
     with open_root(root, storage_option) as store:
         report = cleanup_store(store, email, age, time.time())
     console.print(f"removed {report.files} files ({report.bytes:,} bytes) older than {older_than}")
+
+
+def _check_own_state(email: str, state_dir: Path | None) -> None:
+    """Cleanup deletes files, so it acts as the identity whose state dir it is given, as
+    the other commands do: a named state dir must exist, and keys in it must be
+    ``email``'s (CryptoError otherwise), so nobody empties another's outboxes by a typo."""
+    workspace = Workspace.for_email(email, state_dir)
+    if state_dir is not None and not workspace.state_dir.is_dir():
+        raise typer.BadParameter(f"{state_dir} is not a directory", param_hint="--state-dir")
+    if (workspace.state_dir / "keys" / "identity.json").exists():
+        Identity.load_or_create(workspace.state_dir, email)
 
 
 register_fl_commands(app)  # simulate, bootstrap, run

@@ -9,7 +9,7 @@ import typer
 
 from fedbox.sizes import parse_size
 
-__all__ = ["ChunkSizeOpt", "ChunkThresholdOpt", "EmailOpt", "StateOpt"]
+__all__ = ["ChunkSizeOpt", "ChunkThresholdOpt", "EmailOpt", "NodeConfigOpt", "StateOpt"]
 
 EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
 StateOpt = Annotated[
@@ -46,5 +46,15 @@ ChunkSizeOpt = Annotated[
         parser=_size,
         metavar="SIZE",
         help="Bytes per chunk blob \\[default: $FEDBOX_CHUNK_SIZE or 64MiB].",
+    ),
+]
+NodeConfigOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--node-config",
+        metavar="[SITE:]CONFIG",
+        help="The ClientApp's context.node_config, as flower-supernode's: "
+        "\"db='sqlite:///x.db' n=3\" or a .toml file; repeat it. A SITE: prefix "
+        "(an email or a partition index) aims it at one datasite.",
     ),
 ]

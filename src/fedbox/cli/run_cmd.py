@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from flwr.app import UserConfig
 
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
@@ -20,17 +21,20 @@ from fedbox.cli.fl_options import (
     EXIT_OK,
     AppDirArg,
     EncryptOpt,
+    JoinTimeoutOpt,
+    JsonProgressOpt,
+    MinDatasitesOpt,
     RunConfigOpt,
     TimeoutOpt,
+    check_min_datasites,
     check_store,
     console,
     load_app,
-    quiet_flower,
     sigterm_as_interrupt,
 )
 from fedbox.cli.lifeline import die_with_parent
-from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
-from fedbox.cli.progress import report_outcome, run_with_progress
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
+from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.roots import (
     ENV_ROOT,
     ROOT_HELP,
@@ -43,13 +47,17 @@ from fedbox.cli.roots import (
     refusals_reported_here,
     store_options,
 )
+from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.fl.client import ClientNode, client_app_loader, export_data_dir, node_config_for
-from fedbox.fl.config import AppConfig
+from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.discovery import wait_for_run
+from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
+from fedbox.fl.node_config import check_targets, node_config_overrides, parse_node_config
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import default_app_name, display_root, resolve_encrypt
+from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
 from fedbox.rpc import Box, connect
 
@@ -103,6 +111,10 @@ def run(
     max_poll_interval: MaxPollOpt = None,
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
+    node_config: NodeConfigOpt = None,
+    min_datasites: MinDatasitesOpt = None,
+    join_timeout: JoinTimeoutOpt = None,
+    json_progress: JsonProgressOpt = False,
 ) -> None:
     """Take part in a deployment: aggregator or datasite, as the app's config says.
 
@@ -132,22 +144,49 @@ def run(
         chunk_size=chunk_size,
     )
     name = app_name or fed.app_name
+    _export_output_dir(email, state_dir, name or app.project)
     if email == agg:
         if not sites:
             raise fail("no datasites: run `fedbox bootstrap` or pass --datasite")
-        quiet_flower()
+        check_min_datasites(min_datasites, len(sites))
         run_name = name or default_app_name(email, app.project)
-        raise typer.Exit(
-            _run_aggregator(app, config, email, where, run_name, sites, timeout, stop_wait)
+        plan = _AggregatorPlan(
+            run_name,
+            sites,
+            timeout,
+            stop_wait,
+            min_datasites,
+            join_timeout,
+            progress_mode(json_progress),
         )
+        raise typer.Exit(_run_aggregator(app, config, email, where, plan))
     if sites and email not in sites and partition_id is None:
         raise fail(f"{email} is neither the aggregator ({agg}) nor a datasite of this app")
     index = partition_id if partition_id is not None else sites.index(email)
     count = num_partitions if num_partitions is not None else len(sites)
     if data is not None:
         export_data_dir(data)
-    node_config = node_config_for(index, count, data)
-    raise typer.Exit(_run_datasite(app, config, email, agg, where, name, node_config))
+    own = _node_config(node_config or [], sites, index, email)
+    node_config_values = {**node_config_for(index, count, data), **own}
+    raise typer.Exit(_run_datasite(app, config, email, agg, where, name, node_config_values))
+
+
+def _export_output_dir(email: str, state_dir: Path | None, run_name: str) -> None:
+    """``$OUTPUT_DIR`` for the app (unless set): ``{state dir}/output/{run name}``, the
+    state dir made (private) first, as connecting would."""
+    workspace = Workspace.for_email(email, state_dir).ensure()
+    export_output_dir(workspace.state_dir / "output" / run_name)
+
+
+def _node_config(args: list[str], sites: tuple[str, ...], index: int, email: str) -> UserConfig:
+    """This datasite's ``--node-config`` values; a bad one ends the command (usage error)."""
+    try:
+        entries = parse_node_config(args)
+        if sites:
+            check_targets(entries, sites)
+    except AppConfigError as exc:
+        raise fail(str(exc)) from exc
+    return node_config_overrides(entries, index=index, email=email)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,33 +252,52 @@ class _Connection:
         return box
 
 
+@dataclass(frozen=True, slots=True)
+class _AggregatorPlan:
+    """The aggregator's run: its name, datasites, waits and how progress is shown."""
+
+    app_name: str
+    sites: tuple[str, ...]
+    timeout: float | None
+    stop_wait: float
+    min_datasites: int | None
+    join_timeout: float | None
+    mode: ProgressMode
+
+
 def _run_aggregator(
     app: AppConfig,
     config: dict[str, Any],
     email: str,
     where: _Connection,
-    app_name: str,
-    sites: tuple[str, ...],
-    timeout: float | None,
-    stop_wait: float,
+    plan: _AggregatorPlan,
 ) -> int:
     console.print(
-        f"fedbox run: {email} aggregating {app.fab_id} as {app_name} "
+        f"fedbox run: {email} aggregating {app.fab_id} as {plan.app_name} "
         f"over {display_root(where.root)}",
         highlight=False,
     )
-    tally = RunTally(sites)
+    tally = RunTally(plan.sites)
     box = where.connect(email)
     try:
 
-        def serve(t: RunTally) -> ServerOutcome:
+        def serve(callback: EventCallback) -> ServerOutcome:
             return run_server(
-                box, app, app_name, sites, config, timeout=timeout, callback=t, stop_wait=stop_wait
+                box,
+                app,
+                plan.app_name,
+                plan.sites,
+                config,
+                timeout=plan.timeout,
+                callback=callback,
+                stop_wait=plan.stop_wait,
+                min_datasites=plan.min_datasites,
+                join_timeout=plan.join_timeout,
             )
 
         with sigterm_as_interrupt():
-            outcome = run_with_progress(app.project, len(sites), serve, tally)
-        return report_outcome(outcome, tally)
+            outcome = run_with_progress(app.project, len(plan.sites), serve, tally, plan.mode)
+        return report_outcome(outcome, tally, mode=plan.mode)
     except FedboxError as exc:
         print_error(exc)
         return EXIT_FAILED

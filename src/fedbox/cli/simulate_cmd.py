@@ -9,11 +9,16 @@ traffic as a deployment. Starting, configuring and reaping those processes is th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,18 +27,23 @@ import typer
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     AppDirArg,
     EncryptOpt,
+    JoinTimeoutOpt,
+    JsonProgressOpt,
+    MinDatasitesOpt,
     RunConfigOpt,
     TimeoutOpt,
+    check_min_datasites,
     check_store,
     console,
     load_app,
-    quiet_flower,
 )
 from fedbox.cli.lifeline import Lifeline
-from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt
-from fedbox.cli.progress import report_outcome, run_with_progress
+from fedbox.cli.logsetup import PLAIN_FORMAT
+from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
+from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.roots import (
     ENV_ROOT,
     ROOT_HELP,
@@ -46,8 +56,11 @@ from fedbox.cli.roots import (
     refusals_reported_here,
     store_options,
 )
+from fedbox.datasite.workspace import fedbox_home
 from fedbox.errors import FedboxError
+from fedbox.fl import runner
 from fedbox.fl.config import AppConfig, AppConfigError
+from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import (
@@ -57,7 +70,9 @@ from fedbox.fl.simulate import (
     introduce_participants,
     plan_simulation,
 )
+from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
+from fedbox.fl.threads import thread_env
 from fedbox.rpc import Box
 from fedbox.store import ENV_STORAGE_OPTIONS
 from fedbox.store.registry import url_scheme
@@ -110,7 +125,12 @@ def client_command(
     for flag, value in optional.items():
         if value is not None and value != "":
             cmd += [flag, value if isinstance(value, str) else repr(value)]
-    return cmd
+    return cmd + _node_config_flags(plan)
+
+
+def _node_config_flags(plan: SimulationPlan) -> list[str]:
+    """Every ``--node-config`` again: the client picks what is aimed at it."""
+    return [arg for value in plan.node_config_args for arg in ("--node-config", value)]
 
 
 def _root_in_env(plan: SimulationPlan) -> bool:
@@ -120,8 +140,10 @@ def _root_in_env(plan: SimulationPlan) -> bool:
 def client_env(plan: SimulationPlan) -> dict[str, str]:
     """The clients' environment: the store's merged options as ``$FEDBOX_STORAGE_OPTIONS``
     (a section for the root's scheme, which wins over the app's [tool.fedbox] options
-    when a client reads them again), and the root itself if it carries a password."""
+    when a client reads them again), the root itself if it carries a password, and each
+    client's fair share of the cores (:mod:`fedbox.fl.threads`) unless the user set it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.update(thread_env(len(plan.datasites), env))
     scheme = url_scheme(plan.store_root)
     if plan.remote and scheme is not None:
         try:
@@ -144,7 +166,7 @@ def _start_processes(
     for index, email in enumerate(plan.datasites):
         state = plan.state_dir(email)
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(state / "client.log", "ab") as log:
+        with open(state / CLIENT_LOG, "ab") as log:
             procs[email] = subprocess.Popen(
                 client_command(plan, index, email, lifeline_fd=lifeline.child_fd),
                 stdout=log,
@@ -175,9 +197,48 @@ def _reap(procs: dict[str, subprocess.Popen[bytes]], grace: float) -> dict[str, 
     return {email: proc.returncode for email, proc in procs.items()}
 
 
-def _discard_temp(plan: SimulationPlan) -> None:
-    if not plan.keep and plan.temp_dir is not None:
-        shutil.rmtree(plan.temp_dir, ignore_errors=True)
+CLIENT_LOG = "client.log"
+IN_PROCESS_LOG = "clients.log"
+"""The log of ``--inprocess`` clients, in the state root: one file for all of them."""
+
+
+def _client_logs(plan: SimulationPlan) -> list[tuple[str, Path]]:
+    """(name to keep it under, where it is) of every client log a simulation writes."""
+    logs = [(f"{email}.log", plan.state_dir(email) / CLIENT_LOG) for email in plan.datasites]
+    return [*logs, (IN_PROCESS_LOG, plan.state_root / IN_PROCESS_LOG)]
+
+
+def _discard_temp(plan: SimulationPlan, *, keep_logs: bool = False) -> Path | None:
+    """Remove a temporary folder. With ``keep_logs`` (a failed run) the client logs are
+    moved out first, to a folder of their own that survives: where they are now."""
+    if plan.keep or plan.temp_dir is None:
+        return None
+    kept = None
+    logs = [(name, log) for name, log in _client_logs(plan) if log.exists()]
+    if keep_logs and logs:
+        kept = Path(tempfile.mkdtemp(prefix="fedbox-sim-logs-"))
+        for name, log in logs:
+            shutil.move(log, kept / name)
+    shutil.rmtree(plan.temp_dir, ignore_errors=True)
+    return kept
+
+
+@contextmanager
+def _in_process_log(plan: SimulationPlan) -> Iterator[None]:
+    """In-process clients log to one file, as client processes do to theirs: a
+    ClientApp's tracebacks land there, not among the progress lines (issue 12)."""
+    plan.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.FileHandler(plan.state_root / IN_PROCESS_LOG)
+    handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
+    runner_log = logging.getLogger(runner.__name__)
+    runner_log.addHandler(handler)
+    runner_log.propagate = False
+    try:
+        yield
+    finally:
+        runner_log.removeHandler(handler)
+        runner_log.propagate = True
+        handler.close()
 
 
 def simulate(
@@ -210,6 +271,10 @@ def simulate(
     max_poll_interval: MaxPollOpt = None,
     chunk_threshold: ChunkThresholdOpt = None,
     chunk_size: ChunkSizeOpt = None,
+    node_config: NodeConfigOpt = None,
+    min_datasites: MinDatasitesOpt = None,
+    join_timeout: JoinTimeoutOpt = None,
+    json_progress: JsonProgressOpt = False,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
 
@@ -236,13 +301,29 @@ def simulate(
             max_poll_interval=max_poll_interval,
             chunk_threshold=chunk_threshold,
             chunk_size=chunk_size,
+            node_config=node_config or (),
         )
     except AppConfigError as exc:
         raise fail(str(exc)) from exc
-    quiet_flower()
+    try:
+        check_min_datasites(min_datasites, len(plan.datasites))
+    except typer.Exit:
+        _discard_temp(plan)
+        raise
     _announce(plan, inprocess)
+    _export_output_dir(plan)
     box = _prepare(plan)
-    raise typer.Exit(_run(plan, box, inprocess=inprocess, stop_wait=stop_wait))
+    watch = _Watch(progress_mode(json_progress), min_datasites, join_timeout)
+    raise typer.Exit(_run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait))
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """How the run is waited for and shown: the progress mode and the datasites needed."""
+
+    mode: ProgressMode
+    min_datasites: int | None
+    join_timeout: float | None
 
 
 def _storage_options(app: AppConfig, root: str | None, flags: list[str] | None) -> dict[str, Any]:
@@ -260,6 +341,13 @@ def _announce(plan: SimulationPlan, inprocess: bool) -> None:
         f"  state  {plan.state_root}",
         highlight=False,
     )
+
+
+def _export_output_dir(plan: SimulationPlan) -> None:
+    """``$OUTPUT_DIR`` for the apps (unless set): ``$FEDBOX_HOME/output/{app name}``,
+    outside the simulation's folders, so checkpoints outlive a temporary store."""
+    folder = export_output_dir(fedbox_home() / "output" / plan.app_name)
+    console.print(f"  output {folder}", highlight=False)
 
 
 def _prepare(plan: SimulationPlan) -> Box:
@@ -282,21 +370,26 @@ def _prepare(plan: SimulationPlan) -> Box:
     return box
 
 
-def _run(plan: SimulationPlan, box: Box, *, inprocess: bool, stop_wait: float) -> int:
+def _run(
+    plan: SimulationPlan, box: Box, watch: _Watch, *, inprocess: bool, stop_wait: float
+) -> int:
     """Start the clients, run the ServerApp with the live view, reap and report; the
     exit code. Everything it started is stopped and the box closed however it ends."""
     tally = RunTally(plan.datasites)
     host: InProcessClients | None = None
     procs: dict[str, subprocess.Popen[bytes]] = {}
     exit_codes: dict[str, int | None] | None = None
+    code = EXIT_FAILED
     lifeline = Lifeline()
+    stack = ExitStack()
     try:
         if inprocess:
+            stack.enter_context(_in_process_log(plan))
             host = InProcessClients(plan)
         else:
             procs = _start_processes(plan, lifeline)
 
-        def serve(t: RunTally) -> ServerOutcome:
+        def serve(callback: EventCallback) -> ServerOutcome:
             return run_server(
                 box,
                 plan.app,
@@ -304,16 +397,20 @@ def _run(plan: SimulationPlan, box: Box, *, inprocess: bool, stop_wait: float) -
                 plan.datasites,
                 plan.run_config,
                 timeout=plan.timeout,
-                callback=t,
+                callback=callback,
                 stop_wait=stop_wait,
+                min_datasites=watch.min_datasites,
+                join_timeout=watch.join_timeout,
             )
 
-        outcome = run_with_progress(plan.app.project, len(plan.datasites), serve, tally)
+        outcome = run_with_progress(plan.app.project, len(plan.datasites), serve, tally, watch.mode)
         if procs:
             exit_codes = _reap(procs, grace=stop_wait)
-        return report_outcome(outcome, tally, exit_codes)
+        code = report_outcome(outcome, tally, exit_codes, watch.mode)
+        return code
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+        return code
     except FedboxError as exc:  # the store failed outside the ServerApp (e.g. the stop)
         print_error(exc)
         return EXIT_FAILED
@@ -324,6 +421,21 @@ def _run(plan: SimulationPlan, box: Box, *, inprocess: bool, stop_wait: float) -
         if host is not None:
             host.close()
         box.close()
-        _discard_temp(plan)
-        if plan.keep and not inprocess:
-            console.print(f"client logs: {plan.state_root}/*/client.log", highlight=False)
+        stack.close()
+        _show_logs(plan, inprocess, failed=code != EXIT_OK or _any_errors(tally))
+
+
+def _any_errors(tally: RunTally) -> bool:
+    with tally.lock:
+        return any(n.errors for n in tally.nodes.values())
+
+
+def _show_logs(plan: SimulationPlan, inprocess: bool, *, failed: bool) -> None:
+    """Say where the client logs are; a temporary folder goes, but the logs of a run
+    that failed (or had errors) are kept, since that is where the tracebacks are."""
+    kept = _discard_temp(plan, keep_logs=failed)
+    if kept is not None:
+        console.print(f"client logs kept: {kept}/*.log", highlight=False)
+    elif plan.keep:
+        where = IN_PROCESS_LOG if inprocess else f"*/{CLIENT_LOG}"
+        console.print(f"client logs: {plan.state_root}/{where}", highlight=False)

@@ -23,6 +23,7 @@ from fedbox.fl.config import AppConfig, node_id_for
 from fedbox.fl.contexts import ContextStore
 from fedbox.fl.grid import ENDPOINT
 from fedbox.fl.runner import NodeRunner
+from fedbox.fl.threads import limit_torch_threads
 from fedbox.rpc import Box, Request, Response, Status
 from fedbox.rpc.body import Body
 
@@ -35,7 +36,10 @@ DATA_DIR_ENV = "DATA_DIR"
 
 
 def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
-    """A loader for the app's ClientApp, called on the first message (as Flower does)."""
+    """A loader for the app's ClientApp, called on the first message (as Flower does).
+
+    Once the app is imported, a thread share that ``simulate`` chose reaches PyTorch
+    too, if the app uses it (:func:`fedbox.fl.threads.limit_torch_threads`)."""
 
     def load() -> ClientApp:
         app = load_app(app_config.clientapp, LoadClientAppError, app_config.app_dir)
@@ -43,6 +47,7 @@ def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
             raise LoadClientAppError(
                 f"{app_config.clientapp} is a {type(app).__name__}, not a flwr ClientApp"
             )
+        limit_torch_threads()
         return app
 
     return load

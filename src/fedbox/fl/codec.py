@@ -188,13 +188,25 @@ def describe_body(body: Buffer | Payload) -> list[tuple[str, str]] | None:
     return rows
 
 
+LEGACY_METRICS_SUFFIX = ".metrics"
+"""Apps on Flower's legacy API (``NumPyClient``) reply with their metrics in a
+ConfigRecord named ``fitres.metrics`` or ``evaluateres.metrics``."""
+
+
 def scalar_metrics(message: Message) -> dict[str, float]:
-    """Every scalar in the message's MetricRecords, for progress displays."""
+    """Every scalar in the message's MetricRecords and legacy-API metrics ConfigRecords,
+    for progress displays (issue 12)."""
     out: dict[str, float] = {}
     if not message.has_content():
         return out
-    for record in message.content.metric_records.values():
-        for key, value in record.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                out[key] = float(value)
+    content = message.content
+    items: list[tuple[str, object]] = [
+        pair for record in content.metric_records.values() for pair in record.items()
+    ]
+    for name, config in content.config_records.items():
+        if name.endswith(LEGACY_METRICS_SUFFIX):
+            items.extend(config.items())
+    for key, value in items:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "AppConfigError",
     "FederationConfig",
     "bootstrap",
+    "bootstrap_syft_flwr",
     "check_node_ids",
     "load_app_config",
     "node_id_for",
@@ -228,23 +230,74 @@ def bootstrap(
     layout elsewhere survive); the result is re-read to prove nothing else changed.
     Its ``storage_options``, which bootstrap has no argument for, are kept.
     """
-    path = Path(app_dir).expanduser().resolve() / PYPROJECT
-    if not path.is_file():
-        raise AppConfigError(f"{path.parent} is not a Flower app: no {PYPROJECT} in it")
+    path = _pyproject_path(app_dir)
     text = path.read_text(encoding="utf-8")
     values = _federation_values(
         _parse_toml(text, path),
+        FEDBOX_TABLE,
         aggregator,
         datasites,
         app_name=app_name,
         root=root,
         encrypt=encrypt,
     )
-    new_text = _with_fedbox_table(text, values)
-    _check_only_fedbox_changed(text, new_text, values, path)
-    _replace_file(path, new_text)
-    logger.info("wrote [tool.fedbox] into %s", path)
+    _write_table(path, text, FEDBOX_TABLE, values)
     return path
+
+
+def bootstrap_syft_flwr(
+    app_dir: str | Path,
+    aggregator: str,
+    datasites: Iterable[str],
+    *,
+    app_name: str | None = None,
+    root: str | None = None,
+    encrypt: bool | None = None,
+    now: float | None = None,
+) -> Path:
+    """What syft-flwr's bootstrap makes of a Flower app, so the project also runs there:
+    ``[tool.syft_flwr]`` (``app_name``, default ``{aggregator}_{project}_{unix_time}``,
+    ``datasites``, ``aggregator``, ``transport = "syftbox"``) and the ``main.py`` that
+    starts a participant's role (:data:`fedbox.fl.syft_compat.MAIN_PY`).
+
+    Like syft-flwr, it refuses an app that already has a ``main.py``; unlike it, it
+    leaves the rest of pyproject.toml as it was (syft-flwr rewrites the whole file,
+    adds itself to the dependencies, which cannot be installed beside current Flower,
+    and puts ``partition-id``/``num-partitions`` in the run config, which fedbox gives
+    each datasite in ``node_config`` instead). Returns the path of ``main.py``.
+    """
+    from fedbox.fl.syft_compat import MAIN_PY  # the stand-in package imports this module
+
+    path = _pyproject_path(app_dir)
+    main_py = path.parent / "main.py"
+    if main_py.exists():
+        raise AppConfigError(f"{main_py} already exists; move it away to bootstrap for syft-flwr")
+    text = path.read_text(encoding="utf-8")
+    parsed = _parse_toml(text, path)
+    project = str(parsed.get("project", {}).get("name", path.parent.name))
+    name = app_name or f"{aggregator}_{project}_{int(time.time() if now is None else now)}"
+    values = _federation_values(
+        parsed, SYFT_FLWR_TABLE, aggregator, datasites, app_name=name, root=root, encrypt=encrypt
+    )
+    values["transport"] = "syftbox"
+    _write_table(path, text, SYFT_FLWR_TABLE, values)
+    main_py.write_text(MAIN_PY, encoding="utf-8")
+    logger.info("wrote %s", main_py)
+    return main_py
+
+
+def _pyproject_path(app_dir: str | Path) -> Path:
+    path = Path(app_dir).expanduser().resolve() / PYPROJECT
+    if not path.is_file():
+        raise AppConfigError(f"{path.parent} is not a Flower app: no {PYPROJECT} in it")
+    return path
+
+
+def _write_table(path: Path, text: str, table: str, values: Mapping[str, Any]) -> None:
+    new_text = _with_table(text, table, values)
+    _check_only_table_changed(text, new_text, table, values, path)
+    _replace_file(path, new_text)
+    logger.info("wrote [tool.%s] into %s", table, path)
 
 
 def _parse_toml(text: str, path: Path) -> dict[str, Any]:
@@ -256,15 +309,16 @@ def _parse_toml(text: str, path: Path) -> dict[str, Any]:
 
 def _federation_values(
     existing: Mapping[str, Any],
+    table: str,
     aggregator: str,
     datasites: Iterable[str],
     **optional: Any,
 ) -> dict[str, Any]:
-    """The ``[tool.fedbox]`` keys to write, validated: the given ones, plus the existing
+    """The ``[tool.{table}]`` keys to write, validated: the given ones, plus the existing
     table's ``storage_options``; AppConfigError for a bad or colliding participant."""
     values: dict[str, Any] = {"aggregator": aggregator, "datasites": list(datasites)}
     values.update({key: value for key, value in optional.items() if value is not None})
-    kept_options = existing.get("tool", {}).get(FEDBOX_TABLE, {}).get("storage_options")
+    kept_options = existing.get("tool", {}).get(table, {}).get("storage_options")
     if kept_options:
         values["storage_options"] = kept_options
     try:
@@ -280,31 +334,31 @@ def _federation_values(
     return values
 
 
-def _with_fedbox_table(text: str, values: Mapping[str, Any]) -> str:
-    """``text`` with its ``[tool.fedbox]`` table (if any) replaced by one holding ``values``."""
-    kept = _drop_table(text.splitlines(keepends=True), f"tool.{FEDBOX_TABLE}")
-    rendered = tomli_w.dumps({"tool": {FEDBOX_TABLE: dict(values)}})
-    # tomli_w writes ``[tool.fedbox]`` directly since ``tool`` holds only a table.
+def _with_table(text: str, table: str, values: Mapping[str, Any]) -> str:
+    """``text`` with its ``[tool.{table}]`` (if any) replaced by one holding ``values``."""
+    kept = _drop_table(text.splitlines(keepends=True), f"tool.{table}")
+    rendered = tomli_w.dumps({"tool": {table: dict(values)}})
+    # tomli_w writes ``[tool.{table}]`` directly since ``tool`` holds only a table.
     body = "".join(kept).rstrip("\n")
     return f"{body}\n\n{rendered}" if body else rendered
 
 
-def _check_only_fedbox_changed(
-    old_text: str, new_text: str, values: Mapping[str, Any], path: Path
+def _check_only_table_changed(
+    old_text: str, new_text: str, table: str, values: Mapping[str, Any], path: Path
 ) -> None:
-    """AppConfigError unless the new file differs from the old only in ``[tool.fedbox]``,
+    """AppConfigError unless the new file differs from the old only in ``[tool.{table}]``,
     which must read back as ``values``."""
     before, after = tomllib.loads(old_text), tomllib.loads(new_text)
     before_tool, after_tool = dict(before.pop("tool", {})), dict(after.pop("tool", {}))
-    before_tool.pop(FEDBOX_TABLE, None)
-    written = after_tool.pop(FEDBOX_TABLE, None)
+    before_tool.pop(table, None)
+    written = after_tool.pop(table, None)
     if after_tool != before_tool or after != before:
         raise AppConfigError(
             f"could not update {path} without touching other settings; "
-            "add a [tool.fedbox] table by hand"
+            f"add a [tool.{table}] table by hand"
         )
     if written != values:
-        raise AppConfigError(f"could not write [tool.fedbox] into {path}; add it by hand")
+        raise AppConfigError(f"could not write [tool.{table}] into {path}; add it by hand")
 
 
 def _replace_file(path: Path, text: str) -> None:

@@ -9,23 +9,26 @@ break it (Flower's ``_emit_event`` does the same).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["EventCallback", "FlEvent", "emit"]
+__all__ = ["EventCallback", "FlEvent", "emit", "error_summary"]
 
 logger = logging.getLogger(__name__)
 
-EventKind = Literal["sent", "reply", "timeout", "stop", "stopped"]
+EventKind = Literal["waiting", "joined", "sent", "reply", "timeout", "stop", "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
 class FlEvent:
     """One thing that happened on the aggregator's side of a run.
 
-    ``sent``: a message left for ``email``; ``reply``: its answer came back
+    ``waiting``: the run waits for datasites to join (``waiting`` lists them, ``needed``
+    says how many must have joined; ``email`` is empty); ``joined``: ``email`` answered
+    the run's join message; ``sent``: a message left for ``email``; ``reply``: its answer came back
     (``error`` set if it is a Flower Error); ``timeout``: no answer by the
     deadline; ``stop``/``stopped``: the stop message went out / was acknowledged.
     """
@@ -42,6 +45,8 @@ class FlEvent:
     error: str | None = None
     seconds: float = 0.0
     """For replies: time from sending to the reply being read."""
+    waiting: tuple[str, ...] = ()
+    needed: int = 0
     at: float = field(default_factory=time.time)
 
 
@@ -56,3 +61,18 @@ def emit(callback: EventCallback | None, event: FlEvent) -> None:
         callback(event)
     except Exception:
         logger.exception("progress callback failed on %s event; ignored", event.kind)
+
+
+_FLOWER_REASON = re.compile(r"<class '(?:[\w.]*\.)?(\w+)'>:<'(.*)'>", re.DOTALL)
+"""Flower's reason for a ClientApp exception: ``<class 'mod.Type'>:<'message'>``."""
+
+
+def error_summary(reason: str) -> str:
+    """An Error reply's reason in one line: ``Type: first line`` for a ClientApp's
+    exception, else the reason's first line. The full traceback is in the datasite's log."""
+    match = _FLOWER_REASON.fullmatch(reason.strip())
+    if match is None:
+        return reason.strip().split("\n", 1)[0]
+    kind, text = match.groups()
+    first = text.strip().split("\n", 1)[0]
+    return f"{kind}: {first}" if first else kind

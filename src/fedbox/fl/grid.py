@@ -7,6 +7,12 @@ object sent to several nodes (FedAvg's model) is serialised and stored once, and
 each node's request refers to it (issue 6). Two durations stay distinct, as in
 Flower: ``timeout`` is how long ``send_and_receive`` waits, the message TTL is how
 long a request stays valid (it becomes the request's ``expires``).
+
+A datasite takes part once it has *joined*: the grid sends each configured datasite
+a join message (:func:`~fedbox.fl.runner.make_join_message`) and the datasite's
+runner answers it when it starts serving the run. ``get_node_ids`` lists the joined
+ones only, so Flower's ``min_available_nodes`` holds a run back as it does on a
+SuperLink, and :meth:`FileGrid.wait_for_datasites` waits for K of them (issue 12).
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from google.protobuf.message import DecodeError
 from fedbox.errors import CorruptMessage, CryptoError
 from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, scalar_metrics
 from fedbox.fl.config import check_node_ids
-from fedbox.fl.events import EventCallback, FlEvent, emit
-from fedbox.fl.runner import RUN_CONFIG_HEADER, make_stop_message
+from fedbox.fl.events import EventCallback, FlEvent, emit, error_summary
+from fedbox.fl.runner import RUN_CONFIG_HEADER, make_join_message, make_stop_message
 from fedbox.rpc import App, Batch, Future, Response, Status
+from fedbox.rpc.sealing import DID_FILE
 
 __all__ = ["DEFAULT_MSG_TIMEOUT", "ENDPOINT", "FileGrid", "default_timeout", "run_id_for"]
 
@@ -46,6 +53,11 @@ logger = logging.getLogger(__name__)
 ENDPOINT = "messages"
 DEFAULT_MSG_TIMEOUT = 120.0
 """Seconds ``send_and_receive`` waits at most, unless ``FEDBOX_MSG_TIMEOUT`` says otherwise."""
+JOIN_TTL = 7 * 24 * 3600.0
+"""A join message stays valid for a week: a datasite may start long after the aggregator."""
+KEY_RECHECK = 1.0
+"""While some datasites have joined answers due and others no usable keys, the join wait
+sleeps on the answers and looks for new key files this often."""
 
 
 def default_timeout(timeout: float | None = None) -> float:
@@ -83,6 +95,25 @@ def round_label(message: Message) -> str:
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
     return ""
+
+
+class _Conditions:
+    """Warnings about datasites: one line per datasite per condition, repeated only when
+    the condition changes (issue 12: a missing key used to log ten lines per message)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def report(self, email: str, condition: str, text: str) -> None:
+        with self._lock:
+            repeated = self._last.get(email) == condition
+            self._last[email] = condition
+        logger.log(logging.DEBUG if repeated else logging.WARNING, "%s: %s", email, text)
+
+    def clear(self, email: str) -> None:
+        with self._lock:
+            self._last.pop(email, None)
 
 
 @dataclass(slots=True)
@@ -129,6 +160,12 @@ class FileGrid(Grid):
         self._headers = {RUN_CONFIG_HEADER: json.dumps(dict(run_config or {}))}
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
+        self._conditions = _Conditions()
+        self._invites: dict[str, Future] = {}
+        self._joined: set[str] = set()
+        self._join_lock = threading.RLock()
+        self.keys_missing: dict[str, str] = {}
+        """Datasites that could not be invited yet because we cannot encrypt to them."""
         self._run: Run | None = None
         self.set_run(run if run is not None else Run.create_empty(run_id_for(app.name)))
 
@@ -162,9 +199,108 @@ class FileGrid(Grid):
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def get_node_ids(self) -> list[int]:
-        """Every datasite of the federation, whether or not it is running: over files a
-        message to an absent node simply waits for it."""
-        return list(self.nodes)
+        """The datasites that have joined the run, in configured order.
+
+        Datasites not yet invited (no usable keys until now) are invited on the way, so
+        one that starts late joins a later round, as a SuperNode would.
+        """
+        self.invite()
+        with self._join_lock:
+            return [node_id for node_id, email in self.nodes.items() if email in self._joined]
+
+    @property
+    def joined(self) -> list[str]:
+        """Emails of the datasites that answered the join message, in configured order."""
+        with self._join_lock:
+            return [email for email in self.nodes.values() if email in self._joined]
+
+    # -- fedbox: joining a run -----------------------------------------------------------
+
+    def invite(self) -> None:
+        """Send the join message to every datasite not invited yet, then take in answers.
+
+        A datasite we cannot encrypt to stays uninvited (``keys_missing`` says why) and is
+        tried again on the next call.
+        """
+        with self._join_lock:  # Flower's legacy strategies call get_node_ids from threads
+            for node_id, email in self.nodes.items():
+                if email not in self._joined and email not in self._invites:
+                    self._invite(node_id, email)
+            self._take_joins()
+
+    def _invite(self, node_id: int, email: str) -> None:
+        message = make_join_message(node_id, self.run.run_id, JOIN_TTL)
+        message.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+        try:
+            self._invites[email] = self.app.send(
+                email,
+                self.endpoint,
+                encode_message(message),
+                headers=self._headers,
+                expires_in=JOIN_TTL,
+            )
+        except CryptoError as exc:  # not a warning: it has not started yet, or never will
+            self.keys_missing[email] = str(exc)
+            logger.debug("cannot invite %s yet: %s", email, exc)
+            return
+        self.keys_missing.pop(email, None)
+        logger.debug("invited %s (request %s)", email, self._invites[email].id)
+
+    def _take_joins(self) -> None:
+        for email, future in list(self._invites.items()):
+            if not future.done():
+                continue
+            del self._invites[email]
+            try:
+                status = future.result().status
+            except (CorruptMessage, CryptoError) as exc:
+                status, detail = None, str(exc)
+            else:
+                detail = f"status {status}"
+            if status != Status.OK:  # expired or unreadable: invite it again
+                self._conditions.report(email, "bad-join", f"join answer not usable ({detail})")
+                continue
+            self._joined.add(email)
+            self._conditions.clear(email)
+            logger.info("%s joined the run", email)
+            node_id = next(n for n, e in self.nodes.items() if e == email)
+            emit(self.callback, FlEvent("joined", email, node_id))
+
+    def wait_for_datasites(self, needed: int, timeout: float) -> list[str]:
+        """Invite every datasite and block until ``needed`` have joined or ``timeout``
+        passes; the joined ones. Each change in who is awaited is a ``waiting`` event.
+
+        It wakes on join answers and, while some datasite has no usable keys, on key
+        files appearing in the store (then it invites that datasite).
+        """
+        deadline = time.monotonic() + timeout
+        keys = self.app.box.store.watch("datasites", (DID_FILE,)) if self.app.box.encrypt else None
+        announced: tuple[str, ...] | None = None
+        try:
+            while True:
+                self.invite()
+                joined = self.joined
+                waiting = tuple(e for e in self.nodes.values() if e not in joined)
+                if len(joined) >= needed or not waiting:
+                    return joined
+                if waiting != announced:
+                    announced = waiting
+                    logger.info("waiting for %d more of %s", needed - len(joined), waiting)
+                    emit(self.callback, FlEvent("waiting", "", 0, waiting=waiting, needed=needed))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return joined
+                with self._join_lock:
+                    invites = list(self._invites.values())
+                if keys is not None and not invites:
+                    keys.next_batch(remaining)  # everyone awaited lacks keys
+                    continue
+                if keys is not None and self.keys_missing:
+                    remaining = min(remaining, KEY_RECHECK)
+                self.app.box.wait(invites, remaining, return_when="any")
+        finally:
+            if keys is not None:
+                keys.close()
 
     # -- Grid: messages ----------------------------------------------------------------
 
@@ -220,6 +356,7 @@ class FileGrid(Grid):
             )
         except CryptoError as exc:  # no (trusted) keys yet: the node is unreachable for now
             failure = f"cannot encrypt to {email}: {exc}"
+            self._conditions.report(email, "no-keys", f"cannot send to it: {exc}")
         with self._lock:
             self._pending[msg_id] = _Pending(
                 future,
@@ -304,10 +441,8 @@ class FileGrid(Grid):
     def _give_up(self, msg_ids: set[str], waited: float) -> None:
         with self._lock:
             lost = [self._pending.pop(i) for i in msg_ids if i in self._pending]
-        names = sorted({p.email for p in lost})
-        logger.warning(
-            "no reply within %.1f s from %d of the nodes: %s", waited, len(names), ", ".join(names)
-        )
+        for email in sorted({p.email for p in lost}):
+            self._conditions.report(email, "timeout", f"no reply within {waited:.1f} s")
         for p in lost:
             emit(
                 self.callback,
@@ -345,6 +480,8 @@ class FileGrid(Grid):
                     f"reply from {pending.email} was unreadable: {exc}",
                 )
         seconds = time.monotonic() - pending.sent_at
+        if pending.failure is None:  # else reported when sending failed
+            self._note_condition(pending.email, reply)
         emit(
             self.callback,
             FlEvent(
@@ -360,6 +497,13 @@ class FileGrid(Grid):
             ),
         )
         return reply
+
+    def _note_condition(self, email: str, reply: Message) -> None:
+        if reply.has_error():
+            summary = error_summary(reply.error.reason or f"error code {reply.error.code}")
+            self._conditions.report(email, f"error {summary}", f"error reply: {summary}")
+        else:
+            self._conditions.clear(email)
 
     def _decode(self, msg_id: str, pending: _Pending, response: Response) -> Message:
         if response.status != Status.OK:
@@ -396,7 +540,7 @@ class FileGrid(Grid):
         return reply
 
     def _error_reply(self, msg_id: str, pending: _Pending, code: int, reason: str) -> Message:
-        logger.warning("message %s: %s", msg_id, reason)
+        logger.debug("message %s: %s", msg_id, reason)
         metadata = Metadata(
             run_id=self.run.run_id,
             message_id=str(uuid.uuid4()),

@@ -33,7 +33,9 @@ __all__ = [
     "RUN_CONFIG_HEADER",
     "NodeRunner",
     "Outcome",
+    "is_join",
     "is_stop",
+    "make_join_message",
     "make_stop_message",
 ]
 
@@ -58,11 +60,30 @@ def make_stop_message(dst_node_id: int, run_id: int, ttl: float = 600.0) -> Mess
     return Message(content, dst_node_id, SYSTEM_MESSAGE_TYPE, ttl=ttl, group_id="stop")
 
 
-def is_stop(message: Message) -> bool:
+def make_join_message(dst_node_id: int, run_id: int, ttl: float) -> Message:
+    """The aggregator's invitation to a run. A datasite joins by answering it, which its
+    runner does as soon as it serves the run (its backlog first): a node that answered
+    is running the ClientApp for this run, which published keys alone do not show.
+    Being an unanswered request, it is also what lets a datasite find the run (issue 12).
+    """
+    content = RecordDict({CONTROL_RECORD: ConfigRecord({"action": "join", "run-id": run_id})})
+    return Message(content, dst_node_id, SYSTEM_MESSAGE_TYPE, ttl=ttl, group_id="join")
+
+
+def _control_action(message: Message) -> str | None:
     if message.metadata.message_type != SYSTEM_MESSAGE_TYPE or not message.has_content():
-        return False
+        return None
     record = message.content.config_records.get(CONTROL_RECORD)
-    return record is not None and record.get("action") == "stop"
+    action = None if record is None else record.get("action")
+    return action if isinstance(action, str) else None
+
+
+def is_stop(message: Message) -> bool:
+    return _control_action(message) == "stop"
+
+
+def is_join(message: Message) -> bool:
+    return _control_action(message) == "join"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +140,10 @@ class NodeRunner:
             logger.info("node %d: stop received for run %d", self.node_id, meta.run_id)
             ack = RecordDict({CONTROL_RECORD: ConfigRecord({"action": "stopped"})})
             return Message(ack, reply_to=message), True, False
+        if is_join(message):
+            logger.info("node %d: joined run %d", self.node_id, meta.run_id)
+            ack = RecordDict({CONTROL_RECORD: ConfigRecord({"action": "joined"})})
+            return Message(ack, reply_to=message), False, False
         if meta.dst_node_id != self.node_id:
             reason = f"message for node {meta.dst_node_id} reached node {self.node_id}"
             logger.warning("%s (message %s)", reason, meta.message_id)

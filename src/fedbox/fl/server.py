@@ -15,11 +15,18 @@ from flwr.supercore.run import Run
 from fedbox.fl.config import AppConfig
 from fedbox.fl.events import EventCallback
 from fedbox.fl.grid import FileGrid, run_id_for
-from fedbox.rpc import Box, wait_for_keys
+from fedbox.rpc import Box
 
-__all__ = ["ServerOutcome", "make_run", "run_server"]
+__all__ = ["DEFAULT_JOIN_TIMEOUT", "ServerOutcome", "TooFewDatasites", "make_run", "run_server"]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_JOIN_TIMEOUT = 120.0
+"""Seconds a run waits for its datasites to join, unless told otherwise."""
+
+
+class TooFewDatasites(TimeoutError):
+    """Fewer datasites than the run needs joined in time; the ServerApp never started."""
 
 
 @dataclass(slots=True)
@@ -33,7 +40,9 @@ class ServerOutcome:
     interrupted: bool = False
     stop_acknowledged: frozenset[str] = frozenset()
     keys_missing: dict[str, str] = field(default_factory=dict)
-    """Encrypted runs: datasites whose keys never appeared (they got Error replies)."""
+    """Encrypted runs: datasites whose keys never appeared (they could not be invited)."""
+    joined: tuple[str, ...] = ()
+    never_joined: tuple[str, ...] = ()
 
 
 def make_run(app_config: AppConfig, app_name: str, override_config: UserConfig) -> Run:
@@ -56,8 +65,15 @@ def run_server(
     timeout: float | None = None,
     callback: EventCallback | None = None,
     stop_wait: float = 10.0,
+    min_datasites: int | None = None,
+    join_timeout: float | None = None,
 ) -> ServerOutcome:
-    """Run the app's ServerApp to the end, then tell every datasite to stop.
+    """Wait for ``min_datasites`` (default: all) to join, run the app's ServerApp to
+    the end, then tell every datasite to stop.
+
+    The join wait lasts ``join_timeout`` at most (default :data:`DEFAULT_JOIN_TIMEOUT`);
+    if too few joined by then the outcome's error is :class:`TooFewDatasites` and the
+    ServerApp does not run.
 
     The stop goes out however the ServerApp ends, including an exception or Ctrl-C
     (KeyboardInterrupt is reported in the outcome, not re-raised), so datasites never
@@ -82,9 +98,18 @@ def run_server(
     started = time.monotonic()
     outcome = ServerOutcome(finished=False, context=context, seconds=0.0)
     logger.info("run %s (id %d) starting with %d datasites", app_name, run.run_id, len(grid.nodes))
+    needed = len(grid.nodes) if min_datasites is None else min_datasites
+    join_wait = DEFAULT_JOIN_TIMEOUT if join_timeout is None else join_timeout
+    if not 1 <= needed <= len(grid.nodes):
+        raise ValueError(f"min_datasites must be 1 to {len(grid.nodes)}, not {needed}")
     try:
-        if box.encrypt:
-            outcome.keys_missing = wait_for_keys(box, grid.nodes.values(), grid.timeout)
+        joined = grid.wait_for_datasites(needed, join_wait)
+        if len(joined) < needed:
+            missing = [e for e in grid.nodes.values() if e not in joined]
+            raise TooFewDatasites(
+                f"{len(joined)} of the {needed} datasites needed joined within "
+                f"{join_wait:g} s; not joined: {', '.join(missing)}"
+            )
         run_serverapp(
             grid=grid,
             context=context,
@@ -95,11 +120,19 @@ def run_server(
     except KeyboardInterrupt as exc:
         logger.warning("run %s interrupted; stopping the datasites", app_name)
         outcome.interrupted, outcome.error = True, exc
+    except TooFewDatasites as exc:
+        logger.error("run %s not started: %s", app_name, exc)
+        outcome.error = exc
     except Exception as exc:  # the CLI reports it; datasites must still be stopped
         logger.exception("the ServerApp of %s failed", app_name)
         outcome.error = exc
     finally:
         outcome.seconds = time.monotonic() - started
+        outcome.joined = tuple(grid.joined)
+        outcome.never_joined = tuple(e for e in grid.nodes.values() if e not in grid.joined)
+        outcome.keys_missing = {
+            e: r for e, r in grid.keys_missing.items() if e in outcome.never_joined
+        }
         grid.forget()
         try:
             outcome.stop_acknowledged = frozenset(grid.stop_nodes(wait=stop_wait))

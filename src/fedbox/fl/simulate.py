@@ -26,6 +26,12 @@ from fedbox.crypto import Identity, TrustStore
 from fedbox.datasite.workspace import Workspace, fedbox_home
 from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
 from fedbox.fl.config import AppConfig, AppConfigError, check_node_ids
+from fedbox.fl.node_config import (
+    NodeConfigEntry,
+    check_targets,
+    node_config_overrides,
+    parse_node_config,
+)
 from fedbox.rpc import Box, connect
 from fedbox.store.registry import redact_url, url_scheme
 
@@ -107,6 +113,9 @@ class SimulationPlan:
     chunk_threshold: int | None = None
     """Bodies above this many bytes travel as chunk blobs (None: ``connect``'s default)."""
     chunk_size: int | None = None
+    node_config_args: tuple[str, ...] = ()
+    """``--node-config`` values as given (client processes get them again)."""
+    node_config_entries: tuple[NodeConfigEntry, ...] = ()
 
     @property
     def remote(self) -> bool:
@@ -138,7 +147,11 @@ class SimulationPlan:
         return self.state_root / email
 
     def node_config(self, index: int) -> UserConfig:
-        return node_config_for(index, len(self.datasites), self.data_paths[index])
+        """fedbox's keys for datasite ``index``, with its ``--node-config`` over them."""
+        own = node_config_overrides(
+            self.node_config_entries, index=index, email=self.datasites[index]
+        )
+        return {**node_config_for(index, len(self.datasites), self.data_paths[index]), **own}
 
 
 def plan_simulation(
@@ -155,6 +168,7 @@ def plan_simulation(
     max_poll_interval: float | None = None,
     chunk_threshold: int | None = None,
     chunk_size: int | None = None,
+    node_config: list[str] | tuple[str, ...] = (),
 ) -> SimulationPlan:
     """Decide participants and folders; AppConfigError explains any conflict.
 
@@ -164,7 +178,8 @@ def plan_simulation(
 
     ``root`` is a folder (state goes beside it, in ``{root}-state``), a store URL
     (state under ``$FEDBOX_HOME/simulate/``), or None for a temporary folder removed at
-    the end. ``storage_options`` are the URL backend's, already merged.
+    the end. ``storage_options`` are the URL backend's, already merged. ``node_config``
+    holds ``--node-config`` values (:mod:`fedbox.fl.node_config`).
     """
     named = app.federation.datasites
     if named:
@@ -183,6 +198,8 @@ def plan_simulation(
     if aggregator in datasites:
         raise AppConfigError(f"{aggregator} is both the aggregator and a datasite")
     check_node_ids(datasites)
+    node_config_entries = parse_node_config(node_config)
+    check_targets(node_config_entries, datasites)
     if len(data) not in (0, 1, len(datasites)):
         raise AppConfigError(
             f"give one --data dir for all clients or one per client ({len(datasites)}), "
@@ -231,6 +248,8 @@ def plan_simulation(
         max_poll_interval=max_poll_interval,
         chunk_threshold=chunk_threshold,
         chunk_size=chunk_size,
+        node_config_args=tuple(node_config),
+        node_config_entries=node_config_entries,
     )
 
 

@@ -6,7 +6,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from fedbox.fl.events import FlEvent
+from fedbox.fl.events import FlEvent, error_summary
 
 __all__ = ["NodeTally", "PhaseTally", "RunTally"]
 
@@ -43,7 +43,11 @@ class PhaseTally:
 
 @dataclass
 class NodeTally:
+    """One datasite, counted on the aggregator's side: ``sent`` are messages to it,
+    ``received`` its replies."""
+
     email: str
+    joined: bool = False
     sent: int = 0
     replied: int = 0
     errors: int = 0
@@ -52,6 +56,7 @@ class NodeTally:
     bytes_in: int = 0
     stopped: bool = False
     last_error: str | None = None
+    """The last Error reply's reason in one line (``Type: first line``)."""
 
 
 class RunTally:
@@ -62,11 +67,20 @@ class RunTally:
         self.phases: dict[tuple[str, str], PhaseTally] = {}
         self.nodes: dict[str, NodeTally] = {e: NodeTally(e) for e in emails}
         self.events = 0
+        self.waiting: tuple[str, ...] = ()
+        """Who the run waits for to join (empty once it no longer waits)."""
 
     def __call__(self, event: FlEvent) -> None:
         with self.lock:
             self.events += 1
+            if event.kind == "waiting":
+                self.waiting = event.waiting
+                return
             node = self.nodes.setdefault(event.email, NodeTally(event.email))
+            if event.kind == "joined":
+                node.joined = True
+                self.waiting = tuple(e for e in self.waiting if e != event.email)
+                return
             if event.kind == "stopped":
                 node.stopped = True
                 return
@@ -93,7 +107,7 @@ class RunTally:
                 if event.error is not None:
                     phase.errors += 1
                     node.errors += 1
-                    node.last_error = event.error
+                    node.last_error = error_summary(event.error)
                 for k, v in event.metrics.items():
                     phase.metric_sums[k] += v
                     phase.metric_counts[k] += 1
@@ -104,6 +118,23 @@ class RunTally:
     def latest_phase(self) -> PhaseTally | None:
         with self.lock:
             return list(self.phases.values())[-1] if self.phases else None
+
+    def failure(self) -> str | None:
+        """Why a run whose ServerApp finished still failed, or None (issue 12): no
+        datasite ever answered, or no reply of the last round was a result."""
+        with self.lock:
+            phases = [p for p in self.phases.values() if p.sent]
+        if not phases:
+            return None  # the ServerApp sent nothing: nothing to judge
+        if not any(p.replied for p in phases):
+            return "no datasite ever answered"
+        last = phases[-1]
+        final = [p for p in phases if p.round == last.round] if last.round else [last]
+        replied = sum(p.replied for p in final)
+        if replied and sum(p.errors for p in final) < replied:
+            return None
+        where = f"round {last.round}" if last.round else f"the last {last.message_type} phase"
+        return f"every reply of {where} was an error" if replied else f"no reply in {where}"
 
     def totals(self) -> tuple[int, int]:
         """(bytes sent, bytes received) so far."""

@@ -107,6 +107,15 @@ class Backend:
     def close(self, fs: FileSystem) -> None:
         """Release connections; the library's finalizers cover anything left."""
 
+    def missing_container(self, fs: FileSystem, root: str) -> str | None:
+        """The bucket (or like container) that ``root`` lives in, if it does not exist.
+
+        Asked once per connection: without it, a missing bucket reads as an empty store
+        whose files are all missing. None when there is no such thing, it exists, or we
+        may not ask (the operations themselves then report what is wrong).
+        """
+        return None
+
 
 def _bucket_root(url: SplitResult) -> str:
     if not url.netloc:
@@ -167,6 +176,18 @@ class S3Backend(Backend):
 
     def makedirs(self, fs: FileSystem, path: str) -> None:
         """Object stores have no folders to create."""
+
+    def missing_container(self, fs: FileSystem, root: str) -> str | None:
+        """One HeadBucket: 404 means missing; 403 (credentials that may use objects but
+        not the bucket itself) says nothing, so it is left to the object requests."""
+        bucket = root.split("/", 1)[0]
+        try:
+            fs.call_s3("head_bucket", Bucket=bucket)
+        except FileNotFoundError:
+            return bucket
+        except PermissionError:
+            return None
+        return None
 
 
 def _s3_get(fs: FileSystem, path: str, limit: int | None) -> bytes | None:

@@ -173,8 +173,23 @@ class RemoteStore:
             return fs
         with self._fs_lock:
             if self._fs is None:
-                self._fs = self.backend.connect(self._url, self._options)
+                fs = self.backend.connect(self._url, self._options)
+                self._check_container(fs)
+                self._fs = fs
             return self._fs
+
+    def _check_container(self, fs: FileSystem) -> None:
+        """StoreError if the root's bucket does not exist: fedbox never creates one (a
+        typo would otherwise make a bucket the others never see)."""
+        missing = self.backend.missing_container(fs, self.root)
+        if missing is None:
+            return
+        self._close_fs(fs)
+        raise StoreError(
+            f"bucket {missing!r} of {self.url} does not exist; fedbox does not create "
+            f"buckets: create it with your provider's tools "
+            f"(e.g. `aws s3 mb {self.scheme}://{missing}`), then try again"
+        )
 
     def _drop_connection(self) -> None:
         if not (self._own_fs and self.backend.reconnect):
@@ -214,7 +229,7 @@ class RemoteStore:
                 outage=self._outage,
                 on_transient=self._drop_connection,
             )
-        except (NotFound, InvalidIdentity):
+        except (StoreError, InvalidIdentity):  # already ours (a missing bucket, NotFound)
             raise
         except Exception as exc:
             kind = classify(exc)

@@ -2,16 +2,25 @@
 
 - :class:`FakeClock`: time that moves when the test says (``connect(..., clock=...)``).
 - :class:`MemoryStore`: a private in-memory store, shared between boxes on purpose only.
-- :func:`check_store`: the checks every Store implementation must pass.
+- :func:`check_store`: the checks every Store implementation must pass;
+  :func:`wait_reported`, what a store's watcher reports until a given path.
 - :func:`write_request`: a request file written by hand, without a sending box.
+- :func:`message_header`, :func:`envelope_bytes`: any message's header and file, built by
+  hand (a planted response, a file to damage on purpose).
 
 This module may import every layer; nothing in fedbox imports it.
 """
 
 from fedbox.testing.clock import FakeClock
 from fedbox.testing.memory import MemoryStore
-from fedbox.testing.requests import write_request
-from fedbox.testing.store_checks import BAD_PATHS, STORE_CHECKS, StoreCheck, check_store
+from fedbox.testing.requests import envelope_bytes, message_header, write_request
+from fedbox.testing.store_checks import (
+    BAD_PATHS,
+    STORE_CHECKS,
+    StoreCheck,
+    check_store,
+    wait_reported,
+)
 
 __all__ = [
     "BAD_PATHS",
@@ -20,5 +29,8 @@ __all__ = [
     "MemoryStore",
     "StoreCheck",
     "check_store",
+    "envelope_bytes",
+    "message_header",
+    "wait_reported",
     "write_request",
 ]

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from fedbox.errors import InvalidIdentity, NotFound
 from fedbox.store import Store, Watcher
 
-__all__ = ["BAD_PATHS", "STORE_CHECKS", "StoreCheck", "check_store"]
+__all__ = ["BAD_PATHS", "STORE_CHECKS", "StoreCheck", "check_store", "wait_reported"]
 
 StoreCheck = Callable[[Store], None]
 """One behaviour, checked on an empty store; raises AssertionError if it does not hold."""
@@ -49,8 +49,9 @@ def _raises(expected: type[BaseException], action: Callable[[], object], what: s
     raise AssertionError(f"{what} did not raise {expected.__name__}")
 
 
-def _wait_for(watcher: Watcher, wanted: str, timeout: float = 15) -> set[str]:
-    """Batches until ``wanted`` shows up; fails after ``timeout`` seconds."""
+def wait_reported(watcher: Watcher, wanted: str, timeout: float = 15) -> set[str]:
+    """Every path ``watcher`` reports until ``wanted`` is among them: a polling watcher
+    may report it in any batch, with others. AssertionError after ``timeout`` seconds."""
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while wanted not in seen:
@@ -196,7 +197,7 @@ def watch_reports_new_files_only(store: Store) -> None:
         store.put("deep/new/folder/f1.request", b"1" * 10_000)
         store.put("deep/new/other.txt", b"ignored suffix")
         store.put("deep/new/.f2.request", b"hidden")
-        seen = _wait_for(watcher, "deep/new/folder/f1.request")
+        seen = wait_reported(watcher, "deep/new/folder/f1.request")
         assert "old/existing.request" not in seen
         assert not any(p.endswith(".txt") or "/." in p for p in seen), seen
         assert store.read("deep/new/folder/f1.request") == b"1" * 10_000
@@ -206,14 +207,14 @@ def watch_only_looks_into_accepted_folders(store: Store) -> None:
     with store.watch("", (".request",), folders=lambda name: name.endswith("_to_me")) as w:
         store.put("from_a_to_other/x/1.request", b"1")
         store.put("from_a_to_me/x/2.request", b"2")
-        seen = _wait_for(w, "from_a_to_me/x/2.request")
+        seen = wait_reported(w, "from_a_to_me/x/2.request")
         store.put("from_b_to_me/y/3.request", b"3")
-        seen |= _wait_for(w, "from_b_to_me/y/3.request")
+        seen |= wait_reported(w, "from_b_to_me/y/3.request")
         assert not any(p.startswith("from_a_to_other") for p in seen), seen
     with store.watch("from_a_to_me", folders="x*") as w:
         store.put("from_a_to_me/y/4.request", b"4")
         store.put("from_a_to_me/x/5.request", b"5")
-        seen = _wait_for(w, "from_a_to_me/x/5.request")
+        seen = wait_reported(w, "from_a_to_me/x/5.request")
         assert "from_a_to_me/y/4.request" not in seen, seen
 
 

@@ -1,5 +1,7 @@
 """Counts the train messages it got in context.state and says so."""
 
+import time
+
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -11,6 +13,7 @@ def train(msg: Message, context: Context) -> Message:
     pid = int(context.node_config["partition-id"])
     if pid == int(context.run_config["fail-partition"]):
         raise RuntimeError(f"partition {pid} refuses to train")
+    time.sleep(float(context.run_config["train-pause"]))
     counter = context.state.get("counter", MetricRecord({"count": 0}))
     counter["count"] = int(counter["count"]) + 1
     context.state["counter"] = counter

@@ -1,0 +1,5 @@
+"""Strategies syft-flwr projects use."""
+
+from .fedavg import FedAvgWithModelSaving
+
+__all__ = ["FedAvgWithModelSaving"]

@@ -1,0 +1,1 @@
+"""fblegacy: a Flower app on the legacy API, for fedbox's tests."""

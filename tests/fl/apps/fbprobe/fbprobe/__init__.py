@@ -1,0 +1,1 @@
+"""fbprobe: a Flower test app for fedbox that reports what a client process sees."""

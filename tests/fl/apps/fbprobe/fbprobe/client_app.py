@@ -1,0 +1,24 @@
+"""Answers a query with the thread settings and node_config its process sees."""
+
+import json
+import os
+
+import torch  # the app dir's stand-in: imported by the app, as PyTorch apps do
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+from threadpoolctl import threadpool_info
+
+app = ClientApp()
+
+VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OUTPUT_DIR")
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    seen = {
+        "env": {name: os.environ.get(name) for name in VARS},
+        "torch": torch.get_num_threads(),
+        "blas": sorted({pool["num_threads"] for pool in threadpool_info()}),
+        "node_config": dict(context.node_config),
+    }
+    return Message(RecordDict({"seen": ConfigRecord({"json": json.dumps(seen)})}), reply_to=msg)

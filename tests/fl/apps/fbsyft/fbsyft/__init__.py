@@ -1,0 +1,1 @@
+"""fbsyft: a Flower test app in the style of syft-flwr's example projects."""
