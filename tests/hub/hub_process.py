@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -79,13 +78,3 @@ def raw_status(port: int, method: str, target: str, token: str, body: bytes = b"
                 break
             reply += chunk
     return int(reply.split(b" ", 2)[1])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hub_process import HubProcess, client_for, raw_status, wait_until
+from hub_process import HubProcess, client_for, raw_status
+from waiting import wait_until
 
 A, B = "alice@x.org", "bob@x.org"
 OUT = f"syft_outbox_inbox_{A}_to_{B}/app"
@@ -158,7 +159,7 @@ def test_truncated_upload_leaves_nothing_behind(
             + b"x" * 70_000
         )
     head = alice.get("/healthz").json()["head"]
-    assert wait_until(lambda: not list((hub.data / "blobs" / "tmp").iterdir()))
+    wait_until(lambda: not list((hub.data / "blobs" / "tmp").iterdir()), "the temp blob to go")
     assert alice.get(f"/api/v1/files/{path}").status_code == 404
     assert alice.get("/healthz").json()["head"] == head
 

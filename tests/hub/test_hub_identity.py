@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hub_process import HubProcess, login, wait_until
+from hub_process import HubProcess, login
+from waiting import wait_until
 
 A = "alice@x.org"
 FILE = f"/api/v1/files/datasites/{A}/f.txt"
@@ -98,8 +99,9 @@ def test_revoke_command_ends_access_and_refresh(hub: HubProcess) -> None:
     assert done.returncode == 0, done.stderr
     assert "revoked 1 session" in done.stdout
     # The hub trusts a session it checked for up to a second; then the revocation lands.
-    assert wait_until(
+    wait_until(
         lambda: httpx.get(path, headers=_bearer(tokens["access_token"])).status_code == 401,
+        "the revoked token to be refused",
         timeout=10,
     )
     refresh = httpx.post(
@@ -121,8 +123,9 @@ def strict_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]
 def test_access_tokens_expire_and_refresh_restores_access(strict_hub: HubProcess) -> None:
     tokens = login(strict_hub.url, A)
     url = strict_hub.url + FILE
-    assert wait_until(
+    wait_until(
         lambda: httpx.get(url, headers=_bearer(tokens["access_token"])).status_code == 401,
+        "the access token to expire",
         timeout=10,
     )
     answer = httpx.get(url, headers=_bearer(tokens["access_token"]))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hub_process import HubProcess, client_for, wait_until
+from hub_process import HubProcess, client_for
+from waiting import wait_until
 
 from fedbox.hub.credentials import login, request_code
 from fedbox.store import open_store
@@ -54,7 +55,7 @@ def test_a_killed_upload_resumes_where_it_stopped(hub: HubProcess, tmp_path: Pat
     """)
     child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
     try:
-        assert wait_until(lambda: _staged_bytes(hub) >= 2 * PART, timeout=60)
+        wait_until(lambda: _staged_bytes(hub) >= 2 * PART, "two parts to arrive", timeout=60)
     finally:
         child.kill()
         child.wait()
