@@ -13,6 +13,7 @@ from rich.table import Table
 
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
+from fedbox.cli.hub_cmd import hub_app, login_command
 from fedbox.cli.inspect_cmd import inspect_file
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.logsetup import VerboseOpt, configure_logging
@@ -126,6 +127,8 @@ def _check_own_state(email: str, state_dir: Path | None) -> None:
 
 register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
+app.add_typer(hub_app, name="hub")
+app.command("login")(login_command)
 
 
 def main() -> None:

@@ -132,6 +132,7 @@ class StoreSpec:
 _LOCAL = StoreSpec("fedbox.store.local:open_local", options=False)
 _FSSPEC = StoreSpec("fedbox.store.remote:open_remote")
 _stores: dict[str, StoreSpec] = {"": _LOCAL, "file": _LOCAL, **dict.fromkeys(_registry, _FSSPEC)}
+_stores |= dict.fromkeys(("hub", "hubs"), StoreSpec("fedbox.hub.client:open_hub"))
 stores: Mapping[str, StoreSpec] = MappingProxyType(_stores)
 """Read-only view of the store factories by URL scheme (``""``: a folder path); add one
 with :func:`register_store`."""

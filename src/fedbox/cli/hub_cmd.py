@@ -1,0 +1,132 @@
+"""``fedbox hub``: run the sync server and administer its logins."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from fedbox.datasite.identity import validate_email
+
+if TYPE_CHECKING:
+    from fedbox.hub.settings import HubSettings
+
+__all__ = ["hub_app", "login_command"]
+
+hub_app = typer.Typer(help="The hub: fedbox's own sync server.", no_args_is_help=True)
+console = Console()
+
+DataOpt = Annotated[Path, typer.Option("--data", help="The hub's folder: hub.db, blobs/, hub.key.")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLAlchemy URL of the metadata DB [default: DATA/hub.db]."),
+]
+
+
+def _settings(data: Path, db: str | None, **values: Any) -> HubSettings:
+    # The hub is an optional extra: imported when a hub command runs, not with the CLI.
+    from fedbox.hub.settings import HubSettings
+
+    return HubSettings(data=data, db_url=db, **values)
+
+
+@hub_app.command()
+def serve(
+    data: DataOpt,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
+    db: DbOpt = None,
+    blobs: Annotated[
+        str | None, typer.Option("--blobs", help="Folder or fsspec URL [default: DATA/blobs].")
+    ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Return login codes to the caller instead of mailing.")
+    ] = False,
+    access_ttl: Annotated[float, typer.Option(help="Seconds an access token lives.")] = 900.0,
+    refresh_ttl: Annotated[float, typer.Option(help="Seconds a login lives.")] = 2592000.0,
+    login_per_email: Annotated[
+        int, typer.Option(help="Login requests allowed per email per window.")
+    ] = 10,
+    login_per_address: Annotated[
+        int, typer.Option(help="Login requests allowed per client address per window.")
+    ] = 60,
+    quota_bytes: Annotated[int | None, typer.Option(help="Bytes each identity may store.")] = None,
+    quota_files: Annotated[int | None, typer.Option(help="Files each identity may store.")] = None,
+    smtp_host: Annotated[
+        str | None,
+        typer.Option(envvar="FEDBOX_HUB_SMTP_HOST", help="SMTP server for login codes."),
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(envvar="FEDBOX_HUB_SMTP_PORT")] = 587,
+    smtp_user: Annotated[str | None, typer.Option(envvar="FEDBOX_HUB_SMTP_USER")] = None,
+    smtp_from: Annotated[
+        str, typer.Option(envvar="FEDBOX_HUB_SMTP_FROM", help="Sender of login mails.")
+    ] = "fedbox-hub@localhost",
+    smtp_starttls: Annotated[
+        bool, typer.Option(envvar="FEDBOX_HUB_SMTP_STARTTLS", help="Upgrade SMTP to TLS.")
+    ] = True,
+) -> None:
+    """Serve a hub. The SMTP password comes from FEDBOX_HUB_SMTP_PASSWORD only (a flag
+    would show in the process list); with --dev no mail is sent."""
+    import uvicorn
+
+    from fedbox.hub.app import create_app
+    from fedbox.hub.settings import SmtpSettings
+
+    smtp = None
+    if smtp_host:
+        smtp = SmtpSettings(
+            host=smtp_host, port=smtp_port, username=smtp_user, sender=smtp_from,
+            starttls=smtp_starttls, password=os.environ.get("FEDBOX_HUB_SMTP_PASSWORD"),
+        )  # fmt: skip
+    settings = _settings(
+        data, db, blobs=blobs, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
+        login_per_email=login_per_email, login_per_address=login_per_address,
+        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp,
+    )  # fmt: skip
+    if smtp is None and not dev:
+        console.print(
+            "[yellow]no SMTP settings and not --dev: nobody can log in[/yellow] "
+            "(pass --smtp-host or set FEDBOX_HUB_SMTP_HOST, or --dev for local use)"
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", ws="websockets")
+
+
+@hub_app.command()
+def revoke(
+    email: Annotated[str, typer.Argument(help="The identity whose logins end now.")],
+    data: DataOpt,
+    db: DbOpt = None,
+) -> None:
+    """End every login of EMAIL: its refresh tokens and, at their next use, access tokens."""
+    from fedbox.hub.app import build_hub
+
+    hub = build_hub(_settings(data, db))
+    try:
+        count = hub.sessions.revoke(validate_email(email))
+    finally:
+        hub.index.engine.dispose()
+    console.print(f"revoked {count} session(s) of {email}")
+
+
+def login_command(
+    hub: Annotated[str, typer.Option("--hub", help="The hub: hub://HOST:PORT or hubs://...")],
+    email: Annotated[str, typer.Option("--email", help="Your identity (an email).")],
+    code: Annotated[str | None, typer.Option("--code", help="The code the hub mailed you.")] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
+    ] = None,
+) -> None:
+    """Log in to a hub; the tokens are kept (mode 0600) in your state dir."""
+    from fedbox.hub.credentials import login, request_code
+
+    email = validate_email(email)
+    if code is None:
+        code = request_code(hub, email)  # a --dev hub answers with the code itself
+        if code is None:
+            code = typer.prompt(f"code mailed to {email}")
+    saved = login(hub, email, code, state_dir)
+    console.print(f"logged in to {saved.url} as {email}; tokens in {saved.file}")

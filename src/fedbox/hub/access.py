@@ -1,0 +1,136 @@
+"""Who may read and write each hub path: the namespace rules plus ``syft.pub.yaml`` files.
+
+``fedbox.datasite.permissions`` evaluates rules held in memory (``PermissionSet``); its
+loader walks a disk folder, which the hub does not have, so the hub feeds it the
+permission files stored in its own index instead (:meth:`AccessRules.reload`), and swaps
+in a new set whenever a ``syft.pub.yaml`` is written, moved or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+from fedbox.datasite.identity import validate_email
+from fedbox.datasite.paths import OUTBOX_PREFIX, parse_outbox_dir
+from fedbox.datasite.permission_files import DATASITES, PERMISSION_FILE, split_path
+from fedbox.datasite.permissions import (
+    MAX_PERMISSION_FILE_BYTES,
+    InvalidPermissionFile,
+    Level,
+    PermissionFile,
+    PermissionSet,
+    parse_permission_file,
+)
+from fedbox.errors import InvalidIdentity
+from fedbox.hub.index import Change, FileIndex
+
+__all__ = ["AccessRules", "Verdict", "check_path", "is_rules_path", "parse_rules_text"]
+
+logger = logging.getLogger(__name__)
+
+
+class Verdict(Enum):
+    """What the caller may do with a path; HIDDEN answers exactly like a missing path."""
+
+    HIDDEN = 0
+    READ = 1
+    WRITE = 2
+
+
+def check_path(path: str) -> tuple[str, ...]:
+    """Validate a hub path and return its segments; InvalidIdentity (400) if it is not one.
+
+    Only ``datasites/{email}/...`` and ``syft_outbox_inbox_{a}_to_{b}/...`` exist.
+    This depends on the text alone, never on what is stored, so refusing it tells
+    nobody anything.
+    """
+    parts = split_path(path)
+    if len(parts) < 2:
+        raise InvalidIdentity(f"{path!r} is a top-level name; files live in folders below it", path)
+    if parts[0] == DATASITES:
+        validate_email(parts[1])
+    elif parts[0].startswith(OUTBOX_PREFIX):
+        parse_outbox_dir(parts[0])
+    else:
+        raise InvalidIdentity(
+            f"{path!r} is outside the hub's namespace (datasites/EMAIL/... or "
+            "syft_outbox_inbox_A_to_B/...)",
+            path,
+        )
+    return parts
+
+
+def parse_rules_text(data: bytes, path: str) -> PermissionFile:
+    """Parse an uploaded ``syft.pub.yaml``; InvalidPermissionFile says what is wrong."""
+    folder = path.rsplit("/", 1)[0]
+    if len(data) > MAX_PERMISSION_FILE_BYTES:
+        raise InvalidPermissionFile(folder, f"is more than {MAX_PERMISSION_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPermissionFile(folder, f"is not UTF-8 text: {exc}") from exc
+    return parse_permission_file(text, folder)
+
+
+def is_rules_path(path: str) -> bool:
+    return path.startswith(DATASITES + "/") and path.rsplit("/", 1)[-1] == PERMISSION_FILE
+
+
+class AccessRules:
+    """Answers "what may USER do with PATH", cached until a permission file changes."""
+
+    def __init__(self, index: FileIndex) -> None:
+        self._index = index
+        # The rules and the verdicts drawn from them, swapped together in one assignment so
+        # a verdict from old rules never lands in the new cache.
+        self._state: tuple[PermissionSet, dict[tuple[str, str], Verdict]] = (PermissionSet(), {})
+        self.reload()
+        index.subscribe(self._on_changes)
+
+    def reload(self) -> None:
+        """Read every permission file from the index (at start, and after one changes)."""
+        found: list[PermissionFile] = []
+        for row in self._index.under(DATASITES):
+            if not is_rules_path(row.path):
+                continue
+            folder = row.path.rsplit("/", 1)[0]
+            try:
+                with self._index.blobs.open(row.blob) as f:
+                    found.append(parse_rules_text(f.read(), row.path))
+            except (OSError, InvalidPermissionFile) as exc:
+                logger.warning("%s: %s; it denies all but the owner", row.path, exc)
+                found.append(PermissionFile.unreadable(folder, str(exc)))
+        self._state = (PermissionSet(found), {})
+
+    def _on_changes(self, batch: list[Change]) -> None:
+        if any(is_rules_path(c.path) or (c.old_path and is_rules_path(c.old_path)) for c in batch):
+            self.reload()
+
+    def verdict(self, user: str, path: str) -> Verdict:
+        """The caller's rights on a path already validated by :func:`check_path`."""
+        rules, cache = self._state
+        key = (user, path)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        verdict = self._decide(rules, user, path)
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[key] = verdict
+        return verdict
+
+    @staticmethod
+    def _decide(rules: PermissionSet, user: str, path: str) -> Verdict:
+        top = path.split("/", 1)[0]
+        if top.startswith(OUTBOX_PREFIX):
+            writer, reader = parse_outbox_dir(top)
+            if user == writer:
+                return Verdict.WRITE
+            return Verdict.READ if user == reader else Verdict.HIDDEN
+        if rules.allowed(user, path, Level.WRITE):
+            return Verdict.WRITE
+        return Verdict.READ if rules.allowed(user, path, Level.READ) else Verdict.HIDDEN
+
+    def may_read(self, user: str, path: str) -> bool:
+        return self.verdict(user, path) is not Verdict.HIDDEN

@@ -1,0 +1,142 @@
+"""``create_app(settings)``: the hub as an ASGI app (FastAPI), built fresh for each caller.
+
+Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``): ``/healthz``, ``/metrics``,
+``/api/v1/auth/*`` (:mod:`fedbox.hub.routes_auth`), ``/api/v1/files/*``, ``/move``,
+``/copy``, ``/list`` (:mod:`fedbox.hub.routes_files`), ``/api/v1/uploads/*``
+(:mod:`fedbox.hub.routes_uploads`), ``/api/v1/changes`` and its websocket
+(:mod:`fedbox.hub.routes_changes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from fedbox.datasite.permissions import InvalidPermissionFile
+from fedbox.errors import InvalidIdentity, NotFound, PermissionDenied
+from fedbox.hub.access import AccessRules
+from fedbox.hub.blobs import open_blobs
+from fedbox.hub.context import Hub, hub_of
+from fedbox.hub.identity import (
+    LoginCodes,
+    RateLimiter,
+    Sessions,
+    TokenIssuer,
+    Unauthorized,
+    load_secret,
+)
+from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
+from fedbox.hub.limits import HeaderLimit
+from fedbox.hub.metrics import MetricsMiddleware
+from fedbox.hub.routes_auth import router as auth_router
+from fedbox.hub.routes_changes import router as changes_router
+from fedbox.hub.routes_files import NOT_FOUND
+from fedbox.hub.routes_files import router as files_router
+from fedbox.hub.routes_uploads import router as uploads_router
+from fedbox.hub.schema import open_engine
+from fedbox.hub.settings import HubSettings
+from fedbox.hub.uploads import UploadMismatch, Uploads
+
+__all__ = ["build_hub", "create_app"]
+
+
+def build_hub(settings: HubSettings) -> Hub:
+    """The hub's parts over its database and blobs (the CLI's admin commands use this too)."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.database_url)
+    index = FileIndex(
+        engine,
+        open_blobs(settings.blobs_location),
+        Quota(bytes=settings.quota_bytes, files=settings.quota_files),
+    )
+    secret = settings.secret or load_secret(settings.data / "hub.key")
+    hub = Hub(
+        settings=settings,
+        index=index,
+        access=AccessRules(index),
+        tokens=TokenIssuer(secret, settings.access_ttl),
+        sessions=Sessions(engine, settings.refresh_ttl),
+        codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),
+        per_email=RateLimiter(settings.login_per_email, settings.login_window),
+        per_address=RateLimiter(settings.login_per_address, settings.login_window),
+        uploads=Uploads(engine, index, settings.data / "uploads"),
+    )
+    index.subscribe(hub.bus.publish)
+    return hub
+
+
+def _error(status: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+
+
+def _install_errors(app: FastAPI) -> None:
+    async def unauthorized(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(401, str(exc), **{"WWW-Authenticate": "Bearer"})
+
+    async def bad_input(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(400, str(exc))
+
+    async def not_found(_r: Request, _exc: Exception) -> JSONResponse:
+        # Identical for a missing path and a hidden one: no existence oracle.
+        return _error(404, NOT_FOUND)
+
+    async def forbidden(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(403, str(exc))
+
+    async def stale(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(412, str(exc))
+
+    async def over_quota(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(413, str(exc))
+
+    app.add_exception_handler(Unauthorized, unauthorized)
+    app.add_exception_handler(InvalidIdentity, bad_input)
+    app.add_exception_handler(InvalidPermissionFile, bad_input)
+    app.add_exception_handler(NotFound, not_found)
+    app.add_exception_handler(PermissionDenied, forbidden)
+    app.add_exception_handler(PreconditionFailed, stale)
+    app.add_exception_handler(QuotaExceeded, over_quota)
+
+    async def conflict(_r: Request, exc: Exception) -> JSONResponse:
+        return _error(409, str(exc))
+
+    app.add_exception_handler(UploadMismatch, conflict)
+
+
+def create_app(settings: HubSettings) -> FastAPI:
+    """A new hub app over ``settings`` (no module-level app: tests build one per temp dir)."""
+    hub = build_hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hub.bus.bind(asyncio.get_running_loop())
+        yield
+        hub.index.engine.dispose()
+
+    app = FastAPI(title="fedbox hub", version="1", lifespan=lifespan)
+    app.state.hub = hub
+    _install_errors(app)
+    app.include_router(auth_router)
+    app.include_router(files_router)
+    app.include_router(changes_router)
+    app.include_router(uploads_router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, object]:
+        return {"ok": True, "head": await run_in_threadpool(hub.index.head)}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics(request: Request) -> str:
+        state = hub_of(request)
+        head = await run_in_threadpool(state.index.head)
+        total = await run_in_threadpool(state.index.total_bytes)
+        return state.metrics.render(head, total)
+
+    app.add_middleware(MetricsMiddleware, metrics=hub.metrics)
+    app.add_middleware(HeaderLimit)
+    return app

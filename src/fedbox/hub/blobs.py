@@ -1,0 +1,170 @@
+"""Where file contents live: one blob per file version, named by a random key.
+
+The hub only needs four things from a blob store, so a local folder implements them
+here and :class:`FsspecBlobs` does for an fsspec URL (``s3://...``).
+A blob is written under a temporary name, and made final before its metadata row is
+committed; one that never got a row is an orphan to delete, never a visible half-file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, cast
+
+__all__ = ["BlobWriter", "Blobs", "FsspecBlobs", "LocalBlobs", "open_blobs"]
+
+
+class BlobWriter(Protocol):
+    """A blob being written; ``finish`` makes it final under ``key``, ``discard`` drops it."""
+
+    key: str
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class Blobs(Protocol):
+    def create(self) -> BlobWriter: ...
+
+    def open(self, key: str) -> BinaryIO:
+        """FileNotFoundError if the blob is gone (its version was replaced meanwhile)."""
+        ...
+
+    def copy(self, key: str) -> str:
+        """A new blob with the same bytes; its key."""
+        ...
+
+    def adopt(self, local: Path) -> str:
+        """Make the finished local file ``local`` a blob (moved, not copied, where the
+        store can); its key. Used for resumable uploads staged on the hub's disk."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove a blob; no error if it is already gone."""
+        ...
+
+
+class _LocalWriter:
+    def __init__(self, root: Path, key: str) -> None:
+        self.key = key
+        self._final = root / key[:2] / key
+        self._temp = root / "tmp" / key
+        self._file = open(self._temp, "xb")  # noqa: SIM115 - closed by finish/discard
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def finish(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._final.parent.mkdir(exist_ok=True)
+        os.replace(self._temp, self._final)
+
+    def discard(self) -> None:
+        self._file.close()
+        self._temp.unlink(missing_ok=True)
+
+
+class LocalBlobs:
+    """Blobs as files under a folder: ``{key[:2]}/{key}``, temporaries in ``tmp/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        # Temporaries left by a killed hub never got a metadata row: nothing refers to them.
+        for orphan in (self.root / "tmp").iterdir():
+            orphan.unlink(missing_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def create(self) -> _LocalWriter:
+        return _LocalWriter(self.root, secrets.token_hex(16))
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def copy(self, key: str) -> str:
+        new = secrets.token_hex(16)
+        target = self._path(new)
+        target.parent.mkdir(exist_ok=True)
+        os.link(self._path(key), target)
+        return new
+
+    def adopt(self, local: Path) -> str:
+        key = secrets.token_hex(16)
+        target = self._path(key)
+        target.parent.mkdir(exist_ok=True)
+        shutil.move(local, target)  # a rename when both are on one filesystem
+        return key
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class _FsspecWriter:
+    def __init__(self, fs: Any, path: str, key: str) -> None:
+        self.key = key
+        self._fs = fs
+        self._path = path
+        self._file = fs.open(path, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def finish(self) -> None:
+        # Object stores publish an object only when its upload completes.
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self._fs.rm_file(self._path)
+
+
+class FsspecBlobs:
+    """Blobs as objects under an fsspec URL (``s3://bucket/prefix``)."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        import fsspec  # type: ignore[import-untyped]  # the `remote` extra
+
+        self._fs, self._root = fsspec.core.url_to_fs(url, **options)
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key[:2]}/{key}"
+
+    def create(self) -> _FsspecWriter:
+        key = secrets.token_hex(16)
+        return _FsspecWriter(self._fs, self._path(key), key)
+
+    def open(self, key: str) -> BinaryIO:
+        return cast(BinaryIO, self._fs.open(self._path(key), "rb"))
+
+    def copy(self, key: str) -> str:
+        new = secrets.token_hex(16)
+        self._fs.copy(self._path(key), self._path(new))
+        return new
+
+    def adopt(self, local: Path) -> str:
+        key = secrets.token_hex(16)
+        self._fs.put_file(str(local), self._path(key))
+        local.unlink()
+        return key
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._fs.rm_file(self._path(key))
+
+
+def open_blobs(location: str) -> Blobs:
+    """The blob store a ``--blobs`` value names: a folder, or an fsspec URL."""
+    if "://" in location and not location.startswith("file://"):
+        return FsspecBlobs(location)
+    return LocalBlobs(Path(location.removeprefix("file://")))

@@ -1,0 +1,480 @@
+"""``hub://HOST:PORT[/FOLDER]`` stores: the Store protocol over a hub's HTTP API.
+
+Writes go up in one request and appear whole (the hub commits them atomically), so there
+are no temporaries to clean. Watching follows the hub's pushed change feed over a
+websocket from a cursor: nothing polls, and after a disconnect the watcher reconnects with
+its cursor and misses nothing. A ``/FOLDER`` after the host makes the store's root that
+folder of the hub (``hub://h:8700/datasites/me@x.org``).
+
+The identity is the participant's saved login (``fedbox login``): pass ``email=`` (and
+``state_dir=``) as storage options, or leave them out when ``$FEDBOX_HOME`` holds exactly
+one login for this hub. Expired access tokens are refreshed on the fly.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlsplit
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from fedbox.datasite.paths import split_store_path
+from fedbox.errors import InvalidIdentity, NotFound, PermissionDenied, StoreError
+from fedbox.hub.credentials import HubLogin, NotLoggedIn, find_login
+from fedbox.store.base import (
+    DEFAULT_RETRY_TIMEOUT,
+    Entry,
+    FolderFilter,
+    StoreCapabilities,
+    WatchMode,
+)
+from fedbox.store.polling import folder_matcher, in_folders
+
+__all__ = ["HubStore", "HubWatcher", "open_hub"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_SPOOL = 8 << 20
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+class HubStore:
+    """A Store whose files live on a fedbox hub (see the module docstring)."""
+
+    capabilities = StoreCapabilities(events=True, cheap_exists=True)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        email: str | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        retry_timeout: float | None = None,
+        resumable_above: int = 64 << 20,
+        part_size: int = 64 << 20,
+    ) -> None:
+        self.url = url
+        self._resumable_above = resumable_above
+        self._part_size = part_size
+        self._login: HubLogin = find_login(
+            url, email, None if state_dir is None else Path(state_dir)
+        )
+        folder = urlsplit(url).path.strip("/")
+        self._root = "/".join(split_store_path(folder, "hub folder", root_ok=True))
+        self._retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
+        self._http = httpx.Client(base_url=self._login.url, timeout=60)
+        self._auth_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HubStore({self.url!r} as {self._login.email})"
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _full(self, path: str, *, root_ok: bool = False) -> str:
+        parts = split_store_path(path, "store path", root_ok=root_ok)
+        return "/".join(p for p in (self._root, *parts) if p)
+
+    def _relative(self, full: str) -> str | None:
+        if not self._root:
+            return full
+        lead = self._root + "/"
+        return full[len(lead) :] if full.startswith(lead) else None
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._login.access_token}"}
+
+    def _refresh(self, stale: str) -> None:
+        with self._auth_lock:
+            if self._login.access_token == stale:  # another thread may have refreshed
+                self._login.refresh(self._http)
+
+    def _request(
+        self, method: str, url: str, *, rewind: Callable[[], Any] | None = None, **kw: Any
+    ) -> httpx.Response:
+        """One request, refreshed once on 401 and retried through outages."""
+        deadline = time.monotonic() + self._retry_timeout
+        delay = 0.05
+        refreshed = False
+        while True:
+            token = self._login.access_token
+            try:
+                answer = self._http.request(method, url, headers=self._headers(), **kw)
+            except httpx.TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"{self.url} unreachable: {exc}") from exc
+                time.sleep(delay)  # backoff while the hub is down
+                delay = min(delay * 2, 2.0)
+                if rewind is not None:
+                    rewind()
+                continue
+            if answer.status_code == 401 and not refreshed:
+                self._refresh(token)
+                refreshed = True
+                if rewind is not None:
+                    rewind()
+                continue
+            return answer
+
+    def _check(self, answer: httpx.Response, path: str) -> httpx.Response:
+        if answer.is_success:
+            return answer
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        status = answer.status_code
+        if status == 404:
+            raise NotFound(f"{path} not found on {self.url}", path)
+        if status == 403:
+            raise PermissionDenied(f"{path}: {detail}", path)
+        if status == 400:
+            raise InvalidIdentity(f"{path}: {detail}", path)
+        if status == 401:
+            raise NotLoggedIn(f"{self.url}: {detail}", path)
+        raise StoreError(f"{path}: the hub answered {status}: {detail}", path)
+
+    @staticmethod
+    def _files_url(full: str) -> str:
+        return "/api/v1/files/" + quote(full, safe="/@")
+
+    # --- Store ---------------------------------------------------------------------------
+
+    def put(self, path: str, data: bytes | BinaryIO) -> None:
+        full = self._full(path)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            answer = self._request("PUT", self._files_url(full), content=bytes(data))
+            self._check(answer, path)
+            return
+        start = data.tell()
+        size = data.seek(0, os.SEEK_END) - start
+        data.seek(start)
+        if size > self._resumable_above:
+            self._put_resumable(full, path, data, start, size)
+            return
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := data.read(_CHUNK):
+                yield chunk
+
+        answer = self._request(
+            "PUT", self._files_url(full), content=chunks(), rewind=lambda: data.seek(start)
+        )
+        self._check(answer, path)
+
+    def _put_resumable(self, full: str, path: str, data: BinaryIO, start: int, size: int) -> None:
+        """Upload in parts that survive a cut connection or a killed process: the hub
+        keeps what arrived, and asking again for the same (path, size) continues there."""
+        answer = self._request("POST", "/api/v1/uploads", json={"path": full, "size": size})
+        state = self._check(answer, path).json()
+        upload, offset = state["id"], int(state["offset"])
+        deadline = time.monotonic() + self._retry_timeout
+        while offset < size:
+            length = min(self._part_size, size - offset)
+            data.seek(start + offset)
+
+            def part(remaining: int = length) -> Iterator[bytes]:
+                while remaining > 0 and (chunk := data.read(min(_CHUNK, remaining))):
+                    remaining -= len(chunk)
+                    yield chunk
+
+            try:
+                answer = self._http.patch(
+                    f"/api/v1/uploads/{upload}",
+                    content=part(),
+                    headers={**self._headers(), "Upload-Offset": str(offset)},
+                )
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{self.url} unreachable: {exc}") from exc
+                answer = self._request("HEAD", f"/api/v1/uploads/{upload}")
+                offset = int(self._check(answer, path).headers["upload-offset"])
+                continue
+            if answer.status_code == 401:
+                self._refresh(self._login.access_token)
+                continue
+            offset = int(self._check(answer, path).headers["upload-offset"])
+            deadline = time.monotonic() + self._retry_timeout
+        self._check(self._request("POST", f"/api/v1/uploads/{upload}/commit"), path)
+
+    @contextmanager
+    def writer(self, path: str) -> Iterator[BinaryIO]:
+        self._full(path)
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
+            yield spool  # type: ignore[misc]
+            spool.seek(0)
+            self.put(path, spool)  # type: ignore[arg-type]
+
+    def open(self, path: str) -> BinaryIO:
+        """The file, streamed into a spool (memory up to 8 MiB, then a temp file)."""
+        full = self._full(path)
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
+        try:
+            self._download(full, path, spool)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
+
+    def _download(self, full: str, path: str, sink: Any) -> None:
+        for attempt in range(2):
+            token = self._login.access_token
+            with self._http.stream("GET", self._files_url(full), headers=self._headers()) as r:
+                if r.status_code == 401 and attempt == 0:
+                    self._refresh(token)
+                    continue
+                if not r.is_success:
+                    r.read()
+                    self._check(r, path)
+                for chunk in r.iter_bytes(_CHUNK):
+                    sink.write(chunk)
+                return
+
+    def read(self, path: str) -> bytes:
+        answer = self._request("GET", self._files_url(self._full(path)))
+        return self._check(answer, path).content
+
+    def exists(self, path: str) -> bool:
+        answer = self._request("HEAD", self._files_url(self._full(path)))
+        if answer.status_code == 404:
+            return False
+        self._check(answer, path)
+        return True
+
+    def _listing(self, prefix: str) -> builtins.list[tuple[str, int, float]]:
+        full = self._full(prefix, root_ok=True)
+        answer = self._check(self._request("GET", "/api/v1/list", params={"prefix": full}), prefix)
+        found = []
+        for item in answer.json()["files"]:
+            rel = self._relative(item["path"])
+            if rel is not None and not _hidden(rel):
+                found.append((rel, int(item["size"]), float(item["mtime"])))
+        return found
+
+    def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
+        return [
+            Entry(path, size, mtime)
+            for path, size, mtime in self._listing(prefix)
+            if path.endswith(suffix)
+        ]
+
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
+        lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        dirs = {
+            rest.split("/", 1)[0]
+            for path, _, _ in self._listing(prefix)
+            if "/" in (rest := path[len(lead) :])
+        }
+        return sorted(dirs)
+
+    def list_temps(self, prefix: str = "") -> builtins.list[Entry]:
+        """Always empty: the hub commits each upload whole, with no temporaries."""
+        self._full(prefix, root_ok=True)
+        return []
+
+    def delete(self, path: str) -> None:
+        self._check(self._request("DELETE", self._files_url(self._full(path))), path)
+
+    def remove_folder(self, path: str) -> bool:
+        """False: the hub has no folders of its own, only paths."""
+        self._full(path)
+        return False
+
+    def _pair(self, endpoint: str, src: str, dst: str) -> None:
+        body = {"src": self._full(src), "dst": self._full(dst)}
+        self._check(self._request("POST", endpoint, json=body), src)
+
+    def move(self, src: str, dst: str) -> None:
+        self._pair("/api/v1/move", src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        """A server-side copy: the bytes do not travel again."""
+        self._pair("/api/v1/copy", src, dst)
+
+    def watch(
+        self,
+        prefix: str = "",
+        suffixes: tuple[str, ...] = (),
+        *,
+        folders: FolderFilter | None = None,
+    ) -> HubWatcher:
+        self._full(prefix, root_ok=True)
+        return HubWatcher(self, prefix.strip("/"), suffixes, folder_matcher(folders))
+
+    def local_path(self, path: str) -> Path | None:
+        return None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HubStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- for the watcher -----------------------------------------------------------------
+
+    def head(self) -> int:
+        answer = self._check(self._request("GET", "/healthz"), "/healthz")
+        return int(answer.json()["head"])
+
+    def feed_socket(self, after: int) -> Any:
+        ws_url = self._login.url.replace("http", "ws", 1) + f"/api/v1/changes/ws?after={after}"
+        try:
+            return connect(ws_url, additional_headers=self._headers(), open_timeout=30)
+        except InvalidStatus as exc:
+            raise StoreError(f"{self.url}: the change feed refused us: {exc}") from exc
+
+    def refresh_after_close(self, code: int | None) -> None:
+        if code == 4401:
+            self._refresh(self._login.access_token)
+
+
+class HubWatcher:
+    """New files under a prefix, from the hub's pushed change feed (no polling)."""
+
+    def __init__(
+        self,
+        store: HubStore,
+        prefix: str,
+        suffixes: tuple[str, ...],
+        match: Callable[[str], bool] | None,
+    ) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._suffixes = suffixes
+        self._match = match
+        self._cursor = store.head()
+        self._arrived: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._socket: Any = None
+        self._thread = threading.Thread(target=self._follow, name="hub-watch", daemon=True)
+        self._thread.start()
+
+    def _wanted(self, full: str) -> str | None:
+        rel = self._store._relative(full)
+        if rel is None or _hidden(rel):
+            return None
+        if self._suffixes and not rel.endswith(self._suffixes):
+            return None
+        return rel if in_folders(rel, self._prefix, self._match) else None
+
+    def _follow(self) -> None:
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                self._socket = self._store.feed_socket(self._cursor)
+                with self._socket as socket:
+                    delay = 0.05
+                    for message in socket:
+                        batch = json.loads(message)
+                        for change in batch["changes"]:
+                            if change["op"] in ("put", "move"):
+                                rel = self._wanted(change["path"])
+                                if rel is not None:
+                                    self._arrived.put(rel)
+                        self._cursor = batch["cursor"]
+                code = socket.close_code
+            except (OSError, ConnectionClosed, StoreError, TimeoutError) as exc:
+                logger.debug("hub feed dropped: %s", exc)
+                code = getattr(getattr(exc, "rcvd", None), "code", None)
+            if self._stop.is_set():
+                return
+            try:
+                self._store.refresh_after_close(code)
+            except StoreError as exc:
+                logger.warning("hub watcher: %s", exc)
+            self._stop.wait(delay)  # reconnect backoff while the hub is away
+            delay = min(delay * 2, 2.0)
+
+    def next_batch(self, timeout: float | None = None) -> set[str]:
+        found: set[str] = set()
+        try:
+            first = self._arrived.get(timeout=timeout)
+        except queue.Empty:
+            return found
+        while True:
+            if first is None:
+                return found
+            found.add(first)
+            try:
+                first = self._arrived.get_nowait()
+            except queue.Empty:
+                return found
+
+    def expect(self, paths: Iterable[str]) -> None:
+        """A no-op: the store's ``exists`` is what callers use (cheap_exists)."""
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """A no-op, as :meth:`expect`."""
+
+    def list_when(self, needed: Callable[[], bool]) -> None:
+        """A no-op: following the feed costs nothing per file."""
+
+    def close(self) -> None:
+        self._stop.set()
+        socket = self._socket
+        if socket is not None:
+            socket.close()
+        self._arrived.put(None)
+
+    def __enter__(self) -> HubWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[set[str]]:
+        while not self._stop.is_set():
+            batch = self.next_batch()
+            if batch:
+                yield batch
+
+
+def open_hub(
+    root: str | os.PathLike[str],
+    *,
+    watch_mode: WatchMode = "auto",
+    poll_interval: float | None = None,
+    max_poll_interval: float | None = None,
+    retry_timeout: float | None = None,
+    fsync: bool = True,
+    email: str | None = None,
+    state_dir: str | None = None,
+    resumable_above: int = 64 << 20,
+    part_size: int = 64 << 20,
+) -> HubStore:
+    """The registry's factory for ``hub://`` and ``hubs://`` roots.
+
+    ``watch_mode="poll"`` is refused: a hub pushes its changes. Polling intervals and
+    ``fsync`` do not apply (the hub decides durability). Files above ``resumable_above``
+    bytes go up as a resumable upload in parts of ``part_size``.
+    """
+    if watch_mode == "poll":
+        raise ValueError("hub:// stores are watched through the hub's pushed feed, not polled")
+    return HubStore(
+        os.fspath(root),
+        email=email,
+        state_dir=state_dir,
+        retry_timeout=retry_timeout,
+        resumable_above=resumable_above,
+        part_size=part_size,
+    )

@@ -1,0 +1,151 @@
+"""The hub's tables (SQLAlchemy Core) and the engine that holds them.
+
+Written for both engines the hub supports: SQLite (embedded default, WAL) and PostgreSQL.
+Only portable SQL is used; the one engine-specific step is in :func:`serialize_writers`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+
+__all__ = [
+    "WRITE",
+    "changes",
+    "codes",
+    "files",
+    "metadata",
+    "open_engine",
+    "serialize_writers",
+    "sessions",
+    "uploads",
+]
+
+metadata = MetaData()
+
+files = Table(
+    "files",
+    metadata,
+    Column("path", String(4096), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("writer", String(254), nullable=False),
+    Column("mtime", Float, nullable=False),
+    Column("blob", String(64), nullable=False),
+    Index("files_writer", "writer"),
+)
+"""One row per visible file. ``version`` is the ``seq`` of the change that wrote it."""
+
+changes = Table(
+    "changes",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("op", String(8), nullable=False),
+    Column("path", String(4096), nullable=False),
+    Column("old_path", String(4096), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("writer", String(254), nullable=False),
+    Column("time", Float, nullable=False),
+)
+"""The change log, and the hub-wide sequence: every put, move and delete is one row."""
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("refresh_hash", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Index("sessions_email", "email"),
+)
+"""A login: its refresh token (hashed, rotated on use) and whether it was revoked."""
+
+codes = Table(
+    "codes",
+    metadata,
+    Column("email", String(254), primary_key=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+"""The one pending login code of an email (hashed)."""
+
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("path", String(4096), nullable=False),
+    Column("writer", String(254), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created", Float, nullable=False),
+    Index("uploads_by_target", "writer", "path", "size"),
+)
+"""A resumable upload in progress; its bytes so far are a staging file named by ``id``."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+WRITE = {"fedbox_write": True}
+"""Execution options of a connection whose transactions will write."""
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    writes = conn.get_execution_options().get("fedbox_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def open_engine(url: str) -> Engine:
+    """An engine with the tables created; SQLite gets WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # The driver's own lazy BEGIN would let a reading transaction later fail to
+        # upgrade to writing; writers say so up front (see write_options) and begin
+        # IMMEDIATE, waiting their turn instead.
+        event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine
+
+
+def serialize_writers(conn: Connection) -> None:
+    """Make concurrent writing transactions take turns.
+
+    The change feed hands out "everything after cursor C"; that is only true if sequence
+    numbers become visible in order, so writers commit one at a time. SQLite already
+    allows one writer (BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory
+    lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))

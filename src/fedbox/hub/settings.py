@@ -1,0 +1,59 @@
+"""The hub's settings: one pydantic model, built by the CLI from flags and environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["HubSettings", "SmtpSettings"]
+
+
+class SmtpSettings(BaseModel):
+    """Where login codes are mailed from when the hub is not in dev mode."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    sender: str = "fedbox-hub@localhost"
+    starttls: bool = True
+
+
+class HubSettings(BaseModel):
+    """Everything a hub process needs; ``create_app`` takes exactly this.
+
+    ``db_url`` and ``blobs`` default to ``DATA/hub.db`` (SQLite, WAL) and ``DATA/blobs``,
+    so ``--data DIR`` alone gives a working hub with nothing else to install or start.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    data: Path
+    db_url: str | None = None
+    blobs: str | None = None
+    dev: bool = False
+    """Login codes are returned to the caller instead of mailed (local use and tests)."""
+    secret: str | None = None
+    """Key that signs access tokens; by default one is generated once in ``DATA/hub.key``."""
+    access_ttl: float = Field(default=900.0, gt=0)
+    refresh_ttl: float = Field(default=30 * 86400.0, gt=0)
+    code_ttl: float = Field(default=600.0, gt=0)
+    code_attempts: int = Field(default=5, ge=1)
+    """Wrong codes tolerated before the code is void and a new one must be asked for."""
+    login_window: float = Field(default=600.0, gt=0)
+    login_per_email: int = Field(default=10, ge=1)
+    login_per_address: int = Field(default=60, ge=1)
+    quota_bytes: int | None = Field(default=None, ge=0)
+    quota_files: int | None = Field(default=None, ge=0)
+    smtp: SmtpSettings | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data / 'hub.db'}"
+
+    @property
+    def blobs_location(self) -> str:
+        return self.blobs or str(self.data / "blobs")

@@ -1,0 +1,191 @@
+"""``hub://`` stores: fedbox login, the store conformance checks, and RPC through a hub."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hub_process import HubProcess
+
+from fedbox.datasite.workspace import Workspace
+from fedbox.errors import StoreError
+from fedbox.hub.credentials import login, request_code
+from fedbox.rpc import App, Box, Future, Request
+from fedbox.store import open_store
+from fedbox.testing.store_checks import STORE_CHECKS, check_store
+
+ALICE, BOB = "alice@lab.org", "bob@hospital.org"
+_fresh = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub that lets every test log in afresh (each gets its own FEDBOX_HOME)."""
+    limits = ("--login-per-email", "10000", "--login-per-address", "10000")
+    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *limits)
+    yield server
+    server.stop()
+
+
+def _login(hub: HubProcess, email: str) -> None:
+    url = f"hub://127.0.0.1:{hub.port}"
+    code = request_code(url, email)
+    assert code is not None
+    login(url, email, code)
+
+
+def _login_command(hub: HubProcess, email: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedbox", "login", "--hub", f"hub://127.0.0.1:{hub.port}",
+         "--email", email],
+        capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def test_login_stores_tokens_private_to_the_user(hub: HubProcess, fedbox_home: Path) -> None:
+    done = _login_command(hub, ALICE)
+    assert done.returncode == 0, done.stderr
+    tokens = fedbox_home / ALICE / "hub-tokens.json"
+    assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
+    assert hub.url in tokens.read_text()
+
+
+def test_a_store_without_a_login_says_how_to_log_in(hub: HubProcess) -> None:
+    with pytest.raises(StoreError, match="fedbox login"):
+        open_store(f"hub://127.0.0.1:{hub.port}")
+
+
+@pytest.mark.parametrize("check", list(STORE_CHECKS))
+def test_hub_store_passes_the_store_checks(hub: HubProcess, check: str) -> None:
+    _login(hub, ALICE)
+
+    def make() -> object:
+        return open_store(f"hub://127.0.0.1:{hub.port}/datasites/{ALICE}/c{next(_fresh)}")
+
+    check_store(make, only=[check])  # type: ignore[arg-type]
+
+
+def test_a_watcher_catches_up_after_the_hub_restarts(hub: HubProcess) -> None:
+    _login(hub, ALICE)
+    url = f"hub://127.0.0.1:{hub.port}/datasites/{ALICE}/restart"
+    with (
+        open_store(url) as writer_store,
+        open_store(url) as watch_store,
+        watch_store.watch("", (".request",)) as watcher,
+    ):
+        writer_store.put("a/before.request", b"0")
+        seen: set[str] = set()
+        while "a/before.request" not in seen:
+            batch = watcher.next_batch(timeout=30)
+            assert batch, "nothing pushed before the restart"
+            seen |= batch
+        hub.stop()
+        hub.start()
+        names = {f"a/after{n}.request" for n in range(5)}
+        for name in sorted(names):  # most are written before the watcher has reconnected
+            writer_store.put(name, b"1")
+        while not names <= seen:
+            batch = watcher.next_batch(timeout=30)
+            assert batch, f"missing after the restart: {names - seen}"
+            seen |= batch
+
+
+PUBLIC = b'rules:\n  - pattern: "**"\n    access: {read: ["*"]}\n'
+
+
+@contextmanager
+def echo_pair(hub: HubProcess, *, encrypt: bool = False) -> Iterator[tuple[App, Counter[str], Box]]:
+    """Alice's app, Bob serving ``echo`` on it through the hub, the handled ids, and
+    Alice's box. Each pair gets an app of its own: the hub outlives a test, and a new
+    state dir would otherwise find the earlier tests' requests as its backlog."""
+    app_name = f"echo{next(_fresh)}"
+    for email in (ALICE, BOB):
+        _login(hub, email)
+    url = f"hub://127.0.0.1:{hub.port}"
+    for email in (ALICE, BOB):  # keys are published under public/, readable by all
+        with open_store(url, email=email) as store:
+            store.put(f"datasites/{email}/public/syft.pub.yaml", PUBLIC)
+    handled: Counter[str] = Counter()
+    lock = threading.Lock()
+    with (
+        Box(open_store(url, email=ALICE), Workspace.for_email(ALICE), encrypt=encrypt) as alice,
+        Box(open_store(url, email=BOB), Workspace.for_email(BOB), encrypt=encrypt) as bob,
+    ):
+        server = bob.app(app_name)
+
+        @server.on_request("echo")
+        def echo(req: Request) -> bytes:
+            with lock:
+                handled[req.id] += 1
+            return req.body[::-1]
+
+        server.start()
+        yield alice.app(app_name), handled, alice
+
+
+def _all_answered_once(alice: Box, futures: list[Future], handled: Counter[str]) -> None:
+    _, pending = alice.wait(futures, timeout=60)
+    assert not pending, f"{len(pending)} of {len(futures)} unanswered"
+    for fut in futures:
+        assert fut.result().status == 200
+    assert handled == Counter({fut.id: 1 for fut in futures})
+
+
+def test_rpc_through_the_hub_answers_each_request_once(hub: HubProcess) -> None:
+    with echo_pair(hub) as (app, handled, alice):
+        futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(20)]
+        _all_answered_once(alice, futures, handled)
+        for i, fut in enumerate(futures):
+            assert fut.result().body == f"request {i}".encode()[::-1]
+
+
+def test_requests_across_a_hub_restart_are_answered_once(hub: HubProcess) -> None:
+    with echo_pair(hub) as (app, handled, alice):
+        futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(5)]
+        hub.stop()
+        hub.start()
+        futures += [app.send(BOB, "echo", f"request {i}".encode()) for i in range(5, 10)]
+        _all_answered_once(alice, futures, handled)
+
+
+def test_encrypted_rpc_through_the_hub_never_shows_it_a_body(hub: HubProcess) -> None:
+    secret = b"patient 4711 has condition X"
+    with echo_pair(hub, encrypt=True) as (app, handled, alice):
+        futures = [app.send(BOB, "echo", secret) for _ in range(3)]
+        _all_answered_once(alice, futures, handled)
+        assert all(f.result().body == secret[::-1] for f in futures)
+    stored = [p.read_bytes() for p in (hub.data / "blobs").rglob("*") if p.is_file()]
+    assert stored
+    assert not any(secret in b or secret[::-1] in b for b in stored)
+
+
+@pytest.fixture
+def quota_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    server = HubProcess(tmp_path / "quota", "--quota-bytes", "1000", "--quota-files", "3")
+    yield server
+    server.stop()
+
+
+def test_quota_refuses_the_write_and_keeps_nothing_of_it(quota_hub: HubProcess) -> None:
+    _login(quota_hub, ALICE)
+    with open_store(f"hub://127.0.0.1:{quota_hub.port}/datasites/{ALICE}") as store:
+        store.put("a.bin", b"x" * 600)
+        with pytest.raises(StoreError, match="quota"):
+            store.put("b.bin", b"y" * 600)
+        store.put("a.bin", b"z" * 900)  # replacing one's own file counts the new size only
+        store.put("c.bin", b"1")
+        store.put("d.bin", b"2")
+        with pytest.raises(StoreError, match="quota"):
+            store.put("e.bin", b"3")
+        assert sorted(e.path for e in store.list()) == ["a.bin", "c.bin", "d.bin"]
+        assert store.read("a.bin") == b"z" * 900
+    assert list((quota_hub.data / "blobs" / "tmp").iterdir()) == []

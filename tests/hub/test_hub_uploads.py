@@ -1,0 +1,120 @@
+"""Resumable uploads: a client killed half-way leaves its bytes, and the next one resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hub_process import HubProcess, client_for
+from waiting import wait_until
+
+from fedbox.hub.credentials import login, request_code
+from fedbox.store import open_store
+
+A = "alice@x.org"
+TARGET = f"datasites/{A}/big.bin"
+SIZE = 48 << 20
+PART = 4 << 20
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    limits = ("--login-per-email", "10000", "--login-per-address", "10000")
+    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *limits)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(hub: HubProcess) -> httpx.Client:
+    return client_for(hub.url, A)
+
+
+def _staged_bytes(hub: HubProcess) -> int:
+    return sum(p.stat().st_size for p in (hub.data / "uploads").iterdir())
+
+
+def test_a_killed_upload_resumes_where_it_stopped(hub: HubProcess, tmp_path: Path) -> None:
+    url = f"hub://127.0.0.1:{hub.port}"
+    login(url, A, request_code(url, A) or "")
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(SIZE))
+    # A participant that uploads slowly (parts of 4 MiB) and is killed part-way.
+    script = textwrap.dedent(f"""
+        from fedbox.store import open_store
+        store = open_store({url!r}, resumable_above=0, part_size={PART})
+        with open({str(source)!r}, "rb") as f:
+            store.put({TARGET!r}, f)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
+    try:
+        wait_until(lambda: _staged_bytes(hub) >= 2 * PART, "two parts to arrive", timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    kept = _staged_bytes(hub)
+    assert 0 < kept < SIZE
+    again = client_for(hub.url, A).post("/api/v1/uploads", json={"path": TARGET, "size": SIZE})
+    assert again.json()["offset"] == kept  # the same upload, continued from what arrived
+    with open_store(url, resumable_above=0, part_size=PART) as store:
+        assert not store.exists(TARGET), "a half upload became visible"
+        with open(source, "rb") as f:
+            store.put(TARGET, f)
+        with store.open(TARGET) as f:
+            assert hashlib.sha256(f.read()).digest() == hashlib.sha256(source.read_bytes()).digest()
+    assert list((hub.data / "uploads").iterdir()) == []
+
+
+def test_appending_at_the_wrong_offset_is_409(alice: httpx.Client) -> None:
+    state = alice.post("/api/v1/uploads", json={"path": f"datasites/{A}/o.bin", "size": 10}).json()
+    bad = alice.patch(
+        f"/api/v1/uploads/{state['id']}", content=b"abc", headers={"Upload-Offset": "5"}
+    )
+    assert bad.status_code == 409
+    ok = alice.patch(
+        f"/api/v1/uploads/{state['id']}", content=b"abc", headers={"Upload-Offset": "0"}
+    )
+    assert ok.headers["upload-offset"] == "3"
+    assert alice.head(f"/api/v1/uploads/{state['id']}").headers["upload-offset"] == "3"
+    short = alice.post(f"/api/v1/uploads/{state['id']}/commit")
+    assert short.status_code == 409
+    too_long = alice.patch(
+        f"/api/v1/uploads/{state['id']}", content=b"x" * 20, headers={"Upload-Offset": "3"}
+    )
+    assert too_long.status_code == 409
+    assert alice.get(f"/api/v1/files/datasites/{A}/o.bin").status_code == 404
+
+
+def test_commit_checks_the_digest_and_conditions(alice: httpx.Client) -> None:
+    path = f"datasites/{A}/d.bin"
+    state = alice.post("/api/v1/uploads", json={"path": path, "size": 4}).json()
+    alice.patch(f"/api/v1/uploads/{state['id']}", content=b"data", headers={"Upload-Offset": "0"})
+    wrong = alice.post(
+        f"/api/v1/uploads/{state['id']}/commit", headers={"X-Content-SHA256": "0" * 64}
+    )
+    assert wrong.status_code == 409
+    right = alice.post(
+        f"/api/v1/uploads/{state['id']}/commit",
+        headers={"X-Content-SHA256": hashlib.sha256(b"data").hexdigest(), "If-None-Match": "*"},
+    )
+    assert right.status_code == 200
+    assert alice.get(f"/api/v1/files/{path}").content == b"data"
+
+
+def test_someone_elses_upload_is_invisible(hub: HubProcess, alice: httpx.Client) -> None:
+    state = alice.post("/api/v1/uploads", json={"path": f"datasites/{A}/p.bin", "size": 1}).json()
+    bob = client_for(hub.url, "bob@x.org")
+    assert bob.head(f"/api/v1/uploads/{state['id']}").status_code == 404
+    other = bob.patch(
+        f"/api/v1/uploads/{state['id']}", content=b"x", headers={"Upload-Offset": "0"}
+    )
+    assert other.status_code == 404
+    into = bob.post("/api/v1/uploads", json={"path": f"datasites/{A}/p.bin", "size": 1})
+    assert into.status_code == 404
