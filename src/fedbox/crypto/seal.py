@@ -46,7 +46,7 @@ import hmac
 import json
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -70,6 +70,8 @@ from fedbox.crypto.stream import (
     SEGMENT_SIZE,
     TAG_SIZE,
     DecryptingReader,
+    Readable,
+    Sink,
     decrypt_body,
     encrypt_body,
 )
@@ -215,8 +217,7 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
         to = wrap.get("to") if isinstance(wrap, Mapping) else None
         raise DecryptError(f"key wrap is for {to!r}, not {me.email}")
     prekey_id = wrap.get("prekey_id")
-    prekey = me.prekey(prekey_id) if isinstance(prekey_id, str) else None
-    if prekey is None:
+    if not isinstance(prekey_id, str) or (prekey := me.prekey(prekey_id)) is None:
         raise DecryptError(
             f"key wrap uses prekey {prekey_id!r}, which {me.email} does not hold "
             f"(held: {', '.join(me.prekey_ids)}); it may have been rotated out"
@@ -327,8 +328,8 @@ def describe_enc(enc: Mapping[str, Any] | None) -> str:
 
 
 def seal(
-    src: BinaryIO,
-    dst: BinaryIO,
+    src: Readable,
+    dst: Sink,
     *,
     sender: Identity,
     recipients: Sequence[PublicBundle],
@@ -366,8 +367,8 @@ def seal(
 
 
 def open_sealed(
-    src: BinaryIO,
-    dst: BinaryIO | memoryview,
+    src: Readable,
+    dst: Sink | memoryview,
     *,
     me: Identity,
     sender: PublicBundle,
@@ -383,15 +384,15 @@ def open_sealed(
     """
     with _about(header.get("id")):
         content_key, nonce_prefix, segment_size, expected = _unwrap_for(me, sender, header)
-        body_len = header.get("body_len")
-        reader = _HashingReader(src, body_len if isinstance(body_len, int) else None)
+        body_len = _body_len(header)
+        reader = _HashingReader(src, body_len)
         size = decrypt_body(
-            reader,  # type: ignore[arg-type]
+            reader,
             dst,
             content_key,
             nonce_prefix=nonce_prefix,
             segment_size=segment_size,
-            ciphertext_len=body_len,  # type: ignore[arg-type]
+            ciphertext_len=body_len,
         )
         if not hmac.compare_digest(reader.digest.hexdigest(), expected):
             raise DecryptError("body SHA-256 differs from the header's body_sha256")
@@ -399,7 +400,7 @@ def open_sealed(
 
 
 def open_sealed_reader(
-    src: BinaryIO,
+    src: Readable,
     *,
     me: Identity,
     sender: PublicBundle,
@@ -417,7 +418,7 @@ def open_sealed_reader(
             content_key,
             nonce_prefix=nonce_prefix,
             segment_size=segment_size,
-            ciphertext_len=header.get("body_len"),  # type: ignore[arg-type]
+            ciphertext_len=_body_len(header),
             sha256=expected,
         )
         try:
@@ -447,6 +448,14 @@ def _unwrap_for(
     return content_key, nonce_prefix, segment_size, expected
 
 
+def _body_len(header: Mapping[str, Any]) -> int:
+    """The header's ``body_len``; a header without one (the AAD covers it) cannot open."""
+    body_len = header.get("body_len")
+    if not isinstance(body_len, int):
+        raise DecryptError(f"header body_len {body_len!r} is not a length")
+    return body_len
+
+
 @contextmanager
 def _about(message_id: object) -> Iterator[None]:
     """Attach the message id to crypto errors raised below (httpx's request_context)."""
@@ -465,7 +474,7 @@ class _HashingWriter:
     the next one is encrypted.
     """
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: Sink) -> None:
         self._dst = dst
         self.digest = BackgroundSha256()
 
@@ -480,13 +489,13 @@ class _HashingReader:
     The caller reuses its buffer, so each read first waits for the previous hash.
     """
 
-    def __init__(self, src: BinaryIO, total: int | None) -> None:
+    def __init__(self, src: Readable, total: int | None) -> None:
         self._src = src
         self.digest = BackgroundSha256(total)
 
     def readinto(self, view: memoryview) -> int:
         self.digest.wait()
-        n = self._src.readinto(view)  # type: ignore[attr-defined]
+        n = self._src.readinto(view)
         if n:
             self.digest.update(view[:n])
         return n

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,6 +45,8 @@ __all__ = [
     "SEGMENT_SIZE",
     "TAG_SIZE",
     "DecryptingReader",
+    "Readable",
+    "Sink",
     "ciphertext_size",
     "decrypt_body",
     "encrypt_body",
@@ -73,6 +75,13 @@ def ciphertext_size(plaintext_len: int, segment_size: int = SEGMENT_SIZE) -> int
     return plaintext_len + (plaintext_len // segment_size + 1) * TAG_SIZE
 
 
+class Readable(Protocol):
+    """Where a body is read from: anything with ``readinto`` (a file, a decrypting or
+    hashing reader)."""
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+
 class Sink(Protocol):
     """Where ciphertext goes: anything with ``write`` (a file, a hashing wrapper)."""
 
@@ -80,7 +89,7 @@ class Sink(Protocol):
 
 
 def encrypt_body(
-    src: BinaryIO | bytes | bytearray | memoryview,
+    src: Readable | bytes | bytearray | memoryview,
     dst: Sink,
     content_key: bytes,
     *,
@@ -122,8 +131,8 @@ def encrypt_body(
 
 
 def decrypt_body(
-    src: BinaryIO,
-    dst: BinaryIO | memoryview,
+    src: Readable,
+    dst: Sink | memoryview,
     content_key: bytes,
     *,
     nonce_prefix: bytes,
@@ -174,7 +183,8 @@ def decrypt_body(
         try:
             if into is None:
                 plain = aead.decrypt(nonce, view[:want], None)
-                dst.write(plain)  # type: ignore[union-attr]
+                assert not isinstance(dst, memoryview)  # into is None: dst is a Sink
+                dst.write(plain)
                 del plain  # before the next one exists: two segments in memory, not three
             elif _DECRYPT_INTO:
                 aead.decrypt_into(nonce, view[:want], None, into[written : written + size])
@@ -208,7 +218,7 @@ class DecryptingReader:
 
     def __init__(
         self,
-        src: BinaryIO,
+        src: Readable,
         content_key: bytes,
         *,
         nonce_prefix: bytes,
@@ -384,12 +394,12 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
-def read_into(src: BinaryIO, view: memoryview) -> int:
+def read_into(src: Readable, view: memoryview) -> int:
     """Fill ``view`` from ``src`` unless it ends first (short reads are retried); the
     number of bytes read."""
     total = 0
     while total < len(view):
-        got = src.readinto(view[total:])  # type: ignore[attr-defined]
+        got = src.readinto(view[total:])
         if not got:
             break
         total += got

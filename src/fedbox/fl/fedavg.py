@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from logging import INFO
+from typing import cast
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -120,8 +121,11 @@ class FedAvg(FlowerFedAvg):
 
 def weighted_average(records: list[RecordDict], weighting_metric_name: str) -> ArrayRecord:
     """Flower's ``aggregate_arrayrecords``, computed slice by slice into the new bytes."""
-    weights = [next(iter(r.metric_records.values()))[weighting_metric_name] for r in records]
-    total = sum(weights)  # type: ignore[arg-type]
+    # scalars: the replies' check refused a list under this key (as in Flower, a cast)
+    weights = [
+        cast(float, next(iter(r.metric_records.values()))[weighting_metric_name]) for r in records
+    ]
+    total = sum(weights)
     parts: dict[str, list[tuple[Array, float]]] = {}
     for record, weight in zip(records, weights, strict=True):
         for array_record in record.array_records.values():
@@ -138,7 +142,8 @@ def _average(terms: list[tuple[Array, float]]) -> Array:
     weights = [weight for _, weight in terms]
     flat = [view.reshape(-1) for view in views if view is not None]
     dtype = (flat[0][:0] * weights[0]).dtype
-    header = _npy_header(dtype, shapes.pop())
+    shape = shapes.pop()
+    header = _npy_header(dtype, shape)
     size = len(header) + flat[0].size * dtype.itemsize
     out = io.BytesIO()
     out.seek(size - 1)
@@ -153,7 +158,7 @@ def _average(terms: list[tuple[Array, float]]) -> Array:
             acc += view[part] * weight
         out.write(acc.data)
     data = out.getvalue()  # the buffer itself, not a copy, while nothing else exports it
-    return Array(dtype=str(dtype), shape=views[0].shape, stype=SType.NUMPY, data=data)
+    return Array(dtype=str(dtype), shape=shape, stype=SType.NUMPY, data=data)
 
 
 def _average_as_flower(terms: list[tuple[Array, float]]) -> Array:

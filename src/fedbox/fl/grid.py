@@ -466,7 +466,7 @@ class FileGrid(Grid):
             try:
                 response = pending.future.result(stream=True)
                 payload = response.payload
-                nbytes = payload.size if payload is not None else len(response.body)
+                nbytes = payload.size if payload is not None else len(bytes(response.body))
                 try:
                     reply = self._decode(msg_id, pending, response)
                 finally:
@@ -507,11 +507,12 @@ class FileGrid(Grid):
 
     def _decode(self, msg_id: str, pending: _Pending, response: Response) -> Message:
         if response.status != Status.OK:
-            code = {
+            codes: dict[int, int] = {
                 Status.EXPIRED: ErrorCode.MESSAGE_UNAVAILABLE,
                 Status.NOT_FOUND: ErrorCode.NODE_UNAVAILABLE,
                 Status.INTERNAL_ERROR: ErrorCode.CLIENT_APP_CRASHED,
-            }.get(response.status, ErrorCode.UNKNOWN)
+            }
+            code = codes.get(response.status, ErrorCode.UNKNOWN)
             return self._error_reply(
                 msg_id,
                 pending,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 
-from flwr.app import Array, ArrayRecord, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.app.message.message import make_message
 from flwr.common.serde import array_from_proto, config_record_from_proto, metric_record_from_proto
 from flwr.common.serde_utils import error_from_proto, metadata_from_proto
@@ -126,7 +126,8 @@ def _recorddict(r: _Reader, end: int) -> RecordDict:
         if number != 1:
             raise Unusual("unknown RecordDict field")
         item_end = r.pos + length
-        key, kind, value, seen = "", 0, None, set()
+        key, kind, seen = "", 0, set[int]()
+        value: ArrayRecord | MetricRecord | ConfigRecord | None = None
         while r.pos < item_end:
             inner, inner_len, _ = r.field(item_end)
             _unique(seen, inner)
@@ -142,9 +143,9 @@ def _recorddict(r: _Reader, end: int) -> RecordDict:
                 kind, value = inner, config_record_from_proto(ProtoConfigRecord.FromString(raw))
             else:
                 raise Unusual("unexpected RecordDict.Item field")
-        if not kind:
+        if value is None:
             raise Unusual("RecordDict.Item without a record")
-        out[key] = value  # type: ignore[assignment]
+        out[key] = value
     return out
 
 
@@ -155,7 +156,7 @@ def _array_record(r: _Reader, end: int) -> ArrayRecord:
         if number != 1:
             raise Unusual("unknown ArrayRecord field")
         item_end = r.pos + length
-        key, array, seen = "", None, set()
+        key, array, seen = "", None, set[int]()
         while r.pos < item_end:
             inner, inner_len, _ = r.field(item_end)
             _unique(seen, inner)

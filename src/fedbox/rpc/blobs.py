@@ -80,7 +80,7 @@ class BlobStorer:
         self.clock = clock
         self.reuse_for = reuse_for
         self.stats = BlobStats()
-        self._present: dict[str, dict[str, float]] = {}
+        self._present: dict[str, dict[str, tuple[float, int]]] = {}
 
     def put(self, recipient: str, blob: BlobSource, *, sealed: bool) -> PartRef:
         """Make ``blob`` present in the folder read by ``recipient``, encrypted or not
@@ -129,8 +129,8 @@ class BlobStorer:
             key = self.sealer.blob_key(blob.plain_sha256)
             cipher = bytearray(ciphertext_size(blob.size, SEGMENT_SIZE))
             written = encrypt_body(
-                PiecesReader(blob.buffers),  # type: ignore[arg-type]
-                BufferWriter(cipher),  # type: ignore[arg-type]
+                PiecesReader(blob.buffers),
+                BufferWriter(cipher),
                 key,
                 nonce_prefix=BLOB_NONCE_PREFIX,
                 segment_size=SEGMENT_SIZE,

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = ["Body", "Buffer", "PiecesReader", "Shared"]
 
 Buffer = bytes | bytearray | memoryview
 
 
-def _view(buffer: Buffer) -> memoryview:
+def _view(buffer: ReadableBuffer) -> memoryview:
     view = memoryview(buffer)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
@@ -84,7 +88,7 @@ class PiecesReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         out = _view(buffer)
         written = 0
         while written < len(out) and self._index < len(self._parts):

@@ -299,6 +299,7 @@ class Box:
     ) -> tuple[list[Future], list[Future]]:
         self.start_watching()
         watcher = self._watcher
+        assert watcher is not None, "start_watching has set it"
         if self.store.capabilities.cheap_exists:
             for fut in pending:
                 fut.done()  # responses that landed before the watcher started

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
 from fedbox.datasite.paths import Kind, request_path
@@ -62,7 +63,7 @@ class Calling:
         self,
         recipient: str,
         endpoint: str,
-        body: bytes | BinaryIO | Body = b"",
+        body: bytes | io.BufferedIOBase | Body = b"",
         *,
         headers: Mapping[str, str] | None = None,
         expires_in: float = DEFAULT_EXPIRY,

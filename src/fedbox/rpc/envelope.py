@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fedbox.crypto import Readable
 from fedbox.crypto._primitives import BackgroundSha256
 from fedbox.datasite.paths import MessagePath
 from fedbox.errors import CorruptMessage
@@ -99,7 +100,7 @@ def write_header(f: BinaryIO, header: Header) -> Header:
     return header
 
 
-def write_envelope(f: BinaryIO, header: Header, body: bytes | BinaryIO) -> Header:
+def write_envelope(f: BinaryIO, header: Header, body: bytes | Readable) -> Header:
     """Write the message to ``f`` (seekable, positioned at 0); return the final header."""
     if isinstance(body, bytes | bytearray | memoryview):
         view = memoryview(body)
@@ -168,7 +169,7 @@ def write_streamed(
     return final
 
 
-def _copy_hashing(body: BinaryIO, out: BinaryIO) -> dict[str, Any]:
+def _copy_hashing(body: Readable, out: BinaryIO) -> dict[str, Any]:
     digest = hashlib.sha256()
     size = 0
     buf = bytearray(_CHUNK)
@@ -180,7 +181,7 @@ def _copy_hashing(body: BinaryIO, out: BinaryIO) -> dict[str, Any]:
     return {"body_len": size, "body_sha256": digest.hexdigest()}
 
 
-def read_header(f: BinaryIO, *, path: str | None = None) -> Header:
+def read_header(f: io.BufferedIOBase, *, path: str | None = None) -> Header:
     """Parse the header and leave ``f`` at the first body byte; CorruptMessage on anything off."""
     prefix = f.read(_PREFIX.size)
     if len(prefix) < _PREFIX.size:
@@ -212,7 +213,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err.get('msg', 'invalid')}"
 
 
-def bytes_left(f: BinaryIO) -> int | None:
+def bytes_left(f: io.BufferedIOBase) -> int | None:
     """Bytes from the current position of ``f`` to its end; None if that cannot be known."""
     try:
         return os.fstat(f.fileno()).st_size - f.tell()
@@ -228,7 +229,7 @@ def bytes_left(f: BinaryIO) -> int | None:
 
 
 def check_body_size(
-    f: BinaryIO, header: Header, *, path: str | None = None, what: str = "body"
+    f: io.BufferedIOBase, header: Header, *, path: str | None = None, what: str = "body"
 ) -> None:
     """Refuse a plaintext body (``f`` positioned at its start) whose file does not hold
     exactly ``header.body_len`` bytes, before anything is allocated for it: a header
@@ -244,13 +245,13 @@ def check_body_size(
     raise CorruptMessage(f"file has bytes after the {what}", path, header.id)
 
 
-def read_envelope(f: BinaryIO, *, path: str | None = None) -> tuple[Header, bytes]:
+def read_envelope(f: io.BufferedIOBase, *, path: str | None = None) -> tuple[Header, bytes]:
     """Header and verified body, the body read into memory exactly once."""
     header = read_header(f, path=path)
     return header, read_body(f, header, path=path)
 
 
-def read_body(f: BinaryIO, header: Header, *, path: str | None = None) -> bytes:
+def read_body(f: io.BufferedIOBase, header: Header, *, path: str | None = None) -> bytes:
     """The body (``f`` positioned after the header), verified against the header."""
     check_body_size(f, header, path=path)
     body = f.read(header.body_len)
@@ -265,7 +266,9 @@ def read_body(f: BinaryIO, header: Header, *, path: str | None = None) -> bytes:
     return body
 
 
-def copy_body(f: BinaryIO, header: Header, dst: BinaryIO, *, path: str | None = None) -> None:
+def copy_body(
+    f: io.BufferedIOBase, header: Header, dst: BinaryIO, *, path: str | None = None
+) -> None:
     """Stream the body (``f`` positioned after the header) into ``dst``, verifying it.
 
     ``dst`` has received unverified bytes when this raises; callers write into a temp

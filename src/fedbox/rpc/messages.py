@@ -9,6 +9,7 @@ from fedbox.errors import RemoteError
 from fedbox.rpc.status import Status
 
 if TYPE_CHECKING:
+    from fedbox.rpc.body import Body
     from fedbox.rpc.payload import Payload
 
 __all__ = ["Request", "Response"]
@@ -42,7 +43,8 @@ class Response:
     A handler may also return a :class:`~fedbox.rpc.body.Body` (200), written piece by piece.
     """
 
-    body: bytes = b""
+    body: bytes | Body = b""
+    """Always bytes in a received response; a handler may set a :class:`Body`."""
     status: int = Status.OK
     headers: dict[str, str] = field(default_factory=dict)
     id: str = ""
@@ -57,7 +59,7 @@ class Response:
 
     @property
     def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
+        return bytes(self.body).decode("utf-8", errors="replace")
 
     def raise_for_status(self) -> Response:
         """Return self when OK, else raise RemoteError carrying the status and reason."""

@@ -10,9 +10,10 @@ the first bytes of every body say unambiguously what it is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO
+import io
+from typing import TYPE_CHECKING
 
-from fedbox.crypto import PublicBundle
+from fedbox.crypto import PublicBundle, Readable
 from fedbox.rpc.blobs import BlobStorer
 from fedbox.rpc.body import Body, PiecesReader
 from fedbox.rpc.envelope import Header, write_buffers, write_envelope
@@ -57,7 +58,7 @@ def write_message(
     box: Box,
     path: str,
     header: Header,
-    body: bytes | BinaryIO | Body,
+    body: bytes | io.BufferedIOBase | Body,
     recipient: str,
     bundle: PublicBundle | None,
     batch: Batch,
@@ -70,7 +71,7 @@ def write_message(
     if isinstance(body, bytes | bytearray | memoryview) and len(body) > large:
         body = Body([body])  # stored as chunks
     if isinstance(body, Body):
-        source: bytes | BinaryIO | list[memoryview] = _store_parts(
+        source: bytes | Readable | list[memoryview] = _store_parts(
             box, body, recipient, sealed=sealed, batch=batch
         )
     elif isinstance(body, bytes | bytearray | memoryview):
@@ -133,7 +134,7 @@ def _escaped(buffers: list[memoryview]) -> list[memoryview]:
 class _Prefixed:
     """A stream with some bytes put back in front (what :func:`_escape_stream` peeked)."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: io.BufferedIOBase) -> None:
         self._head = memoryview(head)
         self._rest = rest
 
@@ -143,7 +144,7 @@ class _Prefixed:
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        return self._rest.readinto(buffer)  # type: ignore[attr-defined]
+        return self._rest.readinto(buffer)
 
     def read(self, n: int = -1) -> bytes:
         out = bytes(self._head) if n < 0 else bytes(self._head[:n])
@@ -153,11 +154,11 @@ class _Prefixed:
         return out + (self._rest.read(n - len(out)) if n > len(out) else b"")
 
 
-def _escape_stream(body: BinaryIO) -> bytes | BinaryIO:
+def _escape_stream(body: io.BufferedIOBase) -> bytes | Readable:
     """``body``, unless it starts like a parts container: then that body wrapped in one
     (read whole, which only such an unlikely body pays)."""
     head = body.read(len(MAGIC))
     if head != MAGIC:
-        return _Prefixed(head, body)  # type: ignore[return-value]
+        return _Prefixed(head, body)
     data = head + body.read()
     return encode_table([PartRef(PartKind.INLINE, len(data))]) + data

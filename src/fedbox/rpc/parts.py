@@ -215,9 +215,11 @@ def plan(
     items: list[Inline | BlobSource] = []
 
     def inline(views: Iterable[memoryview]) -> None:
-        if not items or not isinstance(items[-1], Inline):
-            items.append(Inline())
-        items[-1].buffers.extend(views)  # type: ignore[union-attr]
+        last = items[-1] if items else None
+        if not isinstance(last, Inline):
+            last = Inline()
+            items.append(last)
+        last.buffers.extend(views)
 
     if body.size <= threshold:
         for piece in body.pieces:
@@ -228,11 +230,12 @@ def plan(
         return items
     pieces = list(body.pieces)
     head_size = 0
-    while pieces and isinstance(pieces[0], memoryview):
-        size = pieces[0].nbytes
+    while pieces and isinstance(head := pieces[0], memoryview):
+        size = head.nbytes
         if size > _HEAD_PIECE or head_size + size > _HEAD_TOTAL:
             break
-        inline([pieces.pop(0)])
+        inline([head])
+        del pieces[0]
         head_size += size
     if len(pieces) == 1 and isinstance(pieces[0], Shared):
         items.extend(cache.blobs(pieces[0], chunk_size))

@@ -26,18 +26,21 @@ import io
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
-from fedbox.crypto import TAG_SIZE, DecryptingReader, decrypt_body, read_into
+from fedbox.crypto import TAG_SIZE, DecryptingReader, Readable, decrypt_body, read_into
 from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
 from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
+from fedbox.rpc.body import Buffer
 from fedbox.rpc.envelope import Header, check_body_size
 from fedbox.rpc.parts import MAGIC, PartKind, PartRef, decode_table
 from fedbox.store import Store
 
 if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
     from fedbox.rpc.sealing import Sealer
 
 __all__ = ["EAGER_LIMIT", "Payload", "open_payload"]
@@ -50,7 +53,7 @@ _BUFFER = 64 << 10
 _UNSIZED_STEP = 16 << 20
 
 
-def _read_hashing(f: BinaryIO, view: memoryview, digest: hashlib._Hash) -> int:
+def _read_hashing(f: Readable, view: memoryview, digest: hashlib._Hash) -> int:
     """Fill ``view`` from ``f`` (fewer bytes only at its end) and hash what was read."""
     n = read_into(f, view)
     digest.update(view[:n])
@@ -65,7 +68,7 @@ class Payload:
         self,
         segments: list[_Segment],
         *,
-        files: list[BinaryIO] | None = None,
+        files: list[io.BufferedIOBase] | None = None,
         on_failure: Callable[[Exception], None] | None = None,
     ) -> None:
         self.size = sum(s.length for s in segments)
@@ -77,10 +80,10 @@ class Payload:
         return f"<Payload {self.size} bytes in {len(self._raw.segments)} parts>"
 
     @classmethod
-    def of(cls, data: bytes) -> Payload:
+    def of(cls, data: Buffer) -> Payload:
         """A payload over bytes already in memory (and already verified)."""
         source = _MemorySource(memoryview(data))
-        return cls([_Inline(source, len(data))])
+        return cls([_Inline(source, source.length)])
 
     @property
     def verified(self) -> bool:
@@ -134,7 +137,7 @@ class Payload:
 
 def open_payload(
     store: Store,
-    f: BinaryIO,
+    f: io.BufferedIOBase,
     header: Header,
     *,
     writer: str,
@@ -181,8 +184,8 @@ def open_payload(
 
 
 def _open_body_ref(
-    store: Store, f: BinaryIO, header: Header, writer: str, reader: str, path: str | None
-) -> BinaryIO:
+    store: Store, f: io.BufferedIOBase, header: Header, writer: str, reader: str, path: str | None
+) -> io.BufferedIOBase:
     """The blob holding the whole (possibly encrypted) body of a broadcast message."""
     name = header.body_ref
     if name != header.body_sha256:
@@ -199,7 +202,7 @@ def _open_body_ref(
         raise CorruptMessage(f"body blob {name[:12]} is missing", path, header.id) from exc
 
 
-def _read_verified(f: BinaryIO, header: Header, path: str | None, what: str) -> bytes:
+def _read_verified(f: io.BufferedIOBase, header: Header, path: str | None, what: str) -> bytes:
     data = f.read(header.body_len)
     if len(data) < header.body_len:
         raise CorruptMessage(
@@ -276,7 +279,11 @@ class _Source:
     """The (plaintext) body of the message file, read front to back."""
 
     length: int
-    remaining: int
+
+    @property
+    def remaining(self) -> int:
+        """Bytes not yet read."""
+        raise NotImplementedError
 
     def peek(self, n: int) -> bytes:
         raise NotImplementedError
@@ -295,6 +302,8 @@ class _Source:
 
 class _MemorySource(_Source):
     """Bytes already verified (a small body, or a decrypted one)."""
+
+    remaining: int = 0  # a plain attribute here: shadows the base's read-only property
 
     def __init__(self, data: memoryview) -> None:
         self._data = data.cast("B") if data.format != "B" else data
@@ -327,7 +336,7 @@ class _DecryptingSource(_Source):
         self.length = reader.length
 
     @property
-    def remaining(self) -> int:  # type: ignore[override]
+    def remaining(self) -> int:
         return self._reader.remaining
 
     def _failed(self, exc: CryptoError) -> CryptoError:
@@ -355,7 +364,9 @@ class _FileSource(_Source):
     """A large plain body, read from the message file and hashed as it goes; checked
     against the header when its last byte has been read."""
 
-    def __init__(self, f: BinaryIO, header: Header, path: str | None, what: str) -> None:
+    remaining: int = 0  # a plain attribute here: shadows the base's read-only property
+
+    def __init__(self, f: io.BufferedIOBase, header: Header, path: str | None, what: str) -> None:
         self._f = f
         self._header = header
         self._path = path
@@ -449,7 +460,7 @@ class _PlainBlob(_Segment):
     def __init__(self, store: Store, path: str, ref: PartRef, message_id: str) -> None:
         self._store, self._path, self._ref, self._id = store, path, ref, message_id
         self.length = self._left = ref.length
-        self._f: BinaryIO | None = None
+        self._f: io.BufferedIOBase | None = None
         self._digest = hashlib.sha256()
 
     @property
@@ -459,7 +470,7 @@ class _PlainBlob(_Segment):
     def _corrupt(self, reason: str) -> CorruptMessage:
         return CorruptMessage(f"blob {self._ref.digest[:12]}: {reason}", self._path, self._id)
 
-    def _open(self) -> BinaryIO:
+    def _open(self) -> io.BufferedIOBase:
         if self._f is None:
             if self._ref.stored_len != self._ref.length:
                 raise self._corrupt("a plain blob's stored and logical sizes differ")
@@ -533,8 +544,8 @@ class _SealedBlob(_Segment):
             reader = _HashingReader(f)
             try:
                 size = decrypt_body(
-                    reader,  # type: ignore[arg-type]
-                    BufferWriter(out),  # type: ignore[arg-type]
+                    reader,
+                    BufferWriter(out),
                     ref.key,
                     nonce_prefix=BLOB_NONCE_PREFIX,
                     segment_size=ref.segment_size,
@@ -594,7 +605,7 @@ class _Raw(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         view = memoryview(buffer).cast("B")
         total = 0
         try:
@@ -619,12 +630,12 @@ class _Raw(io.RawIOBase):
 class _HashingReader:
     """``readinto`` passed through, SHA-256 of what was read (a blob's name)."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: Readable) -> None:
         self._src = src
         self.digest = hashlib.sha256()
 
     def readinto(self, view: memoryview) -> int:
-        n = self._src.readinto(view)  # type: ignore[attr-defined]
+        n = self._src.readinto(view)
         if n:
             self.digest.update(view[:n])
         return n

@@ -43,6 +43,7 @@ from fedbox.crypto import (
     DecryptingReader,
     Identity,
     PublicBundle,
+    Readable,
     TrustStore,
     bundle_from_did,
     ciphertext_size,
@@ -249,7 +250,7 @@ class Sealer:
         return enc_header(key.nonce_prefix, key.segment_size, wraps)
 
     def encrypt_into(
-        self, f: BinaryIO, header: Header, body: bytes | BinaryIO, recipient: PublicBundle
+        self, f: BinaryIO, header: Header, body: bytes | Readable, recipient: PublicBundle
     ) -> tuple[Header, BodyKey]:
         """Write ``header`` and ``body`` encrypted for ``recipient`` and us; one pass.
 
@@ -304,7 +305,7 @@ class Sealer:
 
     # -- reading ---------------------------------------------------------------------
 
-    def open_body(self, f: BinaryIO, header: Header, *, path: str | None = None) -> bytes:
+    def open_body(self, f: io.BufferedIOBase, header: Header, *, path: str | None = None) -> bytes:
         """The plaintext of an encrypted message; ``f`` is positioned after the header.
 
         Raises DecryptError if it does not open (tampered header, wrap, segment or tag, a
@@ -327,7 +328,7 @@ class Sealer:
             raise
 
     def open_body_stream(
-        self, f: BinaryIO, header: Header, *, path: str | None = None
+        self, f: io.BufferedIOBase, header: Header, *, path: str | None = None
     ) -> DecryptingReader | None:
         """:meth:`open_body` as a stream: a reader that decrypts the body segment by
         segment into the caller's buffers, so the plaintext is never held whole here.
@@ -363,7 +364,7 @@ class Sealer:
 
     def _with_fresh_keys(
         self,
-        f: BinaryIO,
+        f: io.BufferedIOBase,
         sender_email: str,
         open_with: Callable[[Identity, PublicBundle], T],
     ) -> T:
@@ -381,7 +382,9 @@ class Sealer:
             f.seek(start)
             return open_with(fresh_me, fresh_sender)
 
-    def _open(self, f: BinaryIO, hdr: dict[str, Any], me: Identity, sender: PublicBundle) -> bytes:
+    def _open(
+        self, f: io.BufferedIOBase, hdr: dict[str, Any], me: Identity, sender: PublicBundle
+    ) -> bytes:
         size = _plaintext_size(hdr["body_len"], hdr["enc"], _remaining(f))
         out = io.BytesIO()
         if size is None:  # not seekable: grow as the segments come
@@ -444,7 +447,7 @@ def _load_or_create_secret(path: Path) -> bytes:
     return data
 
 
-def _remaining(f: BinaryIO) -> int | None:
+def _remaining(f: io.BufferedIOBase) -> int | None:
     """Bytes from the current position to the end of ``f``; None if it cannot seek."""
     try:
         here = f.tell()

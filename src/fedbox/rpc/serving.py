@@ -11,11 +11,12 @@ a response file, which anyone who can write the folder could have planted.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from fedbox.crypto import Identity, PublicBundle, UntrustedKey
 from fedbox.datasite.identity import validate_endpoint
@@ -367,7 +368,7 @@ class Serving:
         """
         path = str(mp.path)
         sealer = self.box.sealer
-        f: BinaryIO | None = None
+        f: io.BufferedIOBase | None = None
         try:
             f = self.box.store.open(path)  # a FIFO or a link is UnsafeFile, refused unread
             header = read_header(f, path=path)
@@ -436,7 +437,7 @@ class Serving:
         if isinstance(result, Response):
             return result
         if isinstance(result, Body):
-            return Response(body=result)  # type: ignore[arg-type]  # written piece by piece
+            return Response(body=result)  # written piece by piece
         if isinstance(result, bytes):
             return Response(body=result)  # as it is: a large echoed body is not copied
         if isinstance(result, bytearray | memoryview):

@@ -11,6 +11,7 @@ import builtins
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
@@ -123,8 +124,9 @@ class Store(Protocol):
         """A seekable file that appears at ``path`` whole when the block exits cleanly."""
         ...
 
-    def open(self, path: str) -> BinaryIO:
-        """A readable binary file; :class:`fedbox.errors.NotFound` if absent."""
+    def open(self, path: str) -> BufferedIOBase:
+        """A readable binary file (bodies are read with ``readinto``, so a buffered one);
+        :class:`fedbox.errors.NotFound` if absent."""
         ...
 
     def read(self, path: str) -> bytes: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import io
 import logging
 import os
 import stat
@@ -141,7 +142,7 @@ class LocalStore:
         with folder(self.root, folders, path) as dir_fd:
             return open_regular(dir_fd, name, path)
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> io.BufferedIOBase:
         """Only a regular file with one link, reached through real folders: anything else
         (a FIFO, a link, a hard link) raises :class:`fedbox.errors.UnsafeFile`, unread."""
         return os.fdopen(self._open_fd(path), "rb")

@@ -316,9 +316,10 @@ class AdaptivePollWatcher(_WatcherBase):
             expected = set(self._expected)
             probing = self._probing()
             due = {p for p, at in self._lookup_at.items() if at <= started + _EARLY}
-        if probing:
+        prober = self._prober
+        if probing and prober is not None:  # probing implies a prober
             try:
-                found = {path for path in due if self._prober(path)}  # type: ignore[misc]
+                found = {path for path in due if prober(path)}
             except Exception as exc:  # the store has logged it; we only slow down
                 logger.debug("lookup failed: %s", exc)
                 return None

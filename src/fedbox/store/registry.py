@@ -158,7 +158,7 @@ def _store_spec(root: str | os.PathLike[str]) -> tuple[str, StoreSpec]:
 def _load(factory: str | Callable[..., Any]) -> Callable[..., Any]:
     if isinstance(factory, str):
         module_name, _, attr = factory.partition(":")
-        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module_name), attr)
     return factory
 
 
@@ -174,7 +174,7 @@ def get_backend(scheme: str) -> Backend:
                 f"{scheme}:// stores need the {module!r} package: "
                 f"pip install 'fedbox[{spec.extra}]'"
             )
-    return _load(spec.factory)()  # type: ignore[no-any-return]
+    return _load(spec.factory)()
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")

@@ -347,7 +347,7 @@ class RemoteStore:
             self._keep(path, data)
         return True
 
-    def open(self, path: str) -> BinaryIO:
+    def open(self, path: str) -> io.BufferedIOBase:
         """The whole file, downloaded (with retries) into memory."""
         return io.BytesIO(self.read(path))
 
