@@ -133,7 +133,7 @@ class FsspecBlobs:
     """Blobs as objects under an fsspec URL (``s3://bucket/prefix``)."""
 
     def __init__(self, url: str, **options: Any) -> None:
-        import fsspec  # type: ignore[import-untyped]  # the `remote` extra
+        import fsspec  # the `remote` extra
 
         self._fs, self._root = fsspec.core.url_to_fs(url, **options)
 
