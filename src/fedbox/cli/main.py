@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from fedbox.cli.bridge_cmd import bridge_app
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
@@ -118,6 +119,7 @@ def cleanup(
 
 register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
+app.add_typer(bridge_app, name="bridge")
 
 
 def main() -> None:
