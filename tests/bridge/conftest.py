@@ -4,7 +4,8 @@ transport is the bridge."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,23 @@ CALLER = "caller@example.org"
 APP = "svc"
 
 
+def until(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Wait for ``condition()`` to hold, checking every few milliseconds; fail after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or condition}")
+        time.sleep(0.01)
+
+
 @pytest.fixture(autouse=True)
-def fresh_counts() -> None:
+def fresh_counts() -> Iterator[None]:
     service.calls.clear()
+    service.inside.clear()
+    service.gate.clear()
+    yield
+    service.gate.set()  # nothing stays blocked after a test
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -22,6 +23,11 @@ calls: Counter[str] = Counter()
 """Requests that reached each route, by path template."""
 
 CHUNK = 1 << 20
+gate = threading.Event()
+"""``/gate`` requests wait for this."""
+inside = Counter[str]()
+"""``now``: requests inside ``/gate``; ``most``: the largest ``now`` seen."""
+_inside_lock = threading.Lock()
 
 
 def counted(request: Request) -> str:
@@ -102,6 +108,19 @@ def fail_midway(sender: Sender) -> StreamingResponse:
         raise RuntimeError("broke after the first part")
 
     return StreamingResponse(chunks(), media_type="text/plain")
+
+
+@app.get("/gate")
+def gated(sender: Sender) -> dict:
+    with _inside_lock:
+        inside["now"] += 1
+        inside["most"] = max(inside["most"], inside["now"])
+    try:
+        gate.wait(60)
+    finally:
+        with _inside_lock:
+            inside["now"] -= 1
+    return {"passed": gate.is_set()}
 
 
 @app.get("/pid")
