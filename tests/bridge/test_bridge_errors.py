@@ -36,9 +36,9 @@ def test_a_plaintext_request_refused_by_the_owner_is_a_protocol_error(
     root: Path, owner: Box, bridge: object
 ) -> None:
     refused = pytest.raises(httpx.RemoteProtocolError, match=r"403.*encryption required")
-    with fedbox.connect(root, "plain@example.org", encrypt=False) as plain:
-        with client_for(plain) as c, refused:
-            c.get("/whoami")
+    plain = fedbox.connect(root, "plain@example.org", encrypt=False)
+    with plain, client_for(plain) as c, refused:
+        c.get("/whoami")
 
 
 def test_an_owner_serving_the_app_without_a_bridge_is_a_protocol_error(
