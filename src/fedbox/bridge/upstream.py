@@ -152,6 +152,9 @@ class AsgiUpstream:
         self._lifespan = _Lifespan(app)
         self._call(self._lifespan.startup())
 
+    def __repr__(self) -> str:
+        return f"<AsgiUpstream {getattr(self.app, '__module__', '?')}:{type(self.app).__name__}>"
+
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
@@ -318,6 +321,9 @@ class ProxyUpstream:
             raise ValueError(f"proxy URL must be http://host:port, got {url!r}")
         self.url = base
         self._client = httpx.Client(base_url=base, timeout=None, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"<ProxyUpstream {self.url}>"
 
     def open(
         self, method: str, target: str, headers: Headers, body: RequestBody, timeout: float
