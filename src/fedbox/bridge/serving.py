@@ -21,7 +21,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote
 
 from fedbox.bridge.policy import Allowlist, AllowRule, RateLimit, parse_rate
@@ -123,7 +123,7 @@ class Bridge:
         assert request.payload is not None, "a bridge request always has a head"
         stream = request.payload.stream()
         try:
-            head = read_request_head(stream)  # type: ignore[arg-type]
+            head = read_request_head(stream)
         except WireError as exc:
             return Response(body=f"not an HTTP request: {exc}".encode(), status=Status.BAD_REQUEST)
         path = _path(head.target)
@@ -147,7 +147,7 @@ class Bridge:
             raise
 
     def _forward(
-        self, request: Request, method: str, target: str, headers: Headers, stream: Any
+        self, request: Request, method: str, target: str, headers: Headers, stream: BinaryIO
     ) -> Response:
         """Run the request upstream (holding a slot, released when its response body has
         been written or dropped)."""

@@ -137,11 +137,11 @@ class _Caller:
         stream = payload.stream()
         try:
             with _mapped(_READING, request):
-                head = read_response_head(stream)  # type: ignore[arg-type]
+                head = read_response_head(stream)
         except BaseException:
             payload.close()
             raise
-        return _Answer(head, _pieces(stream, request), payload.close)  # type: ignore[arg-type]
+        return _Answer(head, _pieces(stream, request), payload.close)
 
 
 def _chained(prefix: bytes, body: Iterable[bytes]) -> Iterator[bytes]:
