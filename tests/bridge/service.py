@@ -13,14 +13,25 @@ import os
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Form, Header, Request, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-app = FastAPI()
 calls: Counter[str] = Counter()
 """Requests that reached each route, by path template."""
+lifespan_events: list[str] = []
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    lifespan_events.append("startup")
+    yield
+    lifespan_events.append("shutdown")
+
+
+app = FastAPI(lifespan=lifespan)
 
 CHUNK = 1 << 20
 gate = threading.Event()

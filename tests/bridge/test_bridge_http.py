@@ -13,7 +13,7 @@ import pytest
 import service
 from conftest import APP, CALLER, OWNER
 
-from fedbox.bridge import AsyncTransport, Bridge, Transport
+from fedbox.bridge import AsyncTransport, Bridge, Transport, serve
 from fedbox.rpc import Box
 
 CALLS: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
@@ -149,3 +149,11 @@ def test_transport_is_usable_as_a_plain_httpx_transport(caller: Box) -> None:
     assert isinstance(Transport(caller, OWNER, APP), httpx.BaseTransport)
     with pytest.raises(ValueError):
         Transport(caller, "not an email", APP)
+
+
+def test_the_application_lifespan_runs_around_serving(owner: Box) -> None:
+    service.lifespan_events.clear()
+    bridge = serve(owner, APP, asgi_app=service.app)
+    assert service.lifespan_events == ["startup"]
+    bridge.stop()
+    assert service.lifespan_events == ["startup", "shutdown"]

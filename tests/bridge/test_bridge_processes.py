@@ -143,3 +143,39 @@ def test_bad_command_lines_are_refused_with_the_reason(
     )
     assert done.returncode == 2
     assert error in " ".join(done.stderr.split())
+
+
+def test_a_request_interrupted_by_kill_9_is_answered_once_not_run_again(root: Path) -> None:
+    """HTTP cannot say whether a request is safe to repeat, so one whose owner died while
+    the application ran is answered 500 "interrupted" by the next owner process."""
+    from fedbox.datasite.workspace import Workspace
+    from fedbox.rpc import AuditLog
+
+    owner = OwnerProcess(str(root), OWNER, APP, "--asgi", "service:app")
+    outcome: list[BaseException | httpx.Response] = []
+    with fedbox.connect(root, CALLER) as caller, client_for(caller) as c:
+
+        def call() -> None:
+            try:
+                outcome.append(c.get("/gate"))
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=call)
+        waiting.start()
+        audit = AuditLog(Workspace.for_email(OWNER).audit_db)
+        try:
+            until(lambda: audit.records(app=APP), 60, "the owner to claim the request")
+        finally:
+            audit.close()
+        owner.proc.kill()  # SIGKILL, inside the application
+        owner.proc.wait(30)
+        again = OwnerProcess(str(root), OWNER, APP, "--asgi", "service:app")
+        try:
+            waiting.join(60)
+        finally:
+            again.stop()
+    [error] = outcome
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert "500" in str(error)
+    assert "interrupted" in str(error)
