@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +41,14 @@ app = FastAPI()
 @app.get("/item/{item_id}")
 def item(item_id: int) -> dict:
     return {"id": item_id, "name": "widget", "tags": ["a", "b"], "price": 9.5}
+
+
+@app.post("/count")
+async def count(request: Request) -> dict:
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+    return {"size": size}
 
 
 @app.get("/bytes/{size}")
@@ -176,6 +184,12 @@ def _asgi_rows(calls: int) -> tuple[float, float]:
     return asyncio.run(run())
 
 
+def _blocks(size: int) -> Iterator[bytes]:
+    block = os.urandom(CHUNK)
+    for start in range(0, size, CHUNK):
+        yield block[: min(CHUNK, size - start)]
+
+
 def _large(work: Path, size: int) -> None:
     import httpx
 
@@ -192,6 +206,7 @@ def _large(work: Path, size: int) -> None:
             transport = Transport(box, OWNER, NAME)
             with httpx.Client(transport=transport, base_url="http://web", timeout=3600) as c:
                 c.get("/bytes/1048576").raise_for_status()  # warm up
+                c.post("/count", content=_blocks(1 << 20)).raise_for_status()
                 caller_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
                 owner_before = _peak_rss(owner.proc.pid)
                 start = time.perf_counter()
@@ -200,9 +215,12 @@ def _large(work: Path, size: int) -> None:
                     for piece in r.iter_raw():
                         got += len(piece)
                 elapsed = time.perf_counter() - start
+                start = time.perf_counter()
+                sent = c.post("/count", content=_blocks(size)).json()["size"]
+                uploaded = time.perf_counter() - start
                 caller_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
                 owner_after = _peak_rss(owner.proc.pid)
-        assert got == size, (got, size)
+        assert got == size == sent, (got, sent, size)
     finally:
         owner.stop()
     source, copy = work / "plain.bin", work / "plain-copy.bin"
@@ -219,18 +237,19 @@ def _large(work: Path, size: int) -> None:
         os.fsync(dst.fileno())
     copied = time.perf_counter() - start
     mb = size / 1e6
-    print(f"\n{size / (1 << 30):.2f} GiB streamed response (encrypted, folder):")
-    print(f"  bridge      {elapsed:7.2f} s  {mb / elapsed:7.1f} MB/s")
+    print(f"\n{size / 1e9:.2f} GB streamed response and upload (encrypted, folder):")
+    print(f"  bridge down {elapsed:7.2f} s  {mb / elapsed:7.1f} MB/s")
+    print(f"  bridge up   {uploaded:7.2f} s  {mb / uploaded:7.1f} MB/s  (an upload, same size)")
     print(f"  file copy   {copied:7.2f} s  {mb / copied:7.1f} MB/s  (read + write + fsync)")
-    print(f"  peak RSS growth: caller {(caller_after - caller_before) / 2**20:.1f} MiB,")
-    print(f"                   owner {(owner_after - owner_before) / 2**20:.1f} MiB")
+    print(f"  peak RSS growth, both: caller {(caller_after - caller_before) / 2**20:.1f} MiB,")
+    print(f"                         owner {(owner_after - owner_before) / 2**20:.1f} MiB")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # not the first-contact warnings
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--size", default="1GB", help="large response size (e.g. 1GB, 200MB)")
+    parser.add_argument("--size", default="1GB", help="large body size, each way (e.g. 1GB, 200MB)")
     args = parser.parse_args()
     from fedbox.sizes import parse_size
 
