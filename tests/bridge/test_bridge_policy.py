@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import service
-from conftest import APP, OWNER, until
+from conftest import APP, CALLER, OWNER, until
 
 import fedbox
 from fedbox.bridge import Allowlist, AllowRule, Transport, parse_rate, serve
@@ -142,3 +142,37 @@ def test_serve_needs_exactly_one_upstream(owner: Box) -> None:
         serve(owner, APP, proxy_url="ftp://x")
     with pytest.raises(ValueError, match="max_concurrent"):
         serve(owner, APP, asgi_app=service.app, max_concurrent=0)
+
+
+def test_a_request_body_damaged_past_what_the_application_read_is_refused_400(
+    root: Path, owner: Box, caller: Box, client: httpx.Client
+) -> None:
+    """The application answers without reading the body; the rest is read before the
+    message file closes, found damaged, and the request answered 400 and quarantined.
+    The slot it held is free again (max_concurrent=1)."""
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.request("GET", "/whoami", content=b"z" * (4 << 20))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=call)
+    waiting.start()
+    outbox = root / f"syft_outbox_inbox_{CALLER}_to_{OWNER}" / APP / "rpc" / "http"
+    until(lambda: list(outbox.glob("*.request")), what="the request file")  # renamed in whole
+    [request_file] = outbox.glob("*.request")
+    with open(request_file, "r+b") as f:  # a flipped byte in the last encrypted segment
+        f.seek(-100, 2)
+        byte = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([byte[0] ^ 1]))
+    with serve(owner, APP, asgi_app=service.app, max_concurrent=1):
+        waiting.join(60)
+        assert client.get("/whoami").status_code == 200  # the slot was given back
+    [error] = outcome
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert "400" in str(error)
+    assert not request_file.exists()  # quarantined
+    assert service.calls["/whoami"] == 2  # the damage was found after the application ran

@@ -166,12 +166,13 @@ class Bridge:
         except ConnectionError as exc:
             self._slots.release()
             return _http(502, f"the service behind the bridge is unreachable: {exc}")
-        done = _Once(lambda: self._finish(exchange, body))
         try:
             body.detach()  # the message file closes when we return
-        except BaseException:
-            done()
+        except BaseException:  # a damaged body: fedbox answers 400; _handle frees the slot
+            exchange.close()
+            body.close()
             raise
+        done = _Once(lambda: self._finish(exchange, body))
         logger.debug("%s: %s %s -> %d (%s)", self, method, target, exchange.status, request.id)
         frames = response_frames(exchange.status, exchange.headers, _until(exchange, done))
         chunks = ChunkStream(frames)
@@ -192,7 +193,7 @@ def _until(exchange: Exchange, done: Callable[[], None]) -> Iterator[bytes]:
 
 
 def _expired(why: str) -> Response:
-    return Response(body=f"request expired {why}".encode(), status=Status.EXPIRED)
+    return Response(body=f"request expired ({why})".encode(), status=Status.EXPIRED)
 
 
 def _path(target: str) -> str:
