@@ -27,7 +27,14 @@ from urllib.parse import unquote
 from fedbox.bridge.policy import Allowlist, AllowRule, RateLimit, parse_rate
 from fedbox.bridge.transport import ENDPOINT
 from fedbox.bridge.upstream import AsgiUpstream, Exchange, ProxyUpstream, RequestBody, Upstream
-from fedbox.bridge.wire import ChunkStream, Headers, WireError, read_request_head, response_frames
+from fedbox.bridge.wire import (
+    ChunkStream,
+    Head,
+    Headers,
+    WireError,
+    read_request_head,
+    response_frames,
+)
 from fedbox.rpc.messages import Request, Response
 from fedbox.rpc.status import Status
 
@@ -141,23 +148,23 @@ class Bridge:
         if not self._slots.acquire(timeout=max(0.0, request.expires - self.box.clock())):
             return _expired("while waiting for a free slot")
         try:
-            return self._forward(request, head.method, head.target, head.headers, stream)
+            return self._forward(request, head, stream)
         except BaseException:
             self._slots.release()
             raise
 
-    def _forward(
-        self, request: Request, method: str, target: str, headers: Headers, stream: BinaryIO
-    ) -> Response:
+    def _forward(self, request: Request, head: Head, stream: BinaryIO) -> Response:
         """Run the request upstream (holding a slot, released when its response body has
         been written or dropped)."""
         left = request.expires - self.box.clock()
         if left <= 0:
             self._slots.release()
             return _expired("while waiting for a free slot")
-        headers = [(k, v) for k, v in headers if k.lower() != SENDER_HEADER]
+        method, target = head.method, head.target
+        headers = [(k, v) for k, v in head.headers if k.lower() != SENDER_HEADER]
         headers.append((SENDER_HEADER, request.sender))
-        body = RequestBody(stream)
+        assert request.payload is not None
+        body = RequestBody(stream, request.payload.size - head.length)
         try:
             exchange = self.upstream.open(method, target, headers, body, left)
         except TimeoutError as exc:

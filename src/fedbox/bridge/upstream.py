@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import logging
 import shutil
 import tempfile
@@ -29,6 +30,8 @@ __all__ = ["AsgiUpstream", "Exchange", "ProxyUpstream", "RequestBody", "Upstream
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
+SMALL_BODY = 1 << 16
+"""Request bodies up to this size are read into memory before the application runs."""
 _QUEUED = 4
 """Response chunks an application may run ahead of the writer."""
 _HOP_BY_HOP = frozenset(
@@ -55,8 +58,11 @@ class RequestBody:
     echoes while it reads) gets the rest from a temporary file, spooled at that moment.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.in_memory = size <= SMALL_BODY
+        """Read whole at once (a small body): the application's reads then never wait
+        on a worker thread, and nothing is left to spool."""
+        self._stream: BinaryIO = io.BytesIO(stream.read(size)) if self.in_memory else stream
         self._lock = threading.Lock()
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
 
@@ -67,6 +73,8 @@ class RequestBody:
     def detach(self) -> None:
         """Copy what is left of the body aside (disk beyond one chunk), so that the
         message file can be closed."""
+        if self.in_memory:
+            return
         with self._lock:
             spool: tempfile.SpooledTemporaryFile[bytes]
             spool = tempfile.SpooledTemporaryFile(_CHUNK)  # noqa: SIM115  # closed by close()
@@ -199,7 +207,10 @@ class AsgiUpstream:
             if body_done:
                 await exchange.finished.wait()
                 return {"type": "http.disconnect"}
-            chunk = await loop.run_in_executor(None, body.read, _CHUNK)
+            if body.in_memory:
+                chunk = body.read(_CHUNK)
+            else:
+                chunk = await loop.run_in_executor(None, body.read, _CHUNK)
             body_done = not chunk
             return {"type": "http.request", "body": chunk, "more_body": not body_done}
 

@@ -76,6 +76,8 @@ class Head:
     method: str = ""
     target: str = ""
     status: int = 0
+    length: int = 0
+    """Bytes the head took in the body (magic and length included)."""
 
 
 def _encode(magic: bytes, fields: dict[str, object]) -> bytes:
@@ -100,7 +102,7 @@ def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
     return data
 
 
-def _read_head(f: BinaryIO, magic: bytes) -> dict[str, object]:
+def _read_head(f: BinaryIO, magic: bytes) -> tuple[dict[str, object], int]:
     if _read_exact(f, len(magic), "magic") != magic:
         raise WireError(f"not a bridge message (does not start with {magic!r})")
     (length,) = _U32.unpack(_read_exact(f, _U32.size, "head length"))
@@ -112,7 +114,7 @@ def _read_head(f: BinaryIO, magic: bytes) -> dict[str, object]:
         raise WireError(f"unreadable HTTP head: {exc}") from None
     if not isinstance(fields, dict):
         raise WireError("the HTTP head is not a JSON object")
-    return fields
+    return fields, len(magic) + _U32.size + length
 
 
 def _headers(value: object) -> Headers:
@@ -125,22 +127,23 @@ def _headers(value: object) -> Headers:
 
 def read_request_head(f: BinaryIO) -> Head:
     """The request's head; ``f`` is left at the first byte of the HTTP body."""
-    fields = _read_head(f, REQUEST_MAGIC)
+    fields, length = _read_head(f, REQUEST_MAGIC)
     method, target = fields.get("method"), fields.get("target")
     if not isinstance(method, str) or not method.isalpha() or not method.isascii():
         raise WireError(f"bad HTTP method {method!r}")
     if not isinstance(target, str) or not target.startswith("/"):
         raise WireError(f"bad HTTP target {target!r} (must start with '/')")
-    return Head(headers=_headers(fields.get("headers")), method=method.upper(), target=target)
+    headers = _headers(fields.get("headers"))
+    return Head(headers=headers, method=method.upper(), target=target, length=length)
 
 
 def read_response_head(f: BinaryIO) -> Head:
     """The response's head; ``f`` is left at its first frame."""
-    fields = _read_head(f, RESPONSE_MAGIC)
+    fields, length = _read_head(f, RESPONSE_MAGIC)
     status = fields.get("status")
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
         raise WireError(f"bad HTTP status {status!r}")
-    return Head(headers=_headers(fields.get("headers")), status=status)
+    return Head(headers=_headers(fields.get("headers")), status=status, length=length)
 
 
 def response_frames(status: int, headers: Headers, chunks: Iterable[bytes]) -> Iterator[bytes]:
