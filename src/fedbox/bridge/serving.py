@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 SENDER_HEADER = "x-fedbox-sender"
 DEFAULT_MAX_CONCURRENT = 8
+SMALL_RESPONSE = 1 << 20
+"""Response bodies up to this size that are complete when the application has answered
+are written in one piece; others stream from the application into the message file."""
 
 
 def _http(status: int, detail: str, extra: Headers | None = None) -> Response:
@@ -181,6 +184,16 @@ class Bridge:
             raise
         done = _Once(lambda: self._finish(exchange, body))
         logger.debug("%s: %s %s -> %d (%s)", self, method, target, exchange.status, request.id)
+        try:
+            whole = exchange.whole(SMALL_RESPONSE)
+        except BaseException:
+            done()
+            raise
+        if whole is not None:
+            done()
+            return Response(
+                body=b"".join(response_frames(exchange.status, exchange.headers, [whole]))
+            )
         frames = response_frames(exchange.status, exchange.headers, _until(exchange, done))
         chunks = ChunkStream(frames)
         weakref.finalize(chunks, done)

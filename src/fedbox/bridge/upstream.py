@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+import queue
 import shutil
 import tempfile
 import threading
@@ -90,11 +91,18 @@ class RequestBody:
 
 class Exchange:
     """One request on its way through the application: ``status`` and ``headers`` once
-    it has answered, ``chunks()`` for the body, ``close()`` when done (idempotent; ends
-    the application's work if it is still running)."""
+    it has answered, then its body, from ``whole()`` (when it is already all there and
+    small) or ``chunks()``; ``close()`` when done (idempotent; ends the application's
+    work if it is still running)."""
 
     status: int
     headers: Headers
+
+    def whole(self, limit: int) -> bytes | None:
+        """The whole body if it has arrived already and is at most ``limit`` bytes (it
+        is then written in one piece, quicker than a stream); None otherwise, and
+        ``chunks()`` gives it all."""
+        raise NotImplementedError
 
     def chunks(self) -> Iterator[bytes]:
         raise NotImplementedError
@@ -123,17 +131,58 @@ _END = object()
 
 
 class _AsgiExchange(Exchange):
+    """The application's response as it comes: ``started`` once the first part of the
+    body is sent (so a one-piece body is already queued when the handler looks), then
+    chunks in a thread-safe queue of ``_QUEUED`` (the handler's thread takes them
+    without a trip through the event loop)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.started: concurrent.futures.Future[tuple[int, Headers]] = concurrent.futures.Future()
-        self.queue: asyncio.Queue[object] = asyncio.Queue(_QUEUED)
+        self.head: tuple[int, Headers] | None = None
+        self.queue: queue.Queue[object] = queue.Queue(_QUEUED)
+        self._taken: list[object] = []
         self.finished = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.complete = False
+        self.closed = False
+
+    async def put(self, item: object) -> None:
+        """Queue a chunk, _END or an exception; wait (off the loop) while the queue is full."""
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            await self._loop.run_in_executor(None, self.queue.put, item)
+        self.begin()
+
+    def begin(self) -> None:
+        if self.head is not None and not self.started.done():
+            self.started.set_result(self.head)
+
+    def whole(self, limit: int) -> bytes | None:
+        size = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return None
+            self._taken.append(item)
+            if item is _END:
+                return b"".join(self._taken[:-1])  # type: ignore[arg-type]
+            if isinstance(item, BaseException):
+                return None
+            size += len(item)  # type: ignore[arg-type]
+            if size > limit:
+                return None
+
+    def _items(self) -> Iterator[object]:
+        taken, self._taken = self._taken, []
+        yield from taken
+        while True:
+            yield self.queue.get()
 
     def chunks(self) -> Iterator[bytes]:
-        while True:
-            item = asyncio.run_coroutine_threadsafe(self.queue.get(), self._loop).result()
+        for item in self._items():
             if item is _END:
                 return
             if isinstance(item, BaseException):
@@ -142,9 +191,15 @@ class _AsgiExchange(Exchange):
             yield item
 
     def close(self) -> None:
+        self.closed = True
         task = self.task
         if task is not None and not task.done():
             self._loop.call_soon_threadsafe(task.cancel)
+        while True:  # free a put waiting for room: nobody will take
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
 
 
 class AsgiUpstream:
@@ -215,23 +270,26 @@ class AsgiUpstream:
             return {"type": "http.request", "body": chunk, "more_body": not body_done}
 
         async def send(message: dict[str, Any]) -> None:
+            if exchange.closed:
+                raise OSError("the response is no longer wanted")  # ASGI 2.4: disconnected
             if message["type"] == "http.response.start":
                 headers = [
                     (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
                     for k, v in message.get("headers", [])
                 ]
-                exchange.started.set_result((int(message["status"]), headers))
+                exchange.head = (int(message["status"]), headers)
             elif message["type"] == "http.response.body" and not exchange.complete:
                 chunk = bytes(message.get("body", b""))
                 if chunk:
-                    await exchange.queue.put(chunk)
+                    await exchange.put(chunk)
                 if not message.get("more_body", False):
                     exchange.complete = True
-                    await exchange.queue.put(_END)
+                    await exchange.put(_END)
+                exchange.begin()
 
         try:
             await self.app(scope, receive, send)
-            if not exchange.started.done():
+            if exchange.head is None:
                 raise RuntimeError("the application returned without sending a response")
             if not exchange.complete:
                 raise RuntimeError("the application returned before its response body ended")
@@ -250,13 +308,13 @@ class AsgiUpstream:
         ``httpx.ASGITransport(raise_app_exceptions=False)`` gives); after, the body is
         cut short and the caller told; after it ended, only logged."""
         logger.warning("the application raised %s: %s", type(exc).__name__, exc, exc_info=exc)
-        if not exchange.started.done():
-            exchange.started.set_result((500, []))
+        if exchange.head is None:
+            exchange.head = (500, [])
             exchange.complete = True
-            await exchange.queue.put(_END)
+            await exchange.put(_END)
         elif not exchange.complete:
             exchange.complete = True
-            await exchange.queue.put(exc)
+            await exchange.put(exc)
 
     def close(self) -> None:
         if not self._loop.is_running():
@@ -314,6 +372,12 @@ class _ProxyExchange(Exchange):
             for k, v in response.headers.raw
             if k.decode("latin-1").lower() not in _HOP_BY_HOP
         ]
+
+    def whole(self, limit: int) -> bytes | None:
+        length = self._response.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > limit:
+            return None
+        return b"".join(self._response.iter_raw())  # as sent: still encoded
 
     def chunks(self) -> Iterator[bytes]:
         yield from self._response.iter_raw(_CHUNK)
