@@ -179,3 +179,14 @@ def test_a_request_interrupted_by_kill_9_is_answered_once_not_run_again(root: Pa
     assert isinstance(error, httpx.RemoteProtocolError)
     assert "500" in str(error)
     assert "interrupted" in str(error)
+
+
+def test_no_encrypt_serves_plaintext_callers(root: Path) -> None:
+    owner = OwnerProcess(str(root), OWNER, APP, "--asgi", "service:app", "--no-encrypt")
+    try:
+        plain = fedbox.connect(root, CALLER, encrypt=False)
+        with plain, client_for(plain) as c:
+            assert c.get("/whoami").json()["sender"] == CALLER
+        assert not (root / "datasites" / OWNER / "public" / "did.json").exists()
+    finally:
+        assert owner.stop() == 0
