@@ -36,7 +36,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import anyio
 import anyio.to_thread
@@ -116,9 +116,8 @@ class _Caller:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         prefix = _request_prefix(request.method, request.url.raw_path.decode("ascii"), headers)
         content = _small_content(request)
-        outgoing: bytes | BinaryIO = (
-            prefix + content if content is not None else ChunkStream(_chained(prefix, body))  # type: ignore[assignment]  # a stream
-        )
+        streamed = cast(BinaryIO, ChunkStream(_chained(prefix, body)))  # read as a file
+        outgoing = prefix + content if content is not None else streamed
         with _mapped(_SENDING, request):
             future = self.app.send(
                 self.owner,
@@ -134,11 +133,15 @@ class _Caller:
                 f"{self.owner} did not handle the request before it expired: {response.text}",
                 request=request,
             )
-        if response.status != Status.OK or response.payload is None:
+        if response.status != Status.OK:
             raise httpx.RemoteProtocolError(
                 f"{self.owner} refused the request (fedbox status {response.status}): "
                 f"{response.text[:500]}",
                 request=request,
+            )
+        if response.payload is None:
+            raise httpx.RemoteProtocolError(
+                f"{self.owner} answered with an empty body, not an HTTP response", request=request
             )
         payload = response.payload
         stream = payload.stream()
