@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedbox.cli.bridge_cmd import bridge_app
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.hub_cmd import hub_app, login_command
@@ -129,6 +130,7 @@ register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
 app.add_typer(hub_app, name="hub")
 app.command("login")(login_command)
+app.add_typer(bridge_app, name="bridge")
 
 
 def main() -> None:
