@@ -1,0 +1,221 @@
+"""What a data owner does with jobs: take a submission, review, approve or reject, run,
+look at the outputs, share or withhold. Local operations on the owner's state dir; the
+daemon (``fedbox.rds.service``) calls :meth:`Owner.receive` for submissions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from fedbox.datasite.workspace import Workspace
+from fedbox.errors import FedboxError
+from fedbox.rds.datasets import METADATA, dataset_dir, private_path
+from fedbox.rds.files import describe_folder
+from fedbox.rds.jobs import JobStore, job_dir
+from fedbox.rds.models import FileInfo, JobRecord, Manifest
+from fedbox.rds.package import DEFAULT_MAX_PACKAGE, pack_folders, read_package, unpack
+from fedbox.rds.sandbox import Limits, RunResult, run_sandboxed
+from fedbox.rds.states import JobState
+from fedbox.store import Store
+
+__all__ = ["Owner", "RunRefused"]
+
+
+class RunRefused(FedboxError):
+    """A run that cannot start: the job is not approved, or its dataset is gone."""
+
+
+class Owner:
+    """One owner's jobs. ``store`` is needed only for mock runs (the published mock)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: Store | None = None,
+        *,
+        limits: Limits | None = None,
+        max_package: int = DEFAULT_MAX_PACKAGE,
+    ) -> None:
+        self.workspace = workspace
+        self.email = workspace.email
+        self.store = store
+        self.jobs = JobStore(workspace)
+        self.limits = limits or Limits()
+        self.max_package = max_package
+
+    def close(self) -> None:
+        self.jobs.close()
+
+    def __enter__(self) -> Owner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submissions ---------------------------------------------------------------
+
+    def receive(self, job_id: str, submitter: str, package: bytes) -> JobRecord:
+        """Check a package, keep it and record the job as submitted. ``submitter`` is the
+        request's authenticated sender. PackageError / DatasetError before anything is
+        written; a second delivery of the same job returns the first record."""
+        manifest = read_package(package, max_size=self.max_package)
+        private_path(self.workspace, manifest.dataset)
+        try:
+            existing = self.jobs.get(job_id)
+        except KeyError:
+            existing = None
+        if existing is not None and existing.id == job_id:
+            if existing.submitter != submitter:
+                raise FedboxError(f"job id {job_id} is taken")
+            return existing
+        folder = job_dir(self.workspace, job_id)
+        if folder.exists():
+            shutil.rmtree(folder)  # a delivery interrupted before its record was written
+        folder.mkdir(parents=True, mode=0o700)
+        (folder / "package.tar").write_bytes(package)
+        unpack(package, folder / "code", max_size=self.max_package)
+        now = time.time()
+        record = JobRecord(
+            id=job_id,
+            owner=self.email,
+            submitter=submitter,
+            name=manifest.name,
+            dataset=manifest.dataset,
+            entry=manifest.entry,
+            kind=manifest.kind,
+            package_sha256=manifest.digest(),
+            status=JobState.SUBMITTED,
+            created=now,
+            updated=now,
+        )
+        self.jobs.add(record)
+        return self.jobs.get(job_id)
+
+    # -- review and decisions ------------------------------------------------------
+
+    def manifest(self, job_id: str) -> Manifest:
+        job = self.jobs.get(job_id)
+        return read_package((job_dir(self.workspace, job.id) / "package.tar").read_bytes())
+
+    def code_file(self, job_id: str, path: str) -> bytes:
+        """One file of the job's code, by its manifest path."""
+        listed = {f.path for f in self.manifest(job_id).files}
+        if path not in listed:
+            raise FedboxError(f"{path!r} is not in the job's manifest")
+        return (job_dir(self.workspace, self.jobs.get(job_id).id) / "code" / path).read_bytes()
+
+    def approve(self, job_id: str, *, actor: str | None = None) -> JobRecord:
+        return self.jobs.move(job_id, JobState.APPROVED, actor=actor or self.email)
+
+    def reject(self, job_id: str, reason: str) -> JobRecord:
+        return self.jobs.move(job_id, JobState.REJECTED, actor=self.email, reason=reason)
+
+    def withhold(self, job_id: str, reason: str) -> JobRecord:
+        return self.jobs.move(job_id, JobState.WITHHELD, actor=self.email, reason=reason)
+
+    def share(self, job_id: str, *, actor: str | None = None) -> JobRecord:
+        return self.jobs.move(job_id, JobState.SHARED, actor=actor or self.email)
+
+    # -- runs ----------------------------------------------------------------------
+
+    def run(self, job_id: str, *, actor: str | None = None) -> tuple[JobRecord, RunResult]:
+        """Run an approved job on the private data; it ends finished or failed."""
+        job = self.jobs.get(job_id)
+        if job.status is not JobState.APPROVED:
+            raise RunRefused(f"job {job.id} is {job.status}; only an approved job runs")
+        data = private_path(self.workspace, job.dataset)
+        if not data.is_dir():
+            raise RunRefused(f"the private data of {job.dataset!r} ({data}) is gone")
+        actor = actor or self.email
+        self.jobs.move(job.id, JobState.RUNNING, actor=actor)
+        folder = job_dir(self.workspace, job.id)
+        try:
+            result = self._run(job, folder, data, folder)
+        except BaseException as exc:
+            self.jobs.move(job.id, JobState.FAILED, actor=actor, reason=f"could not start: {exc}")
+            raise
+        target = JobState.FINISHED if result.ok else JobState.FAILED
+        return self.jobs.move(job.id, target, actor=actor, reason=result.reason), result
+
+    def run_mock(self, job_id: str) -> RunResult:
+        """Run any job on the dataset's published mock; its state does not change.
+        Outputs and logs go to the job's ``mock-run/`` folder."""
+        job = self.jobs.get(job_id)
+        folder = job_dir(self.workspace, job.id) / "mock-run"
+        if folder.exists():
+            shutil.rmtree(folder)
+        with tempfile.TemporaryDirectory(prefix="fedbox-mock-") as tmp:
+            mock = fetch_mock(self._store(), self.email, job.dataset, Path(tmp))
+            return self._run(job, job_dir(self.workspace, job.id), mock, folder)
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise RunRefused("a mock run needs the store (--root)")
+        return self.store
+
+    def _run(self, job: JobRecord, folder: Path, data: Path, into: Path) -> RunResult:
+        output = into / "output"
+        logs = into / "logs"
+        for old in (output, logs):
+            if old.exists():
+                shutil.rmtree(old)
+        return run_sandboxed(
+            job.entry,
+            code=folder / "code",
+            data=data,
+            output=output,
+            logs=logs,
+            job_id=job.id,
+            limits=self.limits,
+        )
+
+    def job_folder(self, job_id: str) -> Path:
+        return job_dir(self.workspace, self.jobs.get(job_id).id)
+
+    def outputs(self, job_id: str) -> list[FileInfo]:
+        """What ``share`` would send: the files under ``output/`` and ``logs/``."""
+        folder = job_dir(self.workspace, self.jobs.get(job_id).id)
+        files = []
+        for top in ("output", "logs"):
+            if (folder / top).is_dir():
+                files += [
+                    f.model_copy(update={"path": f"{top}/{f.path}"})
+                    for f in describe_folder(folder / top)
+                ]
+        return files
+
+    def results_for(self, job_id: str) -> bytes:
+        """The shared results of a job (tar of ``output/`` and ``logs/``)."""
+        job = self.jobs.get(job_id)
+        if job.status is not JobState.SHARED:
+            raise RunRefused(f"job {job.id} is {job.status}, not shared")
+        folder = job_dir(self.workspace, job.id)
+        return pack_folders({"output": folder / "output", "logs": folder / "logs"})
+
+
+def fetch_mock(store: Store, owner: str, dataset: str, into: Path) -> Path:
+    """The published mock of ``owner``'s ``dataset`` as a local folder: the store's own
+    folder when it has one, else a copy under ``into``."""
+    base = dataset_dir(owner, dataset)
+    if not store.exists(str(base / METADATA)):
+        raise RunRefused(f"{owner} has published no dataset {dataset!r}")
+    local = store.local_path(str(base / "mock"))
+    if local is not None and local.is_dir():
+        return local
+    target = into / "mock"
+    target.mkdir(parents=True, exist_ok=True)
+    prefix = str(base / "mock") + "/"
+    for entry in store.list(prefix):
+        dest = target / entry.path[len(prefix) :]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(store.read(entry.path))
+    return target
+
+
+def describe(job: JobRecord) -> dict[str, object]:
+    """A job as JSON for scripts."""
+    return json.loads(job.model_dump_json())
