@@ -13,12 +13,15 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from fedbox.cli.dataset_cmd import dataset_app
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.inspect_cmd import inspect_file
+from fedbox.cli.job_cmd import job_app
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
+from fedbox.cli.serve_cmd import serve
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog
@@ -118,6 +121,9 @@ def cleanup(
 
 register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(job_app, name="job")
+app.command("serve")(serve)
 
 
 def main() -> None:
