@@ -16,22 +16,18 @@ from cli_process import fedbox_cli
 class Person:
     """One identity on one store, with a state dir of its own; runs ``fedbox`` commands."""
 
-    def __init__(self, root: Path, email: str, home: Path) -> None:
-        self.root = root
+    def __init__(
+        self, root: Path | str, email: str, home: Path, flags: list[str] | None = None
+    ) -> None:
+        self.root = str(root)
+        self.flags = flags or []
         self.email = email
         self.state_dir = home / email
         self.daemon: subprocess.Popen[str] | None = None
 
-    def _args(self, *args: str) -> list[str]:
-        return [
-            *args,
-            "--root",
-            str(self.root),
-            "--email",
-            self.email,
-            "--state-dir",
-            str(self.state_dir),
-        ]
+    def _args(self, *args: str, store: bool = True) -> list[str]:
+        where = ["--root", self.root, *self.flags] if store else []
+        return [*args, *where, "--email", self.email, "--state-dir", str(self.state_dir)]
 
     def run(
         self, *args: str, local: bool = False, anyone: bool = False, timeout: float = 120
@@ -39,12 +35,8 @@ class Person:
         """``fedbox ARGS`` as this identity; ``local`` commands take no ``--root``,
         ``anyone``'s (reading what is public) take only ``--root``."""
         if anyone:
-            return fedbox_cli(*args, "--root", str(self.root), timeout=timeout)
-        full = self._args(*args)
-        if local:
-            i = full.index("--root")
-            del full[i : i + 2]
-        return fedbox_cli(*full, timeout=timeout)
+            return fedbox_cli(*args, "--root", self.root, *self.flags, timeout=timeout)
+        return fedbox_cli(*self._args(*args, store=not local), timeout=timeout)
 
     def json(self, *args: str, local: bool = False, anyone: bool = False) -> Any:
         done = self.run(*args, "--json", local=local, anyone=anyone)

@@ -196,3 +196,20 @@ def test_auto_approval_runs_the_pinned_package_only(world: dict) -> None:
     assert owner.received(changed)["status"] == "submitted"
     assert owner.received(first)["status"] == "submitted"
     assert sci.json("job", "status", changed)["status"] == "submitted"
+
+
+def test_wait_reports_a_package_the_owner_refused(world: dict) -> None:
+    sci = world["sci"]
+    done = sci.run("job", "submit", str(world["code"]), "--to", OWNER, "--dataset", "nope")
+    assert done.returncode == 0, done.stderr
+    waited = sci.run("job", "wait", done.stdout.strip(), "--timeout", "60")
+    assert waited.returncode == 2
+    assert "refused the package" in waited.stderr and "no dataset 'nope'" in waited.stderr
+
+
+def test_a_job_submitted_while_the_owner_is_down_is_taken_when_it_starts(world: dict) -> None:
+    owner, sci = world["owner"], world["sci"]
+    owner.stop()
+    job_id = _submit(sci, world["code"])
+    owner.serve()
+    assert owner.received(job_id)["status"] == "submitted"

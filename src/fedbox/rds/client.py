@@ -24,7 +24,7 @@ from fedbox.rds.package import DEFAULT_MAX_PACKAGE, extract_checked, pack
 from fedbox.rds.sandbox import Limits, RunResult
 from fedbox.rds.service import APP, RdsService
 from fedbox.rds.states import JobState
-from fedbox.rpc import Box
+from fedbox.rpc import Box, Status
 from fedbox.rpc import connect as rpc_connect
 
 __all__ = ["OwnedJob", "Rds", "SubmittedJob", "connect", "sent_jobs"]
@@ -93,7 +93,11 @@ class SubmittedJob:
 
     def wait(self, timeout: float = 3600.0, *, until: set[JobState] | None = None) -> JobState:
         """Ask until the job is rejected, shared or withheld (or one of ``until``).
-        TimeoutError if that does not happen in ``timeout`` seconds."""
+
+        While the owner has not taken the submission yet (its daemon was down), this
+        waits for the owner's answer to the submission itself; a refused package raises
+        RemoteError saying why. TimeoutError if nothing final happens in ``timeout`` s.
+        """
         targets = until or _FINAL_FOR_SCIENTIST
         deadline = time.monotonic() + timeout
         pause = 0.2
@@ -101,7 +105,13 @@ class SubmittedJob:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"job {self.id} still {self.last_status} after {timeout:g} s")
-            state = JobState(self.status(timeout=left)["status"])
+            try:
+                state = JobState(self.status(timeout=left)["status"])
+            except RemoteError as exc:
+                if exc.status != Status.NOT_FOUND:
+                    raise
+                self._rds.submission_answer(self, max(deadline - time.monotonic(), 0.001))
+                continue
             if state in targets:
                 return state
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
