@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rds_processes import Person, store_bytes
 
 import fedbox.rds
+from fedbox.rds import JobState
 
 OWNER = "owner@hospital.org"
 SCI = "sci@lab.org"
@@ -213,3 +214,37 @@ def test_a_job_submitted_while_the_owner_is_down_is_taken_when_it_starts(world: 
     job_id = _submit(sci, world["code"])
     owner.serve()
     assert owner.received(job_id)["status"] == "submitted"
+
+
+def test_a_50_mb_package_arrives_whole(world: dict) -> None:
+    owner, sci, code = world["owner"], world["sci"], world["code"]
+    (code / "weights.bin").write_bytes(bytes(range(256)) * (50 * 4096))
+    job_id = _submit(sci, code)
+    owner.received(job_id, timeout=120)
+    files = {
+        f["path"]: f["size"]
+        for f in owner.json("job", "review", job_id, local=True)["manifest"]["files"]
+    }
+    assert files["weights.bin"] == 50 * 1024 * 1024
+    owner.json("job", "approve", job_id, local=True)
+    assert owner.json("job", "run", job_id, local=True)["status"] == "finished"
+
+
+def test_the_python_api_covers_both_sides(world: dict) -> None:
+    owner, sci, tmp = world["owner"], world["sci"], world["tmp"]
+    with (
+        fedbox.rds.connect(world["root"], SCI, state_dir=sci.state_dir) as scientist,
+        fedbox.rds.connect(world["root"], OWNER, state_dir=owner.state_dir) as data_owner,
+    ):
+        assert [d.name for d in scientist.datasets(OWNER)] == ["visits"]
+        job = scientist.submit(world["code"], to=OWNER, dataset="visits")
+        assert scientist.submission_answer(job, 60)["status"] == "submitted"
+        [mine] = data_owner.jobs(status="submitted")
+        assert mine.id == job.id and mine.manifest().entry == "python main.py"
+        assert mine.run(mock=True).ok
+        assert mine.status is JobState.SUBMITTED
+        assert mine.approve().run().ok
+        mine.share()
+        assert job.wait(60) is JobState.SHARED
+        job.results(tmp / "api")
+    assert (tmp / "api" / "output" / "total.txt").read_text() == "42\n"
