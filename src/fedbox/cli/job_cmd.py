@@ -4,6 +4,7 @@ decide, run and release it (owner)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -277,7 +278,9 @@ def review(
         console.print(f"  {f.path}  {f.size:,} bytes  {f.sha256}", markup=False)
 
 
-def _decide(email: str, state_dir: Path | None, as_json: bool, act) -> None:  # type: ignore[no-untyped-def]
+def _decide(
+    email: str, state_dir: Path | None, as_json: bool, act: Callable[[Owner], JobRecord]
+) -> None:
     with _owner(email, state_dir) as owner:
         try:
             job = act(owner)

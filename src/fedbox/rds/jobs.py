@@ -7,6 +7,7 @@ auto-approval rules, and writes the change and its event row in one transaction.
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,7 @@ class JobStore:
             (job_id, time.time(), actor, f"refused {action}", reason),
         )
 
-    def events(self, job_id: str | None = None) -> list[JobEvent]:
+    def events(self, job_id: str | None = None) -> builtins.list[JobEvent]:
         """Oldest first."""
         if job_id is None:
             rows = self._db.query("SELECT * FROM events ORDER BY seq")

@@ -5,7 +5,6 @@ daemon (``fedbox.rds.service``) calls :meth:`Owner.receive` for submissions.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -214,8 +213,3 @@ def fetch_mock(store: Store, owner: str, dataset: str, into: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(store.read(entry.path))
     return target
-
-
-def describe(job: JobRecord) -> dict[str, object]:
-    """A job as JSON for scripts."""
-    return json.loads(job.model_dump_json())

@@ -12,6 +12,7 @@ import hashlib
 import io
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from fedbox.errors import FedboxError
 from fedbox.rds.files import describe_folder, validate_name
@@ -44,7 +45,7 @@ def pack(
     entry: str,
     dataset: str,
     name: str | None = None,
-    kind: str = "code",
+    kind: Literal["code", "fl"] = "code",
     max_size: int = DEFAULT_MAX_PACKAGE,
 ) -> tuple[bytes, Manifest]:
     """The package of ``code_dir`` (links and special files refused) and its manifest."""
@@ -54,7 +55,7 @@ def pack(
             name=validate_name("job", name or code_dir.resolve().name),
             entry=entry,
             dataset=validate_name("dataset", dataset),
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             files=files,
         )
     except ValueError as exc:

@@ -20,7 +20,7 @@ from fedbox.rds.models import JobRecord
 from fedbox.rds.owner import Owner
 from fedbox.rds.rules import Rule, Rules
 from fedbox.rds.states import JobState
-from fedbox.rpc import App, Box, Request, Response, Status
+from fedbox.rpc import App, Box, Handler, Request, Response, Status
 
 __all__ = ["APP", "FORBIDDEN", "RdsService", "public_view"]
 
@@ -134,7 +134,7 @@ class RdsService:
             )
         return Response(body=self.owner.results_for(job.id))
 
-    def _forbidden(self, action: str):  # type: ignore[no-untyped-def]
+    def _forbidden(self, action: str) -> Handler:
         def refuse(request: Request) -> Response:
             try:
                 job_id = _job_id(request)
