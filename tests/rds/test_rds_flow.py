@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,3 +250,53 @@ def test_the_python_api_covers_both_sides(world: dict) -> None:
         assert job.wait(60) is JobState.SHARED
         job.results(tmp / "api")
     assert (tmp / "api" / "output" / "total.txt").read_text() == "42\n"
+
+
+def _job_processes(job_id: str) -> list[int]:
+    """Processes whose environment names the job (the job itself, wherever it runs)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"FEDBOX_JOB_ID={job_id}".encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _until(condition, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_run_whose_runner_is_killed_ends_failed_and_takes_the_job_with_it(
+    world: dict,
+) -> None:
+    owner, sci, code = world["owner"], world["sci"], world["code"]
+    (code / "main.py").write_text(
+        "import os, pathlib, time\n"
+        "pathlib.Path(os.environ['OUTPUT_DIR'], 'started').write_text('1')\n"
+        "time.sleep(600)\n"
+    )
+    job_id = _submit(sci, code)
+    owner.received(job_id)
+    owner.json("job", "approve", job_id, local=True)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "fedbox", *owner._args("job", "run", job_id, store=False)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started = owner.state_dir / "rds" / "jobs" / job_id / "output" / "started"
+    _until(started.exists)
+    assert _job_processes(job_id)
+    runner.kill()
+    runner.wait()
+    _until(lambda: not _job_processes(job_id))
+    assert owner.received(job_id)["status"] == "running"
+    owner.stop()
+    owner.serve()
+    job = owner.received(job_id)
+    assert job["status"] == "failed" and job["reason"].startswith("interrupted")

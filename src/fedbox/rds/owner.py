@@ -5,9 +5,13 @@ daemon (``fedbox.rds.service``) calls :meth:`Owner.receive` for submissions.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fedbox.datasite.workspace import Workspace
@@ -130,15 +134,32 @@ class Owner:
         if not data.is_dir():
             raise RunRefused(f"the private data of {job.dataset!r} ({data}) is gone")
         actor = actor or self.email
-        self.jobs.move(job.id, JobState.RUNNING, actor=actor)
         folder = job_dir(self.workspace, job.id)
-        try:
-            result = self._run(job, folder, data, folder)
-        except BaseException as exc:
-            self.jobs.move(job.id, JobState.FAILED, actor=actor, reason=f"could not start: {exc}")
-            raise
-        target = JobState.FINISHED if result.ok else JobState.FAILED
-        return self.jobs.move(job.id, target, actor=actor, reason=result.reason), result
+        with _runner_lock(folder) as held:
+            if not held:
+                raise RunRefused(f"job {job.id} is being run by another process")
+            self.jobs.move(job.id, JobState.RUNNING, actor=actor)
+            try:
+                result = self._run(job, folder, data, folder)
+            except BaseException as exc:
+                reason = f"could not start: {exc}"
+                self.jobs.move(job.id, JobState.FAILED, actor=actor, reason=reason)
+                raise
+            target = JobState.FINISHED if result.ok else JobState.FAILED
+            return self.jobs.move(job.id, target, actor=actor, reason=result.reason), result
+
+    def recover_interrupted(self) -> list[JobRecord]:
+        """Jobs left running by a process that died (nobody holds their run lock) become
+        failed, reason "interrupted"; their run was killed with that process."""
+        failed = []
+        for job in self.jobs.list(status=JobState.RUNNING):
+            with _runner_lock(job_dir(self.workspace, job.id)) as held:
+                if held:
+                    reason = "interrupted: the process running it ended before the run did"
+                    failed.append(
+                        self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason=reason)
+                    )
+        return failed
 
     def run_mock(self, job_id: str) -> RunResult:
         """Run any job on the dataset's published mock; its state does not change.
@@ -194,6 +215,23 @@ class Owner:
             raise RunRefused(f"job {job.id} is {job.status}, not shared")
         folder = job_dir(self.workspace, job.id)
         return pack_folders({"output": folder / "output", "logs": folder / "logs"})
+
+
+@contextmanager
+def _runner_lock(folder: Path) -> Iterator[bool]:
+    """An exclusive lock on the job's ``run.lock`` while it runs (True if we got it):
+    the kernel drops it when its holder dies, however it dies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "run.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def fetch_mock(store: Store, owner: str, dataset: str, into: Path) -> Path:

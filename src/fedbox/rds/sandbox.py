@@ -15,6 +15,7 @@ timeout after which its whole process group is killed.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -110,8 +111,21 @@ def _bwrap_prefix(code: Path, data: Path, output: Path) -> list[str]:
     return argv
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the run is killed when the process that started it dies (kill -9 included),
+    so no job outlives its runner unseen; bubblewrap passes this on to the job."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _limit(limits: Limits) -> None:
     """In the child before exec: the limits it and everything it starts inherit."""
+    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))

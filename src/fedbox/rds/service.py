@@ -80,6 +80,8 @@ class RdsService:
             self.app.on_request(name)(self._forbidden(name))
 
     def start(self) -> None:
+        for job in self.owner.recover_interrupted():
+            logger.warning("job %s was left running by a process that died: now failed", job.id)
         self.app.start()
 
     def stop(self) -> None:
