@@ -89,6 +89,13 @@ def test_whole_flow_submit_review_approve_run_share_results(world: dict) -> None
     paths = [f["path"] for f in owner.json("job", "outputs", job_id, local=True)["files"]]
     assert "output/total.txt" in paths
     assert owner.json("job", "share", job_id, local=True)["status"] == "shared"
+    history = owner.json("job", "review", job_id, local=True)["history"]
+    assert [(e["actor"], e["after"]) for e in history] == [
+        (SCI, "submitted"),
+        *[(OWNER, s) for s in ("approved", "running", "finished", "shared")],
+    ]
+    [listed_job] = sci.json("job", "list", "--refresh")["submitted"]
+    assert (listed_job["id"], listed_job["status"]) == (job_id, "shared")
 
     waited = sci.run("job", "wait", job_id, "--timeout", "60", "--json")
     assert waited.returncode == 0 and json.loads(waited.stdout)["status"] == "shared"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -208,11 +210,26 @@ def list_(
     status_filter: Annotated[
         JobState | None, typer.Option("--status", help="Only jobs in this state (received).")
     ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="First ask each owner for your jobs' states.")
+    ] = False,
+    root: OptionalRootOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each owner.")] = 30,
     state_dir: StateOpt = None,
+    storage_option: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Jobs sent to you (as owner), then jobs you submitted with their last known state."""
+    """Jobs sent to you (as owner), then jobs you submitted with their last known state
+    (``--refresh --root R``: as their owners say now)."""
     workspace = Workspace.for_email(validate_email(email), state_dir).ensure()
+    if refresh:
+        if root is None:
+            raise fail("--refresh needs --root (it asks the owners)")
+        with open_rds(root, email, state_dir, storage_option) as rds:
+            try:
+                rds.refresh(timeout=timeout)
+            except (FedboxError, TimeoutError) as exc:
+                raise fail(exc) from exc
     with Owner(workspace) as owner:
         received = owner.jobs.list(status=status_filter)
     sent = sent_jobs(workspace)
@@ -259,6 +276,7 @@ def review(
                 print(owner.code_file(job.id, show_path).decode("utf-8", errors="replace"), end="")
                 return
             manifest = owner.manifest(job.id)
+            history = owner.jobs.events(job.id)
         except (FedboxError, KeyError) as exc:
             raise fail(exc) from exc
     if as_json:
@@ -266,6 +284,7 @@ def review(
             {
                 "job": {**public_view(job), "submitter": job.submitter},
                 "manifest": manifest.model_dump(),
+                "history": [asdict(e) for e in history],
             }
         )
         return
@@ -276,6 +295,11 @@ def review(
     )
     for f in manifest.files:
         console.print(f"  {f.path}  {f.size:,} bytes  {f.sha256}", markup=False)
+    console.print("history:")
+    for e in history:
+        when = datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        why = f" ({e.reason})" if e.reason else ""
+        console.print(f"  {when}  {e.actor}: {e.action}{why}", markup=False)
 
 
 def _decide(

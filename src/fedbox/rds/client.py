@@ -279,6 +279,20 @@ class Rds:
             )
         return SubmittedJob(self, dict(rows[0]))
 
+    def refresh(self, timeout: float = 30.0) -> list[SubmittedJob]:
+        """Ask every owner we submitted to for our jobs' states (one ``list`` request
+        each, sent together) and remember them; returns :meth:`submitted`."""
+        owners = sorted({job.owner for job in self.submitted()})
+        futures = [
+            self.app.send(owner, "list", b"", expires_in=max(timeout, 60)) for owner in owners
+        ]
+        deadline = time.monotonic() + timeout
+        for future in futures:
+            left = max(deadline - time.monotonic(), 0.001)
+            for view in json.loads(future.wait(left).raise_for_status().body):
+                self._note_status(view["id"], JobState(view["status"]), view["reason"])
+        return self.submitted()
+
     def submission_answer(self, job: SubmittedJob, timeout: float) -> dict[str, Any]:
         """The owner's answer to the submission itself: the job as recorded, or
         RemoteError 400 saying why the package was refused."""
