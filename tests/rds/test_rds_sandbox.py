@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from fedbox.rds.sandbox import Limits, RunResult, isolation_available, run_sandboxed
+from fedbox.rds.sandbox import (
+    Limits,
+    RunResult,
+    available_isolations,
+    isolation_available,
+    run_sandboxed,
+)
 
 ISOLATION = isolation_available()
+NETWORK_ISOLATIONS = [i for i in available_isolations() if i != "none"]
 needs_fs_isolation = pytest.mark.skipif(
     ISOLATION != "bubblewrap", reason="needs bubblewrap (a mount namespace)"
-)
-needs_net_isolation = pytest.mark.skipif(
-    ISOLATION == "none", reason="needs bubblewrap or unshare (a network namespace)"
 )
 MINUTE = Limits(timeout=60)
 
@@ -27,7 +31,9 @@ def job(tmp_path: Path):  # type: ignore[no-untyped-def]
     data.mkdir()
     (data / "rows.csv").write_text("1,2,3\n")
 
-    def run(script: str, limits: Limits = MINUTE) -> tuple[RunResult, Path]:
+    def run(
+        script: str, limits: Limits = MINUTE, isolation: str | None = None
+    ) -> tuple[RunResult, Path]:
         code = tmp_path / "code"
         code.mkdir(exist_ok=True)
         (code / "main.py").write_text(textwrap.dedent(script))
@@ -39,14 +45,16 @@ def job(tmp_path: Path):  # type: ignore[no-untyped-def]
             logs=tmp_path / "logs",
             job_id="job-1",
             limits=limits,
+            isolation=isolation,  # type: ignore[arg-type]
         )
         return result, tmp_path
 
     return run
 
 
+@pytest.mark.parametrize("isolation", available_isolations())
 def test_environment_is_clean_and_says_where_things_are(
-    job, monkeypatch: pytest.MonkeyPatch
+    job, monkeypatch: pytest.MonkeyPatch, isolation: str
 ) -> None:
     monkeypatch.setenv("OWNER_SECRET_TOKEN", "s3cr3t")
     result, tmp = job(
@@ -55,7 +63,8 @@ def test_environment_is_clean_and_says_where_things_are(
         out = pathlib.Path(os.environ["OUTPUT_DIR"])
         rows = (pathlib.Path(os.environ["DATA_DIR"]) / "rows.csv").read_text()
         (out / "env.json").write_text(json.dumps({"env": dict(os.environ), "rows": rows}))
-        """
+        """,
+        isolation=isolation,
     )
     assert result.ok, (tmp / "logs" / "stderr.txt").read_text()
     seen = json.loads((tmp / "output" / "env.json").read_text())
@@ -63,8 +72,8 @@ def test_environment_is_clean_and_says_where_things_are(
     assert seen["env"]["FEDBOX_JOB_ID"] == "job-1"
     assert "OWNER_SECRET_TOKEN" not in seen["env"]
     assert "FEDBOX_HOME" not in seen["env"]
-    assert f"isolation: {ISOLATION}" in (tmp / "logs" / "stderr.txt").read_text()
-    assert json.loads((tmp / "logs" / "run.json").read_text())["isolation"] == ISOLATION
+    assert f"isolation: {isolation}" in (tmp / "logs" / "stderr.txt").read_text()
+    assert json.loads((tmp / "logs" / "run.json").read_text())["isolation"] == isolation
 
 
 def test_timeout_is_reported_as_such(job) -> None:
@@ -134,8 +143,8 @@ def test_another_dataset_and_the_owner_state_are_invisible(
     assert (tmp / "output" / "r.txt").read_text() == "[False, False]"
 
 
-@needs_net_isolation
-def test_a_network_connection_attempt_fails(job) -> None:
+@pytest.mark.parametrize("isolation", NETWORK_ISOLATIONS)
+def test_a_network_connection_attempt_fails(job, isolation: str) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -149,6 +158,6 @@ def test_a_network_connection_attempt_fails(job) -> None:
             outcome = type(exc).__name__
         pathlib.Path(os.environ["OUTPUT_DIR"], "r.txt").write_text(outcome)
         """
-        result, tmp = job(script)
+        result, tmp = job(script, MINUTE, isolation)
     assert result.ok, (tmp / "logs" / "stderr.txt").read_text()
     assert (tmp / "output" / "r.txt").read_text() != "connected"

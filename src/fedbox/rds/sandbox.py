@@ -29,7 +29,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Limits", "RunResult", "isolation_available", "run_sandboxed"]
+__all__ = [
+    "Limits",
+    "RunResult",
+    "available_isolations",
+    "isolation_available",
+    "run_sandboxed",
+]
 
 Isolation = Literal["bubblewrap", "unshare", "none"]
 
@@ -72,16 +78,22 @@ def _works(argv: list[str]) -> bool:
         return False
 
 
-def isolation_available() -> Isolation:
-    """The strongest isolation that actually starts a process here (tried, not assumed:
-    user namespaces may be disabled)."""
+def available_isolations() -> list[Isolation]:
+    """The isolations that actually start a process here, strongest first (tried, not
+    assumed: user namespaces may be disabled); ``none`` always works."""
+    found: list[Isolation] = []
     bwrap = shutil.which("bwrap")
     if bwrap and _works([bwrap, "--unshare-all", "--ro-bind", "/", "/", "true"]):
-        return "bubblewrap"
+        found.append("bubblewrap")
     unshare = shutil.which("unshare")
     if unshare and _works([unshare, "--net", "--map-root-user", "true"]):
-        return "unshare"
-    return "none"
+        found.append("unshare")
+    return [*found, "none"]
+
+
+def isolation_available() -> Isolation:
+    """The strongest isolation that works here."""
+    return available_isolations()[0]
 
 
 def _command(entry: str) -> list[str]:
