@@ -363,6 +363,14 @@ def run(
             "--mock", help="Run on the published mock instead (the job's state does not change)."
         ),
     ] = False,
+    with_deps: Annotated[
+        bool,
+        typer.Option(
+            "--with-deps",
+            help="First install the job's requirements.txt into a venv of its own "
+            "(outside the sandbox, with this machine's pip settings).",
+        ),
+    ] = False,
     root: OptionalRootOpt = None,
     state_dir: StateOpt = None,
     storage_option: StorageOpt = None,
@@ -379,7 +387,7 @@ def run(
                     result = owner.run_mock(job_id)
                 extra = {"status": owner.jobs.get(job_id).status.value}
             else:
-                job, result = owner.run(job_id)
+                job, result = owner.run(job_id, with_deps=with_deps)
                 extra = {"status": job.status.value}
         except (FedboxError, KeyError) as exc:
             raise fail(exc) from exc

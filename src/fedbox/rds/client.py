@@ -156,10 +156,12 @@ class OwnedJob:
         self.record = self._owner().reject(self.id, reason)
         return self
 
-    def run(self, *, mock: bool = False) -> RunResult:
+    def run(self, *, mock: bool = False, with_deps: bool = False) -> RunResult:
+        """On the private data (approved jobs), or on the mock (``mock=True``, any job,
+        state unchanged); ``with_deps`` installs the job's requirements.txt first."""
         if mock:
             return self._owner().run_mock(self.id)
-        self.record, result = self._owner().run(self.id)
+        self.record, result = self._owner().run(self.id, with_deps=with_deps)
         return result
 
     def outputs(self) -> list[FileInfo]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -125,8 +127,12 @@ class Owner:
 
     # -- runs ----------------------------------------------------------------------
 
-    def run(self, job_id: str, *, actor: str | None = None) -> tuple[JobRecord, RunResult]:
-        """Run an approved job on the private data; it ends finished or failed."""
+    def run(
+        self, job_id: str, *, actor: str | None = None, with_deps: bool = False
+    ) -> tuple[JobRecord, RunResult]:
+        """Run an approved job on the private data; it ends finished or failed.
+        ``with_deps``: first install the job's ``requirements.txt`` into a venv of its own
+        (outside the sandbox, with this machine's pip settings: the owner's choice)."""
         job = self.jobs.get(job_id)
         if job.status is not JobState.APPROVED:
             raise RunRefused(f"job {job.id} is {job.status}; only an approved job runs")
@@ -138,9 +144,10 @@ class Owner:
         with _runner_lock(folder) as held:
             if not held:
                 raise RunRefused(f"job {job.id} is being run by another process")
+            venv = build_venv(folder) if with_deps else None
             self.jobs.move(job.id, JobState.RUNNING, actor=actor)
             try:
-                result = self._run(job, folder, data, folder)
+                result = self._run(job, folder, data, folder, venv)
             except BaseException as exc:
                 reason = f"could not start: {exc}"
                 self.jobs.move(job.id, JobState.FAILED, actor=actor, reason=reason)
@@ -177,7 +184,9 @@ class Owner:
             raise RunRefused("a mock run needs the store (--root)")
         return self.store
 
-    def _run(self, job: JobRecord, folder: Path, data: Path, into: Path) -> RunResult:
+    def _run(
+        self, job: JobRecord, folder: Path, data: Path, into: Path, venv: Path | None = None
+    ) -> RunResult:
         output = into / "output"
         logs = into / "logs"
         for old in (output, logs):
@@ -191,6 +200,7 @@ class Owner:
             logs=logs,
             job_id=job.id,
             limits=self.limits,
+            venv=venv,
         )
 
     def job_folder(self, job_id: str) -> Path:
@@ -215,6 +225,40 @@ class Owner:
             raise RunRefused(f"job {job.id} is {job.status}, not shared")
         folder = job_dir(self.workspace, job.id)
         return pack_folders({"output": folder / "output", "logs": folder / "logs"})
+
+
+REQUIREMENTS = "requirements.txt"
+
+
+def build_venv(folder: Path) -> Path:
+    """``{job}/venv`` with the packages the job's ``requirements.txt`` names (pip's
+    output in ``{job}/deps.log``, which stays with the owner). RunRefused if there is no
+    such file or pip fails; the job's state is unchanged then."""
+    requirements = folder / "code" / REQUIREMENTS
+    if not requirements.is_file():
+        raise RunRefused(f"--with-deps: the job has no {REQUIREMENTS}")
+    venv = folder / "venv"
+    log = folder / "deps.log"
+    with log.open("wb") as out:
+        steps = [
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--no-input",
+                "-r",
+                str(requirements),
+            ],
+        ]
+        for step in steps:
+            done = subprocess.run(
+                step, cwd=folder / "code", stdout=out, stderr=out, stdin=subprocess.DEVNULL
+            )
+            if done.returncode != 0:
+                raise RunRefused(f"--with-deps: {' '.join(step[:4])} failed; see {log}")
+    return venv
 
 
 @contextmanager

@@ -96,17 +96,18 @@ def isolation_available() -> Isolation:
     return available_isolations()[0]
 
 
-def _command(entry: str) -> list[str]:
-    """The entry as argv; a leading ``python`` is the interpreter fedbox runs on."""
+def _command(entry: str, venv: Path | None) -> list[str]:
+    """The entry as argv; a leading ``python`` is the interpreter fedbox runs on, or the
+    job's own venv's."""
     argv = shlex.split(entry)
     if not argv:
         raise ValueError("empty entry command")
     if argv[0] in ("python", "python3"):
-        argv[0] = sys.executable
+        argv[0] = str(venv / "bin" / "python") if venv is not None else sys.executable
     return argv
 
 
-def _bwrap_prefix(code: Path, data: Path, output: Path) -> list[str]:
+def _bwrap_prefix(code: Path, data: Path, output: Path, venv: Path | None) -> list[str]:
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent"]
     argv += ["--new-session", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for system in _SYSTEM_DIRS:
@@ -116,6 +117,8 @@ def _bwrap_prefix(code: Path, data: Path, output: Path) -> list[str]:
         argv += ["--ro-bind", prefix, prefix]
     interpreter = Path(sys.executable)
     argv += ["--ro-bind", str(interpreter.parent), str(interpreter.parent)]
+    if venv is not None:
+        argv += ["--ro-bind", str(venv), str(venv)]
     argv += ["--ro-bind", str(code), SANDBOX_CODE]
     argv += ["--ro-bind", str(data), SANDBOX_DATA]
     argv += ["--bind", str(output), SANDBOX_OUTPUT]
@@ -177,17 +180,19 @@ def run_sandboxed(
     job_id: str,
     limits: Limits = Limits(),
     isolation: Isolation | None = None,
+    venv: Path | None = None,
 ) -> RunResult:
     """Run ``entry`` in ``code`` with ``DATA_DIR`` = ``data`` (read-only where the
     isolation allows), ``OUTPUT_DIR`` = ``output``, ``FEDBOX_JOB_ID``; stdout and stderr
-    go to ``logs/`` (never anywhere else), and ``logs/run.json`` records the result."""
+    go to ``logs/`` (never anywhere else), and ``logs/run.json`` records the result.
+    ``venv``: the job's own environment (its ``python`` runs the entry)."""
     isolation = isolation or isolation_available()
     output.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
-    argv = _command(entry)
+    argv = _command(entry, venv)
     if isolation == "bubblewrap":
         env = {"DATA_DIR": SANDBOX_DATA, "OUTPUT_DIR": SANDBOX_OUTPUT, "HOME": "/tmp"}
-        argv = [*_bwrap_prefix(code, data, output), *argv]
+        argv = [*_bwrap_prefix(code, data, output, venv), *argv]
         cwd = code
     else:
         env = {"DATA_DIR": str(data), "OUTPUT_DIR": str(output), "HOME": str(output)}
