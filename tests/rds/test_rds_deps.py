@@ -64,6 +64,7 @@ def test_with_deps_installs_the_requirements_into_the_jobs_own_venv(
         "pathlib.Path(os.environ['OUTPUT_DIR'], 'v.txt').write_text(tinydep.VALUE)\n"
     )
     job_id = _approved_job(owner, code, "00000000-0000-4000-8000-00000000000a")
+    assert owner.requirements(job_id) == ["./wheels/tinydep-1.0-py3-none-any.whl"]
     job, result = owner.run(job_id, with_deps=True)
     assert result.ok and job.status is JobState.FINISHED
     folder = owner.job_folder(job_id)
@@ -78,6 +79,7 @@ def test_with_deps_without_requirements_is_refused_and_changes_nothing(
     code.mkdir()
     (code / "main.py").write_text("print(1)\n")
     job_id = _approved_job(owner, code, "00000000-0000-4000-8000-00000000000b")
+    assert owner.requirements(job_id) == []
     with pytest.raises(RunRefused, match=r"no requirements\.txt"):
         owner.run(job_id, with_deps=True)
     assert owner.jobs.get(job_id).status is JobState.APPROVED

@@ -277,6 +277,7 @@ def review(
                 return
             manifest = owner.manifest(job.id)
             history = owner.jobs.events(job.id)
+            requirements = owner.requirements(job.id)
         except (FedboxError, KeyError) as exc:
             raise fail(exc) from exc
     if as_json:
@@ -284,6 +285,7 @@ def review(
             {
                 "job": {**public_view(job), "submitter": job.submitter},
                 "manifest": manifest.model_dump(),
+                "requirements": requirements,
                 "history": [asdict(e) for e in history],
             }
         )
@@ -295,6 +297,10 @@ def review(
     )
     for f in manifest.files:
         console.print(f"  {f.path}  {f.size:,} bytes  {f.sha256}", markup=False)
+    if requirements:
+        console.print("dependencies (installed only with run --with-deps):")
+        for line in requirements:
+            console.print(f"  {line}", markup=False)
     console.print("history:")
     for e in history:
         when = datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -113,6 +113,15 @@ class Owner:
             raise FedboxError(f"{path!r} is not in the job's manifest")
         return (job_dir(self.workspace, self.jobs.get(job_id).id) / "code" / path).read_bytes()
 
+    def requirements(self, job_id: str) -> list[str]:
+        """The packages the job asks for (its ``requirements.txt``, comments dropped):
+        installed only if the owner runs it ``with_deps``."""
+        if REQUIREMENTS not in {f.path for f in self.manifest(job_id).files}:
+            return []
+        text = self.code_file(job_id, REQUIREMENTS).decode("utf-8", errors="replace")
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        return [line for line in lines if line]
+
     def approve(self, job_id: str, *, actor: str | None = None) -> JobRecord:
         return self.jobs.move(job_id, JobState.APPROVED, actor=actor or self.email)
 
