@@ -84,7 +84,9 @@ def test_delete_unpublishes_and_forgets_the_private_path(
         ("bad-name", "dataset name"),
         ("no-private", "is not a folder"),
         ("mock-link", "is a link"),
-        ("mock-is-private", "must not be the private folder"),
+        ("mock-is-private", "must not overlap"),
+        ("mock-holds-private", "must not overlap"),
+        ("private-in-store", "inside the store"),
         ("twice", "exists"),
     ],
 )
@@ -103,6 +105,11 @@ def test_bad_create_is_refused_and_writes_nothing(
             (mock / "link.csv").symlink_to(private / "sub" / "data.csv")
         elif change == "mock-is-private":
             mock = private
+        elif change == "mock-holds-private":
+            mock = private.parent
+        elif change == "private-in-store":
+            private = root / "datasites" / OWNER / "private"
+            private.mkdir(parents=True)
         elif change == "twice":
             create_dataset(store, ws, name, private=private, mock=mock)
         before = sorted(p.relative_to(root) for p in root.rglob("*"))

@@ -179,6 +179,8 @@ def test_another_scientist_can_neither_see_nor_fetch(world: dict, fedbox_home: P
     with fedbox.rds.connect(world["root"], SCI, state_dir=sci.state_dir) as rds:
         mine = rds.app.send(OWNER, "list", b"").wait(60)
         assert [j["id"] for j in json.loads(mine.body)] == [job_id]
+        prefix = rds.app.send(OWNER, "status", json.dumps({"id": job_id[:8]}).encode())
+        assert prefix.wait(60).status == 404  # over RPC, ids are exact
         assert rds.job(job_id).results(world["tmp"] / "mine", timeout=60)
 
 

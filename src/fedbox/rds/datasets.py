@@ -91,8 +91,14 @@ def create_dataset(
         files = describe_folder(mock)
     except ValueError as exc:
         raise DatasetError(f"--mock: {exc}") from exc
-    if mock.resolve() == private or private in mock.resolve().parents:
-        raise DatasetError("the mock must not be the private folder or inside it")
+    real_mock = mock.resolve()
+    if real_mock == private or private in real_mock.parents or real_mock in private.parents:
+        raise DatasetError("the mock and the private folder must not overlap")
+    store_root = store.local_path("")
+    if store_root is not None:
+        store_root = store_root.resolve()
+        if private == store_root or store_root in private.parents:
+            raise DatasetError(f"--private {private} is inside the store, where others read")
     folder = dataset_dir(workspace.email, name)
     if name in _read_registry(workspace) or store.exists(str(folder / METADATA)):
         raise DatasetError(f"dataset {name!r} exists; delete it first to replace it")

@@ -123,10 +123,10 @@ class JobStore:
                 self._event(record.id, record.submitter, "submit", None, JobState.SUBMITTED, "")
         return bool(added)
 
-    def get(self, job_id: str) -> JobRecord:
-        """The job ``job_id``, or the one job whose id starts with it."""
+    def get(self, job_id: str, *, exact: bool = False) -> JobRecord:
+        """The job ``job_id``, or (unless ``exact``) the one job whose id starts with it."""
         rows = self._db.query("SELECT * FROM jobs WHERE id=?", (job_id,))
-        if not rows and len(job_id) >= 4:
+        if not rows and not exact and len(job_id) >= 4:
             rows = self._db.query(
                 "SELECT * FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
                 (job_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),

@@ -70,10 +70,10 @@ class Owner:
         manifest = read_package(package, max_size=self.max_package)
         private_path(self.workspace, manifest.dataset)
         try:
-            existing = self.jobs.get(job_id)
+            existing = self.jobs.get(job_id, exact=True)
         except KeyError:
             existing = None
-        if existing is not None and existing.id == job_id:
+        if existing is not None:
             if existing.submitter != submitter:
                 raise FedboxError(f"job id {job_id} is taken")
             return existing

@@ -90,7 +90,7 @@ class RdsService:
 
     def _own_job(self, request: Request) -> JobRecord | None:
         try:
-            job = self.owner.jobs.get(_job_id(request))
+            job = self.owner.jobs.get(_job_id(request), exact=True)
         except JobNotFound:
             return None
         return job if job.submitter == request.sender else None
