@@ -12,14 +12,17 @@ from rich.console import Console
 from rich.table import Table
 
 from fedbox.cli.bridge_cmd import bridge_app
+from fedbox.cli.dataset_cmd import dataset_app
 from fedbox.cli.durations import parse_duration
 from fedbox.cli.fl_commands import register as register_fl_commands
 from fedbox.cli.hub_cmd import hub_app, login_command
 from fedbox.cli.inspect_cmd import inspect_file
+from fedbox.cli.job_cmd import job_app
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
+from fedbox.cli.serve_cmd import serve
 from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -131,6 +134,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(hub_app, name="hub")
 app.command("login")(login_command)
 app.add_typer(bridge_app, name="bridge")
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(job_app, name="job")
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -1,0 +1,31 @@
+"""``fedbox serve``: a data owner's one long-lived process (RPC app ``rds``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fedbox.cli.fl_options import sigterm_as_interrupt
+from fedbox.cli.options import EmailOpt, StateOpt
+from fedbox.cli.rds_options import console, open_rds
+from fedbox.cli.roots import RootOpt, StorageOpt
+
+__all__ = ["serve"]
+
+
+def serve(
+    root: RootOpt,
+    email: EmailOpt,
+    state_dir: StateOpt = None,
+    storage_option: StorageOpt = None,
+    ready: Annotated[bool, typer.Option("--ready", help="Print 'ready' once serving.")] = False,
+) -> None:
+    """Receive job submissions, answer scientists' status and results requests, apply
+    your auto-approval rules. Runs until Ctrl-C or SIGTERM."""
+    with sigterm_as_interrupt(), open_rds(root, email, state_dir, storage_option) as rds:
+        service = rds.serve()
+        console.print(f"serving rds for {email}")
+        if ready:
+            print("ready", flush=True)
+        service.app.serve_forever()  # returns on Ctrl-C / SIGTERM, after stopping
