@@ -21,8 +21,11 @@ def serve(
     storage_option: StorageOpt = None,
     ready: Annotated[bool, typer.Option("--ready", help="Print 'ready' once serving.")] = False,
 ) -> None:
-    """Receive job submissions, answer scientists' status and results requests, apply
-    your auto-approval rules. Runs until Ctrl-C or SIGTERM."""
+    """A data owner's daemon: takes job submissions, answers scientists, applies rules.
+
+    It receives submissions, answers scientists' status and results requests, and
+    applies your auto-approval rules, until Ctrl-C or SIGTERM.
+    """
     with sigterm_as_interrupt(), open_rds(root, email, state_dir, storage_option) as rds:
         service = rds.serve()
         console.print(f"serving rds for {email}")
