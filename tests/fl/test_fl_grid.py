@@ -14,6 +14,7 @@ from flwr.common.constant import ErrorCode
 
 import fedbox
 from fedbox.fl.client import ClientNode, node_config_for
+from fedbox.fl.codec import RUN_CONFIG_RECORD
 from fedbox.fl.config import node_id_for
 from fedbox.fl.events import FlEvent
 from fedbox.fl.grid import FileGrid
@@ -202,3 +203,31 @@ def test_arrays_arrive_intact(fed: Federation, size: int) -> None:
     msg = Message(RecordDict({"arrays": ArrayRecord([data])}), node_id_for(A), "train")
     (reply,) = fed.grid.send_and_receive([msg])
     np.testing.assert_array_equal(reply.content["arrays"].to_numpy_ndarrays()[0], data * 2)
+
+
+def test_the_run_config_reaches_the_client_app_encrypted_never_in_a_header(root: Path) -> None:
+    run_config = {"secret-lr": 0.125, "tag": "zebra-42"}
+    app = ClientApp()
+
+    @app.query()
+    def config(msg: Message, context: Context) -> Message:
+        assert RUN_CONFIG_RECORD not in msg.content  # the runner took it out
+        return Message(RecordDict({"seen": ConfigRecord(dict(context.run_config))}), reply_to=msg)
+
+    with (
+        fedbox.connect(root, A, encrypt=True) as site,
+        fedbox.connect(root, AGG, encrypt=True) as agg,
+    ):
+        grid = FileGrid(agg.app(APP), [A], timeout=30.0, run_config=run_config)
+        content = RecordDict({"config": ConfigRecord({"value": 1})})
+        ids = grid.push_messages([Message(content, node_id_for(A), "query", group_id="1")])
+        (path,) = root.rglob("*.request")
+        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            header = read_header(f)
+        assert not header.headers
+        assert b"zebra-42" not in raw and b"secret-lr" not in raw and b"run-config" not in raw
+        ClientNode(site, APP, lambda: app, node_config_for(0, 1, None)).start()
+        agg.wait([grid._pending[ids[0]].future], timeout=30)
+        (reply,) = grid.pull_messages(ids)
+    assert dict(reply.content["seen"]) == run_config

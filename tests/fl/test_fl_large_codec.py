@@ -23,7 +23,16 @@ from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedbox.errors import CorruptMessage
-from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, message_body
+from fedbox.fl.codec import (
+    RUN_CONFIG_RECORD,
+    BatchEncoder,
+    decode_message,
+    encode_message,
+    message_body,
+    run_config_trailer,
+    take_run_config,
+)
+from fedbox.rpc.body import Shared
 from fedbox.rpc.envelope import Header, read_header, write_buffers
 from fedbox.rpc.payload import open_payload
 from fedbox.store import LocalStore
@@ -146,6 +155,22 @@ def test_bodies_are_byte_identical_to_flowers_serializer(name: str, tmp_path: Pa
                     assert type(got.data) is bytes and got.data == array.data
                     if array.stype == "numpy.ndarray":
                         np.testing.assert_array_equal(got.numpy(), array.numpy())
+
+
+def test_the_run_config_trailer_merges_into_the_content_and_leaves_sharing_alone(
+    tmp_path: Path,
+) -> None:
+    config = {"lr": 0.5, "rounds": 3, "iid": True, "name": "zebra"}
+    msg = _message("mixed")
+    body = BatchEncoder(run_config_trailer(config)).body(msg, shared=True)
+    assert sum(isinstance(p, Shared) for p in body.pieces) == 1
+    flowers = message_from_proto(ProtoMessage.FromString(bytes(body)))  # protobuf merges
+    assert flowers.content[RUN_CONFIG_RECORD] == ConfigRecord(config)
+    back = _through_a_file(tmp_path, list(body.buffers()))  # the fast reader, no fallback
+    assert set(back.content) == set(msg.content) | {RUN_CONFIG_RECORD}
+    assert take_run_config(back) == config
+    assert encode_message(back) == encode_message(msg)
+    assert take_run_config(decode_message(encode_message(msg))) is None
 
 
 def test_array_data_goes_to_the_file_as_views_of_the_arrays_own_bytes(tmp_path: Path) -> None:

@@ -23,7 +23,13 @@ from flwr.common.serde import message_from_proto, message_to_proto
 from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, summarize
+from fedbox.fl.codec import (
+    BatchEncoder,
+    decode_message,
+    encode_message,
+    run_config_trailer,
+    summarize,
+)
 from fedbox.fl.contexts import ContextStore
 from fedbox.fl.runner import NodeRunner, make_join_message, make_stop_message
 
@@ -237,3 +243,29 @@ def test_a_damaged_context_file_starts_afresh(tmp_path: Path) -> None:
     store.path(77, NODE).write_bytes(b"\xff not a protobuf")
     reply = decode_message(_runner(tmp_path).handle(encode_message(_train_message())).body)
     assert reply.content["metrics"]["n"] == 1
+
+
+def _run_config_app(seen: list[tuple[dict, set[str]]]) -> ClientApp:
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        seen.append((dict(context.run_config), set(msg.content)))
+        return Message(RecordDict({"m": MetricRecord({"x": 1})}), reply_to=msg)
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("trailer", "expected"),
+    [({"x": 7, "name": "n"}, {"x": 7, "name": "n"}), ({}, {}), (None, {"x": 1, "d": True})],
+)
+def test_the_run_config_comes_from_the_body_else_the_default(
+    tmp_path: Path, trailer: dict | None, expected: dict
+) -> None:
+    seen: list[tuple[dict, set[str]]] = []
+    app = _run_config_app(seen)
+    runner = NodeRunner(lambda: app, NODE, {}, ContextStore(tmp_path), {"x": 1, "d": True})
+    encoder = BatchEncoder() if trailer is None else BatchEncoder(run_config_trailer(trailer))
+    runner.handle(bytes(encoder.body(_train_message())))
+    assert seen == [(expected, {"arrays", "config"})]

@@ -106,7 +106,7 @@ class ClientNode:
     def _on_message(self, request: Request) -> Response | Body:
         body = request.payload if request.payload is not None else request.body
         try:
-            outcome = self.runner.handle(body, request.headers)
+            outcome = self.runner.handle(body)
         except DecodeError as exc:
             logger.warning("%s: request %s is not a Flower message: %s", self, request.id, exc)
             return Response(body=f"not a Flower message: {exc}".encode(), status=Status.BAD_REQUEST)

@@ -1,4 +1,4 @@
-"""Flower ``Message`` <-> bodies: Flower's own protobuf, nothing added.
+"""Flower ``Message`` <-> bodies: Flower's own protobuf.
 
 A body is byte for byte ``message_to_proto(msg).SerializeToString()``, so any Flower
 tool can read it, but it is produced without Flower's per-level copies of the array
@@ -10,6 +10,14 @@ layer stores once. Decoding reads a received payload as a stream and copies each
 array's data once, from the file into the ``bytes`` of its ``Array``
 (``fedbox.fl.wire_decode``); bodies above protobuf's 2 GiB limit, which the RPC layer
 stores as chunks, decode the same way.
+
+The one addition is the run config, which the aggregator appends to each instruction
+as a second ``content`` field (:func:`run_config_trailer`): protobuf merges repeated
+message fields, so the body stays a valid Flower ``Message``, whose content holds one
+more ConfigRecord, and the run config is encrypted with the body instead of travelling
+in the plaintext envelope header (issue 12). The trailer is the same for every message
+of a run, so shared content stays one Shared piece. The runner takes the record out
+(:func:`take_run_config`) before the ClientApp sees the message.
 """
 
 from __future__ import annotations
@@ -17,8 +25,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.common.serde import message_from_proto
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict, UserConfig
+from flwr.common.serde import message_from_proto, recorddict_to_proto
 from flwr.proto.message_pb2 import Message as ProtoMessage
 from google.protobuf.message import DecodeError
 
@@ -28,15 +36,39 @@ from fedbox.rpc.body import Body, Buffer, PiecesReader, Shared
 from fedbox.rpc.payload import Payload
 
 __all__ = [
+    "RUN_CONFIG_RECORD",
     "BatchEncoder",
     "MessageSummary",
     "decode_message",
     "describe_body",
     "encode_message",
     "message_body",
+    "run_config_trailer",
     "scalar_metrics",
     "summarize",
+    "take_run_config",
 ]
+
+RUN_CONFIG_RECORD = "fedbox.run-config"
+"""Name of the ConfigRecord that carries the run config inside an instruction's body."""
+
+
+def run_config_trailer(run_config: UserConfig) -> bytes:
+    """A second ``content`` field holding ``run_config``, to append to a Message's bytes."""
+    record = RecordDict({RUN_CONFIG_RECORD: ConfigRecord(dict(run_config))})
+    data = recorddict_to_proto(record).SerializeToString()
+    return content_field(len(data)) + data
+
+
+def take_run_config(message: Message) -> UserConfig | None:
+    """Remove the run config record from ``message``; its scalars, or None if it had none."""
+    if not message.has_content():
+        return None
+    record = message.content.config_records.get(RUN_CONFIG_RECORD)
+    if record is None:
+        return None
+    del message.content[RUN_CONFIG_RECORD]
+    return {str(k): v for k, v in record.items() if isinstance(v, bool | int | float | str)}
 
 
 def encode_message(message: Message) -> bytes:
@@ -84,11 +116,14 @@ class BatchEncoder:
     The cache is keyed by object identity and lives only as long as the encoder,
     which callers create per batch: a RecordDict mutated between batches is never
     served stale. Content marked ``shared`` becomes one :class:`Shared` piece, which
-    the RPC layer stores once for all the messages of its batch.
+    the RPC layer stores once for all the messages of its batch. ``trailer`` (bytes of
+    whole protobuf fields, e.g. :func:`run_config_trailer`) ends every body with content,
+    after the shared piece, so sharing is unaffected.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, trailer: bytes = b"") -> None:
         self._content: dict[int, tuple[RecordDict, list[Buffer], int, Shared | None]] = {}
+        self._trailer = trailer
 
     def body(self, message: Message, *, shared: bool = False) -> Body:
         head = head_bytes(message)
@@ -101,12 +136,12 @@ class BatchEncoder:
             cached = (content, [content_field(size), *parts], size, None)
             self._content[id(content)] = cached
         if not shared:
-            return Body([head, *cached[1]])
+            return Body([head, *cached[1], self._trailer])
         piece = cached[3]
         if piece is None:
             piece = Shared(cached[1])
             self._content[id(content)] = (*cached[:3], piece)
-        return Body([head, piece])
+        return Body([head, piece, self._trailer])
 
     def parts(self, message: Message) -> list[memoryview]:
         return list(self.body(message).buffers())

@@ -1,8 +1,9 @@
 """``FileGrid``: Flower's ``Grid`` on fedbox RPC, so a ServerApp runs unchanged over files.
 
 Each Flower message is one request on endpoint ``messages`` of the run's app
-(body: Flower's protobuf of the ``Message``); the reply is that request's
-response. The messages of one ``push_messages`` call are one RPC batch: a content
+(body: Flower's protobuf of the ``Message``, ending with the run config, which so is
+encrypted with the body: :func:`~fedbox.fl.codec.run_config_trailer`); the reply is
+that request's response. The messages of one ``push_messages`` call are one RPC batch: a content
 object sent to several nodes (FedAvg's model) is serialised and stored once, and
 each node's request refers to it (issue 6). Two durations stay distinct, as in
 Flower: ``timeout`` is how long ``send_and_receive`` waits, the message TTL is how
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -39,10 +39,16 @@ from flwr.supercore.task_identity import TaskIdentity
 from google.protobuf.message import DecodeError
 
 from fedbox.errors import CorruptMessage, CryptoError
-from fedbox.fl.codec import BatchEncoder, decode_message, encode_message, scalar_metrics
+from fedbox.fl.codec import (
+    BatchEncoder,
+    decode_message,
+    encode_message,
+    run_config_trailer,
+    scalar_metrics,
+)
 from fedbox.fl.config import check_node_ids
 from fedbox.fl.events import EventCallback, FlEvent, emit, error_summary
-from fedbox.fl.runner import RUN_CONFIG_HEADER, make_join_message, make_stop_message
+from fedbox.fl.runner import make_join_message, make_stop_message
 from fedbox.rpc import App, Batch, Future, Response, Status
 from fedbox.rpc.sealing import DID_FILE
 
@@ -157,7 +163,7 @@ class FileGrid(Grid):
         self.timeout = default_timeout(timeout)
         self.callback = callback
         self.endpoint = endpoint
-        self._headers = {RUN_CONFIG_HEADER: json.dumps(dict(run_config or {}))}
+        self._trailer = run_config_trailer(run_config or {})
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._conditions = _Conditions()
@@ -236,7 +242,6 @@ class FileGrid(Grid):
                 email,
                 self.endpoint,
                 encode_message(message),
-                headers=self._headers,
                 expires_in=JOIN_TTL,
             )
         except CryptoError as exc:  # not a warning: it has not started yet, or never will
@@ -316,7 +321,7 @@ class FileGrid(Grid):
         gc.collect(1)
         messages = list(messages)
         uses = Counter(id(m.content) for m in messages if m.has_content())
-        encoder, batch = BatchEncoder(), self.app.batch()
+        encoder, batch = BatchEncoder(self._trailer), self.app.batch()
         ids: list[str] = []
         for message in messages:
             shared = message.has_content() and uses[id(message.content)] > 1
@@ -350,7 +355,6 @@ class FileGrid(Grid):
                 email,
                 self.endpoint,
                 body,
-                headers=self._headers,
                 expires_in=expires_in,
                 batch=batch,
             )
@@ -572,7 +576,6 @@ class FileGrid(Grid):
                     email,
                     self.endpoint,
                     encode_message(message),
-                    headers=self._headers,
                     expires_in=max(wait, 60.0) * 10,
                 )
             except CryptoError as exc:  # never got its keys: it never took part either

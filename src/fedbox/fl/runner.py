@@ -9,12 +9,11 @@ reply (never silence), give the reply a message id, and save the Context.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict, UserConfig
@@ -23,14 +22,13 @@ from flwr.clientapp.client_app import LoadClientAppError
 from flwr.common.constant import ErrorCode
 from flwr.supercore.constant import SYSTEM_MESSAGE_TYPE
 
-from fedbox.fl.codec import decode_message, message_body
+from fedbox.fl.codec import decode_message, message_body, take_run_config
 from fedbox.fl.contexts import ContextStore
 from fedbox.rpc.body import Body, Buffer
 from fedbox.rpc.payload import Payload
 
 __all__ = [
     "CONTROL_RECORD",
-    "RUN_CONFIG_HEADER",
     "NodeRunner",
     "Outcome",
     "is_join",
@@ -41,8 +39,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RUN_CONFIG_HEADER = "fedbox-run-config"
-"""RPC header carrying the run config (JSON), as a SuperLink hands it to SuperNodes."""
 CONTROL_RECORD = "fedbox"
 """ConfigRecord key of fedbox's own ``system`` messages (``{"action": "stop"}``)."""
 
@@ -124,17 +120,24 @@ class NodeRunner:
         self._lock = threading.Lock()
         self.handled = 0
 
-    def handle(self, body: Buffer | Payload, headers: Mapping[str, str] | None = None) -> Outcome:
+    def handle(self, body: Buffer | Payload) -> Outcome:
         """Decode, run, encode. Raises only if ``body`` is not a Flower message at all
-        (DecodeError), or, for a payload, if it turns out damaged (CorruptMessage)."""
+        (DecodeError), or, for a payload, if it turns out damaged (CorruptMessage).
+
+        The run config comes inside the body (encrypted with it), as a SuperLink hands
+        it to SuperNodes; a body without one gets ``default_run_config``.
+        """
         message = decode_message(body)
+        run_config = take_run_config(message)
         with self._lock:
-            reply, stop, failed = self._handle(message, headers or {})
+            reply, stop, failed = self._handle(message, run_config)
             self.handled += 1
         reply.metadata.__dict__["_message_id"] = str(uuid.uuid4())
         return Outcome(message_body(reply), stop=stop, failed=failed)
 
-    def _handle(self, message: Message, headers: Mapping[str, str]) -> tuple[Message, bool, bool]:
+    def _handle(
+        self, message: Message, run_config: UserConfig | None
+    ) -> tuple[Message, bool, bool]:
         meta = message.metadata
         if is_stop(message):
             logger.info("node %d: stop received for run %d", self.node_id, meta.run_id)
@@ -148,7 +151,7 @@ class NodeRunner:
             reason = f"message for node {meta.dst_node_id} reached node {self.node_id}"
             logger.warning("%s (message %s)", reason, meta.message_id)
             return Message(Error(ErrorCode.NODE_UNAVAILABLE, reason), reply_to=message), False, True
-        context = self._context(meta.run_id, meta.message_id, headers)
+        context = self._context(meta.run_id, meta.message_id, run_config)
         try:
             reply = self._call(message, context)
         except Exception as exc:  # the ClientApp's failure is the server's to judge
@@ -184,7 +187,7 @@ class NodeRunner:
             )
         return reply
 
-    def _context(self, run_id: int, message_id: str, headers: Mapping[str, str]) -> Context:
+    def _context(self, run_id: int, message_id: str, run_config: UserConfig | None) -> Context:
         context = self._cache.get(run_id)
         if context is None:
             context = self.contexts.load(run_id, self.node_id, before=message_id)
@@ -198,21 +201,7 @@ class NodeRunner:
                 node_id=self.node_id,
                 node_config=dict(self.node_config),
                 state=RecordDict(),
-                run_config=_run_config(headers, self.default_run_config),
+                run_config=dict(self.default_run_config if run_config is None else run_config),
             )
         self._cache[run_id] = context
         return context
-
-
-def _run_config(headers: Mapping[str, str], default: UserConfig) -> UserConfig:
-    raw = headers.get(RUN_CONFIG_HEADER)
-    if not raw:
-        return dict(default)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        logger.warning("ignoring unreadable %s header", RUN_CONFIG_HEADER)
-        return dict(default)
-    if not isinstance(value, dict):
-        return dict(default)
-    return {str(k): v for k, v in value.items() if isinstance(v, bool | int | float | str)}

@@ -9,7 +9,10 @@ beyond protobuf's 2 GiB limit too, decodes in the memory its arrays need.
 
 Anything laid out otherwise than a protobuf serialiser writes Flower messages (repeated
 singular fields, unexpected wire types or fields) raises :class:`Unusual`; the caller
-then lets protobuf decide, when it still has the bytes.
+then lets protobuf decide, when it still has the bytes. The exception is a repeated
+``content`` field, which fedbox writes itself (the run config,
+:func:`fedbox.fl.codec.run_config_trailer`): its items are merged as protobuf merges
+them, a later record replacing an earlier one of the same name.
 """
 
 from __future__ import annotations
@@ -104,12 +107,13 @@ def read_message(stream: io.BufferedReader, size: int) -> Message:
     seen: set[int] = set()
     while r.pos < size:
         number, length, _ = r.field(size)
-        _unique(seen, number)
+        if number != 2:
+            _unique(seen, number)
         end = r.pos + length
         if number == 1:
             metadata = ProtoMetadata.FromString(r.take(length))
         elif number == 2:
-            content = _recorddict(r, end)
+            content = _recorddict(r, end, content if content is not None else RecordDict())
         elif number == 3:
             error = error_from_proto(ProtoError.FromString(r.take(length)))
         else:
@@ -119,8 +123,8 @@ def read_message(stream: io.BufferedReader, size: int) -> Message:
     return make_message(metadata=metadata_from_proto(metadata), content=content, error=error)
 
 
-def _recorddict(r: _Reader, end: int) -> RecordDict:
-    out = RecordDict()
+def _recorddict(r: _Reader, end: int, out: RecordDict) -> RecordDict:
+    """The items up to ``end``, added to ``out``."""
     while r.pos < end:
         number, length, _ = r.field(end)
         if number != 1:
