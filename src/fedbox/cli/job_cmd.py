@@ -38,6 +38,7 @@ JobIdArg = Annotated[str, typer.Argument(help="The job id (or a unique prefix of
 EntryOpt = Annotated[
     str, typer.Option("--entry", help="The command that runs the code, in its folder.")
 ]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Told to the submitter.")]
 OptionalRootOpt = Annotated[str | None, typer.Option("--root", envvar=ENV_ROOT, help=ROOT_HELP)]
 
 
@@ -319,44 +320,48 @@ def _decide(
     _print_job(job, as_json)
 
 
-@job_app.command("approve")
-def approve(
-    job_id: JobIdArg, email: EmailOpt, state_dir: StateOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Approve a submitted job (it may then run on the private data)."""
-    _decide(email, state_dir, as_json, lambda o: o.approve(job_id))
+def _decision(name: str, doc: str, act: Callable[[Owner, str], JobRecord]) -> None:
+    """Register ``fedbox job NAME JOB_ID``: one owner decision that needs no reason."""
+
+    def command(
+        job_id: JobIdArg, email: EmailOpt, state_dir: StateOpt = None, as_json: JsonOpt = False
+    ) -> None:
+        _decide(email, state_dir, as_json, lambda o: act(o, job_id))
+
+    job_app.command(name, help=doc)(command)
 
 
-@job_app.command("reject")
-def reject(
-    job_id: JobIdArg,
-    reason: Annotated[str, typer.Option("--reason", help="Told to the submitter.")],
-    email: EmailOpt,
-    state_dir: StateOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Reject a submitted job, saying why."""
-    _decide(email, state_dir, as_json, lambda o: o.reject(job_id, reason))
+def _reasoned_decision(name: str, doc: str, act: Callable[[Owner, str, str], JobRecord]) -> None:
+    """Register ``fedbox job NAME JOB_ID --reason R``: a decision told to the submitter."""
+
+    def command(
+        job_id: JobIdArg,
+        reason: ReasonOpt,
+        email: EmailOpt,
+        state_dir: StateOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _decide(email, state_dir, as_json, lambda o: act(o, job_id, reason))
+
+    job_app.command(name, help=doc)(command)
 
 
-@job_app.command("share")
-def share(
-    job_id: JobIdArg, email: EmailOpt, state_dir: StateOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Release a run's outputs and logs to its submitter (encrypted, on their request)."""
-    _decide(email, state_dir, as_json, lambda o: o.share(job_id))
-
-
-@job_app.command("withhold")
-def withhold(
-    job_id: JobIdArg,
-    reason: Annotated[str, typer.Option("--reason", help="Told to the submitter.")],
-    email: EmailOpt,
-    state_dir: StateOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Keep a run's outputs and logs; the submitter learns the reason only."""
-    _decide(email, state_dir, as_json, lambda o: o.withhold(job_id, reason))
+_decision(
+    "approve",
+    "Approve a submitted job (it may then run on the private data).",
+    lambda o, job_id: o.approve(job_id),
+)
+_reasoned_decision("reject", "Reject a submitted job, saying why.", Owner.reject)
+_decision(
+    "share",
+    "Release a run's outputs and logs to its submitter (encrypted, on their request).",
+    lambda o, job_id: o.share(job_id),
+)
+_reasoned_decision(
+    "withhold",
+    "Keep a run's outputs and logs; the submitter learns the reason only.",
+    Owner.withhold,
+)
 
 
 @job_app.command("run")
