@@ -31,6 +31,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from fedbox.testing.payload import repeated_block
+
 HERE = Path(__file__).resolve().parent
 OWNER, CALLER, NAME = "owner@bench.org", "caller@bench.org", "web"
 CHUNK = 1 << 20
@@ -53,15 +55,8 @@ async def count(request: Request) -> dict:
 
 @app.get("/bytes/{size}")
 def stream_bytes(size: int) -> StreamingResponse:
-    def chunks() -> Iterator[bytes]:
-        block = os.urandom(CHUNK)
-        left = size
-        while left:
-            n = min(left, CHUNK)
-            yield block[:n]
-            left -= n
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream")
+    chunks = repeated_block(os.urandom(CHUNK), size)
+    return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
 def _stats(times: list[float]) -> tuple[float, float]:

@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 
 
-def fedbox_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``fedbox ARGS`` to completion in ``env`` (this process's by default); output
+    captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "fedbox", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "300"},
+        env=dict(os.environ if env is None else env),
     )
+
+
+def fedbox_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=timeout, env={**os.environ, "COLUMNS": "300"})

@@ -19,6 +19,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Form, Header, Request, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from fedbox.testing.payload import repeated_block
+
 calls: Counter[str] = Counter()
 """Requests that reached each route, by path template."""
 lifespan_events: list[str] = []
@@ -73,16 +75,8 @@ async def upload(sender: Sender, name: Annotated[str, Form()], file: UploadFile)
 @app.get("/download/{size}")
 def download(size: int, sender: Sender) -> StreamingResponse:
     """``size`` bytes of a repeating pattern, generated chunk by chunk."""
-
-    def chunks() -> bytes:
-        block = bytes(range(256)) * (CHUNK // 256)
-        left = size
-        while left:
-            n = min(left, CHUNK)
-            yield block[:n]
-            left -= n
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream")
+    chunks = repeated_block(bytes(range(256)) * (CHUNK // 256), size)
+    return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
 @app.post("/digest")

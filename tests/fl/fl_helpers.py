@@ -8,24 +8,36 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+from cli_process import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "digits"
 ANALYTICS = REPO / "examples" / "analytics"
 FBCOUNT = Path(__file__).resolve().parent / "apps" / "fbcount"
 FBLEGACY = Path(__file__).resolve().parent / "apps" / "fblegacy"
+# A federation of one aggregator and two datasites, as ``fedbox bootstrap`` takes it.
+FEDERATION_ARGS = (
+    "--aggregator",
+    "ds@uni.org",
+    "--datasite",
+    "do1@hosp.org",
+    "--datasite",
+    "do2@lab.org",
+)
 
 
 def fedbox_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "fedbox", *args]
 
 
-def run_fedbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_fedbox(
+    *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``fedbox ARGS`` to completion; output captured as text."""
-    return subprocess.run(
-        fedbox_cmd(*args), capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
-    )
+    return run_cli(*args, timeout=timeout, env=env)
 
 
 class Proc:

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from fl_helpers import DIGITS, FBCOUNT, run_fedbox
+from fl_helpers import DIGITS, FBCOUNT, FEDERATION_ARGS, run_fedbox
 
 from fedbox.fl import config as fl_config
 from fedbox.fl.config import (
@@ -126,18 +126,7 @@ def test_bootstrap_refuses_a_federation_that_cannot_work(tmp_path: Path) -> None
 
 def test_bootstrap_command_writes_the_table_and_run_then_knows_the_roles(tmp_path: Path) -> None:
     app = _copy(FBCOUNT, tmp_path)
-    result = run_fedbox(
-        "bootstrap",
-        str(app),
-        "--aggregator",
-        "ds@uni.org",
-        "--datasite",
-        "do1@hosp.org",
-        "--datasite",
-        "do2@lab.org",
-        "--root",
-        str(tmp_path / "s"),
-    )
+    result = run_fedbox("bootstrap", str(app), *FEDERATION_ARGS, "--root", str(tmp_path / "s"))
     assert result.returncode == 0, result.stderr
     assert "wrote [tool.fedbox]" in result.stdout
     assert f"do1@hosp.org  node id {node_id_for('do1@hosp.org')}" in result.stdout

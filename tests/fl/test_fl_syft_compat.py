@@ -14,20 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fl_helpers import FEDERATION_ARGS, run_fedbox
 
 from fedbox.fl.syft_compat import STAND_IN_DIR, provide_syft_flwr
 
 FBSYFT = Path(__file__).resolve().parent / "apps" / "fbsyft"
 
 
-def fedbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **(env or {})},
-    )
+def fedbox(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_fedbox(*args, timeout=180)
 
 
 def data_dirs(tmp_path: Path) -> tuple[Path, Path]:
@@ -62,13 +57,7 @@ def test_a_syft_flwr_app_runs_under_simulate(tmp_path: Path, fedbox_home: Path) 
     first, second = data_dirs(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "OUTPUT_DIR"}
     args = ["simulate", str(FBSYFT), "-n", "2", "--data", str(first), "--data", str(second)]
-    result = subprocess.run(
-        [sys.executable, "-m", "fedbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
+    result = run_fedbox(*args, timeout=180, env=env)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     # run_syft_flwr() and get_syftbox_dataset_path() found each datasite's $DATA_DIR
@@ -109,17 +98,7 @@ def test_the_stand_in_is_used_only_when_syft_flwr_is_not_importable(
 
 def bootstrapped(tmp_path: Path) -> Path:
     app = Path(shutil.copytree(FBSYFT, tmp_path / "fbsyft"))
-    result = fedbox(
-        "bootstrap",
-        str(app),
-        "--syft-flwr",
-        "--aggregator",
-        "ds@uni.org",
-        "--datasite",
-        "do1@hosp.org",
-        "--datasite",
-        "do2@lab.org",
-    )
+    result = fedbox("bootstrap", str(app), "--syft-flwr", *FEDERATION_ARGS)
     assert result.returncode == 0, result.stdout + result.stderr
     return app
 

@@ -10,7 +10,15 @@ from hub_process import HubProcess
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    server = HubProcess(Path(tmp_path_factory.mktemp("hub")))
+def hub_args() -> tuple[str, ...]:
+    """Extra ``fedbox hub`` arguments; a module overrides this to start its hub otherwise."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, hub_args: tuple[str, ...]
+) -> Iterator[HubProcess]:
+    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *hub_args)
     yield server
     server.stop()

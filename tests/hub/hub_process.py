@@ -11,6 +11,9 @@ from pathlib import Path
 
 import httpx
 
+# For a hub whose tests each log in afresh, many times from one address.
+NO_LOGIN_LIMITS = ("--login-per-email", "10000", "--login-per-address", "10000")
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -7,20 +7,20 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hub_process import HubProcess
+from hub_process import NO_LOGIN_LIMITS, HubProcess
 
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import StoreError
 from fedbox.hub.credentials import login, request_code
-from fedbox.rpc import App, Box, Future, Request
+from fedbox.rpc import App, Box, Future
 from fedbox.store import open_store
+from fedbox.testing.echo import serve_counted_echo
 from fedbox.testing.store_checks import STORE_CHECKS, check_store
 
 ALICE, BOB = "alice@lab.org", "bob@hospital.org"
@@ -28,12 +28,9 @@ _fresh = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def hub_args() -> tuple[str, ...]:
     """A hub that lets every test log in afresh (each gets its own FEDBOX_HOME)."""
-    limits = ("--login-per-email", "10000", "--login-per-address", "10000")
-    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *limits)
-    yield server
-    server.stop()
+    return NO_LOGIN_LIMITS
 
 
 def _login(hub: HubProcess, email: str) -> None:
@@ -114,21 +111,11 @@ def echo_pair(hub: HubProcess, *, encrypt: bool = False) -> Iterator[tuple[App, 
     for email in (ALICE, BOB):  # keys are published under public/, readable by all
         with open_store(url, email=email) as store:
             store.put(f"datasites/{email}/public/syft.pub.yaml", PUBLIC)
-    handled: Counter[str] = Counter()
-    lock = threading.Lock()
     with (
         Box(open_store(url, email=ALICE), Workspace.for_email(ALICE), encrypt=encrypt) as alice,
         Box(open_store(url, email=BOB), Workspace.for_email(BOB), encrypt=encrypt) as bob,
     ):
-        server = bob.app(app_name)
-
-        @server.on_request("echo")
-        def echo(req: Request) -> bytes:
-            with lock:
-                handled[req.id] += 1
-            return req.body[::-1]
-
-        server.start()
+        handled = serve_counted_echo(bob.app(app_name))
         yield alice.app(app_name), handled, alice
 
 

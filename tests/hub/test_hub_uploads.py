@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from hub_process import HubProcess, client_for
+from hub_process import NO_LOGIN_LIMITS, HubProcess, client_for
 from waiting import wait_until
 
 from fedbox.hub.credentials import login, request_code
@@ -25,11 +24,8 @@ PART = 4 << 20
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    limits = ("--login-per-email", "10000", "--login-per-address", "10000")
-    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *limits)
-    yield server
-    server.stop()
+def hub_args() -> tuple[str, ...]:
+    return NO_LOGIN_LIMITS
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
+from cli_process import run_cli
 from remote_servers import MotoS3
 
 from fedbox.errors import NotFound, StoreError
@@ -49,13 +48,7 @@ def test_every_operation_says_the_bucket_does_not_exist(moto_s3: MotoS3, operati
 def test_the_cli_reports_a_missing_bucket_in_one_line(moto_s3: MotoS3) -> None:
     env = {**os.environ, "FEDBOX_STORAGE_OPTIONS": json.dumps({"s3": options(moto_s3)})}
     args = ["cleanup", "--root", "s3://absent-bucket/fed", "--email", "a@x.org"]
-    result = subprocess.run(
-        [sys.executable, "-m", "fedbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = run_cli(*args, timeout=60, env=env)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "bucket 'absent-bucket' of s3://absent-bucket/fed does not exist" in out

@@ -16,7 +16,8 @@ from remote_servers import REMOTES, SERVERS, Target
 
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import StoreError
-from fedbox.rpc import Box, Future, Request
+from fedbox.rpc import Box, Future
+from fedbox.testing.echo import serve_counted_echo
 
 ALICE, BOB = "alice@lab.org", "bob@hospital.org"
 APP = "echo_app"
@@ -26,23 +27,12 @@ FAST = {"min_poll_interval": 0.02, "max_poll_interval": 0.5}
 @contextmanager
 def echo_pair(target: Target, **options: object) -> Iterator[tuple[Box, Counter[str]]]:
     """Alice's box, and Bob serving ``echo`` on his own store object; yields handled ids."""
-    handled: Counter[str] = Counter()
-    lock = threading.Lock()
     opts = {**FAST, **options}
     with (
         Box(target.make(**opts), Workspace.for_email(ALICE)) as alice,
         Box(target.make(**opts), Workspace.for_email(BOB)) as bob,
     ):
-        server = bob.app(APP)
-
-        @server.on_request("echo")
-        def echo(req: Request) -> bytes:
-            with lock:
-                handled[req.id] += 1
-            return req.body[::-1]
-
-        server.start()
-        yield alice, handled
+        yield alice, serve_counted_echo(bob.app(APP))
 
 
 def _check_all_answered_once(alice: Box, futures: list[Future], handled: Counter[str]) -> None:

@@ -4,7 +4,8 @@ decide, run and release it (owner)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, fail, ope
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
-from fedbox.rds import JobRecord, JobState
+from fedbox.rds import JobRecord, JobState, Rds
 from fedbox.rds.client import sent_jobs
 from fedbox.rds.owner import Owner, fetch_mock
 from fedbox.rds.package import pack, unpack
@@ -38,11 +39,25 @@ JobIdArg = Annotated[str, typer.Argument(help="The job id (or a unique prefix of
 EntryOpt = Annotated[
     str, typer.Option("--entry", help="The command that runs the code, in its folder.")
 ]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Told to the submitter.")]
 OptionalRootOpt = Annotated[str | None, typer.Option("--root", envvar=ENV_ROOT, help=ROOT_HELP)]
 
 
 def _owner(email: str, state_dir: Path | None) -> Owner:
     return Owner(Workspace.for_email(validate_email(email), state_dir).ensure())
+
+
+@contextmanager
+def _asking(
+    root: str, email: str, state_dir: Path | None, storage_option: list[str] | None
+) -> Iterator[Rds]:
+    """rds for asking owners' daemons: an error or an owner that does not answer in
+    time ends the command with one line."""
+    with open_rds(root, email, state_dir, storage_option) as rds:
+        try:
+            yield rds
+        except (FedboxError, TimeoutError) as exc:
+            raise fail(exc) from exc
 
 
 def _print_job(job: JobRecord | dict, as_json: bool) -> None:
@@ -111,11 +126,8 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the owner's daemon for the state of a job you submitted."""
-    with open_rds(root, email, state_dir, storage_option) as rds:
-        try:
-            view = rds.job(job_id).status(timeout=timeout)
-        except (FedboxError, TimeoutError) as exc:
-            raise fail(exc) from exc
+    with _asking(root, email, state_dir, storage_option) as rds:
+        view = rds.job(job_id).status(timeout=timeout)
     _print_job(view, as_json)
 
 
@@ -130,12 +142,9 @@ def wait(
     as_json: JsonOpt = False,
 ) -> None:
     """Wait until the job is rejected, shared or withheld (exit 1 unless shared)."""
-    with open_rds(root, email, state_dir, storage_option) as rds:
-        try:
-            job = rds.job(job_id)
-            state = job.wait(timeout)
-        except (FedboxError, TimeoutError) as exc:
-            raise fail(exc) from exc
+    with _asking(root, email, state_dir, storage_option) as rds:
+        job = rds.job(job_id)
+        state = job.wait(timeout)
         view = {"id": job.id, "status": state.value, "reason": job.last_reason}
     _print_job(view, as_json)
     raise typer.Exit(0 if state is JobState.SHARED else 1)
@@ -153,11 +162,8 @@ def results(
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a shared job's outputs and logs."""
-    with open_rds(root, email, state_dir, storage_option) as rds:
-        try:
-            files = rds.job(job_id).results(out, timeout=timeout)
-        except (FedboxError, TimeoutError) as exc:
-            raise fail(exc) from exc
+    with _asking(root, email, state_dir, storage_option) as rds:
+        files = rds.job(job_id).results(out, timeout=timeout)
     if as_json:
         emit_json({"out": str(out), "files": files})
     else:
@@ -225,11 +231,8 @@ def list_(
     if refresh:
         if root is None:
             raise fail("--refresh needs --root (it asks the owners)")
-        with open_rds(root, email, state_dir, storage_option) as rds:
-            try:
-                rds.refresh(timeout=timeout)
-            except (FedboxError, TimeoutError) as exc:
-                raise fail(exc) from exc
+        with _asking(root, email, state_dir, storage_option) as rds:
+            rds.refresh(timeout=timeout)
     with Owner(workspace) as owner:
         received = owner.jobs.list(status=status_filter)
     sent = sent_jobs(workspace)
@@ -319,44 +322,48 @@ def _decide(
     _print_job(job, as_json)
 
 
-@job_app.command("approve")
-def approve(
-    job_id: JobIdArg, email: EmailOpt, state_dir: StateOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Approve a submitted job (it may then run on the private data)."""
-    _decide(email, state_dir, as_json, lambda o: o.approve(job_id))
+def _decision(name: str, doc: str, act: Callable[[Owner, str], JobRecord]) -> None:
+    """Register ``fedbox job NAME JOB_ID``: one owner decision that needs no reason."""
+
+    def command(
+        job_id: JobIdArg, email: EmailOpt, state_dir: StateOpt = None, as_json: JsonOpt = False
+    ) -> None:
+        _decide(email, state_dir, as_json, lambda o: act(o, job_id))
+
+    job_app.command(name, help=doc)(command)
 
 
-@job_app.command("reject")
-def reject(
-    job_id: JobIdArg,
-    reason: Annotated[str, typer.Option("--reason", help="Told to the submitter.")],
-    email: EmailOpt,
-    state_dir: StateOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Reject a submitted job, saying why."""
-    _decide(email, state_dir, as_json, lambda o: o.reject(job_id, reason))
+def _reasoned_decision(name: str, doc: str, act: Callable[[Owner, str, str], JobRecord]) -> None:
+    """Register ``fedbox job NAME JOB_ID --reason R``: a decision told to the submitter."""
+
+    def command(
+        job_id: JobIdArg,
+        reason: ReasonOpt,
+        email: EmailOpt,
+        state_dir: StateOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _decide(email, state_dir, as_json, lambda o: act(o, job_id, reason))
+
+    job_app.command(name, help=doc)(command)
 
 
-@job_app.command("share")
-def share(
-    job_id: JobIdArg, email: EmailOpt, state_dir: StateOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Release a run's outputs and logs to its submitter (encrypted, on their request)."""
-    _decide(email, state_dir, as_json, lambda o: o.share(job_id))
-
-
-@job_app.command("withhold")
-def withhold(
-    job_id: JobIdArg,
-    reason: Annotated[str, typer.Option("--reason", help="Told to the submitter.")],
-    email: EmailOpt,
-    state_dir: StateOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Keep a run's outputs and logs; the submitter learns the reason only."""
-    _decide(email, state_dir, as_json, lambda o: o.withhold(job_id, reason))
+_decision(
+    "approve",
+    "Approve a submitted job (it may then run on the private data).",
+    lambda o, job_id: o.approve(job_id),
+)
+_reasoned_decision("reject", "Reject a submitted job, saying why.", Owner.reject)
+_decision(
+    "share",
+    "Release a run's outputs and logs to its submitter (encrypted, on their request).",
+    lambda o, job_id: o.share(job_id),
+)
+_reasoned_decision(
+    "withhold",
+    "Keep a run's outputs and logs; the submitter learns the reason only.",
+    Owner.withhold,
+)
 
 
 @job_app.command("run")

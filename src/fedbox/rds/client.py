@@ -145,16 +145,19 @@ class OwnedJob:
     def _owner(self) -> Owner:
         return self._rds.owner
 
+    def _decided(self, record: JobRecord) -> OwnedJob:
+        """Keep the record an owner's decision returned; ``self``, so calls can chain."""
+        self.record = record
+        return self
+
     def manifest(self) -> Manifest:
         return self._owner().manifest(self.id)
 
     def approve(self) -> OwnedJob:
-        self.record = self._owner().approve(self.id)
-        return self
+        return self._decided(self._owner().approve(self.id))
 
     def reject(self, reason: str) -> OwnedJob:
-        self.record = self._owner().reject(self.id, reason)
-        return self
+        return self._decided(self._owner().reject(self.id, reason))
 
     def run(self, *, mock: bool = False, with_deps: bool = False) -> RunResult:
         """On the private data (approved jobs), or on the mock (``mock=True``, any job,
@@ -168,12 +171,10 @@ class OwnedJob:
         return self._owner().outputs(self.id)
 
     def share(self) -> OwnedJob:
-        self.record = self._owner().share(self.id)
-        return self
+        return self._decided(self._owner().share(self.id))
 
     def withhold(self, reason: str) -> OwnedJob:
-        self.record = self._owner().withhold(self.id, reason)
-        return self
+        return self._decided(self._owner().withhold(self.id, reason))
 
 
 class Rds:
