@@ -55,10 +55,15 @@ def test_a_killed_upload_resumes_where_it_stopped(hub: HubProcess, tmp_path: Pat
     finally:
         child.kill()
         child.wait()
-    kept = _staged_bytes(hub)
-    assert 0 < kept < SIZE
-    again = client_for(hub.url, A).post("/api/v1/uploads", json={"path": TARGET, "size": SIZE})
-    assert again.json()["offset"] == kept  # the same upload, continued from what arrived
+    alice = client_for(hub.url, A)
+
+    def offered_from_what_arrived() -> bool:
+        """Asking again gives the same upload, continued from the bytes the hub kept (a
+        part in flight at the kill may still be landing: wait until the two agree)."""
+        offset = alice.post("/api/v1/uploads", json={"path": TARGET, "size": SIZE})
+        return 0 < offset.json()["offset"] == _staged_bytes(hub) < SIZE
+
+    wait_until(offered_from_what_arrived, "the upload to be offered from what arrived")
     with open_store(url, resumable_above=0, part_size=PART) as store:
         assert not store.exists(TARGET), "a half upload became visible"
         with open(source, "rb") as f:
