@@ -89,3 +89,17 @@ def test_the_hub_dies_with_a_killed_simulate(tmp_path: Path, fedbox_home: Path) 
     proc.wait(timeout=30)
     proc.stdout.close()
     assert _until(lambda: _refuses(port), timeout=30), "the hub outlived simulate"
+
+
+def test_a_temporary_hub_leaves_nothing_behind(tmp_path: Path, fedbox_home: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "fedbox", "simulate", str(DIGITS), "--clients", "1", "--hub",
+         "--run-config", "num-server-rounds=1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)},
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert _refuses(_hub_port(out))
+    assert list(temp.iterdir()) == []
