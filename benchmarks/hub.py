@@ -1,16 +1,20 @@
 """The hub on loopback: RPC round trips, a burst, big files, and what idle clients cost.
 
-Run: ``.venv/bin/python benchmarks/hub.py [--calls 300] [--big-mb 1024] [--idle-seconds 60]``
+Run: ``.venv/bin/python benchmarks/hub.py [--calls 300] [--big-mb 1024] [--idle-seconds 60]
+[--only rpc,big,fl,idle]``
 
 A ``fedbox hub serve --dev`` process is started on 127.0.0.1. Bob answers ``echo`` in a
 process of his own (his own FEDBOX_HOME holding his hub login); Alice sends from here.
 The same round trips through a local folder are measured in the same run for the ratio.
+``fl``: the digits example over ``fedbox simulate --clients 3`` with ``--hub`` and over a
+local folder, seconds per round (train + evaluate, median of rounds after the first).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -28,6 +32,9 @@ from fedbox.hub.credentials import login, request_code
 from fedbox.store import open_store
 
 ALICE, BOB = "alice@bench.org", "bob@bench.org"
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
+SECTIONS = ("rpc", "big", "fl", "idle")
+_ROUND_ROW = re.compile(r"│\s+(\d+) │ (?:train|evaluate)\s+│.*?│\s+([0-9.]+) │ [^│]*│$", re.M)
 
 
 def _free_port() -> int:
@@ -152,6 +159,41 @@ def _idle(url: str, base: str, home: Path, pid: int, files: int, clients: int, s
     )
 
 
+def _digits_seconds_per_round(work: Path, *flags: str) -> float:
+    """Median seconds of a round (train + evaluate) after the first, from the run's table."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fedbox", "simulate", str(DIGITS), "--clients", "3", *flags],
+        capture_output=True, text=True, env={**os.environ, "FEDBOX_HOME": str(work)},
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"fedbox simulate failed:\n{done.stdout}\n{done.stderr}")
+    rounds: dict[int, float] = {}
+    for number, seconds in _ROUND_ROW.findall(done.stdout):
+        rounds[int(number)] = rounds.get(int(number), 0.0) + float(seconds)
+    return statistics.median(v for k, v in rounds.items() if k > 1)
+
+
+def _fl(work: Path) -> None:
+    hub = _digits_seconds_per_round(work / "fl-hub", "--hub")
+    folder = _digits_seconds_per_round(work / "fl-folder")
+    print(f"digits, 3 client processes, encrypted: s/round hub {hub:.3f}, folder {folder:.3f}")
+
+
+def _rpc(url: str, work: Path, alice_home: Path, bob_home: Path, calls: int) -> None:
+    print(f"{'via':>8} {'p50 ms':>9} {'p99 ms':>9} {'100 at once s':>12}")
+    with Server(url, bob_home, [(BOB, False)]):  # type: ignore[arg-type]  # a URL root
+        rtts, burst = _round_trips(url, alice_home, calls)
+    print(_rpc_row("hub", rtts, burst), flush=True)
+    folder = work / "folder"
+    with Server(folder, work / "folder-home", [(BOB, False)]):
+        local, local_burst = _round_trips(str(folder), work / "folder-home", calls)
+    print(_rpc_row("folder", local, local_burst), flush=True)
+    print(
+        f"hub/folder p50 {statistics.median(rtts) / statistics.median(local):.2f}, "
+        f"burst {burst / local_burst:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -159,7 +201,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--idle-files", type=int, default=10_000)
     parser.add_argument("--idle-clients", type=int, default=50)
+    parser.add_argument("--only", default=",".join(SECTIONS), help="Comma-separated sections.")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="fedbox-bench-hub-"))
     port = _free_port()
     url, base = f"hub://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
@@ -168,20 +212,17 @@ def main() -> None:
         alice_home, bob_home = work / "alice", work / "bob"
         _login(url, ALICE, alice_home)
         _login(url, BOB, bob_home)
-        print(f"{'via':>8} {'p50 ms':>9} {'p99 ms':>9} {'100 at once s':>12}")
-        with Server(url, bob_home, [(BOB, False)]):  # type: ignore[arg-type]  # a URL root
-            rtts, burst = _round_trips(url, alice_home, args.calls)
-        print(_rpc_row("hub", rtts, burst), flush=True)
-        folder = work / "folder"
-        with Server(folder, work / "folder-home", [(BOB, False)]):
-            local, local_burst = _round_trips(str(folder), work / "folder-home", args.calls)
-        print(_rpc_row("folder", local, local_burst), flush=True)
-        print(
-            f"hub/folder p50 {statistics.median(rtts) / statistics.median(local):.2f}, "
-            f"burst {burst / local_burst:.2f}"
-        )
-        _big_file(url, alice_home, work, args.big_mb)
-        _idle(url, base, alice_home, hub.pid, args.idle_files, args.idle_clients, args.idle_seconds)
+        if "rpc" in only:
+            _rpc(url, work, alice_home, bob_home, args.calls)
+        if "big" in only:
+            _big_file(url, alice_home, work, args.big_mb)
+        if "fl" in only:
+            _fl(work)
+        if "idle" in only:
+            _idle(
+                url, base, alice_home, hub.pid, args.idle_files, args.idle_clients,
+                args.idle_seconds,
+            )  # fmt: skip
     finally:
         hub.terminate()
         hub.wait(30)

@@ -67,11 +67,13 @@ def serve(
     smtp_starttls: Annotated[
         bool, typer.Option(envvar="FEDBOX_HUB_SMTP_STARTTLS", help="Upgrade SMTP to TLS.")
     ] = True,
+    lifeline: Annotated[int | None, typer.Option("--lifeline", hidden=True)] = None,
 ) -> None:
     """Serve a hub. The SMTP password comes from FEDBOX_HUB_SMTP_PASSWORD only (a flag
     would show in the process list); with --dev no mail is sent."""
     import uvicorn
 
+    from fedbox.cli.lifeline import die_with_parent
     from fedbox.hub.app import create_app
     from fedbox.hub.settings import SmtpSettings
 
@@ -91,6 +93,8 @@ def serve(
             "[yellow]no SMTP settings and not --dev: nobody can log in[/yellow] "
             "(pass --smtp-host or set FEDBOX_HUB_SMTP_HOST, or --dev for local use)"
         )
+    if lifeline is not None:  # started by `fedbox simulate --hub`: end with it
+        die_with_parent(lifeline)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", ws="websockets")
 
 

@@ -16,7 +16,7 @@ from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import CryptoError
 from fedbox.rpc.sealing import did_path, publish_keys, read_published
-from fedbox.store import Store
+from fedbox.store import Store, StoreIdentity
 
 __all__ = ["keys_app"]
 
@@ -29,6 +29,10 @@ console = Console()
 
 def _workspace(email: str, state_dir: Path | None) -> Workspace:
     return Workspace.for_email(validate_email(email), state_dir)
+
+
+def _as(workspace: Workspace) -> StoreIdentity:
+    return StoreIdentity(workspace.email, workspace.state_dir)
 
 
 def _existing_identity(workspace: Workspace) -> Identity:
@@ -57,7 +61,7 @@ def init(
 ) -> None:
     """Create your keys (if needed) and publish your public keys in the store."""
     workspace = _workspace(email, state_dir).ensure()
-    with open_root(root, storage_option) as store:
+    with open_root(root, storage_option, _as(workspace)) as store:
         existed = (workspace.state_dir / "keys" / "identity.json").exists()
         identity = Identity.load_or_create(workspace.state_dir, workspace.email)
         path = publish_keys(store, identity)
@@ -78,7 +82,7 @@ def show(
 ) -> None:
     """Fingerprints: yours, or a peer's published one and whether you trust it."""
     workspace = _workspace(email, state_dir)
-    with open_root(root, storage_option) as store:
+    with open_root(root, storage_option, _as(workspace)) as store:
         if peer is None or peer == workspace.email:
             _show_own(store, workspace)
             return
@@ -172,7 +176,7 @@ def trust(
     peer = validate_email(peer)
     fp = normalize_fingerprint(fingerprint)
     if root is not None:
-        with open_root(root, storage_option) as store:
+        with open_root(root, storage_option, _as(workspace)) as store:
             published = read_published(store, peer)
         if published.fingerprint != fp:
             console.print(
@@ -201,7 +205,7 @@ def rotate(
     workspace = _workspace(email, state_dir)
     identity = _existing_identity(workspace)
     old = identity.prekey_id
-    with open_root(root, storage_option) as store:
+    with open_root(root, storage_option, _as(workspace)) as store:
         identity.rotate_prekey(retain=retain)
         path = publish_keys(store, identity)
     console.print(f"rotated the prekey of {identity.email}: {old} -> {identity.prekey_id}")

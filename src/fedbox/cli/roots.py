@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fedbox.errors import FedboxError
-from fedbox.store import Store, open_store
+from fedbox.store import Store, StoreIdentity, open_store
 from fedbox.store.registry import resolve_storage_options
 
 __all__ = [
@@ -161,15 +161,20 @@ def refusals_reported_here() -> Iterator[None]:
 
 
 @contextmanager
-def open_root(root: str | os.PathLike[str], flags: Iterable[str] | None) -> Iterator[Store]:
+def open_root(
+    root: str | os.PathLike[str],
+    flags: Iterable[str] | None,
+    identity: StoreIdentity | None = None,
+) -> Iterator[Store]:
     """The store at ``root`` (closed afterwards); bad roots and options exit with code 2.
+    ``identity`` is who the command acts as (a ``hub://`` store logs in as them).
 
     Errors from using the store (refused credentials, a store that stays unreachable)
     propagate as FedboxError; the ``fedbox`` entry point prints them on one line.
     """
     options = store_options(str(root), flags)
     try:
-        store = open_store(root, **options)
+        store = open_store(root, identity=identity, **options)
     except (FedboxError, ValueError, TypeError) as exc:  # unknown scheme, missing backend
         raise fail(str(exc)) from exc
     try:

@@ -8,6 +8,7 @@ traffic as a deployment. Starting, configuring and reaping those processes is th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fedbox.cli.dev_hub import DevHub
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -275,11 +277,20 @@ def simulate(
     min_datasites: MinDatasitesOpt = None,
     join_timeout: JoinTimeoutOpt = None,
     json_progress: JsonProgressOpt = False,
+    hub: Annotated[
+        bool,
+        typer.Option(
+            "--hub",
+            help="Talk through a temporary hub on 127.0.0.1 that every participant logs in "
+            "to; it keeps its data in the --root folder \\[default: a temporary folder].",
+        ),
+    ] = False,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
 
     The store is a temporary folder unless --root names a folder or a URL: then every
     message goes through that bucket, WebDAV share or SFTP server, as in a deployment.
+    With --hub it is a hub of its own, started for the run and stopped after it.
     Participants are introduced to each other (their keys pinned) before they start.
     """
     app, config = load_app(app_dir, run_config)
@@ -287,6 +298,8 @@ def simulate(
     poll_interval, max_poll_interval = poll_bounds(poll_interval, max_poll_interval)
     if not root and storage_option:
         raise fail("--storage-option needs a URL --root")
+    if hub and root and url_scheme(root) not in (None, "file"):
+        raise fail("--hub starts its own hub: give --root a folder for its data, or no --root")
     try:
         plan = plan_simulation(
             app,
@@ -310,11 +323,35 @@ def simulate(
     except typer.Exit:
         _discard_temp(plan)
         raise
+    dev_hub = None
+    if hub:
+        plan, dev_hub = _on_hub(plan)
     _announce(plan, inprocess)
     _export_output_dir(plan)
-    box = _prepare(plan)
+    box = _prepare(plan, dev_hub)
     watch = _Watch(progress_mode(json_progress), min_datasites, join_timeout)
-    raise typer.Exit(_run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait))
+    code = _run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait, hub=dev_hub)
+    raise typer.Exit(code)
+
+
+def _on_hub(plan: SimulationPlan) -> tuple[SimulationPlan, DevHub]:
+    """The plan routed through a hub started for it, which keeps its data where the
+    plan's folder would be; every participant logged in (tokens in its state dir)."""
+    try:
+        hub = DevHub(Path(plan.store_root))
+    except FedboxError as exc:
+        _discard_temp(plan)
+        raise fail(str(exc), EXIT_FAILED) from exc
+    try:
+        for email in (plan.aggregator, *plan.datasites):
+            hub.log_in(email, plan.state_dir(email))
+    except BaseException as exc:
+        hub.stop()
+        _discard_temp(plan)
+        if isinstance(exc, FedboxError):
+            raise fail(str(exc), EXIT_FAILED) from exc
+        raise
+    return dataclasses.replace(plan, store_root=hub.url), hub
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,9 +387,10 @@ def _export_output_dir(plan: SimulationPlan) -> None:
     console.print(f"  output {folder}", highlight=False)
 
 
-def _prepare(plan: SimulationPlan) -> Box:
+def _prepare(plan: SimulationPlan, hub: DevHub | None = None) -> Box:
     """The store made, participants introduced, the aggregator connected and the store
-    checked once; any failure removes a temporary folder and ends the command."""
+    checked once; any failure stops the ``hub``, removes a temporary folder and ends
+    the command."""
     try:
         if not plan.remote:
             Path(plan.store_root).mkdir(parents=True, exist_ok=True)
@@ -365,16 +403,25 @@ def _prepare(plan: SimulationPlan) -> Box:
                 box.close()
                 raise
     except (FedboxError, ValueError) as exc:
+        if hub is not None:
+            hub.stop()
         _discard_temp(plan)
         raise fail(str(exc), EXIT_FAILED) from exc
     return box
 
 
 def _run(
-    plan: SimulationPlan, box: Box, watch: _Watch, *, inprocess: bool, stop_wait: float
+    plan: SimulationPlan,
+    box: Box,
+    watch: _Watch,
+    *,
+    inprocess: bool,
+    stop_wait: float,
+    hub: DevHub | None = None,
 ) -> int:
     """Start the clients, run the ServerApp with the live view, reap and report; the
-    exit code. Everything it started is stopped and the box closed however it ends."""
+    exit code. Everything it started is stopped, the box closed and the ``hub``
+    stopped however it ends."""
     tally = RunTally(plan.datasites)
     host: InProcessClients | None = None
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -421,6 +468,8 @@ def _run(
         if host is not None:
             host.close()
         box.close()
+        if hub is not None:
+            hub.stop()
         stack.close()
         _show_logs(plan, inprocess, failed=code != EXIT_OK or _any_errors(tally))
 

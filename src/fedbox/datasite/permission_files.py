@@ -21,6 +21,7 @@ __all__ = [
     "DATASITES",
     "EVERYONE",
     "PERMISSION_FILE",
+    "PUBLIC_READ",
     "REQUESTING_USER",
     "Access",
     "InvalidPermissionFile",
@@ -39,6 +40,9 @@ EVERYONE = "*"
 
 REQUESTING_USER = "USER"
 """In an access list: the user asking, whoever that is (pair it with ``{useremail}``)."""
+
+PUBLIC_READ = 'rules:\n  - pattern: "**"\n    access:\n      read: ["*"]\n'
+"""A permission file letting everyone read its folder (published keys, datasets)."""
 
 DATASITES = "datasites"
 """The top folder of a store; each owner's datasite is ``datasites/{email}``."""

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.paths import datasite_dir
+from fedbox.datasite.permission_files import PUBLIC_READ
 from fedbox.datasite.workspace import Workspace, create_private
 from fedbox.errors import PERMISSION_FILE, FedboxError, NotFound
 from fedbox.rds.files import describe_folder, validate_name
@@ -30,7 +31,6 @@ __all__ = [
     "private_path",
 ]
 
-PUBLIC_READ = 'rules:\n  - pattern: "**"\n    access:\n      read: ["*"]\n'
 METADATA = "dataset.json"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.rpc.box import DEFAULT_CLEANUP_EXPIRY, Box
-from fedbox.store import WatchMode, open_store
+from fedbox.store import StoreIdentity, WatchMode, open_store
 
 __all__ = ["connect"]
 
@@ -65,7 +65,9 @@ def connect(
     way); remote backends decide durability themselves.
 
     Private state (futures, audit log, private keys, pins) goes to ``state_dir``, by
-    default ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``).
+    default ``$FEDBOX_HOME/{email}`` (``~/.fedbox/{email}``). A store that acts as
+    someone (a ``hub://`` store uses the ``fedbox login`` saved there) is opened as this
+    identity.
 
     Bodies above ``chunk_threshold`` bytes travel as resumable chunk blobs of
     ``chunk_size`` bytes (defaults: ``$FEDBOX_CHUNK_THRESHOLD`` / ``$FEDBOX_CHUNK_SIZE``,
@@ -84,6 +86,7 @@ def connect(
         poll_interval=poll_interval,
         max_poll_interval=max_poll_interval,
         fsync=fsync,
+        identity=StoreIdentity(workspace.email, workspace.state_dir),
         **(storage_options or {}),
     )
     try:

@@ -58,7 +58,8 @@ from fedbox.crypto import (
 )
 from fedbox.crypto._primitives import BackgroundSha256
 from fedbox.datasite.paths import datasite_dir
-from fedbox.errors import CryptoError, DecryptError, NotFound
+from fedbox.datasite.permission_files import PUBLIC_READ
+from fedbox.errors import PERMISSION_FILE, CryptoError, DecryptError, NotFound
 from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.envelope import Header, write_streamed
 from fedbox.store import Store
@@ -86,8 +87,16 @@ def did_path(email: str) -> str:
 
 
 def publish_keys(store: Store, identity: Identity) -> str:
-    """Write ``identity``'s DID document to the store unless it is already there; its path."""
+    """Write ``identity``'s DID document to the store unless it is already there; its path.
+
+    Peers must be able to read it, and a store that enforces permission files (a hub)
+    hides an owner's files unless one grants read: so the ``public/`` folder gets a
+    ``syft.pub.yaml`` letting everyone read it, unless the owner already wrote one.
+    """
     path = did_path(identity.email)
+    grant = str(datasite_dir(identity.email) / "public" / PERMISSION_FILE)
+    if not store.exists(grant):
+        store.put(grant, PUBLIC_READ.encode())
     data = (json.dumps(did_document(identity.public_bundle()), indent=2) + "\n").encode()
     try:
         if store.read(path) == data:

@@ -19,7 +19,13 @@ from fedbox.store.base import (
     WatchMode,
 )
 from fedbox.store.local import LocalStore
-from fedbox.store.registry import ENV_STORAGE_OPTIONS, MissingBackend, open_store, redact_url
+from fedbox.store.registry import (
+    ENV_STORAGE_OPTIONS,
+    MissingBackend,
+    StoreIdentity,
+    open_store,
+    redact_url,
+)
 from fedbox.store.remote import RemoteStore
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "RemoteStore",
     "Store",
     "StoreCapabilities",
+    "StoreIdentity",
     "WatchMode",
     "Watcher",
     "open_store",

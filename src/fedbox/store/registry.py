@@ -32,6 +32,7 @@ __all__ = [
     "BackendSpec",
     "MissingBackend",
     "StoreFactory",
+    "StoreIdentity",
     "StoreSpec",
     "get_backend",
     "open_store",
@@ -127,12 +128,25 @@ class StoreSpec:
     options: bool = True
     """Whether the store takes storage options (merged over ``$FEDBOX_STORAGE_OPTIONS``);
     a folder takes none, and options given for one are a mistake."""
+    identity: bool = False
+    """Whether the store acts as the participant using it (a hub's login is per identity):
+    its factory then also gets ``email=`` and ``state_dir=`` from :func:`open_store`'s
+    ``identity``, unless the storage options name them."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreIdentity:
+    """Who opens a store, for stores that act as someone (:attr:`StoreSpec.identity`)."""
+
+    email: str
+    state_dir: str | os.PathLike[str] | None = None
+    """The participant's private state dir (None: ``$FEDBOX_HOME/{email}``)."""
 
 
 _LOCAL = StoreSpec("fedbox.store.local:open_local", options=False)
 _FSSPEC = StoreSpec("fedbox.store.remote:open_remote")
 _stores: dict[str, StoreSpec] = {"": _LOCAL, "file": _LOCAL, **dict.fromkeys(_registry, _FSSPEC)}
-_stores |= dict.fromkeys(("hub", "hubs"), StoreSpec("fedbox.hub.client:open_hub"))
+_stores |= dict.fromkeys(("hub", "hubs"), StoreSpec("fedbox.hub.client:open_hub", identity=True))
 stores: Mapping[str, StoreSpec] = MappingProxyType(_stores)
 """Read-only view of the store factories by URL scheme (``""``: a folder path); add one
 with :func:`register_store`."""
@@ -267,6 +281,7 @@ def open_store(
     max_poll_interval: float | None = None,
     retry_timeout: float | None = None,
     fsync: bool = True,
+    identity: StoreIdentity | None = None,
     **storage_options: Any,
 ) -> Store:
     """The store at ``root``, made by the factory its URL scheme names in :data:`stores`:
@@ -280,6 +295,8 @@ def open_store(
     ``fsync=False`` makes a folder's writes cheaper but not crash-durable (throwaway
     simulations); remote backends decide durability themselves and ignore it.
     ``watch_mode="events"`` is refused for a store without change events.
+    ``identity`` is who opens the store; stores that act as someone (a hub) get it as
+    ``email``/``state_dir`` options, the rest ignore it.
     """
     scheme, spec = _store_spec(root)
     if spec.options:
@@ -287,6 +304,10 @@ def open_store(
     elif storage_options:
         names = ", ".join(sorted(storage_options))
         raise TypeError(f"storage options ({names}) apply to remote stores, not to {root}")
+    if spec.identity and identity is not None and "email" not in storage_options:
+        storage_options["email"] = identity.email
+        if identity.state_dir is not None:
+            storage_options.setdefault("state_dir", os.fspath(identity.state_dir))
     store: Store = _load(spec.factory)(
         root,
         watch_mode=watch_mode,
