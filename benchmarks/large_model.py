@@ -30,7 +30,7 @@ invocation by two engines:
 
 Per size and engine it prints seconds per round (median after the first round; FedAvg's
 ``evaluate_fn`` stamps the time after every round), bytes written per round (bytes
-added under the store root, counting each inode once: hard-linked blobs count once),
+added under the store root, counting each inode once: a reflinked copy counts as written),
 the aggregator's peak RSS (Linux ``VmHWM`` of the aggregator process), and the ratios
 against issue 6's targets: a 40 MB round <= 0.5 s and >= 4x faster than the Flower
 serializer, bytes per round <= (2 + clients) x model, peak RSS <= (clients + 2) x model +

@@ -171,9 +171,10 @@ class Calling:
     ) -> list[Future]:
         """The same request to each recipient; one future each, in the given order.
 
-        The body is stored once, as a blob each recipient's message refers to
-        (``body_ref``; hard links on a folder, server-side copies on a remote store);
-        each message keeps its own header. Encrypted, the body is encrypted once under one
+        The body is written once, as a blob each recipient's message refers to
+        (``body_ref``), and given to each recipient as a copy of its own (a reflink or an
+        in-kernel copy on a folder, a server-side copy on a remote store: see
+        ``Store.link``); each message keeps its own header. Encrypted, the body is encrypted once under one
         content key, wrapped for each recipient in its own header; every recipient's keys
         are checked before anything is written. Bodies under 64 KiB are simply copied.
         """
