@@ -174,9 +174,10 @@ class Calling:
         The body is written once, as a blob each recipient's message refers to
         (``body_ref``), and given to each recipient as a copy of its own (a reflink or an
         in-kernel copy on a folder, a server-side copy on a remote store: see
-        ``Store.link``); each message keeps its own header. Encrypted, the body is encrypted once under one
-        content key, wrapped for each recipient in its own header; every recipient's keys
-        are checked before anything is written. Bodies under 64 KiB are simply copied.
+        ``Store.link``); each message keeps its own header. Encrypted, the body is
+        encrypted once under one content key, wrapped for each recipient in its own
+        header; every recipient's keys are checked before anything is written. Bodies
+        under 64 KiB are simply copied.
         """
         recipients = [validate_email(r) for r in recipients]
         validate_endpoint(endpoint)
