@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from fedbox.cli.roots import fail
 from fedbox.datasite.identity import validate_email
+from fedbox.errors import FedboxError
 
 if TYPE_CHECKING:
     from fedbox.hub.settings import HubSettings
@@ -125,12 +127,17 @@ def login_command(
     ] = None,
 ) -> None:
     """Log in to a hub; the tokens are kept (mode 0600) in your state dir."""
+    import httpx
+
     from fedbox.hub.credentials import login, request_code
 
     email = validate_email(email)
-    if code is None:
-        code = request_code(hub, email)  # a --dev hub answers with the code itself
+    try:
         if code is None:
-            code = typer.prompt(f"code mailed to {email}")
-    saved = login(hub, email, code, state_dir)
+            code = request_code(hub, email)  # a --dev hub answers with the code itself
+            if code is None:
+                code = typer.prompt(f"code mailed to {email}")
+        saved = login(hub, email, code, state_dir)
+    except (FedboxError, httpx.HTTPError) as exc:
+        raise fail(f"cannot log in to {hub} as {email}: {exc}", code=1) from exc
     console.print(f"logged in to {saved.url} as {email}; tokens in {saved.file}")
