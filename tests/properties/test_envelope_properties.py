@@ -9,12 +9,11 @@ import json
 import random
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from bounded import MIB, accepted_or_refused
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fedbox.rpc.envelope import MAGIC, MAX_HEADER_LEN

@@ -23,7 +23,7 @@ from flwr.common import Metadata
 
 from fedbox.datasite.paths import Kind, MessagePath, blob_path, request_path
 from fedbox.datasite.permissions import PermissionSet, permissions_from_files
-from fedbox.errors import CorruptMessage
+from fedbox.errors import CorruptMessage, DecryptError
 from fedbox.fl.codec import decode_message, encode_message, run_config_trailer
 from fedbox.rpc.envelope import header_mismatch, read_envelope, read_header
 from fedbox.rpc.parts import PartKind, PartRef, decode_table, encode_table
@@ -87,8 +87,9 @@ def decode_flower_payload(data: bytes) -> Message:
 
 class MessageFolder:
     """A store holding one request from WRITER to READER: :meth:`read` writes ``data`` as
-    that request's file and reads it as a serving box does (the header, checked against
-    the path, then the body through its parts table, blobs beside it, verified)."""
+    that request's file and reads it as a serving box without encryption does (the
+    header, checked against the path, then the body through its parts table, blobs
+    beside it, verified)."""
 
     def __init__(self, root: str | Path) -> None:
         self.store = LocalStore(root, fsync=False)
@@ -109,6 +110,8 @@ class MessageFolder:
             problem = header_mismatch(header, self.where)
             if problem:
                 raise CorruptMessage(f"request refused: {problem}", self.path, header.id)
+            if header.enc is not None:  # a box without encryption refuses it too (400)
+                raise DecryptError("encrypted, and this folder reads plaintext only", self.path)
             payload = open_payload(
                 self.store, f, header, writer=WRITER, reader=READER, sealer=None, path=self.path
             )
