@@ -245,6 +245,48 @@ def _parse_rule(folder: str, index: int, raw: object) -> Rule:
         raise InvalidPermissionFile(folder, f"{where}: {exc}") from exc
 
 
+MAX_YAML_DEPTH = 32
+"""Collections nested deeper than this mean a broken or hostile file (a rule needs 4)."""
+MAX_YAML_VALUES = 10_000
+"""Values (scalars, collections, aliases) a permission file may hold: each costs the
+pure-Python YAML loader hundreds of bytes, so 1 MiB of ``[a,a,a,...`` would take ~300 MB."""
+
+
+class _Unbounded(yaml.YAMLError):
+    """The document is nested too deeply or holds too many values to be loaded."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing a document beyond MAX_YAML_DEPTH levels (its
+    composer recurses per level: deeper would be a RecursionError) or MAX_YAML_VALUES
+    values, aliases included: memory and time stay bounded whatever the file holds."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._values = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self._values += 1
+        if self._values > MAX_YAML_VALUES:
+            raise _Unbounded(f"holds more than {MAX_YAML_VALUES} YAML values")
+        if self._depth >= MAX_YAML_DEPTH:
+            raise _Unbounded(f"is nested more than {MAX_YAML_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(text: str) -> object:
+    loader = _BoundedLoader(text)  # reads the text: a control character is a YAMLError here
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_permission_file(text: str, folder: str) -> PermissionFile:
     """Parse the text of ``{folder}/syft.pub.yaml``; raise InvalidPermissionFile naming the problem.
 
@@ -253,9 +295,17 @@ def parse_permission_file(text: str, folder: str) -> PermissionFile:
     """
     split_path(folder, "folder")
     try:
-        doc = yaml.safe_load(text)
+        doc = _load_yaml(text)
+    except _Unbounded as exc:
+        raise InvalidPermissionFile(folder, str(exc)) from None
     except yaml.YAMLError as exc:
         raise InvalidPermissionFile(folder, f"not valid YAML: {exc}") from exc
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+        # PyYAML's constructors raise these, not a YAMLError, for a value its tag or form
+        # cannot make (`!!int x`, `!!bool x`, `!!timestamp x`, the date 2001-02-30).
+        raise InvalidPermissionFile(
+            folder, f"not valid YAML: a value is not what its tag or form says ({exc})"
+        ) from exc
     if doc is None:
         return PermissionFile(folder=folder)
     if not isinstance(doc, Mapping):
@@ -269,7 +319,9 @@ def parse_permission_file(text: str, folder: str) -> PermissionFile:
         )
     terminal = doc.get("terminal", False)
     if not isinstance(terminal, bool):
-        raise InvalidPermissionFile(folder, f"'terminal' must be true or false, got {terminal!r}")
+        raise InvalidPermissionFile(
+            folder, f"'terminal' must be true or false, got {type(terminal).__name__}"
+        )
     raw_rules = doc.get("rules", [])
     if raw_rules is None:
         raw_rules = []
