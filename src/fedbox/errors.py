@@ -17,7 +17,8 @@
     ├── MessageError                               .path, .message_id
     │   ├── CorruptMessage
     │   │   └── UnsafeFile (also StoreError)
-    │   └── MessageExpired
+    │   ├── MessageExpired
+    │   └── NotAFlowerMessage (also protobuf's DecodeError)
     ├── RpcError                                   .message_id
     │   ├── RemoteError                            .status
     │   └── ResponseTimeout (also TimeoutError)
@@ -30,6 +31,8 @@ not conditions to handle.
 
 from __future__ import annotations
 
+from google.protobuf.message import DecodeError as _ProtobufDecodeError
+
 __all__ = [
     "AppConfigError",
     "CorruptMessage",
@@ -41,6 +44,7 @@ __all__ = [
     "MessageError",
     "MessageExpired",
     "MissingBackend",
+    "NotAFlowerMessage",
     "NotFound",
     "PermissionDenied",
     "RemoteError",
@@ -180,6 +184,12 @@ class UnsafeFile(CorruptMessage, StoreError):
 
 class MessageExpired(MessageError):
     """The message's ``expires`` time has passed; it is answered 419, never run."""
+
+
+class NotAFlowerMessage(MessageError, _ProtobufDecodeError):
+    """A body that should hold a Flower ``Message`` does not: not protobuf, or protobuf
+    that Flower cannot make a Message of. Also protobuf's ``DecodeError``, which
+    ``fedbox.fl.decode_message`` raised before and code written for Flower catches."""
 
 
 class RpcError(FedboxError):

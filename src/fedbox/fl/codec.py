@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict, UserConfig
 from flwr.common.serde import message_from_proto, recorddict_to_proto
 from flwr.proto.message_pb2 import Message as ProtoMessage
-from google.protobuf.message import DecodeError
 
-from fedbox.fl.wire_decode import Unusual, read_message
+from fedbox.errors import FedboxError, NotAFlowerMessage
+from fedbox.fl.wire_decode import read_message
 from fedbox.fl.wire_encode import content_field, head_bytes, recorddict_parts
 from fedbox.rpc.body import Body, Buffer, PiecesReader, Shared
 from fedbox.rpc.payload import Payload
@@ -82,7 +82,7 @@ def message_body(message: Message) -> Body:
 
 
 def decode_message(body: Buffer | Body | Payload) -> Message:
-    """The ``Message`` in ``body``; ``google.protobuf.message.DecodeError`` if it is not one.
+    """The ``Message`` in ``body``; NotAFlowerMessage (a ``DecodeError``) if it is not one.
 
     Array data is copied once (Flower's own path copies it twice). A :class:`Payload` is
     read to its end, which verifies it (CorruptMessage or DecryptError if it is
@@ -96,17 +96,30 @@ def decode_message(body: Buffer | Body | Payload) -> Message:
         with Payload.of(memoryview(data)) as payload:
             return _decode_payload(payload)
     except Exception:  # unusual but maybe valid encoding, or invalid: protobuf decides
-        return message_from_proto(ProtoMessage.FromString(bytes(data)))
+        return _decode_with_protobuf(bytes(data))
+
+
+def _decode_with_protobuf(data: bytes) -> Message:
+    """Protobuf's verdict; Flower's conversion of what it parsed may refuse it too."""
+    try:
+        return message_from_proto(ProtoMessage.FromString(data))
+    except Exception as exc:  # DecodeError, and what Flower raises (see _decode_payload)
+        raise NotAFlowerMessage(f"not a Flower message: {exc}") from exc
 
 
 def _decode_payload(payload: Payload) -> Message:
     stream = payload.stream()
     try:
         message = read_message(stream, payload.size)
-    except (Unusual, UnicodeDecodeError, DecodeError, ValueError) as exc:
-        raise DecodeError(f"not a Flower message: {exc}") from exc
+    except FedboxError:  # the payload itself is damaged (CorruptMessage, DecryptError)
+        raise
+    except Exception as exc:
+        # Besides Unusual layouts and protobuf's DecodeError, Flower's converters raise
+        # whatever they meet in values they do not expect: AttributeError for a record
+        # value of no type, MessageInitializationError for neither content nor error.
+        raise NotAFlowerMessage(f"not a Flower message: {exc}") from exc
     if not payload.verified:
-        raise DecodeError("not a Flower message: bytes after the message")
+        raise NotAFlowerMessage("not a Flower message: bytes after the message")
     return message
 
 
