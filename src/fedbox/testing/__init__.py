@@ -7,6 +7,8 @@
 - :func:`write_request`: a request file written by hand, without a sending box.
 - :func:`message_header`, :func:`envelope_bytes`: any message's header and file, built by
   hand (a planted response, a file to damage on purpose).
+- :mod:`fedbox.testing.parsers` (imported on its own: it imports Flower): each parser of
+  what others write as a function of bytes, valid inputs and a mutator to damage them.
 
 This module may import every layer; nothing in fedbox imports it.
 """
