@@ -21,13 +21,14 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, Re
 from flwr.app.message.message import make_message
 from flwr.common import Metadata
 
-from fedbox.datasite.paths import Kind, MessagePath, blob_path, request_path
+from fedbox.datasite.paths import Kind, MessagePath, blob_path
 from fedbox.datasite.permissions import PermissionSet, permissions_from_files
 from fedbox.errors import CorruptMessage, DecryptError
 from fedbox.fl.codec import decode_message, encode_message, run_config_trailer
 from fedbox.rpc.envelope import header_mismatch, read_envelope, read_header
 from fedbox.rpc.parts import PartKind, PartRef, decode_table, encode_table
 from fedbox.rpc.payload import Payload, open_payload
+from fedbox.rpc.sealing import Sealer
 from fedbox.store import LocalStore
 from fedbox.testing.requests import envelope_bytes, message_header
 
@@ -87,14 +88,13 @@ def decode_flower_payload(data: bytes) -> Message:
 
 class MessageFolder:
     """A store holding one request from WRITER to READER: :meth:`read` writes ``data`` as
-    that request's file and reads it as a serving box without encryption does (the
-    header, checked against the path, then the body through its parts table, blobs
-    beside it, verified)."""
+    that request's file and reads it as READER's serving box does (the header, checked
+    against the path, then the body through its parts table, blobs beside it, verified).
+    Without a ``sealer`` (READER's, ``box.sealer``) an encrypted body is refused."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, sealer: Sealer | None = None) -> None:
         self.store = LocalStore(root, fsync=False)
-        self.where = MessagePath(WRITER, READER, APP, ENDPOINT, MESSAGE_ID, Kind.REQUEST)
-        self.path = str(request_path(WRITER, READER, APP, ENDPOINT, MESSAGE_ID))
+        self.sealer = sealer
 
     def put_blob(self, data: bytes) -> str:
         """Store ``data`` as a plain blob of the request's direction; its name."""
@@ -102,18 +102,27 @@ class MessageFolder:
         self.store.put(str(blob_path(WRITER, READER, APP, name)), data)
         return name
 
-    def read(self, data: bytes) -> bytes:
-        self.store.put(self.path, data)
-        f = self.store.open(self.path)
+    def read(self, data: bytes, msg_id: str = MESSAGE_ID) -> bytes:
+        """``data`` as the file of request ``msg_id``, read: the body, or a FedboxError."""
+        where = MessagePath(WRITER, READER, APP, ENDPOINT, msg_id, Kind.REQUEST)
+        path = str(where.path)
+        self.store.put(path, data)
+        f = self.store.open(path)
         try:
-            header = read_header(f, path=self.path)
-            problem = header_mismatch(header, self.where)
+            header = read_header(f, path=path)
+            problem = header_mismatch(header, where)
             if problem:
-                raise CorruptMessage(f"request refused: {problem}", self.path, header.id)
-            if header.enc is not None:  # a box without encryption refuses it too (400)
-                raise DecryptError("encrypted, and this folder reads plaintext only", self.path)
+                raise CorruptMessage(f"request refused: {problem}", path, header.id)
+            if header.enc is not None and self.sealer is None:  # so does such a box (400)
+                raise DecryptError("encrypted, and this folder reads plaintext only", path)
             payload = open_payload(
-                self.store, f, header, writer=WRITER, reader=READER, sealer=None, path=self.path
+                self.store,
+                f,
+                header,
+                writer=WRITER,
+                reader=READER,
+                sealer=self.sealer,
+                path=path,
             )
         except BaseException:
             f.close()
