@@ -18,7 +18,7 @@ _COMMON = {
     # the autouse FEDBOX_HOME fixture is function-scoped; nothing here uses it
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 }
-settings.register_profile("ci", max_examples=250, **_COMMON)
+settings.register_profile("ci", max_examples=150, **_COMMON)
 settings.register_profile("dev", max_examples=40, **_COMMON)
 settings.register_profile("long", max_examples=100_000, **_COMMON)
 settings.load_profile(os.environ.get("FEDBOX_HYPOTHESIS_PROFILE", "ci"))
