@@ -1,10 +1,13 @@
 """The property every parser must have: accepted, or refused with a FedboxError, in
-memory bounded by a multiple of its input (never by what the input declares)."""
+memory bounded by a multiple of its input (never by what the input declares); and JSON
+values to put where a header expects something else."""
 
 from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Callable
+
+from hypothesis import strategies as st
 
 from fedbox.errors import FedboxError
 
@@ -37,3 +40,17 @@ def accepted_or_refused(
     limit = factor * len(data) + constant
     assert peak <= limit, f"{peak} bytes allocated for {len(data)} bytes of input (limit {limit})"
     return accepted
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+"""JSON values of every kind (NaN and infinities too), nested a little."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bounded import MIB, accepted_or_refused
+from bounded import MIB, accepted_or_refused, json_values
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,18 +31,6 @@ from fedbox.testing.parsers import (
 
 pytestmark = pytest.mark.timeout(240)
 
-# JSON values of every kind, nested a little; deep nesting is built separately.
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 lengths = st.sampled_from(
     [0, 1, 5, 2**31, 2**32 - 1, 2**40, 2**63 - 1, 2**63, 2**64]
 ) | st.integers(min_value=-5, max_value=100)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bounded import MIB, accepted_or_refused
+from bounded import MIB, accepted_or_refused, json_values
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,16 +24,6 @@ from fedbox.testing.parsers import APP, ENDPOINT, READER, WRITER, MessageFolder,
 
 pytestmark = pytest.mark.timeout(240)
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**64), max_value=2**64)
-    | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 ENC_FIELDS = ["alg", "v", "segment_size", "nonce_prefix", "wraps"]
 WRAP_FIELDS = ["to", "prekey_id", "ephemeral", "wrapped"]
 
