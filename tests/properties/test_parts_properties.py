@@ -130,3 +130,14 @@ def test_random_damage_to_a_real_container(folder: MessageFolder) -> None:
     for _ in range(300):
         data = mutate(rng, rng.choice(seeds()["table"]))
         accepted_or_refused(folder.read, _message(data), constant=MIB)
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_a_table_claiming_a_terabyte_blob_allocates_nothing_for_it(
+    folder: MessageFolder, kind: int
+) -> None:
+    entry = _ENTRY.pack(
+        kind, bytes(3), 16, 2**40, 2**40 + 16, hashlib.sha256(BLOB).digest(), bytes(32)
+    )
+    body = MAGIC + struct.pack("<I", 1) + entry
+    assert not accepted_or_refused(folder.read, _message(body), constant=64 * 1024)
