@@ -34,6 +34,7 @@ __all__ = [
     "ExchangeRow",
     "MessageRow",
     "RunBusy",
+    "RunFinished",
     "RunInfo",
     "RunNotFound",
     "RunRecord",
@@ -98,6 +99,10 @@ LOCK_SUFFIX = ".lock"
 
 class RunNotFound(FedboxError):
     """No record of a run by that name in this state dir."""
+
+
+class RunFinished(FedboxError):
+    """The run has finished; it is not started again under its name without ``--fresh``."""
 
 
 class RunBusy(FedboxError):
@@ -277,13 +282,21 @@ class RunRecord:
 
     @classmethod
     def reopen(cls, state_dir: Path, name: str) -> RunRecord:
-        """The existing record of ``name``, to resume it (status back to ``running``)."""
+        """The existing record of ``name``, to resume it (status back to ``running``);
+        RunFinished if the run has finished."""
         path = record_path(state_dir, name)
         if not path.exists():
             raise RunNotFound(f"no run named {name} in {runs_dir(state_dir)}")
         lock_fd = _take_lock(path, name)
         try:
             conn = _open(path)
+            row = conn.execute("SELECT status FROM run").fetchone()
+            if row is not None and row["status"] == "finished":
+                conn.close()
+                raise RunFinished(
+                    f"run {name} has finished; see `fedbox runs show {name}`, "
+                    "or pass --fresh to run it again"
+                )
             with _transaction(conn):
                 conn.execute(
                     "UPDATE run SET status='running', finished=NULL, error=NULL,"
