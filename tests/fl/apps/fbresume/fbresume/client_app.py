@@ -1,6 +1,7 @@
 """Trains deterministically; keeps the ids of the messages it handled in context.state
 and refuses one it has handled before (a message handled twice would be a bug)."""
 
+import os
 import time
 
 import numpy as np
@@ -24,7 +25,7 @@ def _handle(msg: Message, context: Context) -> int:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    time.sleep(float(context.run_config["train-pause"]))
+    time.sleep(float(os.environ.get("FBRESUME_TRAIN_PAUSE", "0")))
     pid = int(context.node_config["partition-id"])
     count = _handle(msg, context)
     step = np.float32((pid + 1) * count)
@@ -38,7 +39,7 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    time.sleep(float(context.run_config["evaluate-pause"]))
+    time.sleep(float(os.environ.get("FBRESUME_EVALUATE_PAUSE", "0")))
     count = _handle(msg, context)
     model = msg.content["arrays"].to_numpy_ndarrays()[0]
     metrics = MetricRecord({"loss": float(model.mean()), "count": count, "num-examples": 1})

@@ -53,7 +53,7 @@ def main(grid: Grid, context: Context) -> None:
     nodes = sorted(grid.get_node_ids())
     for server_round in range(1, int(cfg["num-server-rounds"]) + 1):
         if server_round > 1:
-            time.sleep(float(cfg["round-pause"]))
+            time.sleep(float(os.environ.get("FBRESUME_ROUND_PAUSE", "0")))
         config = ConfigRecord({"server-round": server_round})
         content = RecordDict({"arrays": ArrayRecord(model), "config": config})
         messages = [
