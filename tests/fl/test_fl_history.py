@@ -87,6 +87,7 @@ def test_history_is_readable_while_the_run_is_written(tmp_path: Path) -> None:
         assert (first.replies, first.errors, first.timeouts) == (2, 0, 0)
         assert first.answered == ("a@x.org", "b@x.org")
         assert first.metrics["train.loss"] == pytest.approx((30 * 1.0 + 10 * 4.0) / 40)
+        assert first.metrics["train.num-examples"] == 40
         assert (second.sent, second.replies, second.errors, second.timeouts) == (2, 0, 1, 1)
         assert second.answered == ()
         assert history.summary.rounds == 2

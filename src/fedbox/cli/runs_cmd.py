@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +18,7 @@ from rich.table import Table
 from fedbox.cli.roots import fail
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
+from fedbox.fl.export import ExportError, round_arrays, write_arrays
 from fedbox.fl.history import RunHistory, list_runs, read_run
 
 __all__ = ["runs_app"]
@@ -111,3 +113,51 @@ def show_command(
             ", ".join(r.answered),
         )
     console.print(table)
+
+
+@runs_app.command("export")
+def export_command(
+    run: Annotated[str, typer.Argument(help="The run's name (see `fedbox runs list`).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="The file to write: NAME.safetensors or NAME.npz.")
+    ],
+    round: Annotated[
+        str | None,
+        typer.Option("--round", help="The round \\[default: the last one with arrays]."),
+    ] = None,
+    email: EmailArg = None,
+    state_dir: StateArg = None,
+) -> None:
+    """Write the global arrays of a round to a file, from a finished or crashed run.
+
+    They are the arrays the ServerApp last sent in that round: with FedAvg, its evaluate
+    messages' model, aggregated in that round.
+    """
+    state = state_dir_of(email, state_dir)
+    history = load_run(state, run)
+    try:
+        label, arrays = _arrays_of(state, history, round)
+        write_arrays(arrays, out, {"run": run, "round": label, "app": history.summary.app})
+    except FedboxError as exc:
+        raise fail(str(exc), 1) from exc
+    size = sum(a.nbytes for a in arrays.values())
+    console.print(
+        f"wrote {len(arrays)} arrays ({size:,} bytes) of run {run} round {label} to {out}",
+        highlight=False,
+    )
+
+
+def _arrays_of(
+    state: Path, history: RunHistory, round: str | None
+) -> tuple[str, dict[str, np.ndarray]]:
+    """``round``'s arrays, or (no round given) the last round's that has any."""
+    name = history.summary.name
+    if round is not None:
+        return round, round_arrays(state, name, round)
+    for r in reversed(history.rounds):
+        if r.round:
+            try:
+                return r.round, round_arrays(state, name, r.round)
+            except ExportError:
+                continue
+    raise ExportError(f"run {name} recorded no arrays in any round")

@@ -53,7 +53,8 @@ class RoundHistory:
     the replies, its mean over the replies weighted by their ``num-examples`` metric
     (an unweighted mean when a reply has none), keyed ``{message type}.{metric}``
     (``train.loss``, ``evaluate.accuracy``) so a train and an evaluate metric of the
-    same name stay apart. ``answered`` lists who sent a non-error reply, in order.
+    same name stay apart; ``num-examples`` itself is summed (``train.num-examples``:
+    the examples trained on in the round). ``answered`` lists who sent a non-error reply, in order.
     """
 
     round: str
@@ -147,6 +148,7 @@ class _Round:
         self.answered: list[str] = []
         self.sums: dict[str, float] = defaultdict(float)
         self.weights: dict[str, float] = defaultdict(float)
+        self.totals: dict[str, float] = defaultdict(float)
 
     def add(self, message: sqlite3.Row) -> None:
         self.sent += 1
@@ -165,11 +167,15 @@ class _Round:
             weight = float(metrics.get(WEIGHT_METRIC, 1.0)) or 1.0
             for key, value in metrics.items():
                 name = f"{message['message_type']}.{key}"
+                if key == WEIGHT_METRIC:  # the weight itself: a total, not a mean
+                    self.totals[name] += float(value)
+                    continue
                 self.sums[name] += weight * float(value)
                 self.weights[name] += weight
 
     def history(self, label: str) -> RoundHistory:
-        metrics = {k: self.sums[k] / self.weights[k] for k in sorted(self.sums) if self.weights[k]}
+        means = {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k]}
+        metrics = dict(sorted({**means, **self.totals}.items()))
         return RoundHistory(
             round=label,
             sent=self.sent,
