@@ -252,7 +252,10 @@ class RunRecord:
     ) -> RunRecord:
         """A new record (an older one of that name is moved aside, to ``.replaced-*``)."""
         path = record_path(state_dir, name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        Path(state_dir).mkdir(
+            parents=True, exist_ok=True, mode=0o700
+        )  # private, as connect makes it
+        path.parent.mkdir(exist_ok=True, mode=0o700)
         lock_fd = _take_lock(path, name)
         try:
             if path.exists():
