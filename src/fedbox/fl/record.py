@@ -297,8 +297,9 @@ class RunRecord:
             if row is not None and row["status"] == "finished":
                 conn.close()
                 raise RunFinished(
-                    f"run {name} has finished; see `fedbox runs show {name}`, "
-                    "or pass --fresh to run it again"
+                    f"run {name} has finished (see `fedbox runs show {name}`); start a new "
+                    "run under a new app name, or pass --fresh to run it again under this "
+                    "one (its datasites then continue their state of it)"
                 )
             with _transaction(conn):
                 conn.execute(
