@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -95,5 +96,32 @@ def test_a_legacy_app_resumes(tmp_path: Path) -> None:
         assert history is not None and history.summary.status == "finished"
         rounds = [r for r in history.rounds if r.round]
         assert len(rounds) == 4 and all(r.replies == 4 and not r.errors for r in rounds), rounds
+    finally:
+        dep.close()
+
+
+def test_large_replies_are_replayed_from_their_response_files(tmp_path: Path) -> None:
+    config = "size=400000"  # 1.6 MB per reply: recorded by reference, not copied
+    reference = Deployment(tmp_path / "ref", config)
+    try:
+        reference.start_all()
+        assert reference.finish() == 0, reference.logs(AGG)
+    finally:
+        reference.close()
+    dep = Deployment(tmp_path / "run", config, env={"FBRESUME_ROUND_PAUSE": "3"})
+    try:
+        dep.start_all()
+        dep.wait_until(lambda h: any(r.round == "1" and r.replies == 4 for r in h.rounds))
+        dep.kill(AGG)
+        dep.start(AGG)
+        assert dep.finish() == 0, dep.logs(AGG)
+        assert "resuming run" in dep.logs(AGG)
+        np.testing.assert_array_equal(dep.final(), reference.final())
+        history = dep.history()
+        assert history is not None
+        record = dep.state(AGG) / "runs" / f"{history.summary.name}.sqlite"
+        with sqlite3.connect(record) as db:  # train replies by reference, evaluate ones inline
+            stored = db.execute("SELECT data IS NULL, COUNT(*) FROM replies GROUP BY 1").fetchall()
+        assert sorted(stored) == [(0, 6), (1, 6)]
     finally:
         dep.close()

@@ -26,7 +26,7 @@ WRITER = textwrap.dedent(
         run_config={"num-server-rounds": 2}, datasites=["a@x.org", "b@x.org"],
     )
     msgs = [("m1", 1, "a@x.org", "train", "1", "d1"), ("m2", 2, "b@x.org", "train", "1", "d1")]
-    rec.add_push([["a"], ["b"]], ["m1", "m2"], msgs, {"d1": b"content"}, "1")
+    rec.add_push([["a"], ["b"]], ["m1", "m2"], msgs, {"d1": ([b"content"], 7)}, "1")
     print("pushed", flush=True)
     sys.stdin.readline()
     rec.add_replies(
@@ -37,7 +37,7 @@ WRITER = textwrap.dedent(
         ],
     )
     msgs = [("m3", 1, "a@x.org", "train", "2", "d2"), ("m4", 2, "b@x.org", "train", "2", "d2")]
-    rec.add_push([["a"], ["b"]], ["m3", "m4"], msgs, {"d2": b"content2"}, "2")
+    rec.add_push([["a"], ["b"]], ["m3", "m4"], msgs, {"d2": ([b"content2"], 8)}, "2")
     rec.add_replies("receive", ["m3", "m4"], {}, [("m3", "error", "boom", {}, b"e")], ["m4"])
     print("replied", flush=True)
     sys.stdin.readline()

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from fedbox.datasite.workspace import create_private
 from fedbox.errors import FedboxError
@@ -85,13 +85,18 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_round ON messages (round);
 CREATE TABLE IF NOT EXISTS contents (digest TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, data BLOB);
 """
 """``exchanges``: what the ServerApp asked (``asked``) and was given (``answer``), JSON.
 ``messages``: one row per pushed message; ``outcome`` (``reply``, ``error``, ``timeout``)
 and ``settled`` (the exchange that handed it over or gave up on it) once known.
 ``contents``: each distinct pushed content once, by digest (what ``runs export`` reads).
-``replies``: each reply the ServerApp was given, Flower protobuf, by its request's id."""
+``replies``: each reply the ServerApp was given, Flower protobuf, by its request's id;
+NULL for a large reply, which a replay reads again from the store (its response file)."""
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+Content: TypeAlias = tuple[Sequence[Buffer], int]
+"""A pushed content serialised: its parts (array data as views) and its size."""
 
 SUFFIX = ".sqlite"
 LOCK_SUFFIX = ".lock"
@@ -339,12 +344,13 @@ class RunRecord:
             ).fetchall()
         return {r["id"]: MessageRow(**dict(r)) for r in rows}
 
-    def reply(self, msg_id: str) -> bytes:
+    def reply(self, msg_id: str) -> bytes | None:
+        """The recorded reply to ``msg_id``; None if it is to be read from the store."""
         with self._lock:
             row = self._conn.execute("SELECT data FROM replies WHERE id=?", (msg_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"the record of {self.info.name} holds no reply to {msg_id}")
-        return bytes(row["data"])
+        return None if row["data"] is None else bytes(row["data"])
 
     # -- writing ------------------------------------------------------------------------
 
@@ -358,7 +364,7 @@ class RunRecord:
         asked: list[Any],
         ids: list[str],
         messages: list[tuple[str, int, str, str, str, str | None]],
-        contents: dict[str, bytes],
+        contents: dict[str, Content],
         round: str,
     ) -> int:
         """Append a push before it is sent: the exchange, its messages
@@ -372,23 +378,34 @@ class RunRecord:
                 " content, sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(m[0], seq, *m[1:], now) for m in messages],
             )
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO contents (digest, data) VALUES (?, ?)",
-                list(contents.items()),
-            )
+            for digest, (parts, size) in contents.items():
+                self._add_content(digest, parts, size)
         return seq
+
+    def _add_content(self, digest: str, parts: Sequence[Buffer], size: int) -> None:
+        """Store a content unless it is stored: written part by part into the row's blob,
+        so a large model is never joined into one bytes object."""
+        cur = self._conn.execute(
+            "INSERT OR IGNORE INTO contents (digest, data) VALUES (?, zeroblob(?))",
+            (digest, size),
+        )
+        if not cur.rowcount or cur.lastrowid is None:
+            return  # stored already
+        with self._conn.blobopen("contents", "data", cur.lastrowid) as blob:
+            for part in parts:
+                blob.write(part)
 
     def add_replies(
         self,
         kind: str,
         asked: Any,
         answer: Any,
-        replies: list[tuple[str, str, str | None, dict[str, float], bytes]],
+        replies: list[tuple[str, str, str | None, dict[str, float], bytes | None]],
         timeouts: Sequence[str] = (),
     ) -> int:
         """Append a pull or receive with the replies it handed over, each
-        ``(request id, outcome, error reason, metrics, Flower protobuf)``, and the
-        requests it gave up on."""
+        ``(request id, outcome, error reason, metrics, Flower protobuf or None: in the
+        store)``, and the requests it gave up on."""
         now = time.time()
         with self._lock, _transaction(self._conn):
             seq = self._insert_exchange(kind, asked, answer, "")

@@ -37,13 +37,15 @@ from typing import Any
 from flwr.app import Message
 from flwr.serverapp.server_app import LoadServerAppError, ServerApp
 from flwr.supercore.object_ref import load_app
+from google.protobuf.message import DecodeError
 
-from fedbox.errors import FedboxError
+from fedbox.errors import CorruptMessage, CryptoError, FedboxError, ResponseTimeout
 from fedbox.fl.codec import decode_message, encode_message, scalar_metrics
 from fedbox.fl.config import AppConfig
 from fedbox.fl.events import FlEvent, emit
 from fedbox.fl.grid import FileGrid, check_instruction, round_label
 from fedbox.fl.record import (
+    Content,
     ExchangeRow,
     MessageRow,
     RunFinished,
@@ -67,6 +69,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+INLINE_REPLY = 1 << 20
+"""Replies whose arrays hold more bytes than this are recorded by reference (their
+response file in the store), not copied into the record."""
 
 
 class Divergence(FedboxError):
@@ -306,13 +312,30 @@ class RecordingGrid(FileGrid):
             self._push_all(again, again_ids, futures)
         return list(recorded)
 
+    def _stored_reply(self, msg_id: str) -> Message:
+        """A large reply, read again from its response file in the store."""
+        try:
+            response = self.app.future(msg_id).result(stream=True)
+        except KeyError as exc:
+            raise _never(msg_id, "no request of that id was sent") from exc
+        except (ResponseTimeout, CorruptMessage, CryptoError) as exc:
+            raise _never(msg_id, f"its response is no longer readable in the store: {exc}") from exc
+        try:
+            if response.payload is None:
+                return decode_message(response.body)
+            with response.payload as payload:
+                return decode_message(payload)
+        except DecodeError as exc:
+            raise _never(msg_id, f"its response is not a Flower message: {exc}") from exc
+
     def _recorded_replies(self, ids: list[str]) -> list[Message]:
         replies = []
         for msg_id in ids:
             try:
-                reply = decode_message(self.record.reply(msg_id))
+                data = self.record.reply(msg_id)
             except RunNotFound as exc:
                 raise Divergence(str(exc)) from exc
+            reply = decode_message(data) if data is not None else self._stored_reply(msg_id)
             replies.append(reply)
             row = self._replay.messages.get(msg_id)
             if row is not None:
@@ -320,11 +343,15 @@ class RecordingGrid(FileGrid):
         return replies
 
 
-def _contents(messages: list[Message]) -> tuple[list[str | None], dict[str, bytes]]:
-    """Each message's content digest (None without content), and each distinct content's
-    serialised bytes by digest (a content shared by many messages is serialised once)."""
+def _never(msg_id: str, why: str) -> Divergence:
+    return Divergence(f"cannot replay the reply to {msg_id}: {why}")
+
+
+def _contents(messages: list[Message]) -> tuple[list[str | None], dict[str, Content]]:
+    """Each message's content digest (None without content), and each distinct content
+    serialised, by digest: its parts as views, hashed as they are, never joined."""
     seen: dict[int, str] = {}
-    contents: dict[str, bytes] = {}
+    contents: dict[str, Content] = {}
     digests: list[str | None] = []
     for message in messages:
         if not message.has_content():
@@ -332,10 +359,12 @@ def _contents(messages: list[Message]) -> tuple[list[str | None], dict[str, byte
             continue
         key = id(message.content)
         if key not in seen:
-            parts, _ = recorddict_parts(message.content)
-            data = b"".join(bytes(p) for p in parts)
-            seen[key] = digest = hashlib.sha256(data).hexdigest()
-            contents[digest] = data
+            parts, size = recorddict_parts(message.content)
+            digest = hashlib.sha256()
+            for part in parts:
+                digest.update(part)
+            seen[key] = digest.hexdigest()
+            contents[seen[key]] = (parts, size)
         digests.append(seen[key])
     return digests, contents
 
@@ -352,16 +381,26 @@ def _reply_ids(replies: list[Message]) -> list[str]:
 
 def _reply_rows(
     replies: list[Message],
-) -> list[tuple[str, str, str | None, dict[str, float], bytes]]:
+) -> list[tuple[str, str, str | None, dict[str, float], bytes | None]]:
+    """What the record keeps of each reply: a small one whole, a large one (arrays over
+    :data:`INLINE_REPLY` bytes) by reference to its response file, which stays in the
+    store (the datasite that wrote it is the only one that removes it)."""
     rows = []
     for reply in replies:
         error = reply.error.reason if reply.has_error() else None
         outcome = "error" if reply.has_error() else "reply"
-        metrics = scalar_metrics(reply)
+        data = None if _array_bytes(reply) > INLINE_REPLY else encode_message(reply)
         rows.append(
-            (reply.metadata.reply_to_message_id, outcome, error, metrics, encode_message(reply))
+            (reply.metadata.reply_to_message_id, outcome, error, scalar_metrics(reply), data)
         )
     return rows
+
+
+def _array_bytes(message: Message) -> int:
+    if not message.has_content():
+        return 0
+    records = message.content.array_records.values()
+    return sum(len(array.data) for record in records for array in record.values())
 
 
 def _sent_event(row: MessageRow) -> FlEvent:
