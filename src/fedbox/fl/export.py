@@ -1,6 +1,7 @@
 """Taking a model out of a run's record: the global arrays of a round, as a file.
 
-The record keeps every distinct content the ServerApp pushed (:mod:`fedbox.fl.record`).
+The record keeps every distinct content the ServerApp pushed, beside it
+(:data:`fedbox.fl.record.Content`).
 The global arrays of round N are the arrays in the last content with arrays pushed in
 round N: with FedAvg (and most strategies) that is the evaluate message, which carries
 the model aggregated in round N; a round without an evaluate phase gives the arrays its
@@ -26,7 +27,7 @@ from flwr.common.serde import recorddict_from_proto
 from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 
 from fedbox.errors import FedboxError
-from fedbox.fl.record import RunNotFound, connect_reader, record_path, runs_dir
+from fedbox.fl.record import RunNotFound, connect_reader, read_content, record_path, runs_dir
 
 __all__ = ["FORMATS", "ExportError", "round_arrays", "write_arrays"]
 
@@ -61,17 +62,19 @@ def round_arrays(state_dir: Path, name: str, round: str) -> dict[str, np.ndarray
     conn = connect_reader(path)
     try:
         rows = conn.execute(
-            "SELECT c.data FROM contents c JOIN (SELECT content, MAX(pushed) AS last"
-            " FROM messages WHERE round=? AND content IS NOT NULL GROUP BY content) m"
-            " ON c.digest = m.content ORDER BY m.last DESC",
+            "SELECT content, MAX(pushed) AS last FROM messages"
+            " WHERE round=? AND content IS NOT NULL GROUP BY content ORDER BY last DESC",
             (round,),
         ).fetchall()
     except sqlite3.Error as exc:
         raise ExportError(f"the record of run {name} is unreadable: {exc}") from exc
     finally:
         conn.close()
-    for (data,) in rows:
-        content = recorddict_from_proto(ProtoRecordDict.FromString(bytes(data)))
+    for digest, _ in rows:
+        data = read_content(path, digest)
+        if data is None:
+            continue  # lost in a power cut (contents are not fsync'd)
+        content = recorddict_from_proto(ProtoRecordDict.FromString(data))
         arrays = {
             f"{key}.{array_name}": array.numpy()
             for key, record in content.items()

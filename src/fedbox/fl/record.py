@@ -39,8 +39,10 @@ __all__ = [
     "RunNotFound",
     "RunRecord",
     "connect_reader",
+    "contents_dir",
     "find_resumable",
     "is_held",
+    "read_content",
     "record_path",
     "runs_dir",
 ]
@@ -84,19 +86,23 @@ CREATE TABLE IF NOT EXISTS messages (
     metrics TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_round ON messages (round);
-CREATE TABLE IF NOT EXISTS contents (digest TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, data BLOB);
 """
 """``exchanges``: what the ServerApp asked (``asked``) and was given (``answer``), JSON.
 ``messages``: one row per pushed message; ``outcome`` (``reply``, ``error``, ``timeout``)
 and ``settled`` (the exchange that handed it over or gave up on it) once known.
-``contents``: each distinct pushed content once, by digest (what ``runs export`` reads).
 ``replies``: each reply the ServerApp was given, Flower protobuf, by its request's id;
 NULL for a large reply, which a replay reads again from the store (its response file)."""
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Content: TypeAlias = tuple[Sequence[Buffer], int]
-"""A pushed content serialised: its parts (array data as views) and its size."""
+"""A pushed content serialised: its parts (array data as views) and its size.
+
+Each distinct content is kept once, by digest, in ``{run name}.contents/{digest}`` beside
+the record (what ``runs export`` reads). Written after the push is committed and not
+fsync'd: replay needs only the digest, and a model's fsync would be most of a round's
+time; a power cut may lose the last one (a killed process does not: writes are atomic).
+"""
 
 SUFFIX = ".sqlite"
 LOCK_SUFFIX = ".lock"
@@ -112,6 +118,19 @@ class RunFinished(FedboxError):
 
 class RunBusy(FedboxError):
     """Another aggregator process is working on this run now."""
+
+
+def contents_dir(record: Path) -> Path:
+    """Where the record at ``record`` keeps the contents pushed (see :data:`Content`)."""
+    return record.with_suffix(".contents")
+
+
+def read_content(record: Path, digest: str) -> bytes | None:
+    """A pushed content kept beside the record, None if it is not there."""
+    try:
+        return (contents_dir(record) / digest).read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def runs_dir(state_dir: Path) -> Path:
@@ -268,6 +287,8 @@ class RunRecord:
                 for suffix in ("", "-wal", "-shm"):
                     with contextlib.suppress(FileNotFoundError):
                         os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(contents_dir(path), contents_dir(aside))
             conn = _open(path)
             with _transaction(conn):
                 conn.execute(
@@ -378,22 +399,22 @@ class RunRecord:
                 " content, sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(m[0], seq, *m[1:], now) for m in messages],
             )
-            for digest, (parts, size) in contents.items():
-                self._add_content(digest, parts, size)
+        for digest, (parts, _) in contents.items():
+            self._add_content(digest, parts)
         return seq
 
-    def _add_content(self, digest: str, parts: Sequence[Buffer], size: int) -> None:
-        """Store a content unless it is stored: written part by part into the row's blob,
-        so a large model is never joined into one bytes object."""
-        cur = self._conn.execute(
-            "INSERT OR IGNORE INTO contents (digest, data) VALUES (?, zeroblob(?))",
-            (digest, size),
-        )
-        if not cur.rowcount or cur.lastrowid is None:
-            return  # stored already
-        with self._conn.blobopen("contents", "data", cur.lastrowid) as blob:
+    def _add_content(self, digest: str, parts: Sequence[Buffer]) -> None:
+        """Keep a content unless it is kept, written part by part (never joined)."""
+        folder = contents_dir(self.path)
+        target = folder / digest
+        if target.exists():
+            return
+        folder.mkdir(exist_ok=True, mode=0o700)
+        tmp = folder / f".{digest}.tmp-{os.getpid()}-{threading.get_ident()}"
+        with open(create_private(tmp), "wb") as f:
             for part in parts:
-                blob.write(part)
+                f.write(part)
+        os.replace(tmp, target)
 
     def add_replies(
         self,

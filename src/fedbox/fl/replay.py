@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from flwr.app import Message
 from flwr.serverapp.server_app import LoadServerAppError, ServerApp
 from flwr.supercore.object_ref import load_app
@@ -96,12 +97,7 @@ def seed_generators(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and, if the app imported it,
     torch's, so an app that draws from them unseeded makes the same draws on replay."""
     random.seed(seed)
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency of flwr
-        pass
-    else:
-        np.random.seed(seed)
+    np.random.seed(seed)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)
