@@ -116,3 +116,20 @@ def test_a_non_deterministic_app_stops_where_it_diverged(tmp_path: Path) -> None
         assert _round(history, "1") == (4, 4, 0)  # the record is kept as it was
     finally:
         dep.close()
+
+
+def test_an_app_that_ends_early_on_replay_stops_with_the_divergence(tmp_path: Path) -> None:
+    dep = Deployment(tmp_path, env={"FBRESUME_ROUND_PAUSE": "3"})
+    try:
+        dep.start_all()
+        dep.wait_until(lambda h: _round(h, "2") == (4, 4, 0))
+        dep.kill(AGG)
+        dep.env["FBRESUME_LAST_ROUND"] = "1"  # it now decides from its environment
+        dep.start(AGG)
+        assert dep.finish() == 1
+        log = " ".join(dep.logs(AGG).split())
+        assert "(push of round 2): it asked for nothing more" in log, log
+        history = dep.history()
+        assert history is not None and history.summary.status == "failed"
+    finally:
+        dep.close()

@@ -49,7 +49,6 @@ from fedbox.fl.record import (
     Content,
     ExchangeRow,
     MessageRow,
-    RunFinished,
     RunNotFound,
     RunRecord,
     find_resumable,
@@ -61,7 +60,6 @@ from fedbox.rpc import Future
 __all__ = [
     "Divergence",
     "RecordingGrid",
-    "RunFinished",
     "load_server_app",
     "open_run_record",
     "run_key",
@@ -202,11 +200,6 @@ class RecordingGrid(FileGrid):
         self._replay = _Replay(record.exchanges(), record.messages())
         self.replayed = 0
         """Calls answered from the record so far."""
-
-    @property
-    def replaying(self) -> bool:
-        """Whether recorded calls remain to be used."""
-        return bool(self._replay.unused or self._replay.nodes)
 
     def check_complete(self) -> None:
         """Divergence if the ServerApp ended with recorded calls it never made again."""

@@ -45,8 +45,6 @@ class ServerOutcome:
     """Encrypted runs: datasites whose keys never appeared (they could not be invited)."""
     joined: tuple[str, ...] = ()
     never_joined: tuple[str, ...] = ()
-    replayed: int = 0
-    """Grid calls answered from the run's record (a resumed run)."""
 
 
 def make_run(app_config: AppConfig, app_name: str, override_config: UserConfig) -> Run:
@@ -155,8 +153,8 @@ def run_server(
             e: r for e, r in grid.keys_missing.items() if e in outcome.never_joined
         }
         grid.forget()
-        if isinstance(grid, RecordingGrid):
-            outcome.replayed = grid.replayed
+        if isinstance(grid, RecordingGrid) and grid.replayed:
+            logger.info("run %s: %d grid calls answered from its record", app_name, grid.replayed)
         if record is not None:
             _note_end(record, outcome)
         try:

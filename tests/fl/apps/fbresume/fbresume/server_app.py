@@ -51,7 +51,8 @@ def main(grid: Grid, context: Context) -> None:
     out = Path(os.environ.get("OUTPUT_DIR", "."))
     out.mkdir(parents=True, exist_ok=True)
     nodes = sorted(grid.get_node_ids())
-    for server_round in range(1, int(cfg["num-server-rounds"]) + 1):
+    last = min(int(cfg["num-server-rounds"]), int(os.environ.get("FBRESUME_LAST_ROUND", "99")))
+    for server_round in range(1, last + 1):
         if server_round > 1:
             time.sleep(float(os.environ.get("FBRESUME_ROUND_PAUSE", "0")))
         config = ConfigRecord({"server-round": server_round})
