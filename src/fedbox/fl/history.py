@@ -114,14 +114,15 @@ def read_run(state_dir: Path, name: str) -> RunHistory:
 def _read(state_dir: Path, path: Path) -> tuple[RunSummary, tuple[RoundHistory, ...], sqlite3.Row]:
     conn = connect_reader(path)
     try:
-        with conn:  # one read transaction: the run row and its messages agree
-            row = conn.execute("SELECT * FROM run").fetchone()
-            if row is None:
-                raise RunNotFound(f"{path} holds no run")
-            messages = conn.execute(
-                "SELECT email, message_type, round, outcome, metrics FROM messages"
-                " ORDER BY pushed, rowid"
-            ).fetchall()
+        conn.execute("BEGIN")  # one read transaction: the run row and its messages agree
+        row = conn.execute("SELECT * FROM run").fetchone()
+        if row is None:
+            raise RunNotFound(f"{path} holds no run")
+        messages = conn.execute(
+            "SELECT email, message_type, round, outcome, metrics FROM messages"
+            " ORDER BY pushed, rowid"
+        ).fetchall()
+        conn.execute("COMMIT")
     finally:
         conn.close()
     rounds = _rounds(messages)

@@ -162,7 +162,7 @@ def is_held(state_dir: Path, name: str) -> bool:
 def connect_reader(path: Path) -> sqlite3.Connection:
     """A connection for reading a record another process may be writing (never creates)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=10)
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=10, isolation_level=None)
     except sqlite3.OperationalError as exc:
         raise RunNotFound(f"no run record at {path}") from exc
     conn.row_factory = sqlite3.Row
