@@ -120,3 +120,16 @@ def test_cleanup_removes_only_own_old_files_and_keeps_audit(root: Path) -> None:
         assert list(root.rglob("*.re*")) == []
         rows = a.audit.records()
         assert [(r.id, r.status) for r in rows] == [(fut.id, 200)]
+
+
+def test_a_request_sent_under_a_chosen_id_is_found_again_by_it(root: Path) -> None:
+    chosen = "4b1e0c2a-9d3f-4e5a-8b6c-7d8e9f0a1b2c"
+    with fedbox.connect(root, "a@x.org") as a, fedbox.connect(root, "b@x.org") as b:
+        server = b.app("t")
+        server.on_request("echo")(lambda req: req.id.encode())
+        server.start()
+        assert a.app("t").send("b@x.org", "echo", b"x", id=chosen).id == chosen
+    with fedbox.connect(root, "a@x.org") as again:  # a later process re-attaches by that id
+        assert again.app("t").future(chosen).wait(timeout=10).body == chosen.encode()
+        with pytest.raises(fedbox.InvalidIdentity):
+            again.app("t").send("b@x.org", "echo", id="../../etc")

@@ -35,6 +35,7 @@ from fedbox.cli.fl_options import (
 from fedbox.cli.lifeline import die_with_parent
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
+from fedbox.cli.resume import FreshOpt, open_record
 from fedbox.cli.roots import (
     ENV_ROOT,
     ROOT_HELP,
@@ -55,6 +56,7 @@ from fedbox.fl.discovery import wait_for_run
 from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.node_config import check_targets, node_config_overrides, parse_node_config
+from fedbox.fl.record import RunRecord
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import default_app_name, display_root, resolve_encrypt
 from fedbox.fl.syft_compat import export_output_dir
@@ -115,12 +117,14 @@ def run(
     min_datasites: MinDatasitesOpt = None,
     join_timeout: JoinTimeoutOpt = None,
     json_progress: JsonProgressOpt = False,
+    fresh: FreshOpt = False,
 ) -> None:
     """Take part in a deployment: aggregator or datasite, as the app's config says.
 
     The aggregator runs the ServerApp; a datasite serves its ClientApp until the
     aggregator says stop. The store is a shared folder or a URL (a bucket, a WebDAV
-    share, an SFTP server) that every participant can reach.
+    share, an SFTP server) that every participant can reach. An aggregator started
+    again after a crash or Ctrl-C resumes its unfinished run (``--fresh``: a new one).
     """
     if lifeline is not None:  # started by `fedbox simulate`: end with it
         die_with_parent(lifeline)
@@ -149,9 +153,19 @@ def run(
         if not sites:
             raise fail("no datasites: run `fedbox bootstrap` or pass --datasite")
         check_min_datasites(min_datasites, len(sites))
-        run_name = name or default_app_name(email, app.project)
+        record = open_record(
+            Workspace.for_email(email, state_dir).state_dir,
+            app,
+            email,
+            sites,
+            config,
+            fixed_name=name,
+            new_name=default_app_name(email, app.project),
+            fresh=fresh,
+            command="run",
+        )
         plan = _AggregatorPlan(
-            run_name,
+            record,
             sites,
             timeout,
             stop_wait,
@@ -254,15 +268,19 @@ class _Connection:
 
 @dataclass(frozen=True, slots=True)
 class _AggregatorPlan:
-    """The aggregator's run: its name, datasites, waits and how progress is shown."""
+    """The aggregator's run: its record, datasites, waits and how progress is shown."""
 
-    app_name: str
+    record: RunRecord
     sites: tuple[str, ...]
     timeout: float | None
     stop_wait: float
     min_datasites: int | None
     join_timeout: float | None
     mode: ProgressMode
+
+    @property
+    def app_name(self) -> str:
+        return self.record.info.name
 
 
 def _run_aggregator(
@@ -293,6 +311,7 @@ def _run_aggregator(
                 stop_wait=plan.stop_wait,
                 min_datasites=plan.min_datasites,
                 join_timeout=plan.join_timeout,
+                record=plan.record,
             )
 
         with sigterm_as_interrupt():
@@ -303,6 +322,7 @@ def _run_aggregator(
         return EXIT_FAILED
     finally:
         box.close()
+        plan.record.close()
 
 
 def _run_datasite(

@@ -46,6 +46,7 @@ from fedbox.cli.lifeline import Lifeline
 from fedbox.cli.logsetup import PLAIN_FORMAT
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
+from fedbox.cli.resume import FreshOpt, open_record
 from fedbox.cli.roots import (
     ENV_ROOT,
     ROOT_HELP,
@@ -64,6 +65,7 @@ from fedbox.fl import runner
 from fedbox.fl.config import AppConfig, AppConfigError
 from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
+from fedbox.fl.record import RunRecord
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.simulate import (
     InProcessClients,
@@ -285,6 +287,7 @@ def simulate(
             "to; it keeps its data in the --root folder \\[default: a temporary folder].",
         ),
     ] = False,
+    fresh: FreshOpt = False,
 ) -> None:
     """Run a Flower app on a local federation that talks only through one store.
 
@@ -292,6 +295,7 @@ def simulate(
     message goes through that bucket, WebDAV share or SFTP server, as in a deployment.
     With --hub it is a hub of its own, started for the run and stopped after it.
     Participants are introduced to each other (their keys pinned) before they start.
+    With --root, a simulation started again after a crash resumes its unfinished run.
     """
     app, config = load_app(app_dir, run_config)
     keep_freed_memory()
@@ -323,14 +327,29 @@ def simulate(
     except typer.Exit:
         _discard_temp(plan)
         raise
-    dev_hub = None
-    if hub:
-        plan, dev_hub = _on_hub(plan)
-    _announce(plan, inprocess)
-    _export_output_dir(plan)
-    box = _prepare(plan, dev_hub)
-    watch = _Watch(progress_mode(json_progress), min_datasites, join_timeout)
-    code = _run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait, hub=dev_hub)
+    record = open_record(
+        plan.state_dir(plan.aggregator),
+        app,
+        plan.aggregator,
+        plan.datasites,
+        plan.run_config,
+        fixed_name=app.federation.app_name,
+        new_name=plan.app_name,
+        fresh=fresh,
+        command="simulate",
+    )
+    plan = dataclasses.replace(plan, app_name=record.info.name)
+    try:
+        dev_hub = None
+        if hub:
+            plan, dev_hub = _on_hub(plan)
+        _announce(plan, inprocess)
+        _export_output_dir(plan)
+        box = _prepare(plan, dev_hub)
+        watch = _Watch(progress_mode(json_progress), min_datasites, join_timeout, record)
+        code = _run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait, hub=dev_hub)
+    finally:
+        record.close()
     raise typer.Exit(code)
 
 
@@ -361,6 +380,7 @@ class _Watch:
     mode: ProgressMode
     min_datasites: int | None
     join_timeout: float | None
+    record: RunRecord
 
 
 def _storage_options(app: AppConfig, root: str | None, flags: list[str] | None) -> dict[str, Any]:
@@ -448,6 +468,7 @@ def _run(
                 stop_wait=stop_wait,
                 min_datasites=watch.min_datasites,
                 join_timeout=watch.join_timeout,
+                record=watch.record,
             )
 
         outcome = run_with_progress(plan.app.project, len(plan.datasites), serve, tally, watch.mode)

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flwr.app import Error, Message, RecordDict, UserConfig
@@ -52,7 +52,15 @@ from fedbox.fl.runner import make_join_message, make_stop_message
 from fedbox.rpc import App, Batch, Future, Response, Status
 from fedbox.rpc.sealing import DID_FILE
 
-__all__ = ["DEFAULT_MSG_TIMEOUT", "ENDPOINT", "FileGrid", "default_timeout", "run_id_for"]
+__all__ = [
+    "DEFAULT_MSG_TIMEOUT",
+    "ENDPOINT",
+    "FileGrid",
+    "check_instruction",
+    "default_timeout",
+    "round_label",
+    "run_id_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +109,13 @@ def round_label(message: Message) -> str:
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
     return ""
+
+
+def check_instruction(message: Message) -> None:
+    """ValueError unless ``message`` can be pushed: not a reply, and with a TTL."""
+    meta = message.metadata
+    if meta.reply_to_message_id or meta.ttl <= 0:
+        raise ValueError(f"not an instruction message (reply or no TTL): {message!r}")
 
 
 class _Conditions:
@@ -314,50 +329,69 @@ class FileGrid(Grid):
 
         Content shared by several messages is written once (``rpc.Batch``).
         """
+        return self._push_all(list(messages))
+
+    def _push_all(
+        self,
+        messages: list[Message],
+        ids: Sequence[str | None] | None = None,
+        futures: Mapping[str, Future] | None = None,
+    ) -> list[str]:
+        """Push ``messages``, the i-th under ``ids[i]`` when given (else a new id); a
+        message whose id has a future in ``futures`` was sent before (by a process that
+        crashed) and is only awaited again, not sent."""
         # Flower's record views (``RecordDict.array_records`` and friends) refer to
         # themselves, so the previous round's replies, which strategies read through
         # them, stay in memory until the cyclic GC runs; a young-generation collection
         # costs microseconds and frees them before a new round brings N models more.
         gc.collect(1)
-        messages = list(messages)
         uses = Counter(id(m.content) for m in messages if m.has_content())
         encoder, batch = BatchEncoder(self._trailer), self.app.batch()
-        ids: list[str] = []
-        for message in messages:
+        pushed: list[str] = []
+        for i, message in enumerate(messages):
             shared = message.has_content() and uses[id(message.content)] > 1
-            msg_id = self._push(message, encoder, batch, shared)
+            wanted = ids[i] if ids is not None else None
+            sent = futures.get(wanted) if futures is not None and wanted else None
+            msg_id = self._push(message, encoder, batch, shared, wanted, sent)
             if msg_id is not None:
-                ids.append(msg_id)
-        logger.debug("pushed %d messages: %r", len(ids), batch)
-        return ids
+                pushed.append(msg_id)
+        logger.debug("pushed %d messages: %r", len(pushed), batch)
+        return pushed
 
     def _push(
-        self, message: Message, encoder: BatchEncoder, batch: Batch, shared: bool
+        self,
+        message: Message,
+        encoder: BatchEncoder,
+        batch: Batch,
+        shared: bool,
+        msg_id: str | None = None,
+        sent: Future | None = None,
     ) -> str | None:
         meta = message.metadata
-        if meta.reply_to_message_id or meta.ttl <= 0:
-            raise ValueError(f"not an instruction message (reply or no TTL): {message!r}")
+        check_instruction(message)
         email = self.nodes.get(meta.dst_node_id)
         if email is None:
             logger.error(
                 "message for unknown node %d dropped; nodes: %s", meta.dst_node_id, self.nodes
             )
             return None
-        msg_id = str(uuid.uuid4())
+        msg_id = msg_id or str(uuid.uuid4())
         meta.__dict__["_message_id"] = msg_id
         label = round_label(message)
         body = encoder.body(message, shared=shared)  # views: array data is never copied
         expires_in = max(1.0, meta.created_at + meta.ttl - time.time())
-        future: Future | None = None
+        future: Future | None = sent
         failure = None
         try:
-            future = self.app.send(
-                email,
-                self.endpoint,
-                body,
-                expires_in=expires_in,
-                batch=batch,
-            )
+            if future is None:  # the request id is the message id: found again after a crash
+                future = self.app.send(
+                    email,
+                    self.endpoint,
+                    body,
+                    expires_in=expires_in,
+                    batch=batch,
+                    id=msg_id,
+                )
         except CryptoError as exc:  # no (trusted) keys yet: the node is unreachable for now
             failure = f"cannot encrypt to {email}: {exc}"
             self._conditions.report(email, "no-keys", f"cannot send to it: {exc}")
@@ -397,6 +431,9 @@ class FileGrid(Grid):
 
     def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
         """Replies that have arrived for ``message_ids`` (each returned once)."""
+        return self._take_replies(message_ids)
+
+    def _take_replies(self, message_ids: Iterable[str]) -> list[Message]:
         replies: list[Message] = []
         for msg_id in message_ids:
             with self._lock:
@@ -419,12 +456,18 @@ class FileGrid(Grid):
         leak into a later round.
         """
         ids = self.push_messages(messages)
+        replies, _ = self._receive(ids, timeout)
+        return replies
+
+    def _receive(self, ids: list[str], timeout: float | None) -> tuple[list[Message], set[str]]:
+        """The waiting half of ``send_and_receive``: the replies to ``ids`` and the ids
+        given up on."""
         limit = self.timeout if timeout is None else min(float(timeout), self.timeout)
         deadline = time.monotonic() + limit
         replies: list[Message] = []
         waiting = set(ids)
         while waiting:
-            replies_now = self.pull_messages(list(waiting))
+            replies_now = self._take_replies(list(waiting))
             for reply in replies_now:
                 waiting.discard(reply.metadata.reply_to_message_id)
             replies.extend(replies_now)
@@ -440,7 +483,7 @@ class FileGrid(Grid):
                 self.app.box.wait(futures, timeout=remaining, return_when="any")
         if waiting:
             self._give_up(waiting, limit)
-        return replies
+        return replies, waiting
 
     def _give_up(self, msg_ids: set[str], waited: float) -> None:
         with self._lock:

@@ -15,6 +15,8 @@ from flwr.supercore.run import Run
 from fedbox.fl.config import AppConfig
 from fedbox.fl.events import EventCallback
 from fedbox.fl.grid import FileGrid, run_id_for
+from fedbox.fl.record import RunRecord
+from fedbox.fl.replay import RecordingGrid, load_server_app, run_seed, seed_generators
 from fedbox.rpc import Box
 
 __all__ = ["DEFAULT_JOIN_TIMEOUT", "ServerOutcome", "TooFewDatasites", "make_run", "run_server"]
@@ -67,6 +69,7 @@ def run_server(
     stop_wait: float = 10.0,
     min_datasites: int | None = None,
     join_timeout: float | None = None,
+    record: RunRecord | None = None,
 ) -> ServerOutcome:
     """Wait for ``min_datasites`` (default: all) to join, run the app's ServerApp to
     the end, then tell every datasite to stop.
@@ -77,16 +80,28 @@ def run_server(
 
     The stop goes out however the ServerApp ends, including an exception or Ctrl-C
     (KeyboardInterrupt is reported in the outcome, not re-raised), so datasites never
-    wait for a run that is over.
+    wait for a run that is over (a resumed run invites them again: restarted, they
+    find it and continue with their saved Contexts).
+
+    With a ``record`` (:mod:`fedbox.fl.record`) every exchange is recorded, and a
+    reopened record is replayed first (:mod:`fedbox.fl.replay`); its status says how
+    the run ended. Python's, NumPy's and torch's generators are seeded from the run
+    (the record's seed, else the run's name), so a run replays as it ran.
     """
     run = make_run(app_config, app_name, run_config)
-    grid = FileGrid(
-        box.app(app_name),
-        datasites,
-        run=run,
-        timeout=timeout,
-        run_config=run_config,
-        callback=callback,
+    app = box.app(app_name)
+    grid = (
+        FileGrid(app, datasites, run=run, timeout=timeout, run_config=run_config, callback=callback)
+        if record is None
+        else RecordingGrid(
+            app,
+            datasites,
+            record=record,
+            run=run,
+            timeout=timeout,
+            run_config=run_config,
+            callback=callback,
+        )
     )
     context = Context(
         run_id=run.run_id,
@@ -110,12 +125,16 @@ def run_server(
                 f"{len(joined)} of the {needed} datasites needed joined within "
                 f"{join_wait:g} s; not joined: {', '.join(missing)}"
             )
+        server_app = load_server_app(app_config)
+        seed_generators(run_seed(app_name) if record is None else record.info.seed)
         run_serverapp(
             grid=grid,
             context=context,
             server_app_dir=str(app_config.app_dir),
-            server_app_attr=app_config.serverapp,
+            loaded_server_app=server_app,
         )
+        if isinstance(grid, RecordingGrid):
+            grid.check_complete()
         outcome.finished = True
     except KeyboardInterrupt as exc:
         logger.warning("run %s interrupted; stopping the datasites", app_name)
@@ -134,9 +153,25 @@ def run_server(
             e: r for e, r in grid.keys_missing.items() if e in outcome.never_joined
         }
         grid.forget()
+        if isinstance(grid, RecordingGrid) and grid.replayed:
+            logger.info("run %s: %d grid calls answered from its record", app_name, grid.replayed)
+        if record is not None:
+            _note_end(record, outcome)
         try:
             outcome.stop_acknowledged = frozenset(grid.stop_nodes(wait=stop_wait))
         except KeyboardInterrupt:
             logger.warning("second interrupt: not waiting for stop acknowledgements")
             outcome.interrupted = True
     return outcome
+
+
+def _note_end(record: RunRecord, outcome: ServerOutcome) -> None:
+    """The run's status in its record: finished, interrupted (resumable) or failed."""
+    if outcome.finished:
+        record.set_status("finished")
+    elif outcome.interrupted:
+        record.set_status("interrupted")
+    else:
+        error = outcome.error
+        text = f"{type(error).__name__}: {error}" if error is not None else "failed"
+        record.set_status("failed", text)

@@ -10,7 +10,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fedbox.datasite.identity import new_message_id, validate_email, validate_endpoint
+from fedbox.datasite.identity import (
+    new_message_id,
+    validate_email,
+    validate_endpoint,
+    validate_message_id,
+)
 from fedbox.datasite.paths import Kind, request_path
 from fedbox.errors import StoreError
 from fedbox.rpc.body import Body
@@ -68,6 +73,7 @@ class Calling:
         headers: Mapping[str, str] | None = None,
         expires_in: float = DEFAULT_EXPIRY,
         batch: Batch | None = None,
+        id: str | None = None,
     ) -> Future:
         """Write a request for ``recipient`` and return its future at once.
 
@@ -80,6 +86,9 @@ class Calling:
         interruption resumes). On an encrypting box the body is encrypted for the
         recipient (and us); if the recipient has published no keys or its key is not the
         pinned one, CryptoError is raised and nothing is written.
+
+        ``id`` (a UUID4, lowercase with dashes) names the request instead of a fresh id:
+        a caller that recorded the id before sending can re-attach to it after a crash.
         """
         recipient = validate_email(recipient)
         validate_endpoint(endpoint)
@@ -87,7 +96,7 @@ class Calling:
             raise ValueError("expires_in must be positive")
         sealer = self.box.sealer
         bundle = sealer.bundle(recipient) if sealer is not None else None
-        out = self._outgoing(recipient, endpoint, headers, expires_in)
+        out = self._outgoing(recipient, endpoint, headers, expires_in, id)
         with _writing(out.path):
             final = write_message(
                 self.box, out.path, out.header, body, recipient, bundle, batch or self.batch()
@@ -115,9 +124,10 @@ class Calling:
         endpoint: str,
         headers: Mapping[str, str] | None,
         expires_in: float,
+        id: str | None = None,
     ) -> _Outgoing:
         now = self.box.clock()
-        msg_id = new_message_id()
+        msg_id = new_message_id() if id is None else validate_message_id(id)
         header = Header(
             id=msg_id,
             kind=Kind.REQUEST.value,

@@ -1,0 +1,135 @@
+"""Crash-resume of ``fedbox run``: the aggregator killed with SIGKILL in each phase of a
+run and started again with the same command ends with the same model, bit for bit, as a
+run nobody killed; its datasites keep running and no message is handled twice.
+
+Kill moments are chosen by reading the aggregator's run record from the test, as the
+dashboard reads it (:mod:`fedbox.fl.history`), while slow answers hold a phase open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from chaos_run import AGG, Deployment, finished
+
+from fedbox.fl.history import RunHistory
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """The final model of a run nobody interrupts."""
+    dep = Deployment(tmp_path_factory.mktemp("reference"))
+    try:
+        dep.start_all()
+        assert dep.finish() == 0, dep.logs(AGG)
+        return dep.final()
+    finally:
+        dep.close()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    dep = Deployment(tmp_path, env=getattr(request, "param", {}))
+    yield dep
+    dep.close()
+
+
+def _round(history: RunHistory, label: str) -> tuple[int, int, int]:
+    """(sent, answered, pending) of round ``label`` so far."""
+    for r in history.rounds:
+        if r.round == label:
+            return r.sent, r.replies + r.errors + r.timeouts, r.pending
+    return 0, 0, 0
+
+
+def _kill_and_resume(dep: Deployment, when: Callable[[RunHistory], bool]) -> str:
+    dep.wait_until(when)
+    dep.kill(AGG)
+    dep.start(AGG)
+    assert dep.finish() == 0, dep.logs(AGG)
+    return dep.logs(AGG)
+
+
+def test_killed_before_the_first_push(deployment: Deployment, reference: np.ndarray) -> None:
+    deployment.start(AGG)  # no datasite yet: it waits for them to join
+    deployment.wait_until(lambda h: h.summary.status == "running")
+    deployment.kill(AGG)
+    for site in deployment.sites:
+        deployment.start(site)
+    deployment.start(AGG)
+    assert deployment.finish() == 0, deployment.logs(AGG)
+    assert "resuming run" in deployment.logs(AGG)
+    np.testing.assert_array_equal(deployment.final(), reference)
+
+
+@pytest.mark.parametrize("deployment", [{"FBRESUME_TRAIN_PAUSE": "3"}], indirect=True)
+def test_killed_between_push_and_pull(deployment: Deployment, reference: np.ndarray) -> None:
+    deployment.start_all()
+    log = _kill_and_resume(deployment, lambda h: _round(h, "1") == (2, 0, 2))
+    np.testing.assert_array_equal(deployment.final(), reference)
+    assert "resuming run" in log
+    history = deployment.history()
+    assert history is not None and finished(history) and history.summary.restarts == 1
+    # the replies to the two train messages sent before the kill were picked up, not re-sent
+    assert [(r.sent, r.replies) for r in history.rounds] == [(4, 4)] * 3
+
+
+@pytest.mark.parametrize("deployment", [{"FBRESUME_ROUND_PAUSE": "3"}], indirect=True)
+def test_killed_between_rounds(deployment: Deployment, reference: np.ndarray) -> None:
+    deployment.start_all()
+    _kill_and_resume(
+        deployment, lambda h: _round(h, "1") == (4, 4, 0) and _round(h, "2") == (0, 0, 0)
+    )
+    np.testing.assert_array_equal(deployment.final(), reference)
+
+
+@pytest.mark.parametrize("deployment", [{"FBRESUME_EVALUATE_PAUSE": "3"}], indirect=True)
+def test_killed_during_evaluate(deployment: Deployment, reference: np.ndarray) -> None:
+    deployment.start_all()
+    _kill_and_resume(deployment, lambda h: _round(h, "2") == (4, 2, 2))
+    np.testing.assert_array_equal(deployment.final(), reference)
+    history = deployment.history()
+    assert history is not None
+    assert [(r.sent, r.replies, r.errors) for r in history.rounds] == [(4, 4, 0)] * 3
+
+
+def test_a_non_deterministic_app_stops_where_it_diverged(tmp_path: Path) -> None:
+    dep = Deployment(tmp_path, "unseeded=true", env={"FBRESUME_ROUND_PAUSE": "3"})
+    try:
+        dep.start_all()
+        dep.wait_until(lambda h: _round(h, "1") == (4, 4, 0))
+        dep.kill(AGG)
+        dep.start(AGG)
+        assert dep.finish() == 1
+        log = " ".join(dep.logs(AGG).split())
+        assert (
+            "the ServerApp diverged from the record of run" in log
+            and "at exchange 2 (push of round 1): it asked for the same messages with other content"
+            in log
+        ), log
+        history = dep.history()
+        assert history is not None and history.summary.status == "failed"
+        assert "Divergence" in (history.summary.error or "")
+        assert _round(history, "1") == (4, 4, 0)  # the record is kept as it was
+    finally:
+        dep.close()
+
+
+def test_an_app_that_ends_early_on_replay_stops_with_the_divergence(tmp_path: Path) -> None:
+    dep = Deployment(tmp_path, env={"FBRESUME_ROUND_PAUSE": "3"})
+    try:
+        dep.start_all()
+        dep.wait_until(lambda h: _round(h, "2") == (4, 4, 0))
+        dep.kill(AGG)
+        dep.env["FBRESUME_LAST_ROUND"] = "1"  # it now decides from its environment
+        dep.start(AGG)
+        assert dep.finish() == 1
+        log = " ".join(dep.logs(AGG).split())
+        assert "(push of round 2): it asked for nothing more" in log, log
+        history = dep.history()
+        assert history is not None and history.summary.status == "failed"
+    finally:
+        dep.close()

@@ -1,0 +1,1 @@
+"""fbresume: a deterministic Flower app for fedbox's resume and chaos tests."""
