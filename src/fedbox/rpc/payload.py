@@ -521,10 +521,11 @@ class _SealedBlob(_Segment):
         self.length = ref.length
         self._f: io.BufferedIOBase | None = None
         self._reader: DecryptingReader | None = None
+        self._done = False
 
     @property
     def done(self) -> bool:
-        return self._reader is not None and self._reader.done
+        return self._done
 
     def _failed(self, reason: object) -> DecryptError:
         return DecryptError(f"blob {self._ref.digest[:12]}: {reason}", self._path, self._id)
@@ -564,19 +565,25 @@ class _SealedBlob(_Segment):
         return reader
 
     def readinto(self, view: memoryview) -> int:
+        if self._done:
+            return 0
         if self._reader is None:
             self._reader = self._open()
         try:
             n = self._reader.readinto(view[: self._reader.remaining])
         except CryptoError as exc:
             raise self._failed(exc) from exc
-        if self.done:
+        if self._reader.done:
+            self._done = True
             self.close()
         return n
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
+        """Release the file and the reader's buffers: a body of many chunks holds one
+        chunk's at a time."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
         f, self._f = self._f, None
         if f is not None:
             f.close()
