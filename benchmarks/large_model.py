@@ -117,10 +117,12 @@ def store_bytes(root: Path) -> int:
 
 
 def quiet_flower() -> None:
-    """Flower logs every round at INFO; the table is the output here."""
+    """Flower logs every round at INFO (and warns that evaluation is off), and each fresh
+    identity of an encrypted run warns of its first contact; the table is the output."""
     import logging
 
-    logging.getLogger("flwr").setLevel(logging.WARNING)
+    logging.getLogger("flwr").setLevel(logging.ERROR)
+    logging.getLogger("fedbox.rpc.sealing").setLevel(logging.ERROR)
 
 
 def run_fedavg(
@@ -222,6 +224,7 @@ def _aggregate(
     from fedbox.fl.memory import keep_freed_memory
 
     keep_freed_memory()
+    quiet_flower()
     box = fedbox.connect(root, AGGREGATOR, **opts)
     grid = FileGrid(box.app(app_name), client_emails(clients), timeout=3600)
     before = store_bytes(Path(root))
