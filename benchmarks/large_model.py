@@ -36,9 +36,16 @@ against issue 6's targets: a 40 MB round <= 0.5 s and >= 4x faster than the Flow
 serializer, bytes per round <= (2 + clients) x model, peak RSS <= (clients + 2) x model +
 300 MB.
 
+``--app stock`` runs the app users write instead (issue 20): a ``ServerApp`` whose main
+starts Flower's stock ``flwr.serverapp.strategy.FedAvg`` on a model of two float32 arrays
+(half the size each), and the ClientApp above (``to_numpy_ndarrays()``, new arrays, a new
+``ArrayRecord``), encrypted unless ``--no-encrypt``, as ``fedbox simulate`` runs apps. The
+``flower`` engines run the same ServerApp, so the ratio is like for like.
+
 Usage: ``.venv/bin/python benchmarks/large_model.py [--sizes 4MB,40MB,400MB] [--rounds 5]
-[--clients 3] [--engines flower,flower-keep,files,fedbox] [--train add|echo] [--encrypt] [--fsync]
-[--chunk-threshold BYTES] [--strategy fedbox|flower]``
+[--clients 3] [--engines flower,flower-keep,files,fedbox] [--train add|echo]
+[--encrypt|--no-encrypt] [--fsync] [--chunk-threshold BYTES] [--strategy fedbox|flower]
+[--app bench|stock]``
 """
 
 from __future__ import annotations
@@ -110,22 +117,28 @@ def store_bytes(root: Path) -> int:
 
 
 def quiet_flower() -> None:
-    """Flower logs every round at INFO; the table is the output here."""
+    """Flower logs every round at INFO (and warns that evaluation is off), and each fresh
+    identity of an encrypted run warns of its first contact; the table is the output."""
     import logging
 
-    logging.getLogger("flwr").setLevel(logging.WARNING)
+    logging.getLogger("flwr").setLevel(logging.ERROR)
+    logging.getLogger("fedbox.rpc.sealing").setLevel(logging.ERROR)
 
 
-def run_fedavg(grid: Any, nbytes: int, rounds: int, clients: int, strategy: str) -> list[float]:
-    """FedAvg for ``rounds`` rounds; the time after each (round 0: before the first)."""
+def run_fedavg(
+    grid: Any, nbytes: int, rounds: int, clients: int, strategy: str, app: str = "bench"
+) -> list[float]:
+    """FedAvg for ``rounds`` rounds; the time after each (round 0: before the first).
+
+    ``app="stock"``: a ServerApp whose main starts Flower's FedAvg on two arrays, called
+    as Flower calls it (``app(grid, context)``)."""
     quiet_flower()
     import numpy as np
-    from flwr.app import ArrayRecord, MetricRecord
+    from flwr.app import ArrayRecord, Context, MetricRecord, RecordDict
+    from flwr.serverapp import ServerApp
     from flwr.serverapp import strategy as flower_strategies
 
     from fedbox.fl import FedAvg as InPlaceFedAvg
-
-    fedavg = InPlaceFedAvg if strategy == "fedbox" else flower_strategies.FedAvg
 
     stamps: list[float] = []
 
@@ -135,11 +148,29 @@ def run_fedavg(grid: Any, nbytes: int, rounds: int, clients: int, strategy: str)
 
     def initial() -> ArrayRecord:
         """Built in a call so that only the strategy holds it (fedbox's lets it go)."""
-        return ArrayRecord([np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)])
+        rng = np.random.default_rng(0)
+        if app == "stock":
+            half = nbytes // 8
+            return ArrayRecord([rng.random(half, dtype=np.float32) for _ in range(2)])
+        return ArrayRecord([rng.random(nbytes // 4, dtype=np.float32)])
 
-    fedavg(fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients).start(
-        grid=grid, initial_arrays=initial(), num_rounds=rounds, evaluate_fn=stamp
-    )
+    if app == "bench":
+        fedavg = InPlaceFedAvg if strategy == "fedbox" else flower_strategies.FedAvg
+        fedavg(fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients).start(
+            grid=grid, initial_arrays=initial(), num_rounds=rounds, evaluate_fn=stamp
+        )
+        return [b - a for a, b in itertools.pairwise(stamps)]
+
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Any, context: Context) -> None:
+        flower_strategies.FedAvg(
+            fraction_evaluate=0.0, min_train_nodes=clients, min_available_nodes=clients
+        ).start(grid=grid, initial_arrays=initial(), num_rounds=rounds, evaluate_fn=stamp)
+
+    context = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    server_app(grid, context)
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
@@ -184,6 +215,7 @@ def _aggregate(
     clients: int,
     opts: dict,
     strategy: str,
+    app: str,
     out: Any,
 ) -> None:
     os.environ["FEDBOX_HOME"] = home
@@ -192,10 +224,11 @@ def _aggregate(
     from fedbox.fl.memory import keep_freed_memory
 
     keep_freed_memory()
+    quiet_flower()
     box = fedbox.connect(root, AGGREGATOR, **opts)
     grid = FileGrid(box.app(app_name), client_emails(clients), timeout=3600)
     before = store_bytes(Path(root))
-    per_round = run_fedavg(grid, nbytes, rounds, clients, strategy)
+    per_round = run_fedavg(grid, nbytes, rounds, clients, strategy, app)
     written = store_bytes(Path(root)) - before
     grid.stop_nodes(wait=30)
     box.close()
@@ -203,7 +236,14 @@ def _aggregate(
 
 
 def run_fedbox(
-    work: Path, nbytes: int, rounds: int, clients: int, opts: dict, train_mode: str, strategy: str
+    work: Path,
+    nbytes: int,
+    rounds: int,
+    clients: int,
+    opts: dict,
+    train_mode: str,
+    strategy: str,
+    app: str,
 ) -> dict:
     ctx = mp.get_context("spawn")
     root, home = work / "store", work / "home"
@@ -223,7 +263,7 @@ def run_fedbox(
     out = ctx.Queue()
     agg = ctx.Process(
         target=_aggregate,
-        args=(str(root), str(home), app_name, nbytes, rounds, clients, opts, strategy, out),
+        args=(str(root), str(home), app_name, nbytes, rounds, clients, opts, strategy, app, out),
     )
     agg.start()
     result = out.get()
@@ -313,22 +353,30 @@ def _flower(
     train_mode: str,
     keep_memory: bool,
     strategy: str,
+    app: str,
     out: Any,
 ) -> None:
     if keep_memory:
         from fedbox.fl.memory import keep_freed_memory
 
         keep_freed_memory()
-    per_round = run_fedavg(_serde_grid(clients, train_mode), nbytes, rounds, clients, strategy)
+    grid = _serde_grid(clients, train_mode)
+    per_round = run_fedavg(grid, nbytes, rounds, clients, strategy, app)
     out.put({"per_round": per_round, "written": 0, "peak": peak_rss()})
 
 
 def run_flower(
-    nbytes: int, rounds: int, clients: int, train_mode: str, keep_memory: bool, strategy: str
+    nbytes: int,
+    rounds: int,
+    clients: int,
+    train_mode: str,
+    keep_memory: bool,
+    strategy: str,
+    app: str,
 ) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    args = (nbytes, rounds, clients, train_mode, keep_memory, strategy, out)
+    args = (nbytes, rounds, clients, train_mode, keep_memory, strategy, app, out)
     proc = ctx.Process(target=_flower, args=args)
     proc.start()
     result = out.get()
@@ -391,7 +439,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--engines", default="flower,flower-keep,files,fedbox")
     parser.add_argument("--train", choices=("add", "echo"), default="add")
-    parser.add_argument("--encrypt", action="store_true")
+    parser.add_argument(
+        "--encrypt",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="end-to-end encryption (default: on for --app stock, off otherwise)",
+    )
     parser.add_argument("--fsync", action="store_true")
     parser.add_argument("--chunk-threshold", type=int, default=None)
     parser.add_argument(
@@ -401,9 +454,20 @@ def main() -> int:
         help="whose FedAvg every engine runs (the same model either way; fedbox's "
         "aggregates in place, Flower's holds up to three more models while it averages)",
     )
+    parser.add_argument(
+        "--app",
+        choices=("bench", "stock"),
+        default="bench",
+        help="stock: a ServerApp with Flower's own FedAvg on two arrays, encrypted by "
+        "default (implies --strategy flower)",
+    )
     parser.add_argument("--work", default=None, help="folder for the stores (default: a temp)")
     args = parser.parse_args()
     engines = args.engines.split(",")
+    if args.app == "stock":
+        args.strategy = "flower"
+    if args.encrypt is None:
+        args.encrypt = args.app == "stock"
     opts = {
         "encrypt": args.encrypt,
         "fsync": args.fsync,
@@ -411,7 +475,8 @@ def main() -> int:
     }
     base = Path(args.work or tempfile.mkdtemp(prefix="fedbox-large-"))
     print(
-        f"FedAvg ({args.strategy}'s), {args.clients} clients, {args.rounds} rounds, "
+        f"app {args.app}, FedAvg ({args.strategy}'s), {args.clients} clients, "
+        f"{args.rounds} rounds, "
         f"training: {args.train}; fedbox "
         f"{'encrypted' if args.encrypt else 'plaintext'}, fsync {'on' if args.fsync else 'off'}"
     )
@@ -430,14 +495,21 @@ def main() -> int:
             try:
                 if engine == "fedbox":
                     res = run_fedbox(
-                        work, nbytes, args.rounds, args.clients, opts, args.train, args.strategy
+                        work,
+                        nbytes,
+                        args.rounds,
+                        args.clients,
+                        opts,
+                        args.train,
+                        args.strategy,
+                        args.app,
                     )
                 elif engine == "files":
                     res = run_files(work, nbytes, args.rounds, args.clients)
                 else:
                     keep = engine == "flower-keep"
                     res = run_flower(
-                        nbytes, args.rounds, args.clients, args.train, keep, args.strategy
+                        nbytes, args.rounds, args.clients, args.train, keep, args.strategy, args.app
                     )
             finally:
                 shutil.rmtree(work, ignore_errors=True)

@@ -2,11 +2,11 @@
 digits FedAvg round time over each store, next to the same round over a local folder.
 
 Run: ``.venv/bin/python benchmarks/remote_store.py [--calls 100] [--stores memory,s3,webdav,sftp]
-[--rounds 6] [--clients 3] [--no-digits]``
+[--rounds 6] [--clients 3] [--no-digits] [--first-contact [--trials 10]]``
 
 Each participant runs in its own process, as peers on separate machines do: the storage
 server on 127.0.0.1 (moto S3, wsgidav WebDAV, asyncssh SFTP:
-``tests/store/remote_servers.py``), the fedbox server Box with the echo app (this script's
+``tests/remote_servers.py``), the fedbox server Box with the echo app (this script's
 hidden ``_serve-echo`` sub-command), and the calling Box (this process). In one process
 the server's watcher and handler threads and the caller's lookups would compete for the
 GIL and inflate the turnaround. The exception is ``memory://``: that store lives in one
@@ -33,6 +33,14 @@ encryption on, options in ``$FEDBOX_STORAGE_OPTIONS``) and once with ``--root`` 
 folder, and reads the seconds of each round (train + evaluate) from its table. Round 1
 includes start-up and key exchange, so the figure is the median of the other rounds.
 ``memory://`` cannot carry a simulation (it lives in one process) and has no digits row.
+
+``--first-contact`` (issue 20) measures instead the first request of a new sender: a
+store without file events finds a new sender only when it lists the folder names. The
+echo server is kept polling at its minimum interval by a known sender (one call just
+before each trial); a new identity then sends its first request, after a random pause
+under one poll interval, and the known sender one more. Target: the first request's
+round trip within the known sender's target plus one listing (2 x PUT+GET + the minimum
+poll interval + ``poll``), not the ``max_poll_interval`` (2 s) of a periodic refresh.
 """
 
 from __future__ import annotations
@@ -59,7 +67,7 @@ from fedbox.rpc import Box
 from fedbox.store import DEFAULT_MIN_POLL_INTERVAL, RemoteStore
 
 REPO = Path(__file__).resolve().parents[1]
-SERVERS = REPO / "tests" / "store" / "remote_servers.py"
+SERVERS = REPO / "tests" / "remote_servers.py"
 DIGITS = REPO / "examples" / "digits"
 APP = "bench_app"
 CLIENT, SERVER = "client@bench.org", "server@bench.org"
@@ -250,6 +258,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="digits rounds per run")
     parser.add_argument("--clients", type=int, default=3, help="digits client processes")
     parser.add_argument("--no-digits", action="store_true", help="only the 1 KB round trips")
+    parser.add_argument(
+        "--first-contact",
+        action="store_true",
+        help="only the first requests of new senders (issue 20), next to a known sender's",
+    )
+    parser.add_argument("--trials", type=int, default=10, help="new senders per store")
     args = parser.parse_args()
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (round 1 is start-up)")
@@ -258,6 +272,9 @@ def main() -> None:
     os.environ["FEDBOX_HOME"] = str(work / "home")
     body = os.urandom(1024)
     min_poll = DEFAULT_MIN_POLL_INTERVAL
+    if args.first_contact:
+        _first_contact_table(args, work, body, min_poll)
+        return
     print(f"1 KB echo, {args.calls} sequential calls per row, min poll {min_poll * 1e3:.0f} ms")
     print(
         f"{'store':>7} {'calls':>6} {'PUT+GET':>8} {'poll':>6} {'rpc p50':>8} {'rpc p95':>8}"
@@ -303,6 +320,73 @@ def _rpc_table(
                 f" {target * 1e3:7.2f} {'yes' if p50 <= target else 'NO':>4}",
                 flush=True,
             )
+
+
+def _first_contact(
+    url: str, options: dict[str, Any], body: bytes, trials: int, pause: float
+) -> tuple[list[float], list[float], float]:
+    """Round trips of ``trials`` new senders' first requests and of a known sender's
+    request after each, the server kept polling fast; and the median poll listing."""
+    with _echo_server(url, options) as server_store:
+        shared = {"fs": server_store.fs} if server_store is not None else {}
+
+        def box(email: str) -> Box:
+            return Box(RemoteStore(url, **options, **shared), Workspace.for_email(email))
+
+        def timed(app: Any) -> float:
+            start = time.perf_counter()
+            response = app.send(SERVER, "echo", body).wait(60)
+            assert response.status == 200 and response.body == body
+            return time.perf_counter() - start
+
+        firsts, knowns = [], []
+        pauses = random.Random(0)
+        with box(CLIENT) as known, RemoteStore(url, **options, **shared) as lister_store:
+            timed(known.app(APP))
+            for _ in range(trials):
+                with box(f"new-{uuid.uuid4().hex[:8]}@bench.org") as newcomer:
+                    newcomer.store.exists("warm")  # connected (lazily, on first use) untimed
+                    timed(known.app(APP))  # the server polls at its fastest now
+                    time.sleep(pauses.uniform(0, pause))
+                    firsts.append(timed(newcomer.app(APP)))
+                    knowns.append(timed(known.app(APP)))
+            with lister_store.watch("", (".request", ".response"), folders=_inbox) as watcher:
+                poll = statistics.median(_timed(watcher._lister, 20))
+    return firsts, knowns, poll
+
+
+def _first_contact_table(
+    args: argparse.Namespace, work: Path, body: bytes, min_poll: float
+) -> None:
+    print(
+        f"first request of a new sender (1 KB echo), {args.trials} new senders per store, "
+        f"min poll {min_poll * 1e3:.0f} ms, server kept busy by a known sender"
+    )
+    print(
+        f"{'store':>7} {'PUT+GET':>8} {'poll':>6} {'known p50':>10} {'first p50':>10}"
+        f" {'first max':>10} {'target':>7} {'ok':>4}   (ms)"
+    )
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for kind in args.stores.split(","):
+            url, options, proc = _start(kind, work)
+            if proc is not None:
+                procs.append(proc)
+            with RemoteStore(url, **options) as ref_store:
+                ref = _put_get(ref_store, body, min(args.calls, 20))
+            firsts, knowns, poll = _first_contact(url, options, body, args.trials, min_poll)
+            target = 2 * ref + min_poll + poll
+            p50 = statistics.median(firsts)
+            print(
+                f"{kind:>7} {ref * 1e3:8.2f} {poll * 1e3:6.2f}"
+                f" {statistics.median(knowns) * 1e3:10.2f} {p50 * 1e3:10.2f}"
+                f" {max(firsts) * 1e3:10.2f} {target * 1e3:7.2f}"
+                f" {'yes' if p50 <= target else 'NO':>4}",
+                flush=True,
+            )
+    finally:
+        for proc in procs:
+            proc.communicate("", timeout=30)
 
 
 if __name__ == "__main__":

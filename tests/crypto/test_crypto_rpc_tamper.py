@@ -75,7 +75,8 @@ CASES: dict[str, tuple[Tamper, str]] = {
     "header created": (_in_header(b'"created":'), "failed authentication"),
     "header expires": (_in_header(b'"expires":'), "failed authentication"),
     "header user headers": (_in_header(b'"round":"'), "failed authentication"),
-    "header body_sha256": (_in_header(b'"body_sha256":"'), "failed authentication"),
+    # v2 leaves a sealed body's body_sha256 empty; v is bound, so no downgrade to v1
+    "header v": (_in_header(b'"v":', occurrence=2), "failed authentication"),
     "header body_len": (_in_header(b'"body_len":', skip=1), "failed authentication"),
     "enc nonce_prefix": (_in_header(b'"nonce_prefix":"'), "segment 0 failed"),
     "wrap ephemeral": (_in_header(b'"ephemeral":"'), "failed authentication"),

@@ -19,7 +19,7 @@ from fedbox.errors import StoreError
 from fedbox.rpc import Box, Future
 from fedbox.testing.echo import serve_counted_echo
 
-ALICE, BOB = "alice@lab.org", "bob@hospital.org"
+ALICE, BOB, CAROL = "alice@lab.org", "bob@hospital.org", "carol@clinic.org"
 APP = "echo_app"
 FAST = {"min_poll_interval": 0.02, "max_poll_interval": 0.5}
 
@@ -85,3 +85,38 @@ def test_wrong_credentials_report_a_clear_store_error(
     ):
         alice.app(APP).send(BOB, "echo", b"hello")
     assert "Check the credentials" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["s3", "webdav"])
+def test_a_new_senders_first_request_waits_for_no_folder_refresh(
+    name: str, make_target: Callable[[str], Target]
+) -> None:
+    """First contact (issue 20): Bob already polls Alice's folder, fast because she keeps
+    him busy; Carol's first request is found by the next poll (the folder names are
+    listed with it), not by a refresh of the names or a rescan, which come only after
+    the minute this test waits at most."""
+    target = make_target(name)
+    slow = {"min_poll_interval": 0.05, "max_poll_interval": 120.0}
+    with (
+        Box(target.make(**slow), Workspace.for_email(ALICE)) as alice,
+        Box(target.make(**slow), Workspace.for_email(BOB), rescan_interval=600) as bob,
+        Box(target.make(**slow), Workspace.for_email(CAROL)) as carol,
+    ):
+        handled = serve_counted_echo(bob.app(APP))
+        assert alice.app(APP).send(BOB, "echo", b"known").wait(60).status == 200
+        stop = threading.Event()
+
+        def keep_bob_busy() -> None:
+            while not stop.is_set():
+                alice.app(APP).send(BOB, "echo", b"busy").wait(60)
+
+        busy = threading.Thread(target=keep_bob_busy)
+        busy.start()
+        try:
+            first = carol.app(APP).send(BOB, "echo", b"first contact")
+            response = first.wait(60)
+        finally:
+            stop.set()
+            busy.join(60)
+        assert response.status == 200 and response.body == b"tcatnoc tsrif"
+        assert handled[first.id] == 1

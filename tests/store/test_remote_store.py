@@ -361,7 +361,8 @@ def test_an_expected_file_is_reported_even_if_it_was_there_first() -> None:
         assert watcher.next_batch(timeout=5) == {"f/old.response"}
 
 
-def test_folder_names_are_listed_again_only_every_refresh() -> None:
+def test_a_new_folder_is_listed_in_the_poll_that_finds_its_name() -> None:
+    """First contact (issue 20): a new sender's folder waits for no refresh."""
     folders = ["a"]
     listed: list[str] = []
 
@@ -369,13 +370,34 @@ def test_folder_names_are_listed_again_only_every_refresh() -> None:
         listed.append("names")
         return list(folders)
 
-    scan = FolderScan(names, lambda folder: [f"{folder}/x"], refresh=0.2)
+    def files(folder: str) -> list[str]:
+        listed.append(folder)
+        return [f"{folder}/x"]
+
+    scan = FolderScan(names, files)
     assert scan() == {"a/x"}
     folders.append("b")
-    assert scan() == {"a/x"}, "within refresh, the known folders only"
-    time.sleep(0.2)
     assert scan() == {"a/x", "b/x"}
-    assert listed == ["names", "names"]
+    assert listed[:2] == ["names", "a"], "no folder known: the names first"
+    assert sorted(listed[2:4]) == ["a", "names"]
+    assert listed[4:] == ["b"], "the new folder after the names, the known ones beside them"
+    folders.remove("a")  # cleaned up
+    assert scan() == {"a/x", "b/x"}, "listed beside the names, which no longer show it"
+    assert scan() == {"b/x"}
+
+
+def test_a_failed_names_listing_fails_the_poll() -> None:
+    def names() -> list[str]:
+        if calls:
+            raise OSError("store down")
+        calls.append(1)
+        return ["a"]
+
+    calls: list[int] = []
+    scan = FolderScan(names, lambda folder: [f"{folder}/x"])
+    assert scan() == {"a/x"}
+    with pytest.raises(OSError, match="store down"):
+        scan()
 
 
 def test_a_leaf_scan_lists_only_the_folders_that_held_messages() -> None:
@@ -406,12 +428,12 @@ def test_a_leaf_scan_lists_only_the_folders_that_held_messages() -> None:
 
 def test_folder_names_are_listed_every_poll_while_there_are_none() -> None:
     folders: list[str] = []
-    scan = FolderScan(lambda: list(folders), lambda folder: [f"{folder}/x"], refresh=60)
+    scan = FolderScan(lambda: list(folders), lambda folder: [f"{folder}/x"])
     assert scan() == set()
     folders.append("first")  # a participant's first message creates its folder
-    assert scan() == {"first/x"}, "found at the next poll, not after the refresh"
+    assert scan() == {"first/x"}, "found at the next poll"
     folders.append("second")
-    assert scan() == {"first/x"}, "once folders are known, new ones wait for the refresh"
+    assert scan() == {"first/x", "second/x"}, "and so is every later sender's"
 
 
 def test_polls_keep_to_their_grid() -> None:

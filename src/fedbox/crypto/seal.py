@@ -94,6 +94,10 @@ __all__ = [
 ]
 
 ALG = "aes-256-gcm"
+AEAD_ONLY_ENVELOPE = 2
+"""The envelope version (header ``v``) whose sealed bodies may carry an empty
+``body_sha256``: then the segments' tags alone authenticate the ciphertext (issue 20).
+``v`` is bound by the wraps, so no one can turn an older header into one of these."""
 ENC_VERSION = 2
 AAD_FIELDS = (
     "v",
@@ -379,22 +383,23 @@ def open_sealed(
 
     Reads exactly ``header["body_len"]`` bytes from ``src``. Raises DecryptError (with
     ``.message_id``) if anything fails, including a ciphertext whose SHA-256 differs from
-    ``header["body_sha256"]``; that is only known at the end, so as with ``decrypt_body``,
-    ``dst`` must be discarded unless this returns.
+    ``header["body_sha256"]`` (unless an envelope v2 header leaves it empty); that is only
+    known at the end, so as with ``decrypt_body``, ``dst`` must be discarded unless this
+    returns.
     """
     with _about(header.get("id")):
         content_key, nonce_prefix, segment_size, expected = _unwrap_for(me, sender, header)
         body_len = _body_len(header)
-        reader = _HashingReader(src, body_len)
+        reader = _HashingReader(src, body_len) if expected is not None else None
         size = decrypt_body(
-            reader,
+            reader or src,
             dst,
             content_key,
             nonce_prefix=nonce_prefix,
             segment_size=segment_size,
             ciphertext_len=body_len,
         )
-        if not hmac.compare_digest(reader.digest.hexdigest(), expected):
+        if reader is not None and not hmac.compare_digest(reader.digest.hexdigest(), str(expected)):
             raise DecryptError("body SHA-256 differs from the header's body_sha256")
         return size
 
@@ -431,10 +436,10 @@ def open_sealed_reader(
 
 def _unwrap_for(
     me: Identity, sender: PublicBundle, header: Mapping[str, Any]
-) -> tuple[bytes, bytes, int, str]:
+) -> tuple[bytes, bytes, int, str | None]:
     """The checks both ways of opening share: sender matches its key, a wrap for ``me``
     unwraps under the header's AAD; returns (content key, nonce prefix, segment size,
-    expected ciphertext SHA-256)."""
+    expected ciphertext SHA-256, or None when the cipher alone vouches for it)."""
     if header.get("sender") != sender.email:
         raise DecryptError(
             f"header sender {header.get('sender')!r} does not match key of {sender.email}"
@@ -445,6 +450,8 @@ def _unwrap_for(
     expected = header.get("body_sha256")
     if not isinstance(expected, str):
         raise DecryptError("header body_sha256 is missing")
+    if not expected and header.get("v") == AEAD_ONLY_ENVELOPE:
+        return content_key, nonce_prefix, segment_size, None
     return content_key, nonce_prefix, segment_size, expected
 
 

@@ -296,8 +296,9 @@ class DecryptingReader:
                         self._decrypt_next(out[n : n + size])
                         k = size
                     else:
-                        if self._own is None:
-                            self._own = memoryview(bytearray(self._segment_size))
+                        if self._own is None:  # a body shorter than a segment needs less
+                            own = min(self._segment_size, self.length)
+                            self._own = memoryview(bytearray(own))
                         self._decrypt_next(self._own[:size])
                         self._pending = self._own[:size]
                         continue

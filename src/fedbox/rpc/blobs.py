@@ -1,8 +1,10 @@
 """Storing the blobs of outgoing messages: each once per store, linked where shared.
 
 A batch of messages (a broadcast, or one message) gets one :class:`BlobStorer`. For each
-blob it computes the name once (the SHA-256 of the stored bytes, after encryption on an
-encrypting box), then for each recipient folder:
+blob it computes the name once (the SHA-256 of a plain blob's bytes; for a sealed blob a
+digest of its key, :func:`sealed_blob_name`, so its ciphertext is never hashed: the
+key is derived from the plaintext, so the name still stands for those exact bytes), then
+for each recipient folder:
 
 - a blob already there, of the right size and written less than ``reuse_for`` seconds
   ago, is left alone: this is what makes an interrupted chunked transfer resumable
@@ -11,7 +13,8 @@ encrypting box), then for each recipient folder:
   through Python again (``Store.link``: a reflink or in-kernel copy on a folder, a
   server-side copy on a remote store), never hard-linked, so no recipient can change
   another's copy (issue 11.11);
-- otherwise its bytes are written, straight from the caller's buffers.
+- otherwise its bytes are written, straight from the caller's buffers (encrypted on the
+  way, segment by segment, when sealed).
 
 Older blobs are rewritten rather than reused, so the cleanup job can judge a blob by its
 age (``fedbox.rpc.cleanup``).
@@ -27,7 +30,6 @@ from typing import TYPE_CHECKING
 
 from fedbox.crypto import SEGMENT_SIZE, ciphertext_size, encrypt_body
 from fedbox.datasite.paths import blob_dir, blob_path
-from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.body import PiecesReader
 from fedbox.rpc.parts import BlobSource, PartKind, PartRef
 from fedbox.store import Store
@@ -35,7 +37,13 @@ from fedbox.store import Store
 if TYPE_CHECKING:
     from fedbox.rpc.sealing import Sealer
 
-__all__ = ["BLOB_NONCE_PREFIX", "DEFAULT_BLOB_REUSE", "BlobStats", "BlobStorer"]
+__all__ = [
+    "BLOB_NONCE_PREFIX",
+    "DEFAULT_BLOB_REUSE",
+    "BlobStats",
+    "BlobStorer",
+    "sealed_blob_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +51,15 @@ DEFAULT_BLOB_REUSE = 3600.0
 """Seconds during which a blob found at the recipient is reused rather than rewritten."""
 BLOB_NONCE_PREFIX = bytes(7)
 """Sealed blobs use a key of their own (derived from their plaintext), so a fixed prefix."""
+_SEALED_NAME_LABEL = b"fedbox/sealed-blob-name/v1"
+
+
+def sealed_blob_name(key: bytes) -> str:
+    """The name of the sealed blob encrypted under ``key`` (envelope v2): a SHA-256 of the
+    key, so it names one ciphertext (one key encrypts one plaintext, deterministically)
+    and reveals nothing of the key. Readers check it against the key in the table; the
+    cipher's tags vouch for the bytes."""
+    return hashlib.sha256(_SEALED_NAME_LABEL + key).hexdigest()
 
 
 class BlobStats:
@@ -127,26 +144,26 @@ class BlobStorer:
             if self.sealer is None:
                 raise RuntimeError("sealed blobs need a box connected with encrypt=True")
             key = self.sealer.blob_key(blob.plain_sha256)
-            cipher = bytearray(ciphertext_size(blob.size, SEGMENT_SIZE))
-            written = encrypt_body(
-                PiecesReader(blob.buffers),
-                BufferWriter(cipher),
-                key,
-                nonce_prefix=BLOB_NONCE_PREFIX,
-                segment_size=SEGMENT_SIZE,
-            )
-            assert written == len(cipher)
-            blob.cipher = cipher
-            name = hashlib.sha256(cipher).hexdigest()
-            ref = PartRef(PartKind.SEALED_BLOB, blob.size, len(cipher), name, key, SEGMENT_SIZE)
+            stored_len = ciphertext_size(blob.size, SEGMENT_SIZE)
+            name = sealed_blob_name(key)
+            ref = PartRef(PartKind.SEALED_BLOB, blob.size, stored_len, name, key, SEGMENT_SIZE)
         blob.stored[sealed] = ref
         return ref
 
     def _write(self, path: str, blob: BlobSource, sealed: bool) -> None:
+        ref = blob.stored[sealed]
         with self.store.writer(path) as f:
-            if sealed:
-                assert blob.cipher is not None, "sealed blob already written and released"
+            if blob.cipher is not None:  # a broadcast body, encrypted by its sender
                 f.write(blob.cipher)
+            elif sealed:
+                written = encrypt_body(
+                    PiecesReader(blob.buffers),
+                    f,
+                    ref.key,
+                    nonce_prefix=BLOB_NONCE_PREFIX,
+                    segment_size=ref.segment_size,
+                )
+                assert written == ref.stored_len
             else:
                 for view in blob.buffers:
                     f.write(view)

@@ -9,6 +9,18 @@ only known at the end (``body_len``, ``body_sha256``, and ``enc`` when the body 
 encrypted on the way), the body is streamed, then the header is rewritten in place
 (JSON allows the trailing spaces that pad it to the reserved size).
 
+Versions (the header's ``v``; readers take both):
+
+1. ``body_sha256`` is the SHA-256 of the body bytes in the file (the ciphertext when
+   encrypted), and a sealed blob in a parts table is named by the SHA-256 of its bytes.
+2. The same, except for encrypted bodies (issue 20): the authenticated cipher already
+   vouches for every segment and the end of the body under a key only the sender and
+   the recipient hold, and the key wraps bind ``v`` and ``body_len``, so a sealed body
+   written directly to its message file leaves ``body_sha256`` empty, and a sealed blob
+   is named by a digest of its key (``fedbox.rpc.blobs.sealed_blob_name``), so neither
+   side hashes the ciphertext. A non-empty ``body_sha256`` (a broadcast's ``body_ref``)
+   is still checked. Plain bodies keep their SHA-256, which readers verify.
+
 Everything read from a file is hostile until checked (issue 11): every length is held
 against what the file holds before anything is allocated for it, times must be finite,
 and no error message quotes the file's bytes (a request linked to a private file must
@@ -36,6 +48,8 @@ __all__ = [
     "MAGIC",
     "MAX_HEADER_LEN",
     "MAX_TIME",
+    "READABLE_VERSIONS",
+    "VERSION",
     "Header",
     "bytes_left",
     "check_body_size",
@@ -51,7 +65,9 @@ __all__ = [
 ]
 
 MAGIC = b"FBX1"
-VERSION = 1
+VERSION = 2
+"""The version this fedbox writes (see the module docstring)."""
+READABLE_VERSIONS = (1, 2)
 MAX_HEADER_LEN = 1 << 20
 """Headers are small; a larger length field means a corrupt or hostile file."""
 MAX_TIME = 253402300799.0
@@ -199,7 +215,7 @@ def read_header(f: io.BufferedIOBase, *, path: str | None = None) -> Header:
     except ValidationError as exc:
         # Not chained: a ValidationError quotes the values it refused, the file's bytes.
         raise CorruptMessage(f"unreadable header: {_first_error(exc)}", path) from None
-    if header.v != VERSION:
+    if header.v not in READABLE_VERSIONS:
         raise CorruptMessage(f"unsupported envelope version {header.v}", path, header.id)
     return header
 

@@ -9,13 +9,14 @@ data as ``bytes`` with no intermediate buffer and no memory map to keep alive.
 
 Every part is checked the moment its last byte is read: the message file's bytes
 against the header's ``body_sha256``, a blob against its name, a sealed blob by its
-authentication tags; so once the whole body has been read it is verified, and a
-consumer that reads to the end (decoders do) never acts on bad data. A failure raises
-CorruptMessage or DecryptError and calls ``on_failure`` once (to quarantine the file).
+authentication tags (and, from envelope v1, its name); so once the whole body has been
+read it is verified, and a consumer that reads to the end (decoders do) never acts on
+bad data. A failure raises CorruptMessage or DecryptError and calls ``on_failure`` once
+(to quarantine the file).
 Encrypted message bodies are decrypted segment by segment straight into the caller's
 buffer (each STREAM segment authenticated before it is handed out; the final segment,
 the length and the digest when the last byte is read), so ``read()`` holds the plaintext
-once; sealed blobs are decrypted into memory when reached.
+once; sealed blobs likewise, when reached.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from fedbox.crypto import TAG_SIZE, DecryptingReader, Readable, decrypt_body, read_into
+from fedbox.crypto import TAG_SIZE, DecryptingReader, Readable, read_into
 from fedbox.datasite.paths import blob_path, validate_blob_name
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, InvalidIdentity, NotFound
-from fedbox.rpc._buffers import BufferWriter
-from fedbox.rpc.blobs import BLOB_NONCE_PREFIX
+from fedbox.rpc.blobs import BLOB_NONCE_PREFIX, sealed_blob_name
 from fedbox.rpc.body import Buffer
 from fedbox.rpc.envelope import Header, check_body_size
 from fedbox.rpc.parts import MAGIC, PartKind, PartRef, decode_table
@@ -240,8 +240,11 @@ def _segments(
             where = str(blob_path(writer, reader, header.app, validate_blob_name(ref.digest)))
         except InvalidIdentity as exc:
             raise CorruptMessage(f"bad blob reference: {exc}", path, header.id) from exc
-        blob_cls = _SealedBlob if ref.kind is PartKind.SEALED_BLOB else _PlainBlob
-        blob = blob_cls(store, where, ref, header.id)
+        blob: _PlainBlob | _SealedBlob
+        if ref.kind is PartKind.SEALED_BLOB:
+            blob = _SealedBlob(store, where, ref, header.id, hashed_name=header.v < 2)
+        else:
+            blob = _PlainBlob(store, where, ref, header.id)
         blob.sized = _check_blob_size(store, where, ref, path, header.id)
         segments.append(blob)
     return segments
@@ -504,71 +507,86 @@ class _PlainBlob(_Segment):
 
 
 class _SealedBlob(_Segment):
-    """An encrypted blob, decrypted whole (and so authenticated) when first read."""
+    """An encrypted blob, decrypted segment by segment straight into the caller's buffer
+    (``DecryptingReader``), each segment authenticated before it is handed out. In an
+    envelope v1 message the blob's name is the SHA-256 of its bytes, checked when the
+    last byte is read; in v2 it is a digest of its key (``sealed_blob_name``), checked
+    when the blob is opened, and the tags alone vouch for the bytes."""
 
-    def __init__(self, store: Store, path: str, ref: PartRef, message_id: str) -> None:
+    def __init__(
+        self, store: Store, path: str, ref: PartRef, message_id: str, *, hashed_name: bool
+    ) -> None:
         self._store, self._path, self._ref, self._id = store, path, ref, message_id
+        self._hashed_name = hashed_name
         self.length = ref.length
-        self._plain: _MemorySource | None = None
+        self._f: io.BufferedIOBase | None = None
+        self._reader: DecryptingReader | None = None
+        self._done = False
 
     @property
     def done(self) -> bool:
-        return self._plain is not None and not self._plain.remaining
+        return self._done
 
-    def readinto(self, view: memoryview) -> int:
-        if self._plain is None:
-            self._plain = _MemorySource(memoryview(self._decrypt()))
-        n = self._plain.readinto(view)
-        if self.done:
-            self._plain.close()
-        return n
+    def _failed(self, reason: object) -> DecryptError:
+        return DecryptError(f"blob {self._ref.digest[:12]}: {reason}", self._path, self._id)
 
-    def _decrypt(self) -> bytearray:
+    def _open(self) -> DecryptingReader:
         ref = self._ref
+        if not self._hashed_name and not hmac.compare_digest(sealed_blob_name(ref.key), ref.digest):
+            raise self._failed("its name does not belong to its key")
         try:
-            f = self._store.open(self._path)
+            f = self._f = self._store.open(self._path)
         except NotFound as exc:
             raise CorruptMessage(
                 f"blob {ref.digest[:12]} is missing", self._path, self._id
             ) from exc
-        with f:
-            size = f.seek(0, io.SEEK_END)
-            f.seek(0)
-            if size != ref.stored_len:
-                raise CorruptMessage(
-                    f"blob {ref.digest[:12]} is {size} bytes, its reference says {ref.stored_len}",
-                    self._path,
-                    self._id,
-                )
-            out = bytearray(ref.length)
-            reader = _HashingReader(f)
-            try:
-                size = decrypt_body(
-                    reader,
-                    BufferWriter(out),
-                    ref.key,
-                    nonce_prefix=BLOB_NONCE_PREFIX,
-                    segment_size=ref.segment_size,
-                    ciphertext_len=ref.stored_len,
-                )
-            except CryptoError as exc:
-                where = f"blob {ref.digest[:12]}: {exc}"
-                raise DecryptError(where, self._path, self._id) from exc
-            except ValueError as exc:  # more plaintext than the table says
-                raise DecryptError(f"blob {ref.digest[:12]}: {exc}", self._path, self._id) from exc
-            if f.read(1) or size != ref.length:
-                raise DecryptError(
-                    f"blob {ref.digest[:12]} does not match its reference", self._path, self._id
-                )
-        if not hmac.compare_digest(reader.digest.hexdigest(), ref.digest):
-            raise DecryptError(
-                f"blob {ref.digest[:12]}: content does not match its name", self._path, self._id
+        size = f.seek(0, io.SEEK_END)
+        f.seek(0)
+        if size != ref.stored_len:
+            raise CorruptMessage(
+                f"blob {ref.digest[:12]} is {size} bytes, its reference says {ref.stored_len}",
+                self._path,
+                self._id,
             )
-        return out
+        try:
+            reader = DecryptingReader(
+                f,
+                ref.key,
+                nonce_prefix=BLOB_NONCE_PREFIX,
+                segment_size=ref.segment_size,
+                ciphertext_len=ref.stored_len,
+                sha256=ref.digest if self._hashed_name else None,
+            )
+        except CryptoError as exc:
+            raise self._failed(exc) from exc
+        if reader.length != ref.length:
+            reader.close()
+            raise self._failed("its size does not match its reference")
+        return reader
+
+    def readinto(self, view: memoryview) -> int:
+        if self._done:
+            return 0
+        if self._reader is None:
+            self._reader = self._open()
+        try:
+            n = self._reader.readinto(view[: self._reader.remaining])
+        except CryptoError as exc:
+            raise self._failed(exc) from exc
+        if self._reader.done:
+            self._done = True
+            self.close()
+        return n
 
     def close(self) -> None:
-        if self._plain is not None:
-            self._plain.close()
+        """Release the file and the reader's buffers: a body of many chunks holds one
+        chunk's at a time."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+        f, self._f = self._f, None
+        if f is not None:
+            f.close()
 
 
 class _Raw(io.RawIOBase):
@@ -625,17 +643,3 @@ class _Raw(io.RawIOBase):
         for segment in self.segments:
             segment.close()
         super().close()
-
-
-class _HashingReader:
-    """``readinto`` passed through, SHA-256 of what was read (a blob's name)."""
-
-    def __init__(self, src: Readable) -> None:
-        self._src = src
-        self.digest = hashlib.sha256()
-
-    def readinto(self, view: memoryview) -> int:
-        n = self._src.readinto(view)
-        if n:
-            self.digest.update(view[:n])
-        return n

@@ -11,8 +11,9 @@ Writing is one pass, like a streamed plaintext envelope (``envelope.write_stream
 header goes first with room reserved for ``body_len``, ``body_sha256`` and ``enc`` (whose
 JSON size is known in advance: every wrap has fixed-size fields), the body is encrypted
 straight into the message's temp file segment by segment, and the header is rewritten in
-place once the ciphertext digest and the wraps bound to it exist. So a body is never held
-twice in memory nor staged in a second file.
+place once the body length and the wraps bound to it exist. So a body is never held
+twice in memory nor staged in a second file, and never hashed: in envelope v2 the
+authenticated cipher alone vouches for a sealed body (``fedbox.rpc.envelope``).
 
 A broadcast encrypts the body once (:meth:`Sealer.encrypt_into` into a blob that every
 recipient's message refers to, ``body_ref``); each message has its own header with wraps
@@ -56,7 +57,6 @@ from fedbox.crypto import (
     open_sealed_reader,
     wrap_key,
 )
-from fedbox.crypto._primitives import BackgroundSha256
 from fedbox.datasite.paths import datasite_dir
 from fedbox.datasite.permission_files import PUBLIC_READ
 from fedbox.errors import PERMISSION_FILE, CryptoError, DecryptError, NotFound
@@ -269,21 +269,12 @@ class Sealer:
         me = self.identity
         readers = self._readers(me, recipient)
         key = BodyKey.new()
-        # A body in memory is encrypted in place (no copy), and its known size lets the
-        # hashing helper start at the first segment when more follow.
-        total = None
-        if isinstance(body, bytes | bytearray | memoryview):
-            total = ciphertext_size(memoryview(body).nbytes)
+        # A body in memory is encrypted in place (no copy). No digest of the ciphertext:
+        # in envelope v2 the AEAD alone vouches for it (see fedbox.rpc.envelope).
 
         def write_body(out: BinaryIO) -> dict[str, Any]:
-            hashing = _HashingWriter(out, total)
-            size = encrypt_body(
-                body,
-                hashing,
-                key.content_key,
-                nonce_prefix=key.nonce_prefix,
-            )
-            fields = {"body_len": size, "body_sha256": hashing.digest.hexdigest()}
+            size = encrypt_body(body, out, key.content_key, nonce_prefix=key.nonce_prefix)
+            fields = {"body_len": size, "body_sha256": ""}
             enc = self._enc(me, key, header.model_copy(update=fields), readers)
             return {**fields, "enc": enc}
 
@@ -493,17 +484,3 @@ def _placeholder_enc(readers: list[PublicBundle]) -> dict[str, Any]:
         for r in readers
     ]
     return enc_header(_NONCE_PREFIX_PLACEHOLDER, SEGMENT_SIZE, wraps)
-
-
-class _HashingWriter:
-    """Passes writes through and hashes them (on a helper thread, beside the encryption):
-    the header needs the ciphertext's digest. ``encrypt_body`` writes fresh bytes objects,
-    which stay unchanged while they are hashed. ``total``: the ciphertext size, if known."""
-
-    def __init__(self, dst: BinaryIO, total: int | None) -> None:
-        self._dst = dst
-        self.digest = BackgroundSha256(total)
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self._dst.write(data)

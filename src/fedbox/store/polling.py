@@ -112,32 +112,64 @@ class _Refresh:
 
 
 class FolderScan:
-    """A lister for :class:`AdaptivePollWatcher`: the files in the accepted folders, with
-    the folder names themselves listed again only every ``refresh`` seconds.
+    """A lister for :class:`AdaptivePollWatcher`: the files in the accepted folders, and
+    the folder names themselves, on every poll.
 
-    Listing the folder names on every poll would double the cost of polling one busy
-    inbox, and its latency; a folder that appears (a new sender) is found within
-    ``refresh`` instead (see :class:`_Refresh`). While no folder is known,
-    the names are all there is to list, so every poll lists them: a participant's first
-    message (a federation's first round) is found at the next poll.
+    A folder that appears is a new sender's first message (first contact, issue 20): it
+    is listed in the poll that finds its name, so it is seen within one poll interval
+    plus one listing, not at a periodic refresh of the names. So that this costs a poll
+    one request more but no time, the names are listed on a helper thread while the
+    known folders' files are listed; only a new folder is then listed after them.
     """
 
     def __init__(
         self,
         folders: Callable[[], Iterable[str]],
         files: Callable[[str], Iterable[str]],
-        *,
-        refresh: float,
     ) -> None:
         self._folders = folders
         self._files = files
-        self._refresh = _Refresh(refresh)
         self._known: list[str] = []
 
     def __call__(self) -> set[str]:
-        if self._refresh.due(narrowed=bool(self._known)):
+        if not self._known:  # nothing to list beside the names
             self._known = list(self._folders())
-        return {path for folder in self._known for path in self._files(folder)}
+            return self._files_of(self._known)
+        names = _Background(lambda: list(self._folders()))
+        try:
+            found = self._files_of(self._known)
+        finally:
+            current = names.result()
+        known = set(self._known)
+        new = [folder for folder in current if folder not in known]
+        self._known = current
+        return found | self._files_of(new)
+
+    def _files_of(self, folders: Iterable[str]) -> set[str]:
+        return {path for folder in folders for path in self._files(folder)}
+
+
+class _Background:
+    """``fn()`` on a thread of its own; :meth:`result` waits and returns or raises it."""
+
+    def __init__(self, fn: Callable[[], list[str]]) -> None:
+        self._fn = fn
+        self._value: list[str] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fedbox-list-names", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> list[str]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class LeafScan:

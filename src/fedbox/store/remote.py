@@ -514,8 +514,8 @@ class RemoteStore:
         self, prefix: str, suffixes: tuple[str, ...], match: Callable[[str], bool] | None
     ) -> Callable[[], set[str]]:
         """One poll's listing: all of ``prefix``, or each accepted folder (their names
-        listed again every ``max_poll_interval``); where a subtree costs a request per
-        folder, only the folders that held messages (:class:`LeafScan`)."""
+        listed on every poll, beside them: :class:`FolderScan`); where a subtree costs a
+        request per folder, only the folders that held messages (:class:`LeafScan`)."""
         if match is None:
             return lambda: set(self._files(prefix, suffixes))
         lead = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
@@ -533,11 +533,7 @@ class RemoteStore:
                 )
             return scan()
 
-        return FolderScan(
-            lambda: [f"{lead}{d}" for d in self._dirs(prefix) if match(d)],
-            files,
-            refresh=self.max_poll_interval,
-        )
+        return FolderScan(lambda: [f"{lead}{d}" for d in self._dirs(prefix) if match(d)], files)
 
     def watch(
         self,
@@ -547,8 +543,8 @@ class RemoteStore:
         folders: FolderFilter | None = None,
     ) -> AdaptivePollWatcher:
         """Poll for new files. A poll lists each folder under ``prefix`` that ``folders``
-        accepts (all of ``prefix`` when None); the folder names are listed again every
-        ``max_poll_interval`` (each poll when idle). Files the caller expects by name
+        accepts (all of ``prefix`` when None), and the folder names, so a new sender's
+        folder is listed in the poll that finds it. Files the caller expects by name
         (:meth:`AdaptivePollWatcher.expect`) can be looked up directly instead.
 
         Neither is retried inside a poll: the watcher backs off instead, and the store
