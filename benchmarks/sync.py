@@ -62,10 +62,24 @@ def _requests(url: str) -> int:
 def _sync(url: str, email: str, folder: Path, *flags: str) -> subprocess.Popen[bytes]:
     folder.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "fedbox", "sync", "--hub", url, "--email", email, "--dir",
-         str(folder), "--min-free", "0", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fedbox",
+            "sync",
+            "--hub",
+            url,
+            "--email",
+            email,
+            "--dir",
+            str(folder),
+            "--min-free",
+            "0",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _once(url: str, email: str, folder: Path) -> tuple[float, int]:
@@ -104,9 +118,23 @@ def main() -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     hub = subprocess.Popen(
-        [sys.executable, "-m", "fedbox", "hub", "serve", "--data", str(work / "hub"), "--port",
-         str(port), "--dev", "--login-per-email", "100000", "--login-per-address", "100000"],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fedbox",
+            "hub",
+            "serve",
+            "--data",
+            str(work / "hub"),
+            "--port",
+            str(port),
+            "--dev",
+            "--login-per-email",
+            "100000",
+            "--login-per-address",
+            "100000",
+        ],
+    )
     daemons: list[subprocess.Popen[bytes]] = []
     try:
         _wait(lambda: _healthy(url), "the hub", timeout=60, step=0.05)
@@ -132,21 +160,29 @@ def main() -> None:
             if i >= 5:  # warm-up
                 times.append((time.perf_counter() - start) * 1000)
         reference = _put_get(url, payload, args.samples)
-        print(f"reference, one client's PUT then GET of 1 KB over HTTP: p50 "
-              f"{percentile(reference, 0.5):.1f} ms, p99 {percentile(reference, 0.99):.1f} ms")  # fmt: skip
-        print(f"1 KB propagation folder->hub->folder: p50 {percentile(times, 0.5):.1f} ms, "
-              f"p99 {percentile(times, 0.99):.1f} ms ({args.samples} samples; goal p50 <= 20 ms)")  # fmt: skip
+        print(
+            f"reference, one client's PUT then GET of 1 KB over HTTP: p50 "
+            f"{percentile(reference, 0.5):.1f} ms, p99 {percentile(reference, 0.99):.1f} ms"
+        )
+        print(
+            f"1 KB propagation folder->hub->folder: p50 {percentile(times, 0.5):.1f} ms, "
+            f"p99 {percentile(times, 0.99):.1f} ms ({args.samples} samples; goal p50 <= 20 ms)"
+        )
 
         burst_src, burst_dst = a_dir / PUBLIC / "burst", b_dir / PUBLIC / "burst"
         burst_src.mkdir()
         start = time.perf_counter()
         for i in range(args.burst):
             _put(burst_src, f"{i:05}.bin", payload)
-        _wait(lambda: burst_dst.is_dir() and len(os.listdir(burst_dst)) == args.burst,
-              "the burst", step=0.005)  # fmt: skip
+        _wait(
+            lambda: burst_dst.is_dir() and len(os.listdir(burst_dst)) == args.burst,
+            "the burst",
+            step=0.005,
+        )
         burst = time.perf_counter() - start
-        print(f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s "
-              "(goal < 2 s)")  # fmt: skip
+        print(
+            f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s (goal < 2 s)"
+        )
 
         for proc in daemons:
             proc.send_signal(signal.SIGTERM)
@@ -159,16 +195,22 @@ def main() -> None:
             (bulk / f"{i // 1000:03}" / f"{i:06}.bin").write_bytes(os.urandom(args.file_kb << 10))
         mb = args.files * args.file_kb / 1024
         up_s, up_n = _once(url, ALICE, a_dir)
-        print(f"first sync up:   {args.files} files ({mb:.0f} MB) in {up_s:.1f} s, "
-              f"{up_n / args.files:.2f} requests per file")  # fmt: skip
+        print(
+            f"first sync up:   {args.files} files ({mb:.0f} MB) in {up_s:.1f} s, "
+            f"{up_n / args.files:.2f} requests per file"
+        )
         fresh = work / "carol-view"
         down_s, down_n = _once(url, BOB, fresh)
         got = sum(len(files) for _, _, files in os.walk(fresh / "datasites"))
-        print(f"first sync down: {got} files (the bulk's {mb:.0f} MB and the files above) in "
-              f"{down_s:.1f} s, {down_n / got:.2f} requests per file")  # fmt: skip
+        print(
+            f"first sync down: {got} files (the bulk's {mb:.0f} MB and the files above) in "
+            f"{down_s:.1f} s, {down_n / got:.2f} requests per file"
+        )
         again_s, again_n = _once(url, BOB, fresh)
-        print(f"restart, nothing changed: {again_n} requests, {again_s:.1f} s "
-              f"(process start included; goal O(1))")  # fmt: skip
+        print(
+            f"restart, nothing changed: {again_n} requests, {again_s:.1f} s "
+            f"(process start included; goal O(1))"
+        )
     finally:
         for proc in [*daemons, hub]:
             if proc.poll() is None:
