@@ -67,3 +67,21 @@ def test_a_forbidden_write_becomes_a_rejected_copy(
     wait_until(lambda: len(b.status()["rejected"]) == 2, "both rejections in the status")
     assert all("bob@y.org" in r["reason"] or "not found" in r["reason"]
                for r in b.status()["rejected"])  # fmt: skip
+
+
+def test_files_a_new_rule_lets_others_read_reach_them(
+    hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
+) -> None:
+    log_in(hub.url, A), log_in(hub.url, B)
+    a = start_sync(hub.url, A, tmp_path / "a")
+    b = start_sync(hub.url, B, tmp_path / "b")
+    private = a.folder / SHARED / "report.txt"
+    private.parent.mkdir(parents=True)
+    private.write_text("private until shared")
+    wait_until(lambda: a.status()["uploaded"] == 1 and a.idle(), "alice's upload")
+    wait_until(b.idle, "bob to settle")
+    assert not (b.folder / SHARED / "report.txt").exists()
+    (a.folder / f"datasites/{A}/syft.pub.yaml").write_text(SHARED_RULES)
+    wait_until(_has(b.folder / SHARED / "report.txt", b"private until shared"), "the file")
+    wait_until(a.idle, "alice to settle")
+    assert a.status()["downloaded"] == 0  # her own re-announced file did not come back

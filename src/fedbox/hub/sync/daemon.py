@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fedbox.errors import FedboxError, NotFound, StoreError
+from fedbox.hub.access import is_rules_path
 from fedbox.hub.sync.copies import keep_aside
 from fedbox.hub.sync.feed import FeedFollower
 from fedbox.hub.sync.ignore import SyncRules
@@ -401,6 +402,8 @@ class SyncDaemon:
             self.journal.put(rel, Synced(info.version, info.sha256, local.size, local.mtime_ns))
             self.board.count("uploaded")
             self.board.clear("rejected", rel)
+            if is_rules_path(rel):
+                self._reannounce(rel.rsplit("/", 1)[0])
         elif action is Action.DOWNLOAD:
             assert remote is not None
             self._download(rel, remote, local)
@@ -421,6 +424,21 @@ class SyncDaemon:
             logger.warning("%s changed here and on the hub: yours is kept as %s", rel, copy)
             self.board.note("conflicts", path=rel, copy=copy)
             self._download(rel, remote, None)
+
+    def _reannounce(self, folder: str) -> None:
+        """Our rule file there changed: files below that others could not read before
+        get a new version, so the feed brings them to whoever may read them now."""
+        for rel in self.journal.under(folder):
+            base = self.journal.get(rel)
+            if base is None or base.absent or is_rules_path(rel):
+                continue
+            try:
+                info = self.remote.reannounce(rel, base.version)
+            except (Stale, Refused, NotFound):
+                continue  # changed or not ours: its own change already told the readers
+            with self._cv:  # the path's own worker adopts the new version
+                self._hints[rel] = info
+                self._enqueue_locked(rel)
 
     def _download(self, rel: str, remote: RemoteFile, local: LocalFile | None) -> None:
         with staged(self.root, rel, remote.size, self.options.min_free) as (temp, target):

@@ -64,6 +64,8 @@ def decide(local: LocalFile | None, base: Synced | None, remote: RemoteFile | No
     if not here:
         if remote is None:
             return Action.FORGET if local is None else Action.DELETE_LOCAL
+        if local is not None and local.sha256 == remote.sha256:
+            return Action.ADOPT  # a new version of the same bytes (re-announced)
         return Action.DOWNLOAD
     if not there:
         if local is None:
