@@ -47,7 +47,7 @@ class SyncProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fedbox", "sync", "--hub", self.hub_url, "--email",
              self.email, "--dir", str(self.folder), "--min-free", "0", *self.flags],
-            stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"},
         )  # fmt: skip
         wait_until(lambda: self._started() or self.proc.poll() is not None, "the daemon to start")
         assert self.proc.poll() is None, self.output
@@ -82,7 +82,7 @@ def sync_once(hub_url: str, email: str, folder: Path, *flags: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "fedbox", "sync", "--once", "--hub", hub_url, "--email", email,
          "--dir", str(folder), "--min-free", "0", *flags],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
