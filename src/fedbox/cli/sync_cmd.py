@@ -101,21 +101,24 @@ def sync(
     except (FedboxError, ValueError) as exc:
         raise fail(f"cannot sync {folder}: {exc}", code=1) from exc
     if once:
-        status = daemon.run_once()
+        try:
+            status = daemon.run_once()
+        except FedboxError as exc:
+            raise fail(f"cannot sync {folder}: {exc}", code=1) from exc
         console.print(
             f"synced {folder}: {status.uploaded} up, {status.downloaded} down, "
             f"{status.deleted} deleted, {len(status.conflicts)} conflicts, "
             f"{len(status.rejected)} rejected"
         )
         return
+    try:
+        daemon.start()  # Ctrl-C while it waits for the hub stops it here
+    except (FedboxError, KeyboardInterrupt) as exc:
+        daemon.stop()
+        raise fail(f"cannot sync {folder}: {exc or 'interrupted'}", code=1) from exc
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    try:
-        daemon.start()
-    except FedboxError as exc:
-        daemon.stop()
-        raise fail(f"cannot sync {folder}: {exc}", code=1) from exc
     console.print(f"syncing {folder} with {hub} as {email} (Ctrl-C to stop)")
     done.wait()
     daemon.stop()

@@ -114,12 +114,23 @@ class SyncDaemon:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> SyncDaemon:
-        """Reconcile at start, then follow both sides until :meth:`stop`."""
-        cursor = self._begin()
+        """Reconcile at start (waiting for the hub if it is away), then follow both sides
+        until :meth:`stop`."""
+        self._begin()
+        delay = 0.1
+        while True:
+            try:
+                cursor = self._reconcile_at_start()
+                break
+            except HubAway as exc:
+                logger.warning("waiting for the hub: %s", exc)
+                self.board.update(last_error=str(exc))
+                time.sleep(delay)  # backoff while the hub is away at start
+                delay = min(delay * 2, 5.0)
         self._feed = FeedFollower(self.remote, cursor, self._on_changes, self._on_feed_state)
         return self
 
-    def _begin(self) -> int:
+    def _begin(self) -> None:
         self.board.update(running=True, started=time.time())
         self._watcher = FolderWatcher(self.root, self._touched, self._removed)
         for i in range(self.options.workers):
@@ -129,12 +140,12 @@ class SyncDaemon:
         keeper = threading.Thread(target=self._housekeeping, name="sync-keeper", daemon=True)
         keeper.start()
         self._threads.append(keeper)
-        return self._reconcile_at_start()
 
     def run_once(self, timeout: float | None = None) -> SyncStatus:
         """One reconcile of folder, hub and journal, then stop; the final status."""
         self._begin()
         try:
+            self._reconcile_at_start()
             self.wait_idle(timeout)
         finally:
             self.stop()
@@ -398,7 +409,12 @@ class SyncDaemon:
             self.journal.put(rel, Synced(remote.version, remote.sha256, local.size, local.mtime_ns))
         elif action is Action.UPLOAD:
             assert local is not None
-            info = self.remote.upload(rel, full, local, None if remote is None else remote.version)
+            try:
+                info = self.remote.upload(
+                    rel, full, local, None if remote is None else remote.version
+                )
+            except FileNotFoundError as exc:
+                raise ChangedMeanwhile(f"{rel} went away while it uploaded") from exc
             self.journal.put(rel, Synced(info.version, info.sha256, local.size, local.mtime_ns))
             self.board.count("uploaded")
             self.board.clear("rejected", rel)

@@ -54,10 +54,13 @@ def local_file(full: Path, known: tuple[int, int, str] | None = None) -> LocalFi
     if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
         return LocalFile(known[2], st.st_size, st.st_mtime_ns)
     digest = hashlib.sha256()
-    with open(full, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-        st = os.fstat(f.fileno())
+    try:
+        with open(full, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+            st = os.fstat(f.fileno())
+    except FileNotFoundError:  # gone between the stat and the open
+        return None
     return LocalFile(digest.hexdigest(), st.st_size, st.st_mtime_ns)
 
 
@@ -100,6 +103,7 @@ def place(temp: Path, target: Path, sha256: str, expected: LocalFile | None) -> 
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
         os.fsync(f.fileno())
+        st = os.fstat(f.fileno())  # now: the file may be moved away right after the rename
     if digest.hexdigest() != sha256:
         raise FedboxError(
             f"{target.name}: the downloaded bytes hash to {digest.hexdigest()}, not {sha256}"
@@ -107,12 +111,12 @@ def place(temp: Path, target: Path, sha256: str, expected: LocalFile | None) -> 
     if not _same(target, expected):
         raise ChangedMeanwhile(f"{target} changed while it downloaded")
     os.replace(temp, target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    st = os.stat(target)
+    with contextlib.suppress(FileNotFoundError):  # the folder itself was moved away
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return LocalFile(sha256, st.st_size, st.st_mtime_ns)
 
 
