@@ -83,8 +83,10 @@ class SyncDaemon:
     def __init__(self, options: SyncOptions) -> None:
         self.options = options
         self.root = options.folder.resolve()
-        if not self.root.is_dir():
-            raise FedboxError(f"{options.folder} is not a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FedboxError(f"{options.folder} is not a folder we can use: {exc}") from exc
         self.rules = SyncRules(self.root, options.only)
         self.remote = SyncRemote(
             options.hub, options.email, options.state_dir, only=options.only,

@@ -48,16 +48,16 @@ class FeedFollower:
             code: int | None = None
             try:
                 self._socket = self._remote.feed(self._cursor)
-                if self._stop.is_set():
-                    self._socket.close()
-                    return
-                self._on_state(None)
-                delay = 0.05
-                for message in self._socket:
-                    batch = json.loads(message)
-                    self._cursor = int(batch["cursor"])
-                    self._deliver(batch["changes"], self._cursor)
-                code = self._socket.close_code
+                with self._socket as socket:
+                    if self._stop.is_set():
+                        return
+                    self._on_state(None)
+                    delay = 0.05
+                    for message in socket:
+                        batch = json.loads(message)
+                        self._cursor = int(batch["cursor"])
+                        self._deliver(batch["changes"], self._cursor)
+                code = socket.close_code
             except (OSError, ConnectionClosed, FedboxError, TimeoutError) as exc:
                 code = getattr(getattr(exc, "rcvd", None), "code", None)
                 if not self._stop.is_set():
