@@ -71,10 +71,10 @@ class Journal:
 
     def under(self, folder: str) -> list[str]:
         """Journal paths inside ``folder`` (a folder moved or deleted as a whole)."""
-        lead = folder.rstrip("/") + "/"
-        with self._lock:
+        folder = folder.rstrip("/")
+        with self._lock:  # a range on the key ("/" + 1 is "0"): no scan per deleted file
             rows = self._db.execute(
-                "SELECT path FROM synced WHERE substr(path, 1, ?) = ?", (len(lead), lead)
+                "SELECT path FROM synced WHERE path >= ? AND path < ?", (folder + "/", folder + "0")
             ).fetchall()
         return [r[0] for r in rows]
 
