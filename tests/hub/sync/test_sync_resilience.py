@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,3 +120,23 @@ def test_an_offline_daemon_catches_up_without_relisting(
     wait_until(b.idle, "bob to settle again")
     sent = _diff(_metrics(hub), before)
     assert sum(sent.values()) <= 4, sent
+
+
+def test_a_daemon_started_while_the_hub_is_down_waits_for_it(
+    hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
+) -> None:
+    log_in(hub.url, A)
+    folder = tmp_path / "a" / f"datasites/{A}/notes"
+    folder.mkdir(parents=True)
+    (folder / "early.txt").write_text("written before the hub was up")
+    hub.stop()
+    later = threading.Timer(3.0, hub.start)
+    later.start()
+    try:
+        a = start_sync(hub.url, A, tmp_path / "a")
+    finally:
+        later.join()
+    assert "waiting for the hub" in a.output
+    alice = client_for(hub.url, A)
+    wait_until(lambda: alice.head(f"/api/v1/files/datasites/{A}/notes/early.txt").status_code
+               == 200, "the early file on the hub")  # fmt: skip
