@@ -44,6 +44,8 @@ class HubProcess:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)  # the server is still binding its port; poll again
+        self.proc.kill()  # no fixture will stop a hub that never started
+        self.proc.wait()
         raise TimeoutError("the hub did not answer /healthz within 30 s")
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
 from fedbox.cli.runs_cmd import runs_app
 from fedbox.cli.serve_cmd import serve
+from fedbox.cli.sync_cmd import sync_app
 from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -134,6 +135,7 @@ register_fl_commands(app)  # simulate, bootstrap, run
 app.add_typer(keys_app, name="keys")
 app.add_typer(hub_app, name="hub")
 app.command("login")(login_command)
+app.add_typer(sync_app, name="sync")
 app.add_typer(bridge_app, name="bridge")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(job_app, name="job")

@@ -4,7 +4,8 @@ Both answer ``{"changes": [...], "cursor": N}``: the changes after ``CURSOR`` th
 caller may read, and the cursor to ask from next (it moves past changes the caller may
 not see, so nobody re-reads them). The websocket sends such a batch for everything after
 its ``after`` at once, then one each time writes commit; a client that reconnects with
-its last cursor misses nothing. The socket authenticates with the same
+its last cursor misses nothing. ``only=GLOB`` (repeatable, gitignore syntax) narrows both
+to the paths a client subscribed to (``fedbox sync --only``). The socket authenticates with the same
 ``Authorization: Bearer`` header, and closes with code 4401 once the session ends.
 """
 
@@ -21,6 +22,7 @@ from fedbox.errors import FedboxError
 from fedbox.hub.context import Hub, authenticate, bearer_token, current_caller, hub_of
 from fedbox.hub.identity import Caller
 from fedbox.hub.index import Change
+from fedbox.hub.selection import Selection, selection
 
 __all__ = ["ChangeBatch", "ChangeInfo", "router", "visible_changes"]
 
@@ -45,16 +47,23 @@ class ChangeBatch(BaseModel):
     cursor: int
 
 
-def _as_seen(hub: Hub, user: str, change: Change) -> ChangeInfo | None:
-    """The change as this caller may see it: a move half out of sight is a put or delete."""
-    new = hub.access.may_read(user, change.path)
+def _as_seen(
+    hub: Hub, user: str, change: Change, only: Selection | None = None
+) -> ChangeInfo | None:
+    """The change as this caller may see it (readable and selected): a move half out of
+    sight is a put or delete."""
+
+    def sees(path: str) -> bool:
+        return hub.access.may_read(user, path) and (only is None or only(path))
+
+    new = sees(change.path)
     if change.op != "move":
         op, old = change.op, None
         if not new:
             return None
     else:
         assert change.old_path is not None
-        was = hub.access.may_read(user, change.old_path)
+        was = sees(change.old_path)
         if new and was:
             op, old = "move", change.old_path
         elif new:
@@ -69,9 +78,11 @@ def _as_seen(hub: Hub, user: str, change: Change) -> ChangeInfo | None:
     )  # fmt: skip
 
 
-def visible_changes(hub: Hub, user: str, after: int, limit: int = BATCH) -> ChangeBatch:
+def visible_changes(
+    hub: Hub, user: str, after: int, limit: int = BATCH, only: Selection | None = None
+) -> ChangeBatch:
     scanned = hub.index.changes(after, limit)
-    seen = [c for c in (_as_seen(hub, user, ch) for ch in scanned) if c is not None]
+    seen = [c for c in (_as_seen(hub, user, ch, only) for ch in scanned) if c is not None]
     return ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
 
 
@@ -81,8 +92,11 @@ async def changes(
     caller: Annotated[Caller, Depends(current_caller)],
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=BATCH)] = BATCH,
+    only: Annotated[list[str] | None, Query()] = None,
 ) -> ChangeBatch:
-    return await run_in_threadpool(visible_changes, hub_of(request), caller.email, after, limit)
+    return await run_in_threadpool(
+        visible_changes, hub_of(request), caller.email, after, limit, selection(only or [])
+    )
 
 
 def _still_valid(hub: Hub, caller: Caller) -> bool:
@@ -112,8 +126,18 @@ async def _send(socket: WebSocket, batch: ChangeBatch, gone: asyncio.Event) -> b
 
 
 @router.websocket("/changes/ws")
-async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] = 0) -> None:
+async def changes_socket(
+    socket: WebSocket,
+    after: Annotated[int, Query(ge=0)] = 0,
+    only: Annotated[list[str] | None, Query()] = None,
+) -> None:
     hub = hub_of(socket)
+    try:
+        chosen = selection(only or [])
+    except FedboxError as exc:
+        await socket.accept()
+        await socket.close(code=4400, reason=str(exc)[:120])
+        return
     try:
         caller = await run_in_threadpool(authenticate, hub, bearer_token(socket))
     except FedboxError as exc:
@@ -131,7 +155,9 @@ async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] =
         while not gone.is_set():
             wake.clear()
             while True:
-                batch = await run_in_threadpool(visible_changes, hub, caller.email, cursor)
+                batch = await run_in_threadpool(
+                    visible_changes, hub, caller.email, cursor, BATCH, chosen
+                )
                 if batch.changes and not await _send(socket, batch, gone):
                     return
                 moved = batch.cursor != cursor

@@ -26,8 +26,10 @@ __all__ = ["InotifyRoot", "inotify_available"]
 logger = logging.getLogger(__name__)
 
 _IN_CLOSE_WRITE = 0x00000008
+_IN_MOVED_FROM = 0x00000040
 _IN_MOVED_TO = 0x00000080
 _IN_CREATE = 0x00000100
+_IN_DELETE = 0x00000200
 _IN_DELETE_SELF = 0x00000400
 _IN_MOVE_SELF = 0x00000800
 _IN_Q_OVERFLOW = 0x00004000
@@ -37,7 +39,8 @@ _IN_DONT_FOLLOW = 0x02000000
 _IN_ISDIR = 0x40000000
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
-_MASK = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE_SELF | _IN_MOVE_SELF
+_GONE = _IN_DELETE | _IN_MOVED_FROM
+_MASK = _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE_SELF | _IN_MOVE_SELF | _GONE
 _WATCH = _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW
 """A link put where a folder was is never watched (issue 11.4)."""
 _EVENT = struct.Struct("iIII")
@@ -58,16 +61,21 @@ class InotifyRoot:
     """One inotify instance watching a whole tree, fanning file paths out to subscribers.
 
     Subscribers get store-relative POSIX paths of files that were renamed into place or
-    closed after writing. Folders created later are watched as soon as they appear and
-    scanned once, so files moved into a brand-new folder are not missed.
+    closed after writing; subscribers that ask for removals also get the paths of files
+    and folders deleted or renamed away (``fedbox sync`` mirrors those). Folders created
+    later are watched as soon as they appear and scanned once, so files moved into a
+    brand-new folder are not missed.
     """
 
     _lock = threading.Lock()
     _instances: dict[Path, InotifyRoot] = {}
 
     @classmethod
-    def subscribe(cls, root: Path, callback: Subscriber) -> Callable[[], None]:
-        """Deliver new files under ``root`` to ``callback``; returns the unsubscribe function."""
+    def subscribe(
+        cls, root: Path, callback: Subscriber, removed: Subscriber | None = None
+    ) -> Callable[[], None]:
+        """Deliver new files under ``root`` to ``callback`` (and removed paths to
+        ``removed``); returns the unsubscribe function."""
         root = root.resolve()
         with cls._lock:
             inst = cls._instances.get(root)
@@ -75,10 +83,14 @@ class InotifyRoot:
                 inst = cls(root)
                 cls._instances[root] = inst
             inst._subscribers.add(callback)
+            if removed is not None:
+                inst._removal_subscribers.add(removed)
 
         def unsubscribe() -> None:
             with cls._lock:
                 inst._subscribers.discard(callback)
+                if removed is not None:
+                    inst._removal_subscribers.discard(removed)
                 if not inst._subscribers:
                     cls._instances.pop(root, None)
                     inst._stop()
@@ -96,6 +108,7 @@ class InotifyRoot:
         self._fd = fd
         self._root = root
         self._subscribers: set[Subscriber] = set()
+        self._removal_subscribers: set[Subscriber] = set()
         self._dirs: dict[int, Path] = {}
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
@@ -140,12 +153,12 @@ class InotifyRoot:
                 elif report and not entry.is_dir():  # links to folders are not followed
                     self._emit(Path(entry.path))
 
-    def _emit(self, full: Path) -> None:
+    def _emit(self, full: Path, subscribers: set[Subscriber] | None = None) -> None:
         try:
             rel = full.relative_to(self._root).as_posix()
         except ValueError:
             return
-        for callback in list(self._subscribers):
+        for callback in list(self._subscribers if subscribers is None else subscribers):
             try:
                 callback(rel)
             except Exception:
@@ -185,7 +198,9 @@ class InotifyRoot:
             if folder is None or not name or name.startswith("."):
                 continue
             path = folder / name
-            if mask & _IN_ISDIR:
+            if mask & _GONE:
+                self._emit(path, self._removal_subscribers)
+            elif mask & _IN_ISDIR:
                 if mask & (_IN_CREATE | _IN_MOVED_TO):
                     self._add_tree(path, report=True)
             elif mask & (_IN_MOVED_TO | _IN_CLOSE_WRITE):

@@ -1,0 +1,62 @@
+"""What ``fedbox sync`` leaves alone: ``DIR/.fedboxignore`` (gitignore syntax) over defaults,
+and what a ``--only`` selection leaves out.
+
+Hidden names (``.git``, editors' ``.swp`` files, the daemon's own ``.fedbox-sync``
+state and temporaries) never sync: the folder watcher does not report them either. Paths
+outside the hub's namespace (anything but ``datasites/`` and ``syft_outbox_inbox_*``)
+stay local too: the hub would refuse them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pathspec
+
+from fedbox.hub.selection import Selection, selection
+
+__all__ = ["DEFAULT_IGNORES", "IGNORE_FILE", "SyncRules"]
+
+IGNORE_FILE = ".fedboxignore"
+
+DEFAULT_IGNORES = (
+    ".*",
+    "__pycache__/",
+    "*.pyc",
+    "*~",
+    "*.swp",
+    "*.tmp",
+    "*.part",
+    "venv/",
+    "node_modules/",
+    "*.conflict",
+    "*.conflict.*",
+    "*.rejected",
+    "*.rejected.*",
+)
+"""Temporaries, caches, virtualenvs, and this daemon's conflict and rejected copies."""
+
+
+def _in_namespace(rel: str) -> bool:
+    top, _, rest = rel.partition("/")
+    return bool(rest) and (top == "datasites" or top.startswith("syft_outbox_inbox_"))
+
+
+class SyncRules:
+    """Which folder paths take part in the sync (the ignore file is read once, at start)."""
+
+    def __init__(self, root: Path, only: Sequence[str] = ()) -> None:
+        lines = list(DEFAULT_IGNORES)
+        ignore_file = root / IGNORE_FILE
+        if ignore_file.is_file():
+            lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        self._ignored = pathspec.GitIgnoreSpec.from_lines(lines)
+        self.only: tuple[str, ...] = tuple(only)
+        self._selected: Selection | None = selection(only)
+
+    def syncs(self, rel: str) -> bool:
+        """True if ``rel`` (a POSIX path relative to DIR) is mirrored."""
+        if not _in_namespace(rel) or self._ignored.match_file(rel):
+            return False
+        return self._selected is None or self._selected(rel)
