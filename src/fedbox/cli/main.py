@@ -22,6 +22,7 @@ from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
+from fedbox.cli.runs_cmd import runs_app
 from fedbox.cli.serve_cmd import serve
 from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
@@ -136,6 +137,7 @@ app.command("login")(login_command)
 app.add_typer(bridge_app, name="bridge")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(job_app, name="job")
+app.add_typer(runs_app, name="runs")
 app.command("serve")(serve)
 
 
