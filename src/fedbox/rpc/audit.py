@@ -257,7 +257,9 @@ class AuditLog:
 
     def peers(self) -> list[str]:
         """Every peer a call was made to or served for, sorted."""
-        return [row["peer"] for row in self._db.query("SELECT DISTINCT peer FROM calls ORDER BY peer")]
+        return [
+            row["peer"] for row in self._db.query("SELECT DISTINCT peer FROM calls ORDER BY peer")
+        ]
 
     def apps(self) -> list[str]:
         """Every app named in a call, sorted (the choices of a filter)."""

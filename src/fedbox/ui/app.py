@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
-from fedbox.store import StoreIdentity, open_store
+from fedbox.store import Store, StoreIdentity, open_store
 from fedbox.ui.context import UiContext, render
 from fedbox.ui.pages import jobs, messages, overview, peers, runs
 from fedbox.ui.security import AccessGuard
@@ -23,27 +23,29 @@ __all__ = ["STATIC_DIR", "create_app"]
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(settings: UiSettings) -> FastAPI:
-    """The UI for ``settings``' identity. Its store (if ``root`` is set) is opened when
-    the app starts and closed when it stops."""
+def create_app(settings: UiSettings, store: Store | None = None) -> FastAPI:
+    """The UI for ``settings``' identity, over ``store`` (the caller's to close) or, when
+    none is given and ``settings.root`` is set, a store the app opens when it starts and
+    closes when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ui: UiContext = app.state.ui
-        if settings.root is not None:
-            identity = StoreIdentity(settings.email, settings.state_dir)
-            ui.store = open_store(settings.root, identity=identity, **settings.storage_options)
+        if ui.store is not None or settings.root is None:
+            yield
+            return
+        identity = StoreIdentity(settings.email, settings.state_dir)
+        ui.store = open_store(settings.root, identity=identity, **settings.storage_options)
         try:
             yield
         finally:
-            if ui.store is not None:
-                ui.store.close()
-                ui.store = None
+            ui.store.close()
+            ui.store = None
 
     app = FastAPI(
         title="fedbox ui", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    app.state.ui = UiContext(settings)
+    app.state.ui = UiContext(settings, store)
     app.add_middleware(AccessGuard, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for page in (overview, runs, messages, peers, jobs):
@@ -58,6 +60,10 @@ async def _error_page(request: Request, exc: Exception) -> Response:
     if "text/html" not in request.headers.get("accept", ""):
         return PlainTextResponse(f"{exc.status_code}: {exc.detail}", status_code=exc.status_code)
     return render(
-        request, "error.html", status_code=exc.status_code, page="", status=exc.status_code,
+        request,
+        "error.html",
+        status_code=exc.status_code,
+        page="",
+        status=exc.status_code,
         detail=exc.detail,
     )

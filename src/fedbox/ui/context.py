@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from rich.errors import MarkupError
@@ -18,7 +18,7 @@ from fedbox.store import Store
 from fedbox.ui.security import CSRF_FIELD, csrf_value
 from fedbox.ui.settings import UiSettings
 
-__all__ = ["UiContext", "render", "ui_context"]
+__all__ = ["Ui", "UiContext", "render", "ui_context"]
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -36,6 +36,10 @@ def ui_context(request: Request) -> UiContext:
     """A FastAPI dependency: ``ui: UiContext = Depends(ui_context)``."""
     ui: UiContext = request.app.state.ui
     return ui
+
+
+Ui = Annotated[UiContext, Depends(ui_context)]
+"""A handler's parameter ``ui: Ui`` is the app's :class:`UiContext`."""
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> Response:

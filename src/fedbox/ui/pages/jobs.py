@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from markupsafe import Markup
@@ -23,7 +23,7 @@ from fedbox.rds.jobs import JobNotFound
 from fedbox.rds.models import DatasetInfo, JobRecord
 from fedbox.rds.owner import Owner
 from fedbox.rds.states import TRANSITIONS, JobState
-from fedbox.ui.context import UiContext, render, ui_context
+from fedbox.ui.context import Ui, UiContext, render
 from fedbox.ui.security import require_csrf
 
 __all__ = ["highlighted", "router"]
@@ -78,7 +78,7 @@ def _datasets(ui: UiContext) -> list[DatasetInfo] | None:
 
 
 @router.get("/jobs")
-def jobs(request: Request, ui: UiContext = Depends(ui_context)) -> Response:
+def jobs(request: Request, ui: Ui) -> Response:
     with _owner(ui) as owner:
         received = owner.jobs.list()
     return render(
@@ -92,9 +92,7 @@ def jobs(request: Request, ui: UiContext = Depends(ui_context)) -> Response:
 
 
 @router.get("/jobs/{job_id}")
-def job(
-    request: Request, job_id: str, file: str = "", ui: UiContext = Depends(ui_context)
-) -> Response:
+def job(request: Request, job_id: str, ui: Ui, file: str = "") -> Response:
     with _owner(ui) as owner:
         record = owner.jobs.get(job_id, exact=True)
         manifest = owner.manifest(record.id)
@@ -129,7 +127,7 @@ def _default_file(record: JobRecord, paths: list[str]) -> str:
 
 
 @router.get("/jobs/{job_id}/outputs/{path:path}")
-def output_file(job_id: str, path: str, ui: UiContext = Depends(ui_context)) -> Response:
+def output_file(job_id: str, path: str, ui: Ui) -> Response:
     """One output or log file, as plain text; only the paths ``outputs`` lists."""
     with _owner(ui) as owner:
         if path not in {f.path for f in owner.outputs(job_id)}:
@@ -142,9 +140,7 @@ def _decision(action: str, act: Callable[..., Any], *, reasoned: bool = False) -
     """Register ``POST /jobs/{id}/{action}``: one owner decision, then back to the job.
     A ``reasoned`` one (reject, withhold) needs the reason told to the submitter."""
 
-    def endpoint(
-        job_id: str, reason: str = Form(""), ui: UiContext = Depends(ui_context)
-    ) -> Response:
+    def endpoint(job_id: str, ui: Ui, reason: Annotated[str, Form()] = "") -> Response:
         args = [job_id]
         if reasoned:
             if not reason.strip():

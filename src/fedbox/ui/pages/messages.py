@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from fedbox.cli.inspect_cmd import Inspection, inspect_message
 from fedbox.datasite.paths import request_path, response_path
 from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog, AuditRecord
-from fedbox.ui.context import UiContext, render, ui_context
+from fedbox.ui.context import Ui, UiContext, render
 
 __all__ = ["MessageFile", "message_files", "router"]
 
@@ -51,12 +51,12 @@ def _optional_int(value: str | None, name: str) -> int | None:
 @router.get("/messages")
 def messages(
     request: Request,
+    ui: Ui,
     app: str = "",
     peer: str = "",
     status: str = "",
     direction: str = "",
     period: str = "",
-    ui: UiContext = Depends(ui_context),
 ) -> Response:
     if direction not in ("", "in", "out"):
         raise HTTPException(400, "direction is 'in' or 'out'")
@@ -125,7 +125,7 @@ def message(
     direction: str,
     peer: str,
     call_id: str,
-    ui: UiContext = Depends(ui_context),
+    ui: Ui,
 ) -> Response:
     log = _log(ui)
     record = None

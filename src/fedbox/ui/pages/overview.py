@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from fedbox.crypto import Identity
@@ -15,7 +15,7 @@ from fedbox.rds.owner import Owner
 from fedbox.rds.states import JobState
 from fedbox.rpc.audit import AuditLog
 from fedbox.rpc.lease import lease_stands, read_lease, served_apps
-from fedbox.ui.context import UiContext, render, ui_context
+from fedbox.ui.context import Ui, UiContext, render
 
 __all__ = ["Daemon", "fingerprint_of", "router", "running_daemons"]
 
@@ -81,7 +81,7 @@ def traffic_last_day(ui: UiContext) -> dict[str, int] | None:
 
 
 @router.get("/")
-def overview(request: Request, ui: UiContext = Depends(ui_context)) -> Response:
+def overview(request: Request, ui: Ui) -> Response:
     with Owner(ui.settings.workspace) as owner:
         waiting = owner.jobs.list(status=JobState.SUBMITTED)
     return render(

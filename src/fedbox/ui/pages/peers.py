@@ -4,6 +4,7 @@ trust it; "trust" accepts a changed key the user has checked with its owner."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
@@ -13,7 +14,7 @@ from fedbox.datasite.identity import validate_email
 from fedbox.errors import CryptoError, FedboxError
 from fedbox.rpc.audit import AuditLog
 from fedbox.rpc.sealing import read_published
-from fedbox.ui.context import UiContext, render, ui_context
+from fedbox.ui.context import Ui, UiContext, render
 from fedbox.ui.security import require_csrf
 
 __all__ = ["Peer", "known_peers", "router"]
@@ -69,15 +70,15 @@ def _published(ui: UiContext, email: str) -> tuple[str | None, str | None]:
 
 
 @router.get("/peers")
-def peers(request: Request, ui: UiContext = Depends(ui_context)) -> Response:
+def peers(request: Request, ui: Ui) -> Response:
     return render(request, "peers.html", page="peers", peers=known_peers(ui))
 
 
 @router.post("/peers/{peer}/trust", dependencies=[Depends(require_csrf)])
 def trust(
     peer: str,
-    fingerprint: str = Form(),
-    ui: UiContext = Depends(ui_context),
+    fingerprint: Annotated[str, Form()],
+    ui: Ui,
 ) -> Response:
     """Pin the fingerprint the page showed, if it is still the one published (as
     ``fedbox keys trust --root``): a key that changed again meanwhile is not pinned."""

@@ -11,16 +11,16 @@ from dataclasses import asdict
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response, StreamingResponse
 
-from fedbox.errors import FedboxError
-from fedbox.fl.history import RunHistory, list_runs, read_run
-from fedbox.ui.context import UiContext, render, ui_context
+from fedbox.fl.history import RunHistory, RunNotFound, list_runs, read_run
+from fedbox.ui.context import Ui, UiContext, render
 
 __all__ = ["REFRESH", "router", "run_json"]
 
 router = APIRouter()
+RUNNING = "running"
 REFRESH = 1.0
 """Seconds between looks at a running run's record; a page needs no more than this."""
 
@@ -35,19 +35,17 @@ def run_json(history: RunHistory) -> dict[str, Any]:
 def _read(ui: UiContext, name: str) -> RunHistory:
     try:
         return read_run(ui.settings.state_dir, name)
-    except FileNotFoundError as exc:
-        raise HTTPException(404, f"no run {name!r} in {ui.settings.state_dir}") from exc
-    except FedboxError as exc:
+    except RunNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
 @router.get("/runs")
-def runs(request: Request, ui: UiContext = Depends(ui_context)) -> Response:
+def runs(request: Request, ui: Ui) -> Response:
     return render(request, "runs.html", page="runs", runs=list_runs(ui.settings.state_dir))
 
 
 @router.get("/runs/{name}")
-def run(request: Request, name: str, ui: UiContext = Depends(ui_context)) -> Response:
+def run(request: Request, name: str, ui: Ui) -> Response:
     history = _read(ui, name)
     return render(
         request, "run.html", page="runs", history=history, initial=run_json(history), name=name
@@ -55,8 +53,9 @@ def run(request: Request, name: str, ui: UiContext = Depends(ui_context)) -> Res
 
 
 @router.get("/runs/{name}/events")
-async def run_events(request: Request, name: str, ui: UiContext = Depends(ui_context)) -> Response:
-    """The run as JSON each time it changes, then an ``end`` event once it has finished."""
+async def run_events(request: Request, name: str, ui: Ui) -> Response:
+    """The run as JSON each time it changes, then an ``end`` event once it is no longer
+    running (finished, failed, or interrupted: a resumed run is followed by reloading)."""
     first = await anyio.to_thread.run_sync(_read, ui, name)
 
     async def stream() -> AsyncIterator[str]:
@@ -66,7 +65,7 @@ async def run_events(request: Request, name: str, ui: UiContext = Depends(ui_con
             if data != last:
                 yield f"data: {data}\n\n"
                 last = data
-            if history.summary.finished is not None:
+            if history.summary.status != RUNNING:
                 yield "event: end\ndata: {}\n\n"
                 return
             await asyncio.sleep(REFRESH)

@@ -77,17 +77,18 @@
     status.className = "badge " + run.summary.status;
   }
 
+  const status = () => document.getElementById("run-status").textContent;
   const initial = JSON.parse(document.getElementById("run-data").textContent);
   draw(initial);
   const live = document.getElementById("live");
-  if (initial.summary.finished !== null) {
-    live.textContent = "finished";
+  if (initial.summary.status !== "running") {
+    live.textContent = initial.summary.status;
     return;
   }
   live.textContent = "live";
   const events = new EventSource(location.pathname.replace(/\/$/, "") + "/events");
   events.onmessage = (e) => draw(JSON.parse(e.data));
-  events.addEventListener("end", () => { events.close(); live.textContent = "finished"; });
+  events.addEventListener("end", () => { events.close(); live.textContent = status(); });
   events.onerror = () => { live.textContent = "reconnecting…"; };
   events.onopen = () => { live.textContent = "live"; };
 })();
