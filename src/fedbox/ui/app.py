@@ -18,9 +18,11 @@ from fedbox.ui.pages import jobs, messages, overview, peers, runs
 from fedbox.ui.security import AccessGuard
 from fedbox.ui.settings import UiSettings
 
-__all__ = ["STATIC_DIR", "create_app"]
+__all__ = ["PAGES", "STATIC_DIR", "create_app"]
 
 STATIC_DIR = Path(__file__).parent / "static"
+PAGES = (overview, runs, messages, peers, jobs)
+"""The page modules, each with its ``router``, in the navigation's order."""
 
 
 def create_app(settings: UiSettings, store: Store | None = None) -> FastAPI:
@@ -48,7 +50,7 @@ def create_app(settings: UiSettings, store: Store | None = None) -> FastAPI:
     app.state.ui = UiContext(settings, store)
     app.add_middleware(AccessGuard, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for page in (overview, runs, messages, peers, jobs):
+    for page in PAGES:
         app.include_router(page.router)
     app.add_exception_handler(StarletteHTTPException, _error_page)
     return app
