@@ -48,8 +48,9 @@ def build_world(tmp: Path) -> World:
     (private / "data.csv").write_text("x\n1\n2\n")
     (mock / "data.csv").write_text("x\n0\n")
     (code / "main.py").write_text(
+        "import os\n"
         "from pathlib import Path\n\n"
-        "rows = Path('data.csv').read_text().splitlines()\n"
+        "rows = (Path(os.environ['DATA_DIR']) / 'data.csv').read_text().splitlines()\n"
         "print('rows', len(rows))\n"
     )
     store = LocalStore(root)
