@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import webbrowser
-from contextlib import nullcontext
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from fedbox.cli.fl_options import sigterm_as_interrupt
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, StorageOpt, fail, open_root
 from fedbox.datasite.identity import validate_email
@@ -80,10 +81,16 @@ def ui(
             "learns the token can act as you; the token travels unencrypted (plain http)"
         )
     identity = StoreIdentity(workspace.email, workspace.state_dir)
-    with sock, open_root(root, storage_option, identity) if root else nullcontext() as store:
+    with (
+        sock,
+        open_root(root, storage_option, identity) if root else contextlib.nullcontext() as store,
+    ):
         app = create_app(settings, store)
         print(f"fedbox ui for {workspace.email}: {settings.url}", flush=True)
         if open_browser:
             webbrowser.open(settings.url)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        server.run(sockets=[sock])
+        # uvicorn shuts down on Ctrl-C or SIGTERM, then raises the signal again: as
+        # KeyboardInterrupt here, which ends the command quietly, with code 0.
+        with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])

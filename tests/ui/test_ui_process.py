@@ -1,0 +1,45 @@
+"""``fedbox ui`` as users start it: a real process, its printed URL, a real HTTP client."""
+
+from __future__ import annotations
+
+import httpx
+from ui_process import UiProcess
+from ui_world import ME, World
+
+
+def test_the_printed_url_logs_in_and_nothing_else_does(world: World) -> None:
+    ui = UiProcess("--email", ME, "--root", str(world.root), "--state-dir", str(world.state))
+    try:
+        assert ui.url.startswith("http://127.0.0.1:")
+        assert httpx.get(ui.base + "/").status_code == 403
+        with httpx.Client(follow_redirects=True) as browser:
+            page = browser.get(ui.url)
+            assert page.status_code == 200 and ME in page.text
+            assert "token=" not in str(page.url)
+            assert browser.get(ui.base + "/jobs").status_code == 200
+    finally:
+        ui.close()
+    assert ui.proc.returncode == 0
+
+
+def test_another_host_is_served_with_a_warning(world: World) -> None:
+    ui = UiProcess("--email", ME, "--state-dir", str(world.state), "--host", "0.0.0.0")
+    try:
+        with httpx.Client(follow_redirects=True) as browser:
+            assert browser.get(ui.url).status_code == 200
+    finally:
+        ui.close()
+    assert "warning" in ui.stderr() and "0.0.0.0" in ui.stderr()
+
+
+def test_a_bad_root_is_one_error_line(world: World, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "fedbox", "ui", "--email", ME, "--root", "nope://x", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
