@@ -10,7 +10,7 @@
   const palette = [css("--accent"), css("--bad"), css("--warn"), css("--good"), "#8e6cd8", "#d86cb5"];
   const charts = new Map();
 
-  function chartFor(key, title, series) {
+  function chartFor(key, title, series, counts) {
     if (charts.has(key)) return charts.get(key);
     const figure = document.createElement("figure");
     figure.className = "chart";
@@ -34,7 +34,10 @@
       options: {
         responsive: true, maintainAspectRatio: false, animation: false,
         interaction: { mode: "index", intersect: false },
-        scales: { x: { title: { display: true, text: "round" } } },
+        scales: {
+          x: { title: { display: true, text: "round" } },
+          y: counts ? { beginAtZero: true, ticks: { precision: 0 } } : {},
+        },
         plugins: { legend: { display: series.length > 1 } },
       },
     });
@@ -52,14 +55,14 @@
     const rounds = run.rounds;
     const labels = rounds.map((r) => r.round);
     for (const name of run.metrics) {
-      const chart = chartFor("metric:" + name, name, [name]);
+      const chart = chartFor("metric:" + name, name, [name], false);
       chart.data.labels = labels;
       chart.data.datasets[0].data = rounds.map((r) => (name in r.metrics ? r.metrics[name] : null));
       chart.update();
     }
     if (rounds.length) {
       const counts = ["replies", "errors", "timeouts"];
-      const chart = chartFor("counts", "replies, errors and timeouts", counts);
+      const chart = chartFor("counts", "replies, errors and timeouts", counts, true);
       chart.data.labels = labels;
       counts.forEach((c, i) => { chart.data.datasets[i].data = rounds.map((r) => r[c]); });
       chart.update();
