@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from ui_process import UiProcess
-from ui_world import ME, RunWriter, World
+from ui_world import ME, PEER, RunWriter, World, change_peer_key
 
+from fedbox.crypto import TrustStore
 from fedbox.fl.history import list_runs
 from fedbox.fl.simulate import DEFAULT_AGGREGATOR
 
@@ -79,8 +80,17 @@ def test_every_page_live_plot_and_job_approval_in_a_browser(
         for _ in range(4):  # Overview, Runs, Messages, Peers
             page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Peers"
+        new_key = change_peer_key(world.root)
         page.keyboard.press("Enter")
         page.get_by_role("heading", name="Peers").wait_for()
+        assert page.locator(f"tr[data-peer='{PEER}'] .badge").text_content() == "changed"
+        page.screenshot(path=shots / "peers-changed.png", full_page=True)
+        page.get_by_role("button", name=f"Trust the published key of {PEER}").click()
+        page.wait_for_function(
+            f"() => document.querySelector(\"tr[data-peer='{PEER}'] .badge\")"
+            ".textContent === 'trusted'"
+        )
+        assert TrustStore(world.state).pinned(PEER) == new_key
         page.screenshot(path=shots / "peers.png", full_page=True)
 
         writer.step("round 1")

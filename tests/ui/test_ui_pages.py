@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from ui_world import ME, PEER, RunWriter, World
+from ui_world import ME, PEER, RunWriter, World, change_peer_key
 
 from fedbox.crypto import Identity, TrustStore
-from fedbox.crypto.keys import did_document
 from fedbox.datasite.workspace import Workspace
 from fedbox.rds.owner import Owner
 from fedbox.rds.states import JobState
 from fedbox.rpc.audit import AuditLog
-from fedbox.rpc.sealing import did_path
-from fedbox.store import LocalStore
 from fedbox.ui import UiSettings
 from fedbox.ui.security import CSRF_FIELD, csrf_value
 
@@ -101,17 +98,6 @@ def test_an_unknown_message_is_not_found(client: TestClient) -> None:
     assert response.status_code == 404 and "no call nope" in response.text
 
 
-def _change_peer_key(world: World) -> str:
-    """PEER reset their keys: a new identity published in their place."""
-    bundle = Identity.generate(PEER).public_bundle()
-    store = LocalStore(world.root)
-    try:
-        store.put(did_path(PEER), json.dumps(did_document(bundle)).encode())
-    finally:
-        store.close()
-    return bundle.fingerprint
-
-
 def test_peers_shows_pins_and_trusts_a_changed_key_only_as_shown(
     client: TestClient, world: World, settings: UiSettings
 ) -> None:
@@ -119,7 +105,7 @@ def test_peers_shows_pins_and_trusts_a_changed_key_only_as_shown(
     old = pins.pinned(PEER)
     page = client.get("/peers").text
     assert PEER in page and old in page and ">trusted<" in page
-    new = _change_peer_key(world)
+    new = change_peer_key(world.root)
     page = client.get("/peers").text
     assert ">changed<" in page and new in page and old in page
     stale = client.post(f"/peers/{PEER}/trust", data={**_csrf(settings), "fingerprint": old})

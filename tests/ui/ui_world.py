@@ -4,6 +4,7 @@ by a real process."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -14,10 +15,13 @@ from pathlib import Path
 from echo_app import serve_echo
 
 import fedbox
+from fedbox.crypto import Identity
+from fedbox.crypto.keys import did_document
 from fedbox.datasite.workspace import Workspace
 from fedbox.rds.datasets import create_dataset
 from fedbox.rds.owner import Owner
 from fedbox.rds.package import pack
+from fedbox.rpc.sealing import did_path
 from fedbox.store import LocalStore
 
 ME = "owner@x.org"
@@ -66,6 +70,18 @@ def build_world(tmp: Path) -> World:
             owner.receive(job_id, PEER, package)
             jobs.append(job_id)
     return World(root, workspace.state_dir, jobs)
+
+
+def change_peer_key(root: Path) -> str:
+    """PEER reset their keys: a new identity key published in their place; its
+    fingerprint."""
+    bundle = Identity.generate(PEER).public_bundle()
+    store = LocalStore(root)
+    try:
+        store.put(did_path(PEER), json.dumps(did_document(bundle)).encode())
+    finally:
+        store.close()
+    return bundle.fingerprint
 
 
 RUN_WRITER = textwrap.dedent(

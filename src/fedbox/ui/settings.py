@@ -37,11 +37,6 @@ class UiSettings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
-    @classmethod
-    def for_email(cls, email: str, state_dir: Path | None = None, **kwargs: Any) -> UiSettings:
-        workspace = Workspace.for_email(email, state_dir)
-        return cls(email=workspace.email, state_dir=workspace.state_dir, **kwargs)
-
     @property
     def workspace(self) -> Workspace:
         return Workspace(self.email, self.state_dir)
