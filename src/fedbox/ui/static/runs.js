@@ -52,14 +52,17 @@
   }
 
   function draw(run) {
-    const rounds = run.rounds;
+    // messages outside any round (a query before the first) have no place on an axis
+    const rounds = run.rounds.filter((r) => r.round !== "");
     const labels = rounds.map((r) => r.round);
-    for (const name of run.metrics) {
+    run.metrics.forEach((name, i) => {
       const chart = chartFor("metric:" + name, name, [name], false);
+      chart.canvas.parentElement.style.order = i + 1; // sorted, whenever each appeared
+
       chart.data.labels = labels;
       chart.data.datasets[0].data = rounds.map((r) => (name in r.metrics ? r.metrics[name] : null));
       chart.update();
-    }
+    });
     if (rounds.length) {
       const counts = ["replies", "errors", "timeouts"];
       const chart = chartFor("counts", "replies, errors and timeouts", counts, true);
@@ -70,7 +73,7 @@
     document.getElementById("no-metrics").hidden = run.metrics.length > 0;
     const body = document.querySelector("#rounds tbody");
     body.replaceChildren();
-    for (const r of rounds) {
+    for (const r of run.rounds) {
       const row = body.insertRow();
       for (const c of ["round", "sent", "replies", "errors", "timeouts"]) cell(row, r[c], true);
       cell(row, Object.entries(r.metrics).map(([k, v]) => k + " " + (+v).toPrecision(4)).join(", "));
