@@ -112,3 +112,15 @@ def test_the_printed_url_carries_the_token_and_a_local_host() -> None:
         "http://127.0.0.1:8765/"
     )
     assert "evil.example" not in s.allowed_hosts
+
+
+def test_pages_cannot_be_framed_or_run_foreign_scripts(client: TestClient) -> None:
+    for path in ("/", "/static/ui.css"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+        assert headers["x-content-type-options"] == "nosniff"
+    assert (
+        "frame-ancestors"
+        in client.get("/", headers={"host": "evil.example"}).headers["content-security-policy"]
+    )

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import HTTPException, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fedbox.ui.settings import UiSettings
 
@@ -23,6 +23,19 @@ __all__ = ["CSRF_FIELD", "CSRF_HEADER", "AccessGuard", "cookie_name", "csrf_valu
 
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "x-csrf-token"
+HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+"""On every answer: only our own scripts run (a job's output shown as text stays text),
+and no other site may frame the pages to trick a click on "approve". The referrer policy is
+same-origin, not no-referrer: under no-referrer a browser sends ``Origin: null`` with our
+own form posts, which the Origin check would refuse."""
 PUBLIC_PREFIX = "/static/"
 """The package's own assets: the same for everyone, served without the cookie."""
 
@@ -64,11 +77,17 @@ class AccessGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS]
+            await send(message)
+
         response = self._check(Request(scope))
         if response is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_guarded)
         else:
-            await response(scope, receive, send)
+            await response(scope, receive, send_guarded)
 
     def _check(self, request: Request) -> Response | None:
         allowed = self.settings.allowed_hosts
