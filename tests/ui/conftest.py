@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from ui_world import ME, World, build_world
+from ui_world import ME, SCREENSHOT_DIRS, World, build_world
 
 from fedbox.ui import UiSettings, create_app
 
 BASE = "http://127.0.0.1:8765"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for folder in SCREENSHOT_DIRS:
+        terminalreporter.write_line(f"fedbox ui screenshots: {folder}")
 
 
 @pytest.fixture

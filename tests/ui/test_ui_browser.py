@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from ui_process import UiProcess
-from ui_world import ME, PEER, RunWriter, World, change_peer_key
+from ui_world import ME, PEER, SCREENSHOT_DIRS, RunWriter, World, change_peer_key
 
 from fedbox.crypto import TrustStore
 from fedbox.fl.history import list_runs
@@ -41,11 +41,9 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ui-screenshots")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"fedbox ui screenshots: {folder}")
+    SCREENSHOT_DIRS.append(folder)  # printed at the end of the session (conftest)
     return folder
 
 

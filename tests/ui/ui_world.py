@@ -24,6 +24,8 @@ from fedbox.rds.package import pack
 from fedbox.rpc.sealing import did_path
 from fedbox.store import LocalStore
 
+SCREENSHOT_DIRS: list[Path] = []
+"""Where the browser tests saved their screenshots, for the terminal summary."""
 ME = "owner@x.org"
 PEER = "sci@x.org"
 
