@@ -54,7 +54,8 @@ def test_a_foreign_host_is_refused_even_with_the_cookie(client: TestClient, host
 def test_a_request_from_another_origin_is_refused(client: TestClient, world) -> None:
     assert client.get("/", headers={"origin": "http://evil.example"}).status_code == 403
     assert client.get("/", headers={"origin": "http://127.0.0.1:8765"}).status_code == 200
-    assert client.get("/", headers={"origin": "http://localhost:8765"}).status_code == 200
+    assert client.get("/", headers={"origin": "http://127.0.0.1:9999"}).status_code == 403
+    assert client.get("/", headers={"origin": "null"}).status_code == 403
     response = client.post(
         f"/jobs/{world.jobs[0]}/approve",
         data={CSRF_FIELD: csrf_value(client.app.state.ui.settings.token)},
@@ -111,7 +112,11 @@ def test_the_printed_url_carries_the_token_and_a_local_host() -> None:
     assert UiSettings(email="a@x.org", state_dir=Path("/x"), host="0.0.0.0").url.startswith(
         "http://127.0.0.1:8765/"
     )
-    assert "evil.example" not in s.allowed_hosts
+    assert s.allows_host("localhost") and not s.allows_host("evil.example")
+    named = UiSettings(email="a@x.org", state_dir=Path("/x"), host="10.1.2.3")
+    assert named.allows_host("10.1.2.3") and not named.allows_host("evil.example")
+    anywhere = UiSettings(email="a@x.org", state_dir=Path("/x"), host="0.0.0.0")
+    assert anywhere.allows_host("laptop.lan")  # the cookie is what keeps others out then
 
 
 def test_pages_cannot_be_framed_or_run_foreign_scripts(client: TestClient) -> None:

@@ -27,6 +27,9 @@ def test_another_host_is_served_with_a_warning(world: World) -> None:
     try:
         with httpx.Client(follow_redirects=True) as browser:
             assert browser.get(ui.url).status_code == 200
+            port = ui.base.rsplit(":", 1)[1]
+            other_name = browser.get(f"{ui.base}/", headers={"host": f"laptop.lan:{port}"})
+            assert other_name.status_code == 200
     finally:
         ui.close()
     assert "warning" in ui.stderr() and "0.0.0.0" in ui.stderr()

@@ -90,11 +90,11 @@ class AccessGuard:
             await response(scope, receive, send_guarded)
 
     def _check(self, request: Request) -> Response | None:
-        allowed = self.settings.allowed_hosts
-        if _host_name(request.headers.get("host", "")) not in allowed:
+        host = request.headers.get("host", "")
+        if not self.settings.allows_host(_host_name(host)):
             return PlainTextResponse("403: this Host is not allowed", status_code=403)
         origin = request.headers.get("origin")
-        if origin is not None and not _same_origin(origin, allowed):
+        if origin is not None and not _same_origin(origin, host):
             return PlainTextResponse("403: cross-origin request refused", status_code=403)
         if request.url.path.startswith(PUBLIC_PREFIX):
             return None
@@ -124,9 +124,11 @@ class AccessGuard:
         return response
 
 
-def _same_origin(origin: str, allowed: frozenset[str]) -> bool:
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether a request's Origin is the UI itself (port included: another local server
+    on another port is another origin, though browsers send it our cookie)."""
     parts = urlsplit(origin)
-    return parts.scheme == "http" and (parts.hostname or "") in allowed
+    return parts.scheme == "http" and parts.netloc.lower() == host.lower()
 
 
 def _refused() -> Response:

@@ -10,13 +10,24 @@ from typing import Any
 
 from fedbox.datasite.workspace import Workspace
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LOCAL_HOSTS", "UiSettings", "new_token"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "LOCAL_HOSTS",
+    "WILDCARD_HOSTS",
+    "UiSettings",
+    "new_token",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 """Host names a browser on this machine uses for the UI; any other Host header is
 refused (a DNS-rebinding page would send its own name)."""
+
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
+"""``--host`` values that listen on every address of the machine."""
 
 
 def new_token() -> str:
@@ -41,16 +52,19 @@ class UiSettings:
     def workspace(self) -> Workspace:
         return Workspace(self.email, self.state_dir)
 
-    @property
-    def allowed_hosts(self) -> frozenset[str]:
-        """Host names requests may carry: this machine's, plus ``host`` when it is
-        another (``--host``)."""
-        return LOCAL_HOSTS | {self.host.strip("[]")}
+    def allows_host(self, name: str) -> bool:
+        """Whether requests may name ``name`` as their Host: this machine's names, and
+        ``host`` when it is another (``--host``). Listening on every address
+        (``0.0.0.0``, ``::``), no name is known in advance, so any is allowed, as Jupyter
+        does with remote access on; the cookie still keeps other sites' pages out."""
+        if self.host in WILDCARD_HOSTS:
+            return True
+        return name in LOCAL_HOSTS or name == self.host.strip("[]").lower()
 
     @property
     def url(self) -> str:
         """Where a browser opens the UI, token included."""
-        host = self.host if self.host not in ("0.0.0.0", "::") else DEFAULT_HOST
+        host = self.host if self.host not in WILDCARD_HOSTS else DEFAULT_HOST
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/?token={self.token}"
