@@ -46,3 +46,22 @@ def test_a_bad_root_is_one_error_line(world: World, tmp_path) -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_it_stops_while_a_page_follows_a_live_run(world: World) -> None:
+    from ui_world import RunWriter
+
+    writer = RunWriter(world.state, rounds=2)
+    ui = UiProcess("--email", ME, "--state-dir", str(world.state))
+    try:
+        with httpx.Client(follow_redirects=True, timeout=30) as browser:
+            browser.get(ui.url)
+            with browser.stream("GET", f"{ui.base}/runs/demo-run/events") as events:
+                first = next(events.iter_lines())
+                assert first.startswith("data: ")
+                ui.proc.terminate()  # the stream is still open: the run goes on
+                ui.proc.wait(timeout=20)
+    finally:
+        ui.close()
+        writer.close()
+    assert ui.proc.returncode == 0
