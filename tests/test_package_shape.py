@@ -23,6 +23,7 @@ LAYERS = {
     "rds": 7,
     "fl": 8,
     "cli": 9,
+    "ui": 9,
     "testing": 9,
     "__main__": 9,
 }

@@ -8,6 +8,7 @@ Layers, bottom-up; a layer imports only from the layers below it:
 4. ``fedbox.rpc``       envelopes, sending, futures, handlers, audit
 8. ``fedbox.fl``        Flower over files
 9. ``fedbox.cli``       the ``fedbox`` command; the only place that wires layers for a user
+9. ``fedbox.ui``        ``fedbox ui``, the local web dashboard (beside cli: they use each other)
 
 This module re-exports the everyday API (``FileGrid`` lazily: it imports Flower).
 """

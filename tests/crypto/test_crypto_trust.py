@@ -70,3 +70,13 @@ def test_fingerprints_are_normalised_and_checked() -> None:
     for bad in ["", "abcd", fp + "00", fp.replace(fp[0], "g")]:
         with pytest.raises(CryptoError, match="not a fingerprint"):
             normalize_fingerprint(bad)
+
+
+def test_pins_lists_every_pinned_identity(tmp_path: Path) -> None:
+    store = TrustStore(tmp_path)
+    assert store.pins() == {}
+    carol = Identity.generate("carol@example.org").public_bundle()
+    bob = Identity.generate(BOB).public_bundle()
+    store.check(carol)
+    store.check(bob)
+    assert store.pins() == {BOB: bob.fingerprint, "carol@example.org": carol.fingerprint}

@@ -64,3 +64,21 @@ def test_an_old_log_is_upgraded_with_its_rows(tmp_path: Path) -> None:
     reopened = AuditLog(path)
     assert len(reopened.records()) == 2
     reopened.close()
+
+
+def test_counts_since_and_the_choices_a_dashboard_filters_by(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+    try:
+        log.claim(id="a", peer="p@x.org", app="t", endpoint="e", size=1, sha256="x", created=10.0)
+        log.claim(id="b", peer="q@x.org", app="u", endpoint="e", size=1, sha256="x", created=20.0)
+        log.record_sent(
+            id="c", peer="q@x.org", app="t", endpoint="e", size=1, sha256="x", created=30.0
+        )
+        assert log.counts_since(15.0) == {"in": 1, "out": 1}
+        assert log.counts_since(31.0) == {"in": 0, "out": 0}
+        assert [r.id for r in log.records(since=20.0)] == ["c", "b"]
+        assert log.peers() == ["p@x.org", "q@x.org"] and log.apps() == ["t", "u"]
+        assert log.call(id="c", direction="out", peer="q@x.org") is not None
+        assert log.call(id="c", direction="in", peer="q@x.org") is None
+    finally:
+        log.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -22,7 +23,7 @@ from fedbox.rpc.sealing import Sealer
 from fedbox.rpc.status import Status
 from fedbox.store import LocalStore
 
-__all__ = ["inspect_file"]
+__all__ = ["Inspection", "inspect_file", "inspect_message"]
 
 
 def _when(ts: float) -> str:
@@ -70,10 +71,38 @@ def _store_root(path: Path) -> Path | None:
     return path.resolve().parents[4]
 
 
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What :func:`inspect_message` found: rows of (field, value in Rich markup), or the
+    reason the header could not be read (``corrupt``)."""
+
+    path: Path
+    rows: list[tuple[str, str]]
+    intact: bool
+    corrupt: str | None = None
+
+
 def inspect_file(
     path: Path, console: Console, *, email: str | None = None, state_dir: Path | None = None
 ) -> int:
-    """Print the header and checks; exit code 0 if intact, 1 if corrupt.
+    """Print the header and checks; exit code 0 if intact, 1 if corrupt."""
+    found = inspect_message(path, email=email, state_dir=state_dir)
+    if found.corrupt is not None:
+        console.print(f"[red]corrupt[/red] {path}: {found.corrupt}")
+        return 1
+    table = Table(title=str(path), show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in found.rows:
+        table.add_row(key, value)
+    console.print(table)
+    return 0 if found.intact else 1
+
+
+def inspect_message(
+    path: Path, *, email: str | None = None, state_dir: Path | None = None
+) -> Inspection:
+    """The header and checks of a message file (``fedbox inspect``, the UI's messages).
 
     An encrypted body is checked (digest) and, if ``email`` is its recipient and that
     identity's keys are in ``state_dir``, opened too; otherwise the row ``encryption``
@@ -84,8 +113,7 @@ def inspect_file(
         try:
             header = read_header(f, path=str(path))
         except CorruptMessage as exc:
-            console.print(f"[red]corrupt[/red] {path}: {exc}")
-            return 1
+            return Inspection(path, [], intact=False, corrupt=str(exc))
         blob = _blob_of(path, header)
         if blob is None:
             body_size, intact = _body_check(f, header)
@@ -94,9 +122,6 @@ def inspect_file(
                 body_size, intact = _body_check(body, header)
         else:
             body_size, intact = 0, False
-    table = Table(title=str(path), show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
     cipher = "" if header.enc is None else " of ciphertext"
     rows = [
         ("kind", header.kind),
@@ -119,10 +144,7 @@ def inspect_file(
         rows += _opened_rows(path, header, email, state_dir)
     elif intact and header.enc is None and header.endpoint == FLOWER_ENDPOINT:
         rows += _body_rows(path, header, None)
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
-    return 0 if intact else 1
+    return Inspection(path, rows, intact=intact)
 
 
 def _check_text(intact: bool, header: Header) -> str:

@@ -25,6 +25,7 @@ from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
 from fedbox.cli.runs_cmd import runs_app
 from fedbox.cli.serve_cmd import serve
 from fedbox.cli.sync_cmd import sync_app
+from fedbox.cli.ui_cmd import ui
 from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -141,6 +142,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(job_app, name="job")
 app.add_typer(runs_app, name="runs")
 app.command("serve")(serve)
+app.command("ui")(ui)
 
 
 def main() -> None:

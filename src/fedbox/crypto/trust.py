@@ -89,6 +89,12 @@ class TrustStore:
         for email, fp in pins.items():
             logger.info("trusted identity key of %s: %s", email, fp)
 
+    def pins(self) -> dict[str, str]:
+        """Every pinned ``{email: fingerprint}``, by email."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT email, fp FROM pins ORDER BY email").fetchall()
+        return dict(rows)
+
     def pinned(self, email: str) -> str | None:
         """The pinned fingerprint for ``email``, or None if we have not met them."""
         with closing(self._connect()) as conn:

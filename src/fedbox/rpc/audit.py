@@ -149,8 +149,12 @@ class AuditLog:
 
     def incoming(self, peer: str, id: str) -> AuditRecord | None:
         """The row of request ``id`` from ``peer``, if it was ever claimed or refused."""
+        return self.call(id=id, direction="in", peer=peer)
+
+    def call(self, *, id: str, direction: str, peer: str) -> AuditRecord | None:
+        """The row of one call, if there is one."""
         rows = self._db.query(
-            "SELECT * FROM calls WHERE id=? AND direction='in' AND peer=?", (id, peer)
+            "SELECT * FROM calls WHERE id=? AND direction=? AND peer=?", (id, direction, peer)
         )
         return AuditRecord(**dict(rows[0])) if rows else None
 
@@ -215,10 +219,16 @@ class AuditLog:
         peer: str | None = None,
         status: int | None = None,
         direction: str | None = None,
+        since: float | None = None,
         limit: int = 1000,
     ) -> list[AuditRecord]:
-        """Newest first, filtered by whichever arguments are given."""
-        where, params = [], []
+        """Newest first, filtered by whichever arguments are given (``since``: created
+        at or after this time)."""
+        where: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            where.append("created>=?")
+            params.append(since)
         for column, value in (
             ("app", app),
             ("peer", peer),
@@ -234,6 +244,26 @@ class AuditLog:
         sql += " ORDER BY created DESC LIMIT ?"
         params.append(limit)
         return [AuditRecord(**dict(row)) for row in self._db.query(sql, params)]
+
+    def counts_since(self, since: float) -> dict[str, int]:
+        """How many calls each direction ('in', 'out') has had since ``since``."""
+        rows = self._db.query(
+            "SELECT direction, COUNT(*) AS n FROM calls WHERE created>=? GROUP BY direction",
+            (since,),
+        )
+        counts = {"in": 0, "out": 0}
+        counts.update({row["direction"]: row["n"] for row in rows})
+        return counts
+
+    def peers(self) -> list[str]:
+        """Every peer a call was made to or served for, sorted."""
+        return [
+            row["peer"] for row in self._db.query("SELECT DISTINCT peer FROM calls ORDER BY peer")
+        ]
+
+    def apps(self) -> list[str]:
+        """Every app named in a call, sorted (the choices of a filter)."""
+        return [row["app"] for row in self._db.query("SELECT DISTINCT app FROM calls ORDER BY app")]
 
     def close(self) -> None:
         self._db.close()

@@ -41,7 +41,15 @@ from fedbox.datasite.paths import datasite_dir
 from fedbox.errors import FedboxError, NotFound
 from fedbox.store import Store
 
-__all__ = ["LEASE_RENEWAL", "LEASE_TTL", "ServingLease", "lease_path"]
+__all__ = [
+    "LEASE_RENEWAL",
+    "LEASE_TTL",
+    "ServingLease",
+    "lease_path",
+    "lease_stands",
+    "read_lease",
+    "served_apps",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -153,26 +161,11 @@ class ServingLease:
 
     def _holder(self) -> dict[str, Any] | None:
         """The lease as another instance (or we) last wrote it; None if there is none."""
-        try:
-            data = json.loads(self._store.read(self._path))
-        except NotFound:
-            return None
-        except ValueError:
-            logger.warning("ignoring an unreadable serving lease at %s", self._path)
-            return None
-        return data if isinstance(data, dict) else None
+        return read_lease(self._store, self._email, self._app)
 
     def _alive(self, lease: dict[str, Any]) -> bool:
         """Whether another instance's lease still stands."""
-        if lease.get("instance") == self._instance:
-            return False
-        renewed = lease.get("renewed")
-        if not isinstance(renewed, int | float) or time.time() - renewed > LEASE_TTL:
-            return False
-        pid = lease.get("pid")
-        if lease.get("host") == socket.gethostname() and isinstance(pid, int):
-            return _pid_alive(pid)
-        return True
+        return lease.get("instance") != self._instance and lease_stands(lease)
 
     def _write(self) -> None:
         lease = {
@@ -212,6 +205,37 @@ class ServingLease:
                 self._on_lost()
                 return
             self._write()
+
+
+def served_apps(state_dir: Path) -> list[str]:
+    """The apps a server has run for from ``state_dir`` (it keeps their lock files)."""
+    prefix, suffix = "serving-", ".lock"
+    return sorted(p.name[len(prefix) : -len(suffix)] for p in state_dir.glob(f"{prefix}*{suffix}"))
+
+
+def lease_stands(lease: dict[str, Any]) -> bool:
+    """Whether a lease's server looks alive: renewed within :data:`LEASE_TTL`, and, on
+    this host, its process still running."""
+    renewed = lease.get("renewed")
+    if not isinstance(renewed, int | float) or time.time() - renewed > LEASE_TTL:
+        return False
+    pid = lease.get("pid")
+    if lease.get("host") == socket.gethostname() and isinstance(pid, int):
+        return _pid_alive(pid)
+    return True
+
+
+def read_lease(store: Store, email: str, app: str) -> dict[str, Any] | None:
+    """The lease of ``email``'s server for ``app`` as last written; None if there is
+    none or it is unreadable."""
+    try:
+        data = json.loads(store.read(lease_path(email, app)))
+    except NotFound:
+        return None
+    except ValueError:
+        logger.warning("ignoring an unreadable serving lease at %s", lease_path(email, app))
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _describe(lease: dict[str, Any]) -> str:
