@@ -103,7 +103,7 @@ RUN_WRITER = textwrap.dedent(
         ids = [f"m{r}a", f"m{r}b"]
         msgs = [(ids[0], 1, "a@x.org", "train", str(r), f"d{r}"),
                 (ids[1], 2, "b@x.org", "train", str(r), f"d{r}")]
-        rec.add_push([["a"], ["b"]], ids, msgs, {f"d{r}": b"content"}, str(r))
+        rec.add_push([["a"], ["b"]], ids, msgs, {f"d{r}": ([b"content"], 7)}, str(r))
         rec.add_replies("receive", ids, {}, [
             (ids[0], "reply", None, {"loss": 1.0 / r, "num-examples": 10.0}, b"r"),
             (ids[1], "reply", None, {"loss": 2.0 / r, "num-examples": 10.0}, b"r"),
