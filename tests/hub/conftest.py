@@ -1,12 +1,61 @@
-"""One real hub per test module (starting a process costs about a second)."""
+"""One real hub per test module (starting a process costs about a second).
+
+A module's hub keeps its data in SQLite + a folder unless the module overrides
+``hub_backend`` (see ``hub_process.BACKENDS``): ``postgres-s3`` puts it in a fresh
+PostgreSQL database (``$FEDBOX_TEST_POSTGRES``, an administrative URL) and a moto bucket.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hub_process import HubProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from hub_cluster import Databases, admin_url, s3_env
+from remote_servers import BUCKET, MotoS3
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Databases]:
+    """Makes fresh databases on the test PostgreSQL; skips (fails under CI) without one."""
+    try:
+        databases = Databases()
+    except Exception as exc:  # psycopg missing or the server unreachable, one reason to show
+        reason = f"PostgreSQL at {admin_url()} (set $FEDBOX_TEST_POSTGRES) unusable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield databases
+    databases.drop_all()
+
+
+def s3_options(moto: MotoS3) -> dict[str, object]:
+    return {
+        "endpoint_url": moto.endpoint, "key": moto.key, "secret": moto.secret,
+        "client_kwargs": {"region_name": "us-east-1"},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def backend_flags(request: pytest.FixtureRequest, hub_backend: str) -> tuple[tuple[str, ...], dict]:
+    """The ``fedbox hub serve`` flags and environment for ``hub_backend``."""
+    if hub_backend == "sqlite":
+        return (), {}
+    db = request.getfixturevalue("postgres").create()
+    moto: MotoS3 = request.getfixturevalue("moto_s3")
+    blobs = f"s3://{BUCKET}/hub-{uuid.uuid4().hex[:8]}"
+    return ("--db", db, "--blobs", blobs), s3_env(s3_options(moto))
+
+
+@pytest.fixture(scope="module")
+def hub_backend() -> str:
+    return "sqlite"
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +66,11 @@ def hub_args() -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def hub(
-    tmp_path_factory: pytest.TempPathFactory, hub_args: tuple[str, ...]
+    tmp_path_factory: pytest.TempPathFactory,
+    hub_args: tuple[str, ...],
+    backend_flags: tuple[tuple[str, ...], dict],
 ) -> Iterator[HubProcess]:
-    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *hub_args)
+    flags, env = backend_flags
+    server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *flags, *hub_args, env=env)
     yield server
     server.stop()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from fedbox.cli.roots import fail
+from fedbox.cli.roots import StorageOpt, fail, store_options
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import FedboxError
 
@@ -21,18 +21,42 @@ __all__ = ["hub_app", "login_command"]
 hub_app = typer.Typer(help="The hub: fedbox's own sync server.", no_args_is_help=True)
 console = Console()
 
-DataOpt = Annotated[Path, typer.Option("--data", help="The hub's folder: hub.db, blobs/, hub.key.")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="The hub's folder: hub.db, blobs/, upload staging.")
+]
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", help="SQLAlchemy URL of the metadata DB [default: DATA/hub.db]."),
+    typer.Option(
+        "--db",
+        envvar="FEDBOX_HUB_DB",
+        help="Metadata DB: postgresql://USER@HOST:PORT/DB or a SQLAlchemy URL "
+        "[default: DATA/hub.db].",
+    ),
+]
+BlobsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--blobs",
+        envvar="FEDBOX_HUB_BLOBS",
+        help="File contents: a folder or a URL such as s3://bucket/prefix "
+        "[default: DATA/blobs]. Credentials go in --storage-option or "
+        "$FEDBOX_STORAGE_OPTIONS, as for remote stores.",
+    ),
 ]
 
 
-def _settings(data: Path, db: str | None, **values: Any) -> HubSettings:
+def _settings(
+    data: Path,
+    db: str | None,
+    blobs: str | None = None,
+    storage_options: list[str] | None = None,
+    **values: Any,
+) -> HubSettings:
     # The hub is an optional extra: imported when a hub command runs, not with the CLI.
     from fedbox.hub.settings import HubSettings
 
-    return HubSettings(data=data, db_url=db, **values)
+    options = store_options(blobs, storage_options) if blobs else {}
+    return HubSettings(data=data, db_url=db, blobs=blobs, blobs_options=options, **values)
 
 
 @hub_app.command()
@@ -41,9 +65,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
     db: DbOpt = None,
-    blobs: Annotated[
-        str | None, typer.Option("--blobs", help="Folder or fsspec URL [default: DATA/blobs].")
-    ] = None,
+    blobs: BlobsOpt = None,
+    storage_option: StorageOpt = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="Return login codes to the caller instead of mailing.")
     ] = False,
@@ -86,7 +109,7 @@ def serve(
             starttls=smtp_starttls, password=os.environ.get("FEDBOX_HUB_SMTP_PASSWORD"),
         )  # fmt: skip
     settings = _settings(
-        data, db, blobs=blobs, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
+        data, db, blobs, storage_option, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
         quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp,
     )  # fmt: skip

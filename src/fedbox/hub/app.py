@@ -51,10 +51,10 @@ def build_hub(settings: HubSettings) -> Hub:
     engine = open_engine(settings.database_url)
     index = FileIndex(
         engine,
-        open_blobs(settings.blobs_location),
+        open_blobs(settings.blobs_location, settings.blobs_options),
         Quota(bytes=settings.quota_bytes, files=settings.quota_files),
     )
-    secret = settings.secret or load_secret(settings.data / "hub.key")
+    secret = settings.secret or load_secret(engine, settings.data / "hub.key")
     hub = Hub(
         settings=settings,
         index=index,

@@ -163,8 +163,9 @@ class FsspecBlobs:
             self._fs.rm_file(self._path(key))
 
 
-def open_blobs(location: str) -> Blobs:
-    """The blob store a ``--blobs`` value names: a folder, or an fsspec URL."""
+def open_blobs(location: str, options: dict[str, Any] | None = None) -> Blobs:
+    """The blob store a ``--blobs`` value names: a folder, or an fsspec URL (``options``
+    are its storage options)."""
     if "://" in location and not location.startswith("file://"):
-        return FsspecBlobs(location)
+        return FsspecBlobs(location, **(options or {}))
     return LocalBlobs(Path(location.removeprefix("file://")))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import smtplib
 import threading
@@ -21,9 +20,10 @@ from pathlib import Path
 
 import jwt
 from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fedbox.errors import FedboxError
-from fedbox.hub.schema import WRITE, codes, sessions
+from fedbox.hub.schema import WRITE, codes, keys, sessions
 from fedbox.hub.settings import SmtpSettings
 
 __all__ = [
@@ -54,19 +54,27 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def load_secret(path: Path) -> str:
-    """The token-signing key kept in ``path`` (mode 0600), made on first use."""
+def load_secret(engine: Engine, legacy: Path) -> str:
+    """The token-signing key, kept in the database so every hub process over it signs
+    and checks alike; made on first use. A hub from before kept it in ``legacy``
+    (``DATA/hub.key``): that key is adopted, so tokens already handed out stay valid."""
+    with engine.connect() as conn:
+        row = conn.execute(select(keys.c.value).where(keys.c.name == "signing")).first()
+    if row is not None:
+        return str(row.value)
     try:
-        return path.read_text().strip()
+        key = legacy.read_text().strip()
     except FileNotFoundError:
         key = secrets.token_urlsafe(48)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another hub process made it first
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as f:
-            f.write(key)
-        return key
+    try:
+        with engine.connect() as conn, conn.execution_options(**WRITE).begin():
+            conn.execute(insert(keys).values(name="signing", value=key))
+    except IntegrityError:  # another hub process made it first: use theirs
+        with engine.connect() as conn:
+            return str(
+                conn.execute(select(keys.c.value).where(keys.c.name == "signing")).scalar_one()
+            )
+    return key
 
 
 class TokenIssuer:

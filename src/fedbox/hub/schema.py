@@ -29,7 +29,9 @@ __all__ = [
     "WRITE",
     "changes",
     "codes",
+    "engine_url",
     "files",
+    "keys",
     "metadata",
     "open_engine",
     "serialize_writers",
@@ -93,6 +95,14 @@ codes = Table(
 """The one pending login code of an email (hashed)."""
 
 
+keys = Table(
+    "keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+"""Hub-wide secrets every process must share, such as the key that signs access tokens."""
+
 uploads = Table(
     "uploads",
     metadata,
@@ -123,8 +133,18 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
+def engine_url(url: str) -> str:
+    """``postgresql://...`` names the psycopg 3 driver (SQLAlchemy's default is psycopg2,
+    which fedbox does not install)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
+
+
 def open_engine(url: str) -> Engine:
     """An engine with the tables created; SQLite gets WAL and a busy timeout."""
+    url = engine_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -134,8 +154,13 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
+        # Requests run in a thread pool of 40; a few connections per process serve them
+        # (PostgreSQL's default limit is 100 connections for all hub processes together).
+        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=12)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together take turns
+            conn.execute(text("SELECT pg_advisory_xact_lock(7000)"))
+        metadata.create_all(conn)
     return engine
 
 
