@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from hub_process import HubProcess
+from remote_servers import s3_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from hub_cluster import Databases, admin_url, s3_env
-from remote_servers import BUCKET, MotoS3
 
 
 @pytest.fixture(scope="session")
@@ -35,22 +35,14 @@ def postgres() -> Iterator[Databases]:
     databases.drop_all()
 
 
-def s3_options(moto: MotoS3) -> dict[str, object]:
-    return {
-        "endpoint_url": moto.endpoint, "key": moto.key, "secret": moto.secret,
-        "client_kwargs": {"region_name": "us-east-1"},
-    }  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def backend_flags(request: pytest.FixtureRequest, hub_backend: str) -> tuple[tuple[str, ...], dict]:
     """The ``fedbox hub serve`` flags and environment for ``hub_backend``."""
     if hub_backend == "sqlite":
         return (), {}
     db = request.getfixturevalue("postgres").create()
-    moto: MotoS3 = request.getfixturevalue("moto_s3")
-    blobs = f"s3://{BUCKET}/hub-{uuid.uuid4().hex[:8]}"
-    return ("--db", db, "--blobs", blobs), s3_env(s3_options(moto))
+    bucket = s3_target(request.getfixturevalue("moto_s3"), f"hub-{uuid.uuid4().hex[:8]}")
+    return ("--db", db, "--blobs", bucket.url), s3_env(bucket.options)
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,10 @@ def build_hub(settings: HubSettings) -> Hub:
         tokens=TokenIssuer(secret, settings.access_ttl),
         sessions=Sessions(engine, settings.refresh_ttl),
         codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),
-        per_email=RateLimiter(settings.login_per_email, settings.login_window),
-        per_address=RateLimiter(settings.login_per_address, settings.login_window),
+        per_email=RateLimiter(engine, "email", settings.login_per_email, settings.login_window),
+        per_address=RateLimiter(
+            engine, "address", settings.login_per_address, settings.login_window
+        ),
         uploads=Uploads(engine, index, settings.data / "uploads"),
     )
     index.subscribe(hub.bus.publish)

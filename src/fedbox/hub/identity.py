@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
 import smtplib
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,7 +22,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fedbox.errors import FedboxError
-from fedbox.hub.schema import WRITE, codes, keys, sessions
+from fedbox.hub.schema import WRITE, codes, keys, lock_key, login_hits, sessions
 from fedbox.hub.settings import SmtpSettings
 
 __all__ = [
@@ -228,25 +227,46 @@ class LoginCodes:
 
 
 class RateLimiter:
-    """At most ``limit`` hits per key in any ``window`` seconds (sliding, in memory)."""
+    """At most ``limit`` hits per key in any ``window`` seconds (sliding), counted in the
+    database so that a client spreading requests over hub processes gains nothing."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    PRUNE_EVERY = 100
+    """Hits between sweeps of every key's expired hits (a key's own go at each of its hits)."""
+
+    def __init__(self, engine: Engine, scope: str, limit: int, window: float) -> None:
+        self._engine = engine
+        self.scope = scope
         self.limit = limit
         self.window = window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._count = itertools.count()
 
     def hit(self, key: str) -> float | None:
         """Count a hit; None if allowed, else the seconds until one would be."""
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return hits[0] + self.window - now
-            hits.append(now)
-            return None
+        key = f"{self.scope}:{key}"
+        now = time.time()
+        expired = now - self.window
+        with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
+            lock_key(conn, key)
+            if next(self._count) % self.PRUNE_EVERY == 0:
+                conn.execute(delete(login_hits).where(login_hits.c.at <= expired))
+            else:
+                conn.execute(
+                    delete(login_hits).where(login_hits.c.key == key, login_hits.c.at <= expired)
+                )
+            recent = (
+                conn.execute(
+                    select(login_hits.c.at)
+                    .where(login_hits.c.key == key)
+                    .order_by(login_hits.c.at)
+                    .limit(self.limit)
+                )
+                .scalars()
+                .all()
+            )
+            if len(recent) >= self.limit:
+                return float(recent[0]) + self.window - now
+            conn.execute(insert(login_hits).values(key=key, at=now))
+        return None
 
 
 def mail_code(smtp: SmtpSettings, email: str, code: str) -> None:

@@ -32,6 +32,8 @@ __all__ = [
     "engine_url",
     "files",
     "keys",
+    "lock_key",
+    "login_hits",
     "metadata",
     "open_engine",
     "serialize_writers",
@@ -102,6 +104,19 @@ keys = Table(
     Column("value", String(256), nullable=False),
 )
 """Hub-wide secrets every process must share, such as the key that signs access tokens."""
+
+login_hits = Table(
+    "login_hits",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("key", String(320), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("login_hits_key", "key", "at"),
+)
+"""Recent login requests per rate-limited key (an email or a client address), so every
+hub process counts the same hits."""
 
 uploads = Table(
     "uploads",
@@ -174,3 +189,13 @@ def serialize_writers(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+
+
+def lock_key(conn: Connection, key: str) -> None:
+    """Make transactions about the same ``key`` take turns, in every hub process.
+
+    SQLite has one writer at a time anyway; PostgreSQL takes a transaction-scoped
+    advisory lock on the key's hash (a collision only makes two keys wait for each other).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7002, hashtext(:key))"), {"key": key})
