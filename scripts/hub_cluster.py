@@ -135,6 +135,7 @@ class HubCluster:
         flags: tuple[str, ...] = NO_LOGIN_LIMITS,
     ) -> None:
         self.procs: list[HubProcess] = []
+        self.db = db
         self.flags = ("--db", db, "--blobs", blobs, *flags)
         self.data = data
         self.env = dict(env)

@@ -6,16 +6,19 @@ tokens, login rate limits) holds through the other: nothing lives in a process a
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from hub_process import client_for, login
+from hub_process import HubProcess, client_for, login
 from remote_servers import s3_target
+from websockets.sync.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from hub_cluster import Databases, HubCluster, s3_env
@@ -28,7 +31,7 @@ def _cluster(
     data: Path, postgres: Databases, moto_s3: object, flags: tuple[str, ...] = ()
 ) -> HubCluster:
     bucket = s3_target(moto_s3, f"cluster-{uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
-    extra = flags or ("--login-per-email", "10000", "--login-per-address", "10000")
+    extra = ("--login-per-email", "10000", "--login-per-address", "10000", *flags)
     return HubCluster(data, postgres.create(), bucket.url, s3_env(bucket.options), flags=extra)
 
 
@@ -36,7 +39,9 @@ def _cluster(
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, postgres: Databases, moto_s3: object
 ) -> Iterator[HubCluster]:
-    made = _cluster(tmp_path_factory.mktemp("cluster"), postgres, moto_s3)
+    # Writes are pushed to the other process by NOTIFY alone: the change log is looked at
+    # for missed ones only every 10 minutes.
+    made = _cluster(tmp_path_factory.mktemp("cluster"), postgres, moto_s3, ("--feed-check", "600"))
     yield made
     made.stop()
 
@@ -129,3 +134,76 @@ def test_login_limits_count_hits_on_every_process(
     finally:
         strict.stop()
     assert statuses == [200, 200, 200, 429]
+
+
+def _socket(hub: HubProcess, email: str, after: int) -> ClientConnection:
+    token = login(hub.url, email)["access_token"]
+    return connect(
+        f"ws://127.0.0.1:{hub.port}/api/v1/changes/ws?after={after}",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        open_timeout=30,
+    )
+
+
+def _paths_pushed(socket: ClientConnection, until: str) -> list[str]:
+    """Paths of the changes pushed, up to and including ``until``."""
+    paths: list[str] = []
+    while until not in paths:
+        paths += [c["path"] for c in json.loads(socket.recv(timeout=30))["changes"]]
+    return paths
+
+
+def _head(client: httpx.Client) -> int:
+    return int(client.get("/healthz").json()["head"])
+
+
+def test_a_write_through_one_process_is_pushed_to_a_websocket_on_the_other(
+    cluster: HubCluster,
+) -> None:
+    one = client_for(cluster.urls[0], A)
+    with _socket(cluster.procs[1], A, _head(one)) as socket:
+        for n in range(3):
+            path = f"{SITE}/push/{n}.txt"
+            one.put(f"/api/v1/files/{path}", content=b"x").raise_for_status()
+            assert _paths_pushed(socket, path)[-1] == path
+
+
+def _insert_change_without_notify(db: str, path: str) -> None:
+    """A change committed by something that sends no NOTIFY (as if it were lost)."""
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO changes (op, path, size, sha256, writer, time) "
+            "VALUES ('delete', %s, NULL, NULL, %s, %s)",
+            (path, A, time.time()),
+        )
+
+
+def _drop_listeners(db: str) -> None:
+    """Cut every hub process's LISTEN connection, as a network blip would."""
+    import psycopg
+
+    name = db.rsplit("/", 1)[1]
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            (name,),
+        )
+
+
+def test_a_missed_notification_delays_a_change_never_loses_it(
+    tmp_path: Path, postgres: Databases, moto_s3: object
+) -> None:
+    watched = _cluster(tmp_path, postgres, moto_s3, ("--feed-check", "0.5"))
+    try:
+        one = client_for(watched.urls[0], A)
+        with _socket(watched.procs[1], A, _head(one)) as socket:
+            _insert_change_without_notify(watched.db, f"{SITE}/unannounced.txt")
+            assert _paths_pushed(socket, f"{SITE}/unannounced.txt")
+            _drop_listeners(watched.db)
+            one.put(f"/api/v1/files/{SITE}/during-the-cut.txt", content=b"x").raise_for_status()
+            assert _paths_pushed(socket, f"{SITE}/during-the-cut.txt")
+    finally:
+        watched.stop()

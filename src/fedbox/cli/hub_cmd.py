@@ -92,6 +92,14 @@ def serve(
     smtp_starttls: Annotated[
         bool, typer.Option(envvar="FEDBOX_HUB_SMTP_STARTTLS", help="Upgrade SMTP to TLS.")
     ] = True,
+    feed_check: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Seconds between looks at the change log for writes whose notification "
+            "was missed (the most such a write waits to be pushed).",
+        ),
+    ] = 5.0,
     lifeline: Annotated[int | None, typer.Option("--lifeline", hidden=True)] = None,
 ) -> None:
     """Serve a hub. The SMTP password comes from FEDBOX_HUB_SMTP_PASSWORD only (a flag
@@ -111,7 +119,7 @@ def serve(
     settings = _settings(
         data, db, blobs, storage_option, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
-        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp,
+        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp, feed_check=feed_check,
     )  # fmt: skip
     if smtp is None and not dev:
         console.print(

@@ -33,6 +33,7 @@ from fedbox.hub.identity import (
 from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
 from fedbox.hub.limits import HeaderLimit
 from fedbox.hub.metrics import MetricsMiddleware
+from fedbox.hub.notify import ChangeWatcher
 from fedbox.hub.routes_auth import router as auth_router
 from fedbox.hub.routes_changes import router as changes_router
 from fedbox.hub.routes_files import NOT_FOUND
@@ -117,7 +118,10 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.bus.bind(asyncio.get_running_loop())
+        watcher = ChangeWatcher(hub.index.engine, hub.index.head, hub.bus.wake, settings.feed_check)
+        await run_in_threadpool(watcher.start)
         yield
+        await run_in_threadpool(watcher.stop)
         hub.index.engine.dispose()
 
     app = FastAPI(title="fedbox hub", version="1", lifespan=lifespan)

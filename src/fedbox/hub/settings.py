@@ -52,6 +52,9 @@ class HubSettings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     quota_files: int | None = Field(default=None, ge=0)
     smtp: SmtpSettings | None = None
+    feed_check: float = Field(default=5.0, gt=0)
+    """Seconds between looks at the change log's head for writes whose notification was
+    missed (see :mod:`fedbox.hub.notify`): the most such a write waits to be pushed."""
 
     @property
     def database_url(self) -> str:
