@@ -92,6 +92,14 @@ def serve(
     smtp_starttls: Annotated[
         bool, typer.Option(envvar="FEDBOX_HUB_SMTP_STARTTLS", help="Upgrade SMTP to TLS.")
     ] = True,
+    direct_downloads_above: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Clients can reach the --blobs bucket: files of at least this many bytes "
+            "are downloaded from it with presigned URLs (0: all), not through the hub.",
+        ),
+    ] = None,
     feed_check: Annotated[
         float,
         typer.Option(
@@ -120,6 +128,7 @@ def serve(
         data, db, blobs, storage_option, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
         quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp, feed_check=feed_check,
+        direct_downloads_above=direct_downloads_above,
     )  # fmt: skip
     if smtp is None and not dev:
         console.print(

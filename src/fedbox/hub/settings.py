@@ -52,6 +52,10 @@ class HubSettings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     quota_files: int | None = Field(default=None, ge=0)
     smtp: SmtpSettings | None = None
+    direct_downloads_above: int | None = Field(default=None, ge=0)
+    """The blob store (S3) is reachable by clients: files of at least this many bytes are
+    downloaded from it through a presigned URL (a 307 redirect) instead of through the
+    hub. None (the default) keeps every download on the hub."""
     feed_check: float = Field(default=5.0, gt=0)
     """Seconds between looks at the change log's head for writes whose notification was
     missed (see :mod:`fedbox.hub.notify`): the most such a write waits to be pushed."""
