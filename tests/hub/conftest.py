@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from hub_process import HubProcess
 from remote_servers import s3_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from hub_cluster import Databases, admin_url, s3_env
+from hub_cluster import Databases, HubCluster, admin_url, s3_env
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +66,45 @@ def hub(
     server = HubProcess(Path(tmp_path_factory.mktemp("hub")), *flags, *hub_args, env=env)
     yield server
     server.stop()
+
+
+def _new_cluster(data: Path, request: pytest.FixtureRequest, flags: tuple[str, ...]) -> HubCluster:
+    """Two ``--dev`` hub processes over a fresh database and bucket prefix."""
+    db = request.getfixturevalue("postgres").create()
+    bucket = s3_target(request.getfixturevalue("moto_s3"), f"cluster-{uuid.uuid4().hex[:8]}")
+    limits = ("--login-per-email", "10000", "--login-per-address", "10000")
+    return HubCluster(data, db, bucket.url, s3_env(bucket.options), flags=(*limits, *flags))
+
+
+@pytest.fixture(scope="module")
+def cluster_flags() -> tuple[str, ...]:
+    """Extra ``fedbox hub serve`` flags of the module's ``cluster``."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    cluster_flags: tuple[str, ...],
+) -> Iterator[HubCluster]:
+    """One cluster for the module (PostgreSQL + moto S3)."""
+    made = _new_cluster(tmp_path_factory.mktemp("cluster"), request, cluster_flags)
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+def make_cluster(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., HubCluster]]:
+    """Start clusters of the test's own (``make_cluster(*flags)``), stopped after it."""
+    made: list[HubCluster] = []
+
+    def make(*flags: str) -> HubCluster:
+        made.append(_new_cluster(tmp_path / f"cluster{len(made)}", request, flags))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.stop()

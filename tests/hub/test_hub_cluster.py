@@ -11,39 +11,26 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from hub_process import HubProcess, client_for, login
-from remote_servers import s3_target
 from websockets.sync.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from hub_cluster import Databases, HubCluster, s3_env
+from hub_cluster import HubCluster
 
 A, B = "alice@x.org", "bob@x.org"
 SITE = f"datasites/{A}"
 
 
-def _cluster(
-    data: Path, postgres: Databases, moto_s3: object, flags: tuple[str, ...] = ()
-) -> HubCluster:
-    bucket = s3_target(moto_s3, f"cluster-{uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
-    extra = ("--login-per-email", "10000", "--login-per-address", "10000", *flags)
-    return HubCluster(data, postgres.create(), bucket.url, s3_env(bucket.options), flags=extra)
-
-
 @pytest.fixture(scope="module")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, postgres: Databases, moto_s3: object
-) -> Iterator[HubCluster]:
+def cluster_flags() -> tuple[str, ...]:
     # Writes are pushed to the other process by NOTIFY alone: the change log is looked at
     # for missed ones only every 10 minutes.
-    made = _cluster(tmp_path_factory.mktemp("cluster"), postgres, moto_s3, ("--feed-check", "600"))
-    yield made
-    made.stop()
+    return ("--feed-check", "600")
 
 
 def test_a_file_written_through_one_process_is_read_through_the_other(
@@ -56,6 +43,26 @@ def test_a_file_written_through_one_process_is_read_through_the_other(
     got = two.get(f"/api/v1/files/{SITE}/shared.bin")
     assert got.content == body
     assert got.headers["x-fedbox-version"] == str(put.json()["version"])
+
+
+def test_rules_written_through_one_process_apply_at_the_other(cluster: HubCluster) -> None:
+    alice, bob = client_for(cluster.urls[0], A), client_for(cluster.urls[1], B)
+    rules = f"/api/v1/files/{SITE}/club/syft.pub.yaml"
+    alice.put(f"/api/v1/files/{SITE}/club/note.txt", content=b"for bob").raise_for_status()
+    assert bob.get(f"/api/v1/files/{SITE}/club/note.txt").status_code == 404
+    grant = 'rules:\n  - pattern: "**"\n    access: {read: [bob@x.org]}\n'
+    alice.put(rules, content=grant.encode()).raise_for_status()
+    _until(lambda: bob.get(f"/api/v1/files/{SITE}/club/note.txt").status_code == 200)
+    alice.delete(rules).raise_for_status()
+    _until(lambda: bob.get(f"/api/v1/files/{SITE}/club/note.txt").status_code == 404)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    """Wait for another process to act on a NOTIFY (milliseconds; the bound is generous)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the other process never applied the change"
+        time.sleep(0.02)
 
 
 def test_a_token_from_one_process_works_on_the_other(cluster: HubCluster) -> None:
@@ -123,16 +130,13 @@ def test_a_refresh_token_replayed_at_the_other_process_revokes_the_session(
 
 
 def test_login_limits_count_hits_on_every_process(
-    tmp_path: Path, postgres: Databases, moto_s3: object
+    make_cluster: Callable[..., HubCluster],
 ) -> None:
-    strict = _cluster(tmp_path, postgres, moto_s3, ("--login-per-email", "3"))
-    try:
-        statuses = [
-            httpx.post(f"{strict.urls[n % 2]}/api/v1/auth/code", json={"email": A}).status_code
-            for n in range(4)
-        ]
-    finally:
-        strict.stop()
+    strict = make_cluster("--login-per-email", "3")
+    statuses = [
+        httpx.post(f"{strict.urls[n % 2]}/api/v1/auth/code", json={"email": A}).status_code
+        for n in range(4)
+    ]
     assert statuses == [200, 200, 200, 429]
 
 
@@ -194,16 +198,13 @@ def _drop_listeners(db: str) -> None:
 
 
 def test_a_missed_notification_delays_a_change_never_loses_it(
-    tmp_path: Path, postgres: Databases, moto_s3: object
+    make_cluster: Callable[..., HubCluster],
 ) -> None:
-    watched = _cluster(tmp_path, postgres, moto_s3, ("--feed-check", "0.5"))
-    try:
-        one = client_for(watched.urls[0], A)
-        with _socket(watched.procs[1], A, _head(one)) as socket:
-            _insert_change_without_notify(watched.db, f"{SITE}/unannounced.txt")
-            assert _paths_pushed(socket, f"{SITE}/unannounced.txt")
-            _drop_listeners(watched.db)
-            one.put(f"/api/v1/files/{SITE}/during-the-cut.txt", content=b"x").raise_for_status()
-            assert _paths_pushed(socket, f"{SITE}/during-the-cut.txt")
-    finally:
-        watched.stop()
+    watched = make_cluster("--feed-check", "0.5")
+    one = client_for(watched.urls[0], A)
+    with _socket(watched.procs[1], A, _head(one)) as socket:
+        _insert_change_without_notify(watched.db, f"{SITE}/unannounced.txt")
+        assert _paths_pushed(socket, f"{SITE}/unannounced.txt")
+        _drop_listeners(watched.db)
+        one.put(f"/api/v1/files/{SITE}/during-the-cut.txt", content=b"x").raise_for_status()
+        assert _paths_pushed(socket, f"{SITE}/during-the-cut.txt")

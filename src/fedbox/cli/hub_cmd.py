@@ -157,6 +157,30 @@ def revoke(
     console.print(f"revoked {count} session(s) of {email}")
 
 
+@hub_app.command()
+def migrate(data: DataOpt, db: DbOpt = None) -> None:
+    """Upgrade the hub's database to this fedbox's schema, keeping every file and login.
+
+    Stop every hub process over the database first; start them again after.
+    """
+    from fedbox.hub.migrate import upgrade
+    from fedbox.hub.schema import open_engine
+
+    settings = _settings(data, db)
+    data.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.database_url)
+    try:
+        before, after = upgrade(engine)
+    except Exception as exc:  # Alembic and the driver raise many kinds; one line each
+        raise fail(f"cannot migrate the hub database: {exc}", code=1) from exc
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"the hub database is at the newest schema ({after})")
+    else:
+        console.print(f"migrated the hub database from {before or 'empty'} to {after}")
+
+
 def login_command(
     hub: Annotated[str, typer.Option("--hub", help="The hub: hub://HOST:PORT or hubs://...")],
     email: Annotated[str, typer.Option("--email", help="Your identity (an email).")],

@@ -10,7 +10,7 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``): ``/healthz``, ``/metri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -33,6 +33,7 @@ from fedbox.hub.identity import (
 from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
 from fedbox.hub.limits import HeaderLimit
 from fedbox.hub.metrics import MetricsMiddleware
+from fedbox.hub.migrate import ensure_current
 from fedbox.hub.notify import ChangeWatcher
 from fedbox.hub.routes_auth import router as auth_router
 from fedbox.hub.routes_changes import router as changes_router
@@ -50,6 +51,7 @@ def build_hub(settings: HubSettings) -> Hub:
     """The hub's parts over its database and blobs (the CLI's admin commands use this too)."""
     settings.data.mkdir(parents=True, exist_ok=True)
     engine = open_engine(settings.database_url)
+    ensure_current(engine)
     index = FileIndex(
         engine,
         open_blobs(settings.blobs_location, settings.blobs_options),
@@ -71,6 +73,17 @@ def build_hub(settings: HubSettings) -> Hub:
     )
     index.subscribe(hub.bus.publish)
     return hub
+
+
+def _woken(hub: Hub) -> Callable[[], None]:
+    """What the change watcher does when the log grew: rules first, then the feeds, so
+    the feeds filter the new changes by the new rules."""
+
+    def woken() -> None:
+        hub.access.catch_up()
+        hub.bus.wake()
+
+    return woken
 
 
 def _error(status: int, detail: str, **headers: str) -> JSONResponse:
@@ -118,7 +131,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.bus.bind(asyncio.get_running_loop())
-        watcher = ChangeWatcher(hub.index.engine, hub.index.head, hub.bus.wake, settings.feed_check)
+        watcher = ChangeWatcher(hub.index.engine, hub.index.head, _woken(hub), settings.feed_check)
         await run_in_threadpool(watcher.start)
         yield
         await run_in_threadpool(watcher.stop)

@@ -78,11 +78,11 @@ class ChangeWatcher:
             conn.execute(f"LISTEN {CHANNEL}")
             self._wake()  # anything committed while we were not listening
             while not self._stopping.is_set():
-                notified = False
-                for _ in conn.notifies(timeout=self.TICK):
-                    notified = True
+                if list(conn.notifies(timeout=self.TICK, stop_after=1)):
+                    # A burst of writes is one look at the log: take what else came.
+                    list(conn.notifies(timeout=0.001))
                     self._wake()
-                if not notified:
+                else:
                     self._check_head()
 
     def _check_head(self) -> None:

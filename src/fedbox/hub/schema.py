@@ -33,6 +33,7 @@ __all__ = [
     "files",
     "keys",
     "lock_key",
+    "lock_schema",
     "login_hits",
     "metadata",
     "open_engine",
@@ -158,7 +159,8 @@ def engine_url(url: str) -> str:
 
 
 def open_engine(url: str) -> Engine:
-    """An engine with the tables created; SQLite gets WAL and a busy timeout."""
+    """An engine over ``url``; SQLite gets WAL and a busy timeout. The tables are the
+    migrations' business (:mod:`fedbox.hub.migrate`)."""
     url = engine_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
@@ -172,11 +174,14 @@ def open_engine(url: str) -> Engine:
         # Requests run in a thread pool of 40; a few connections per process serve them
         # (PostgreSQL's default limit is 100 connections for all hub processes together).
         engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=12)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # processes starting together take turns
-            conn.execute(text("SELECT pg_advisory_xact_lock(7000)"))
-        metadata.create_all(conn)
     return engine
+
+
+def lock_schema(conn: Connection) -> None:
+    """Make processes that create or migrate the schema at once take turns (SQLite:
+    the writing transaction already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7000)"))
 
 
 def serialize_writers(conn: Connection) -> None:
