@@ -71,7 +71,7 @@ def test_a_client_on_each_process_talks_rpc_and_both_see_one_feed(
         futures = [app.send(BOB, "echo", f"request {i}".encode()) for i in range(20)]
         _, pending = alice.wait(futures, timeout=120)
         assert not pending
-        assert all(f.result().body == f"request {i}".encode() for i, f in enumerate(futures))
+        assert all(f.result().body == f"request {i}".encode()[::-1] for i, f in enumerate(futures))
         assert handled == Counter({f.id: 1 for f in futures})
     feeds = []
     for proc in cluster.procs:
@@ -91,11 +91,9 @@ def test_a_client_moves_to_the_next_process_when_its_own_dies(
     root = cluster.root
     _login(root, ALICE)
     _login(root, BOB)
-    with (
-        open_store(root, email=ALICE) as alice,
-        open_store(root, email=BOB) as bob,
-        bob.watch(f"datasites/{ALICE}") as watcher,
-    ):
+    with open_store(root, email=ALICE) as alice, open_store(root, email=BOB) as bob:
+        alice.put(f"datasites/{ALICE}/syft.pub.yaml", PUBLIC)
+        watcher = bob.watch(f"datasites/{ALICE}", suffixes=(".txt",))
         alice.put(f"datasites/{ALICE}/before.txt", b"1")
         assert watcher.next_batch(timeout=30) == {f"datasites/{ALICE}/before.txt"}
         cluster.procs[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
@@ -105,7 +103,8 @@ def test_a_client_moves_to_the_next_process_when_its_own_dies(
         deadline = time.monotonic() + 60
         while f"datasites/{ALICE}/after.txt" not in got and time.monotonic() < deadline:
             got |= watcher.next_batch(timeout=5)
-        assert got == {f"datasites/{ALICE}/after.txt"}  # pushed once, through the survivor
+        watcher.close()
+        assert got == {f"datasites/{ALICE}/after.txt"}  # pushed through the survivor
 
 
 def test_an_fl_run_survives_the_death_of_the_hub_process_everyone_uses(

@@ -114,13 +114,18 @@ class AccessRules:
         if any(_touches_rules(c) for c in batch):
             self.reload()
 
-    def catch_up(self) -> None:
+    def catch_up(self, upto: int | None = None) -> None:
         """Reload if a permission file changed since the last look, through any hub process.
 
         The change watcher calls this when the change log grew (before it wakes the
-        feeds): a rule written through another process applies here within its NOTIFY's
-        delay. This process's own writes reload at once (:meth:`_on_changes`).
+        feeds), so a rule written through another process applies here within its
+        NOTIFY's delay; a feed about to filter changes up to ``upto`` calls it (free when
+        already there), and so does a refusal before it is answered, so neither ever acts
+        on rules older than what it shows. This process's own writes reload at once
+        (:meth:`_on_changes`).
         """
+        if upto is not None and self._seen >= upto:
+            return
         with self._catching_up:
             changed = False
             while batch := self._index.changes(self._seen, limit=1000):

@@ -115,7 +115,7 @@ class HubStore:
         answer, time to back off."""
         with self._auth_lock:
             if self._http.base_url == failed:
-                at = [httpx.URL(u) for u in self._endpoints].index(failed)
+                at = self._endpoints.index(str(failed).rstrip("/"))
                 self._http.base_url = self._endpoints[(at + 1) % len(self._endpoints)]
                 self._unanswered += 1
                 if len(self._endpoints) > 1:
