@@ -69,6 +69,18 @@ class Tally:
     rtts: list[float] = field(default_factory=list)
 
 
+async def _send(http: httpx.AsyncClient, method: str, url: str, **kw: object) -> httpx.Response:
+    """A request retried on a dropped connection (an overloaded hub may close one)."""
+    for attempt in range(5):
+        try:
+            return await http.request(method, url, **kw)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def _headers(p: Participant) -> dict[str, str]:
     return {"Authorization": f"Bearer {p.token}"}
 
@@ -100,7 +112,8 @@ async def seed(http: httpx.AsyncClient, people: list[Participant], files: int) -
     async def one(n: int) -> None:
         p = people[n % len(people)]
         url = f"{p.base}/api/v1/files/datasites/{p.email}/data/f{n}.bin"
-        (await http.put(url, content=os.urandom(64), headers=_headers(p))).raise_for_status()
+        answer = await _send(http, "PUT", url, content=os.urandom(64), headers=_headers(p))
+        answer.raise_for_status()
 
     start = time.perf_counter()
     await _gather(32, [lambda n=n: one(n) for n in range(files)])
@@ -128,11 +141,11 @@ async def follow(p: Participant, after: int, http: httpx.AsyncClient, tally: Tal
 
 
 async def answer(p: Participant, path: str, http: httpx.AsyncClient, tally: Tally) -> None:
-    body = (await http.get(f"{p.base}/api/v1/files/{path}", headers=_headers(p))).content
+    body = (await _send(http, "GET", f"{p.base}/api/v1/files/{path}", headers=_headers(p))).content
     caller = path.split("/", 1)[0].removeprefix("syft_outbox_inbox_").split("_to_")[0]
     name = path.rsplit("/", 1)[1].replace(".request", ".response")
     reply = f"syft_outbox_inbox_{p.email}_to_{caller}/bench/rpc/{name}"
-    await http.put(f"{p.base}/api/v1/files/{reply}", content=body, headers=_headers(p))
+    await _send(http, "PUT", f"{p.base}/api/v1/files/{reply}", content=body, headers=_headers(p))
     tally.requests += 2
 
 
@@ -145,14 +158,15 @@ async def call_loop(
         p.pending[rid] = done
         start = time.perf_counter()
         path = f"syft_outbox_inbox_{p.email}_to_{peer.email}/bench/rpc/{rid}.request"
-        await http.put(f"{p.base}/api/v1/files/{path}", content=b"x" * 256, headers=_headers(p))
+        url = f"{p.base}/api/v1/files/{path}"
+        await _send(http, "PUT", url, content=b"x" * 256, headers=_headers(p))
         try:
             await asyncio.wait_for(done, timeout=60)
         except TimeoutError:
             p.pending.pop(rid, None)
             continue
         back = f"syft_outbox_inbox_{peer.email}_to_{p.email}/bench/rpc/{rid}.response"
-        await http.get(f"{p.base}/api/v1/files/{back}", headers=_headers(p))
+        await _send(http, "GET", f"{p.base}/api/v1/files/{back}", headers=_headers(p))
         tally.requests += 2
         tally.rtts.append(time.perf_counter() - start)
 
