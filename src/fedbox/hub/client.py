@@ -79,9 +79,9 @@ class HubStore:
         folder = urlsplit(url).path.strip("/")
         self._root = "/".join(split_store_path(folder, "hub folder", root_ok=True))
         self._retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
+        self._endpoints = base_urls(url)  # the hub's processes, tried in turn
         # A hub that serves big files from its bucket answers with a redirect to it (the
         # token stays behind: httpx drops Authorization on a redirect to another host).
-        self._endpoints = base_urls(url)
         self._http = httpx.Client(base_url=self._endpoints[0], timeout=60, follow_redirects=True)
         self._auth_lock = threading.Lock()
         self._unanswered = 0
