@@ -14,8 +14,9 @@ holds its socket on process ``i % N``, so half the round trips cross processes.
 ``--files`` small files are stored first (the hub's size), spread over the datasites.
 
 Figures: round trip p50/p99, RPCs/s and HTTP requests/s the hub(s) sustained, CPU per
-hub process (share of one core over the window, from /proc) and of this load generator
-(on a two-core machine they compete: read the figures as relative); then the cost of
+hub process (share of one core over the window, from /proc), of PostgreSQL and moto, and
+of this load generator (on a two-core machine they compete: read the figures as
+relative); then the cost of
 idle participants: requests they send and hub CPU per minute, with all of them
 connected and with a quarter of them.
 """
@@ -175,6 +176,25 @@ def _cpu(pids: Sequence[int]) -> list[float]:
     return [cpu_seconds(pid) for pid in pids]
 
 
+def _backing_cpu() -> dict[str, float]:
+    """CPU seconds so far of what the hubs stand on: every PostgreSQL process, and moto
+    (the S3 stand-in, started by scripts/hub_cluster.py from this process)."""
+    found = {"postgres": 0.0, "moto": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            comm = (proc / "comm").read_text().strip()
+            if comm == "postgres":
+                found["postgres"] += cpu_seconds(int(proc.name))
+            elif b"moto.server" in cmdline:
+                found["moto"] += cpu_seconds(int(proc.name))
+        except (OSError, ValueError):
+            continue  # the process ended meanwhile
+    return found
+
+
 async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Namespace) -> dict:
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
@@ -189,12 +209,14 @@ async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Na
         while any(p.socket is None for p in people):
             await asyncio.sleep(0.05)  # sockets still opening
         cpu0, me0, t0 = _cpu(pids), cpu_seconds(os.getpid()), time.monotonic()
+        backing0 = _backing_cpu()
         until = t0 + args.seconds
         pairs = [(people[i], people[i ^ 1]) for i in range(len(people) - len(people) % 2)]
         await asyncio.gather(*(call_loop(a, b, http, tally, until) for a, b in pairs))
         wall = time.monotonic() - t0
         cpu = [(c1 - c0) / wall for c0, c1 in zip(cpu0, _cpu(pids), strict=True)]
         me = (cpu_seconds(os.getpid()) - me0) / wall
+        backing = {k: round((v - backing0[k]) / wall, 2) for k, v in _backing_cpu().items()}
         rtts = sorted(tally.rtts)
         result = {
             "setup": name,
@@ -207,6 +229,7 @@ async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Na
             "http_requests_per_s": round(tally.requests / wall, 1),
             "hub_cpu_per_process": [round(c, 2) for c in cpu],
             "load_generator_cpu": round(me, 2),
+            "postgres_and_moto_cpu": backing,
         }
         print(json.dumps(result), flush=True)
         result["idle"] = [await idle(people, pids, args.idle_seconds, tally)]
