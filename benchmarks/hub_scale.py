@@ -16,9 +16,8 @@ holds its socket on process ``i % N``, so half the round trips cross processes.
 Figures: round trip p50/p99, RPCs/s and HTTP requests/s the hub(s) sustained, CPU per
 hub process (share of one core over the window, from /proc), of PostgreSQL and moto, and
 of this load generator (on a two-core machine they compete: read the figures as
-relative); then the cost of
-idle participants: requests they send and hub CPU per minute, with all of them
-connected and with a quarter of them.
+relative); then the cost of idle participants: requests they send and hub CPU per
+minute, with all of them connected and with a quarter of them.
 """
 
 from __future__ import annotations
