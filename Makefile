@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean hub-cluster
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# N PostgreSQL-backed hub processes + a moto S3 server on this machine (HUBS=2 by default).
+hub-cluster: $(VENV)/.installed
+	$(PY) scripts/hub_cluster.py --hubs $(or $(HUBS),2)

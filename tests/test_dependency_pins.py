@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 DATASETS_FSSPEC_CEILING = Version("2026.2.0")
-EXTRAS = ("remote", "gdrive", "test")
+EXTRAS = ("remote", "gdrive", "hubscale", "test")
 FSSPEC_FAMILY = ("fsspec", "s3fs", "gcsfs")
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import httpx
 
+BACKENDS = ("sqlite", "postgres-s3")
+"""Where a test hub keeps its data: SQLite + a folder (the default), or PostgreSQL + S3
+(moto). A module runs its tests on both by overriding the ``hub_backend`` fixture."""
+
 # For a hub whose tests each log in afresh, many times from one address.
 NO_LOGIN_LIMITS = ("--login-per-email", "10000", "--login-per-address", "10000")
 
@@ -22,8 +26,11 @@ def free_port() -> int:
 
 
 class HubProcess:
-    def __init__(self, data: Path, *flags: str, dev: bool = True) -> None:
+    def __init__(
+        self, data: Path, *flags: str, dev: bool = True, env: dict[str, str] | None = None
+    ) -> None:
         self.data = data
+        self.env = {**os.environ, **(env or {})}
         self.flags = (*flags, "--dev") if dev else flags
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -34,9 +41,9 @@ class HubProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fedbox", "hub", "serve", "--data", str(self.data),
              "--port", str(self.port), *self.flags],
-            env=os.environ.copy(),
+            env=self.env,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine starts slowly
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the hub exited while starting"
             try:
@@ -44,9 +51,8 @@ class HubProcess:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)  # the server is still binding its port; poll again
-        self.proc.kill()  # no fixture will stop a hub that never started
-        self.proc.wait()
-        raise TimeoutError("the hub did not answer /healthz within 30 s")
+        self.stop()
+        raise TimeoutError("the hub did not answer /healthz within 90 s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from hub_process import HubProcess, client_for, raw_status
+from hub_process import BACKENDS, HubProcess, client_for, raw_status
 
 A, B, C = "alice@x.org", "bob@x.org", "carol@x.org"
 CO, COM = "bob@x.co", "bob@x.com"  # the prefix trick: neither owns the other's datasite
@@ -112,6 +112,11 @@ TRICKS = [
     f"datasites/{A}%2f..%2f{B}/x",
     f"syft_outbox_inbox_{A}_to_/x",
 ]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def hub_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")

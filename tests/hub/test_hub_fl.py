@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -12,16 +13,35 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from hub_process import BACKENDS
+
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 MARKER = b"train-loss"
 """A metric name every client reply carries: in any body the hub stores in the clear."""
 
 
-def _simulate(*args: str) -> subprocess.CompletedProcess[str]:
+def _simulate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fedbox", "simulate", str(DIGITS), "--clients", "3", *args],
-        capture_output=True, text=True, timeout=300, env=os.environ.copy(),
+        capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def hub_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _blobs(data: Path, flags: tuple[str, ...], env: dict[str, str]) -> list[bytes]:
+    """Every blob the hub stored: in DATA/blobs, or under its ``--blobs`` URL."""
+    if not flags:
+        return [p.read_bytes() for p in (data / "blobs").rglob("*") if p.is_file()]
+    import fsspec
+
+    url = flags[flags.index("--blobs") + 1]
+    fs, root = fsspec.core.url_to_fs(url, **json.loads(env["FEDBOX_STORAGE_OPTIONS"])["s3"])
+    return [fs.cat_file(path) for path in fs.find(root)]
 
 
 def _hub_port(out: str) -> int:
@@ -48,10 +68,15 @@ def _until(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def test_digits_over_a_hub_reaches_the_usual_accuracy_encrypted(
-    tmp_path: Path, fedbox_home: Path
+    tmp_path: Path, fedbox_home: Path, backend_flags: tuple[tuple[str, ...], dict[str, str]]
 ) -> None:
+    """On each backend: ``fedbox hub serve`` takes ``--db``/``--blobs`` from the
+    environment, which ``simulate --hub`` passes on to the hub it starts."""
+    flags, env = backend_flags
+    if flags:
+        env = {**env, "FEDBOX_HUB_DB": flags[1], "FEDBOX_HUB_BLOBS": flags[3]}
     data = tmp_path / "hub"
-    done = _simulate("--hub", "--root", str(data))
+    done = _simulate("--hub", "--root", str(data), env=env)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     accuracy = re.search(r"final test accuracy ([0-9.]+)", out)
@@ -59,7 +84,7 @@ def test_digits_over_a_hub_reaches_the_usual_accuracy_encrypted(
     assert "encryption off" not in out
     for i in range(3):
         assert re.search(rf"client-{i}@sim\.fedbox\s+│ yes\s+│ 10/10 ", out), out
-    blobs = [p.read_bytes() for p in (data / "blobs").rglob("*") if p.is_file()]
+    blobs = _blobs(data, flags, env)
     assert len(blobs) > 30  # every message went through the hub
     assert not any(MARKER in blob for blob in blobs)
     assert _refuses(_hub_port(out))  # the hub ended with the run

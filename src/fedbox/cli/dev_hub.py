@@ -29,6 +29,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def log_in_to_dev_hub(url: str, email: str, state_dir: Path) -> None:
+    """Log ``email`` in to the ``--dev`` hub at ``url`` (it returns the code instead of
+    mailing it), its tokens saved in ``state_dir`` as ``fedbox login`` would."""
+    from fedbox.hub.credentials import login, request_code
+
+    code = request_code(url, email)
+    if code is None:
+        raise FedboxError(
+            f"the hub at {url} mails its login codes: a simulation needs a hub started "
+            "with --dev (or --hub, which starts one)"
+        )
+    login(url, email, code, state_dir)
+
+
 class DevHub:
     """A ``--dev`` hub keeping its data in ``data``, started and ready when this returns.
 
@@ -76,12 +90,7 @@ class DevHub:
 
     def log_in(self, email: str, state_dir: Path) -> None:
         """Log ``email`` in, its tokens saved in ``state_dir`` as ``fedbox login`` would."""
-        from fedbox.hub.credentials import login, request_code
-
-        code = request_code(self.url, email)
-        if code is None:
-            raise FedboxError("the simulation's hub did not return a login code")
-        login(self.url, email, code, state_dir)
+        log_in_to_dev_hub(self.url, email, state_dir)
 
     def stop(self) -> None:
         """End the hub (idempotent); its data stays in :attr:`data`."""

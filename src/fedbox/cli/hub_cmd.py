@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from fedbox.cli.roots import fail
+from fedbox.cli.roots import StorageOpt, fail, store_options
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import FedboxError
 
@@ -21,18 +21,42 @@ __all__ = ["hub_app", "login_command"]
 hub_app = typer.Typer(help="The hub: fedbox's own sync server.", no_args_is_help=True)
 console = Console()
 
-DataOpt = Annotated[Path, typer.Option("--data", help="The hub's folder: hub.db, blobs/, hub.key.")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="The hub's folder: hub.db, blobs/, upload staging.")
+]
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", help="SQLAlchemy URL of the metadata DB [default: DATA/hub.db]."),
+    typer.Option(
+        "--db",
+        envvar="FEDBOX_HUB_DB",
+        help="Metadata DB: postgresql://USER@HOST:PORT/DB or a SQLAlchemy URL "
+        "[default: DATA/hub.db].",
+    ),
+]
+BlobsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--blobs",
+        envvar="FEDBOX_HUB_BLOBS",
+        help="File contents: a folder or a URL such as s3://bucket/prefix "
+        "[default: DATA/blobs]. Credentials go in --storage-option or "
+        "$FEDBOX_STORAGE_OPTIONS, as for remote stores.",
+    ),
 ]
 
 
-def _settings(data: Path, db: str | None, **values: Any) -> HubSettings:
+def _settings(
+    data: Path,
+    db: str | None,
+    blobs: str | None = None,
+    storage_options: list[str] | None = None,
+    **values: Any,
+) -> HubSettings:
     # The hub is an optional extra: imported when a hub command runs, not with the CLI.
     from fedbox.hub.settings import HubSettings
 
-    return HubSettings(data=data, db_url=db, **values)
+    options = store_options(blobs, storage_options) if blobs else {}
+    return HubSettings(data=data, db_url=db, blobs=blobs, blobs_options=options, **values)
 
 
 @hub_app.command()
@@ -41,9 +65,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
     db: DbOpt = None,
-    blobs: Annotated[
-        str | None, typer.Option("--blobs", help="Folder or fsspec URL [default: DATA/blobs].")
-    ] = None,
+    blobs: BlobsOpt = None,
+    storage_option: StorageOpt = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="Return login codes to the caller instead of mailing.")
     ] = False,
@@ -69,6 +92,22 @@ def serve(
     smtp_starttls: Annotated[
         bool, typer.Option(envvar="FEDBOX_HUB_SMTP_STARTTLS", help="Upgrade SMTP to TLS.")
     ] = True,
+    direct_downloads_above: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Clients can reach the --blobs bucket: files of at least this many bytes "
+            "are downloaded from it with presigned URLs (0: all), not through the hub.",
+        ),
+    ] = None,
+    feed_check: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Seconds between looks at the change log for writes whose notification "
+            "was missed (the most such a write waits to be pushed).",
+        ),
+    ] = 5.0,
     lifeline: Annotated[int | None, typer.Option("--lifeline", hidden=True)] = None,
 ) -> None:
     """Serve a hub. The SMTP password comes from FEDBOX_HUB_SMTP_PASSWORD only (a flag
@@ -86,9 +125,10 @@ def serve(
             starttls=smtp_starttls, password=os.environ.get("FEDBOX_HUB_SMTP_PASSWORD"),
         )  # fmt: skip
     settings = _settings(
-        data, db, blobs=blobs, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
+        data, db, blobs, storage_option, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
-        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp,
+        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp, feed_check=feed_check,
+        direct_downloads_above=direct_downloads_above,
     )  # fmt: skip
     if smtp is None and not dev:
         console.print(
@@ -115,6 +155,30 @@ def revoke(
     finally:
         hub.index.engine.dispose()
     console.print(f"revoked {count} session(s) of {email}")
+
+
+@hub_app.command()
+def migrate(data: DataOpt, db: DbOpt = None) -> None:
+    """Upgrade the hub's database to this fedbox's schema, keeping every file and login.
+
+    Stop every hub process over the database first; start them again after.
+    """
+    from fedbox.hub.migrate import upgrade
+    from fedbox.hub.schema import open_engine
+
+    settings = _settings(data, db)
+    data.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.database_url)
+    try:
+        before, after = upgrade(engine)
+    except Exception as exc:  # Alembic and the driver raise many kinds; one line each
+        raise fail(f"cannot migrate the hub database: {exc}", code=1) from exc
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"the hub database is at the newest schema ({after})")
+    else:
+        console.print(f"migrated the hub database from {before or 'empty'} to {after}")
 
 
 def login_command(

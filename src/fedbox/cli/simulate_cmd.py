@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fedbox.cli.dev_hub import DevHub
+from fedbox.cli.dev_hub import DevHub, log_in_to_dev_hub
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -343,6 +343,8 @@ def simulate(
         dev_hub = None
         if hub:
             plan, dev_hub = _on_hub(plan)
+        elif url_scheme(plan.store_root) in ("hub", "hubs"):
+            _log_in_everyone(plan)
         _announce(plan, inprocess)
         _export_output_dir(plan)
         box = _prepare(plan, dev_hub)
@@ -371,6 +373,17 @@ def _on_hub(plan: SimulationPlan) -> tuple[SimulationPlan, DevHub]:
             raise fail(str(exc), EXIT_FAILED) from exc
         raise
     return dataclasses.replace(plan, store_root=hub.url), hub
+
+
+def _log_in_everyone(plan: SimulationPlan) -> None:
+    """A ``hub://`` --root (a running ``--dev`` hub, or several processes of one):
+    every participant logs in to it, as with --hub."""
+    try:
+        for email in (plan.aggregator, *plan.datasites):
+            log_in_to_dev_hub(plan.store_root, email, plan.state_dir(email))
+    except (FedboxError, OSError) as exc:
+        _discard_temp(plan)
+        raise fail(f"cannot log the participants in to {plan.store_root}: {exc}", 1) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ in a new set whenever a ``syft.pub.yaml`` is written, moved or deleted.
 from __future__ import annotations
 
 import logging
+import threading
 from enum import Enum
 
 from fedbox.datasite.identity import validate_email
@@ -77,6 +78,10 @@ def is_rules_path(path: str) -> bool:
     return path.startswith(DATASITES + "/") and path.rsplit("/", 1)[-1] == PERMISSION_FILE
 
 
+def _touches_rules(change: Change) -> bool:
+    return is_rules_path(change.path) or bool(change.old_path and is_rules_path(change.old_path))
+
+
 class AccessRules:
     """Answers "what may USER do with PATH", cached until a permission file changes."""
 
@@ -85,6 +90,8 @@ class AccessRules:
         # The rules and the verdicts drawn from them, swapped together in one assignment so
         # a verdict from old rules never lands in the new cache.
         self._state: tuple[PermissionSet, dict[tuple[str, str], Verdict]] = (PermissionSet(), {})
+        self._seen = index.head()
+        self._catching_up = threading.Lock()
         self.reload()
         index.subscribe(self._on_changes)
 
@@ -104,8 +111,28 @@ class AccessRules:
         self._state = (PermissionSet(found), {})
 
     def _on_changes(self, batch: list[Change]) -> None:
-        if any(is_rules_path(c.path) or (c.old_path and is_rules_path(c.old_path)) for c in batch):
+        if any(_touches_rules(c) for c in batch):
             self.reload()
+
+    def catch_up(self, upto: int | None = None) -> None:
+        """Reload if a permission file changed since the last look, through any hub process.
+
+        The change watcher calls this when the change log grew (before it wakes the
+        feeds), so a rule written through another process applies here within its
+        NOTIFY's delay; a feed about to filter changes up to ``upto`` calls it (free when
+        already there), and so does a refusal before it is answered, so neither ever acts
+        on rules older than what it shows. This process's own writes reload at once
+        (:meth:`_on_changes`).
+        """
+        if upto is not None and self._seen >= upto:
+            return
+        with self._catching_up:
+            changed = False
+            while batch := self._index.changes(self._seen, limit=1000):
+                changed = changed or any(_touches_rules(c) for c in batch)
+                self._seen = batch[-1].seq
+            if changed:
+                self.reload()
 
     def verdict(self, user: str, path: str) -> Verdict:
         """The caller's rights on a path already validated by :func:`check_path`."""

@@ -10,7 +10,7 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``): ``/healthz``, ``/metri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -33,6 +33,8 @@ from fedbox.hub.identity import (
 from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
 from fedbox.hub.limits import HeaderLimit
 from fedbox.hub.metrics import MetricsMiddleware
+from fedbox.hub.migrate import ensure_current
+from fedbox.hub.notify import ChangeWatcher
 from fedbox.hub.routes_auth import router as auth_router
 from fedbox.hub.routes_changes import router as changes_router
 from fedbox.hub.routes_files import NOT_FOUND
@@ -49,12 +51,13 @@ def build_hub(settings: HubSettings) -> Hub:
     """The hub's parts over its database and blobs (the CLI's admin commands use this too)."""
     settings.data.mkdir(parents=True, exist_ok=True)
     engine = open_engine(settings.database_url)
+    ensure_current(engine)
     index = FileIndex(
         engine,
-        open_blobs(settings.blobs_location),
+        open_blobs(settings.blobs_location, settings.blobs_options),
         Quota(bytes=settings.quota_bytes, files=settings.quota_files),
     )
-    secret = settings.secret or load_secret(settings.data / "hub.key")
+    secret = settings.secret or load_secret(engine, settings.data / "hub.key")
     hub = Hub(
         settings=settings,
         index=index,
@@ -62,12 +65,25 @@ def build_hub(settings: HubSettings) -> Hub:
         tokens=TokenIssuer(secret, settings.access_ttl),
         sessions=Sessions(engine, settings.refresh_ttl),
         codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),
-        per_email=RateLimiter(settings.login_per_email, settings.login_window),
-        per_address=RateLimiter(settings.login_per_address, settings.login_window),
+        per_email=RateLimiter(engine, "email", settings.login_per_email, settings.login_window),
+        per_address=RateLimiter(
+            engine, "address", settings.login_per_address, settings.login_window
+        ),
         uploads=Uploads(engine, index, settings.data / "uploads"),
     )
     index.subscribe(hub.bus.publish)
     return hub
+
+
+def _woken(hub: Hub) -> Callable[[], None]:
+    """What the change watcher does when the log grew: rules first, then the feeds, so
+    the feeds filter the new changes by the new rules."""
+
+    def woken() -> None:
+        hub.access.catch_up()
+        hub.bus.wake()
+
+    return woken
 
 
 def _error(status: int, detail: str, **headers: str) -> JSONResponse:
@@ -115,7 +131,10 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.bus.bind(asyncio.get_running_loop())
+        watcher = ChangeWatcher(hub.index.engine, hub.index.head, _woken(hub), settings.feed_check)
+        await run_in_threadpool(watcher.start)
         yield
+        await run_in_threadpool(watcher.stop)
         hub.index.engine.dispose()
 
     app = FastAPI(title="fedbox hub", version="1", lifespan=lifespan)

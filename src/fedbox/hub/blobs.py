@@ -50,6 +50,11 @@ class Blobs(Protocol):
         """Remove a blob; no error if it is already gone."""
         ...
 
+    def signed_url(self, key: str, expires: int) -> str | None:
+        """A URL that lets its holder GET the blob for ``expires`` seconds without the
+        hub, or None where the store has no such thing (a local folder)."""
+        ...
+
 
 class _LocalWriter:
     def __init__(self, root: Path, key: str) -> None:
@@ -109,6 +114,9 @@ class LocalBlobs:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def signed_url(self, key: str, expires: int) -> str | None:
+        return None
+
 
 class _FsspecWriter:
     def __init__(self, fs: Any, path: str, key: str) -> None:
@@ -162,9 +170,16 @@ class FsspecBlobs:
         with contextlib.suppress(FileNotFoundError):
             self._fs.rm_file(self._path(key))
 
+    def signed_url(self, key: str, expires: int) -> str | None:
+        try:
+            return str(self._fs.sign(self._path(key), expiration=expires))
+        except NotImplementedError:  # a backend without presigned URLs
+            return None
 
-def open_blobs(location: str) -> Blobs:
-    """The blob store a ``--blobs`` value names: a folder, or an fsspec URL."""
+
+def open_blobs(location: str, options: dict[str, Any] | None = None) -> Blobs:
+    """The blob store a ``--blobs`` value names: a folder, or an fsspec URL (``options``
+    are its storage options)."""
     if "://" in location and not location.startswith("file://"):
-        return FsspecBlobs(location)
+        return FsspecBlobs(location, **(options or {}))
     return LocalBlobs(Path(location.removeprefix("file://")))

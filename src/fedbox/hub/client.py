@@ -33,7 +33,7 @@ from websockets.sync.client import connect
 
 from fedbox.datasite.paths import split_store_path
 from fedbox.errors import InvalidIdentity, NotFound, PermissionDenied, StoreError
-from fedbox.hub.credentials import HubLogin, NotLoggedIn, find_login
+from fedbox.hub.credentials import HubLogin, NotLoggedIn, base_urls, find_login
 from fedbox.store.base import (
     DEFAULT_RETRY_TIMEOUT,
     Entry,
@@ -79,8 +79,12 @@ class HubStore:
         folder = urlsplit(url).path.strip("/")
         self._root = "/".join(split_store_path(folder, "hub folder", root_ok=True))
         self._retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
-        self._http = httpx.Client(base_url=self._login.url, timeout=60)
+        self._endpoints = base_urls(url)  # the hub's processes, tried in turn
+        # A hub that serves big files from its bucket answers with a redirect to it (the
+        # token stays behind: httpx drops Authorization on a redirect to another host).
+        self._http = httpx.Client(base_url=self._endpoints[0], timeout=60, follow_redirects=True)
         self._auth_lock = threading.Lock()
+        self._unanswered = 0
 
     def __repr__(self) -> str:
         return f"HubStore({self.url!r} as {self._login.email})"
@@ -105,25 +109,42 @@ class HubStore:
             if self._login.access_token == stale:  # another thread may have refreshed
                 self._login.refresh(self._http)
 
+    def _fail_over(self, failed: httpx.URL) -> bool:
+        """Move to the hub's next process after ``failed`` did not answer (a no-op if
+        another thread moved already); True when every process was tried since the last
+        answer, time to back off."""
+        with self._auth_lock:
+            if self._http.base_url == failed:
+                at = self._endpoints.index(str(failed).rstrip("/"))
+                self._http.base_url = self._endpoints[(at + 1) % len(self._endpoints)]
+                self._unanswered += 1
+                if len(self._endpoints) > 1:
+                    logger.warning("hub %s unreachable; trying %s", failed, self._http.base_url)
+            return self._unanswered % len(self._endpoints) == 0
+
     def _request(
         self, method: str, url: str, *, rewind: Callable[[], Any] | None = None, **kw: Any
     ) -> httpx.Response:
-        """One request, refreshed once on 401 and retried through outages."""
+        """One request, refreshed once on 401 and retried through outages, on the hub's
+        next process (a ``hub://`` root may list several) before backing off."""
         deadline = time.monotonic() + self._retry_timeout
         delay = 0.05
         refreshed = False
         while True:
             token = self._login.access_token
+            base = self._http.base_url
             try:
                 answer = self._http.request(method, url, headers=self._headers(), **kw)
             except httpx.TransportError as exc:
                 if time.monotonic() + delay > deadline:
                     raise StoreError(f"{self.url} unreachable: {exc}") from exc
-                time.sleep(delay)  # backoff while the hub is down
-                delay = min(delay * 2, 2.0)
+                if self._fail_over(base):
+                    time.sleep(delay)  # backoff while the hub is down
+                    delay = min(delay * 2, 2.0)
                 if rewind is not None:
                     rewind()
                 continue
+            self._unanswered = 0
             if answer.status_code == 401 and not refreshed:
                 self._refresh(token)
                 refreshed = True
@@ -226,12 +247,28 @@ class HubStore:
         full = self._full(path)
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
         try:
-            self._download(full, path, spool)
+            self._download_anywhere(full, path, spool)
         except BaseException:
             spool.close()
             raise
         spool.seek(0)
         return spool  # type: ignore[return-value]
+
+    def _download_anywhere(self, full: str, path: str, spool: Any) -> None:
+        """:meth:`_download`, started over on the hub's next process if this one fails."""
+        deadline = time.monotonic() + self._retry_timeout
+        while True:
+            base = self._http.base_url
+            try:
+                self._download(full, path, spool)
+                return
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{self.url} unreachable: {exc}") from exc
+                spool.seek(0)
+                spool.truncate()
+                if self._fail_over(base):
+                    time.sleep(0.5)  # every process failed: wait before the next round
 
     def _download(self, full: str, path: str, sink: Any) -> None:
         for attempt in range(2):
@@ -337,11 +374,19 @@ class HubStore:
         return int(answer.json()["head"])
 
     def feed_socket(self, after: int) -> Any:
-        ws_url = self._login.url.replace("http", "ws", 1) + f"/api/v1/changes/ws?after={after}"
+        base = self._http.base_url
+        ws_url = str(base).rstrip("/").replace("http", "ws", 1)
         try:
-            return connect(ws_url, additional_headers=self._headers(), open_timeout=30)
+            return connect(
+                f"{ws_url}/api/v1/changes/ws?after={after}",
+                additional_headers=self._headers(),
+                open_timeout=30,
+            )
         except InvalidStatus as exc:
             raise StoreError(f"{self.url}: the change feed refused us: {exc}") from exc
+        except (OSError, TimeoutError):
+            self._fail_over(base)  # the watcher reconnects, to the next process
+            raise
 
     def refresh_after_close(self, code: int | None) -> None:
         if code == 4401:

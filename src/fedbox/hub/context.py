@@ -27,7 +27,8 @@ __all__ = ["ChangeBus", "Hub", "current_caller", "hub_of"]
 
 
 class ChangeBus:
-    """Wakes every open change feed when a write commits (commits run in worker threads)."""
+    """Wakes every open change feed when a write commits: one of this process's (commits
+    run in worker threads) or, through :class:`~fedbox.hub.notify.ChangeWatcher`, any."""
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Event] = set()
@@ -48,9 +49,13 @@ class ChangeBus:
         for event in self._waiters:
             event.set()
 
-    def publish(self, _batch: list[Change]) -> None:
+    def wake(self) -> None:
+        """Make every feed look at the change log again (from any thread)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake_all)
+
+    def publish(self, _batch: list[Change]) -> None:
+        self.wake()
 
 
 @dataclass

@@ -24,6 +24,7 @@ __all__ = [
     "HubLogin",
     "NotLoggedIn",
     "base_url",
+    "base_urls",
     "find_login",
     "login",
     "request_code",
@@ -36,13 +37,31 @@ class NotLoggedIn(StoreError):
     """No login for this hub in the participant's state dir, or it ended (revoked)."""
 
 
-def base_url(hub: str) -> str:
-    """``http(s)://host:port`` for ``hub://``/``hubs://``/``http(s)://`` URLs (path dropped)."""
+def base_urls(hub: str) -> list[str]:
+    """Every process a hub URL names, in the order to try them: ``hub://h1:8700,h2:8701``
+    gives ``["http://h1:8700", "http://h2:8701"]`` (``hubs://`` gives https, the path is
+    dropped). One hub served by several processes is one login, whichever answers."""
     parts = urlsplit(hub)
     scheme = {"hub": "http", "hubs": "https", "http": "http", "https": "https"}.get(parts.scheme)
-    if scheme is None or not parts.hostname:
-        raise ValueError(f"{hub!r} is not a hub URL (hub://HOST:PORT or hubs://HOST:PORT)")
-    return f"{scheme}://{parts.netloc}"
+    hosts = [h.strip() for h in parts.netloc.split(",")]
+    if scheme is None or not all(hosts) or "@" in parts.netloc:
+        raise ValueError(
+            f"{hub!r} is not a hub URL (hub://HOST:PORT, hubs://HOST:PORT, or several "
+            "processes of one hub: hub://HOST1:PORT1,HOST2:PORT2)"
+        )
+    for host in hosts:
+        try:
+            urlsplit(f"{scheme}://{host}").port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ValueError(f"{hub!r} is not a hub URL: {exc}") from exc
+    return [f"{scheme}://{host}" for host in hosts]
+
+
+def base_url(hub: str) -> str:
+    """The hub's name for logins: ``http(s)://host:port``, or for several processes
+    ``http://h1:8700,h2:8701`` (tokens are saved under it)."""
+    urls = base_urls(hub)
+    return urls[0].split("://")[0] + "://" + ",".join(u.split("://", 1)[1] for u in urls)
 
 
 def _read(path: Path) -> dict[str, dict[str, str]]:
@@ -82,9 +101,8 @@ class HubLogin:
         _write(self.file, data)
 
     def refresh(self, client: httpx.Client) -> None:
-        answer = client.post(
-            f"{self.url}/api/v1/auth/refresh", json={"refresh_token": self.refresh_token}
-        )
+        """Rotate the tokens through ``client`` (its base URL is one of the hub's processes)."""
+        answer = client.post("/api/v1/auth/refresh", json={"refresh_token": self.refresh_token})
         if answer.status_code == 401:
             raise NotLoggedIn(
                 f"the login of {self.email} at {self.url} ended ({answer.json().get('detail')}); "
@@ -97,9 +115,21 @@ class HubLogin:
         self.save()
 
 
+def _post_to_any(url: str, endpoint: str, body: dict[str, str]) -> httpx.Response:
+    """POST to the first of the hub's processes that answers."""
+    urls = base_urls(url)
+    for n, base in enumerate(urls):
+        try:
+            return httpx.post(f"{base}{endpoint}", json=body, timeout=60)
+        except httpx.TransportError:
+            if n == len(urls) - 1:
+                raise
+    raise AssertionError("unreachable: base_urls returns at least one URL")
+
+
 def request_code(url: str, email: str) -> str | None:
     """Ask the hub to send a login code; a ``--dev`` hub returns it instead."""
-    answer = httpx.post(f"{base_url(url)}/api/v1/auth/code", json={"email": email}, timeout=60)
+    answer = _post_to_any(url, "/api/v1/auth/code", {"email": email})
     _raise_for(answer)
     code = answer.json().get("code")
     return code if isinstance(code, str) else None
@@ -119,9 +149,7 @@ def login(url: str, email: str, code: str, state_dir: Path | None = None) -> Hub
     """Exchange a code for tokens and keep them in ``email``'s state dir."""
     email = validate_email(email)
     base = base_url(url)
-    answer = httpx.post(
-        f"{base}/api/v1/auth/token", json={"email": email, "code": code}, timeout=60
-    )
+    answer = _post_to_any(url, "/api/v1/auth/token", {"email": email, "code": code})
     _raise_for(answer)
     tokens = answer.json()
     workspace = Workspace.for_email(email, state_dir).ensure()

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import itertools
 import secrets
 import smtplib
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
 import jwt
 from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fedbox.errors import FedboxError
-from fedbox.hub.schema import WRITE, codes, sessions
+from fedbox.hub.schema import WRITE, codes, keys, lock_key, login_hits, sessions
 from fedbox.hub.settings import SmtpSettings
 
 __all__ = [
@@ -54,19 +53,27 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def load_secret(path: Path) -> str:
-    """The token-signing key kept in ``path`` (mode 0600), made on first use."""
+def load_secret(engine: Engine, legacy: Path) -> str:
+    """The token-signing key, kept in the database so every hub process over it signs
+    and checks alike; made on first use. A hub from before kept it in ``legacy``
+    (``DATA/hub.key``): that key is adopted, so tokens already handed out stay valid."""
+    with engine.connect() as conn:
+        row = conn.execute(select(keys.c.value).where(keys.c.name == "signing")).first()
+    if row is not None:
+        return str(row.value)
     try:
-        return path.read_text().strip()
+        key = legacy.read_text().strip()
     except FileNotFoundError:
         key = secrets.token_urlsafe(48)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another hub process made it first
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as f:
-            f.write(key)
-        return key
+    try:
+        with engine.connect() as conn, conn.execution_options(**WRITE).begin():
+            conn.execute(insert(keys).values(name="signing", value=key))
+    except IntegrityError:  # another hub process made it first: use theirs
+        with engine.connect() as conn:
+            return str(
+                conn.execute(select(keys.c.value).where(keys.c.name == "signing")).scalar_one()
+            )
+    return key
 
 
 class TokenIssuer:
@@ -220,25 +227,46 @@ class LoginCodes:
 
 
 class RateLimiter:
-    """At most ``limit`` hits per key in any ``window`` seconds (sliding, in memory)."""
+    """At most ``limit`` hits per key in any ``window`` seconds (sliding), counted in the
+    database so that a client spreading requests over hub processes gains nothing."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    PRUNE_EVERY = 100
+    """Hits between sweeps of every key's expired hits (a key's own go at each of its hits)."""
+
+    def __init__(self, engine: Engine, scope: str, limit: int, window: float) -> None:
+        self._engine = engine
+        self.scope = scope
         self.limit = limit
         self.window = window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._count = itertools.count()
 
     def hit(self, key: str) -> float | None:
         """Count a hit; None if allowed, else the seconds until one would be."""
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return hits[0] + self.window - now
-            hits.append(now)
-            return None
+        key = f"{self.scope}:{key}"
+        now = time.time()
+        expired = now - self.window
+        with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
+            lock_key(conn, key)
+            if next(self._count) % self.PRUNE_EVERY == 0:
+                conn.execute(delete(login_hits).where(login_hits.c.at <= expired))
+            else:
+                conn.execute(
+                    delete(login_hits).where(login_hits.c.key == key, login_hits.c.at <= expired)
+                )
+            recent = (
+                conn.execute(
+                    select(login_hits.c.at)
+                    .where(login_hits.c.key == key)
+                    .order_by(login_hits.c.at)
+                    .limit(self.limit)
+                )
+                .scalars()
+                .all()
+            )
+            if len(recent) >= self.limit:
+                return float(recent[0]) + self.window - now
+            conn.execute(insert(login_hits).values(key=key, at=now))
+        return None
 
 
 def mail_code(smtp: SmtpSettings, email: str, code: str) -> None:

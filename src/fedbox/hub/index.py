@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, up
 
 from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.blobs import Blobs
+from fedbox.hub.notify import announce
 from fedbox.hub.schema import WRITE, changes, files, serialize_writers
 
 __all__ = [
@@ -193,6 +194,7 @@ class FileIndex:
             with conn.begin():
                 serialize_writers(conn)
                 yield conn
+                announce(conn)
 
     @staticmethod
     def _current(conn: Connection, path: str) -> FileRow | None:

@@ -55,6 +55,8 @@ class Tokens(BaseModel):
 
 
 def _limit(hub: Hub, request: Request, email: str) -> None:
+    """Count the login request against its address and email (database I/O: run off
+    the event loop)."""
     address = request.client.host if request.client else "unknown"
     for wait in (hub.per_address.hit(address), hub.per_email.hit(email)):
         if wait is not None:
@@ -77,7 +79,7 @@ def _tokens(hub: Hub, caller: Caller, refresh: str) -> Tokens:
 @router.post("/code")
 async def send_code(body: CodeRequest, request: Request) -> CodeSent:
     hub = hub_of(request)
-    _limit(hub, request, body.email)
+    await run_in_threadpool(_limit, hub, request, body.email)
     code = await run_in_threadpool(hub.codes.issue, body.email)
     if hub.settings.dev:
         return CodeSent(sent=False, code=code)
@@ -90,7 +92,7 @@ async def send_code(body: CodeRequest, request: Request) -> CodeSent:
 @router.post("/token")
 async def exchange_code(body: TokenRequest, request: Request) -> Tokens:
     hub = hub_of(request)
-    _limit(hub, request, body.email)
+    await run_in_threadpool(_limit, hub, request, body.email)
     if not await run_in_threadpool(hub.codes.redeem, body.email, body.code):
         raise Unauthorized("wrong or expired code; ask for a new one")
     caller, refresh = await run_in_threadpool(hub.sessions.create, body.email)

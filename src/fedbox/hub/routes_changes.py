@@ -82,6 +82,8 @@ def visible_changes(
     hub: Hub, user: str, after: int, limit: int = BATCH, only: Selection | None = None
 ) -> ChangeBatch:
     scanned = hub.index.changes(after, limit)
+    if scanned:
+        hub.access.catch_up(scanned[-1].seq)  # filter by rules at least as new as these
     seen = [c for c in (_as_seen(hub, user, ch, only) for ch in scanned) if c is not None]
     return ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
 

@@ -29,7 +29,12 @@ __all__ = [
     "WRITE",
     "changes",
     "codes",
+    "engine_url",
     "files",
+    "keys",
+    "lock_key",
+    "lock_schema",
+    "login_hits",
     "metadata",
     "open_engine",
     "serialize_writers",
@@ -93,6 +98,27 @@ codes = Table(
 """The one pending login code of an email (hashed)."""
 
 
+keys = Table(
+    "keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+"""Hub-wide secrets every process must share, such as the key that signs access tokens."""
+
+login_hits = Table(
+    "login_hits",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("key", String(320), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("login_hits_key", "key", "at"),
+)
+"""Recent login requests per rate-limited key (an email or a client address), so every
+hub process counts the same hits."""
+
 uploads = Table(
     "uploads",
     metadata,
@@ -123,8 +149,19 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
+def engine_url(url: str) -> str:
+    """``postgresql://...`` names the psycopg 3 driver (SQLAlchemy's default is psycopg2,
+    which fedbox does not install)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
+
+
 def open_engine(url: str) -> Engine:
-    """An engine with the tables created; SQLite gets WAL and a busy timeout."""
+    """An engine over ``url``; SQLite gets WAL and a busy timeout. The tables are the
+    migrations' business (:mod:`fedbox.hub.migrate`)."""
+    url = engine_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -134,9 +171,17 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
+        # Requests run in a thread pool of 40; a few connections per process serve them
+        # (PostgreSQL's default limit is 100 connections for all hub processes together).
+        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=12)
     return engine
+
+
+def lock_schema(conn: Connection) -> None:
+    """Make processes that create or migrate the schema at once take turns (SQLite:
+    the writing transaction already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7000)"))
 
 
 def serialize_writers(conn: Connection) -> None:
@@ -149,3 +194,13 @@ def serialize_writers(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+
+
+def lock_key(conn: Connection, key: str) -> None:
+    """Make transactions about the same ``key`` take turns, in every hub process.
+
+    SQLite has one writer at a time anyway; PostgreSQL takes a transaction-scoped
+    advisory lock on the key's hash (a collision only makes two keys wait for each other).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7002, hashtext(:key))"), {"key": key})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,10 +35,12 @@ class HubSettings(BaseModel):
     data: Path
     db_url: str | None = None
     blobs: str | None = None
+    blobs_options: dict[str, Any] = Field(default_factory=dict)
+    """fsspec storage options of a ``blobs`` URL (endpoint, keys), as for remote stores."""
     dev: bool = False
     """Login codes are returned to the caller instead of mailed (local use and tests)."""
     secret: str | None = None
-    """Key that signs access tokens; by default one is generated once in ``DATA/hub.key``."""
+    """Key that signs access tokens; by default one is generated once and kept in the database."""
     access_ttl: float = Field(default=900.0, gt=0)
     refresh_ttl: float = Field(default=30 * 86400.0, gt=0)
     code_ttl: float = Field(default=600.0, gt=0)
@@ -49,6 +52,13 @@ class HubSettings(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0)
     quota_files: int | None = Field(default=None, ge=0)
     smtp: SmtpSettings | None = None
+    direct_downloads_above: int | None = Field(default=None, ge=0)
+    """The blob store (S3) is reachable by clients: files of at least this many bytes are
+    downloaded from it through a presigned URL (a 307 redirect) instead of through the
+    hub. None (the default) keeps every download on the hub."""
+    feed_check: float = Field(default=5.0, gt=0)
+    """Seconds between looks at the change log's head for writes whose notification was
+    missed (see :mod:`fedbox.hub.notify`): the most such a write waits to be pushed."""
 
     @property
     def database_url(self) -> str:

@@ -1,0 +1,287 @@
+"""The hub at scale: simulated participants on websockets over two PostgreSQL + S3 hub
+processes, beside one SQLite hub process under the same load.
+
+Run: ``.venv/bin/python benchmarks/hub_scale.py [--participants 200] [--files 10000]
+[--seconds 30] [--idle-seconds 60] [--only cluster,sqlite]`` (needs the local PostgreSQL,
+``$FEDBOX_TEST_POSTGRES``, and moto: see scripts/hub_cluster.py).
+
+A participant is what a fedbox client is to the hub, without the crypto and the FL: a
+login, a websocket on the change feed, and RPC over plain HTTP (write a ``.request`` in
+its outbox to a peer, the peer is pushed the change, reads it and writes a ``.response``
+that the caller is pushed and reads: four requests and two pushes per round trip).
+Participants are paired and call each other in a closed loop for ``--seconds``; each
+holds its socket on process ``i % N``, so half the round trips cross processes.
+``--files`` small files are stored first (the hub's size), spread over the datasites.
+
+Figures: round trip p50/p99, RPCs/s and HTTP requests/s the hub(s) sustained, CPU per
+hub process (share of one core over the window, from /proc), of PostgreSQL and moto, and
+of this load generator (on a two-core machine they compete: read the figures as
+relative); then the cost of idle participants: requests they send and hub CPU per
+minute, with all of them connected and with a quarter of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import websockets
+from _common import percentile
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from hub_cluster import local_cluster  # noqa: E402
+from hub_process import NO_LOGIN_LIMITS, HubProcess  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Participant:
+    email: str
+    base: str
+    token: str = ""
+    pending: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    socket: object = None
+    answering: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    rtts: list[float] = field(default_factory=list)
+
+
+async def _send(http: httpx.AsyncClient, method: str, url: str, **kw: object) -> httpx.Response:
+    """A request retried on a dropped connection (an overloaded hub may close one)."""
+    for attempt in range(5):
+        try:
+            return await http.request(method, url, **kw)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _headers(p: Participant) -> dict[str, str]:
+    return {"Authorization": f"Bearer {p.token}"}
+
+
+async def _gather(limit: int, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await job()
+
+    await asyncio.gather(*(one(j) for j in jobs))
+
+
+async def log_in(http: httpx.AsyncClient, people: list[Participant]) -> None:
+    async def one(p: Participant) -> None:
+        code = (await http.post(f"{p.base}/api/v1/auth/code", json={"email": p.email})).json()
+        answer = await http.post(
+            f"{p.base}/api/v1/auth/token", json={"email": p.email, "code": code["code"]}
+        )
+        p.token = answer.raise_for_status().json()["access_token"]
+
+    await _gather(20, [lambda p=p: one(p) for p in people])
+
+
+async def seed(http: httpx.AsyncClient, people: list[Participant], files: int) -> float:
+    """Store ``files`` small files over the participants' datasites; files/s."""
+
+    async def one(n: int) -> None:
+        p = people[n % len(people)]
+        url = f"{p.base}/api/v1/files/datasites/{p.email}/data/f{n}.bin"
+        answer = await _send(http, "PUT", url, content=os.urandom(64), headers=_headers(p))
+        answer.raise_for_status()
+
+    start = time.perf_counter()
+    await _gather(32, [lambda n=n: one(n) for n in range(files)])
+    return files / (time.perf_counter() - start)
+
+
+async def follow(p: Participant, after: int, http: httpx.AsyncClient, tally: Tally) -> None:
+    """Read p's pushed feed: answer requests to p, resolve p's own round trips."""
+    ws = p.base.replace("http", "ws", 1) + f"/api/v1/changes/ws?after={after}"
+    async with websockets.connect(ws, additional_headers=_headers(p), max_size=None) as sock:
+        p.socket = sock
+        async for message in sock:
+            for change in json.loads(message)["changes"]:
+                path = change["path"]
+                if change["op"] != "put":
+                    continue
+                if path.endswith(".request") and f"_to_{p.email}/" in path:
+                    task = asyncio.create_task(answer(p, path, http, tally))
+                    p.answering.add(task)  # held until done, or the loop may drop it
+                    task.add_done_callback(p.answering.discard)
+                elif path.endswith(".response") and f"_to_{p.email}/" in path:
+                    done = p.pending.pop(path.rsplit("/", 1)[1].split(".")[0], None)
+                    if done is not None and not done.done():
+                        done.set_result(None)
+
+
+async def answer(p: Participant, path: str, http: httpx.AsyncClient, tally: Tally) -> None:
+    body = (await _send(http, "GET", f"{p.base}/api/v1/files/{path}", headers=_headers(p))).content
+    caller = path.split("/", 1)[0].removeprefix("syft_outbox_inbox_").split("_to_")[0]
+    name = path.rsplit("/", 1)[1].replace(".request", ".response")
+    reply = f"syft_outbox_inbox_{p.email}_to_{caller}/bench/rpc/{name}"
+    await _send(http, "PUT", f"{p.base}/api/v1/files/{reply}", content=body, headers=_headers(p))
+    tally.requests += 2
+
+
+async def call_loop(
+    p: Participant, peer: Participant, http: httpx.AsyncClient, tally: Tally, until: float
+) -> None:
+    while time.monotonic() < until:
+        rid = uuid.uuid4().hex
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        p.pending[rid] = done
+        start = time.perf_counter()
+        path = f"syft_outbox_inbox_{p.email}_to_{peer.email}/bench/rpc/{rid}.request"
+        url = f"{p.base}/api/v1/files/{path}"
+        await _send(http, "PUT", url, content=b"x" * 256, headers=_headers(p))
+        try:
+            await asyncio.wait_for(done, timeout=60)
+        except TimeoutError:
+            p.pending.pop(rid, None)
+            continue
+        back = f"syft_outbox_inbox_{peer.email}_to_{p.email}/bench/rpc/{rid}.response"
+        await _send(http, "GET", f"{p.base}/api/v1/files/{back}", headers=_headers(p))
+        tally.requests += 2
+        tally.rtts.append(time.perf_counter() - start)
+
+
+def _cpu(pids: Sequence[int]) -> list[float]:
+    return [cpu_seconds(pid) for pid in pids]
+
+
+def _backing_cpu() -> dict[str, float]:
+    """CPU seconds so far of what the hubs stand on: every PostgreSQL process, and moto
+    (the S3 stand-in, started by scripts/hub_cluster.py from this process)."""
+    found = {"postgres": 0.0, "moto": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            comm = (proc / "comm").read_text().strip()
+            if comm == "postgres":
+                found["postgres"] += cpu_seconds(int(proc.name))
+            elif b"moto.server" in cmdline:
+                found["moto"] += cpu_seconds(int(proc.name))
+        except (OSError, ValueError):
+            continue  # the process ended meanwhile
+    return found
+
+
+async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Namespace) -> dict:
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        people = [
+            Participant(f"p{i}@bench.org", urls[i % len(urls)]) for i in range(args.participants)
+        ]
+        await log_in(http, people)
+        seeded = await seed(http, people, args.files)
+        head = int((await http.get(f"{urls[0]}/healthz")).json()["head"])
+        tally = Tally()
+        feeds = [asyncio.create_task(follow(p, head, http, tally)) for p in people]
+        while any(p.socket is None for p in people):
+            await asyncio.sleep(0.05)  # sockets still opening
+        cpu0, me0, t0 = _cpu(pids), cpu_seconds(os.getpid()), time.monotonic()
+        backing0 = _backing_cpu()
+        until = t0 + args.seconds
+        pairs = [(people[i], people[i ^ 1]) for i in range(len(people) - len(people) % 2)]
+        await asyncio.gather(*(call_loop(a, b, http, tally, until) for a, b in pairs))
+        wall = time.monotonic() - t0
+        cpu = [(c1 - c0) / wall for c0, c1 in zip(cpu0, _cpu(pids), strict=True)]
+        me = (cpu_seconds(os.getpid()) - me0) / wall
+        backing = {k: round((v - backing0[k]) / wall, 2) for k, v in _backing_cpu().items()}
+        rtts = sorted(tally.rtts)
+        result = {
+            "setup": name,
+            "participants": len(people),
+            "files": args.files,
+            "seed_files_per_s": round(seeded, 1),
+            "rpc_p50_ms": round(1000 * statistics.median(rtts), 1),
+            "rpc_p99_ms": round(1000 * percentile(rtts, 0.99), 1),
+            "rpcs_per_s": round(len(rtts) / wall, 1),
+            "http_requests_per_s": round(tally.requests / wall, 1),
+            "hub_cpu_per_process": [round(c, 2) for c in cpu],
+            "load_generator_cpu": round(me, 2),
+            "postgres_and_moto_cpu": backing,
+        }
+        print(json.dumps(result), flush=True)
+        result["idle"] = [await idle(people, pids, args.idle_seconds, tally)]
+        for p in people[len(people) // 4 :]:
+            await p.socket.close()  # type: ignore[attr-defined]
+        result["idle"].append(
+            await idle(people[: len(people) // 4], pids, args.idle_seconds, tally)
+        )
+        print(json.dumps({"setup": name, "idle": result["idle"]}), flush=True)
+        for task in feeds:
+            task.cancel()
+        return result
+
+
+async def idle(people: list[Participant], pids: list[int], seconds: float, tally: Tally) -> dict:
+    """Everyone connected, nobody writing: what it costs per minute."""
+    await asyncio.sleep(2)  # let the load's last requests settle
+    before, cpu0, t0 = tally.requests, _cpu(pids), time.monotonic()
+    await asyncio.sleep(seconds)
+    wall = time.monotonic() - t0
+    cpu = sum(c1 - c0 for c0, c1 in zip(cpu0, _cpu(pids), strict=True))
+    return {
+        "connected": len(people),
+        "requests_per_min": round((tally.requests - before) * 60 / wall, 1),
+        "hub_cpu_s_per_min": round(cpu * 60 / wall, 3),
+        "hub_cpu_ms_per_participant_min": round(1000 * cpu * 60 / wall / len(people), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=200)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--only", default="cluster,sqlite")
+    args = parser.parse_args()
+    only = args.only.split(",")
+    os.environ.setdefault("FEDBOX_HOME", tempfile.mkdtemp(prefix="fedbox-bench-"))
+    results = []
+    if "cluster" in only:
+        with local_cluster(Path(tempfile.mkdtemp(prefix="hub-scale-"))) as cluster:
+            pids = [p.proc.pid for p in cluster.procs if p.proc is not None]
+            results.append(asyncio.run(measure("2 x PostgreSQL+S3", cluster.urls, pids, args)))
+    if "sqlite" in only:
+        hub = HubProcess(Path(tempfile.mkdtemp(prefix="hub-sqlite-")), *NO_LOGIN_LIMITS)
+        try:
+            assert hub.proc is not None
+            results.append(asyncio.run(measure("1 x SQLite", [hub.url], [hub.proc.pid], args)))
+        finally:
+            hub.stop()
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
