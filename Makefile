@@ -14,13 +14,13 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/fedbox simulate examples/digits --clients 3
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples scripts
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/rpc_latency.py
