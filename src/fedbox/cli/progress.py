@@ -240,7 +240,7 @@ _NODE_COLUMNS = ("replies", "errors", "timeouts", "sent to it", "received from i
 
 def _needs_a_look(n: NodeTally, exit_codes: dict[str, int | None] | None) -> bool:
     """A datasite whose row a summary still shows."""
-    exited = None if exit_codes is None else exit_codes.get(n.email, 0)
+    exited = 0 if exit_codes is None else exit_codes.get(n.email, 0)
     return not n.joined or bool(n.errors or n.timeouts) or not n.stopped or exited != 0
 
 
