@@ -29,6 +29,7 @@ import argparse
 import importlib.util
 import itertools
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -343,6 +344,12 @@ host.close()
 """
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def idle_client_bytes(app: Path, clients: int, work: Path) -> float:
     """RSS growth per virtual client while ``clients`` of them start and wait (Linux)."""
     result = subprocess.run(
@@ -370,6 +377,7 @@ def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
         work = work_root / name.split()[0]
         work.mkdir()
         started = time.monotonic()
+        cpu_before = _children_cpu()
         try:
             per_round = run(work)
         except Skipped as exc:
@@ -383,6 +391,12 @@ def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
             f"{name:>20}: {steady(per_round) / clients * 1000:.2f} ms per client message, "
             f"{steady(per_round):.2f} s/round (rounds: {detail}; "
             f"wall {time.monotonic() - started:.1f} s with start-up)",
+            flush=True,
+        )
+        cpu_ms = (_children_cpu() - cpu_before) / (clients * rounds) * 1000
+        print(
+            f"{'':>20}  CPU {cpu_ms:.2f} ms per client message (the whole command, start-up "
+            "included; steadier than wall time on a busy machine)",
             flush=True,
         )
     idle = work_root / "idle"
