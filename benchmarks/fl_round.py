@@ -15,6 +15,12 @@ start-up and is left out of the steady state (median of the other rounds).
 Usage: ``python benchmarks/fl_round.py [--rounds 6] [--sizes 40KB,4MB,40MB]
 [--engines fedbox,simulation,deployment]``. An engine that cannot run here is
 reported as skipped, with the reason.
+
+Many virtual clients (issue 20): ``--clients 1000 [--rounds 5]`` runs the 40 KB app with
+that many clients in one process, ``fedbox simulate --inprocess`` beside Flower's
+simulation engine (skipped, with a message, without ``ray``), and prints milliseconds per
+client message (a round's seconds over the clients; one message and its reply each)
+and the memory of an idle virtual client (RSS growth while they start, over their number).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import importlib.util
 import itertools
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -126,7 +133,7 @@ sys.path.insert(0, sys.argv[1])
 from flwr.simulation import run_simulation
 from flbench.client_app import app as client_app
 from flbench.server_app import app as server_app
-run_simulation(server_app=server_app, client_app=client_app, num_supernodes=3,
+run_simulation(server_app=server_app, client_app=client_app, num_supernodes=int(sys.argv[2]),
                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}})
 """
 
@@ -171,7 +178,9 @@ def wait_for_rounds(
     raise TimeoutError(f"fewer than {rounds} rounds within {timeout} s")
 
 
-def run_fedbox(app: Path, floats: int, rounds: int, work: Path, *extra: str) -> list[float]:
+def run_fedbox(
+    app: Path, floats: int, rounds: int, work: Path, *extra: str, clients: int = 3
+) -> list[float]:
     timing = work / "fedbox.timing"
     config = f"model-floats={floats} num-server-rounds={rounds} timing-file='{timing}'"
     result = subprocess.run(
@@ -182,11 +191,12 @@ def run_fedbox(app: Path, floats: int, rounds: int, work: Path, *extra: str) -> 
             "simulate",
             str(app),
             "--clients",
-            "3",
+            str(clients),
             "--run-config",
             config,
             "--root",
             str(work / "fedbox-root"),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -197,7 +207,9 @@ def run_fedbox(app: Path, floats: int, rounds: int, work: Path, *extra: str) -> 
     return read_rounds(timing)
 
 
-def run_simulation(app: Path, floats: int, rounds: int, work: Path) -> list[float]:
+def run_simulation(
+    app: Path, floats: int, rounds: int, work: Path, clients: int = 3
+) -> list[float]:
     if importlib.util.find_spec("ray") is None:
         raise Skipped("ray is not installed (pip install 'flwr[simulation]')")
     timing = work / "simulation.timing"
@@ -208,7 +220,7 @@ def run_simulation(app: Path, floats: int, rounds: int, work: Path) -> list[floa
         "FLBENCH_TIMING_FILE": str(timing),
     }
     result = subprocess.run(
-        [sys.executable, "-c", SIMULATION_DRIVER, str(app)],
+        [sys.executable, "-c", SIMULATION_DRIVER, str(app), str(clients)],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -312,6 +324,89 @@ ENGINES = {
 }
 
 
+IDLE_MEMORY = """\
+import os, sys
+from pathlib import Path
+from fedbox.cli.fl_options import load_app
+from fedbox.fl.simulate import InProcessClients, introduce_participants, plan_simulation
+
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+app, config = load_app(Path(sys.argv[1]), [])
+plan = plan_simulation(app, config, clients=int(sys.argv[2]), root=sys.argv[3])
+introduce_participants(plan)
+before = rss()
+host = InProcessClients(plan)
+print((rss() - before) / int(sys.argv[2]))
+host.close()
+"""
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def idle_client_bytes(app: Path, clients: int, work: Path) -> float:
+    """RSS growth per virtual client while ``clients`` of them start and wait (Linux)."""
+    result = subprocess.run(
+        [sys.executable, "-c", IDLE_MEMORY, str(app), str(clients), str(work / "idle-root")],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"idle clients failed:\n{result.stderr[-3000:]}")
+    return float(result.stdout.split()[-1])
+
+
+def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
+    """fedbox's in-process clients and Flower's simulation engine with ``clients``
+    virtual clients: ms per client message, and the memory of an idle virtual client."""
+    floats = SIZES["40KB"]
+    runs = {
+        "fedbox --inprocess": lambda w: run_fedbox(
+            app, floats, rounds, w, "--inprocess", clients=clients
+        ),
+        "flwr simulation": lambda w: run_simulation(app, floats, rounds, w, clients),
+    }
+    for name, run in runs.items():
+        work = work_root / name.split()[0]
+        work.mkdir()
+        started = time.monotonic()
+        cpu_before = _children_cpu()
+        try:
+            per_round = run(work)
+        except Skipped as exc:
+            print(f"{name:>20}: skipped ({exc})", flush=True)
+            continue
+        except Exception as exc:  # report and go on
+            print(f"{name:>20}: FAILED {textwrap.shorten(str(exc), 300)}", flush=True)
+            continue
+        detail = " ".join(f"{s:.2f}" for s in per_round)
+        print(
+            f"{name:>20}: {steady(per_round) / clients * 1000:.2f} ms per client message, "
+            f"{steady(per_round):.2f} s/round (rounds: {detail}; "
+            f"wall {time.monotonic() - started:.1f} s with start-up)",
+            flush=True,
+        )
+        cpu_ms = (_children_cpu() - cpu_before) / (clients * rounds) * 1000
+        print(
+            f"{'':>20}  CPU {cpu_ms:.2f} ms per client message (the whole command, start-up "
+            "included; steadier than wall time on a busy machine)",
+            flush=True,
+        )
+    idle = work_root / "idle"
+    idle.mkdir()
+    per_client = idle_client_bytes(app, clients, idle)
+    kib = per_client / 1024
+    print(f"{'idle virtual client':>20}: {kib:.0f} KB of RSS each ({clients} clients)")
+    print("\ntargets (issue 20): <= 2 ms per client message, <= 1 MB per idle virtual client")
+
+
 def steady(per_round: list[float]) -> float:
     """Median round time without the first round (start-up, imports, connections)."""
     rest = per_round[1:] or per_round
@@ -324,7 +419,18 @@ def main() -> int:
     parser.add_argument("--sizes", default="40KB,4MB,40MB")
     parser.add_argument("--engines", default="fedbox,simulation,deployment")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument(
+        "--clients", type=int, help="many virtual clients in one process (40 KB model)"
+    )
     args = parser.parse_args()
+    if args.clients is not None:
+        work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-"))
+        try:
+            many_clients(write_app(work_root), args.clients, args.rounds, work_root)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work_root, ignore_errors=True)
+        return 0
     sizes = [s.strip() for s in args.sizes.split(",")]
     engines = [e.strip() for e in args.engines.split(",")]
     work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-"))

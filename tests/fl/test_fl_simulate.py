@@ -243,3 +243,16 @@ def test_chunk_flags_reach_the_boxes_as_arguments_not_through_the_environment(
     blobs = [p for p in root.glob("syft_outbox_inbox_*/*/blobs/*") if not p.name.startswith(".")]
     assert len({p.parts[-4].split("_to_")[0] for p in blobs}) == 3, "everyone chunked"
     assert max(p.stat().st_size for p in blobs) == (64 << 10) + 16
+
+
+def test_many_in_process_clients_finish_and_are_summarised(tmp_path: Path) -> None:
+    """Issue 20: clients start several at once, each file event reaches its own client
+    only, and the report is one row for all plus those that need a look (none here)."""
+    clients = 60
+    out = _ok(
+        run_fedbox("simulate", str(FBCOUNT), "--inprocess", "--clients", str(clients), timeout=600)
+    )
+    assert re.search(rf"│ all {clients}\s+│ {clients}\s+│ {2 * clients}/{2 * clients} ", out), out
+    assert "client-7@sim.fedbox" not in out  # no row, no join line of its own
+    assert f"joined: {clients} of {clients} datasites" in out
+    assert "ServerApp finished" in out

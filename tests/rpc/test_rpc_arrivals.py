@@ -47,3 +47,22 @@ def test_unread_responses_are_remembered_up_to_a_bound(
         last = app.send("b@x.org", "echo", b"y")
         assert last.wait(timeout=30).body == b"y"
         assert a.arrivals_remembered <= 20
+
+
+def test_a_response_found_missing_is_seen_when_it_lands(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: a response looked for in vain is remembered as missing, so waiting again
+    asks the watcher, not the disk; when it lands the watcher says so. The bound on what
+    is remembered only costs looks at the disk."""
+    monkeypatch.setattr(box_module, "RECENT_ABSENCES", 3)
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a:
+        app = a.app("t")
+        futures = [app.send("b@x.org", "echo", b"%d" % i) for i in range(5)]
+        done, pending = a.wait(futures, timeout=0.2, return_when="any")  # nobody serves yet
+        assert not done and len(pending) == 5
+        assert not any(f.done() for f in futures)
+        with _serving(root):
+            done, pending = a.wait(futures, timeout=60)
+            assert not pending
+            assert [f.result().body for f in futures] == [b"%d" % i for i in range(5)]

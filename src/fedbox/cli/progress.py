@@ -5,6 +5,11 @@ that updates while messages flow on a terminal, one plain line per round phase
 without one (nohup, systemd, CI), or one JSON object per line for tools
 (``--json-progress``); then the full table, one row per datasite, each datasite's
 error, and an exit code that says how the run ended (issue 12).
+
+A run with more than :data:`MANY_DATASITES` datasites is summarised instead (issue 20):
+one row for all of them, a row only for each datasite that needs a look (it never
+joined, answered with errors, timed out or did not stop), a join line every tenth of
+the way, and name lists cut short. JSON keeps one object per datasite: tools count.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ from fedbox.fl.server import ServerOutcome, TooFewDatasites
 from fedbox.fl.tally import NodeTally, PhaseTally, RunTally
 
 __all__ = ["Progress", "ProgressMode", "progress_mode", "report_outcome", "run_with_progress"]
+
+MANY_DATASITES = 20
+"""Above this many datasites, text progress summarises rather than listing each one."""
+NAMES_SHOWN = 6
+"""Names listed before "and N more"."""
 
 ProgressMode = Literal["live", "lines", "json"]
 """``live``: a redrawn table (a terminal); ``lines``: a plain line per round phase;
@@ -74,6 +84,12 @@ def progress_mode(json_progress: bool) -> ProgressMode:
     return "live" if console.is_terminal else "lines"
 
 
+def _names(emails: list[str] | tuple[str, ...], limit: int = NAMES_SHOWN) -> str:
+    """``a, b, c and 7 more``: a list of names a line can hold."""
+    shown = ", ".join(emails[:limit])
+    return shown if len(emails) <= limit else f"{shown} and {len(emails) - limit} more"
+
+
 def _emit_line(text: str) -> None:
     """One line to stdout, never wrapped, flushed at once (a pipe would buffer it)."""
     print(text, flush=True)
@@ -118,7 +134,7 @@ class Progress:
             more = "..." if len(latest.repliers) > 6 else ""
             who = f"  last replies: {names}{more}"
         if latest is None and self.tally.waiting:
-            who = f"  waiting for: {', '.join(self.tally.waiting)}"
+            who = f"  waiting for: {_names(self.tally.waiting)}"
         head = Text(
             f"{self.title}  {self.n_nodes} datasites  {time.monotonic() - self.started:.1f} s  "
             f"sent {_human_size(out)}  received {_human_size(inn)}{who}"
@@ -140,6 +156,7 @@ class _LineReporter:
         self.mode = mode
         self._current: tuple[str, str] | None = None
         self._lock = threading.Lock()
+        self._joins = 0
 
     def __call__(self, event: FlEvent) -> None:
         self.tally(event)
@@ -171,14 +188,19 @@ class _LineReporter:
         more = event.needed - len(joined)
         _emit_line(
             f"waiting for {more} more datasite{'s' if more != 1 else ''} to join "
-            f"({len(joined)} joined, {event.needed} needed): {', '.join(event.waiting)}"
+            f"({len(joined)} joined, {event.needed} needed): {_names(event.waiting)}"
         )
 
     def _joined(self, event: FlEvent) -> None:
+        self._joins += 1
         if self.mode == "json":
             _emit_json("joined", datasite=event.email)
-        else:
+            return
+        total = len(self.tally.nodes)
+        if total <= MANY_DATASITES:
             _emit_line(f"joined: {event.email}")
+        elif self._joins == total or self._joins % -(-total // 10) == 0:
+            _emit_line(f"joined: {self._joins} of {total} datasites (latest {event.email})")
 
     def _phase_done(self) -> None:
         with self.tally.lock:
@@ -216,14 +238,30 @@ class _LineReporter:
 _NODE_COLUMNS = ("replies", "errors", "timeouts", "sent to it", "received from it")
 
 
+def _needs_a_look(n: NodeTally, exit_codes: dict[str, int | None] | None) -> bool:
+    """A datasite whose row a summary still shows."""
+    exited = 0 if exit_codes is None else exit_codes.get(n.email, 0)
+    return not n.joined or bool(n.errors or n.timeouts) or not n.stopped or exited != 0
+
+
 def _node_table(tally: RunTally, exit_codes: dict[str, int | None] | None = None) -> Table:
-    table = Table(title="datasites (as counted by the aggregator)")
+    """One row per datasite; with more than :data:`MANY_DATASITES`, one row for all of
+    them and rows for those that need a look only (at most :data:`MANY_DATASITES`)."""
+    with tally.lock:
+        nodes = list(tally.nodes.values())
+    many = len(nodes) > MANY_DATASITES
+    title = "datasites (as counted by the aggregator)"
+    table = Table(title=f"{len(nodes)} {title}, summarised" if many else title)
     for column in ("datasite", "joined", *_NODE_COLUMNS, "stopped"):
         table.add_column(column)
     if exit_codes is not None:
         table.add_column("exit")
-    with tally.lock:
-        nodes = list(tally.nodes.values())
+    if many:
+        _add_total_row(table, nodes, exit_codes)
+        notable = [n for n in nodes if _needs_a_look(n, exit_codes)]
+        nodes = notable[:MANY_DATASITES]
+        if len(notable) > len(nodes):
+            table.caption = f"{len(notable) - len(nodes)} more datasites need a look"
     for n in nodes:
         traffic = _traffic_cells(n) if n.sent or n.joined else ["-"] * len(_NODE_COLUMNS)
         row = [
@@ -237,6 +275,25 @@ def _node_table(tally: RunTally, exit_codes: dict[str, int | None] | None = None
             row.append("running" if code is None else str(code))
         table.add_row(*row)
     return table
+
+
+def _add_total_row(
+    table: Table, nodes: list[NodeTally], exit_codes: dict[str, int | None] | None
+) -> None:
+    """``all N`` with the sums, and how many joined and stopped."""
+    total = NodeTally(f"all {len(nodes)}")
+    for n in nodes:
+        for name in ("sent", "replied", "errors", "timeouts", "bytes_out", "bytes_in"):
+            setattr(total, name, getattr(total, name) + getattr(n, name))
+    row = [
+        total.email,
+        str(sum(n.joined for n in nodes)),
+        *_traffic_cells(total),
+        str(sum(n.stopped for n in nodes)),
+    ]
+    if exit_codes is not None:
+        row.append(f"{sum(exit_codes.get(n.email) == 0 for n in nodes)} with 0")
+    table.add_row(*row, end_section=True)
 
 
 def run_with_progress(
@@ -297,9 +354,15 @@ def report_outcome(
         nodes = list(tally.nodes.values())
     silent = sorted(n.email for n in nodes if n.timeouts)
     if silent:
-        console.print(f"[yellow]did not answer in time:[/yellow] {', '.join(silent)}")
+        console.print(f"[yellow]did not answer in time:[/yellow] {_names(silent, 20)}")
     failing = [n for n in nodes if n.errors]
-    if failing:
+    if len(failing) > MANY_DATASITES:
+        console.print(
+            f"[yellow]{len(failing)} datasites answered with errors[/yellow] (tracebacks in "
+            "their logs); the first ones:"
+        )
+        failing = failing[:MANY_DATASITES]
+    elif failing:
         console.print("[yellow]answered with errors[/yellow] (full tracebacks in their logs):")
         for n in failing:
             console.print(
@@ -309,7 +372,7 @@ def report_outcome(
             )
     never = [n.email for n in nodes if not n.joined]
     if never:
-        console.print(f"[yellow]never joined:[/yellow] {', '.join(never)}")
+        console.print(f"[yellow]never joined:[/yellow] {_names(never, 20)}")
     for email, reason in sorted(outcome.keys_missing.items()):
         console.print(f"[yellow]no usable keys for {email}:[/yellow] {escape(reason)}")
     if status == "finished":

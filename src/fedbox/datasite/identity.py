@@ -8,6 +8,7 @@ import uuid
 from fedbox.errors import InvalidIdentity
 
 __all__ = [
+    "has_control_character",
     "new_message_id",
     "validate_app_name",
     "validate_email",
@@ -23,7 +24,15 @@ _EMAIL = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""A control character: one regex search, not a Python loop over the characters
+(validation runs on every path of every message; issue 20)."""
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a control character (below 0x20, or DEL)."""
+    return _CONTROL.search(text) is not None
 
 
 def _refuse_path_tricks(kind: str, value: object) -> str:
@@ -31,7 +40,7 @@ def _refuse_path_tricks(kind: str, value: object) -> str:
         raise InvalidIdentity(f"{kind} must be a string, got {type(value).__name__}", value)
     if not value:
         raise InvalidIdentity(f"{kind} is empty", value)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if has_control_character(value):
         raise InvalidIdentity(f"{kind} {value!r} contains a control character", value)
     if "/" in value or "\\" in value:
         raise InvalidIdentity(f"{kind} {value!r} contains a path separator", value)

@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 
 from fedbox.datasite.identity import (
+    has_control_character,
     validate_app_name,
     validate_email,
     validate_endpoint,
@@ -80,7 +81,7 @@ def split_store_path(
         if root_ok:
             return ()
         raise InvalidIdentity(f"{kind} is empty", path)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if has_control_character(path):
         raise InvalidIdentity(f"{kind} {path!r} contains a control character", path)
     if "\\" in path:
         raise InvalidIdentity(f"{kind} {path!r} contains a backslash; use '/'", path)

@@ -466,8 +466,9 @@ class FileGrid(Grid):
         deadline = time.monotonic() + limit
         replies: list[Message] = []
         waiting = set(ids)
+        due = ids  # at first every message; then those whose replies the wait reported
         while waiting:
-            replies_now = self._take_replies(list(waiting))
+            replies_now = self._take_replies(due)
             for reply in replies_now:
                 waiting.discard(reply.metadata.reply_to_message_id)
             replies.extend(replies_now)
@@ -478,9 +479,12 @@ class FileGrid(Grid):
                 break
             with self._lock:
                 waiting &= self._pending.keys()
-                futures = [f for i in waiting if (f := self._pending[i].future) is not None]
-            if futures:
-                self.app.box.wait(futures, timeout=remaining, return_when="any")
+                futures = {f: i for i in waiting if (f := self._pending[i].future) is not None}
+            if not futures:
+                due = list(waiting)
+                continue
+            done, _ = self.app.box.wait(list(futures), timeout=remaining, return_when="any")
+            due = [futures[f] for f in done]
         if waiting:
             self._give_up(waiting, limit)
         return replies, waiting

@@ -38,6 +38,11 @@ RECENT_ARRIVALS = 4096
 """Responses remembered as arrived when nobody waits for them and they were not read:
 enough for :meth:`Future.done` to answer from memory right after a wait, bounded for a
 box that lives for millions of messages (issue 11.16)."""
+RECENT_ABSENCES = 65536
+"""Responses remembered as not there yet, so that waiting again on the same futures asks
+the watcher instead of the disk: an aggregator waiting on N replies wakes up to N times
+per round, and looked for every missing file each time (issue 20). Forgetting one costs
+only a look at the disk."""
 
 
 class Box:
@@ -93,6 +98,7 @@ class Box:
         self._apps: dict[str, App] = {}
         self._routes: dict[str, RequestRoute] = {}
         self._arrived: dict[str, None] = {}  # oldest first
+        self._absent: dict[str, None] = {}  # oldest first; the watcher reports them
         self._waiting: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
@@ -213,6 +219,7 @@ class Box:
             for id in ids:
                 self._arrived.pop(id, None)
                 self._arrived[id] = None
+                self._absent.pop(id, None)
             self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
             self._cond.notify_all()
 
@@ -249,10 +256,30 @@ class Box:
         :meth:`read_response`)."""
         if record.id in self._arrived:
             return True
+        if record.id in self._absent:
+            return False
+        reported = self._reports_arrivals()  # before looking: nothing lands unseen
         if self.store.exists(response_file(self.email, record)):
             self._notify_arrival([record.id])
             return True
+        if reported:
+            self._remember_absent(record.id)
         return False
+
+    def _reports_arrivals(self) -> bool:
+        """Whether the watcher runs and reports every response file as it lands (file
+        events on a store where a look is cheap): then a response found missing needs
+        no second look until the watcher reports it."""
+        caps = self.store.capabilities
+        return self._watch_thread is not None and caps.events and caps.cheap_exists
+
+    def _remember_absent(self, id: str) -> None:
+        with self._cond:
+            if id in self._arrived:  # reported while we looked
+                return
+            self._absent[id] = None
+            if len(self._absent) > RECENT_ABSENCES:
+                del self._absent[next(iter(self._absent))]
 
     def read_response(self, record: FutureRecord, *, stream: bool = False) -> Response | None:
         """The verified response to ``record``, None while it has not arrived (see

@@ -277,7 +277,8 @@ class LocalStore:
             return self._poll_watcher(prefix, suffixes, match)
         accept = None if match is None else (lambda rel: in_folders(rel, prefix, match))
         try:
-            return event_watcher(self.root, prefix, suffixes, accept)
+            top = match if not prefix.strip("/") else None
+            return event_watcher(self.root, prefix, suffixes, accept, top)
         except OSError as exc:
             if self.watch_mode == "events":
                 raise StoreError(f"file events unavailable for {self.root}: {exc}") from exc

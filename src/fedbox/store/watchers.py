@@ -135,7 +135,11 @@ class _Forwarder(FileSystemEventHandler):
 
 
 class InotifyWatcher(_WatcherBase):
-    """Linux: a subscription to the process-wide inotify reader of ``root``."""
+    """Linux: a subscription to the process-wide inotify reader of ``root``.
+
+    ``top`` (a predicate on the root's top-level folder names) lets the reader hand
+    this watcher only the events of its own folders; ``accept`` still has the last word.
+    """
 
     def __init__(
         self,
@@ -143,6 +147,7 @@ class InotifyWatcher(_WatcherBase):
         prefix: str = "",
         suffixes: tuple[str, ...] = (),
         accept: Accept | None = None,
+        top: Accept | None = None,
     ) -> None:
         self._batches = _BatchQueue()
         root.mkdir(parents=True, exist_ok=True)
@@ -154,7 +159,7 @@ class InotifyWatcher(_WatcherBase):
             if accept is None or accept(rel):
                 self._batches.push(rel)
 
-        self._unsubscribe = InotifyRoot.subscribe(root, deliver)
+        self._unsubscribe = InotifyRoot.subscribe(root, deliver, _top_filter(prefix, top))
 
     def _release(self) -> None:
         self._unsubscribe()
@@ -223,13 +228,24 @@ class PollWatcher(_WatcherBase):
         self._thread.join(timeout=5)
 
 
+def _top_filter(prefix: str, top: Accept | None) -> Accept | None:
+    """Which top-level folders can hold a watched file: the first folder of ``prefix``,
+    or those ``top`` accepts when the watch starts at the root."""
+    first = prefix.strip("/").partition("/")[0]
+    if first:
+        return lambda name: name == first
+    return top
+
+
 def event_watcher(
     root: Path,
     prefix: str = "",
     suffixes: tuple[str, ...] = (),
     accept: Accept | None = None,
+    top: Accept | None = None,
 ) -> _WatcherBase:
-    """The fastest event source this platform has."""
+    """The fastest event source this platform has. ``top`` narrows the top-level folders
+    whose files can be accepted, as a hint for routing events; ``accept`` decides."""
     if inotify_available():
-        return InotifyWatcher(root, prefix, suffixes, accept)
+        return InotifyWatcher(root, prefix, suffixes, accept, top)
     return EventWatcher(root, prefix, suffixes, accept)

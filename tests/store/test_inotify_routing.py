@@ -1,0 +1,68 @@
+"""One inotify reader, many watchers: each file event reaches only the watchers of its
+top-level folder, and each watcher's folder filter is asked once per folder, not once
+per event (issue 20: with N virtual clients, every event used to ask all N)."""
+
+from __future__ import annotations
+
+import queue
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fedbox.store import LocalStore
+from fedbox.store.inotify import InotifyRoot, inotify_available
+from fedbox.testing import wait_reported
+
+pytestmark = pytest.mark.skipif(not inotify_available(), reason="Linux inotify only")
+
+
+def test_events_reach_only_the_watchers_of_their_folder(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", watch_mode="events")
+    names = [f"box-{i}" for i in range(5)]
+    watchers = {n: store.watch("", (".request",), folders=lambda f, n=n: f == n) for n in names}
+    try:
+        for n in names:
+            store.put(f"{n}/app/one.request", b"x")
+        for n in names:
+            seen = wait_reported(watchers[n], f"{n}/app/one.request", timeout=10)
+            assert all(p.startswith(f"{n}/") for p in seen)
+        watchers.pop("box-0").close()
+        late = store.watch("", (".request",), folders=lambda f: f == "box-1")
+        try:  # joins folders whose subscribers are already known
+            store.put("box-1/app/two.request", b"x")
+            wait_reported(late, "box-1/app/two.request", timeout=10)
+            wait_reported(watchers["box-1"], "box-1/app/two.request", timeout=10)
+        finally:
+            late.close()
+    finally:
+        for w in watchers.values():
+            w.close()
+
+
+def test_a_folder_filter_is_asked_once_per_folder(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    root.mkdir()
+    asked: Counter[str] = Counter()
+    got: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def top(name: str) -> bool:
+        asked[name] += 1
+        return name == "mine"
+
+    others = [InotifyRoot.subscribe(root, lambda rel: None, top=lambda n: False) for _ in range(3)]
+    unsubscribe = InotifyRoot.subscribe(root, got.put, top=top)
+    try:
+        (root / "mine").mkdir()
+        (root / "theirs").mkdir()
+        for i in range(20):
+            (root / "mine" / f"{i}.request").write_bytes(b"x")
+            (root / "theirs" / f"{i}.request").write_bytes(b"x")
+        received = {got.get(timeout=10) for _ in range(20)}
+        assert received == {f"mine/{i}.request" for i in range(20)}
+        assert got.empty()
+        assert asked == {"mine": 1, "theirs": 1}
+    finally:
+        unsubscribe()
+        for other in others:
+            other()
