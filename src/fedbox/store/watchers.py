@@ -159,7 +159,7 @@ class InotifyWatcher(_WatcherBase):
             if accept is None or accept(rel):
                 self._batches.push(rel)
 
-        self._unsubscribe = InotifyRoot.subscribe(root, deliver, _top_filter(prefix, top))
+        self._unsubscribe = InotifyRoot.subscribe(root, deliver, top=_top_filter(prefix, top))
 
     def _release(self) -> None:
         self._unsubscribe()
