@@ -14,6 +14,7 @@ one login for this hub. Expired access tokens are refreshed on the fly.
 from __future__ import annotations
 
 import builtins
+import io
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from fedbox.store.base import (
 )
 from fedbox.store.polling import folder_matcher, in_folders
 
-__all__ = ["HubStore", "HubWatcher", "open_hub"]
+__all__ = ["HubDownload", "HubStore", "HubWatcher", "open_hub"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +107,27 @@ class HubStore:
                 self._login.refresh(self._http)
 
     def _request(
-        self, method: str, url: str, *, rewind: Callable[[], Any] | None = None, **kw: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        rewind: Callable[[], Any] | None = None,
+        stream: bool = False,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
     ) -> httpx.Response:
-        """One request, refreshed once on 401 and retried through outages."""
+        """One request, refreshed once on 401 and retried through outages. With
+        ``stream=True`` the body is left unread: the caller closes the response."""
         deadline = time.monotonic() + self._retry_timeout
         delay = 0.05
         refreshed = False
         while True:
             token = self._login.access_token
+            request = self._http.build_request(
+                method, url, headers={**self._headers(), **(headers or {})}, **kw
+            )
             try:
-                answer = self._http.request(method, url, headers=self._headers(), **kw)
+                answer = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 if time.monotonic() + delay > deadline:
                     raise StoreError(f"{self.url} unreachable: {exc}") from exc
@@ -125,6 +137,7 @@ class HubStore:
                     rewind()
                 continue
             if answer.status_code == 401 and not refreshed:
+                answer.close()
                 self._refresh(token)
                 refreshed = True
                 if rewind is not None:
@@ -157,6 +170,8 @@ class HubStore:
     # --- Store ---------------------------------------------------------------------------
 
     def put(self, path: str, data: bytes | BinaryIO) -> None:
+        """One request with a known length (the hub takes bodies up to 1 MiB in one
+        step); files above ``resumable_above`` go up as a resumable upload."""
         full = self._full(path)
         if isinstance(data, (bytes, bytearray, memoryview)):
             answer = self._request("PUT", self._files_url(full), content=bytes(data))
@@ -168,13 +183,20 @@ class HubStore:
         if size > self._resumable_above:
             self._put_resumable(full, path, data, start, size)
             return
+        if size <= _SPOOL:
+            self.put(path, data.read())
+            return
 
         def chunks() -> Iterator[bytes]:
             while chunk := data.read(_CHUNK):
                 yield chunk
 
         answer = self._request(
-            "PUT", self._files_url(full), content=chunks(), rewind=lambda: data.seek(start)
+            "PUT",
+            self._files_url(full),
+            content=chunks(),
+            headers={"Content-Length": str(size)},
+            rewind=lambda: data.seek(start),
         )
         self._check(answer, path)
 
@@ -222,30 +244,37 @@ class HubStore:
             self.put(path, spool)  # type: ignore[arg-type]
 
     def open(self, path: str) -> BinaryIO:
-        """The file, streamed into a spool (memory up to 8 MiB, then a temp file)."""
+        """The file: read whole up to 8 MiB, else streamed from the hub as it is read
+        (seeking asks for the rest with a ``Range``), never copied to a temporary first."""
         full = self._full(path)
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
+        answer = self._request("GET", self._files_url(full), stream=True)
         try:
-            self._download(full, path, spool)
+            if not answer.is_success:
+                answer.read()
+                self._check(answer, path)
+            size = int(answer.headers["content-length"])
+            if size <= _SPOOL:
+                return io.BytesIO(answer.read())
         except BaseException:
-            spool.close()
+            answer.close()
             raise
-        spool.seek(0)
-        return spool  # type: ignore[return-value]
+        download = HubDownload(self, full, path, answer, size)
+        return io.BufferedReader(download, _CHUNK)
 
-    def _download(self, full: str, path: str, sink: Any) -> None:
-        for attempt in range(2):
-            token = self._login.access_token
-            with self._http.stream("GET", self._files_url(full), headers=self._headers()) as r:
-                if r.status_code == 401 and attempt == 0:
-                    self._refresh(token)
-                    continue
-                if not r.is_success:
-                    r.read()
-                    self._check(r, path)
-                for chunk in r.iter_bytes(_CHUNK):
-                    sink.write(chunk)
-                return
+    def reopen_at(self, full: str, path: str, offset: int, version: str) -> httpx.Response:
+        """The rest of ``full`` from ``offset``, streamed; StoreError if its version is
+        no longer ``version`` (it was replaced while being read)."""
+        answer = self._request(
+            "GET", self._files_url(full), stream=True, headers={"Range": f"bytes={offset}-"}
+        )
+        if not answer.is_success:
+            answer.read()
+            answer.close()
+            self._check(answer, path)
+        if answer.headers.get("x-fedbox-version") != version:
+            answer.close()
+            raise StoreError(f"{path} changed on {self.url} while it was being read", path)
+        return answer
 
     def read(self, path: str) -> bytes:
         answer = self._request("GET", self._files_url(self._full(path)))
@@ -346,6 +375,78 @@ class HubStore:
     def refresh_after_close(self, code: int | None) -> None:
         if code == 4401:
             self._refresh(self._login.access_token)
+
+
+class HubDownload(io.RawIOBase):
+    """A file on the hub read as it streams in: the bytes go to the reader's buffers
+    with no temporary copy. A seek only moves the position; the next read away from
+    where the stream stands asks the hub for the rest from there (same version only)."""
+
+    def __init__(
+        self, store: HubStore, full: str, path: str, answer: httpx.Response, size: int
+    ) -> None:
+        self._store = store
+        self._full = full
+        self._path = path
+        self._version = answer.headers.get("x-fedbox-version", "")
+        self._answer: httpx.Response | None = answer
+        self._chunks: Iterator[bytes] = answer.iter_raw()
+        self._pending = memoryview(b"")
+        self._size = size
+        self._pos = 0
+        self._at = 0  # where the stream stands
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size:
+            return 0
+        if self._pos != self._at or self._answer is None:
+            self._restart()
+        if not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                raise StoreError(
+                    f"{self._path}: the hub's stream ended at {self._at} of {self._size} bytes",
+                    self._path,
+                ) from None
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self._pos += n
+        self._at += n
+        return n
+
+    def _restart(self) -> None:
+        self._drop()
+        self._answer = self._store.reopen_at(self._full, self._path, self._pos, self._version)
+        self._chunks = self._answer.iter_raw()
+        self._at = self._pos
+
+    def _drop(self) -> None:
+        answer, self._answer = self._answer, None
+        self._pending = memoryview(b"")
+        if answer is not None:
+            answer.close()
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
 
 
 class HubWatcher:

@@ -38,6 +38,10 @@ RECENT_ARRIVALS = 4096
 """Responses remembered as arrived when nobody waits for them and they were not read:
 enough for :meth:`Future.done` to answer from memory right after a wait, bounded for a
 box that lives for millions of messages (issue 11.16)."""
+UNREPORTED_LIMIT = 65536
+"""Requests remembered as sent while the watcher ran, whose replies it has not reported
+yet: waiting on one needs no look in the store first (a round trip on a hub). Beyond the
+limit the oldest are forgotten, which only costs that look."""
 
 
 class Box:
@@ -93,6 +97,7 @@ class Box:
         self._apps: dict[str, App] = {}
         self._routes: dict[str, RequestRoute] = {}
         self._arrived: dict[str, None] = {}  # oldest first
+        self._unreported: dict[str, None] = {}  # oldest first
         self._waiting: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
@@ -167,6 +172,21 @@ class Box:
             )
             self._watch_thread.start()
 
+    def watching(self) -> bool:
+        """Whether the watcher runs: by the Watcher contract it reports every file that
+        lands from now on."""
+        return self._watcher is not None
+
+    def reply_will_be_reported(self, id: str) -> None:
+        """The request ``id`` was written while :meth:`watching`: its reply cannot have
+        landed before the watcher started, so a wait for it needs no look in the store."""
+        with self._cond:
+            if id in self._arrived:
+                return
+            self._unreported[id] = None
+            while len(self._unreported) > UNREPORTED_LIMIT:
+                del self._unreported[next(iter(self._unreported))]
+
     def _serving(self) -> bool:
         """Whether requests matter: only then must a polling watcher list our inboxes."""
         return bool(self._routes)
@@ -213,6 +233,7 @@ class Box:
             for id in ids:
                 self._arrived.pop(id, None)
                 self._arrived[id] = None
+                self._unreported.pop(id, None)
             self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
             self._cond.notify_all()
 
@@ -276,7 +297,8 @@ class Box:
         runs under the lock. A polling watcher is told which responses are due: it finds
         them whether or not they landed before it started, by name while few are due.
         Event watchers report only what is new, so the store is asked once per future
-        before waiting.
+        before waiting, unless its request was written while the watcher already ran
+        (:meth:`reply_will_be_reported`): then the watcher will report the reply.
         """
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
@@ -301,8 +323,10 @@ class Box:
         watcher = self._watcher
         assert watcher is not None, "start_watching has set it"
         if self.store.capabilities.cheap_exists:
-            for fut in pending:
-                fut.done()  # responses that landed before the watcher started
+            with self._cond:
+                look = [fut for fut in pending if fut.id not in self._unreported]
+            for fut in look:
+                fut.done()  # responses that may have landed before the watcher started
             return self._wait_arrivals(pending, timeout, return_when)
         due = [response_file(self.email, f.record) for f in pending if f.id not in self._arrived]
         watcher.expect(due)
