@@ -13,6 +13,7 @@ one login for this hub. Expired access tokens are refreshed on the fly.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import io
 import json
@@ -22,6 +23,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +52,11 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _SPOOL = 8 << 20
+_INLINE = 64 << 10
+"""Files up to this size reach a watcher with their change (the feed's ``inline``)."""
+_PUSHED_FILES = 1024
+_PUSHED_BYTES = 32 << 20
+"""Bounds of what a store keeps of the bytes pushed to it, unread (oldest dropped)."""
 
 
 def _hidden(rel: str) -> bool:
@@ -82,6 +89,9 @@ class HubStore:
         self._retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
         self._http = httpx.Client(base_url=self._login.url, timeout=60)
         self._auth_lock = threading.Lock()
+        self._pushed: OrderedDict[str, bytes] = OrderedDict()  # full path -> bytes, unread
+        self._pushed_bytes = 0
+        self._pushed_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HubStore({self.url!r} as {self._login.email})"
@@ -167,12 +177,37 @@ class HubStore:
     def _files_url(full: str) -> str:
         return "/api/v1/files/" + quote(full, safe="/@")
 
+    # --- bytes pushed with the change feed -------------------------------------------------
+
+    def pushed(self, full: str, data: bytes | None) -> None:
+        """The watcher saw a new version of ``full``: keep its bytes (if the feed carried
+        them) for the one read that follows, else forget any older ones. The feed comes
+        in order, so what is kept is never older than what the watcher reported."""
+        with self._pushed_lock:
+            old = self._pushed.pop(full, None)
+            self._pushed_bytes -= 0 if old is None else len(old)
+            if data is None:
+                return
+            self._pushed[full] = data
+            self._pushed_bytes += len(data)
+            while len(self._pushed) > _PUSHED_FILES or self._pushed_bytes > _PUSHED_BYTES:
+                _, dropped = self._pushed.popitem(last=False)
+                self._pushed_bytes -= len(dropped)
+
+    def _take_pushed(self, full: str) -> bytes | None:
+        """The pushed bytes of ``full``, once: a second read asks the hub."""
+        with self._pushed_lock:
+            data = self._pushed.pop(full, None)
+            self._pushed_bytes -= 0 if data is None else len(data)
+            return data
+
     # --- Store ---------------------------------------------------------------------------
 
     def put(self, path: str, data: bytes | BinaryIO) -> None:
         """One request with a known length (the hub takes bodies up to 1 MiB in one
         step); files above ``resumable_above`` go up as a resumable upload."""
         full = self._full(path)
+        self.pushed(full, None)
         if isinstance(data, (bytes, bytearray, memoryview)):
             answer = self._request("PUT", self._files_url(full), content=bytes(data))
             self._check(answer, path)
@@ -247,6 +282,9 @@ class HubStore:
         """The file: read whole up to 8 MiB, else streamed from the hub as it is read
         (seeking asks for the rest with a ``Range``), never copied to a temporary first."""
         full = self._full(path)
+        data = self._take_pushed(full)
+        if data is not None:
+            return io.BytesIO(data)
         answer = self._request("GET", self._files_url(full), stream=True)
         try:
             if not answer.is_success:
@@ -277,11 +315,19 @@ class HubStore:
         return answer
 
     def read(self, path: str) -> bytes:
-        answer = self._request("GET", self._files_url(self._full(path)))
+        full = self._full(path)
+        data = self._take_pushed(full)
+        if data is not None:
+            return data
+        answer = self._request("GET", self._files_url(full))
         return self._check(answer, path).content
 
     def exists(self, path: str) -> bool:
-        answer = self._request("HEAD", self._files_url(self._full(path)))
+        full = self._full(path)
+        with self._pushed_lock:
+            if full in self._pushed:
+                return True
+        answer = self._request("HEAD", self._files_url(full))
         if answer.status_code == 404:
             return False
         self._check(answer, path)
@@ -319,7 +365,9 @@ class HubStore:
         return []
 
     def delete(self, path: str) -> None:
-        self._check(self._request("DELETE", self._files_url(self._full(path))), path)
+        full = self._full(path)
+        self.pushed(full, None)
+        self._check(self._request("DELETE", self._files_url(full)), path)
 
     def remove_folder(self, path: str) -> bool:
         """False: the hub has no folders of its own, only paths."""
@@ -328,6 +376,9 @@ class HubStore:
 
     def _pair(self, endpoint: str, src: str, dst: str) -> None:
         body = {"src": self._full(src), "dst": self._full(dst)}
+        self.pushed(body["dst"], None)
+        if endpoint.endswith("move"):
+            self.pushed(body["src"], None)
         self._check(self._request("POST", endpoint, json=body), src)
 
     def move(self, src: str, dst: str) -> None:
@@ -366,7 +417,10 @@ class HubStore:
         return int(answer.json()["head"])
 
     def feed_socket(self, after: int) -> Any:
-        ws_url = self._login.url.replace("http", "ws", 1) + f"/api/v1/changes/ws?after={after}"
+        ws_url = (
+            self._login.url.replace("http", "ws", 1)
+            + f"/api/v1/changes/ws?after={after}&inline={_INLINE}"
+        )
         try:
             return connect(ws_url, additional_headers=self._headers(), open_timeout=30)
         except InvalidStatus as exc:
@@ -488,10 +542,7 @@ class HubWatcher:
                     for message in socket:
                         batch = json.loads(message)
                         for change in batch["changes"]:
-                            if change["op"] in ("put", "move"):
-                                rel = self._wanted(change["path"])
-                                if rel is not None:
-                                    self._arrived.put(rel)
+                            self._take(change)
                         self._cursor = batch["cursor"]
                 code = socket.close_code
             except (OSError, ConnectionClosed, StoreError, TimeoutError) as exc:
@@ -505,6 +556,19 @@ class HubWatcher:
                 logger.warning("hub watcher: %s", exc)
             self._stop.wait(delay)  # reconnect backoff while the hub is away
             delay = min(delay * 2, 2.0)
+
+    def _take(self, change: dict[str, Any]) -> None:
+        """Report a new file we want, its pushed bytes kept for the read that follows."""
+        path, store = change["path"], self._store
+        if change["op"] == "move":
+            store.pushed(change["old_path"], None)
+        rel = self._wanted(path)
+        if rel is None:
+            return
+        data = change.get("data")
+        store.pushed(path, None if data is None else base64.b64decode(data))
+        if change["op"] in ("put", "move"):
+            self._arrived.put(rel)
 
     def next_batch(self, timeout: float | None = None) -> set[str]:
         found: set[str] = set()

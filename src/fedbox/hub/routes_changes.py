@@ -6,11 +6,16 @@ not see, so nobody re-reads them). The websocket sends such a batch for everythi
 its ``after`` at once, then one each time writes commit; a client that reconnects with
 its last cursor misses nothing. The socket authenticates with the same
 ``Authorization: Bearer`` header, and closes with code 4401 once the session ends.
+
+``WS /api/v1/changes/ws?inline=N`` (N up to 64 KiB) also carries, base64 in ``data``,
+the bytes of each new file of at most N bytes that someone else wrote: a message then
+reaches its reader with the change that announces it, without a download after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
@@ -27,6 +32,8 @@ __all__ = ["ChangeBatch", "ChangeInfo", "router", "visible_changes"]
 router = APIRouter(prefix="/api/v1", tags=["changes"])
 
 BATCH = 1000
+INLINE_MAX = 64 << 10
+"""The largest file whose bytes a websocket batch may carry (``inline``)."""
 
 
 class ChangeInfo(BaseModel):
@@ -38,6 +45,8 @@ class ChangeInfo(BaseModel):
     size: int | None = None
     sha256: str | None = None
     time: float
+    data: str | None = None
+    """For a websocket opened with ``inline``: the file's bytes, base64."""
 
 
 class ChangeBatch(BaseModel):
@@ -70,9 +79,36 @@ def _as_seen(hub: Hub, user: str, change: Change) -> ChangeInfo | None:
 
 
 def visible_changes(hub: Hub, user: str, after: int, limit: int = BATCH) -> ChangeBatch:
+    return _scan(hub, user, after, limit, inline=0)[0]
+
+
+def _scan(hub: Hub, user: str, after: int, limit: int, inline: int) -> tuple[ChangeBatch, bool]:
+    """The visible changes after ``after`` (with the bytes of others' new files of at
+    most ``inline`` bytes), and whether the scan was cut at ``limit`` (more may follow)."""
     scanned = hub.index.changes(after, limit)
-    seen = [c for c in (_as_seen(hub, user, ch) for ch in scanned) if c is not None]
-    return ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
+    seen = []
+    for change in scanned:
+        info = _as_seen(hub, user, change)
+        if info is None:
+            continue
+        if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
+            info.data = _contents(hub, change)
+        seen.append(info)
+    batch = ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
+    return batch, len(scanned) == limit
+
+
+def _contents(hub: Hub, change: Change) -> str | None:
+    """The bytes ``change`` wrote, base64; None once a later change replaced them (the
+    reader then downloads the file as usual)."""
+    row = hub.index.get(change.path)
+    if row is None or row.version != change.seq:
+        return None
+    try:
+        with hub.index.blobs.open(row.blob) as f:
+            return base64.b64encode(f.read()).decode()
+    except FileNotFoundError:
+        return None
 
 
 @router.get("/changes")
@@ -112,7 +148,11 @@ async def _send(socket: WebSocket, batch: ChangeBatch, gone: asyncio.Event) -> b
 
 
 @router.websocket("/changes/ws")
-async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] = 0) -> None:
+async def changes_socket(
+    socket: WebSocket,
+    after: Annotated[int, Query(ge=0)] = 0,
+    inline: Annotated[int, Query(ge=0, le=INLINE_MAX)] = 0,
+) -> None:
     hub = hub_of(socket)
     try:
         caller = await run_in_threadpool(authenticate, hub, bearer_token(socket))
@@ -130,14 +170,14 @@ async def changes_socket(socket: WebSocket, after: Annotated[int, Query(ge=0)] =
     try:
         while not gone.is_set():
             wake.clear()
-            while True:
-                batch = await run_in_threadpool(visible_changes, hub, caller.email, cursor)
+            more = True
+            while more:  # a commit after a scan sets ``wake`` again: no second look needed
+                batch, more = await run_in_threadpool(
+                    _scan, hub, caller.email, cursor, BATCH, inline
+                )
                 if batch.changes and not await _send(socket, batch, gone):
                     return
-                moved = batch.cursor != cursor
                 cursor = batch.cursor
-                if not moved:
-                    break
             await wake.wait()
             if gone.is_set():
                 return
