@@ -64,7 +64,7 @@ def build_hub(settings: HubSettings) -> Hub:
         codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),
         per_email=RateLimiter(settings.login_per_email, settings.login_window),
         per_address=RateLimiter(settings.login_per_address, settings.login_window),
-        uploads=Uploads(engine, index, settings.data / "uploads"),
+        uploads=Uploads(engine, index, settings.data / "uploads", settings.upload_expiry),
     )
     index.subscribe(hub.bus.publish)
     return hub
