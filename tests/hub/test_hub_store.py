@@ -96,6 +96,17 @@ def test_a_watcher_catches_up_after_the_hub_restarts(hub: HubProcess) -> None:
             seen |= batch
 
 
+def test_listings_longer_than_a_page_are_whole(hub: HubProcess) -> None:
+    _login(hub, ALICE)
+    url = f"hub://127.0.0.1:{hub.port}/datasites/{ALICE}/paged"
+    names = [f"d{n % 3}/f{n}.txt" for n in range(7)]
+    with open_store(url, list_page=2) as store:
+        for name in names:
+            store.put(name, b"x")
+        assert sorted(e.path for e in store.list()) == sorted(names)
+        assert store.list_dirs() == ["d0", "d1", "d2"]
+
+
 PUBLIC = b'rules:\n  - pattern: "**"\n    access: {read: ["*"]}\n'
 
 

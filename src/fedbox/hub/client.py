@@ -77,8 +77,10 @@ class HubStore:
         retry_timeout: float | None = None,
         resumable_above: int = 64 << 20,
         part_size: int = 64 << 20,
+        list_page: int = 1000,
     ) -> None:
         self.url = url
+        self._list_page = list_page
         self._resumable_above = resumable_above
         self._part_size = part_size
         self._login: HubLogin = find_login(
@@ -334,14 +336,20 @@ class HubStore:
         return True
 
     def _listing(self, prefix: str) -> builtins.list[tuple[str, int, float]]:
+        """Every file below ``prefix``, page after page of the hub's listing."""
         full = self._full(prefix, root_ok=True)
-        answer = self._check(self._request("GET", "/api/v1/list", params={"prefix": full}), prefix)
         found = []
-        for item in answer.json()["files"]:
-            rel = self._relative(item["path"])
-            if rel is not None and not _hidden(rel):
-                found.append((rel, int(item["size"]), float(item["mtime"])))
-        return found
+        params = {"prefix": full, "limit": str(self._list_page)}
+        while True:
+            answer = self._check(self._request("GET", "/api/v1/list", params=params), prefix)
+            page = answer.json()
+            for item in page["files"]:
+                rel = self._relative(item["path"])
+                if rel is not None and not _hidden(rel):
+                    found.append((rel, int(item["size"]), float(item["mtime"])))
+            if page.get("next") is None:
+                return found
+            params["after"] = page["next"]
 
     def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         return [
@@ -626,12 +634,14 @@ def open_hub(
     state_dir: str | None = None,
     resumable_above: int = 64 << 20,
     part_size: int = 64 << 20,
+    list_page: int = 1000,
 ) -> HubStore:
     """The registry's factory for ``hub://`` and ``hubs://`` roots.
 
     ``watch_mode="poll"`` is refused: a hub pushes its changes. Polling intervals and
     ``fsync`` do not apply (the hub decides durability). Files above ``resumable_above``
-    bytes go up as a resumable upload in parts of ``part_size``.
+    bytes go up as a resumable upload in parts of ``part_size``; listings come in pages
+    of ``list_page`` files.
     """
     if watch_mode == "poll":
         raise ValueError("hub:// stores are watched through the hub's pushed feed, not polled")
@@ -642,4 +652,5 @@ def open_hub(
         retry_timeout=retry_timeout,
         resumable_above=resumable_above,
         part_size=part_size,
+        list_page=list_page,
     )
