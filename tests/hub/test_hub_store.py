@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,12 +15,16 @@ from pathlib import Path
 
 import pytest
 from hub_process import NO_LOGIN_LIMITS, HubProcess
+from waiting import wait_until
 
+from fedbox.datasite.paths import Kind, request_path, response_path
 from fedbox.datasite.workspace import Workspace
-from fedbox.errors import StoreError
+from fedbox.errors import CorruptMessage, ResponseTimeout, StoreError
 from fedbox.hub.credentials import login, request_code
 from fedbox.rpc import App, Box, Future
+from fedbox.rpc.envelope import read_header
 from fedbox.store import open_store
+from fedbox.testing import envelope_bytes, message_header
 from fedbox.testing.echo import serve_counted_echo
 from fedbox.testing.store_checks import STORE_CHECKS, check_store
 
@@ -187,3 +192,42 @@ def test_quota_refuses_the_write_and_keeps_nothing_of_it(quota_hub: HubProcess) 
         assert sorted(e.path for e in store.list()) == ["a.bin", "c.bin", "d.bin"]
         assert store.read("a.bin") == b"z" * 900
     assert list((quota_hub.data / "blobs" / "tmp").iterdir()) == []
+
+
+def test_a_corrupt_request_is_refused_once_and_left_to_its_sender(hub: HubProcess) -> None:
+    """Bob may not move Alice's file aside on a hub (only she writes her outbox): he
+    answers it 400 once, from his own log, and serves the requests around it."""
+    with echo_pair(hub) as (app, handled, alice):
+        bad_id = str(uuid.uuid4())
+        bad = str(request_path(ALICE, BOB, app.name, "echo", bad_id))
+        alice.store.put(bad, b"FBX1 this is not an envelope")
+        answer = str(response_path(ALICE, BOB, app.name, "echo", bad_id))
+        wait_until(lambda: alice.store.exists(answer), "bob to answer the bad request")
+        with alice.store.open(answer) as f:
+            assert read_header(f).status == 400
+        futures = [app.send(BOB, "echo", b"fine") for _ in range(3)]
+        _all_answered_once(alice, futures, handled)
+        assert alice.store.exists(bad), "left where its sender sees it"
+        assert handled[bad_id] == 0
+
+
+def test_a_corrupt_response_is_held_back_until_a_new_one_lands(hub: HubProcess) -> None:
+    for email in (ALICE, BOB):
+        _login(hub, email)
+    url = f"hub://127.0.0.1:{hub.port}"
+    with (
+        Box(open_store(url, email=ALICE), Workspace.for_email(ALICE)) as alice,
+        open_store(url, email=BOB) as bob,
+    ):
+        fut = alice.app(f"held{next(_fresh)}").send(BOB, "echo", b"question")
+        answer = str(response_path(ALICE, BOB, fut.record.app, "echo", fut.id))
+        bob.put(answer, b"FBX1 garbage")
+        with pytest.raises(CorruptMessage):
+            fut.wait(timeout=30)
+        with pytest.raises(ResponseTimeout):  # found again in the store, but not taken again
+            fut.wait(timeout=1)
+        header = message_header(
+            BOB, ALICE, fut.record.app, "echo", msg_id=fut.id, kind=Kind.RESPONSE, status=200
+        )
+        bob.put(answer, envelope_bytes(header, b"the real answer"))
+        assert fut.wait(timeout=30).body == b"the real answer"

@@ -98,6 +98,7 @@ class Box:
         self._routes: dict[str, RequestRoute] = {}
         self._arrived: dict[str, None] = {}  # oldest first
         self._unreported: dict[str, None] = {}  # oldest first
+        self._held_back: dict[str, None] = {}  # oldest first
         self._waiting: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
@@ -234,6 +235,7 @@ class Box:
                 self._arrived.pop(id, None)
                 self._arrived[id] = None
                 self._unreported.pop(id, None)
+                self._held_back.pop(id, None)
             self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
             self._cond.notify_all()
 
@@ -241,6 +243,17 @@ class Box:
         """The response to ``id`` was set aside unread: it is pending again."""
         with self._cond:
             self._arrived.pop(id, None)
+
+    def hold_back(self, id: str) -> None:
+        """The response to ``id`` was refused but could not be moved aside (a hub lets
+        only its writer move it): it no longer counts as arrived, and finding it in the
+        store does not change that; only a new file the watcher reports there does."""
+        with self._cond:
+            self._arrived.pop(id, None)
+            self._unreported.pop(id, None)
+            self._held_back[id] = None
+            while len(self._held_back) > UNREPORTED_LIMIT:
+                del self._held_back[next(iter(self._held_back))]
 
     def _forget_oldest(self, count: int) -> None:
         """Drop ``count`` of the oldest arrivals nobody waits for (lock held)."""
@@ -270,6 +283,8 @@ class Box:
         :meth:`read_response`)."""
         if record.id in self._arrived:
             return True
+        if record.id in self._held_back:
+            return False
         if self.store.exists(response_file(self.email, record)):
             self._notify_arrival([record.id])
             return True
