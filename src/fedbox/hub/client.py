@@ -430,7 +430,11 @@ class HubStore:
             + f"/api/v1/changes/ws?after={after}&inline={_INLINE}"
         )
         try:
-            return connect(ws_url, additional_headers=self._headers(), open_timeout=30)
+            # Uncompressed: batches are small and mostly ciphertext, so deflate costs
+            # both ends CPU on every change for little saved.
+            return connect(
+                ws_url, additional_headers=self._headers(), open_timeout=30, compression=None
+            )
         except InvalidStatus as exc:
             raise StoreError(f"{self.url}: the change feed refused us: {exc}") from exc
 
