@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from hub_process import NO_LOGIN_LIMITS, HubProcess
 from waiting import wait_until
@@ -231,3 +232,27 @@ def test_a_corrupt_response_is_held_back_until_a_new_one_lands(hub: HubProcess) 
         )
         bob.put(answer, envelope_bytes(header, b"the real answer"))
         assert fut.wait(timeout=30).body == b"the real answer"
+
+
+def _reads_of_files(hub: HubProcess) -> float:
+    """GET and HEAD requests on files the hub has answered so far (from /metrics)."""
+    text = httpx.get(f"{hub.url}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("fedbox_hub_requests_total{")
+        and 'route="/api/v1/files/{path:path}"' in line
+        and ('method="GET"' in line or 'method="HEAD"' in line)
+    )
+
+
+def test_small_messages_reach_their_readers_with_the_feed(hub: HubProcess) -> None:
+    """A round trip costs each side its write and nothing else: the request and the
+    response arrive with their changes, and no one asks whether a reply exists."""
+    with echo_pair(hub) as (app, _, _):
+        app.send(BOB, "echo", b"warm up").wait(60)
+        before = _reads_of_files(hub)
+        for n in range(10):
+            assert app.send(BOB, "echo", f"{n}".encode()).wait(60).body == f"{n}".encode()
+        # A serving lease renewal may read its file once meanwhile: nothing per message.
+        assert _reads_of_files(hub) - before <= 2
