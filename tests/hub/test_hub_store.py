@@ -256,3 +256,23 @@ def test_small_messages_reach_their_readers_with_the_feed(hub: HubProcess) -> No
             assert app.send(BOB, "echo", f"{n}".encode()).wait(60).body == f"{n}".encode()
         # A serving lease renewal may read its file once meanwhile: nothing per message.
         assert _reads_of_files(hub) - before <= 2
+
+
+def test_a_large_file_is_read_as_it_streams_with_seeks(hub: HubProcess) -> None:
+    _login(hub, ALICE)
+    data = os.urandom(9 << 20)  # above what is read whole
+    with open_store(f"hub://127.0.0.1:{hub.port}/datasites/{ALICE}") as store:
+        store.put("large.bin", data)
+        with store.open("large.bin") as f:
+            assert f.read(100) == data[:100]
+            assert f.seek(0, os.SEEK_END) == len(data)
+            f.seek(5 << 20)
+            assert f.read(1000) == data[5 << 20 : (5 << 20) + 1000]
+            f.seek(10)
+            assert f.read() == data[10:]
+        with store.open("large.bin") as f:
+            f.read(10)
+            store.put("large.bin", data[::-1])  # replaced while being read
+            f.seek(7 << 20)
+            with pytest.raises(StoreError, match="changed"):
+                f.read(10)

@@ -484,19 +484,29 @@ class HubDownload(io.RawIOBase):
         if self._pos != self._at or self._answer is None:
             self._restart()
         if not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                raise StoreError(
-                    f"{self._path}: the hub's stream ended at {self._at} of {self._size} bytes",
-                    self._path,
-                ) from None
+            self._pending = memoryview(self._next_chunk())
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         self._pos += n
         self._at += n
         return n
+
+    def _next_chunk(self) -> bytes:
+        """The next bytes of the stream; a cut connection is asked again from here once."""
+        for attempt in range(2):
+            try:
+                return next(self._chunks)
+            except StopIteration:
+                break
+            except httpx.TransportError as exc:
+                if attempt:
+                    raise StoreError(f"{self._path}: download cut: {exc}", self._path) from exc
+                self._restart()
+        raise StoreError(
+            f"{self._path}: the hub's stream ended at {self._at} of {self._size} bytes",
+            self._path,
+        )
 
     def _restart(self) -> None:
         self._drop()
