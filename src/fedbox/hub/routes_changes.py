@@ -121,8 +121,6 @@ async def changes(
     return await run_in_threadpool(visible_changes, hub_of(request), caller.email, after, limit)
 
 
-def _still_valid(hub: Hub, caller: Caller) -> bool:
-    return hub.sessions.active(caller)
 
 
 async def _until_disconnect(socket: WebSocket, wake: asyncio.Event, gone: asyncio.Event) -> None:
@@ -181,7 +179,8 @@ async def changes_socket(
             await wake.wait()
             if gone.is_set():
                 return
-            if not await run_in_threadpool(_still_valid, hub, caller):
+            live = hub.sessions.cached_active(caller)  # no thread hop per push while fresh
+            if not live and not await run_in_threadpool(hub.sessions.active, caller):
                 await socket.close(code=4401, reason="the session ended; log in again")
                 return
     except WebSocketDisconnect:
