@@ -11,6 +11,9 @@ from pathlib import Path
 
 import httpx
 
+START_TIMEOUT = 90
+"""Seconds a hub may take to answer /healthz: imports alone take seconds on a busy machine."""
+
 # For a hub whose tests each log in afresh, many times from one address.
 NO_LOGIN_LIMITS = ("--login-per-email", "10000", "--login-per-address", "10000")
 
@@ -36,7 +39,7 @@ class HubProcess:
              "--port", str(self.port), *self.flags],
             env=os.environ.copy(),
         )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the hub exited while starting"
             try:
@@ -44,7 +47,8 @@ class HubProcess:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)  # the server is still binding its port; poll again
-        raise TimeoutError("the hub did not answer /healthz within 30 s")
+        self.stop()  # not left running when the test gives up on it
+        raise TimeoutError(f"the hub did not answer /healthz within {START_TIMEOUT} s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
