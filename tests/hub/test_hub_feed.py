@@ -7,13 +7,19 @@ import json
 
 import httpx
 import pytest
-from hub_process import HubProcess, client_for, login
+from hub_process import NO_LOGIN_LIMITS, HubProcess, client_for, login
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 A, B, C = "alice@x.org", "bob@x.org", "carol@x.org"
 AB = f"syft_outbox_inbox_{A}_to_{B}/app/rpc/e"
 AC = f"syft_outbox_inbox_{A}_to_{C}/app/rpc/e"
+
+
+@pytest.fixture(scope="module")
+def hub_args() -> tuple[str, ...]:
+    """Each socket logs in afresh: more logins than the default limit allows."""
+    return NO_LOGIN_LIMITS
 
 
 @pytest.fixture(scope="module")
