@@ -121,8 +121,6 @@ async def changes(
     return await run_in_threadpool(visible_changes, hub_of(request), caller.email, after, limit)
 
 
-
-
 async def _until_disconnect(socket: WebSocket, wake: asyncio.Event, gone: asyncio.Event) -> None:
     """Notice a client leaving while the feed waits for changes (it sends nothing else)."""
     try:
