@@ -14,6 +14,8 @@ import httpx
 BACKENDS = ("sqlite", "postgres-s3")
 """Where a test hub keeps its data: SQLite + a folder (the default), or PostgreSQL + S3
 (moto). A module runs its tests on both by overriding the ``hub_backend`` fixture."""
+START_TIMEOUT = 90
+"""Seconds a hub may take to answer /healthz: imports alone take seconds on a busy machine."""
 
 # For a hub whose tests each log in afresh, many times from one address.
 NO_LOGIN_LIMITS = ("--login-per-email", "10000", "--login-per-address", "10000")
@@ -43,7 +45,7 @@ class HubProcess:
              "--port", str(self.port), *self.flags],
             env=self.env,
         )  # fmt: skip
-        deadline = time.monotonic() + 90  # a loaded machine starts slowly
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the hub exited while starting"
             try:
@@ -51,8 +53,8 @@ class HubProcess:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)  # the server is still binding its port; poll again
-        self.stop()
-        raise TimeoutError("the hub did not answer /healthz within 90 s")
+        self.stop()  # not left running when the test gives up on it
+        raise TimeoutError(f"the hub did not answer /healthz within {START_TIMEOUT} s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

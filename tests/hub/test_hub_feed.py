@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
 import pytest
-from hub_process import HubProcess, client_for, login
+from hub_process import NO_LOGIN_LIMITS, HubProcess, client_for, login
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -16,14 +17,20 @@ AC = f"syft_outbox_inbox_{A}_to_{C}/app/rpc/e"
 
 
 @pytest.fixture(scope="module")
+def hub_args() -> tuple[str, ...]:
+    """Each socket logs in afresh: more logins than the default limit allows."""
+    return NO_LOGIN_LIMITS
+
+
+@pytest.fixture(scope="module")
 def alice(hub: HubProcess) -> httpx.Client:
     return client_for(hub.url, A)
 
 
-def _socket(hub: HubProcess, email: str, after: int) -> ClientConnection:
+def _socket(hub: HubProcess, email: str, after: int, inline: int = 0) -> ClientConnection:
     token = login(hub.url, email)["access_token"]
     return connect(
-        f"ws://127.0.0.1:{hub.port}/api/v1/changes/ws?after={after}",
+        f"ws://127.0.0.1:{hub.port}/api/v1/changes/ws?after={after}&inline={inline}",
         additional_headers={"Authorization": f"Bearer {token}"},
         open_timeout=30,
     )
@@ -73,6 +80,29 @@ def test_websocket_pushes_only_what_the_caller_may_read(
         alice.put(f"/api/v1/files/{AB}/for-bob.request", content=b"hello")
         pushed = _receive(bob, 1)
     assert [c["path"] for c in pushed] == [f"{AB}/for-bob.request"]
+
+
+def test_websocket_carries_small_files_others_wrote_when_asked(
+    hub: HubProcess, alice: httpx.Client
+) -> None:
+    start = alice.get("/healthz").json()["head"]
+    alice.put(f"/api/v1/files/{AB}/gone.request", content=b"brief")
+    alice.delete(f"/api/v1/files/{AB}/gone.request")  # before anyone is told of the put
+    with (
+        _socket(hub, B, start, inline=10) as bob,
+        _socket(hub, A, start, inline=10) as writer,
+        _socket(hub, B, start) as plain,
+    ):
+        alice.put(f"/api/v1/files/{AB}/small.request", content=b"hello")
+        alice.put(f"/api/v1/files/{AB}/large.request", content=b"x" * 11)
+        pushed = {(c["op"], c["path"].rsplit("/", 1)[1]): c["data"] for c in _receive(bob, 4)}
+        own = [c["data"] for c in _receive(writer, 4)]
+        unasked = [c["data"] for c in _receive(plain, 4)]
+    assert base64.b64decode(pushed["put", "small.request"]) == b"hello"
+    assert pushed["put", "large.request"] is None  # over the size asked for
+    assert pushed["put", "gone.request"] is None  # replaced before it was pushed: fetch it
+    assert own == [None] * 4, "the writer has its bytes already"
+    assert unasked == [None] * 4
 
 
 def test_reconnecting_with_the_cursor_misses_nothing(hub: HubProcess, alice: httpx.Client) -> None:

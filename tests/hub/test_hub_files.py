@@ -136,6 +136,36 @@ def test_list_under_a_prefix(alice: httpx.Client) -> None:
     assert [f["path"] for f in files] == [f"{OUT}/l/a.txt", f"{OUT}/l/sub/b.txt"]
 
 
+def test_list_comes_in_pages_that_hide_what_the_caller_may_not_read(
+    hub: HubProcess, alice: httpx.Client
+) -> None:
+    private = f"datasites/{A}/pages"
+    for n in range(5):
+        alice.put(f"/api/v1/files/{private}/f{n}.txt", content=b"x")
+    bob = client_for(hub.url, B)
+    alice.put(f"/api/v1/files/{private}/syft.pub.yaml", content=b"rules:\n  - pattern: f1.txt\n"
+              b"    access: {read: [bob@x.org]}\n  - pattern: f3.txt\n"
+              b"    access: {read: [bob@x.org]}\n")  # fmt: skip
+
+    def pages(client: httpx.Client) -> list[list[str]]:
+        found, params = [], {"prefix": private, "limit": "2"}
+        while True:
+            page = client.get("/api/v1/list", params=params).json()
+            found.append([f["path"].rsplit("/", 1)[1] for f in page["files"]])
+            if page["next"] is None:
+                return found
+            params["after"] = page["next"]
+
+    assert pages(alice) == [
+        ["f0.txt", "f1.txt"],
+        ["f2.txt", "f3.txt"],
+        ["f4.txt", "syft.pub.yaml"],
+        [],
+    ]
+    assert pages(bob) == [["f1.txt"], ["f3.txt"], [], []]
+    assert alice.get("/api/v1/list", params={"limit": "0"}).status_code == 422
+
+
 def test_declared_digest_mismatch_is_refused_and_stores_nothing(
     hub: HubProcess, alice: httpx.Client
 ) -> None:

@@ -102,3 +102,29 @@ def test_keys_init_publishes_readable_keys_on_a_hub(hub: HubProcess, fedbox_home
         assert bob.exists(did_path(ALICE))
         read_published(bob, ALICE)
     assert (Workspace.for_email(ALICE).state_dir / "keys").is_dir()
+
+
+def test_dataset_and_cleanup_commands_act_as_their_email_on_a_hub(
+    hub: HubProcess, fedbox_home: Path, tmp_path: Path
+) -> None:
+    for email in (ALICE, BOB):
+        _login(hub, email)
+    private, mock = tmp_path / "private", tmp_path / "mock"
+    for folder in (private, mock):
+        folder.mkdir()
+        (folder / "rows.csv").write_text("x,1\n")
+    root = ["--root", _url(hub), "--email", BOB]
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["dataset", "create", "visits", "--private", str(private), "--mock", str(mock), *root]
+    )
+    assert created.exit_code == 0, created.output
+    published = f"datasites/{BOB}/public/datasets/visits/dataset.json"
+    with open_store(_url(hub), identity=StoreIdentity(ALICE)) as alice:
+        assert alice.exists(published), "published where everyone reads"
+    cleaned = runner.invoke(app, ["cleanup", "--older-than", "1d", *root])
+    assert cleaned.exit_code == 0, cleaned.output
+    deleted = runner.invoke(app, ["dataset", "delete", "visits", *root])
+    assert deleted.exit_code == 0, deleted.output
+    with open_store(_url(hub), identity=StoreIdentity(ALICE)) as alice:
+        assert not alice.exists(published)

@@ -7,19 +7,25 @@ import os
 import stat
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from hub_process import NO_LOGIN_LIMITS, HubProcess
+from waiting import wait_until
 
+from fedbox.datasite.paths import Kind, request_path, response_path
 from fedbox.datasite.workspace import Workspace
-from fedbox.errors import StoreError
+from fedbox.errors import CorruptMessage, ResponseTimeout, StoreError
 from fedbox.hub.credentials import login, request_code
 from fedbox.rpc import App, Box, Future
+from fedbox.rpc.envelope import read_header
 from fedbox.store import open_store
+from fedbox.testing import envelope_bytes, message_header
 from fedbox.testing.echo import serve_counted_echo
 from fedbox.testing.store_checks import STORE_CHECKS, check_store
 
@@ -94,6 +100,17 @@ def test_a_watcher_catches_up_after_the_hub_restarts(hub: HubProcess) -> None:
             batch = watcher.next_batch(timeout=30)
             assert batch, f"missing after the restart: {names - seen}"
             seen |= batch
+
+
+def test_listings_longer_than_a_page_are_whole(hub: HubProcess) -> None:
+    _login(hub, ALICE)
+    url = f"hub://127.0.0.1:{hub.port}/datasites/{ALICE}/paged"
+    names = [f"d{n % 3}/f{n}.txt" for n in range(7)]
+    with open_store(url, list_page=2) as store:
+        for name in names:
+            store.put(name, b"x")
+        assert sorted(e.path for e in store.list()) == sorted(names)
+        assert store.list_dirs() == ["d0", "d1", "d2"]
 
 
 PUBLIC = b'rules:\n  - pattern: "**"\n    access: {read: ["*"]}\n'
@@ -176,3 +193,86 @@ def test_quota_refuses_the_write_and_keeps_nothing_of_it(quota_hub: HubProcess) 
         assert sorted(e.path for e in store.list()) == ["a.bin", "c.bin", "d.bin"]
         assert store.read("a.bin") == b"z" * 900
     assert list((quota_hub.data / "blobs" / "tmp").iterdir()) == []
+
+
+def test_a_corrupt_request_is_refused_once_and_left_to_its_sender(hub: HubProcess) -> None:
+    """Bob may not move Alice's file aside on a hub (only she writes her outbox): he
+    answers it 400 once, from his own log, and serves the requests around it."""
+    with echo_pair(hub) as (app, handled, alice):
+        bad_id = str(uuid.uuid4())
+        bad = str(request_path(ALICE, BOB, app.name, "echo", bad_id))
+        alice.store.put(bad, b"FBX1 this is not an envelope")
+        answer = str(response_path(ALICE, BOB, app.name, "echo", bad_id))
+        wait_until(lambda: alice.store.exists(answer), "bob to answer the bad request")
+        with alice.store.open(answer) as f:
+            assert read_header(f).status == 400
+        futures = [app.send(BOB, "echo", b"fine") for _ in range(3)]
+        _all_answered_once(alice, futures, handled)
+        assert alice.store.exists(bad), "left where its sender sees it"
+        assert handled[bad_id] == 0
+
+
+def test_a_corrupt_response_is_held_back_until_a_new_one_lands(hub: HubProcess) -> None:
+    for email in (ALICE, BOB):
+        _login(hub, email)
+    url = f"hub://127.0.0.1:{hub.port}"
+    with (
+        Box(open_store(url, email=ALICE), Workspace.for_email(ALICE)) as alice,
+        open_store(url, email=BOB) as bob,
+    ):
+        fut = alice.app(f"held{next(_fresh)}").send(BOB, "echo", b"question")
+        answer = str(response_path(ALICE, BOB, fut.record.app, "echo", fut.id))
+        bob.put(answer, b"FBX1 garbage")
+        with pytest.raises(CorruptMessage):
+            fut.wait(timeout=30)
+        with pytest.raises(ResponseTimeout):  # found again in the store, but not taken again
+            fut.wait(timeout=1)
+        header = message_header(
+            BOB, ALICE, fut.record.app, "echo", msg_id=fut.id, kind=Kind.RESPONSE, status=200
+        )
+        bob.put(answer, envelope_bytes(header, b"the real answer"))
+        assert fut.wait(timeout=30).body == b"the real answer"
+
+
+def _reads_of_files(hub: HubProcess) -> float:
+    """GET and HEAD requests on files the hub has answered so far (from /metrics)."""
+    text = httpx.get(f"{hub.url}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("fedbox_hub_requests_total{")
+        and 'route="/api/v1/files/{path:path}"' in line
+        and ('method="GET"' in line or 'method="HEAD"' in line)
+    )
+
+
+def test_small_messages_reach_their_readers_with_the_feed(hub: HubProcess) -> None:
+    """A round trip costs each side its write and nothing else: the request and the
+    response arrive with their changes, and no one asks whether a reply exists."""
+    with echo_pair(hub) as (app, _, _):
+        app.send(BOB, "echo", b"warm up").wait(60)
+        before = _reads_of_files(hub)
+        for n in range(10):
+            assert app.send(BOB, "echo", f"{n}".encode()).wait(60).body == f"{n}".encode()
+        # A serving lease renewal may read its file once meanwhile: nothing per message.
+        assert _reads_of_files(hub) - before <= 2
+
+
+def test_a_large_file_is_read_as_it_streams_with_seeks(hub: HubProcess) -> None:
+    _login(hub, ALICE)
+    data = os.urandom(9 << 20)  # above what is read whole
+    with open_store(f"hub://127.0.0.1:{hub.port}/datasites/{ALICE}") as store:
+        store.put("large.bin", data)
+        with store.open("large.bin") as f:
+            assert f.read(100) == data[:100]
+            assert f.seek(0, os.SEEK_END) == len(data)
+            f.seek(5 << 20)
+            assert f.read(1000) == data[5 << 20 : (5 << 20) + 1000]
+            f.seek(10)
+            assert f.read() == data[10:]
+        with store.open("large.bin") as f:
+            f.read(10)
+            store.put("large.bin", data[::-1])  # replaced while being read
+            f.seek(7 << 20)
+            with pytest.raises(StoreError, match="changed"):
+                f.read(10)

@@ -119,3 +119,31 @@ def test_someone_elses_upload_is_invisible(hub: HubProcess, alice: httpx.Client)
     assert other.status_code == 404
     into = bob.post("/api/v1/uploads", json={"path": f"datasites/{A}/p.bin", "size": 1})
     assert into.status_code == 404
+
+
+def test_an_abandoned_upload_is_removed_after_the_expiry(tmp_path: Path) -> None:
+    hub = HubProcess(tmp_path / "hub", *NO_LOGIN_LIMITS, "--upload-expiry", "3600")
+    try:
+        alice = client_for(hub.url, A)
+
+        def begin(name: str) -> str:
+            path = f"datasites/{A}/{name}"
+            state = alice.post("/api/v1/uploads", json={"path": path, "size": 10}).json()
+            upload = str(state["id"])
+            alice.patch(f"/api/v1/uploads/{upload}", content=b"abc", headers={"Upload-Offset": "0"})
+            return upload
+
+        abandoned, active = begin("gone.bin"), begin("kept.bin")
+        staged = hub.data / "uploads" / abandoned
+        two_hours_ago = staged.stat().st_mtime - 7200
+        os.utime(staged, (two_hours_ago, two_hours_ago))  # no bytes for two hours
+        # Not yet: nobody started an upload since. The next start sweeps.
+        assert alice.head(f"/api/v1/uploads/{abandoned}").status_code == 200
+        begin("next.bin")
+        assert alice.head(f"/api/v1/uploads/{abandoned}").status_code == 404
+        assert not staged.exists()
+        assert alice.head(f"/api/v1/uploads/{active}").headers["upload-offset"] == "3"
+        again = alice.post("/api/v1/uploads", json={"path": f"datasites/{A}/gone.bin", "size": 10})
+        assert again.json()["offset"] == 0, "a new upload starts from nothing"
+    finally:
+        hub.stop()

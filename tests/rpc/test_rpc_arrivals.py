@@ -66,3 +66,33 @@ def test_a_response_found_missing_is_seen_when_it_lands(
             done, pending = a.wait(futures, timeout=60)
             assert not pending
             assert [f.result().body for f in futures] == [b"%d" % i for i in range(5)]
+
+
+def test_waiting_again_on_read_and_forgotten_responses_finds_them(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests sent while the watcher runs are waited on without a look in the store,
+    but only until their reply arrived: once read or forgotten, waiting looks again."""
+    monkeypatch.setattr(box_module, "RECENT_ARRIVALS", 5)
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a, _serving(root) as _:
+        app = a.app("t")
+        app.send("b@x.org", "echo", b"start the watcher").wait(timeout=30)
+        futures = [app.send("b@x.org", "echo", b"%d" % i) for i in range(30)]
+        _, pending = a.wait(futures, timeout=60)
+        assert not pending
+        assert [f.result().body for f in futures] == [b"%d" % i for i in range(30)]
+        _, pending = a.wait(futures, timeout=10)
+        assert not pending
+
+
+def test_requests_awaiting_a_report_are_remembered_up_to_a_bound(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(box_module, "UNREPORTED_LIMIT", 10)
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a:
+        app = a.app("t")
+        a.start_watching()
+        futures = [app.send("b@x.org", "echo", b"x") for _ in range(40)]  # b is not serving
+        with _serving(root) as _:
+            _, pending = a.wait(futures, timeout=60)  # the forgotten ones are looked for
+        assert not pending

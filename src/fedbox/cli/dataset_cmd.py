@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.rds_options import JsonOpt, console, emit_json
-from fedbox.cli.roots import RootOpt, StorageOpt, fail, open_root
+from fedbox.cli.roots import RootOpt, StorageOpt, fail, identity_of, open_root
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.rds import DatasetError
@@ -47,7 +47,7 @@ def create(
         except (OSError, UnicodeDecodeError) as exc:
             raise fail(f"--description {description}: {exc}") from exc
     workspace = Workspace.for_email(validate_email(email), state_dir).ensure()
-    with open_root(root, storage_option) as store:
+    with open_root(root, storage_option, identity_of(workspace)) as store:
         try:
             info = create_dataset(
                 store, workspace, name, private=private, mock=mock, description=text
@@ -120,7 +120,7 @@ def delete(
 ) -> None:
     """Unpublish your dataset and forget its private path (the private data stays)."""
     workspace = Workspace.for_email(validate_email(email), state_dir).ensure()
-    with open_root(root, storage_option) as store:
+    with open_root(root, storage_option, identity_of(workspace)) as store:
         try:
             delete_dataset(store, workspace, name)
         except DatasetError as exc:

@@ -80,6 +80,9 @@ def serve(
     ] = 60,
     quota_bytes: Annotated[int | None, typer.Option(help="Bytes each identity may store.")] = None,
     quota_files: Annotated[int | None, typer.Option(help="Files each identity may store.")] = None,
+    upload_expiry: Annotated[
+        float, typer.Option(help="Seconds an unfinished upload may receive nothing before removal.")
+    ] = 86400.0,
     smtp_host: Annotated[
         str | None,
         typer.Option(envvar="FEDBOX_HUB_SMTP_HOST", help="SMTP server for login codes."),
@@ -127,8 +130,8 @@ def serve(
     settings = _settings(
         data, db, blobs, storage_option, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
-        quota_bytes=quota_bytes, quota_files=quota_files, smtp=smtp, feed_check=feed_check,
-        direct_downloads_above=direct_downloads_above,
+        quota_bytes=quota_bytes, quota_files=quota_files, upload_expiry=upload_expiry, smtp=smtp,
+        feed_check=feed_check, direct_downloads_above=direct_downloads_above,
     )  # fmt: skip
     if smtp is None and not dev:
         console.print(

@@ -16,7 +16,15 @@ from rich.table import Table
 
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.rds_options import JsonOpt, console, emit_json, open_rds
-from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, fail, open_root
+from fedbox.cli.roots import (
+    ENV_ROOT,
+    ROOT_HELP,
+    RootOpt,
+    StorageOpt,
+    fail,
+    identity_of,
+    open_root,
+)
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -395,7 +403,7 @@ def run(
             if mock:
                 if root is None:
                     raise fail("--mock needs --root (the published mock is in the store)")
-                with open_root(root, storage_option) as store:
+                with open_root(root, storage_option, identity_of(owner.workspace)) as store:
                     owner.store = store
                     result = owner.run_mock(job_id)
                 extra = {"status": owner.jobs.get(job_id).status.value}

@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fedbox.cli.options import EmailOpt, StateOpt
-from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, open_root
+from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, identity_of, open_root
 from fedbox.crypto import DEFAULT_RETAINED_PREKEYS, Identity, TrustStore, normalize_fingerprint
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import CryptoError
 from fedbox.rpc.sealing import did_path, publish_keys, read_published
-from fedbox.store import Store, StoreIdentity
+from fedbox.store import Store
 
 __all__ = ["keys_app"]
 
@@ -29,10 +29,6 @@ console = Console()
 
 def _workspace(email: str, state_dir: Path | None) -> Workspace:
     return Workspace.for_email(validate_email(email), state_dir)
-
-
-def _as(workspace: Workspace) -> StoreIdentity:
-    return StoreIdentity(workspace.email, workspace.state_dir)
 
 
 def _existing_identity(workspace: Workspace) -> Identity:
@@ -61,7 +57,7 @@ def init(
 ) -> None:
     """Create your keys (if needed) and publish your public keys in the store."""
     workspace = _workspace(email, state_dir).ensure()
-    with open_root(root, storage_option, _as(workspace)) as store:
+    with open_root(root, storage_option, identity_of(workspace)) as store:
         existed = (workspace.state_dir / "keys" / "identity.json").exists()
         identity = Identity.load_or_create(workspace.state_dir, workspace.email)
         path = publish_keys(store, identity)
@@ -82,7 +78,7 @@ def show(
 ) -> None:
     """Fingerprints: yours, or a peer's published one and whether you trust it."""
     workspace = _workspace(email, state_dir)
-    with open_root(root, storage_option, _as(workspace)) as store:
+    with open_root(root, storage_option, identity_of(workspace)) as store:
         if peer is None or peer == workspace.email:
             _show_own(store, workspace)
             return
@@ -176,7 +172,7 @@ def trust(
     peer = validate_email(peer)
     fp = normalize_fingerprint(fingerprint)
     if root is not None:
-        with open_root(root, storage_option, _as(workspace)) as store:
+        with open_root(root, storage_option, identity_of(workspace)) as store:
             published = read_published(store, peer)
         if published.fingerprint != fp:
             console.print(
@@ -205,7 +201,7 @@ def rotate(
     workspace = _workspace(email, state_dir)
     identity = _existing_identity(workspace)
     old = identity.prekey_id
-    with open_root(root, storage_option, _as(workspace)) as store:
+    with open_root(root, storage_option, identity_of(workspace)) as store:
         identity.rotate_prekey(retain=retain)
         path = publish_keys(store, identity)
     console.print(f"rotated the prekey of {identity.email}: {old} -> {identity.prekey_id}")

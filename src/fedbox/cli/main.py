@@ -21,7 +21,7 @@ from fedbox.cli.job_cmd import job_app
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.options import EmailOpt, StateOpt
-from fedbox.cli.roots import RootOpt, StorageOpt, open_root, print_error
+from fedbox.cli.roots import RootOpt, StorageOpt, identity_of, open_root, print_error
 from fedbox.cli.runs_cmd import runs_app
 from fedbox.cli.serve_cmd import serve
 from fedbox.cli.sync_cmd import sync_app
@@ -115,21 +115,23 @@ def cleanup(
     Works on a folder or a store URL: ``fedbox cleanup --root s3://bucket/fed --email E``.
     """
     age = parse_duration(older_than)
-    _check_own_state(email, state_dir)
-    with open_root(root, storage_option) as store:
+    workspace = _check_own_state(email, state_dir)
+    with open_root(root, storage_option, identity_of(workspace)) as store:
         report = cleanup_store(store, email, age, time.time())
     console.print(f"removed {report.files} files ({report.bytes:,} bytes) older than {older_than}")
 
 
-def _check_own_state(email: str, state_dir: Path | None) -> None:
+def _check_own_state(email: str, state_dir: Path | None) -> Workspace:
     """Cleanup deletes files, so it acts as the identity whose state dir it is given, as
     the other commands do: a named state dir must exist, and keys in it must be
-    ``email``'s (CryptoError otherwise), so nobody empties another's outboxes by a typo."""
+    ``email``'s (CryptoError otherwise), so nobody empties another's outboxes by a typo.
+    The identity's workspace."""
     workspace = Workspace.for_email(email, state_dir)
     if state_dir is not None and not workspace.state_dir.is_dir():
         raise typer.BadParameter(f"{state_dir} is not a directory", param_hint="--state-dir")
     if (workspace.state_dir / "keys" / "identity.json").exists():
         Identity.load_or_create(workspace.state_dir, email)
+    return workspace
 
 
 register_fl_commands(app)  # simulate, bootstrap, run

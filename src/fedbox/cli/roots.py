@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.store import Store, StoreIdentity, open_store
 from fedbox.store.registry import resolve_storage_options
@@ -30,6 +31,7 @@ __all__ = [
     "RootOpt",
     "StorageOpt",
     "fail",
+    "identity_of",
     "one_line",
     "open_root",
     "parse_storage_options",
@@ -158,6 +160,12 @@ def refusals_reported_here() -> Iterator[None]:
         yield
     finally:
         log.removeFilter(not_refusals)
+
+
+def identity_of(workspace: Workspace) -> StoreIdentity:
+    """Who a command acts as, for :func:`open_root`: a ``hub://`` store logs in with
+    this identity's saved login (from its state dir), not whichever one it finds."""
+    return StoreIdentity(workspace.email, workspace.state_dir)
 
 
 @contextmanager

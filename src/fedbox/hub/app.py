@@ -69,7 +69,7 @@ def build_hub(settings: HubSettings) -> Hub:
         per_address=RateLimiter(
             engine, "address", settings.login_per_address, settings.login_window
         ),
-        uploads=Uploads(engine, index, settings.data / "uploads"),
+        uploads=Uploads(engine, index, settings.data / "uploads", settings.upload_expiry),
     )
     index.subscribe(hub.bus.publish)
     return hub

@@ -13,7 +13,9 @@ one login for this hub. Expired access tokens are refreshed on the fly.
 
 from __future__ import annotations
 
+import base64
 import builtins
+import io
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,12 +46,17 @@ from fedbox.store.base import (
 )
 from fedbox.store.polling import folder_matcher, in_folders
 
-__all__ = ["HubStore", "HubWatcher", "open_hub"]
+__all__ = ["HubDownload", "HubStore", "HubWatcher", "open_hub"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _SPOOL = 8 << 20
+_INLINE = 64 << 10
+"""Files up to this size reach a watcher with their change (the feed's ``inline``)."""
+_PUSHED_FILES = 1024
+_PUSHED_BYTES = 32 << 20
+"""Bounds of what a store keeps of the bytes pushed to it, unread (oldest dropped)."""
 
 
 def _hidden(rel: str) -> bool:
@@ -69,8 +77,10 @@ class HubStore:
         retry_timeout: float | None = None,
         resumable_above: int = 64 << 20,
         part_size: int = 64 << 20,
+        list_page: int = 1000,
     ) -> None:
         self.url = url
+        self._list_page = list_page
         self._resumable_above = resumable_above
         self._part_size = part_size
         self._login: HubLogin = find_login(
@@ -85,6 +95,9 @@ class HubStore:
         self._http = httpx.Client(base_url=self._endpoints[0], timeout=60, follow_redirects=True)
         self._auth_lock = threading.Lock()
         self._unanswered = 0
+        self._pushed: OrderedDict[str, bytes] = OrderedDict()  # full path -> bytes, unread
+        self._pushed_bytes = 0
+        self._pushed_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HubStore({self.url!r} as {self._login.email})"
@@ -123,18 +136,29 @@ class HubStore:
             return self._unanswered % len(self._endpoints) == 0
 
     def _request(
-        self, method: str, url: str, *, rewind: Callable[[], Any] | None = None, **kw: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        rewind: Callable[[], Any] | None = None,
+        stream: bool = False,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
     ) -> httpx.Response:
         """One request, refreshed once on 401 and retried through outages, on the hub's
-        next process (a ``hub://`` root may list several) before backing off."""
+        next process (a ``hub://`` root may list several) before backing off. With
+        ``stream=True`` the body is left unread: the caller closes the response."""
         deadline = time.monotonic() + self._retry_timeout
         delay = 0.05
         refreshed = False
         while True:
             token = self._login.access_token
             base = self._http.base_url
+            request = self._http.build_request(
+                method, url, headers={**self._headers(), **(headers or {})}, **kw
+            )
             try:
-                answer = self._http.request(method, url, headers=self._headers(), **kw)
+                answer = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 if time.monotonic() + delay > deadline:
                     raise StoreError(f"{self.url} unreachable: {exc}") from exc
@@ -146,6 +170,7 @@ class HubStore:
                 continue
             self._unanswered = 0
             if answer.status_code == 401 and not refreshed:
+                answer.close()
                 self._refresh(token)
                 refreshed = True
                 if rewind is not None:
@@ -175,10 +200,37 @@ class HubStore:
     def _files_url(full: str) -> str:
         return "/api/v1/files/" + quote(full, safe="/@")
 
+    # --- bytes pushed with the change feed -------------------------------------------------
+
+    def pushed(self, full: str, data: bytes | None) -> None:
+        """The watcher saw a new version of ``full``: keep its bytes (if the feed carried
+        them) for the one read that follows, else forget any older ones. The feed comes
+        in order, so what is kept is never older than what the watcher reported."""
+        with self._pushed_lock:
+            old = self._pushed.pop(full, None)
+            self._pushed_bytes -= 0 if old is None else len(old)
+            if data is None:
+                return
+            self._pushed[full] = data
+            self._pushed_bytes += len(data)
+            while len(self._pushed) > _PUSHED_FILES or self._pushed_bytes > _PUSHED_BYTES:
+                _, dropped = self._pushed.popitem(last=False)
+                self._pushed_bytes -= len(dropped)
+
+    def _take_pushed(self, full: str) -> bytes | None:
+        """The pushed bytes of ``full``, once: a second read asks the hub."""
+        with self._pushed_lock:
+            data = self._pushed.pop(full, None)
+            self._pushed_bytes -= 0 if data is None else len(data)
+            return data
+
     # --- Store ---------------------------------------------------------------------------
 
     def put(self, path: str, data: bytes | BinaryIO) -> None:
+        """One request with a known length (the hub takes bodies up to 1 MiB in one
+        step); files above ``resumable_above`` go up as a resumable upload."""
         full = self._full(path)
+        self.pushed(full, None)
         if isinstance(data, (bytes, bytearray, memoryview)):
             answer = self._request("PUT", self._files_url(full), content=bytes(data))
             self._check(answer, path)
@@ -189,13 +241,20 @@ class HubStore:
         if size > self._resumable_above:
             self._put_resumable(full, path, data, start, size)
             return
+        if size <= _SPOOL:
+            self.put(path, data.read())
+            return
 
         def chunks() -> Iterator[bytes]:
             while chunk := data.read(_CHUNK):
                 yield chunk
 
         answer = self._request(
-            "PUT", self._files_url(full), content=chunks(), rewind=lambda: data.seek(start)
+            "PUT",
+            self._files_url(full),
+            content=chunks(),
+            headers={"Content-Length": str(size)},
+            rewind=lambda: data.seek(start),
         )
         self._check(answer, path)
 
@@ -243,67 +302,75 @@ class HubStore:
             self.put(path, spool)  # type: ignore[arg-type]
 
     def open(self, path: str) -> BinaryIO:
-        """The file, streamed into a spool (memory up to 8 MiB, then a temp file)."""
+        """The file: read whole up to 8 MiB, else streamed from the hub as it is read
+        (seeking asks for the rest with a ``Range``), never copied to a temporary first."""
         full = self._full(path)
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
+        data = self._take_pushed(full)
+        if data is not None:
+            return io.BytesIO(data)
+        answer = self._request("GET", self._files_url(full), stream=True)
         try:
-            self._download_anywhere(full, path, spool)
+            if not answer.is_success:
+                answer.read()
+                self._check(answer, path)
+            size = int(answer.headers["content-length"])
+            if size <= _SPOOL:
+                return io.BytesIO(answer.read())
         except BaseException:
-            spool.close()
+            answer.close()
             raise
-        spool.seek(0)
-        return spool  # type: ignore[return-value]
+        download = HubDownload(self, full, path, answer, size)
+        return io.BufferedReader(download, _CHUNK)
 
-    def _download_anywhere(self, full: str, path: str, spool: Any) -> None:
-        """:meth:`_download`, started over on the hub's next process if this one fails."""
-        deadline = time.monotonic() + self._retry_timeout
-        while True:
-            base = self._http.base_url
-            try:
-                self._download(full, path, spool)
-                return
-            except httpx.TransportError as exc:
-                if time.monotonic() > deadline:
-                    raise StoreError(f"{self.url} unreachable: {exc}") from exc
-                spool.seek(0)
-                spool.truncate()
-                if self._fail_over(base):
-                    time.sleep(0.5)  # every process failed: wait before the next round
-
-    def _download(self, full: str, path: str, sink: Any) -> None:
-        for attempt in range(2):
-            token = self._login.access_token
-            with self._http.stream("GET", self._files_url(full), headers=self._headers()) as r:
-                if r.status_code == 401 and attempt == 0:
-                    self._refresh(token)
-                    continue
-                if not r.is_success:
-                    r.read()
-                    self._check(r, path)
-                for chunk in r.iter_bytes(_CHUNK):
-                    sink.write(chunk)
-                return
+    def reopen_at(self, full: str, path: str, offset: int, version: str) -> httpx.Response:
+        """The rest of ``full`` from ``offset``, streamed; StoreError if its version is
+        no longer ``version`` (it was replaced while being read)."""
+        answer = self._request(
+            "GET", self._files_url(full), stream=True, headers={"Range": f"bytes={offset}-"}
+        )
+        if not answer.is_success:
+            answer.read()
+            answer.close()
+            self._check(answer, path)
+        if _version_of(answer) != version:
+            answer.close()
+            raise StoreError(f"{path} changed on {self.url} while it was being read", path)
+        return answer
 
     def read(self, path: str) -> bytes:
-        answer = self._request("GET", self._files_url(self._full(path)))
+        full = self._full(path)
+        data = self._take_pushed(full)
+        if data is not None:
+            return data
+        answer = self._request("GET", self._files_url(full))
         return self._check(answer, path).content
 
     def exists(self, path: str) -> bool:
-        answer = self._request("HEAD", self._files_url(self._full(path)))
+        full = self._full(path)
+        with self._pushed_lock:
+            if full in self._pushed:
+                return True
+        answer = self._request("HEAD", self._files_url(full))
         if answer.status_code == 404:
             return False
         self._check(answer, path)
         return True
 
     def _listing(self, prefix: str) -> builtins.list[tuple[str, int, float]]:
+        """Every file below ``prefix``, page after page of the hub's listing."""
         full = self._full(prefix, root_ok=True)
-        answer = self._check(self._request("GET", "/api/v1/list", params={"prefix": full}), prefix)
         found = []
-        for item in answer.json()["files"]:
-            rel = self._relative(item["path"])
-            if rel is not None and not _hidden(rel):
-                found.append((rel, int(item["size"]), float(item["mtime"])))
-        return found
+        params = {"prefix": full, "limit": str(self._list_page)}
+        while True:
+            answer = self._check(self._request("GET", "/api/v1/list", params=params), prefix)
+            page = answer.json()
+            for item in page["files"]:
+                rel = self._relative(item["path"])
+                if rel is not None and not _hidden(rel):
+                    found.append((rel, int(item["size"]), float(item["mtime"])))
+            if page.get("next") is None:
+                return found
+            params["after"] = page["next"]
 
     def list(self, prefix: str = "", suffix: str = "") -> builtins.list[Entry]:
         return [
@@ -327,7 +394,9 @@ class HubStore:
         return []
 
     def delete(self, path: str) -> None:
-        self._check(self._request("DELETE", self._files_url(self._full(path))), path)
+        full = self._full(path)
+        self.pushed(full, None)
+        self._check(self._request("DELETE", self._files_url(full)), path)
 
     def remove_folder(self, path: str) -> bool:
         """False: the hub has no folders of its own, only paths."""
@@ -336,6 +405,9 @@ class HubStore:
 
     def _pair(self, endpoint: str, src: str, dst: str) -> None:
         body = {"src": self._full(src), "dst": self._full(dst)}
+        self.pushed(body["dst"], None)
+        if endpoint.endswith("move"):
+            self.pushed(body["src"], None)
         self._check(self._request("POST", endpoint, json=body), src)
 
     def move(self, src: str, dst: str) -> None:
@@ -377,10 +449,13 @@ class HubStore:
         base = self._http.base_url
         ws_url = str(base).rstrip("/").replace("http", "ws", 1)
         try:
+            # Uncompressed: batches are small and mostly ciphertext, so deflate costs
+            # both ends CPU on every change for little saved.
             return connect(
-                f"{ws_url}/api/v1/changes/ws?after={after}",
+                f"{ws_url}/api/v1/changes/ws?after={after}&inline={_INLINE}",
                 additional_headers=self._headers(),
                 open_timeout=30,
+                compression=None,
             )
         except InvalidStatus as exc:
             raise StoreError(f"{self.url}: the change feed refused us: {exc}") from exc
@@ -391,6 +466,98 @@ class HubStore:
     def refresh_after_close(self, code: int | None) -> None:
         if code == 4401:
             self._refresh(self._login.access_token)
+
+
+def _version_of(answer: httpx.Response) -> str:
+    """The hub's version of a download, also when the hub sent it to its bucket: the
+    redirect carries the version, the bucket's answer does not."""
+    for step in (answer, *reversed(answer.history)):
+        version = step.headers.get("x-fedbox-version")
+        if version is not None:
+            return str(version)
+    return ""
+
+
+class HubDownload(io.RawIOBase):
+    """A file on the hub read as it streams in: the bytes go to the reader's buffers
+    with no temporary copy. A seek only moves the position; the next read away from
+    where the stream stands asks the hub for the rest from there (same version only)."""
+
+    def __init__(
+        self, store: HubStore, full: str, path: str, answer: httpx.Response, size: int
+    ) -> None:
+        self._store = store
+        self._full = full
+        self._path = path
+        self._version = _version_of(answer)
+        self._answer: httpx.Response | None = answer
+        self._chunks: Iterator[bytes] = answer.iter_raw()
+        self._pending = memoryview(b"")
+        self._size = size
+        self._pos = 0
+        self._at = 0  # where the stream stands
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size:
+            return 0
+        if self._pos != self._at or self._answer is None:
+            self._restart()
+        if not self._pending:
+            self._pending = memoryview(self._next_chunk())
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self._pos += n
+        self._at += n
+        return n
+
+    def _next_chunk(self) -> bytes:
+        """The next bytes of the stream; a cut connection is asked again from here once."""
+        for attempt in range(2):
+            try:
+                return next(self._chunks)
+            except StopIteration:
+                break
+            except httpx.TransportError as exc:
+                if attempt:
+                    raise StoreError(f"{self._path}: download cut: {exc}", self._path) from exc
+                self._restart()
+        raise StoreError(
+            f"{self._path}: the hub's stream ended at {self._at} of {self._size} bytes",
+            self._path,
+        )
+
+    def _restart(self) -> None:
+        self._drop()
+        self._answer = self._store.reopen_at(self._full, self._path, self._pos, self._version)
+        self._chunks = self._answer.iter_raw()
+        self._at = self._pos
+
+    def _drop(self) -> None:
+        answer, self._answer = self._answer, None
+        self._pending = memoryview(b"")
+        if answer is not None:
+            answer.close()
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
 
 
 class HubWatcher:
@@ -432,10 +599,7 @@ class HubWatcher:
                     for message in socket:
                         batch = json.loads(message)
                         for change in batch["changes"]:
-                            if change["op"] in ("put", "move"):
-                                rel = self._wanted(change["path"])
-                                if rel is not None:
-                                    self._arrived.put(rel)
+                            self._take(change)
                         self._cursor = batch["cursor"]
                 code = socket.close_code
             except (OSError, ConnectionClosed, StoreError, TimeoutError) as exc:
@@ -449,6 +613,19 @@ class HubWatcher:
                 logger.warning("hub watcher: %s", exc)
             self._stop.wait(delay)  # reconnect backoff while the hub is away
             delay = min(delay * 2, 2.0)
+
+    def _take(self, change: dict[str, Any]) -> None:
+        """Report a new file we want, its pushed bytes kept for the read that follows."""
+        path, store = change["path"], self._store
+        if change["op"] == "move":
+            store.pushed(change["old_path"], None)
+        rel = self._wanted(path)
+        if rel is None:
+            return
+        data = change.get("data")
+        store.pushed(path, None if data is None else base64.b64decode(data))
+        if change["op"] in ("put", "move"):
+            self._arrived.put(rel)
 
     def next_batch(self, timeout: float | None = None) -> set[str]:
         found: set[str] = set()
@@ -506,12 +683,14 @@ def open_hub(
     state_dir: str | None = None,
     resumable_above: int = 64 << 20,
     part_size: int = 64 << 20,
+    list_page: int = 1000,
 ) -> HubStore:
     """The registry's factory for ``hub://`` and ``hubs://`` roots.
 
     ``watch_mode="poll"`` is refused: a hub pushes its changes. Polling intervals and
     ``fsync`` do not apply (the hub decides durability). Files above ``resumable_above``
-    bytes go up as a resumable upload in parts of ``part_size``.
+    bytes go up as a resumable upload in parts of ``part_size``; listings come in pages
+    of ``list_page`` files.
     """
     if watch_mode == "poll":
         raise ValueError("hub:// stores are watched through the hub's pushed feed, not polled")
@@ -522,4 +701,5 @@ def open_hub(
         retry_timeout=retry_timeout,
         resumable_above=resumable_above,
         part_size=part_size,
+        list_page=list_page,
     )

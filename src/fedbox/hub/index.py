@@ -112,12 +112,15 @@ class FileIndex:
             row = conn.execute(select(files).where(files.c.path == path)).first()
         return None if row is None else _file(row)
 
-    def under(self, prefix: str = "") -> list[FileRow]:
-        """Files whose path is below ``prefix`` (a folder; "" for all), by path."""
-        query = select(files).order_by(files.c.path)
+    def under(self, prefix: str = "", after: str = "", limit: int | None = None) -> list[FileRow]:
+        """Files whose path is below ``prefix`` (a folder; "" for all), by path: those
+        after the path ``after``, at most ``limit`` of them (one page of a listing)."""
+        query = select(files).order_by(files.c.path).limit(limit)
         if prefix:
             # A range, not LIKE: no wildcard characters in paths to escape. "0" follows "/".
             query = query.where(files.c.path > prefix + "/", files.c.path < prefix + "0")
+        if after:
+            query = query.where(files.c.path > after)
         with self.engine.connect() as conn:
             return [_file(row) for row in conn.execute(query)]
 

@@ -7,11 +7,16 @@ its ``after`` at once, then one each time writes commit; a client that reconnect
 its last cursor misses nothing. ``only=GLOB`` (repeatable, gitignore syntax) narrows both
 to the paths a client subscribed to (``fedbox sync --only``). The socket authenticates with the same
 ``Authorization: Bearer`` header, and closes with code 4401 once the session ends.
+
+``WS /api/v1/changes/ws?inline=N`` (N up to 64 KiB) also carries, base64 in ``data``,
+the bytes of each new file of at most N bytes that someone else wrote: a message then
+reaches its reader with the change that announces it, without a download after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
@@ -29,6 +34,8 @@ __all__ = ["ChangeBatch", "ChangeInfo", "router", "visible_changes"]
 router = APIRouter(prefix="/api/v1", tags=["changes"])
 
 BATCH = 1000
+INLINE_MAX = 64 << 10
+"""The largest file whose bytes a websocket batch may carry (``inline``)."""
 
 
 class ChangeInfo(BaseModel):
@@ -40,6 +47,8 @@ class ChangeInfo(BaseModel):
     size: int | None = None
     sha256: str | None = None
     time: float
+    data: str | None = None
+    """For a websocket opened with ``inline``: the file's bytes, base64."""
 
 
 class ChangeBatch(BaseModel):
@@ -81,11 +90,40 @@ def _as_seen(
 def visible_changes(
     hub: Hub, user: str, after: int, limit: int = BATCH, only: Selection | None = None
 ) -> ChangeBatch:
+    return _scan(hub, user, after, limit, inline=0, only=only)[0]
+
+
+def _scan(
+    hub: Hub, user: str, after: int, limit: int, inline: int, only: Selection | None = None
+) -> tuple[ChangeBatch, bool]:
+    """The visible changes after ``after`` (with the bytes of others' new files of at
+    most ``inline`` bytes), and whether the scan was cut at ``limit`` (more may follow)."""
     scanned = hub.index.changes(after, limit)
     if scanned:
         hub.access.catch_up(scanned[-1].seq)  # filter by rules at least as new as these
-    seen = [c for c in (_as_seen(hub, user, ch, only) for ch in scanned) if c is not None]
-    return ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
+    seen = []
+    for change in scanned:
+        info = _as_seen(hub, user, change, only)
+        if info is None:
+            continue
+        if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
+            info.data = _contents(hub, change)
+        seen.append(info)
+    batch = ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
+    return batch, len(scanned) == limit
+
+
+def _contents(hub: Hub, change: Change) -> str | None:
+    """The bytes ``change`` wrote, base64; None once a later change replaced them (the
+    reader then downloads the file as usual)."""
+    row = hub.index.get(change.path)
+    if row is None or row.version != change.seq:
+        return None
+    try:
+        with hub.index.blobs.open(row.blob) as f:
+            return base64.b64encode(f.read()).decode()
+    except FileNotFoundError:
+        return None
 
 
 @router.get("/changes")
@@ -99,10 +137,6 @@ async def changes(
     return await run_in_threadpool(
         visible_changes, hub_of(request), caller.email, after, limit, selection(only or [])
     )
-
-
-def _still_valid(hub: Hub, caller: Caller) -> bool:
-    return hub.sessions.active(caller)
 
 
 async def _until_disconnect(socket: WebSocket, wake: asyncio.Event, gone: asyncio.Event) -> None:
@@ -132,6 +166,7 @@ async def changes_socket(
     socket: WebSocket,
     after: Annotated[int, Query(ge=0)] = 0,
     only: Annotated[list[str] | None, Query()] = None,
+    inline: Annotated[int, Query(ge=0, le=INLINE_MAX)] = 0,
 ) -> None:
     hub = hub_of(socket)
     try:
@@ -156,20 +191,19 @@ async def changes_socket(
     try:
         while not gone.is_set():
             wake.clear()
-            while True:
-                batch = await run_in_threadpool(
-                    visible_changes, hub, caller.email, cursor, BATCH, chosen
+            more = True
+            while more:  # a commit after a scan sets ``wake`` again: no second look needed
+                batch, more = await run_in_threadpool(
+                    _scan, hub, caller.email, cursor, BATCH, inline, chosen
                 )
                 if batch.changes and not await _send(socket, batch, gone):
                     return
-                moved = batch.cursor != cursor
                 cursor = batch.cursor
-                if not moved:
-                    break
             await wake.wait()
             if gone.is_set():
                 return
-            if not await run_in_threadpool(_still_valid, hub, caller):
+            live = hub.sessions.cached_active(caller)  # no thread hop per push while fresh
+            if not live and not await run_in_threadpool(hub.sessions.active, caller):
                 await socket.close(code=4401, reason="the session ended; log in again")
                 return
     except WebSocketDisconnect:

@@ -6,7 +6,10 @@
 - ``GET /files/{path}`` (``Range: bytes=A-B`` gives 206), ``HEAD /files/{path}``.
 - ``DELETE /files/{path}`` (``If-Match`` as for PUT).
 - ``POST /move {src, dst}``, ``POST /copy {src, dst}``: inside one top-level folder.
-- ``GET /list?prefix=P``: the files below folder ``P`` that the caller may read.
+- ``GET /list?prefix=P[&limit=N][&after=CURSOR]``: the files below folder ``P`` that the
+  caller may read, by path, one page at a time: ``next`` is the cursor of the following
+  page (null after the last). A page may hold fewer than ``limit`` files (those the caller
+  may not read are left out) and still have a next.
 
 A path the caller may not read answers 404 with the same body as a missing one; one it
 may read but not write answers 403 to a write.
@@ -18,7 +21,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -39,6 +42,8 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 NOT_FOUND = "not found"
 _CHUNK = 1 << 20
+LIST_PAGE = 1000
+LIST_PAGE_MAX = 10_000
 
 
 class FileInfo(BaseModel):
@@ -52,6 +57,8 @@ class FileInfo(BaseModel):
 
 class Listing(BaseModel):
     files: list[FileInfo]
+    next: str | None = None
+    """Pass as ``after`` for the next page; null: this was the last one."""
 
 
 class MoveRequest(BaseModel):
@@ -328,13 +335,24 @@ async def copy_file(body: MoveRequest, request: Request, caller: CallerDep) -> F
     return info_of(await run_in_threadpool(_copy, hub, caller, body, condition))
 
 
-def _listing(hub: Hub, caller: Caller, prefix: str) -> Listing:
+def _listing(hub: Hub, caller: Caller, prefix: str, after: str, limit: int) -> Listing:
     if prefix:
         split_path(prefix, "prefix")
-    rows = hub.index.under(prefix)
-    return Listing(files=[info_of(r) for r in rows if hub.access.may_read(caller.email, r.path)])
+    rows = hub.index.under(prefix, after, limit)
+    return Listing(
+        files=[info_of(r) for r in rows if hub.access.may_read(caller.email, r.path)],
+        next=rows[-1].path if len(rows) == limit else None,
+    )
 
 
 @router.get("/list")
-async def list_files(request: Request, caller: CallerDep, prefix: str = "") -> Listing:
-    return await run_in_threadpool(_listing, hub_of(request), caller, prefix.strip("/"))
+async def list_files(
+    request: Request,
+    caller: CallerDep,
+    prefix: str = "",
+    after: str = "",
+    limit: Annotated[int, Query(ge=1, le=LIST_PAGE_MAX)] = LIST_PAGE,
+) -> Listing:
+    return await run_in_threadpool(
+        _listing, hub_of(request), caller, prefix.strip("/"), after, limit
+    )

@@ -51,6 +51,8 @@ class HubSettings(BaseModel):
     login_per_address: int = Field(default=60, ge=1)
     quota_bytes: int | None = Field(default=None, ge=0)
     quota_files: int | None = Field(default=None, ge=0)
+    upload_expiry: float = Field(default=86400.0, gt=0)
+    """Seconds an unfinished resumable upload may receive nothing before it is removed."""
     smtp: SmtpSettings | None = None
     direct_downloads_above: int | None = Field(default=None, ge=0)
     """The blob store (S3) is reachable by clients: files of at least this many bytes are

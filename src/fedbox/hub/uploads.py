@@ -5,11 +5,16 @@ dies half-way asks again for the same (path, size) and gets the same upload back
 bytes already there, so it sends only the rest. Nothing is visible at ``path`` until the
 commit, which checks the size (and digest, if given) and goes through the same
 conditional, quota-checked write as a plain PUT.
+
+An upload that received no bytes for ``expiry`` seconds is abandoned: its row and staged
+bytes are removed the next time anyone starts an upload (and when the hub starts), so a
+client that never came back does not hold the hub's disk forever.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,7 +27,12 @@ from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.index import Condition, FileIndex, FileRow
 from fedbox.hub.schema import WRITE, uploads
 
-__all__ = ["Upload", "UploadMismatch", "Uploads"]
+__all__ = ["DEFAULT_UPLOAD_EXPIRY", "Upload", "UploadMismatch", "Uploads"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_EXPIRY = 86400.0
+"""Seconds an unfinished upload may go without receiving bytes before it is removed."""
 
 
 class UploadMismatch(FedboxError):
@@ -40,11 +50,42 @@ class Upload:
 
 
 class Uploads:
-    def __init__(self, engine: Engine, index: FileIndex, staging: Path) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        index: FileIndex,
+        staging: Path,
+        expiry: float = DEFAULT_UPLOAD_EXPIRY,
+    ) -> None:
         self._engine = engine
         self._index = index
         self._staging = staging
+        self._expiry = expiry
         staging.mkdir(parents=True, exist_ok=True)
+        self.expire()
+
+    def expire(self) -> int:
+        """Remove the uploads idle for longer than the expiry (no bytes arrived since: the
+        staged file's modification time); how many."""
+        cutoff = time.time() - self._expiry
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(uploads.c.id, uploads.c.created)).all()
+        stale = [row.id for row in rows if self._last_activity(row.id, row.created) < cutoff]
+        if not stale:
+            return 0
+        with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
+            conn.execute(delete(uploads).where(uploads.c.id.in_(stale)))
+        for upload_id in stale:
+            self._file(upload_id).unlink(missing_ok=True)
+        logger.info("removed %d upload(s) idle for over %.0f s", len(stale), self._expiry)
+        return len(stale)
+
+    def _last_activity(self, upload_id: str, created: float) -> float:
+        """When bytes last arrived (the staged file is created with the upload)."""
+        try:
+            return self._file(upload_id).stat().st_mtime
+        except FileNotFoundError:
+            return created
 
     def _file(self, upload_id: str) -> Path:
         return self._staging / upload_id
@@ -55,7 +96,9 @@ class Uploads:
         return Upload(row.id, row.path, row.writer, row.size, offset)
 
     def start(self, path: str, writer: str, size: int) -> Upload:
-        """The writer's unfinished upload of ``size`` bytes to ``path``, or a new one."""
+        """The writer's unfinished upload of ``size`` bytes to ``path``, or a new one
+        (abandoned uploads are removed first)."""
+        self.expire()
         with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
             row = conn.execute(
                 select(uploads).where(

@@ -43,6 +43,10 @@ RECENT_ABSENCES = 65536
 the watcher instead of the disk: an aggregator waiting on N replies wakes up to N times
 per round, and looked for every missing file each time (issue 20). Forgetting one costs
 only a look at the disk."""
+UNREPORTED_LIMIT = 65536
+"""Requests remembered as sent while the watcher ran, whose replies it has not reported
+yet: waiting on one needs no look in the store first (a round trip on a hub). Beyond the
+limit the oldest are forgotten, which only costs that look."""
 
 
 class Box:
@@ -99,6 +103,8 @@ class Box:
         self._routes: dict[str, RequestRoute] = {}
         self._arrived: dict[str, None] = {}  # oldest first
         self._absent: dict[str, None] = {}  # oldest first; the watcher reports them
+        self._unreported: dict[str, None] = {}  # oldest first
+        self._held_back: dict[str, None] = {}  # oldest first
         self._waiting: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._watch_lock = threading.Lock()
@@ -173,6 +179,19 @@ class Box:
             )
             self._watch_thread.start()
 
+    def watching(self) -> bool:
+        """Whether the watcher runs: by the Watcher contract it reports every file that
+        lands from now on."""
+        return self._watcher is not None
+
+    def reply_will_be_reported(self, id: str) -> None:
+        """The request ``id`` was written while :meth:`watching`: its reply cannot have
+        landed before the watcher started, so a wait for it needs no look in the store."""
+        with self._cond:
+            if id in self._arrived:
+                return
+            _remember(self._unreported, id, UNREPORTED_LIMIT)
+
     def _serving(self) -> bool:
         """Whether requests matter: only then must a polling watcher list our inboxes."""
         return bool(self._routes)
@@ -220,6 +239,8 @@ class Box:
                 self._arrived.pop(id, None)
                 self._arrived[id] = None
                 self._absent.pop(id, None)
+                self._unreported.pop(id, None)
+                self._held_back.pop(id, None)
             self._forget_oldest(len(self._arrived) - RECENT_ARRIVALS)
             self._cond.notify_all()
 
@@ -227,6 +248,16 @@ class Box:
         """The response to ``id`` was set aside unread: it is pending again."""
         with self._cond:
             self._arrived.pop(id, None)
+
+    def hold_back(self, id: str) -> None:
+        """The response to ``id`` was refused but could not be moved aside (a hub lets
+        only its writer move it): it no longer counts as arrived, and finding it in the
+        store does not change that; only a new file the watcher reports there does."""
+        with self._cond:
+            self._arrived.pop(id, None)
+            self._unreported.pop(id, None)
+            self._absent.pop(id, None)
+            _remember(self._held_back, id, UNREPORTED_LIMIT)
 
     def _forget_oldest(self, count: int) -> None:
         """Drop ``count`` of the oldest arrivals nobody waits for (lock held)."""
@@ -256,6 +287,8 @@ class Box:
         :meth:`read_response`)."""
         if record.id in self._arrived:
             return True
+        if record.id in self._held_back:
+            return False
         if record.id in self._absent:
             return False
         reported = self._reports_arrivals()  # before looking: nothing lands unseen
@@ -277,9 +310,7 @@ class Box:
         with self._cond:
             if id in self._arrived:  # reported while we looked
                 return
-            self._absent[id] = None
-            if len(self._absent) > RECENT_ABSENCES:
-                del self._absent[next(iter(self._absent))]
+            _remember(self._absent, id, RECENT_ABSENCES)
 
     def read_response(self, record: FutureRecord, *, stream: bool = False) -> Response | None:
         """The verified response to ``record``, None while it has not arrived (see
@@ -303,7 +334,8 @@ class Box:
         runs under the lock. A polling watcher is told which responses are due: it finds
         them whether or not they landed before it started, by name while few are due.
         Event watchers report only what is new, so the store is asked once per future
-        before waiting.
+        before waiting, unless its request was written while the watcher already ran
+        (:meth:`reply_will_be_reported`): then the watcher will report the reply.
         """
         if return_when not in ("all", "any"):
             raise ValueError("return_when must be 'all' or 'any'")
@@ -328,8 +360,10 @@ class Box:
         watcher = self._watcher
         assert watcher is not None, "start_watching has set it"
         if self.store.capabilities.cheap_exists:
-            for fut in pending:
-                fut.done()  # responses that landed before the watcher started
+            with self._cond:
+                look = [fut for fut in pending if fut.id not in self._unreported]
+            for fut in look:
+                fut.done()  # responses that may have landed before the watcher started
             return self._wait_arrivals(pending, timeout, return_when)
         due = [response_file(self.email, f.record) for f in pending if f.id not in self._arrived]
         watcher.expect(due)
@@ -376,3 +410,12 @@ class Box:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _remember(ids: dict[str, None], id: str, limit: int) -> None:
+    """Add ``id`` to an oldest-first set bounded at ``limit`` (lock held): forgetting the
+    oldest only costs a look in the store."""
+    ids.pop(id, None)
+    ids[id] = None
+    while len(ids) > limit:
+        del ids[next(iter(ids))]

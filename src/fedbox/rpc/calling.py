@@ -97,12 +97,13 @@ class Calling:
         sealer = self.box.sealer
         bundle = sealer.bundle(recipient) if sealer is not None else None
         out = self._outgoing(recipient, endpoint, headers, expires_in, id)
+        watched = self.box.watching()
         with _writing(out.path):
             final = write_message(
                 self.box, out.path, out.header, body, recipient, bundle, batch or self.batch()
             )
         self._remember(out)
-        return self._sent(out, final)
+        return self._sent(out, final, watched)
 
     def _remember(self, out: _Outgoing) -> None:
         """Record the future of a request just written; if that fails, take the request
@@ -150,7 +151,11 @@ class Calling:
         path = str(request_path(self.box.email, recipient, self.name, endpoint, msg_id))
         return _Outgoing(header, record, path)
 
-    def _sent(self, out: _Outgoing, final: Header) -> Future:
+    def _sent(self, out: _Outgoing, final: Header, watched: bool) -> Future:
+        """Log the request just written and return its future; ``watched``: the box's
+        watcher ran before the write, so it will report the reply."""
+        if watched:
+            self.box.reply_will_be_reported(out.record.id)
         self.box.audit.record_sent(
             id=out.record.id,
             peer=out.record.recipient,
@@ -218,6 +223,7 @@ class Calling:
         futures: list[Future] = []
         for i, recipient in enumerate(recipients):
             out = self._outgoing(recipient, endpoint, headers, expires_in)
+            watched = self.box.watching()
             fields = {"body_len": len(stored), "body_sha256": name, "body_ref": name}
             header = out.header.model_copy(update=fields)
             if sealer is not None and key is not None:
@@ -227,7 +233,7 @@ class Calling:
                 with self.box.store.writer(out.path) as f:
                     final = write_header(f, header)
             self._remember(out)
-            futures.append(self._sent(out, final))
+            futures.append(self._sent(out, final, watched))
         del key
         return futures
 

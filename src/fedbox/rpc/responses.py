@@ -108,7 +108,8 @@ def read_response(box: Box, record: FutureRecord, *, stream: bool = False) -> Re
 
 
 def _damaged(box: Box, record: FutureRecord, path: str, exc: Exception) -> None:
-    quarantine(box.store, path)
+    if quarantine(box.store, path) is None:
+        box.hold_back(record.id)
     box.audit.record_answer(
         id=record.id,
         direction="out",
@@ -122,8 +123,10 @@ def _damaged(box: Box, record: FutureRecord, path: str, exc: Exception) -> None:
 def _set_aside(box: Box, record: FutureRecord, path: str, exc: Exception) -> None:
     """Move an unauthenticated response out of the way without taking it as the answer:
     the request stays pending, so the real response can still land there and be read."""
-    quarantine(box.store, path)
-    box.forget_arrival(record.id)
+    if quarantine(box.store, path) is None:
+        box.hold_back(record.id)
+    else:
+        box.forget_arrival(record.id)
     box.audit.record_note(id=record.id, direction="out", peer=record.recipient, note=str(exc))
 
 
