@@ -128,7 +128,9 @@ def test_a_request_sent_under_a_chosen_id_is_found_again_by_it(root: Path) -> No
         server = b.app("t")
         server.on_request("echo")(lambda req: req.id.encode())
         server.start()
-        assert a.app("t").send("b@x.org", "echo", b"x", id=chosen).id == chosen
+        sent = a.app("t").send("b@x.org", "echo", b"x", id=chosen)
+        assert sent.id == chosen
+        sent.wait(timeout=60)  # answered before b stops serving
     with fedbox.connect(root, "a@x.org") as again:  # a later process re-attaches by that id
         assert again.app("t").future(chosen).wait(timeout=10).body == chosen.encode()
         with pytest.raises(fedbox.InvalidIdentity):
