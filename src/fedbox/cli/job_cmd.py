@@ -17,6 +17,7 @@ from rich.table import Table
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.rds_options import JsonOpt, console, emit_json, open_rds
 from fedbox.cli.roots import ENV_ROOT, ROOT_HELP, RootOpt, StorageOpt, fail, open_root
+from fedbox.cli.submit_fl_cmd import submit_fl
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -452,3 +453,6 @@ def allow(
         + (" and running it" if rule.run else "")
         + (", sharing results" if rule.share else "")
     )
+
+
+job_app.command("submit-fl")(submit_fl)
