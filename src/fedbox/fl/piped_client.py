@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from google.protobuf.message import DecodeError
-
 from fedbox.fl.client import DATA_DIR_ENV, client_app_loader, node_config_for
 from fedbox.fl.config import load_app_config, node_id_for
 from fedbox.fl.contexts import ContextStore
@@ -45,8 +43,10 @@ def serve_pipes(runner: NodeRunner, requests: IO[bytes], replies: IO[bytes]) -> 
     while (body := read_frame(requests)) is not None:
         try:
             outcome = runner.handle(body)
-        except DecodeError as exc:
-            write_frame(replies, REPLY_REFUSED + f"not a Flower message: {exc}".encode())
+        except Exception as exc:  # the ClientApp's own errors are Error replies already:
+            # this is a body that is no Flower message; refuse it, keep serving the run
+            why = f"not a Flower message: {type(exc).__name__}: {exc}"
+            write_frame(replies, REPLY_REFUSED + why.encode())
             continue
         write_frame(replies, REPLY_OK + bytes(outcome.body))
         if outcome.stop:

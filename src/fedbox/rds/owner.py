@@ -149,11 +149,11 @@ class Owner:
         """Run an approved job on the private data; it ends finished or failed.
         ``with_deps``: first install the job's ``requirements.txt`` into a venv of its own
         (outside the sandbox, with this machine's pip settings: the owner's choice)."""
-        job, data = self._runnable(job_id)
-        if job.kind == "fl":
+        if self.jobs.get(job_id).kind == "fl":
             raise RunRefused(
-                f"job {job.id} is an FL job: its client role runs in `fedbox serve` once approved"
+                f"job {job_id} is an FL job: its client role runs in `fedbox serve` once approved"
             )
+        job, data = self._runnable(job_id)
         actor = actor or self.email
         folder = job_dir(self.workspace, job.id)
         with _runner_lock(folder) as held:
