@@ -21,6 +21,7 @@ import typer
 
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     AppDirArg,
     JoinTimeoutOpt,
     RunConfigOpt,
@@ -45,7 +46,13 @@ from fedbox.rds.states import JobState
 __all__ = ["submit_fl"]
 
 _APPROVED = {JobState.APPROVED, JobState.RUNNING}
-_DECLINED = {JobState.REJECTED, JobState.FINISHED, JobState.FAILED}
+_DECLINED = {
+    JobState.REJECTED,
+    JobState.FINISHED,
+    JobState.FAILED,
+    JobState.SHARED,
+    JobState.WITHHELD,
+}
 """Owners whose job can no longer serve this run: rejected, or a client role that
 already ended (a run cannot use it)."""
 
@@ -101,7 +108,7 @@ def submit_fl(
             try:
                 approved = _wait_for_approvals(rds, jobs, needed, approval_timeout)
             except KeyboardInterrupt:
-                raise typer.Exit(EXIT_FAILED) from None
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         results = out or rds.workspace.state_dir / "rds" / "fl-runs" / app_name
         export_output_dir(results / "output")
         console.print(
