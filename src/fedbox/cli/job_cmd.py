@@ -25,6 +25,7 @@ from fedbox.cli.roots import (
     identity_of,
     open_root,
 )
+from fedbox.cli.submit_fl_cmd import submit_fl
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
@@ -460,3 +461,6 @@ def allow(
         + (" and running it" if rule.run else "")
         + (", sharing results" if rule.share else "")
     )
+
+
+job_app.command("submit-fl")(submit_fl)

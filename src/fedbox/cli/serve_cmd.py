@@ -10,6 +10,8 @@ from fedbox.cli.fl_options import sigterm_as_interrupt
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.rds_options import console, open_rds
 from fedbox.cli.roots import RootOpt, StorageOpt
+from fedbox.fl.grid import ENDPOINT
+from fedbox.rds.fl_jobs import FlJobs
 
 __all__ = ["serve"]
 
@@ -23,12 +25,18 @@ def serve(
 ) -> None:
     """A data owner's daemon: takes job submissions, answers scientists, applies rules.
 
-    It receives submissions, answers scientists' status and results requests, and
-    applies your auto-approval rules, until Ctrl-C or SIGTERM.
+    It receives submissions, answers scientists' status and results requests,
+    applies your auto-approval rules, and runs the client role of every FL job you
+    approved (sandboxed, fed the run's messages by this process), until Ctrl-C or
+    SIGTERM.
     """
     with sigterm_as_interrupt(), open_rds(root, email, state_dir, storage_option) as rds:
         service = rds.serve()
+        fl_jobs = FlJobs(rds.box, rds.owner, endpoint=ENDPOINT).start()
         console.print(f"serving rds for {email}")
         if ready:
             print("ready", flush=True)
-        service.app.serve_forever()  # returns on Ctrl-C / SIGTERM, after stopping
+        try:
+            service.app.serve_forever()  # returns on Ctrl-C / SIGTERM, after stopping
+        finally:
+            fl_jobs.stop()

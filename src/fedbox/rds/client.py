@@ -12,7 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError, RemoteError
@@ -246,24 +246,46 @@ class Rds:
     ) -> SubmittedJob:
         """Pack ``code_dir`` and send it, encrypted, to ``to``'s daemon. The job id is
         the request's id, known at once; the owner need not be running."""
+        return self.submit_to_each(code_dir, [to], dataset=dataset, entry=entry, name=name)[0]
+
+    def submit_to_each(
+        self,
+        code_dir: str | os.PathLike[str],
+        owners: list[str],
+        *,
+        dataset: str,
+        entry: str = "python main.py",
+        name: str | None = None,
+        kind: Literal["code", "fl"] = "code",
+    ) -> list[SubmittedJob]:
+        """Pack ``code_dir`` once and send the same package to each owner: one job per
+        owner (an FL job goes to every datasite of the run), same package digest."""
         data, manifest = pack(
-            Path(code_dir), entry=entry, dataset=dataset, name=name, max_size=self.max_package
+            Path(code_dir),
+            entry=entry,
+            dataset=dataset,
+            name=name,
+            kind=kind,
+            max_size=self.max_package,
         )
-        future = self.app.send(to, "submit", data, expires_in=7 * 86400)
-        row = {
-            "id": future.id,
-            "owner": to,
-            "name": manifest.name,
-            "dataset": dataset,
-            "package_sha256": manifest.digest(),
-            "created": time.time(),
-            "status": JobState.SUBMITTED.value,
-            "reason": "",
-        }
-        names = ", ".join(row)
-        values = ", ".join(f":{k}" for k in row)
-        self._sent.execute(f"INSERT INTO sent ({names}) VALUES ({values})", row)
-        return SubmittedJob(self, row)
+        jobs = []
+        for owner in owners:
+            future = self.app.send(owner, "submit", data, expires_in=7 * 86400)
+            row = {
+                "id": future.id,
+                "owner": owner,
+                "name": manifest.name,
+                "dataset": dataset,
+                "package_sha256": manifest.digest(),
+                "created": time.time(),
+                "status": JobState.SUBMITTED.value,
+                "reason": "",
+            }
+            names = ", ".join(row)
+            values = ", ".join(f":{k}" for k in row)
+            self._sent.execute(f"INSERT INTO sent ({names}) VALUES ({values})", row)
+            jobs.append(SubmittedJob(self, row))
+        return jobs
 
     def submitted(self) -> list[SubmittedJob]:
         """Jobs this identity submitted, newest first, with their last known state."""

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from fedbox.datasite.workspace import Workspace
@@ -23,7 +23,14 @@ from fedbox.rds.files import describe_folder
 from fedbox.rds.jobs import JobStore, job_dir
 from fedbox.rds.models import FileInfo, JobRecord, Manifest
 from fedbox.rds.package import DEFAULT_MAX_PACKAGE, pack_folders, read_package, unpack
-from fedbox.rds.sandbox import Limits, RunResult, run_sandboxed
+from fedbox.rds.sandbox import (
+    JobPaths,
+    Limits,
+    RunResult,
+    SandboxedProcess,
+    run_sandboxed,
+    spawn_sandboxed,
+)
 from fedbox.rds.states import JobState
 from fedbox.store import Store
 
@@ -142,12 +149,11 @@ class Owner:
         """Run an approved job on the private data; it ends finished or failed.
         ``with_deps``: first install the job's ``requirements.txt`` into a venv of its own
         (outside the sandbox, with this machine's pip settings: the owner's choice)."""
-        job = self.jobs.get(job_id)
-        if job.status is not JobState.APPROVED:
-            raise RunRefused(f"job {job.id} is {job.status}; only an approved job runs")
-        data = private_path(self.workspace, job.dataset)
-        if not data.is_dir():
-            raise RunRefused(f"the private data of {job.dataset!r} ({data}) is gone")
+        if self.jobs.get(job_id).kind == "fl":
+            raise RunRefused(
+                f"job {job_id} is an FL job: its client role runs in `fedbox serve` once approved"
+            )
+        job, data = self._runnable(job_id)
         actor = actor or self.email
         folder = job_dir(self.workspace, job.id)
         with _runner_lock(folder) as held:
@@ -163,6 +169,68 @@ class Owner:
                 raise
             target = JobState.FINISHED if result.ok else JobState.FAILED
             return self.jobs.move(job.id, target, actor=actor, reason=result.reason), result
+
+    def _runnable(self, job_id: str) -> tuple[JobRecord, Path]:
+        """The approved job and its private data folder; RunRefused otherwise."""
+        job = self.jobs.get(job_id)
+        if job.status is not JobState.APPROVED:
+            raise RunRefused(f"job {job.id} is {job.status}; only an approved job runs")
+        data = private_path(self.workspace, job.dataset)
+        if not data.is_dir():
+            raise RunRefused(f"the private data of {job.dataset!r} ({data}) is gone")
+        return job, data
+
+    def run_piped(
+        self,
+        job_id: str,
+        serving: Callable[[SandboxedProcess], AbstractContextManager[object]],
+        *,
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[JobRecord, RunResult]:
+        """Run an approved job that talks through pipes only (an FL job's client role):
+        it starts sandboxed like any run, with a ``state/`` folder of its own, and is
+        fed inside ``serving(process)`` until it exits (or its timeout, or a kill);
+        then the job ends finished or failed. Its stderr stays in the job's ``logs/``,
+        as for any run."""
+        job, data = self._runnable(job_id)
+        folder = job_dir(self.workspace, job.id)
+        with _runner_lock(folder) as held:
+            if not held:
+                raise RunRefused(f"job {job.id} is being run by another process")
+            self.jobs.move(job.id, JobState.RUNNING, actor=self.email)
+            for old in (folder / "output", folder / "logs"):
+                if old.exists():
+                    shutil.rmtree(old)
+            paths = JobPaths(
+                code=folder / "code",
+                data=data,
+                output=folder / "output",
+                logs=folder / "logs",
+                state=folder / "state",
+            )
+            try:
+                process = spawn_sandboxed(
+                    job.entry,
+                    paths,
+                    job_id=job.id,
+                    limits=self.limits,
+                    pipes=True,
+                    extra_env=extra_env,
+                )
+            except BaseException as exc:
+                reason = f"could not start: {exc}"
+                self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason=reason)
+                raise
+            try:
+                with serving(process):
+                    result = process.finish()
+            except BaseException:
+                process.kill()
+                process.finish()
+                self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason="interrupted")
+                raise
+            target = JobState.FINISHED if result.ok else JobState.FAILED
+            return self.jobs.move(job.id, target, actor=self.email, reason=result.reason), result
 
     def recover_interrupted(self) -> list[JobRecord]:
         """Jobs left running by a process that died (nobody holds their run lock) become

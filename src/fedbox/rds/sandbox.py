@@ -15,6 +15,7 @@ timeout after which its whole process group is killed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -27,14 +28,18 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 __all__ = [
+    "STATE_DIR_ENV",
+    "JobPaths",
     "Limits",
     "RunResult",
+    "SandboxedProcess",
     "available_isolations",
     "isolation_available",
     "run_sandboxed",
+    "spawn_sandboxed",
 ]
 
 Isolation = Literal["bubblewrap", "unshare", "none"]
@@ -43,6 +48,9 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")
 SANDBOX_DATA = "/job/data"
 SANDBOX_OUTPUT = "/job/output"
 SANDBOX_CODE = "/job/code"
+SANDBOX_STATE = "/job/state"
+STATE_DIR_ENV = "FEDBOX_JOB_STATE"
+"""Where a job finds its :attr:`JobPaths.state` folder, when it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +115,7 @@ def _command(entry: str, venv: Path | None) -> list[str]:
     return argv
 
 
-def _bwrap_prefix(code: Path, data: Path, output: Path, venv: Path | None) -> list[str]:
+def _bwrap_prefix(paths: JobPaths, venv: Path | None) -> list[str]:
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent"]
     argv += ["--new-session", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for system in _SYSTEM_DIRS:
@@ -119,9 +127,13 @@ def _bwrap_prefix(code: Path, data: Path, output: Path, venv: Path | None) -> li
     argv += ["--ro-bind", str(interpreter.parent), str(interpreter.parent)]
     if venv is not None:
         argv += ["--ro-bind", str(venv), str(venv)]
-    argv += ["--ro-bind", str(code), SANDBOX_CODE]
-    argv += ["--ro-bind", str(data), SANDBOX_DATA]
-    argv += ["--bind", str(output), SANDBOX_OUTPUT]
+    fedbox_source = str(Path(__file__).resolve().parents[2])
+    argv += ["--ro-bind", fedbox_source, fedbox_source]  # fedbox itself (an FL client's)
+    argv += ["--ro-bind", str(paths.code), SANDBOX_CODE]
+    argv += ["--ro-bind", str(paths.data), SANDBOX_DATA]
+    argv += ["--bind", str(paths.output), SANDBOX_OUTPUT]
+    if paths.state is not None:
+        argv += ["--bind", str(paths.state), SANDBOX_STATE]
     argv += ["--chdir", SANDBOX_CODE, "--"]
     return argv
 
@@ -170,6 +182,125 @@ def _classify(
     return "exit", f"crashed: exit code {code}"
 
 
+@dataclass(frozen=True, slots=True)
+class JobPaths:
+    """The folders a run sees: ``code`` (read-only), ``data`` (read-only), ``output``,
+    ``logs`` (outside the sandbox: stdout/stderr land there), and optionally ``state``:
+    a writable folder of the job's own that survives between its messages (an FL
+    client's Contexts), mounted at ``/job/state`` under bubblewrap."""
+
+    code: Path
+    data: Path
+    output: Path
+    logs: Path
+    state: Path | None = None
+
+
+def _prepare(
+    entry: str,
+    paths: JobPaths,
+    job_id: str,
+    isolation: Isolation,
+    venv: Path | None,
+    extra_env: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and the clean environment of a run."""
+    paths.output.mkdir(parents=True, exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    if paths.state is not None:
+        paths.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    argv = _command(entry, venv)
+    if isolation == "bubblewrap":
+        env = {"DATA_DIR": SANDBOX_DATA, "OUTPUT_DIR": SANDBOX_OUTPUT, "HOME": "/tmp"}
+        if paths.state is not None:
+            env[STATE_DIR_ENV] = SANDBOX_STATE
+        argv = [*_bwrap_prefix(paths, venv), *argv]
+    else:
+        env = {"DATA_DIR": str(paths.data), "OUTPUT_DIR": str(paths.output)}
+        env["HOME"] = str(paths.output)
+        if paths.state is not None:
+            env[STATE_DIR_ENV] = str(paths.state)
+        if isolation == "unshare":
+            argv = [shutil.which("unshare") or "unshare", "--net", "--map-root-user", "--", *argv]
+    env |= {"FEDBOX_JOB_ID": job_id, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **extra_env}
+    return argv, env
+
+
+class SandboxedProcess:
+    """A started run. :meth:`finish` waits for it (killing it at the wall-clock
+    timeout), classifies how it ended and records that in ``logs/run.json``."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], paths: JobPaths, limits: Limits, isolation: str
+    ) -> None:
+        self.proc = proc
+        self.paths = paths
+        self.limits = limits
+        self.isolation = isolation
+        self._started = time.monotonic()
+
+    def kill(self) -> None:
+        """End the run and everything it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def finish(self) -> RunResult:
+        left = self.limits.timeout - (time.monotonic() - self._started)
+        timed_out = False
+        try:
+            self.proc.wait(timeout=max(left, 0))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.kill()
+            self.proc.wait()
+        seconds = time.monotonic() - self._started
+        with (self.paths.logs / "stderr.txt").open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            tail = f.read()
+        code = self.proc.returncode
+        outcome, reason = _classify(code, timed_out, tail, self.limits, self.isolation)
+        result = RunResult(outcome, code, reason, self.isolation, round(seconds, 3))
+        (self.paths.logs / "run.json").write_text(json.dumps(asdict(result), indent=2))
+        return result
+
+
+def spawn_sandboxed(
+    entry: str,
+    paths: JobPaths,
+    *,
+    job_id: str,
+    limits: Limits = Limits(),
+    isolation: Isolation | None = None,
+    venv: Path | None = None,
+    pipes: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> SandboxedProcess:
+    """Start ``entry`` sandboxed (see :func:`run_sandboxed`). With ``pipes`` its stdin and
+    stdout are pipes to the caller (a job that talks only through them, such as an FL
+    client fed messages by the daemon); else stdin is empty and stdout goes to
+    ``logs/stdout.txt``. Stderr always goes to ``logs/stderr.txt``."""
+    isolation = isolation or isolation_available()
+    argv, env = _prepare(entry, paths, job_id, isolation, venv, extra_env or {})
+    with (paths.logs / "stderr.txt").open("wb") as err:
+        err.write(f"[fedbox] isolation: {isolation}\n".encode())
+        err.flush()
+        with contextlib.ExitStack() as files:
+            out: int | IO[bytes] = subprocess.PIPE
+            if not pipes:
+                out = files.enter_context((paths.logs / "stdout.txt").open("wb"))
+            proc = subprocess.Popen(
+                argv,
+                cwd=paths.code,
+                env=env,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=lambda: _limit(limits),
+            )
+    return SandboxedProcess(proc, paths, limits, isolation)
+
+
 def run_sandboxed(
     entry: str,
     *,
@@ -186,46 +317,7 @@ def run_sandboxed(
     isolation allows), ``OUTPUT_DIR`` = ``output``, ``FEDBOX_JOB_ID``; stdout and stderr
     go to ``logs/`` (never anywhere else), and ``logs/run.json`` records the result.
     ``venv``: the job's own environment (its ``python`` runs the entry)."""
-    isolation = isolation or isolation_available()
-    output.mkdir(parents=True, exist_ok=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    argv = _command(entry, venv)
-    if isolation == "bubblewrap":
-        env = {"DATA_DIR": SANDBOX_DATA, "OUTPUT_DIR": SANDBOX_OUTPUT, "HOME": "/tmp"}
-        argv = [*_bwrap_prefix(code, data, output, venv), *argv]
-        cwd = code
-    else:
-        env = {"DATA_DIR": str(data), "OUTPUT_DIR": str(output), "HOME": str(output)}
-        if isolation == "unshare":
-            argv = [shutil.which("unshare") or "unshare", "--net", "--map-root-user", "--", *argv]
-        cwd = code
-    env |= {"FEDBOX_JOB_ID": job_id, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    start = time.monotonic()
-    timed_out = False
-    with (logs / "stdout.txt").open("wb") as out, (logs / "stderr.txt").open("wb") as err:
-        err.write(f"[fedbox] isolation: {isolation}\n".encode())
-        err.flush()
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            preexec_fn=lambda: _limit(limits),
-        )
-        try:
-            proc.wait(timeout=limits.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    seconds = time.monotonic() - start
-    with (logs / "stderr.txt").open("rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-        tail = f.read()
-    outcome, reason = _classify(proc.returncode, timed_out, tail, limits, isolation)
-    result = RunResult(outcome, proc.returncode, reason, isolation, round(seconds, 3))
-    (logs / "run.json").write_text(json.dumps(asdict(result), indent=2))
-    return result
+    paths = JobPaths(code=code, data=data, output=output, logs=logs)
+    return spawn_sandboxed(
+        entry, paths, job_id=job_id, limits=limits, isolation=isolation, venv=venv
+    ).finish()
