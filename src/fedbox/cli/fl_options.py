@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,9 @@ from rich.console import Console
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
 from fedbox.fl.syft_compat import provide_syft_flwr
-from fedbox.rpc import Box, did_path
+
+if TYPE_CHECKING:
+    from fedbox.rpc import Box
 
 __all__ = [
     "EXIT_FAILED",
@@ -104,6 +106,8 @@ def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str
 def check_store(box: Box) -> None:
     """Touch the store once before anything starts, so refused credentials or an
     unreachable store end the command with one clear line, not a half-started run."""
+    from fedbox.rpc import did_path
+
     box.store.exists(did_path(box.email))
 
 
