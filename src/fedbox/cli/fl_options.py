@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from fedbox.cli.logsetup import adopt_flower_logger
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
 from fedbox.fl.syft_compat import provide_syft_flwr
@@ -98,6 +99,7 @@ def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str
     provide_syft_flwr()
     try:
         app = load_app_config(app_dir)
+        adopt_flower_logger()  # Flower was imported just now, with its own handler
         return app, parse_run_config(app.run_config, run_config)
     except AppConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
