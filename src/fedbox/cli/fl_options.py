@@ -12,15 +12,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from fedbox.cli.logsetup import adopt_flower_logger
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
 from fedbox.fl.syft_compat import provide_syft_flwr
-from fedbox.rpc import Box, did_path
+
+if TYPE_CHECKING:
+    from fedbox.rpc import Box
 
 __all__ = [
     "EXIT_FAILED",
@@ -96,6 +99,7 @@ def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str
     provide_syft_flwr()
     try:
         app = load_app_config(app_dir)
+        adopt_flower_logger()  # Flower was imported just now, with its own handler
         return app, parse_run_config(app.run_config, run_config)
     except AppConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
@@ -104,6 +108,8 @@ def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str
 def check_store(box: Box) -> None:
     """Touch the store once before anything starts, so refused credentials or an
     unreachable store end the command with one clear line, not a half-started run."""
+    from fedbox.rpc import did_path
+
     box.store.exists(did_path(box.email))
 
 

@@ -15,8 +15,6 @@ from fedbox.crypto import describe_enc
 from fedbox.datasite.paths import BLOBS_DIR, parse_message_path
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import CorruptMessage, FedboxError
-from fedbox.fl.codec import describe_body
-from fedbox.fl.grid import ENDPOINT as FLOWER_ENDPOINT
 from fedbox.rpc.envelope import Header, read_header
 from fedbox.rpc.payload import open_payload
 from fedbox.rpc.sealing import Sealer
@@ -108,6 +106,8 @@ def inspect_message(
     identity's keys are in ``state_dir``, opened too; otherwise the row ``encryption``
     says for whom it is encrypted.
     """
+    from fedbox.fl.grid import ENDPOINT as FLOWER_ENDPOINT  # imports Flower: not at start-up
+
     total = path.stat().st_size
     with open(path, "rb") as f:
         try:
@@ -182,6 +182,9 @@ def _body_rows(path: Path, header: Header, sealer: Sealer | None) -> list[tuple[
     """What a body holds: for Flower, message type, records, array shapes and sizes
     (reading the blobs it refers to when the file is still in its store); for other
     bodies, that they decrypted and authenticated."""
+    from fedbox.fl.codec import describe_body
+    from fedbox.fl.grid import ENDPOINT as FLOWER_ENDPOINT
+
     store = sealer.store if sealer is not None else _store_of(path)
     f = open(path, "rb")  # noqa: SIM115 (the payload owns and closes it)
     try:

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Group
 from rich.live import Live
@@ -28,8 +28,10 @@ from rich.text import Text
 
 from fedbox.cli.fl_options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, console
 from fedbox.fl.events import EventCallback, FlEvent
-from fedbox.fl.server import ServerOutcome, TooFewDatasites
 from fedbox.fl.tally import NodeTally, PhaseTally, RunTally
+
+if TYPE_CHECKING:
+    from fedbox.fl.server import ServerOutcome
 
 __all__ = ["Progress", "ProgressMode", "progress_mode", "report_outcome", "run_with_progress"]
 
@@ -320,6 +322,8 @@ def run_with_progress(
 
 def _verdict(outcome: ServerOutcome, tally: RunTally) -> tuple[int, str, str]:
     """(exit code, status word, why) of a run."""
+    from fedbox.fl.server import TooFewDatasites  # loaded by now: the run is over
+
     if outcome.interrupted:
         return (
             EXIT_INTERRUPTED,

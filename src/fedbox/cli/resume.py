@@ -13,7 +13,6 @@ from fedbox.cli.roots import fail
 from fedbox.errors import FedboxError
 from fedbox.fl.config import AppConfig
 from fedbox.fl.record import RunRecord
-from fedbox.fl.replay import open_run_record, run_key
 
 __all__ = ["FreshOpt", "open_record"]
 
@@ -41,6 +40,8 @@ def open_record(
 ) -> RunRecord:
     """The run's record, opened (and locked) for the aggregator; a run that cannot be
     opened (finished under a fixed name, busy in another process) ends the command."""
+    from fedbox.fl.replay import open_run_record, run_key  # imports Flower
+
     key = run_key(aggregator, app.fab_id, datasites, run_config)
     try:
         record = open_run_record(

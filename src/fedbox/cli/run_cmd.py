@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from flwr.app import UserConfig
 
 from fedbox.cli.fl_options import (
     EXIT_FAILED,
@@ -50,18 +49,22 @@ from fedbox.cli.roots import (
 )
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
-from fedbox.fl.client import ClientNode, client_app_loader, export_data_dir, node_config_for
 from fedbox.fl.config import AppConfig, AppConfigError
-from fedbox.fl.discovery import wait_for_run
-from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
-from fedbox.fl.node_config import check_targets, node_config_overrides, parse_node_config
 from fedbox.fl.record import RunRecord
-from fedbox.fl.server import ServerOutcome, run_server
-from fedbox.fl.simulate import default_app_name, display_root, resolve_encrypt
 from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
-from fedbox.rpc import Box, connect
+
+if TYPE_CHECKING:
+    from flwr.app import UserConfig
+
+    from fedbox.fl.client import ClientNode
+    from fedbox.fl.events import EventCallback
+    from fedbox.fl.server import ServerOutcome
+    from fedbox.rpc import Box
+
+# Flower, numpy and fedbox.rpc are imported inside the functions that use them, so
+# ``fedbox --help`` and the commands that need none of them start fast.
 
 __all__ = ["run"]
 
@@ -126,6 +129,9 @@ def run(
     share, an SFTP server) that every participant can reach. An aggregator started
     again after a crash or Ctrl-C resumes its unfinished run (``--fresh``: a new one).
     """
+    from fedbox.fl.client import export_data_dir, node_config_for
+    from fedbox.fl.simulate import default_app_name, resolve_encrypt
+
     if lifeline is not None:  # started by `fedbox simulate`: end with it
         die_with_parent(lifeline)
     app, config = load_app(app_dir, run_config)
@@ -194,6 +200,8 @@ def _export_output_dir(email: str, state_dir: Path | None, run_name: str) -> Non
 
 def _node_config(args: list[str], sites: tuple[str, ...], index: int, email: str) -> UserConfig:
     """This datasite's ``--node-config`` values; a bad one ends the command (usage error)."""
+    from fedbox.fl.node_config import check_targets, node_config_overrides, parse_node_config
+
     try:
         entries = parse_node_config(args)
         if sites:
@@ -241,6 +249,8 @@ class _Connection:
 
     def connect(self, email: str) -> Box:
         """The participant's box, the store checked once; errors exit with one line."""
+        from fedbox.rpc import connect
+
         with refusals_reported_here():
             try:
                 box = connect(
@@ -290,6 +300,9 @@ def _run_aggregator(
     where: _Connection,
     plan: _AggregatorPlan,
 ) -> int:
+    from fedbox.fl.server import run_server
+    from fedbox.fl.simulate import display_root
+
     console.print(
         f"fedbox run: {email} aggregating {app.fab_id} as {plan.app_name} "
         f"over {display_root(where.root)}",
@@ -334,6 +347,8 @@ def _run_datasite(
     app_name: str | None,
     node_config: dict[str, Any],
 ) -> int:
+    from fedbox.fl.client import ClientNode, client_app_loader
+
     box = where.connect(email)
     with sigterm_as_interrupt():
         try:
@@ -364,6 +379,8 @@ def _run_datasite(
 
 def _find_run(box: Box, app: AppConfig, aggregator: str) -> str:
     """The run to serve when none is named: wait for the aggregator's first request."""
+    from fedbox.fl.discovery import wait_for_run
+
     console.print(
         f"fedbox run: {box.email} waiting for a run of {app.project} from {aggregator}",
         highlight=False,

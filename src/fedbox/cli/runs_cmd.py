@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,8 +17,10 @@ from rich.table import Table
 from fedbox.cli.roots import fail
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
-from fedbox.fl.export import ExportError, round_arrays, write_arrays
 from fedbox.fl.history import RunHistory, list_runs, read_run
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["runs_app"]
 
@@ -133,6 +134,8 @@ def export_command(
     They are the arrays the ServerApp last sent in that round: with FedAvg, its evaluate
     messages' model, aggregated in that round.
     """
+    from fedbox.fl.export import write_arrays  # imports numpy and Flower
+
     state = state_dir_of(email, state_dir)
     history = load_run(state, run)
     try:
@@ -151,6 +154,8 @@ def _arrays_of(
     state: Path, history: RunHistory, round: str | None
 ) -> tuple[str, dict[str, np.ndarray]]:
     """``round``'s arrays, or (no round given) the last round's that has any."""
+    from fedbox.fl.export import ExportError, round_arrays
+
     name = history.summary.name
     if round is not None:
         return round, round_arrays(state, name, round)

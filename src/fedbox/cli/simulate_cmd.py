@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -61,25 +61,23 @@ from fedbox.cli.roots import (
 )
 from fedbox.datasite.workspace import fedbox_home
 from fedbox.errors import FedboxError
-from fedbox.fl import runner
 from fedbox.fl.config import AppConfig, AppConfigError
-from fedbox.fl.events import EventCallback
 from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.record import RunRecord
-from fedbox.fl.server import ServerOutcome, run_server
-from fedbox.fl.simulate import (
-    InProcessClients,
-    SimulationPlan,
-    display_root,
-    introduce_participants,
-    plan_simulation,
-)
 from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
 from fedbox.fl.threads import thread_env
-from fedbox.rpc import Box
 from fedbox.store import ENV_STORAGE_OPTIONS
 from fedbox.store.registry import url_scheme
+
+if TYPE_CHECKING:
+    from fedbox.fl.events import EventCallback
+    from fedbox.fl.server import ServerOutcome
+    from fedbox.fl.simulate import InProcessClients, SimulationPlan
+    from fedbox.rpc import Box
+
+# fedbox.fl.simulate, .server and .runner import Flower, and fedbox.rpc its crypto: they
+# are imported where they are used, so the ``fedbox`` command starts fast.
 
 __all__ = ["client_command", "client_env", "simulate"]
 
@@ -138,6 +136,8 @@ def _node_config_flags(plan: SimulationPlan) -> list[str]:
 
 
 def _root_in_env(plan: SimulationPlan) -> bool:
+    from fedbox.fl.simulate import display_root
+
     return display_root(plan.store_root) != plan.store_root  # a URL with a password
 
 
@@ -231,6 +231,8 @@ def _discard_temp(plan: SimulationPlan, *, keep_logs: bool = False) -> Path | No
 def _in_process_log(plan: SimulationPlan) -> Iterator[None]:
     """In-process clients log to one file, as client processes do to theirs: a
     ClientApp's tracebacks land there, not among the progress lines (issue 12)."""
+    from fedbox.fl import runner
+
     plan.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     handler = logging.FileHandler(plan.state_root / IN_PROCESS_LOG)
     handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
@@ -297,6 +299,8 @@ def simulate(
     Participants are introduced to each other (their keys pinned) before they start.
     With --root, a simulation started again after a crash resumes its unfinished run.
     """
+    from fedbox.fl.simulate import plan_simulation
+
     app, config = load_app(app_dir, run_config)
     keep_freed_memory()
     poll_interval, max_poll_interval = poll_bounds(poll_interval, max_poll_interval)
@@ -402,6 +406,8 @@ def _storage_options(app: AppConfig, root: str | None, flags: list[str] | None) 
 
 
 def _announce(plan: SimulationPlan, inprocess: bool) -> None:
+    from fedbox.fl.simulate import display_root
+
     console.print(
         f"fedbox simulate: {plan.app.fab_id} with {len(plan.datasites)} "
         f"{'in-process' if inprocess else 'process'} clients"
@@ -424,6 +430,8 @@ def _prepare(plan: SimulationPlan, hub: DevHub | None = None) -> Box:
     """The store made, participants introduced, the aggregator connected and the store
     checked once; any failure stops the ``hub``, removes a temporary folder and ends
     the command."""
+    from fedbox.fl.simulate import introduce_participants
+
     try:
         if not plan.remote:
             Path(plan.store_root).mkdir(parents=True, exist_ok=True)
@@ -464,12 +472,16 @@ def _run(
     stack = ExitStack()
     try:
         if inprocess:
+            from fedbox.fl.simulate import InProcessClients
+
             stack.enter_context(_in_process_log(plan))
             host = InProcessClients(plan)
         else:
             procs = _start_processes(plan, lifeline)
 
         def serve(callback: EventCallback) -> ServerOutcome:
+            from fedbox.fl.server import run_server  # after the clients started
+
             return run_server(
                 box,
                 plan.app,

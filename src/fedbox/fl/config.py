@@ -17,16 +17,16 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
-from flwr.app import UserConfig
-from flwr.common.config import flatten_dict, fuse_dicts, parse_config_args
-from flwr.common.config import get_project_config as _flwr_project_config
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import AppConfigError
+
+if TYPE_CHECKING:
+    from flwr.app import UserConfig
 
 __all__ = [
     "AppConfig",
@@ -113,7 +113,13 @@ class AppConfig:
 
 
 def load_app_config(app_dir: str | Path) -> AppConfig:
-    """Read and validate ``app_dir/pyproject.toml``; raise AppConfigError naming the fix."""
+    """Read and validate ``app_dir/pyproject.toml``; raise AppConfigError naming the fix.
+
+    Flower is imported here, not above: ``fedbox --help`` and commands that only
+    bootstrap an app dir should not spend half a second importing it."""
+    from flwr.common.config import flatten_dict
+    from flwr.common.config import get_project_config as _flwr_project_config
+
     app_dir = Path(app_dir).expanduser().resolve()
     if not (app_dir / PYPROJECT).is_file():
         raise AppConfigError(f"{app_dir} is not a Flower app: no {PYPROJECT} in it")
@@ -171,6 +177,8 @@ def parse_run_config(
     """
     if overrides is None:
         return dict(defaults)
+    from flwr.common.config import fuse_dicts, parse_config_args
+
     items = [overrides] if isinstance(overrides, str) else list(overrides)
     try:
         parsed = parse_config_args([i for i in items if i.strip()])
