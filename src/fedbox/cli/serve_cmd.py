@@ -10,7 +10,6 @@ from fedbox.cli.fl_options import sigterm_as_interrupt
 from fedbox.cli.options import EmailOpt, StateOpt
 from fedbox.cli.rds_options import console, open_rds
 from fedbox.cli.roots import RootOpt, StorageOpt
-from fedbox.fl.grid import ENDPOINT
 from fedbox.rds.fl_jobs import FlJobs
 
 __all__ = ["serve"]
@@ -30,6 +29,8 @@ def serve(
     approved (sandboxed, fed the run's messages by this process), until Ctrl-C or
     SIGTERM.
     """
+    from fedbox.fl.grid import ENDPOINT  # Flower loads only for a command that serves
+
     with sigterm_as_interrupt(), open_rds(root, email, state_dir, storage_option) as rds:
         service = rds.serve()
         fl_jobs = FlJobs(rds.box, rds.owner, endpoint=ENDPOINT).start()

@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,14 +34,14 @@ from fedbox.cli.progress import progress_mode, report_outcome, run_with_progress
 from fedbox.cli.rds_options import console, open_rds
 from fedbox.cli.roots import RootOpt, StorageOpt, fail
 from fedbox.errors import FedboxError, RemoteError, ResponseTimeout
-from fedbox.fl.events import EventCallback
-from fedbox.fl.piped_client import ENTRY, RUN_FILE
-from fedbox.fl.server import ServerOutcome, run_server
-from fedbox.fl.syft_compat import export_output_dir
-from fedbox.fl.tally import RunTally
 from fedbox.rds import Rds, SubmittedJob
 from fedbox.rds.fl_jobs import fl_app_name
 from fedbox.rds.states import JobState
+
+if TYPE_CHECKING:  # Flower loads only when the aggregator starts (fedbox --help stays light)
+    from fedbox.fl.events import EventCallback
+    from fedbox.fl.server import ServerOutcome
+    from fedbox.fl.tally import RunTally
 
 __all__ = ["submit_fl"]
 
@@ -94,6 +94,8 @@ def submit_fl(
         raise fail(f"--min-approved {needed}: give 1 to {len(owners)} (the owners named)")
     with open_rds(root, email, state_dir, storage_option) as rds:
         with tempfile.TemporaryDirectory(prefix="fedbox-fl-") as tmp:
+            from fedbox.fl.piped_client import ENTRY
+
             package = _with_run_file(app.app_dir, Path(tmp) / app.project, owners)
             try:
                 jobs = rds.submit_to_each(
@@ -109,6 +111,10 @@ def submit_fl(
                 approved = _wait_for_approvals(rds, jobs, needed, approval_timeout)
             except KeyboardInterrupt:
                 raise typer.Exit(EXIT_INTERRUPTED) from None
+        from fedbox.fl.server import run_server
+        from fedbox.fl.syft_compat import export_output_dir
+        from fedbox.fl.tally import RunTally
+
         results = out or rds.workspace.state_dir / "rds" / "fl-runs" / app_name
         export_output_dir(results / "output")
         console.print(
@@ -140,6 +146,8 @@ def submit_fl(
 def _with_run_file(app_dir: Path, into: Path, owners: list[str]) -> Path:
     """A copy of the app (no caches) with the run file: the datasites in partition
     order, and a fresh id so this submission's package (hence its run) is its own."""
+    from fedbox.fl.piped_client import RUN_FILE
+
     shutil.copytree(app_dir, into, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
     run = {"datasites": owners, "submission": uuid.uuid4().hex}
     (into / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
