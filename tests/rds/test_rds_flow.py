@@ -120,7 +120,10 @@ def test_whole_flow_submit_review_approve_run_share_results(world: dict) -> None
     owner.serve()
     assert _audited(owner, job_id) == [
         (SCI, "submit", "submitted", ""),
-        *[(OWNER, s, s, "") for s in ("approved", "running", "finished", "shared")],
+        (OWNER, "approved", "approved", ""),
+        (OWNER, "running", "running", ""),
+        (OWNER, "finished", "finished", "finished"),
+        (OWNER, "shared", "shared", ""),
     ]
     shown = owner.run("messages", "--job", job_id, local=True)
     assert shown.returncode == 0, shown.stderr
