@@ -77,7 +77,8 @@ def messages(
         bool, typer.Option("--jobs", help="Jobs' state changes and refused actions instead.")
     ] = False,
     job: Annotated[
-        str | None, typer.Option("--job", help="Only this job's events (implies --jobs).")
+        str | None,
+        typer.Option("--job", help="Only this job's events (its full id; implies --jobs)."),
     ] = None,
 ) -> None:
     """The audit trail: every call made or served, newest first; with ``--jobs``, every
