@@ -16,11 +16,13 @@ from rds_processes import Person, store_bytes
 
 import fedbox.rds
 from fedbox.rds import JobState
+from fedbox.rpc.audit import AuditLog
 
 OWNER = "owner@hospital.org"
 SCI = "sci@lab.org"
 MARKER = "STDERR-MARKER-5b1e9"
 PRIVATE_ROW = "patient-0042"
+FORGED = ("approve", "run", "share", "update")
 
 SUM = """\
 import os, pathlib
@@ -48,6 +50,16 @@ def world(root: Path, tmp_path: Path, fedbox_home: Path) -> Iterator[dict]:
         yield {"owner": owner, "sci": sci, "code": code, "root": root, "tmp": tmp_path}
     finally:
         owner.stop()
+
+
+def _audited(person: Person, job_id: str) -> list[tuple[str, str, str | None, str]]:
+    """(actor, action, to-state, reason) of the job's rows in ``person``'s audit log, read
+    from the file by this process, not from the daemon that wrote them."""
+    log = AuditLog(person.state_dir / "audit.db")
+    try:
+        return [(e.actor, e.action, e.after, e.reason) for e in log.job_events(job_id)]
+    finally:
+        log.close()
 
 
 def _submit(sci: Person, code: Path, *extra: str) -> str:
@@ -104,6 +116,20 @@ def test_whole_flow_submit_review_approve_run_share_results(world: dict) -> None
     assert "output/total.txt" in got["files"]
     assert PRIVATE_ROW.encode() not in store_bytes(world["root"])
 
+    owner.stop()
+    owner.serve()
+    assert _audited(owner, job_id) == [
+        (SCI, "submit", "submitted", ""),
+        (OWNER, "approved", "approved", ""),
+        (OWNER, "running", "running", ""),
+        (OWNER, "finished", "finished", "finished"),
+        (OWNER, "shared", "shared", ""),
+    ]
+    shown = owner.run("messages", "--job", job_id, local=True)
+    assert shown.returncode == 0, shown.stderr
+    assert [s for s in ("submitted", "running", "shared") if s not in shown.stdout] == []
+    assert _audited(sci, job_id) == []
+
 
 def test_rejection_reaches_the_scientist_with_its_reason(world: dict) -> None:
     owner, sci = world["owner"], world["sci"]
@@ -119,6 +145,7 @@ def test_rejection_reaches_the_scientist_with_its_reason(world: dict) -> None:
     }
     again = owner.run("job", "run", job_id, local=True)
     assert again.returncode == 2 and "only an approved job runs" in again.stderr
+    assert _audited(owner, job_id)[1:] == [(OWNER, "rejected", "rejected", "prints row counts")]
 
 
 def test_a_failing_runs_stderr_never_reaches_the_store(world: dict) -> None:
@@ -137,6 +164,10 @@ def test_a_failing_runs_stderr_never_reaches_the_store(world: dict) -> None:
     refused = sci.run("job", "results", job_id, "--out", str(world["tmp"] / "r"))
     assert refused.returncode == 2 and "403" in refused.stderr
     assert MARKER.encode() not in store_bytes(world["root"])
+    assert _audited(owner, job_id)[-2:] == [
+        (OWNER, "failed", "failed", "crashed: exit code 1"),
+        (OWNER, "withheld", "withheld", "logs show data"),
+    ]
 
 
 def test_forged_state_changes_are_refused_and_recorded(world: dict) -> None:
@@ -144,7 +175,7 @@ def test_forged_state_changes_are_refused_and_recorded(world: dict) -> None:
     job_id = _submit(sci, world["code"])
     owner.received(job_id)
     with fedbox.rds.connect(world["root"], SCI, state_dir=sci.state_dir) as rds:
-        for endpoint in ("approve", "run", "share", "update"):
+        for endpoint in FORGED:
             body = json.dumps({"id": job_id, "status": "approved"}).encode()
             answer = rds.app.send(OWNER, endpoint, body).wait(60)
             assert answer.status == 403, endpoint
@@ -160,6 +191,10 @@ def test_forged_state_changes_are_refused_and_recorded(world: dict) -> None:
         audit = rds.box.audit.records(app="rds", peer=SCI, status=403)
         assert {r.endpoint for r in audit} == {"approve", "run", "share", "update"}
         assert [j.status.value for j in rds.jobs()] == ["submitted"]
+    assert _audited(owner, job_id) == [
+        (SCI, "submit", "submitted", ""),
+        *[(SCI, f"refused {a}", None, "only the owner may") for a in FORGED],
+    ]
 
 
 def test_another_scientist_can_neither_see_nor_fetch(world: dict, fedbox_home: Path) -> None:

@@ -12,6 +12,7 @@ from fedbox.errors import PermissionDenied
 from fedbox.rds import JobRecord, JobState, TransitionError
 from fedbox.rds.jobs import JobStore
 from fedbox.rds.states import TRANSITIONS, check_transition
+from fedbox.rpc.audit import AuditLog, JobEvent
 
 OWNER = "owner@x.org"
 
@@ -31,6 +32,11 @@ def _record(job_id: str = "00000000-0000-4000-8000-000000000001") -> JobRecord:
         created=now,
         updated=now,
     )
+
+
+def _unnumbered(event: JobEvent) -> tuple[object, ...]:
+    """An event without its ``seq``, which each table numbers on its own."""
+    return (event.job, event.at, event.actor, event.action, event.before, event.after, event.reason)
 
 
 def test_the_machine_is_exactly_the_designed_one() -> None:
@@ -68,12 +74,28 @@ def test_every_change_is_an_event_and_illegal_ones_change_nothing() -> None:
         events = [(e.actor, e.before, e.after, e.reason) for e in jobs.events(job.id)]
         assert events == [
             ("sci@x.org", None, "submitted", ""),
+            (
+                OWNER,
+                None,
+                None,
+                "a submitted job cannot become shared; from submitted: approved, rejected",
+            ),
             (OWNER, "submitted", "approved", ""),
             (OWNER, "approved", "running", ""),
             (OWNER, "running", "failed", "crashed: exit code 1"),
             (OWNER, "failed", "withheld", "too revealing"),
         ]
         assert jobs.get(job.id[:8]).status is JobState.WITHHELD
+        jobs.refused(job.id, actor="sci@x.org", action="share", reason="only the owner may")
+        recorded = jobs.events(job.id)
+    audit = AuditLog(Workspace.for_email(OWNER).audit_db)
+    try:
+        assert [_unnumbered(e) for e in audit.job_events(job.id)] == [
+            _unnumbered(e) for e in recorded
+        ]
+        assert (recorded[-1].actor, recorded[-1].action) == ("sci@x.org", "refused share")
+    finally:
+        audit.close()
 
 
 def test_only_the_owner_or_their_rules_move_a_job() -> None:
@@ -85,3 +107,12 @@ def test_only_the_owner_or_their_rules_move_a_job() -> None:
         assert jobs.get(job.id).status is JobState.SUBMITTED
         jobs.move(job.id, JobState.APPROVED, actor="rule:sci@x.org:abcd")
         assert jobs.get(job.id).status is JobState.APPROVED
+    audit = AuditLog(Workspace.for_email(OWNER).audit_db)
+    try:
+        assert [(e.actor, e.action, e.after) for e in audit.job_events(job.id)] == [
+            ("sci@x.org", "submit", "submitted"),
+            ("sci@x.org", "refused approved", None),
+            ("rule:sci@x.org:abcd", "approved", "approved"),
+        ]
+    finally:
+        audit.close()

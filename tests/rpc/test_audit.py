@@ -66,6 +66,37 @@ def test_an_old_log_is_upgraded_with_its_rows(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_an_old_log_gains_job_events_and_keeps_their_order(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_OLD_SCHEMA)
+    conn.execute(
+        "INSERT INTO calls (id, direction, peer, app, endpoint, created)"
+        " VALUES (?, 'in', 'a@x.org', 'rds', 'submit', 5.0)",
+        (ID,),
+    )
+    conn.commit()
+    conn.close()
+    log = AuditLog(path)
+    assert [r.id for r in log.records()] == [ID]
+    assert log.job_events() == []
+    log.record_job_event(job="j1", at=9.0, actor="sci@x.org", action="submit", after="submitted")
+    log.record_job_event(job="j2", at=8.0, actor="sci@x.org", action="refused approve")
+    log.record_job_event(
+        job="j1", at=7.0, actor="o@x.org", action="rejected", before="submitted", after="rejected"
+    )
+    log.close()
+    reopened = AuditLog(path)
+    assert [(e.job, e.action) for e in reopened.job_events()] == [
+        ("j1", "submit"),
+        ("j2", "refused approve"),
+        ("j1", "rejected"),
+    ]
+    assert [e.action for e in reopened.job_events("j1", limit=1)] == ["rejected"]
+    assert [r.id for r in reopened.records()] == [ID]
+    reopened.close()
+
+
 def test_counts_since_and_the_choices_a_dashboard_filters_by(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.db")
     try:

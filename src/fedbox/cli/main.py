@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from fedbox.cli.bridge_cmd import bridge_app
 from fedbox.cli.dataset_cmd import dataset_app
@@ -29,7 +30,7 @@ from fedbox.cli.ui_cmd import ui
 from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
-from fedbox.rpc.audit import AuditLog
+from fedbox.rpc.audit import AuditLog, JobEvent
 from fedbox.rpc.cleanup import cleanup as cleanup_store
 
 __all__ = ["app", "main"]
@@ -72,14 +73,25 @@ def messages(
     peer: Annotated[str | None, typer.Option(help="Only calls with this peer.")] = None,
     status: Annotated[int | None, typer.Option(help="Only this status code.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Jobs' state changes and refused actions instead.")
+    ] = False,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", help="Only this job's events (its full id; implies --jobs)."),
+    ] = None,
 ) -> None:
-    """The audit trail: every call made or served, newest first."""
+    """The audit trail: every call made or served, newest first; with ``--jobs``, every
+    change of a job's state and every refused action on a job, in the order they happened."""
     workspace = Workspace.for_email(email, state_dir)
     if not workspace.audit_db.exists():
         console.print(f"no audit log for {email} at {workspace.audit_db}")
         raise typer.Exit(1)
     log = AuditLog(workspace.audit_db)
     try:
+        if jobs or job is not None:
+            _print_job_events(email, log.job_events(job, limit=limit))
+            return
         records = log.records(app=app_name, peer=peer, status=status, limit=limit)
     finally:
         log.close()
@@ -96,6 +108,23 @@ def messages(
             _when(r.created),
             _when(r.answered),
             "pending" if r.status is None else str(r.status),
+        )
+    console.print(table)
+
+
+def _print_job_events(email: str, events: list[JobEvent]) -> None:
+    table = Table(title=f"job events of {email}")
+    for column in ("at", "job", "actor", "action", "from", "to", "reason"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(
+            _when(e.at),
+            e.job[:12],
+            Text(e.actor),
+            e.action,
+            e.before or "-",
+            e.after or "-",
+            Text(e.reason),  # free text: not rich markup
         )
     console.print(table)
 

@@ -3,20 +3,29 @@
 :meth:`JobStore.move` is the only code that changes a job's status: it checks the
 transition (``fedbox.rds.states``), that the actor is the owner or one of the owner's
 auto-approval rules, and writes the change and its event row in one transaction.
+
+Every event (a change, or a refused action) is written in one place, :meth:`_event`, to
+two tables: the identity's audit log (``{state_dir}/audit.db``, ``job_events``: what
+``fedbox messages --jobs`` shows, beside every RPC call) and this store's own ``events``
+(what review and the dashboard show, with the history of jobs from before the audit log
+had job events). The audit row is written first, inside the job store's transaction: if
+it cannot be written the change rolls back, so no change is ever missing from the audit
+log; only a crash between the two commits could leave an audit row for a change that did
+not happen, which errs on the side of the record.
 """
 
 from __future__ import annotations
 
 import builtins
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError, PermissionDenied
 from fedbox.rds.db import Database
 from fedbox.rds.models import JobRecord
-from fedbox.rds.states import JobState, check_transition
+from fedbox.rds.states import JobState, TransitionError, check_transition
+from fedbox.rpc.audit import AuditLog, JobEvent
 
 __all__ = ["RULE_ACTOR", "JobEvent", "JobNotFound", "JobStore", "job_dir"]
 
@@ -61,20 +70,6 @@ class JobNotFound(FedboxError, KeyError):
         return str(self.args[0]) if self.args else "no such job"
 
 
-@dataclass(frozen=True, slots=True)
-class JobEvent:
-    """One row of a job's audit trail: a state change, or an action that was refused."""
-
-    seq: int
-    job: str
-    at: float
-    actor: str
-    action: str
-    before: str | None
-    after: str | None
-    reason: str
-
-
 def job_dir(workspace: Workspace, job_id: str) -> Path:
     """The job's private files: ``package.tar``, ``code/``, ``output/``, ``logs/``."""
     return workspace.state_dir / "rds" / "jobs" / job_id
@@ -87,9 +82,11 @@ class JobStore:
         self.workspace = workspace
         self.owner = workspace.email
         self._db = Database(workspace.state_dir / "rds" / "jobs.db", _SCHEMA)
+        self._audit = AuditLog(workspace.audit_db)
 
     def close(self) -> None:
         self._db.close()
+        self._audit.close()
 
     def __enter__(self) -> JobStore:
         return self
@@ -157,27 +154,32 @@ class JobStore:
 
         PermissionDenied for anyone but the owner or the owner's rules (the scientist
         never reaches this through any RPC, but the rule is kept here too);
-        TransitionError for a change the state machine does not allow.
+        TransitionError for a change the state machine does not allow. Either refusal is
+        recorded as an event, like the change would have been.
         """
         if actor != self.owner and not actor.startswith(RULE_ACTOR):
-            raise PermissionDenied(f"{actor} may not change {self.owner}'s jobs", job_id)
-        with self._db.transaction():
-            current = self.get(job_id)
-            check_transition(current.status, target)
-            now = time.time()
-            self._db.execute(
-                "UPDATE jobs SET status=?, reason=?, updated=? WHERE id=?",
-                (target.value, reason, now, current.id),
-            )
-            self._event(current.id, actor, target.value, current.status, target, reason)
+            denied = PermissionDenied(f"{actor} may not change {self.owner}'s jobs", job_id)
+            self.refused(job_id, actor=actor, action=target.value, reason=str(denied))
+            raise denied
+        current = self.get(job_id)
+        try:
+            with self._db.transaction():
+                current = self.get(job_id)
+                check_transition(current.status, target)
+                self._db.execute(
+                    "UPDATE jobs SET status=?, reason=?, updated=? WHERE id=?",
+                    (target.value, reason, time.time(), current.id),
+                )
+                self._event(current.id, actor, target.value, current.status, target, reason)
+        except TransitionError as exc:
+            self.refused(current.id, actor=actor, action=target.value, reason=str(exc))
+            raise
         return self.get(current.id)
 
     def refused(self, job_id: str, *, actor: str, action: str, reason: str) -> None:
         """Record an attempt to act on a job that was refused (e.g. a forged approval)."""
-        self._db.execute(
-            "INSERT INTO events (job, at, actor, action, reason) VALUES (?,?,?,?,?)",
-            (job_id, time.time(), actor, f"refused {action}", reason),
-        )
+        with self._db.transaction():
+            self._event(job_id, actor, f"refused {action}", None, None, reason)
 
     def events(self, job_id: str | None = None) -> builtins.list[JobEvent]:
         """Oldest first."""
@@ -193,11 +195,17 @@ class JobStore:
         actor: str,
         action: str,
         before: JobState | None,
-        after: JobState,
+        after: JobState | None,
         reason: str,
     ) -> None:
+        """Write one event to the audit log, then to ``events`` (see the module's doc);
+        called inside a transaction of this store."""
+        at, was, now = time.time(), before and before.value, after and after.value
+        self._audit.record_job_event(
+            job=job_id, at=at, actor=actor, action=action, before=was, after=now, reason=reason
+        )
         self._db.execute(
             "INSERT INTO events (job, at, actor, action, before, after, reason)"
             " VALUES (?,?,?,?,?,?,?)",
-            (job_id, time.time(), actor, action, before and before.value, after.value, reason),
+            (job_id, at, actor, action, was, now, reason),
         )

@@ -1,4 +1,5 @@
-"""The audit trail: one row per call, on each side, kept after the files are cleaned up.
+"""The audit trail: one row per call, on each side, kept after the files are cleaned up,
+and one row per change of a job's state or refused action on a job (``fedbox.rds``).
 
 It is part of the message path, not best-effort logging: a handler only runs after its
 request has been claimed here, which is also what makes handling exactly-once. A call is
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from fedbox.rpc._sqlite import Database
 
-__all__ = ["AuditLog", "AuditRecord"]
+__all__ = ["AuditLog", "AuditRecord", "JobEvent"]
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -33,9 +34,23 @@ CREATE TABLE IF NOT EXISTS {name} (
     PRIMARY KEY (id, direction, peer)
 )"""
 _PRIMARY_KEY = ("id", "direction", "peer")
+_JOB_EVENTS = """
+CREATE TABLE IF NOT EXISTS job_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job, seq);
+"""
 _SCHEMA = (
     _TABLE.format(name="calls")
     + ";\nCREATE INDEX IF NOT EXISTS calls_created ON calls (created);\n"
+    + _JOB_EVENTS
 )
 
 
@@ -57,6 +72,22 @@ class AuditRecord:
     note: str | None
     owner: str | None
     """Which serving process claimed an incoming request (``fedbox.rpc.lease``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One change of a job's state (``before`` -> ``after``), or an action on it that was
+    refused (``action`` = "refused ...", no states). ``actor`` is the authenticated
+    sender, the owner, or an auto-approval rule (``rule:{sha256}``)."""
+
+    seq: int
+    job: str
+    at: float
+    actor: str
+    action: str
+    before: str | None
+    after: str | None
+    reason: str
 
 
 class AuditLog:
@@ -211,6 +242,34 @@ class AuditLog:
             " answered=excluded.answered, note=excluded.note",
             (id, peer, app, endpoint, at, at, status, note),
         )
+
+    def record_job_event(
+        self,
+        *,
+        job: str,
+        at: float,
+        actor: str,
+        action: str,
+        before: str | None = None,
+        after: str | None = None,
+        reason: str = "",
+    ) -> None:
+        """Append one job event; rows keep the order they were recorded in (``seq``)."""
+        self._db.execute(
+            "INSERT INTO job_events (job, at, actor, action, before, after, reason)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (job, at, actor, action, before, after, reason),
+        )
+
+    def job_events(self, job: str | None = None, *, limit: int = 1000) -> list[JobEvent]:
+        """The newest ``limit`` events (of one job, if given), oldest first."""
+        where, params = ("WHERE job=?", [job]) if job is not None else ("", [])
+        rows = self._db.query(
+            f"SELECT * FROM (SELECT * FROM job_events {where} ORDER BY seq DESC LIMIT ?)"
+            " ORDER BY seq",
+            [*params, limit],
+        )
+        return [JobEvent(**dict(row)) for row in rows]
 
     def records(
         self,
