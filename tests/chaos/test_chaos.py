@@ -12,21 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chaos_run import AGG, Deployment, chaos_run
+from chaos_run import AGG, chaos_run
 
 RUNS = int(os.environ.get("FEDBOX_CHAOS_RUNS", "10"))
 KILLS = 3
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    dep = Deployment(tmp_path_factory.mktemp("reference"))
-    try:
-        dep.start_all()
-        assert dep.finish() == 0, dep.logs(AGG)
-        return dep.final()
-    finally:
-        dep.close()
 
 
 @pytest.mark.parametrize("seed", range(RUNS))

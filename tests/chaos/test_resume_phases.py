@@ -18,18 +18,6 @@ from chaos_run import AGG, Deployment, finished
 from fedbox.fl.history import RunHistory
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    """The final model of a run nobody interrupts."""
-    dep = Deployment(tmp_path_factory.mktemp("reference"))
-    try:
-        dep.start_all()
-        assert dep.finish() == 0, dep.logs(AGG)
-        return dep.final()
-    finally:
-        dep.close()
-
-
 @pytest.fixture
 def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deployment]:
     dep = Deployment(tmp_path, env=getattr(request, "param", {}))
