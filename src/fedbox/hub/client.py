@@ -36,7 +36,7 @@ from websockets.sync.client import connect
 
 from fedbox.datasite.paths import split_store_path
 from fedbox.errors import InvalidIdentity, NotFound, PermissionDenied, StoreError
-from fedbox.hub.credentials import HubLogin, NotLoggedIn, base_urls, find_login
+from fedbox.hub.credentials import HubLogin, NotLoggedIn, base_urls, error_detail, find_login
 from fedbox.store.base import (
     DEFAULT_RETRY_TIMEOUT,
     Entry,
@@ -181,10 +181,7 @@ class HubStore:
     def _check(self, answer: httpx.Response, path: str) -> httpx.Response:
         if answer.is_success:
             return answer
-        try:
-            detail = answer.json().get("detail", answer.text)
-        except ValueError:
-            detail = answer.text
+        detail = error_detail(answer)
         status = answer.status_code
         if status == 404:
             raise NotFound(f"{path} not found on {self.url}", path)

@@ -25,6 +25,7 @@ __all__ = [
     "NotLoggedIn",
     "base_url",
     "base_urls",
+    "error_detail",
     "find_login",
     "login",
     "request_code",
@@ -135,14 +136,19 @@ def request_code(url: str, email: str) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def error_detail(answer: httpx.Response) -> str:
+    """What the hub said about a refusal: its JSON ``detail``, else the raw text (a
+    proxy in front of the hub may answer in HTML)."""
+    try:
+        return str(answer.json().get("detail", answer.text))
+    except (ValueError, AttributeError):
+        return answer.text
+
+
 def _raise_for(answer: httpx.Response) -> None:
     if answer.is_success:
         return
-    try:
-        detail = answer.json().get("detail")
-    except ValueError:
-        detail = answer.text
-    raise FedboxError(f"the hub answered {answer.status_code}: {detail}")
+    raise FedboxError(f"the hub answered {answer.status_code}: {error_detail(answer)}")
 
 
 def login(url: str, email: str, code: str, state_dir: Path | None = None) -> HubLogin:

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from fedbox.errors import FedboxError, NotFound, PermissionDenied, StoreError
-from fedbox.hub.credentials import HubLogin, find_login
+from fedbox.hub.credentials import HubLogin, error_detail, find_login
 from fedbox.hub.sync.reconcile import LocalFile, RemoteFile
 
 __all__ = ["HubAway", "Refused", "Stale", "SyncRemote"]
@@ -110,10 +110,7 @@ class SyncRemote:
     def _check(answer: httpx.Response, path: str) -> httpx.Response:
         if answer.is_success:
             return answer
-        try:
-            detail = answer.json().get("detail", answer.text)
-        except ValueError:
-            detail = answer.text
+        detail = error_detail(answer)
         status = answer.status_code
         if status == 412:
             raise Stale(f"{path}: {detail}")
