@@ -60,7 +60,11 @@ class ChangeTail:
         with self._lock:
             if self._stale:
                 self._stale = False  # before reading: a commit during the read marks it again
-                self._catch_up()
+                try:
+                    self._catch_up()
+                except BaseException:
+                    self._stale = True  # the database is away: the next look tries again
+                    raise
             start, rows = self._start, self._rows
         assert start is not None
         if cursor < start:
