@@ -21,7 +21,7 @@ from fedbox.datasite.permissions import InvalidPermissionFile
 from fedbox.errors import InvalidIdentity, NotFound, PermissionDenied
 from fedbox.hub.access import AccessRules
 from fedbox.hub.blobs import open_blobs
-from fedbox.hub.context import Hub, hub_of
+from fedbox.hub.context import ChangeBus, Hub, hub_of
 from fedbox.hub.identity import (
     LoginCodes,
     RateLimiter,
@@ -32,7 +32,7 @@ from fedbox.hub.identity import (
 )
 from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
 from fedbox.hub.limits import HeaderLimit
-from fedbox.hub.metrics import MetricsMiddleware
+from fedbox.hub.metrics import Metrics, MetricsMiddleware
 from fedbox.hub.migrate import ensure_current
 from fedbox.hub.notify import ChangeWatcher
 from fedbox.hub.routes_auth import router as auth_router
@@ -42,6 +42,7 @@ from fedbox.hub.routes_files import router as files_router
 from fedbox.hub.routes_uploads import router as uploads_router
 from fedbox.hub.schema import open_engine
 from fedbox.hub.settings import HubSettings
+from fedbox.hub.tail import ChangeTail
 from fedbox.hub.uploads import UploadMismatch, Uploads
 
 __all__ = ["build_hub", "create_app"]
@@ -58,6 +59,8 @@ def build_hub(settings: HubSettings) -> Hub:
         Quota(bytes=settings.quota_bytes, files=settings.quota_files),
     )
     secret = settings.secret or load_secret(engine, settings.data / "hub.key")
+    metrics = Metrics()
+    tail = ChangeTail(index, on_read=lambda: metrics.log_read("tail"))
     hub = Hub(
         settings=settings,
         index=index,
@@ -70,6 +73,9 @@ def build_hub(settings: HubSettings) -> Hub:
             engine, "address", settings.login_per_address, settings.login_window
         ),
         uploads=Uploads(engine, index, settings.data / "uploads", settings.upload_expiry),
+        tail=tail,
+        bus=ChangeBus(tail.invalidate),
+        metrics=metrics,
     )
     index.subscribe(hub.bus.publish)
     return hub

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from fedbox.hub.identity import (
 from fedbox.hub.index import Change, FileIndex
 from fedbox.hub.metrics import Metrics
 from fedbox.hub.settings import HubSettings
+from fedbox.hub.tail import ChangeTail
 from fedbox.hub.uploads import Uploads
 
 __all__ = ["ChangeBus", "Hub", "current_caller", "hub_of"]
@@ -28,9 +30,12 @@ __all__ = ["ChangeBus", "Hub", "current_caller", "hub_of"]
 
 class ChangeBus:
     """Wakes every open change feed when a write commits: one of this process's (commits
-    run in worker threads) or, through :class:`~fedbox.hub.notify.ChangeWatcher`, any."""
+    run in worker threads) or, through :class:`~fedbox.hub.notify.ChangeWatcher`, any.
+    ``stale`` runs first, at once, in the waking thread: the shared
+    :class:`~fedbox.hub.tail.ChangeTail` then rereads the log before any feed looks."""
 
-    def __init__(self) -> None:
+    def __init__(self, stale: Callable[[], None]) -> None:
+        self._stale = stale
         self._waiters: set[asyncio.Event] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -51,6 +56,7 @@ class ChangeBus:
 
     def wake(self) -> None:
         """Make every feed look at the change log again (from any thread)."""
+        self._stale()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake_all)
 
@@ -69,8 +75,9 @@ class Hub:
     per_email: RateLimiter
     per_address: RateLimiter
     uploads: Uploads
-    metrics: Metrics = field(default_factory=Metrics)
-    bus: ChangeBus = field(default_factory=ChangeBus)
+    tail: ChangeTail
+    bus: ChangeBus
+    metrics: Metrics
 
 
 def hub_of(conn: HTTPConnection) -> Hub:

@@ -28,6 +28,13 @@ class Metrics:
         self._latency_sum: dict[str, float] = defaultdict(float)
         self._latency_count: dict[str, int] = defaultdict(int)
         self.websockets = 0
+        self._log_reads: dict[str, int] = defaultdict(int)
+
+    def log_read(self, reader: str) -> None:
+        """Count a change-log query made for the change feeds (``tail``: the shared
+        window's, once per wake-up; ``cursor``: one socket's, behind the window)."""
+        with self._lock:
+            self._log_reads[reader] += 1
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -68,6 +75,13 @@ class Metrics:
                 lines.append(f'fedbox_hub_request_seconds_sum{{route="{name}"}} {total:.6f}')
                 lines.append(f'fedbox_hub_request_seconds_count{{route="{name}"}} {count}')
             websockets = self.websockets
+            lines += [
+                "# HELP fedbox_hub_feed_log_reads_total Change-log queries for the change feeds.",
+                "# TYPE fedbox_hub_feed_log_reads_total counter",
+            ]
+            for reader in ("tail", "cursor"):
+                n = self._log_reads[reader]
+                lines.append(f'fedbox_hub_feed_log_reads_total{{reader="{reader}"}} {n}')
         lines += [
             "# HELP fedbox_hub_websockets Open change-feed websockets.",
             "# TYPE fedbox_hub_websockets gauge",

@@ -90,15 +90,35 @@ def _as_seen(
 def visible_changes(
     hub: Hub, user: str, after: int, limit: int = BATCH, only: Selection | None = None
 ) -> ChangeBatch:
-    return _scan(hub, user, after, limit, inline=0, only=only)[0]
+    scanned = hub.index.changes(after, limit)
+    return _filter(hub, user, after, scanned, limit, inline=0, only=only)[0]
 
 
 def _scan(
     hub: Hub, user: str, after: int, limit: int, inline: int, only: Selection | None = None
 ) -> tuple[ChangeBatch, bool]:
-    """The visible changes after ``after`` (with the bytes of others' new files of at
-    most ``inline`` bytes), and whether the scan was cut at ``limit`` (more may follow)."""
-    scanned = hub.index.changes(after, limit)
+    """A websocket's next batch: from this process's shared tail of the change log (read
+    once per wake-up for all its feeds), or from the log itself when ``after`` is older
+    than the tail reaches (a client reconnecting with an old cursor)."""
+    scanned = hub.tail.after(after, limit)
+    if scanned is None:
+        hub.metrics.log_read("cursor")
+        scanned = hub.index.changes(after, limit)
+    return _filter(hub, user, after, scanned, limit, inline, only)
+
+
+def _filter(
+    hub: Hub,
+    user: str,
+    after: int,
+    scanned: list[Change],
+    limit: int,
+    inline: int,
+    only: Selection | None = None,
+) -> tuple[ChangeBatch, bool]:
+    """The changes of ``scanned`` (the log's rows after ``after``, at most ``limit``)
+    that the caller may read (with the bytes of others' new files of at most ``inline``
+    bytes), and whether the scan was cut at ``limit`` (more may follow)."""
     if scanned:
         hub.access.catch_up(scanned[-1].seq)  # filter by rules at least as new as these
     seen = []
