@@ -81,8 +81,11 @@ def messages(
         typer.Option("--job", help="Only this job's events (its full id; implies --jobs)."),
     ] = None,
 ) -> None:
-    """The audit trail: every call made or served, newest first; with ``--jobs``, every
-    change of a job's state and every refused action on a job, in the order they happened."""
+    """The audit trail: every call made or served, newest first.
+
+    With ``--jobs``, every change of a job's state and every refused action on a job,
+    in the order they happened.
+    """
     workspace = Workspace.for_email(email, state_dir)
     if not workspace.audit_db.exists():
         console.print(f"no audit log for {email} at {workspace.audit_db}")

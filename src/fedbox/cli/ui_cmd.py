@@ -57,8 +57,10 @@ def ui(
         bool, typer.Option("--open", help="Open the UI in the default browser.")
     ] = False,
 ) -> None:
-    """A local web dashboard: runs, messages, peers, jobs. Prints its URL (with the token
-    that grants access) and serves until Ctrl-C."""
+    """A local web dashboard: runs, messages, peers, jobs.
+
+    Prints its URL (with the token that grants access) and serves until Ctrl-C.
+    """
     try:
         import uvicorn
 
