@@ -234,8 +234,10 @@ def list_(
     storage_option: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Jobs sent to you (as owner), then jobs you submitted with their last known state
-    (``--refresh --root R``: as their owners say now)."""
+    """Jobs sent to you (as owner), then jobs you submitted with their last known state.
+
+    With ``--refresh --root R``: their states as their owners say now.
+    """
     workspace = Workspace.for_email(validate_email(email), state_dir).ensure()
     if refresh:
         if root is None:
