@@ -58,9 +58,11 @@ def test_a_folder_filter_is_asked_once_per_folder(tmp_path: Path) -> None:
         for i in range(20):
             (root / "mine" / f"{i}.request").write_bytes(b"x")
             (root / "theirs" / f"{i}.request").write_bytes(b"x")
-        received = {got.get(timeout=10) for _ in range(20)}
-        assert received == {f"mine/{i}.request" for i in range(20)}
-        assert got.empty()
+        expected = {f"mine/{i}.request" for i in range(20)}
+        received: set[str] = set()
+        while received != expected:  # a file written as its new folder is scanned may
+            received.add(got.get(timeout=10))  # be reported twice; never one of theirs
+            assert received <= expected, received - expected
         assert asked == {"mine": 1, "theirs": 1}
     finally:
         unsubscribe()
