@@ -75,3 +75,24 @@ def test_what_fedbox_creates_in_the_state_dir_is_private_from_the_start(
     with caplog.at_level(logging.WARNING), fedbox.connect(tmp_path / "root", "a@x.org"):
         pass
     assert not [r for r in caplog.records if "was open to others" in r.getMessage()]
+
+
+def test_serving_and_client_state_are_private_from_the_start(
+    tmp_path: Path, fedbox_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flwr.common import Context, RecordDict
+
+    from fedbox.fl.contexts import ContextStore
+
+    with fedbox.connect(tmp_path / "root", "a@x.org") as box:
+        server = box.app("t")
+        server.on_request("echo")(lambda req: req.body)
+        server.start()
+        contexts = ContextStore(box.workspace.state_dir / "fl" / "app")
+        contexts.save(Context(1, 2, {}, RecordDict(), {}), "m1")
+    state = fedbox_home / "a@x.org"
+    assert _mode(state / "serving-t.lock") == 0o600
+    assert _mode(state / "fl") == _mode(state / "fl" / "app") == 0o700
+    with caplog.at_level(logging.WARNING), fedbox.connect(tmp_path / "root", "a@x.org"):
+        pass
+    assert not [r for r in caplog.records if "was open to others" in r.getMessage()]

@@ -12,7 +12,13 @@ from pathlib import Path
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import PermissionDenied
 
-__all__ = ["Workspace", "create_private", "default_state_dir", "fedbox_home"]
+__all__ = [
+    "Workspace",
+    "create_private",
+    "create_private_dir",
+    "default_state_dir",
+    "fedbox_home",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +79,25 @@ def create_private(path: Path) -> Path:
     mode) would otherwise follow the umask, 0644, and be tightened, with a warning, at
     every start.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    create_private_dir(path.parent)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     return path
+
+
+def create_private_dir(path: Path) -> Path:
+    """Make ``path`` and every missing folder above it 0700.
+
+    ``mkdir(parents=True, mode=0o700)`` gives the parents it creates the umask's mode
+    (0755), which the next start then tightens with a warning.
+    """
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return missing[0] if missing else path
 
 
 def _make_private(top: Path) -> None:

@@ -35,7 +35,8 @@ _MAGIC = b"FBXCTX1 "
 
 
 class ContextStore:
-    """Loads and saves Contexts under ``directory`` (created 0700 on first save)."""
+    """Loads and saves Contexts under ``directory`` (made 0700, with any missing parent, on
+    first save)."""
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.directory = Path(directory)
@@ -91,7 +92,6 @@ class ContextStore:
         path = self.path(context.run_id, context.node_id)
         data = _MAGIC + applied.encode() + b"\n" + context_to_proto(context).SerializeToString()
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
             with open(create_private(tmp), "wb") as f:
                 f.write(data)

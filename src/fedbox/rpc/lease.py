@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fedbox.datasite.paths import datasite_dir
+from fedbox.datasite.workspace import create_private
 from fedbox.errors import FedboxError, NotFound
 from fedbox.store import Store
 
@@ -139,8 +140,7 @@ class ServingLease:
     # -- the local lock --------------------------------------------------------------
 
     def _lock(self) -> None:
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        f = open(self._lock_path, "ab")  # noqa: SIM115  # held open while serving
+        f = open(create_private(self._lock_path), "ab")  # noqa: SIM115  # held open while serving
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

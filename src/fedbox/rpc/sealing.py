@@ -59,6 +59,7 @@ from fedbox.crypto import (
 )
 from fedbox.datasite.paths import datasite_dir
 from fedbox.datasite.permission_files import PUBLIC_READ
+from fedbox.datasite.workspace import create_private_dir
 from fedbox.errors import PERMISSION_FILE, CryptoError, DecryptError, NotFound
 from fedbox.rpc._buffers import BufferWriter
 from fedbox.rpc.envelope import Header, write_streamed
@@ -428,7 +429,7 @@ def _load_or_create_secret(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        create_private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
