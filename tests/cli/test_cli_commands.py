@@ -46,8 +46,10 @@ def test_inspect_opens_an_encrypted_body_only_for_its_recipient(
     opened = fedbox_cli("inspect", str(request), "--email", "b@x.org")
     assert opened.returncode == 0, opened.stdout + opened.stderr
     assert "ok, 9 bytes of plaintext, authenticated" in opened.stdout
-    other = fedbox_cli("inspect", str(request), "--email", "a@x.org")
-    assert "encrypted for b@x.org, not a@x.org" in other.stdout
+    sender = fedbox_cli("inspect", str(request), "--email", "a@x.org")
+    assert "you sent it, encrypted for b@x.org: only they can open it" in sender.stdout
+    other = fedbox_cli("inspect", str(request), "--email", "c@x.org")
+    assert "encrypted for b@x.org, not c@x.org" in other.stdout
     keyless = fedbox_cli("inspect", str(request), "--email", "b@x.org", "--state-dir", str(root))
     assert "no keys of b@x.org" in keyless.stdout
     assert not (root / "keys").exists(), "inspecting creates no keys"

@@ -76,7 +76,7 @@ def test_a_message_shows_its_row_and_files_as_inspect_reads_them(
     page = client.get(f"/messages/out/{PEER}/{call.id}").text
     assert call.id in page and call.sha256 in page
     # the request is encrypted for the peer; its response, for us, opens
-    assert f"encrypted for {PEER}" in page
+    assert f"you sent it, encrypted for {PEER}: only they can open it" in page
     assert 'class="tone-green">ok</span>, 9 bytes of plaintext, authenticated' in page
     assert page.count("digest check") == 2
 

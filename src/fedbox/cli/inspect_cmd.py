@@ -160,9 +160,12 @@ def _opened_rows(
 ) -> list[tuple[str, str]]:
     """The body of an encrypted message, decrypted with ``email``'s keys, if it is for them."""
     if header.recipient != email:
-        return [
-            ("decrypted", f"[yellow]no: encrypted for {header.recipient}, not {email}[/yellow]")
-        ]
+        why = (
+            f"you sent it, encrypted for {header.recipient}: only they can open it"
+            if header.sender == email
+            else f"encrypted for {header.recipient}, not {email}"
+        )
+        return [("decrypted", f"[yellow]no: {why}[/yellow]")]
     keys = Workspace.for_email(email, state_dir).state_dir
     if not (keys / "keys" / "identity.json").is_file():
         return [("decrypted", f"[red]no: no keys of {email} under {keys}[/red]")]
