@@ -183,6 +183,8 @@ def test_stop_reaches_running_nodes(fed: Federation) -> None:
     acked = fed.grid.stop_nodes(wait=1.0)
     assert acked == {A, B}
     assert all(n.stopped.is_set() for n in nodes)
+    stops = [r for r in fed.agg.audit.records(direction="out") if r.peer in acked]
+    assert len(stops) == 2 and all(r.status == 200 for r in stops), stops
 
 
 def test_unknown_destinations_are_dropped_not_sent(fed: Federation) -> None:

@@ -18,6 +18,7 @@ SuperLink, and :meth:`FileGrid.wait_for_datasites` waits for K of them (issue 12
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import logging
@@ -38,7 +39,7 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from google.protobuf.message import DecodeError
 
-from fedbox.errors import CorruptMessage, CryptoError
+from fedbox.errors import CorruptMessage, CryptoError, FedboxError
 from fedbox.fl.codec import (
     BatchEncoder,
     decode_message,
@@ -632,6 +633,9 @@ class FileGrid(Grid):
         done, _ = self.app.box.wait(list(sent.values()), timeout=wait) if sent else ([], [])
         done_ids = {f.id for f in done}
         acked = {email for email, fut in sent.items() if fut.id in done_ids}
+        for email in acked:
+            with contextlib.suppress(FedboxError):  # reading it closes its audit row
+                sent[email].result()
         node_ids = {email: node_id for node_id, email in self.nodes.items()}
         for email in sorted(acked):
             emit(self.callback, FlEvent("stopped", email, node_ids[email]))
