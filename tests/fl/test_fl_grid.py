@@ -11,14 +11,17 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
+from waiting import wait_until
 
 import fedbox
+from fedbox.datasite.paths import Kind, response_path
 from fedbox.fl.client import ClientNode, node_config_for
 from fedbox.fl.codec import RUN_CONFIG_RECORD
 from fedbox.fl.config import node_id_for
 from fedbox.fl.events import FlEvent
-from fedbox.fl.grid import FileGrid
+from fedbox.fl.grid import ENDPOINT, FileGrid
 from fedbox.rpc import Response, read_header
+from fedbox.testing import envelope_bytes, message_header
 
 AGG, A, B, C = "agg@x.org", "a@x.org", "b@x.org", "c@x.org"
 APP = "agg@x.org_gridtest_1700000000"
@@ -233,3 +236,29 @@ def test_the_run_config_reaches_the_client_app_encrypted_never_in_a_header(root:
         agg.wait([grid._pending[ids[0]].future], timeout=30)
         (reply,) = grid.pull_messages(ids)
     assert dict(reply.content["seen"]) == run_config
+
+
+def test_a_planted_reply_is_set_aside_and_the_nodes_own_reply_still_counts(root: Path) -> None:
+    """Threat: a writer of the folder plants an error reply to an encrypted run's
+    message; it must not cost the node its answer in that round."""
+    with (
+        fedbox.connect(root, A, encrypt=True) as node_box,
+        fedbox.connect(root, AGG, encrypt=True) as agg,
+    ):
+        grid = FileGrid(agg.app(APP), [A], timeout=60)
+        content = RecordDict({"config": ConfigRecord({"value": 5})})
+        (msg_id,) = grid.push_messages([Message(content, node_id_for(A), "query")])
+        planted = root / response_path(AGG, A, APP, ENDPOINT, msg_id)
+        header = message_header(
+            A, AGG, APP, ENDPOINT, msg_id=msg_id, kind=Kind.RESPONSE, status=500
+        )
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.write_bytes(envelope_bytes(header, b"forged failure"))
+        assert grid.pull_messages([msg_id]) == []
+        assert (planted.parent / ".quarantine" / planted.name).exists()
+        app = _client_app()
+        ClientNode(node_box, APP, lambda: app, node_config_for(0, 1, None)).start()
+        replies: list[Message] = []
+        wait_until(lambda: replies.extend(grid.pull_messages([msg_id])) or replies, "the reply")
+        (reply,) = replies
+        assert not reply.has_error() and reply.content["metrics"]["value"] == 5

@@ -39,7 +39,7 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from google.protobuf.message import DecodeError
 
-from fedbox.errors import CorruptMessage, CryptoError, FedboxError
+from fedbox.errors import CorruptMessage, CryptoError, FedboxError, UnauthenticatedResponse
 from fedbox.fl.codec import (
     BatchEncoder,
     decode_message,
@@ -444,7 +444,12 @@ class FileGrid(Grid):
             with self._lock:
                 if self._pending.pop(msg_id, None) is None:
                     continue  # another thread took it
-            replies.append(self._read_reply(msg_id, pending))
+            reply = self._read_reply(msg_id, pending)
+            if reply is None:  # a planted file, set aside: the node's own reply may still come
+                with self._lock:
+                    self._pending[msg_id] = pending
+                continue
+            replies.append(reply)
         return replies
 
     def send_and_receive(
@@ -508,7 +513,9 @@ class FileGrid(Grid):
                 ),
             )
 
-    def _read_reply(self, msg_id: str, pending: _Pending) -> Message:
+    def _read_reply(self, msg_id: str, pending: _Pending) -> Message | None:
+        """The reply, or an error reply saying why there is none; None for a file its
+        node did not write (set aside, and the request stays pending)."""
         nbytes = 0
         if pending.future is None:
             reply = self._error_reply(
@@ -524,6 +531,11 @@ class FileGrid(Grid):
                 finally:
                     if payload is not None:
                         payload.close()
+            except UnauthenticatedResponse as exc:
+                logger.warning(
+                    "set aside a reply to %s that %s did not write: %s", msg_id, pending.email, exc
+                )
+                return None
             except (CorruptMessage, CryptoError) as exc:
                 reply = self._error_reply(
                     msg_id,
