@@ -117,6 +117,23 @@ def test_a_killed_server_does_not_block_the_next(
     assert second.stop() == {"handled": 1}
 
 
+def test_a_killed_server_not_yet_reaped_does_not_block_the_next(
+    root: Path, tmp_path: Path, fedbox_home: Path, servers
+) -> None:
+    """The clients of a killed ``simulate`` are zombies for a moment (nobody has reaped
+    them yet): a restarted simulate's clients must not take them for live servers."""
+    first = servers(fedbox_home)
+    assert first.ready
+    first.proc.send_signal(signal.SIGKILL)  # and not reaped: a zombie until wait()
+    stat = Path(f"/proc/{first.proc.pid}/stat")
+    wait_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", "a zombie")
+    second = servers(tmp_path / "other-home")
+    assert second.ready
+    assert _call(root, b"after").body == b"after"
+    assert second.stop() == {"handled": 1}
+    first.proc.wait()
+
+
 def test_two_boxes_of_one_process_cannot_serve_the_same_app(root: Path, tmp_path: Path) -> None:
     with (
         fedbox.connect(root, "b@x.org", encrypt=False) as b1,

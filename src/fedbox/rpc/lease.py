@@ -58,6 +58,8 @@ LEASE_TTL = 60.0
 """Seconds after its last renewal that a lease from another host is considered dead."""
 LEASE_RENEWAL = 20.0
 """Seconds between renewals (and checks that the lease is still ours)."""
+EXIT_GRACE = 2.0
+"""Seconds a server on this host is given to exit before a new one is refused."""
 
 
 def lease_path(email: str, app: str) -> str:
@@ -104,7 +106,7 @@ class ServingLease:
         self._lock()
         try:
             other = self._holder()
-            if other is not None and self._alive(other):
+            if other is not None and self._alive(other) and not self._goes_soon(other):
                 raise RuntimeError(
                     f"{self._email} already serves app {self._app!r} from another process: "
                     f"{_describe(other)}. Stop that process (its lease at {self._path} "
@@ -141,15 +143,13 @@ class ServingLease:
 
     def _lock(self) -> None:
         f = open(create_private(self._lock_path), "ab")  # noqa: SIM115  # held open while serving
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _flock_within(f, EXIT_GRACE):  # a predecessor killed a moment ago lets go
             f.close()
             raise RuntimeError(
                 f"{self._email} already serves app {self._app!r} with the state dir "
                 f"{self._lock_path.parent} (it holds {self._lock_path}); stop that "
                 "process first: running both would handle every request twice"
-            ) from None
+            )
         self._lock_file = f
 
     def _unlock(self) -> None:
@@ -162,6 +162,19 @@ class ServingLease:
     def _holder(self) -> dict[str, Any] | None:
         """The lease as another instance (or we) last wrote it; None if there is none."""
         return read_lease(self._store, self._email, self._app)
+
+    def _goes_soon(self, lease: dict[str, Any]) -> bool:
+        """Whether a holder on this host exits within :data:`EXIT_GRACE` s: a server
+        restarted right after a kill -9 of its parent (``simulate``) meets its
+        predecessor, which dies with that parent a moment later."""
+        if lease.get("host") != socket.gethostname():
+            return False
+        deadline = time.monotonic() + EXIT_GRACE
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if not self._alive(lease):
+                return True
+        return False
 
     def _alive(self, lease: dict[str, Any]) -> bool:
         """Whether another instance's lease still stands."""
@@ -247,11 +260,30 @@ def _describe(lease: dict[str, Any]) -> str:
     )
 
 
+def _flock_within(f: IO[bytes], seconds: float) -> bool:
+    """Take an exclusive flock on ``f``, trying for ``seconds``; False if still held."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (killed, not yet reaped, as the clients of a
+    killed ``simulate`` briefly are) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # someone else's process
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: kill(0) is all we know
+    return state not in ("Z", "X")
