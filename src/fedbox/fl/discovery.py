@@ -3,7 +3,8 @@
 The aggregator names each run ``{aggregator}_{project}_{unix_time}``, which a
 datasite cannot know in advance. It can see it, though: the run's requests sit in
 ``syft_outbox_inbox_{aggregator}_to_{me}/{app_name}/``. A run is live for us when
-it holds a request we have not answered; the newest live run wins.
+it holds a request we have not answered and that has not expired (an old run whose
+last message went unanswered is over); the newest live run wins.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import logging
 import time
 
 from fedbox.datasite.paths import Kind, outbox_dir, parse_message_path, response_path
-from fedbox.errors import InvalidIdentity
+from fedbox.errors import FedboxError, InvalidIdentity
 from fedbox.fl.grid import ENDPOINT
+from fedbox.rpc.envelope import read_header
 from fedbox.store import Store
 
 __all__ = ["app_name_prefix", "find_live_run", "wait_for_run"]
@@ -31,28 +33,37 @@ def _started_at(name: str, prefix: str) -> int | None:
 
 
 def find_live_run(store: Store, aggregator: str, me: str, project: str) -> str | None:
-    """The newest run of ``project`` by ``aggregator`` with a request ``me`` has not answered."""
+    """The newest run of ``project`` by ``aggregator`` with a request ``me`` has not
+    answered and that is still in date."""
     inbox = outbox_dir(aggregator, me)
     prefix = app_name_prefix(aggregator, project)
     runs = [(t, n) for n in store.list_dirs(inbox) if (t := _started_at(n, prefix)) is not None]
+    now = time.time()
     for _, name in sorted(runs, reverse=True):
         if any(
-            _unanswered(store, entry.path) for entry in store.list(f"{inbox}/{name}", ".request")
+            _pending(store, entry.path, now) for entry in store.list(f"{inbox}/{name}", ".request")
         ):
             return name
     return None
 
 
-def _unanswered(store: Store, path: str) -> bool:
-    """A Flower request at ``path`` without a response; False for any other file (a
-    malformed name is the box's to quarantine, not a sign of a run)."""
+def _pending(store: Store, path: str, now: float) -> bool:
+    """A Flower request at ``path`` without a response and not expired; False for any
+    other file (a malformed or unreadable one is the box's to quarantine, not a sign of
+    a run)."""
     try:
         mp = parse_message_path(path)
     except InvalidIdentity:
         return False
     if mp.kind is not Kind.REQUEST or mp.endpoint != ENDPOINT:
         return False
-    return not store.exists(str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id)))
+    if store.exists(str(response_path(mp.writer, mp.reader, mp.app, mp.endpoint, mp.id))):
+        return False
+    try:
+        with store.open(path) as f:
+            return read_header(f, path=path).expires > now
+    except FedboxError:
+        return False
 
 
 def wait_for_run(
