@@ -145,7 +145,10 @@ def test_rejection_reaches_the_scientist_with_its_reason(world: dict) -> None:
     }
     again = owner.run("job", "run", job_id, local=True)
     assert again.returncode == 2 and "only an approved job runs" in again.stderr
-    assert _audited(owner, job_id)[1:] == [(OWNER, "rejected", "rejected", "prints row counts")]
+    assert _audited(owner, job_id)[1:] == [
+        (OWNER, "rejected", "rejected", "prints row counts"),
+        (OWNER, "refused run", None, f"job {job_id} is rejected; only an approved job runs"),
+    ]
 
 
 def test_a_failing_runs_stderr_never_reaches_the_store(world: dict) -> None:
@@ -164,9 +167,10 @@ def test_a_failing_runs_stderr_never_reaches_the_store(world: dict) -> None:
     refused = sci.run("job", "results", job_id, "--out", str(world["tmp"] / "r"))
     assert refused.returncode == 2 and "403" in refused.stderr
     assert MARKER.encode() not in store_bytes(world["root"])
-    assert _audited(owner, job_id)[-2:] == [
+    assert _audited(owner, job_id)[-3:] == [
         (OWNER, "failed", "failed", "crashed: exit code 1"),
         (OWNER, "withheld", "withheld", "logs show data"),
+        (SCI, "refused results", None, f"job {job_id} is withheld, not shared"),
     ]
 
 
@@ -211,6 +215,10 @@ def test_another_scientist_can_neither_see_nor_fetch(world: dict, fedbox_home: P
             assert answer.status == 404, endpoint
         listed = rds.app.send(OWNER, "list", b"").wait(60)
         assert listed.ok and json.loads(listed.body) == []
+    assert _audited(owner, job_id)[-2:] == [
+        (other.email, f"refused {endpoint}", None, "not the job's submitter")
+        for endpoint in ("status", "results")
+    ]
     with fedbox.rds.connect(world["root"], SCI, state_dir=sci.state_dir) as rds:
         mine = rds.app.send(OWNER, "list", b"").wait(60)
         assert [j["id"] for j in json.loads(mine.body)] == [job_id]
