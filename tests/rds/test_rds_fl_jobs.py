@@ -217,3 +217,29 @@ def test_python_api_and_a_late_approver_joins_the_rounds_still_to_come(
         job = _until_status(owner, jobs[owner.email]["id"], {"finished", "failed"})
         assert job["status"] == "finished", job
     assert "probe client trained round 1" in _log_of(b, jobs[b.email]["id"]).read_text()
+
+
+def test_an_owner_approving_after_the_run_ended_stops_at_once(
+    owners: dict[str, Person], root: Path, tmp_path: Path, fedbox_home: Path
+) -> None:
+    a, b, _ = owners.values()
+    sci = Person(root, SCI, fedbox_home)
+    with fedbox.rds.connect(root, SCI, state_dir=sci.state_dir) as rds:
+        run = fedbox.fl.submit_fl(
+            rds,
+            APP,
+            dataset="numbers",
+            datasites=[a.email, b.email],
+            min_approved=1,
+            run_config={"num-server-rounds": 1},
+            out=tmp_path / "api",
+        )
+        jobs = {o.email: _job_of(o) for o in (a, b)}
+        assert a.run("job", "approve", jobs[a.email]["id"], local=True).returncode == 0
+        outcome = run.wait(approval_timeout=120, join_timeout=120)
+        assert outcome.finished, outcome.error
+    assert run.metrics()["datasites"] == [a.email]
+    assert b.run("job", "approve", jobs[b.email]["id"], local=True).returncode == 0
+    job = _until_status(b, jobs[b.email]["id"], {"finished", "failed"}, timeout=180)
+    assert job["status"] == "finished", job  # its client found the stop, not its timeout
+    assert "trained" not in _log_of(b, jobs[b.email]["id"]).read_text()

@@ -16,7 +16,12 @@ the aggregator is Flower's ServerApp on a :class:`~fedbox.fl.grid.FileGrid`.
 The run's grid holds every owner that approved or has not decided yet: it starts once
 ``min_approved`` of them joined, and an owner approving later joins the rounds still to
 come (``FileGrid.get_node_ids`` lists who has joined at each round, as a SuperLink
-does), with the partition the run file gave it. Owners that rejected are left out.
+does), with the partition the run file gave it. Owners that rejected are left out. The
+stop message stays valid as long as the join (a week), so an owner who approves after
+the run ended finds both waiting: its client joins and stops at once instead of idling
+until its timeout. That is safe here, unlike for ``fedbox run`` (whose resumed run reuses
+its app name), because this run's app name is derived from a package made for this
+submission alone.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from flwr.app import UserConfig
 from fedbox.errors import RemoteError, ResponseTimeout, TooFewApprovals
 from fedbox.fl.config import AppConfig, load_app_config, parse_run_config
 from fedbox.fl.events import EventCallback
+from fedbox.fl.grid import JOIN_TTL
 from fedbox.fl.piped_client import ENTRY, RUN_FILE
 from fedbox.fl.server import ServerOutcome, run_server
 from fedbox.fl.syft_compat import export_output_dir
@@ -175,6 +181,7 @@ class FlJobRun:
             callback=callback if callback is not None else tally,
             min_datasites=self.needed,
             join_timeout=join_timeout,
+            stop_ttl=JOIN_TTL,
         )
         self._save_metrics(self.outcome, tally, taking_part)
         return self.outcome
