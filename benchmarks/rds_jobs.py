@@ -59,10 +59,10 @@ def _plain_untar(data: bytes, into: Path) -> None:
 
 
 def _line(what: str, took: float, reference: float, unit: str = "ms") -> str:
-    scale = 1000 if unit == "ms" else 1
+    scale, digits = (1000, 1) if unit == "ms" else (1, 3)
     return (
-        f"{what}: {took * scale:.1f} {unit} (plain: {reference * scale:.1f} {unit}, "
-        f"ratio {took / reference:.2f})"
+        f"{what}: {took * scale:.{digits}f} {unit} (plain: {reference * scale:.{digits}f} "
+        f"{unit}, ratio {took / reference:.2f})"
     )
 
 

@@ -248,6 +248,15 @@ def test_auto_approval_runs_the_pinned_package_only(world: dict) -> None:
     (code / "main.py").write_text(SUM)
     again = _submit(sci, code)
     assert sci.run("job", "wait", again, "--timeout", "120").returncode == 0
+    sha = pinned["package_sha256"]
+    rule = (f"rule:{SCI}:{sha[:16]}", f"pinned rule: approve, run and share {SCI}'s package")
+    assert _audited(owner, again)[1] == (
+        rule[0],
+        "approved",
+        "approved",
+        f"{rule[1]}; package sha256 {sha}",
+    )
+    assert {a for a, *_ in _audited(owner, again)[2:]} == {rule[0]}  # ran and shared by it
     assert owner.received(changed)["status"] == "submitted"
     assert owner.received(first)["status"] == "submitted"
     assert sci.json("job", "status", changed)["status"] == "submitted"

@@ -43,8 +43,8 @@ class Rule(BaseModel):
 
     @property
     def description(self) -> str:
-        then = " and share" if self.share else " and run" if self.run else ""
-        return f"pinned rule: approve{then} {self.submitter}'s package {self.package_sha256}"
+        then = ", run and share" if self.share else " and run" if self.run else ""
+        return f"pinned rule: approve{then} {self.submitter}'s package"
 
 
 class DatasetRule(BaseModel):

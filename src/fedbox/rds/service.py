@@ -116,7 +116,7 @@ class RdsService:
         if rule is not None and job.status is JobState.SUBMITTED:
             why = f"{rule.description}; package sha256 {job.package_sha256}"
             job = self.owner.approve(job.id, actor=rule.actor, reason=why)
-            if rule.run:
+            if rule.run and job.kind == "code":  # an approved FL job runs in FlJobs
                 self._runs.submit(self._auto_run, job.id, rule)
         return _json(public_view(job))
 
