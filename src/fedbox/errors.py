@@ -22,6 +22,7 @@
     ├── RpcError                                   .message_id
     │   ├── RemoteError                            .status
     │   └── ResponseTimeout (also TimeoutError)
+    ├── TooFewApprovals
     └── AppConfigError (also ValueError)
 
 Misuse of the API (sending on a stopped app, registering a handler twice) raises
@@ -51,6 +52,7 @@ __all__ = [
     "ResponseTimeout",
     "RpcError",
     "StoreError",
+    "TooFewApprovals",
     "UnauthenticatedResponse",
     "UnsafeFile",
     "UntrustedKey",
@@ -210,6 +212,11 @@ class RemoteError(RpcError):
 
 class ResponseTimeout(RpcError, TimeoutError):
     """No response arrived within the wait; the request stays pending and can be re-waited."""
+
+
+class TooFewApprovals(FedboxError):
+    """An FL job cannot start: fewer of its owners approved (or can still approve) than
+    it needs."""
 
 
 class AppConfigError(FedboxError, ValueError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from rds_processes import Person
 
+import fedbox.fl
+import fedbox.rds
+from fedbox.rds import JobState
 from fedbox.rds.sandbox import isolation_available
 
 APP = Path(__file__).parent / "fl_probe"
@@ -158,3 +162,84 @@ def test_too_few_approvals_is_a_clear_error(
     assert proc.returncode != 0
     assert "can still approve" in output and "a@one.org" in output, output
     assert not (tmp_path / "results" / "metrics.json").exists()
+
+
+def _log_of(owner: Person, job_id: str) -> Path:
+    return owner.state_dir / "rds" / "jobs" / job_id / "logs" / "stderr.txt"
+
+
+def test_python_api_and_a_late_approver_joins_the_rounds_still_to_come(
+    owners: dict[str, Person], root: Path, tmp_path: Path, fedbox_home: Path
+) -> None:
+    a, b, _ = owners.values()
+    sci = Person(root, SCI, fedbox_home)
+    late: list[subprocess.CompletedProcess[str]] = []
+    with fedbox.rds.connect(root, SCI, state_dir=sci.state_dir) as rds:
+        run = fedbox.fl.submit_fl(
+            rds,
+            APP,
+            dataset="numbers",
+            datasites=[a.email, b.email],
+            min_approved=1,
+            run_config={"num-server-rounds": 8, "round-pause": 2.0},
+            out=tmp_path / "api",
+        )
+        jobs = {o.email: _job_of(o) for o in (a, b)}
+        assert {o: s.state for o, s in run.status().items()} == {
+            a.email: JobState.SUBMITTED,
+            b.email: JobState.SUBMITTED,
+        }
+        assert a.run("job", "approve", jobs[a.email]["id"], local=True).returncode == 0
+
+        def approve_b_once_a_trains() -> None:
+            log = _log_of(a, jobs[a.email]["id"])
+            deadline = time.monotonic() + 180
+            while not (log.exists() and "trained round 1" in log.read_text()):
+                assert time.monotonic() < deadline, "a never trained"
+                time.sleep(0.2)
+            late.append(b.run("job", "approve", jobs[b.email]["id"], local=True))
+
+        approver = threading.Thread(target=approve_b_once_a_trains)
+        approver.start()
+        try:
+            outcome = run.wait(approval_timeout=120, join_timeout=120)
+        finally:
+            approver.join()
+        assert late[0].returncode == 0, late[0].stderr
+        assert outcome.finished, outcome.error
+        metrics = run.metrics()
+    assert metrics["invited"] == [a.email, b.email]
+    assert metrics["datasites"] == [a.email, b.email]
+    replied = [p["replied"] for p in metrics["phases"] if p["message_type"] == "train"]
+    assert replied[0] == 1 and replied[-1] == 2, replied  # b joined a later round
+    assert metrics["phases"][-1]["metrics"]["data-value"] == 4.0
+    for owner in (a, b):
+        job = _until_status(owner, jobs[owner.email]["id"], {"finished", "failed"})
+        assert job["status"] == "finished", job
+    assert "probe client trained round 1" in _log_of(b, jobs[b.email]["id"]).read_text()
+
+
+def test_an_owner_approving_after_the_run_ended_stops_at_once(
+    owners: dict[str, Person], root: Path, tmp_path: Path, fedbox_home: Path
+) -> None:
+    a, b, _ = owners.values()
+    sci = Person(root, SCI, fedbox_home)
+    with fedbox.rds.connect(root, SCI, state_dir=sci.state_dir) as rds:
+        run = fedbox.fl.submit_fl(
+            rds,
+            APP,
+            dataset="numbers",
+            datasites=[a.email, b.email],
+            min_approved=1,
+            run_config={"num-server-rounds": 1},
+            out=tmp_path / "api",
+        )
+        jobs = {o.email: _job_of(o) for o in (a, b)}
+        assert a.run("job", "approve", jobs[a.email]["id"], local=True).returncode == 0
+        outcome = run.wait(approval_timeout=120, join_timeout=120)
+        assert outcome.finished, outcome.error
+    assert run.metrics()["datasites"] == [a.email]
+    assert b.run("job", "approve", jobs[b.email]["id"], local=True).returncode == 0
+    job = _until_status(b, jobs[b.email]["id"], {"finished", "failed"}, timeout=180)
+    assert job["status"] == "finished", job  # its client found the stop, not its timeout
+    assert "trained" not in _log_of(b, jobs[b.email]["id"]).read_text()

@@ -145,7 +145,10 @@ def test_rejection_reaches_the_scientist_with_its_reason(world: dict) -> None:
     }
     again = owner.run("job", "run", job_id, local=True)
     assert again.returncode == 2 and "only an approved job runs" in again.stderr
-    assert _audited(owner, job_id)[1:] == [(OWNER, "rejected", "rejected", "prints row counts")]
+    assert _audited(owner, job_id)[1:] == [
+        (OWNER, "rejected", "rejected", "prints row counts"),
+        (OWNER, "refused run", None, f"job {job_id} is rejected; only an approved job runs"),
+    ]
 
 
 def test_a_failing_runs_stderr_never_reaches_the_store(world: dict) -> None:
@@ -164,9 +167,10 @@ def test_a_failing_runs_stderr_never_reaches_the_store(world: dict) -> None:
     refused = sci.run("job", "results", job_id, "--out", str(world["tmp"] / "r"))
     assert refused.returncode == 2 and "403" in refused.stderr
     assert MARKER.encode() not in store_bytes(world["root"])
-    assert _audited(owner, job_id)[-2:] == [
+    assert _audited(owner, job_id)[-3:] == [
         (OWNER, "failed", "failed", "crashed: exit code 1"),
         (OWNER, "withheld", "withheld", "logs show data"),
+        (SCI, "refused results", None, f"job {job_id} is withheld, not shared"),
     ]
 
 
@@ -211,6 +215,10 @@ def test_another_scientist_can_neither_see_nor_fetch(world: dict, fedbox_home: P
             assert answer.status == 404, endpoint
         listed = rds.app.send(OWNER, "list", b"").wait(60)
         assert listed.ok and json.loads(listed.body) == []
+    assert _audited(owner, job_id)[-2:] == [
+        (other.email, f"refused {endpoint}", None, "not the job's submitter")
+        for endpoint in ("status", "results")
+    ]
     with fedbox.rds.connect(world["root"], SCI, state_dir=sci.state_dir) as rds:
         mine = rds.app.send(OWNER, "list", b"").wait(60)
         assert [j["id"] for j in json.loads(mine.body)] == [job_id]
@@ -240,6 +248,15 @@ def test_auto_approval_runs_the_pinned_package_only(world: dict) -> None:
     (code / "main.py").write_text(SUM)
     again = _submit(sci, code)
     assert sci.run("job", "wait", again, "--timeout", "120").returncode == 0
+    sha = pinned["package_sha256"]
+    rule = (f"rule:{SCI}:{sha[:16]}", f"pinned rule: approve, run and share {SCI}'s package")
+    assert _audited(owner, again)[1] == (
+        rule[0],
+        "approved",
+        "approved",
+        f"{rule[1]}; package sha256 {sha}",
+    )
+    assert {a for a, *_ in _audited(owner, again)[2:]} == {rule[0]}  # ran and shared by it
     assert owner.received(changed)["status"] == "submitted"
     assert owner.received(first)["status"] == "submitted"
     assert sci.json("job", "status", changed)["status"] == "submitted"

@@ -14,7 +14,13 @@ from fedbox.cli.roots import RootOpt, StorageOpt, fail, identity_of, open_root
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.rds import DatasetError
-from fedbox.rds.datasets import create_dataset, delete_dataset, get_dataset, list_datasets
+from fedbox.rds.datasets import (
+    auto_approvers,
+    create_dataset,
+    delete_dataset,
+    get_dataset,
+    list_datasets,
+)
 
 __all__ = ["dataset_app"]
 
@@ -34,12 +40,20 @@ def create(
     description: Annotated[
         Path | None, typer.Option("--description", help="A Markdown file describing it.")
     ] = None,
+    auto_approve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--auto-approve",
+            help="Approve this sender's code jobs on it unattended (repeat for each); "
+            "you still run and share them. FL jobs still need you.",
+        ),
+    ] = None,
     state_dir: StateOpt = None,
     storage_option: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish the mock and a description; record the private folder's path (only in
-    your state dir)."""
+    """Publish the mock and a description; record the private folder's path and who is
+    auto-approved (only in your state dir)."""
     text = ""
     if description is not None:
         try:
@@ -50,14 +64,28 @@ def create(
     with open_root(root, storage_option, identity_of(workspace)) as store:
         try:
             info = create_dataset(
-                store, workspace, name, private=private, mock=mock, description=text
+                store,
+                workspace,
+                name,
+                private=private,
+                mock=mock,
+                description=text,
+                auto_approve=auto_approve or (),
             )
         except DatasetError as exc:
             raise fail(exc) from exc
+    approvers = auto_approvers(workspace, name)
     if as_json:
-        emit_json(info.model_dump())
-    else:
-        console.print(f"published {info.name} ({len(info.files)} mock files) for {info.owner}")
+        emit_json({**info.model_dump(), "auto_approve": approvers})
+        return
+    console.print(f"published {info.name} ({len(info.files)} mock files) for {info.owner}")
+    if approvers:
+        console.print(
+            f"auto-approving code jobs on {info.name} from {', '.join(approvers)}: your daemon "
+            "approves them, you still run and share them. Their FL jobs still need your "
+            "approval (or a pinned `fedbox job allow` rule), since approving one runs it.",
+            highlight=False,
+        )
 
 
 @dataset_app.command("list")
@@ -91,22 +119,33 @@ def show(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     datasite: Annotated[str, typer.Option("--datasite", help="Its owner.")],
     root: RootOpt,
+    email: Annotated[
+        str | None,
+        typer.Option("--email", help="You; as its owner you also see who is auto-approved."),
+    ] = None,
+    state_dir: StateOpt = None,
     storage_option: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One dataset: its description and mock files."""
+    """One dataset: its description and mock files (and, to its owner, its auto-approvers)."""
     with open_root(root, storage_option) as store:
         try:
             info = get_dataset(store, datasite, name)
         except (DatasetError, ValueError) as exc:
             raise fail(exc) from exc
+    approvers = None
+    if email is not None and email == info.owner:
+        approvers = auto_approvers(Workspace.for_email(info.owner, state_dir), name)
     if as_json:
-        emit_json(info.model_dump())
+        emit_json(info.model_dump() | ({} if approvers is None else {"auto_approve": approvers}))
         return
     console.print(f"[bold]{info.name}[/bold] of {info.owner}")
     console.print(info.description or "(no description)", markup=False)
     for f in info.files:
         console.print(f"  mock/{f.path}  {f.size:,} bytes  sha256 {f.sha256}", markup=False)
+    if approvers is not None:
+        who = ", ".join(approvers) or "nobody"
+        console.print(f"auto-approved code jobs from: {who}", highlight=False, markup=False)
 
 
 @dataset_app.command("delete")

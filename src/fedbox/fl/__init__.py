@@ -4,7 +4,8 @@
 serves a ClientApp for one identity (the SuperNode side); ``run_server`` runs a
 ServerApp to the end and stops the datasites; ``fedbox.fl.simulate`` plans a local
 federation; ``FedAvg`` is Flower's, averaging in place for large models. The CLI wires
-these into ``fedbox simulate``, ``bootstrap`` and ``run``.
+these into ``fedbox simulate``, ``bootstrap`` and ``run``. ``submit_fl`` sends an app
+to data owners as rds jobs and aggregates once enough approve (``fedbox job submit-fl``).
 
 Every name is exported lazily (module ``__getattr__``): importing Flower takes about
 half a second, and ``import fedbox.fl.record`` (or ``fedbox --help``) should not pay
@@ -17,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fedbox.errors import TooFewApprovals
     from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
     from fedbox.fl.codec import decode_message, describe_body, encode_message, summarize
     from fedbox.fl.config import (
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
         default_timeout,
         run_id_for,
     )
+    from fedbox.fl.job_run import FlJobRun, OwnerState, submit_fl
     from fedbox.fl.runner import NodeRunner, make_stop_message
     from fedbox.fl.server import ServerOutcome, run_server
     from fedbox.fl.tally import RunTally
@@ -68,6 +71,10 @@ _EXPORTS: dict[str, str] = {
     "FileGrid": "grid",
     "default_timeout": "grid",
     "run_id_for": "grid",
+    "FlJobRun": "job_run",
+    "OwnerState": "job_run",
+    "TooFewApprovals": "job_run",
+    "submit_fl": "job_run",
     "NodeRunner": "runner",
     "make_stop_message": "runner",
     "ServerOutcome": "server",
@@ -87,9 +94,12 @@ __all__ = [
     "FederationConfig",
     "FileGrid",
     "FlEvent",
+    "FlJobRun",
     "NodeRunner",
+    "OwnerState",
     "RunTally",
     "ServerOutcome",
+    "TooFewApprovals",
     "bootstrap",
     "check_node_ids",
     "client_app_loader",
@@ -104,6 +114,7 @@ __all__ = [
     "parse_run_config",
     "run_id_for",
     "run_server",
+    "submit_fl",
     "summarize",
     "weighted_average",
 ]

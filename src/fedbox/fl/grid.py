@@ -621,10 +621,12 @@ class FileGrid(Grid):
 
     # -- fedbox: ending a run ------------------------------------------------------------
 
-    def stop_nodes(self, wait: float = 10.0) -> set[str]:
+    def stop_nodes(self, wait: float = 10.0, ttl: float | None = None) -> set[str]:
         """Tell every node the run is over; return who acknowledged within ``wait`` s.
 
-        Nodes that are not running find the stop in their backlog when they start.
+        Nodes that are not running find the stop in their backlog when they start, if
+        they start within ``ttl`` s (default ten times ``wait``, at least ten minutes:
+        a resumed run reuses the app name, so an old stop must not outlive it long).
         """
         sent: dict[str, Future] = {}
         run_id = self.run.run_id
@@ -636,7 +638,7 @@ class FileGrid(Grid):
                     email,
                     self.endpoint,
                     encode_message(message),
-                    expires_in=max(wait, 60.0) * 10,
+                    expires_in=max(wait, 60.0) * 10 if ttl is None else ttl,
                 )
             except CryptoError as exc:  # never got its keys: it never took part either
                 logger.info("no stop for %s: %s", email, exc)

@@ -67,6 +67,7 @@ def run_server(
     timeout: float | None = None,
     callback: EventCallback | None = None,
     stop_wait: float = 10.0,
+    stop_ttl: float | None = None,
     min_datasites: int | None = None,
     join_timeout: float | None = None,
     record: RunRecord | None = None,
@@ -79,9 +80,10 @@ def run_server(
     ServerApp does not run.
 
     The stop goes out however the ServerApp ends, including an exception or Ctrl-C
-    (KeyboardInterrupt is reported in the outcome, not re-raised), so datasites never
-    wait for a run that is over (a resumed run invites them again: restarted, they
-    find it and continue with their saved Contexts).
+    (KeyboardInterrupt is reported in the outcome, not re-raised), valid ``stop_ttl`` s
+    (:meth:`FileGrid.stop_nodes`), so datasites never wait for a run that is over (a
+    resumed run invites them again: restarted, they find it and continue with their
+    saved Contexts).
 
     With a ``record`` (:mod:`fedbox.fl.record`) every exchange is recorded, and a
     reopened record is replayed first (:mod:`fedbox.fl.replay`); its status says how
@@ -158,7 +160,7 @@ def run_server(
         if record is not None:
             _note_end(record, outcome)
         try:
-            outcome.stop_acknowledged = frozenset(grid.stop_nodes(wait=stop_wait))
+            outcome.stop_acknowledged = frozenset(grid.stop_nodes(wait=stop_wait, ttl=stop_ttl))
         except KeyboardInterrupt:
             logger.warning("second interrupt: not waiting for stop acknowledgements")
             outcome.interrupted = True

@@ -220,7 +220,10 @@ class Rds:
         private: str | os.PathLike[str],
         mock: str | os.PathLike[str],
         description: str = "",
+        auto_approve: list[str] | tuple[str, ...] = (),
     ) -> DatasetInfo:
+        """``auto_approve``: senders whose code jobs on it the daemon approves (only
+        approves: you still run and share them; their FL jobs still need you)."""
         return _datasets.create_dataset(
             self.box.store,
             self.workspace,
@@ -228,7 +231,12 @@ class Rds:
             private=Path(private),
             mock=Path(mock),
             description=description,
+            auto_approve=auto_approve,
         )
+
+    def auto_approvers(self, name: str) -> list[str]:
+        """Who the daemon auto-approves on our dataset ``name`` (kept in our state only)."""
+        return _datasets.auto_approvers(self.workspace, name)
 
     def delete_dataset(self, name: str) -> None:
         _datasets.delete_dataset(self.box.store, self.workspace, name)

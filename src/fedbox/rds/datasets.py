@@ -1,5 +1,8 @@
 """Datasets: the mock and its description published in the store, the private data's
-path kept in the owner's state dir only.
+path kept in the owner's state dir only, with the dataset's auto-approvers (emails whose
+code jobs on it the daemon approves, never runs: see ``fedbox.rds.rules``). They stay
+private too: who the owner trusts is the owner's business, and publishing it would tell
+an impostor whose name to take.
 
 Published under ``datasites/{owner}/public/datasets/{name}/``: the mock files under
 ``mock/``, ``README.md``, ``dataset.json`` (written last: a dataset is listed once it is
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.paths import datasite_dir
@@ -23,6 +28,7 @@ from fedbox.store import Store
 
 __all__ = [
     "DatasetError",
+    "auto_approvers",
     "create_dataset",
     "dataset_dir",
     "delete_dataset",
@@ -48,12 +54,18 @@ def _registry(workspace: Workspace) -> Path:
     return workspace.state_dir / "rds" / "datasets.json"
 
 
-def _read_registry(workspace: Workspace) -> dict[str, str]:
+def _read_registry(workspace: Workspace) -> dict[str, dict[str, Any]]:
+    """``{name: {"private": path, "auto_approve": [email, ...]}}``; an entry written
+    before datasets had auto-approvers is just the path."""
     path = _registry(workspace)
-    return json.loads(path.read_text()) if path.exists() else {}
+    raw = json.loads(path.read_text()) if path.exists() else {}
+    return {
+        name: {"private": entry, "auto_approve": []} if isinstance(entry, str) else entry
+        for name, entry in raw.items()
+    }
 
 
-def _write_registry(workspace: Workspace, registry: dict[str, str]) -> None:
+def _write_registry(workspace: Workspace, registry: dict[str, dict[str, Any]]) -> None:
     path = create_private(_registry(workspace))
     tmp = create_private(path.with_name(f".{path.name}.tmp"))
     tmp.write_text(json.dumps(registry, indent=2, sort_keys=True))
@@ -65,7 +77,13 @@ def private_path(workspace: Workspace, name: str) -> Path:
     registry = _read_registry(workspace)
     if name not in registry:
         raise DatasetError(f"{workspace.email} has no dataset {name!r}")
-    return Path(registry[name])
+    return Path(registry[name]["private"])
+
+
+def auto_approvers(workspace: Workspace, name: str) -> list[str]:
+    """The emails whose code jobs on our dataset ``name`` the daemon approves (none for
+    a dataset we do not have)."""
+    return list(_read_registry(workspace).get(name, {}).get("auto_approve", []))
 
 
 def create_dataset(
@@ -76,12 +94,14 @@ def create_dataset(
     private: Path,
     mock: Path,
     description: str = "",
+    auto_approve: Iterable[str] = (),
     clock: float | None = None,
 ) -> DatasetInfo:
-    """Publish the mock and describe it; record where the private data is. Every check
-    happens before anything is written."""
+    """Publish the mock and describe it; record where the private data is and who is
+    auto-approved. Every check happens before anything is written."""
     try:
         validate_name("dataset", name)
+        approvers = sorted({validate_email(e) for e in auto_approve})
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
     private = private.resolve()
@@ -115,7 +135,7 @@ def create_dataset(
             store.put(str(folder / "mock" / f.path), src)
     store.put(str(folder / "README.md"), (description or f"# {name}\n").encode())
     registry = _read_registry(workspace)
-    registry[name] = str(private)
+    registry[name] = {"private": str(private), "auto_approve": approvers}
     _write_registry(workspace, registry)
     store.put(str(folder / METADATA), info.model_dump_json(indent=2).encode())
     return info

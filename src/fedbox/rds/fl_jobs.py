@@ -114,6 +114,9 @@ class FlJobs:
         def relay(request: Request) -> Response:
             if request.sender != job.submitter:
                 logger.warning("FL job %s: refused a message from %s", job_id, request.sender)
+                self.owner.jobs.refused(
+                    job.id, actor=request.sender, action="message", reason="not the submitter"
+                )
                 return Response(body=b"only the job's submitter runs it", status=Status.FORBIDDEN)
             stdin, stdout = process.proc.stdin, process.proc.stdout
             assert stdin is not None and stdout is not None  # started with pipes

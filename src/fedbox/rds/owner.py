@@ -18,9 +18,9 @@ from pathlib import Path
 
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
-from fedbox.rds.datasets import METADATA, dataset_dir, private_path
+from fedbox.rds.datasets import METADATA, DatasetError, dataset_dir, private_path
 from fedbox.rds.files import describe_folder
-from fedbox.rds.jobs import JobStore, job_dir
+from fedbox.rds.jobs import JobNotFound, JobStore, job_dir
 from fedbox.rds.models import FileInfo, JobRecord, Manifest
 from fedbox.rds.package import DEFAULT_MAX_PACKAGE, pack_folders, read_package, unpack
 from fedbox.rds.sandbox import (
@@ -129,8 +129,8 @@ class Owner:
         lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
         return [line for line in lines if line]
 
-    def approve(self, job_id: str, *, actor: str | None = None) -> JobRecord:
-        return self.jobs.move(job_id, JobState.APPROVED, actor=actor or self.email)
+    def approve(self, job_id: str, *, actor: str | None = None, reason: str = "") -> JobRecord:
+        return self.jobs.move(job_id, JobState.APPROVED, actor=actor or self.email, reason=reason)
 
     def reject(self, job_id: str, reason: str) -> JobRecord:
         return self.jobs.move(job_id, JobState.REJECTED, actor=self.email, reason=reason)
@@ -149,33 +149,53 @@ class Owner:
         """Run an approved job on the private data; it ends finished or failed.
         ``with_deps``: first install the job's ``requirements.txt`` into a venv of its own
         (outside the sandbox, with this machine's pip settings: the owner's choice)."""
-        if self.jobs.get(job_id).kind == "fl":
-            raise RunRefused(
-                f"job {job_id} is an FL job: its client role runs in `fedbox serve` once approved"
-            )
-        job, data = self._runnable(job_id)
         actor = actor or self.email
-        folder = job_dir(self.workspace, job.id)
-        with _runner_lock(folder) as held:
-            if not held:
-                raise RunRefused(f"job {job.id} is being run by another process")
-            venv = build_venv(folder) if with_deps else None
-            self.jobs.move(job.id, JobState.RUNNING, actor=actor)
+        with self._refusals(job_id, "run", actor):
+            if self.jobs.get(job_id).kind == "fl":
+                raise RunRefused(
+                    f"job {job_id} is an FL job: its client role runs in `fedbox serve` once "
+                    "approved"
+                )
+            job, data = self._runnable(job_id)
+            folder = job_dir(self.workspace, job.id)
+            with _runner_lock(folder) as held:
+                if not held:
+                    raise RunRefused(f"job {job.id} is being run by another process")
+                venv = build_venv(folder) if with_deps else None
+                self.jobs.move(job.id, JobState.RUNNING, actor=actor)
+                try:
+                    result = self._run(job, folder, data, folder, venv)
+                except BaseException as exc:
+                    reason = f"could not start: {exc}"
+                    self.jobs.move(job.id, JobState.FAILED, actor=actor, reason=reason)
+                    raise
+                target = JobState.FINISHED if result.ok else JobState.FAILED
+                return self.jobs.move(job.id, target, actor=actor, reason=result.reason), result
+
+    @contextmanager
+    def _refusals(self, job_id: str, action: str, actor: str) -> Iterator[None]:
+        """Record a RunRefused raised inside as a refused ``action`` in the job's events
+        (and so in the audit log), like a refused state change: a refusal that comes
+        before the job moves is on the record too."""
+        try:
+            yield
+        except RunRefused as exc:
             try:
-                result = self._run(job, folder, data, folder, venv)
-            except BaseException as exc:
-                reason = f"could not start: {exc}"
-                self.jobs.move(job.id, JobState.FAILED, actor=actor, reason=reason)
-                raise
-            target = JobState.FINISHED if result.ok else JobState.FAILED
-            return self.jobs.move(job.id, target, actor=actor, reason=result.reason), result
+                full_id = self.jobs.get(job_id).id
+            except JobNotFound:
+                full_id = job_id
+            self.jobs.refused(full_id, actor=actor, action=action, reason=str(exc))
+            raise
 
     def _runnable(self, job_id: str) -> tuple[JobRecord, Path]:
         """The approved job and its private data folder; RunRefused otherwise."""
         job = self.jobs.get(job_id)
         if job.status is not JobState.APPROVED:
             raise RunRefused(f"job {job.id} is {job.status}; only an approved job runs")
-        data = private_path(self.workspace, job.dataset)
+        try:
+            data = private_path(self.workspace, job.dataset)
+        except DatasetError as exc:
+            raise RunRefused(f"job {job.id} needs {job.dataset!r}: {exc}") from exc
         if not data.is_dir():
             raise RunRefused(f"the private data of {job.dataset!r} ({data}) is gone")
         return job, data
@@ -192,45 +212,47 @@ class Owner:
         fed inside ``serving(process)`` until it exits (or its timeout, or a kill);
         then the job ends finished or failed. Its stderr stays in the job's ``logs/``,
         as for any run."""
-        job, data = self._runnable(job_id)
-        folder = job_dir(self.workspace, job.id)
-        with _runner_lock(folder) as held:
-            if not held:
-                raise RunRefused(f"job {job.id} is being run by another process")
-            self.jobs.move(job.id, JobState.RUNNING, actor=self.email)
-            for old in (folder / "output", folder / "logs"):
-                if old.exists():
-                    shutil.rmtree(old)
-            paths = JobPaths(
-                code=folder / "code",
-                data=data,
-                output=folder / "output",
-                logs=folder / "logs",
-                state=folder / "state",
-            )
-            try:
-                process = spawn_sandboxed(
-                    job.entry,
-                    paths,
-                    job_id=job.id,
-                    limits=self.limits,
-                    pipes=True,
-                    extra_env=extra_env,
+        with self._refusals(job_id, "run", self.email):
+            job, data = self._runnable(job_id)
+            folder = job_dir(self.workspace, job.id)
+            with _runner_lock(folder) as held:
+                if not held:
+                    raise RunRefused(f"job {job.id} is being run by another process")
+                self.jobs.move(job.id, JobState.RUNNING, actor=self.email)
+                for old in (folder / "output", folder / "logs"):
+                    if old.exists():
+                        shutil.rmtree(old)
+                paths = JobPaths(
+                    code=folder / "code",
+                    data=data,
+                    output=folder / "output",
+                    logs=folder / "logs",
+                    state=folder / "state",
                 )
-            except BaseException as exc:
-                reason = f"could not start: {exc}"
-                self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason=reason)
-                raise
-            try:
-                with serving(process):
-                    result = process.finish()
-            except BaseException:
-                process.kill()
-                process.finish()
-                self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason="interrupted")
-                raise
-            target = JobState.FINISHED if result.ok else JobState.FAILED
-            return self.jobs.move(job.id, target, actor=self.email, reason=result.reason), result
+                try:
+                    process = spawn_sandboxed(
+                        job.entry,
+                        paths,
+                        job_id=job.id,
+                        limits=self.limits,
+                        pipes=True,
+                        extra_env=extra_env,
+                    )
+                except BaseException as exc:
+                    reason = f"could not start: {exc}"
+                    self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason=reason)
+                    raise
+                try:
+                    with serving(process):
+                        result = process.finish()
+                except BaseException:
+                    process.kill()
+                    process.finish()
+                    self.jobs.move(job.id, JobState.FAILED, actor=self.email, reason="interrupted")
+                    raise
+                target = JobState.FINISHED if result.ok else JobState.FAILED
+                ended = self.jobs.move(job.id, target, actor=self.email, reason=result.reason)
+                return ended, result
 
     def recover_interrupted(self) -> list[JobRecord]:
         """Jobs left running by a process that died (nobody holds their run lock) become
@@ -253,7 +275,8 @@ class Owner:
         if folder.exists():
             shutil.rmtree(folder)
         with tempfile.TemporaryDirectory(prefix="fedbox-mock-") as tmp:
-            mock = fetch_mock(self._store(), self.email, job.dataset, Path(tmp))
+            with self._refusals(job.id, "run on the mock", self.email):
+                mock = fetch_mock(self._store(), self.email, job.dataset, Path(tmp))
             return self._run(job, job_dir(self.workspace, job.id), mock, folder)
 
     def _store(self) -> Store:
@@ -295,11 +318,13 @@ class Owner:
                 ]
         return files
 
-    def results_for(self, job_id: str) -> bytes:
-        """The shared results of a job (tar of ``output/`` and ``logs/``)."""
+    def results_for(self, job_id: str, *, actor: str | None = None) -> bytes:
+        """The shared results of a job (tar of ``output/`` and ``logs/``) for ``actor``
+        (the submitter asking; the owner if None)."""
         job = self.jobs.get(job_id)
-        if job.status is not JobState.SHARED:
-            raise RunRefused(f"job {job.id} is {job.status}, not shared")
+        with self._refusals(job.id, "results", actor or self.email):
+            if job.status is not JobState.SHARED:
+                raise RunRefused(f"job {job.id} is {job.status}, not shared")
         folder = job_dir(self.workspace, job.id)
         return pack_folders({"output": folder / "output", "logs": folder / "logs"})
 

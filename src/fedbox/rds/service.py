@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fedbox.errors import FedboxError
 from fedbox.rds.jobs import JobNotFound
 from fedbox.rds.models import JobRecord
-from fedbox.rds.owner import Owner
-from fedbox.rds.rules import Rule, Rules
+from fedbox.rds.owner import Owner, RunRefused
+from fedbox.rds.rules import DatasetRule, Rule, Rules, approving_rule
 from fedbox.rds.states import JobState
 from fedbox.rpc import App, Box, Handler, Request, Response, Status
 
@@ -88,28 +88,39 @@ class RdsService:
         self.app.stop()
         self._runs.shutdown(wait=True)
 
-    def _own_job(self, request: Request) -> JobRecord | None:
+    def _own_job(self, request: Request, action: str) -> JobRecord | None:
+        """The sender's job the request names; None (a 404) for a missing job, and for
+        another's, whose asking is recorded as a refused ``action``."""
         try:
             job = self.owner.jobs.get(_job_id(request), exact=True)
         except JobNotFound:
             return None
-        return job if job.submitter == request.sender else None
+        if job.submitter != request.sender:
+            self.owner.jobs.refused(
+                job.id, actor=request.sender, action=action, reason="not the job's submitter"
+            )
+            return None
+        return job
 
     def _submit(self, request: Request) -> Response:
         try:
             job = self.owner.receive(request.id, request.sender, request.body)
         except (FedboxError, ValueError) as exc:
             logger.warning("refused a package from %s: %s", request.sender, exc)
+            self.owner.jobs.refused(
+                request.id, actor=request.sender, action="submit", reason=str(exc)
+            )
             return Response(body=str(exc).encode(), status=Status.BAD_REQUEST)
         logger.info("job %s from %s for %s: %s", job.id, job.submitter, job.dataset, job.status)
-        rule = self.rules.match(request.sender, job.package_sha256)
+        rule = approving_rule(self.rules, request.sender, job)
         if rule is not None and job.status is JobState.SUBMITTED:
-            job = self.owner.approve(job.id, actor=rule.actor)
-            if rule.run:
+            why = f"{rule.description}; package sha256 {job.package_sha256}"
+            job = self.owner.approve(job.id, actor=rule.actor, reason=why)
+            if rule.run and job.kind == "code":  # an approved FL job runs in FlJobs
                 self._runs.submit(self._auto_run, job.id, rule)
         return _json(public_view(job))
 
-    def _auto_run(self, job_id: str, rule: Rule) -> None:
+    def _auto_run(self, job_id: str, rule: Rule | DatasetRule) -> None:
         try:
             job, _ = self.owner.run(job_id, actor=rule.actor)
             if rule.share:
@@ -118,7 +129,7 @@ class RdsService:
             logger.exception("auto-run of job %s failed", job_id)
 
     def _status(self, request: Request) -> Response:
-        job = self._own_job(request)
+        job = self._own_job(request, "status")
         if job is None:
             return Response(body=b"no such job", status=Status.NOT_FOUND)
         return _json(public_view(job))
@@ -127,14 +138,13 @@ class RdsService:
         return _json([public_view(j) for j in self.owner.jobs.list(submitter=request.sender)])
 
     def _results(self, request: Request) -> Response:
-        job = self._own_job(request)
+        job = self._own_job(request, "results")
         if job is None:
             return Response(body=b"no such job", status=Status.NOT_FOUND)
-        if job.status is not JobState.SHARED:
-            return Response(
-                body=f"job is {job.status}, not shared".encode(), status=Status.FORBIDDEN
-            )
-        return Response(body=self.owner.results_for(job.id))
+        try:
+            return Response(body=self.owner.results_for(job.id, actor=request.sender))
+        except RunRefused as exc:
+            return Response(body=str(exc).encode(), status=Status.FORBIDDEN)
 
     def _forbidden(self, action: str) -> Handler:
         def refuse(request: Request) -> Response:

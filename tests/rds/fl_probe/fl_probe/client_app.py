@@ -5,6 +5,7 @@ environment leaked in."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -15,6 +16,7 @@ app = ClientApp()
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    time.sleep(float(context.run_config["round-pause"]))  # slow rounds, for late joiners
     arrays = [a + 1 for a in msg.content["arrays"].to_numpy_ndarrays()]
     value = int((Path(os.environ["DATA_DIR"]) / "value.txt").read_text())
     probe = str(context.run_config["probe-path"])
