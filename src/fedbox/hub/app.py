@@ -72,7 +72,7 @@ def build_hub(settings: HubSettings) -> Hub:
         per_address=RateLimiter(
             engine, "address", settings.login_per_address, settings.login_window
         ),
-        uploads=Uploads(engine, index, settings.data / "uploads", settings.upload_expiry),
+        uploads=Uploads(engine, index, settings.upload_expiry),
         tail=tail,
         bus=ChangeBus(tail.invalidate),
         metrics=metrics,

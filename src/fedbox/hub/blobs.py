@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -39,11 +38,6 @@ class Blobs(Protocol):
 
     def copy(self, key: str) -> str:
         """A new blob with the same bytes; its key."""
-        ...
-
-    def adopt(self, local: Path) -> str:
-        """Make the finished local file ``local`` a blob (moved, not copied, where the
-        store can); its key. Used for resumable uploads staged on the hub's disk."""
         ...
 
     def delete(self, key: str) -> None:
@@ -104,13 +98,6 @@ class LocalBlobs:
         os.link(self._path(key), target)
         return new
 
-    def adopt(self, local: Path) -> str:
-        key = secrets.token_hex(16)
-        target = self._path(key)
-        target.parent.mkdir(exist_ok=True)
-        shutil.move(local, target)  # a rename when both are on one filesystem
-        return key
-
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -159,12 +146,6 @@ class FsspecBlobs:
         new = secrets.token_hex(16)
         self._fs.copy(self._path(key), self._path(new))
         return new
-
-    def adopt(self, local: Path) -> str:
-        key = secrets.token_hex(16)
-        self._fs.put_file(str(local), self._path(key))
-        local.unlink()
-        return key
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

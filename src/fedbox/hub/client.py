@@ -286,6 +286,15 @@ class HubStore:
             if answer.status_code == 401:
                 self._refresh(self._login.access_token)
                 continue
+            if answer.status_code == 409:
+                # Bytes of an earlier try, cut off on another hub process, landed first:
+                # go on from where the hub says the upload ends.
+                refused, sent_at = answer, offset
+                answer = self._request("HEAD", f"/api/v1/uploads/{upload}")
+                offset = int(self._check(answer, path).headers["upload-offset"])
+                if offset == sent_at:
+                    self._check(refused, path)  # refused for another reason: raises
+                continue
             offset = int(self._check(answer, path).headers["upload-offset"])
             deadline = time.monotonic() + self._retry_timeout
         self._check(self._request("POST", f"/api/v1/uploads/{upload}/commit"), path)
