@@ -61,6 +61,11 @@ class HubSettings(BaseModel):
     feed_check: float = Field(default=5.0, gt=0)
     """Seconds between looks at the change log's head for writes whose notification was
     missed (see :mod:`fedbox.hub.notify`): the most such a write waits to be pushed."""
+    session_check: float = Field(default=1.0, gt=0)
+    """Seconds a hub process trusts a login it found live without asking the database
+    again. A revocation reaches every process at once by notification (PostgreSQL); this
+    is the most one whose notification was missed (or, on SQLite, made by ``fedbox hub
+    revoke``) takes to land."""
 
     @property
     def database_url(self) -> str:

@@ -74,7 +74,6 @@ class Uploads:
         self._index = index
         self._blobs = index.blobs
         self._expiry = expiry
-        self.expire()
 
     def expire(self) -> int:
         """Remove the uploads idle for longer than the expiry, parts and all; how many.
