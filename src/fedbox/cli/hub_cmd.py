@@ -103,6 +103,9 @@ def serve(
             "are downloaded from it with presigned URLs (0: all), not through the hub.",
         ),
     ] = None,
+    direct_url_expiry: Annotated[
+        int, typer.Option(min=1, help="Seconds a presigned download URL stays valid.")
+    ] = 300,
     feed_check: Annotated[
         float,
         typer.Option(
@@ -140,7 +143,7 @@ def serve(
         login_per_email=login_per_email, login_per_address=login_per_address,
         quota_bytes=quota_bytes, quota_files=quota_files, upload_expiry=upload_expiry, smtp=smtp,
         feed_check=feed_check, session_check=session_check,
-        direct_downloads_above=direct_downloads_above,
+        direct_downloads_above=direct_downloads_above, direct_url_expiry=direct_url_expiry,
     )  # fmt: skip
     if smtp is None and not dev:
         console.print(
