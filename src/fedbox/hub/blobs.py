@@ -1,8 +1,9 @@
-"""Where file contents live: one blob per file version, named by a random key.
+"""Where file contents live: one blob per file version (and per part of an unfinished
+resumable upload), named by a random key.
 
-The hub only needs four things from a blob store, so a local folder implements them
-here and :class:`FsspecBlobs` does for an fsspec URL (``s3://...``).
-A blob is written under a temporary name, and made final before its metadata row is
+The hub needs little from a blob store, so a local folder implements it here and
+:class:`FsspecBlobs` does for an fsspec URL (``s3://...``). A blob is written under a
+temporary name, and made final before its metadata row (``files``, ``upload_parts``) is
 committed; one that never got a row is an orphan to delete, never a visible half-file.
 """
 
