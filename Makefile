@@ -13,7 +13,15 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/fedbox simulate examples/digits --clients 3
 
+# s3rver, an S3 server that checks presigned URLs (tests/hub/test_hub_direct_signed.py,
+# which skips without it, except under CI).
+S3RVER := tests/s3rver/node_modules/.bin/s3rver
+$(S3RVER): tests/s3rver/package.json tests/s3rver/package-lock.json
+	npm ci --prefix tests/s3rver --no-audit --no-fund
+	touch $@
+
 test: $(VENV)/.installed
+	if command -v npm >/dev/null; then $(MAKE) $(S3RVER); fi
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest

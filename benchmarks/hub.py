@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -103,7 +104,14 @@ def _rpc_row(name: str, rtts: list[float], burst: float) -> str:
     )
 
 
-def _killed_and_resumed(url: str, source: Path, staging: Path) -> None:
+def _received(db: Path, target: str) -> int:
+    """The bytes the hub holds of the unfinished upload to ``target`` (its database says)."""
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT received FROM uploads WHERE path = ?", (target,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _killed_and_resumed(url: str, source: Path, db: Path) -> None:
     """The big file again, as a resumable upload whose process is killed (SIGKILL) once
     half of it is on the hub; then resumed from here, which sends only the rest."""
     size = source.stat().st_size
@@ -116,14 +124,14 @@ def _killed_and_resumed(url: str, source: Path, staging: Path) -> None:
     )
     child = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 600
-    while sum(p.stat().st_size for p in staging.iterdir()) < size // 2:
+    while _received(db, target) < size // 2:
         if child.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the upload did not get half-way")
         time.sleep(0.01)  # watching another process's progress
     child.kill()
     child.wait()
     with open_store(url, resumable_above=0, part_size=16 << 20) as store:
-        kept = sum(p.stat().st_size for p in staging.iterdir())
+        kept = _received(db, target)
         start = time.perf_counter()
         with open(source, "rb") as f:
             store.put(target, f)
@@ -168,7 +176,7 @@ def _big_file(url: str, home: Path, work: Path, megabytes: int) -> None:
         f"plain copy {mb / copy:7.1f} MB/s (up/copy {copy / up:.2f}, down/copy {copy / down:.2f})",
         flush=True,
     )
-    _killed_and_resumed(url, source, work / "hub" / "uploads")
+    _killed_and_resumed(url, source, work / "hub" / "hub.db")
     source.unlink()
 
 

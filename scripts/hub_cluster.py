@@ -121,8 +121,8 @@ def s3_env(options: Mapping[str, object]) -> dict[str, str]:
 class HubCluster:
     """``hubs`` hub processes over database ``db`` and blobs at ``blobs``.
 
-    They share ``data`` only for upload staging (a resumable upload continues on the
-    process that holds its bytes); everything else is in the database and the bucket.
+    Each has a data folder of its own under ``data`` (``hub0``, ``hub1``...): they share
+    nothing but the database and the bucket, as on separate machines.
     """
 
     def __init__(
@@ -136,6 +136,7 @@ class HubCluster:
     ) -> None:
         self.procs: list[HubProcess] = []
         self.db = db
+        self.blobs = blobs
         self.flags = ("--db", db, "--blobs", blobs, *flags)
         self.data = data
         self.env = dict(env)
@@ -147,7 +148,7 @@ class HubCluster:
             raise
 
     def add(self) -> HubProcess:
-        proc = HubProcess(self.data, *self.flags, env=self.env)
+        proc = HubProcess(self.data / f"hub{len(self.procs)}", *self.flags, env=self.env)
         self.procs.append(proc)
         return proc
 

@@ -4,7 +4,8 @@ The hub runs over PostgreSQL + moto S3 with ``--direct-downloads-above 1000``: a
 a bigger file answers 307 to a presigned URL, smaller ones are served as before, and a
 file the caller may not read answers 404 with no URL in it. moto checks no signatures
 in query strings (with IAM auth on it cannot serve presigned URLs at all), so this moto
-runs without auth and the test checks the URL is signed and short-lived.
+runs without auth and the test checks the URL is signed and short-lived;
+test_hub_direct_signed.py runs against a server that verifies signatures and expiry.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -33,8 +34,21 @@ def alice(hub: HubProcess) -> httpx.Client:
     return client_for(hub.url, A)
 
 
-def _staged_bytes(hub: HubProcess) -> int:
-    return sum(p.stat().st_size for p in (hub.data / "uploads").iterdir())
+def _offered(client: httpx.Client) -> dict:
+    """The upload of TARGET the hub offers (the unfinished one, if any)."""
+    answer = client.post("/api/v1/uploads", json={"path": TARGET, "size": SIZE})
+    answer.raise_for_status()
+    return dict(answer.json())
+
+
+def _unreferenced_blobs(hub: HubProcess) -> set[str]:
+    """Blobs on the hub's disk that neither a file nor an upload's part names."""
+    on_disk = {p.name for p in (hub.data / "blobs").glob("??/*")}
+    with sqlite3.connect(hub.data / "hub.db") as db:
+        named = {
+            r[0] for r in db.execute("SELECT blob FROM files UNION SELECT blob FROM upload_parts")
+        }
+    return on_disk - named
 
 
 def test_a_killed_upload_resumes_where_it_stopped(hub: HubProcess, tmp_path: Path) -> None:
@@ -49,28 +63,23 @@ def test_a_killed_upload_resumes_where_it_stopped(hub: HubProcess, tmp_path: Pat
         with open({str(source)!r}, "rb") as f:
             store.put({TARGET!r}, f)
     """)
+    alice = client_for(hub.url, A)
     child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
     try:
-        wait_until(lambda: _staged_bytes(hub) >= 2 * PART, "two parts to arrive", timeout=60)
+        wait_until(lambda: _offered(alice)["offset"] >= 2 * PART, "two parts to arrive", timeout=60)
     finally:
         child.kill()
         child.wait()
-    alice = client_for(hub.url, A)
-
-    def offered_from_what_arrived() -> bool:
-        """Asking again gives the same upload, continued from the bytes the hub kept (a
-        part in flight at the kill may still be landing: wait until the two agree)."""
-        offset = alice.post("/api/v1/uploads", json={"path": TARGET, "size": SIZE})
-        return 0 < offset.json()["offset"] == _staged_bytes(hub) < SIZE
-
-    wait_until(offered_from_what_arrived, "the upload to be offered from what arrived")
+    kept = _offered(alice)
+    assert 0 < kept["offset"] < SIZE, "asking again gives the upload with what arrived"
     with open_store(url, resumable_above=0, part_size=PART) as store:
         assert not store.exists(TARGET), "a half upload became visible"
         with open(source, "rb") as f:
             store.put(TARGET, f)
         with store.open(TARGET) as f:
             assert hashlib.sha256(f.read()).digest() == hashlib.sha256(source.read_bytes()).digest()
-    assert list((hub.data / "uploads").iterdir()) == []
+    assert alice.head(f"/api/v1/uploads/{kept['id']}").status_code == 404, "the upload ended"
+    assert _unreferenced_blobs(hub) == set(), "the parts were removed"
 
 
 def test_appending_at_the_wrong_offset_is_409(alice: httpx.Client) -> None:
@@ -134,14 +143,16 @@ def test_an_abandoned_upload_is_removed_after_the_expiry(tmp_path: Path) -> None
             return upload
 
         abandoned, active = begin("gone.bin"), begin("kept.bin")
-        staged = hub.data / "uploads" / abandoned
-        two_hours_ago = staged.stat().st_mtime - 7200
-        os.utime(staged, (two_hours_ago, two_hours_ago))  # no bytes for two hours
+        with sqlite3.connect(hub.data / "hub.db") as db:
+            (part,) = db.execute("SELECT blob FROM upload_parts WHERE upload_id = ?", (abandoned,))
+            # No bytes for two hours.
+            db.execute("UPDATE uploads SET touched = touched - 7200 WHERE id = ?", (abandoned,))
+        assert (hub.data / "blobs" / part[0][:2] / part[0]).exists()
         # Not yet: nobody started an upload since. The next start sweeps.
         assert alice.head(f"/api/v1/uploads/{abandoned}").status_code == 200
         begin("next.bin")
         assert alice.head(f"/api/v1/uploads/{abandoned}").status_code == 404
-        assert not staged.exists()
+        assert not (hub.data / "blobs" / part[0][:2] / part[0]).exists()
         assert alice.head(f"/api/v1/uploads/{active}").headers["upload-offset"] == "3"
         again = alice.post("/api/v1/uploads", json={"path": f"datasites/{A}/gone.bin", "size": 10})
         assert again.json()["offset"] == 0, "a new upload starts from nothing"

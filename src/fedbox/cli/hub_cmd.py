@@ -103,6 +103,9 @@ def serve(
             "are downloaded from it with presigned URLs (0: all), not through the hub.",
         ),
     ] = None,
+    direct_url_expiry: Annotated[
+        int, typer.Option(min=1, help="Seconds a presigned download URL stays valid.")
+    ] = 300,
     feed_check: Annotated[
         float,
         typer.Option(
@@ -111,6 +114,14 @@ def serve(
             "was missed (the most such a write waits to be pushed).",
         ),
     ] = 5.0,
+    session_check: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Seconds a login found live is trusted without asking the database again "
+            "(the most a revocation whose notification was missed takes to land).",
+        ),
+    ] = 1.0,
     lifeline: Annotated[int | None, typer.Option("--lifeline", hidden=True)] = None,
 ) -> None:
     """Serve a hub. The SMTP password comes from FEDBOX_HUB_SMTP_PASSWORD only (a flag
@@ -131,7 +142,8 @@ def serve(
         data, db, blobs, storage_option, dev=dev, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
         login_per_email=login_per_email, login_per_address=login_per_address,
         quota_bytes=quota_bytes, quota_files=quota_files, upload_expiry=upload_expiry, smtp=smtp,
-        feed_check=feed_check, direct_downloads_above=direct_downloads_above,
+        feed_check=feed_check, session_check=session_check,
+        direct_downloads_above=direct_downloads_above, direct_url_expiry=direct_url_expiry,
     )  # fmt: skip
     if smtp is None and not dev:
         console.print(

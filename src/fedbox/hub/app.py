@@ -66,13 +66,13 @@ def build_hub(settings: HubSettings) -> Hub:
         index=index,
         access=AccessRules(index),
         tokens=TokenIssuer(secret, settings.access_ttl),
-        sessions=Sessions(engine, settings.refresh_ttl),
+        sessions=Sessions(engine, settings.refresh_ttl, settings.session_check),
         codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),
         per_email=RateLimiter(engine, "email", settings.login_per_email, settings.login_window),
         per_address=RateLimiter(
             engine, "address", settings.login_per_address, settings.login_window
         ),
-        uploads=Uploads(engine, index, settings.data / "uploads", settings.upload_expiry),
+        uploads=Uploads(engine, index, settings.upload_expiry),
         tail=tail,
         bus=ChangeBus(tail.invalidate),
         metrics=metrics,
@@ -137,8 +137,11 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.bus.bind(asyncio.get_running_loop())
-        watcher = ChangeWatcher(hub.index.engine, hub.index.head, _woken(hub), settings.feed_check)
+        watcher = ChangeWatcher(
+            hub.index.engine, hub.index.head, _woken(hub), settings.feed_check, hub.sessions.forget
+        )
         await run_in_threadpool(watcher.start)
+        await run_in_threadpool(hub.uploads.expire)
         yield
         await run_in_threadpool(watcher.stop)
         hub.index.engine.dispose()

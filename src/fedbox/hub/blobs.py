@@ -1,8 +1,9 @@
-"""Where file contents live: one blob per file version, named by a random key.
+"""Where file contents live: one blob per file version (and per part of an unfinished
+resumable upload), named by a random key.
 
-The hub only needs four things from a blob store, so a local folder implements them
-here and :class:`FsspecBlobs` does for an fsspec URL (``s3://...``).
-A blob is written under a temporary name, and made final before its metadata row is
+The hub needs little from a blob store, so a local folder implements it here and
+:class:`FsspecBlobs` does for an fsspec URL (``s3://...``). A blob is written under a
+temporary name, and made final before its metadata row (``files``, ``upload_parts``) is
 committed; one that never got a row is an orphan to delete, never a visible half-file.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -39,11 +39,6 @@ class Blobs(Protocol):
 
     def copy(self, key: str) -> str:
         """A new blob with the same bytes; its key."""
-        ...
-
-    def adopt(self, local: Path) -> str:
-        """Make the finished local file ``local`` a blob (moved, not copied, where the
-        store can); its key. Used for resumable uploads staged on the hub's disk."""
         ...
 
     def delete(self, key: str) -> None:
@@ -104,13 +99,6 @@ class LocalBlobs:
         os.link(self._path(key), target)
         return new
 
-    def adopt(self, local: Path) -> str:
-        key = secrets.token_hex(16)
-        target = self._path(key)
-        target.parent.mkdir(exist_ok=True)
-        shutil.move(local, target)  # a rename when both are on one filesystem
-        return key
-
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -159,12 +147,6 @@ class FsspecBlobs:
         new = secrets.token_hex(16)
         self._fs.copy(self._path(key), self._path(new))
         return new
-
-    def adopt(self, local: Path) -> str:
-        key = secrets.token_hex(16)
-        self._fs.put_file(str(local), self._path(key))
-        local.unlink()
-        return key
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -9,12 +9,17 @@ folder of the hub (``hub://h:8700/datasites/me@x.org``).
 The identity is the participant's saved login (``fedbox login``): pass ``email=`` (and
 ``state_dir=``) as storage options, or leave them out when ``$FEDBOX_HOME`` holds exactly
 one login for this hub. Expired access tokens are refreshed on the fly.
+
+A hub that serves big files from its bucket (``--direct-downloads-above``) answers with a
+redirect to a presigned URL; the bytes then come from the bucket, not the hub, and are
+checked against the SHA-256 the hub sent with the redirect.
 """
 
 from __future__ import annotations
 
 import base64
 import builtins
+import hashlib
 import io
 import json
 import logging
@@ -286,6 +291,15 @@ class HubStore:
             if answer.status_code == 401:
                 self._refresh(self._login.access_token)
                 continue
+            if answer.status_code == 409:
+                # Bytes of an earlier try, cut off on another hub process, landed first:
+                # go on from where the hub says the upload ends.
+                refused, sent_at = answer, offset
+                answer = self._request("HEAD", f"/api/v1/uploads/{upload}")
+                offset = int(self._check(answer, path).headers["upload-offset"])
+                if offset == sent_at:
+                    self._check(refused, path)  # refused for another reason: raises
+                continue
             offset = int(self._check(answer, path).headers["upload-offset"])
             deadline = time.monotonic() + self._retry_timeout
         self._check(self._request("POST", f"/api/v1/uploads/{upload}/commit"), path)
@@ -312,7 +326,7 @@ class HubStore:
                 self._check(answer, path)
             size = int(answer.headers["content-length"])
             if size <= _SPOOL:
-                return io.BytesIO(answer.read())
+                return io.BytesIO(_checked(answer.read(), answer, path))
         except BaseException:
             answer.close()
             raise
@@ -340,7 +354,7 @@ class HubStore:
         if data is not None:
             return data
         answer = self._request("GET", self._files_url(full))
-        return self._check(answer, path).content
+        return _checked(self._check(answer, path).content, answer, path)
 
     def exists(self, path: str) -> bool:
         full = self._full(path)
@@ -475,6 +489,27 @@ def _version_of(answer: httpx.Response) -> str:
     return ""
 
 
+def _bucket_sha256(answer: httpx.Response) -> str | None:
+    """The SHA-256 the hub vouched for when it sent this download to its bucket (the
+    redirect carries it); None for bytes the hub served itself."""
+    if not answer.history:
+        return None
+    return answer.history[-1].headers.get("x-fedbox-sha256")
+
+
+def _verify_digest(actual: str, expected: str | None, path: str) -> None:
+    if expected is not None and actual != expected:
+        raise StoreError(
+            f"{path}: the bucket's bytes have SHA-256 {actual}, the hub said {expected}", path
+        )
+
+
+def _checked(data: bytes, answer: httpx.Response, path: str) -> bytes:
+    """``data``, if it is what the hub said when it sent the download to its bucket."""
+    _verify_digest(hashlib.sha256(data).hexdigest(), _bucket_sha256(answer), path)
+    return data
+
+
 class HubDownload(io.RawIOBase):
     """A file on the hub read as it streams in: the bytes go to the reader's buffers
     with no temporary copy. A seek only moves the position; the next read away from
@@ -493,6 +528,11 @@ class HubDownload(io.RawIOBase):
         self._size = size
         self._pos = 0
         self._at = 0  # where the stream stands
+        # Bytes from the bucket are hashed as they stream in order from the start; the
+        # digest is checked when the last of them arrives.
+        self._expected = _bucket_sha256(answer)
+        self._digest = hashlib.sha256() if self._expected is not None else None
+        self._hashed = 0
 
     def readable(self) -> bool:
         return True
@@ -516,13 +556,25 @@ class HubDownload(io.RawIOBase):
         if self._pos != self._at or self._answer is None:
             self._restart()
         if not self._pending:
-            self._pending = memoryview(self._next_chunk())
+            chunk = self._next_chunk()
+            self._hash(chunk)
+            self._pending = memoryview(chunk)
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         self._pos += n
         self._at += n
         return n
+
+    def _hash(self, chunk: bytes) -> None:
+        """Add ``chunk`` (stream bytes from ``_at``) to the digest if it follows what was
+        hashed (after a seek away it is not, until the reader comes back)."""
+        if self._digest is None or self._at != self._hashed:
+            return
+        self._digest.update(chunk)
+        self._hashed += len(chunk)
+        if self._hashed == self._size:
+            _verify_digest(self._digest.hexdigest(), self._expected, self._path)
 
     def _next_chunk(self) -> bytes:
         """The next bytes of the stream; a cut connection is asked again from here once."""

@@ -1,10 +1,12 @@
 """Downloads straight from the bucket: a 307 to a presigned URL instead of the bytes.
 
 With ``direct_downloads_above`` set, the hub still decides who may read what (the access
-check runs first, and the URL names one blob version and expires within minutes), but
-big files no longer pass through the hub's CPU and network. Small files (RPC messages)
-stay on the hub: for them a redirect would cost a round trip more than it saves.
-Uploads never take this path: the hub checks size, hash, quota and access on its way in.
+check runs first, and the URL names one blob version and expires after
+``direct_url_expiry`` seconds), but big files no longer pass through the hub's CPU and
+network. The redirect carries the file's SHA-256, which the client checks the bucket's
+bytes against. Small files (RPC messages) stay on the hub: for them a redirect would
+cost a round trip more than it saves. Uploads never take this path: the hub checks
+size, hash, quota and access on its way in.
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ from fedbox.errors import NotFound
 from fedbox.hub.context import Hub
 from fedbox.hub.index import FileRow
 
-__all__ = ["SIGNED_URL_SECONDS", "direct_download"]
-
-SIGNED_URL_SECONDS = 300
+__all__ = ["direct_download"]
 
 
 def direct_download(
@@ -35,7 +35,7 @@ def direct_download(
         raise NotFound("not found", path)
     if row.size < threshold:
         return None
-    url = hub.index.blobs.signed_url(row.blob, SIGNED_URL_SECONDS)
+    url = hub.index.blobs.signed_url(row.blob, hub.settings.direct_url_expiry)
     if url is None:
         return None
     return Response(status_code=307, headers={**headers(row), "Location": url})

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fedbox.errors import FedboxError
+from fedbox.hub.notify import announce_revoked
 from fedbox.hub.schema import WRITE, codes, keys, lock_key, login_hits, sessions
 from fedbox.hub.settings import SmtpSettings
 
@@ -107,6 +108,8 @@ class Sessions:
     """Logins and their refresh tokens (``{session}.{secret}``, rotated on every use)."""
 
     def __init__(self, engine: Engine, ttl: float, recheck: float = 1.0) -> None:
+        """``recheck``: seconds a session found live is trusted without asking the
+        database again, the most a revocation whose notification was lost takes to land."""
         self._engine = engine
         self.ttl = ttl
         self.recheck = recheck
@@ -136,15 +139,16 @@ class Sessions:
             replayed = not hmac.compare_digest(row.refresh_hash, _digest(secret))
             values = {"revoked": True} if replayed else {"refresh_hash": _digest(new_secret)}
             conn.execute(update(sessions).where(sessions.c.id == sid).values(**values))
+            if replayed:
+                announce_revoked(conn, row.email)
         if replayed:
             self._live.pop(sid, None)  # raised after the commit, which must keep the revocation
             raise Unauthorized("the refresh token was already used; the session is revoked")
         return Caller(row.email, sid), f"{sid}.{new_secret}"
 
     def active(self, caller: Caller) -> bool:
-        """Whether the session is live; a yes is trusted for ``recheck`` seconds, so a
-        revocation by another process (``fedbox hub revoke``) lands within that time,
-        and one in this process at once."""
+        """Whether the session is live; a yes is trusted for ``recheck`` seconds, or
+        until :meth:`forget` (a revocation by another process, notified) drops it."""
         if self.cached_active(caller):
             return True
         now = time.monotonic()
@@ -185,10 +189,19 @@ class Sessions:
                 .where(sessions.c.email == email, sessions.c.revoked.is_(False))
                 .values(revoked=True)
             )
+            announce_revoked(conn, email)
+        self.forget(email)
+        return int(result.rowcount)
+
+    def forget(self, email: str | None) -> None:
+        """Ask the database again about ``email``'s sessions (None: everyone's) at their
+        next use: they may have been revoked."""
+        if email is None:
+            self._live.clear()
+            return
         for sid, (owner, _) in list(self._live.items()):
             if owner == email:
                 self._live.pop(sid, None)
-        return int(result.rowcount)
 
 
 class LoginCodes:

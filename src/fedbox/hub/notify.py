@@ -1,4 +1,4 @@
-"""Wake this process's change feeds when any hub process commits a write.
+"""Tell every hub process what another committed: a write, or a revoked login.
 
 On PostgreSQL every write transaction sends ``NOTIFY fedbox_changes`` (delivered at its
 commit, never for a rolled-back one) and a thread here LISTENs on its own connection:
@@ -8,6 +8,13 @@ milliseconds. On any engine the same thread also compares the change log's head 
 dropped connection, or a row written by something that does not notify, costs that much
 latency and never the change itself. The change log stays the truth; a wake-up only says
 "look again".
+
+A revocation (``fedbox hub revoke``, a replayed refresh token) sends ``NOTIFY
+fedbox_revoked`` with the email: every process forgets that it saw the email's sessions
+live, so its next request with their tokens is checked against the database and refused.
+The sessions table stays the truth: a process that was not listening forgets every
+session when it listens again, and a notification lost otherwise costs at most
+``--session-check`` seconds (see :class:`~fedbox.hub.identity.Sessions`).
 """
 
 from __future__ import annotations
@@ -16,12 +23,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, text
 
-__all__ = ["CHANNEL", "ChangeWatcher", "announce"]
+if TYPE_CHECKING:
+    from psycopg import Notify
+
+__all__ = ["CHANNEL", "REVOKED", "ChangeWatcher", "announce", "announce_revoked"]
 
 CHANNEL = "fedbox_changes"
+REVOKED = "fedbox_revoked"
 _log = logging.getLogger(__name__)
 
 
@@ -31,18 +43,35 @@ def announce(conn: Connection) -> None:
         conn.execute(text(f"NOTIFY {CHANNEL}"))
 
 
+def announce_revoked(conn: Connection, email: str) -> None:
+    """Tell every listening hub process, when ``conn``'s transaction commits, that logins
+    of ``email`` were revoked."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_notify(:channel, :email)"), {"channel": REVOKED, "email": email}
+        )
+
+
 class ChangeWatcher:
-    """A daemon thread calling ``wake`` when the change log may have grown."""
+    """A daemon thread calling ``wake`` when the change log may have grown, and
+    ``revoked(email)`` when logins of ``email`` were revoked (``revoked(None)``: maybe
+    any, while it was not listening)."""
 
     TICK = 0.5
     """Seconds between checks that the watcher should stop (and, for SQLite, naps)."""
 
     def __init__(
-        self, engine: Engine, head: Callable[[], int], wake: Callable[[], None], fallback: float
+        self,
+        engine: Engine,
+        head: Callable[[], int],
+        wake: Callable[[], None],
+        fallback: float,
+        revoked: Callable[[str | None], None],
     ) -> None:
         self._engine = engine
         self._head = head
         self._wake = wake
+        self._revoked = revoked
         self.fallback = fallback
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fedbox-change-watcher", daemon=True)
@@ -76,14 +105,30 @@ class ChangeWatcher:
         dsn = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
-            self._wake()  # anything committed while we were not listening
+            conn.execute(f"LISTEN {REVOKED}")
+            self._revoked(None)  # anything revoked or committed while we were not listening
+            self._wake()
             while not self._stopping.is_set():
-                if list(conn.notifies(timeout=self.TICK, stop_after=1)):
-                    # A burst of writes is one look at the log: take what else came.
-                    list(conn.notifies(timeout=0.001))
-                    self._wake()
-                else:
+                first = list(conn.notifies(timeout=self.TICK, stop_after=1))
+                if not first:
                     self._check_head()
+                    continue
+                # A revocation is acted on at once; a burst of writes is one look at the
+                # log: take what else came first.
+                rest = self._take_revocations(first)
+                rest += self._take_revocations(list(conn.notifies(timeout=0.001)))
+                if rest:
+                    self._wake()
+
+    def _take_revocations(self, notes: list[Notify]) -> list[Notify]:
+        """Act on the revocations among ``notes``; the others (writes)."""
+        writes = []
+        for note in notes:
+            if note.channel == REVOKED:
+                self._revoked(note.payload)
+            else:
+                writes.append(note)
+        return writes
 
     def _check_head(self) -> None:
         if time.monotonic() - self._checked < self.fallback:

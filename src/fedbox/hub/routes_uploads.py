@@ -4,7 +4,8 @@
   same size to the same path; answers ``{id, offset, size}``.
 - ``HEAD /uploads/{id}``: ``Upload-Offset``, the bytes the hub has.
 - ``PATCH /uploads/{id}`` with ``Upload-Offset: N``: append the body at N (409 if N is
-  not the current offset or the body goes past ``size``). Bytes received before a cut
+  not the current offset or the body goes past ``size``, or if another append, on any hub
+  process, got there first: ask for the offset again). Bytes received before a cut
   connection stay.
 - ``POST /uploads/{id}/commit`` (``If-Match`` / ``If-None-Match: *``,
   ``X-Content-SHA256`` as for PUT): the file appears whole at its path.
@@ -13,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -30,7 +30,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
 CallerDep = Annotated[Caller, Depends(current_caller)]
-_locks: dict[str, asyncio.Lock] = {}
 
 
 class UploadStart(BaseModel):
@@ -66,28 +65,27 @@ async def upload_offset(upload_id: str, request: Request, caller: CallerDep) -> 
 
 @router.patch("/{upload_id}", status_code=204)
 async def append(upload_id: str, request: Request, caller: CallerDep) -> Response:
-    hub = hub_of(request)
-    lock = _locks.setdefault(upload_id, asyncio.Lock())
-    async with lock:
-        upload = await run_in_threadpool(hub.uploads.get, upload_id, caller.email)
-        claimed = request.headers.get("upload-offset", "")
-        if not claimed.isdigit() or int(claimed) != upload.offset:
-            raise UploadMismatch(
-                f"Upload-Offset {claimed!r} is not the hub's offset {upload.offset}"
-            )
-        offset = upload.offset
-        with open(hub.uploads.staged(upload), "ab") as f:
-            try:
-                async for chunk in request.stream():
-                    if offset + len(chunk) > upload.size:
-                        raise UploadMismatch(f"the body goes past the declared {upload.size} bytes")
-                    # Written as it comes, so what arrived before a cut connection stays.
-                    await run_in_threadpool(f.write, chunk)
-                    offset += len(chunk)
-            except ClientDisconnect:
-                pass
-            finally:
-                f.flush()
+    uploads = hub_of(request).uploads
+    upload = await run_in_threadpool(uploads.get, upload_id, caller.email)
+    claimed = request.headers.get("upload-offset", "")
+    if not claimed.isdigit():
+        raise UploadMismatch(f"Upload-Offset {claimed!r} is not the hub's offset {upload.offset}")
+    start = int(claimed)
+    part = await run_in_threadpool(uploads.new_part, upload, start)
+    length = 0
+    try:
+        async for chunk in request.stream():
+            if start + length + len(chunk) > upload.size:
+                raise UploadMismatch(f"the body goes past the declared {upload.size} bytes")
+            # Written as it comes, so what arrived before a cut connection stays.
+            await run_in_threadpool(part.write, chunk)
+            length += len(chunk)
+    except ClientDisconnect:
+        pass
+    except BaseException:
+        await run_in_threadpool(part.discard)
+        raise
+    offset = await run_in_threadpool(uploads.add_part, upload, start, part, length)
     return Response(status_code=204, headers={"Upload-Offset": str(offset)})
 
 
@@ -99,7 +97,6 @@ async def commit(upload_id: str, request: Request, caller: CallerDep) -> FileInf
     condition = condition_of(request)
     sha256 = request.headers.get("x-content-sha256")
     row = await run_in_threadpool(hub.uploads.commit, upload, condition, sha256)
-    _locks.pop(upload_id, None)
     return info_of(row)
 
 
@@ -108,5 +105,4 @@ async def abandon(upload_id: str, request: Request, caller: CallerDep) -> Respon
     hub = hub_of(request)
     upload = await run_in_threadpool(hub.uploads.get, upload_id, caller.email)
     await run_in_threadpool(hub.uploads.forget, upload)
-    _locks.pop(upload_id, None)
     return Response(status_code=204)

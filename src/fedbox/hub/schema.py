@@ -39,6 +39,7 @@ __all__ = [
     "open_engine",
     "serialize_writers",
     "sessions",
+    "upload_parts",
     "uploads",
 ]
 
@@ -127,9 +128,22 @@ uploads = Table(
     Column("writer", String(254), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created", Float, nullable=False),
+    Column("received", BigInteger, nullable=False, default=0),
+    Column("touched", Float, nullable=False),
     Index("uploads_by_target", "writer", "path", "size"),
 )
-"""A resumable upload in progress; its bytes so far are a staging file named by ``id``."""
+"""A resumable upload in progress: ``received`` bytes so far (its parts), the last of
+them at ``touched``."""
+
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("upload_id", String(32), primary_key=True),
+    Column("start", BigInteger, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("blob", String(64), nullable=False),
+)
+"""The bytes of an upload from ``start``: one blob per append, joined at the commit."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -58,9 +58,16 @@ class HubSettings(BaseModel):
     """The blob store (S3) is reachable by clients: files of at least this many bytes are
     downloaded from it through a presigned URL (a 307 redirect) instead of through the
     hub. None (the default) keeps every download on the hub."""
+    direct_url_expiry: int = Field(default=300, gt=0)
+    """Seconds a presigned download URL stays valid (a client follows it at once)."""
     feed_check: float = Field(default=5.0, gt=0)
     """Seconds between looks at the change log's head for writes whose notification was
     missed (see :mod:`fedbox.hub.notify`): the most such a write waits to be pushed."""
+    session_check: float = Field(default=1.0, gt=0)
+    """Seconds a hub process trusts a login it found live without asking the database
+    again. A revocation reaches every process at once by notification (PostgreSQL); this
+    is the most one whose notification was missed (or, on SQLite, made by ``fedbox hub
+    revoke``) takes to land."""
 
     @property
     def database_url(self) -> str:

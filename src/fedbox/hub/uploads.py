@@ -1,14 +1,20 @@
-"""Resumable uploads: bytes staged on the hub's disk across requests, committed whole.
+"""Resumable uploads: the state in the database, the bytes in the blob store, committed whole.
 
 Semantics after tus (``HEAD`` for the offset, ``PATCH`` to append at it): a client that
 dies half-way asks again for the same (path, size) and gets the same upload back with the
 bytes already there, so it sends only the rest. Nothing is visible at ``path`` until the
-commit, which checks the size (and digest, if given) and goes through the same
-conditional, quota-checked write as a plain PUT.
+commit, which checks the size and the digest (if given) of the assembled file and goes
+through the same conditional, quota-checked write as a plain PUT.
 
-An upload that received no bytes for ``expiry`` seconds is abandoned: its row and staged
-bytes are removed the next time anyone starts an upload (and when the hub starts), so a
-client that never came back does not hold the hub's disk forever.
+Every ``PATCH`` body becomes one part: a blob of its own (an object in the bucket when
+blobs are on S3), recorded in ``upload_parts`` only if nobody appended at its offset
+meanwhile. So no hub process holds anything of an upload: a client may resume on any of
+them, and bytes received before a cut connection stay. The commit streams the parts, in
+order, into the file's blob while hashing them, then removes them.
+
+An upload that received no bytes for ``expiry`` seconds is abandoned: its rows and parts
+are removed the next time any hub process starts an upload (and when one starts), so a
+client that never came back does not hold the hub's storage forever.
 """
 
 from __future__ import annotations
@@ -17,15 +23,15 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, Row, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from fedbox.errors import FedboxError, NotFound
+from fedbox.hub.blobs import BlobWriter
 from fedbox.hub.index import Condition, FileIndex, FileRow
-from fedbox.hub.schema import WRITE, uploads
+from fedbox.hub.schema import WRITE, upload_parts, uploads
 
 __all__ = ["DEFAULT_UPLOAD_EXPIRY", "Upload", "UploadMismatch", "Uploads"]
 
@@ -49,51 +55,43 @@ class Upload:
     offset: int
 
 
+def _parts_of(conn: Connection, upload_ids: Sequence[str]) -> list[str]:
+    """Delete the part rows of ``upload_ids``; their blob keys, to remove once committed."""
+    keys = list(
+        conn.execute(
+            select(upload_parts.c.blob).where(upload_parts.c.upload_id.in_(upload_ids))
+        ).scalars()
+    )
+    conn.execute(delete(upload_parts).where(upload_parts.c.upload_id.in_(upload_ids)))
+    return keys
+
+
 class Uploads:
     def __init__(
-        self,
-        engine: Engine,
-        index: FileIndex,
-        staging: Path,
-        expiry: float = DEFAULT_UPLOAD_EXPIRY,
+        self, engine: Engine, index: FileIndex, expiry: float = DEFAULT_UPLOAD_EXPIRY
     ) -> None:
         self._engine = engine
         self._index = index
-        self._staging = staging
+        self._blobs = index.blobs
         self._expiry = expiry
-        staging.mkdir(parents=True, exist_ok=True)
-        self.expire()
 
     def expire(self) -> int:
-        """Remove the uploads idle for longer than the expiry (no bytes arrived since: the
-        staged file's modification time); how many."""
+        """Remove the uploads idle for longer than the expiry, parts and all; how many.
+        An append recording a part holds its upload's row, so it either lands first (and
+        the upload is no longer idle) or finds the upload gone."""
         cutoff = time.time() - self._expiry
-        with self._engine.connect() as conn:
-            rows = conn.execute(select(uploads.c.id, uploads.c.created)).all()
-        stale = [row.id for row in rows if self._last_activity(row.id, row.created) < cutoff]
-        if not stale:
-            return 0
         with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
-            conn.execute(delete(uploads).where(uploads.c.id.in_(stale)))
-        for upload_id in stale:
-            self._file(upload_id).unlink(missing_ok=True)
-        logger.info("removed %d upload(s) idle for over %.0f s", len(stale), self._expiry)
+            stale = list(
+                conn.execute(
+                    delete(uploads).where(uploads.c.touched < cutoff).returning(uploads.c.id)
+                ).scalars()
+            )
+            keys = _parts_of(conn, stale) if stale else []
+        for key in keys:
+            self._blobs.delete(key)
+        if stale:
+            logger.info("removed %d upload(s) idle for over %.0f s", len(stale), self._expiry)
         return len(stale)
-
-    def _last_activity(self, upload_id: str, created: float) -> float:
-        """When bytes last arrived (the staged file is created with the upload)."""
-        try:
-            return self._file(upload_id).stat().st_mtime
-        except FileNotFoundError:
-            return created
-
-    def _file(self, upload_id: str) -> Path:
-        return self._staging / upload_id
-
-    def _upload(self, row: Row[Any]) -> Upload:
-        staged = self._file(row.id)
-        offset = staged.stat().st_size if staged.exists() else 0
-        return Upload(row.id, row.path, row.writer, row.size, offset)
 
     def start(self, path: str, writer: str, size: int) -> Upload:
         """The writer's unfinished upload of ``size`` bytes to ``path``, or a new one
@@ -106,14 +104,15 @@ class Uploads:
                 )
             ).first()
             if row is not None:
-                return self._upload(row)
+                return Upload(row.id, row.path, row.writer, row.size, row.received)
             upload_id = secrets.token_hex(16)
+            now = time.time()
             conn.execute(
                 insert(uploads).values(
-                    id=upload_id, path=path, writer=writer, size=size, created=time.time()
+                    id=upload_id, path=path, writer=writer, size=size, created=now,
+                    received=0, touched=now,
                 )
-            )
-        self._file(upload_id).touch()
+            )  # fmt: skip
         return Upload(upload_id, path, writer, size, 0)
 
     def get(self, upload_id: str, writer: str) -> Upload:
@@ -124,33 +123,96 @@ class Uploads:
             ).first()
         if row is None:
             raise NotFound("not found", upload_id)
-        return self._upload(row)
+        return Upload(row.id, row.path, row.writer, row.size, row.received)
 
-    def staged(self, upload: Upload) -> Path:
-        return self._file(upload.id)
+    def new_part(self, upload: Upload, offset: int) -> BlobWriter:
+        """A blob to receive the bytes appended at ``offset`` (409 unless that is where
+        the upload ends now)."""
+        if offset != upload.offset:
+            raise UploadMismatch(f"Upload-Offset {offset} is not the hub's offset {upload.offset}")
+        return self._blobs.create()
+
+    def add_part(self, upload: Upload, offset: int, part: BlobWriter, length: int) -> int:
+        """Make the ``length`` bytes written to ``part`` the upload's bytes from ``offset``;
+        the upload's new offset. 409 if another append (on any hub process) got there
+        first: the part is dropped and the client asks for the offset again."""
+        if length == 0:
+            part.discard()
+            return offset
+        part.finish()
+        try:
+            with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
+                received = conn.execute(
+                    select(uploads.c.received).where(uploads.c.id == upload.id).with_for_update()
+                ).scalar()
+                if received is None:
+                    raise NotFound("not found", upload.id)
+                if received != offset:
+                    raise UploadMismatch(
+                        f"another append reached offset {received} first; ask for the offset"
+                    )
+                conn.execute(
+                    insert(upload_parts).values(
+                        upload_id=upload.id, start=offset, size=length, blob=part.key
+                    )
+                )
+                conn.execute(
+                    update(uploads)
+                    .where(uploads.c.id == upload.id)
+                    .values(received=offset + length, touched=time.time())
+                )
+        except BaseException:
+            self._blobs.delete(part.key)
+            raise
+        return offset + length
 
     def commit(self, upload: Upload, condition: Condition, sha256: str | None) -> FileRow:
-        staged = self._file(upload.id)
+        """Assemble the parts into the file's blob, checking size and digest, and write it
+        at the upload's path. A wrong digest leaves the upload as it was; any other
+        failure after the check ends it."""
         if upload.offset != upload.size:
             raise UploadMismatch(f"the upload has {upload.offset} of {upload.size} bytes")
-        digest = hashlib.sha256()
-        with open(staged, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        actual = digest.hexdigest()
+        with self._engine.connect() as conn:
+            parts = list(
+                conn.execute(
+                    select(upload_parts.c.blob)
+                    .where(upload_parts.c.upload_id == upload.id)
+                    .order_by(upload_parts.c.start)
+                ).scalars()
+            )
+        blob, actual = self._assemble(parts)
         if sha256 is not None and sha256.lower() != actual:
+            self._blobs.delete(blob)
             raise UploadMismatch(f"the upload's SHA-256 is {actual}, not {sha256}")
-        key = self._index.blobs.adopt(staged)
         try:
-            row = self._index.put(upload.path, upload.writer, key, upload.size, actual, condition)
+            self.forget(upload)  # NotFound if a concurrent commit or the expiry took it
+            return self._index.put(upload.path, upload.writer, blob, upload.size, actual, condition)
         except BaseException:
-            self._index.blobs.delete(key)
-            self.forget(upload)
+            self._blobs.delete(blob)
             raise
-        self.forget(upload)
-        return row
+
+    def _assemble(self, parts: list[str]) -> tuple[str, str]:
+        """One new blob holding the parts' bytes in order; its key and SHA-256."""
+        digest = hashlib.sha256()
+        writer = self._blobs.create()
+        try:
+            for key in parts:
+                with self._blobs.open(key) as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                        writer.write(chunk)
+            writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
+        return writer.key, digest.hexdigest()
 
     def forget(self, upload: Upload) -> None:
+        """End the upload and remove its parts (NotFound if it is gone already)."""
         with self._engine.connect() as conn, conn.execution_options(**WRITE).begin():
-            conn.execute(delete(uploads).where(uploads.c.id == upload.id))
-        self._file(upload.id).unlink(missing_ok=True)
+            gone = conn.execute(delete(uploads).where(uploads.c.id == upload.id)).rowcount
+            if not gone:
+                raise NotFound("not found", upload.id)
+            keys = _parts_of(conn, [upload.id])
+        for key in keys:
+            self._blobs.delete(key)
