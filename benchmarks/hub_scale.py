@@ -47,10 +47,21 @@ from hub_process import NO_LOGIN_LIMITS, HubProcess  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def cpu_with_reaped(pid: int) -> float:
+    """CPU seconds of a process and of every child it has reaped: a parent that forks a
+    process per connection (PostgreSQL's postmaster) then keeps the CPU of those gone."""
+    fields = _stat(pid)
+    return sum(int(f) for f in fields[11:15]) / TICKS
 
 
 @dataclass
@@ -176,21 +187,40 @@ def _cpu(pids: Sequence[int]) -> list[float]:
 
 
 def _backing_cpu() -> dict[str, float]:
-    """CPU seconds so far of what the hubs stand on: every PostgreSQL process, and moto
-    (the S3 stand-in, started by scripts/hub_cluster.py from this process)."""
+    """CPU seconds so far of what the hubs stand on: PostgreSQL, and moto (the S3
+    stand-in, started by scripts/hub_cluster.py from this process).
+
+    PostgreSQL runs a process per connection, and connections come and go: summing the
+    live ``postgres`` processes alone lost those that exited between two samples (and
+    printed a negative figure). Here each postmaster counts with the CPU of the backends
+    it has reaped, plus its live children, so the sum only grows."""
     found = {"postgres": 0.0, "moto": 0.0}
+    procs: dict[int, tuple[int, str, bytes]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            parent = int(_stat(int(proc.name))[1])
             comm = (proc / "comm").read_text().strip()
-            if comm == "postgres":
-                found["postgres"] += cpu_seconds(int(proc.name))
-            elif b"moto.server" in cmdline:
-                found["moto"] += cpu_seconds(int(proc.name))
-        except (OSError, ValueError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
             continue  # the process ended meanwhile
+        procs[int(proc.name)] = (parent, comm, cmdline)
+
+    def postmaster(pid: int) -> bool:
+        return procs.get(procs[pid][0], (0, "", b""))[1] != "postgres"
+
+    # Postmasters first: a backend reaped after its parent's figure was read is missed
+    # in this sample (and counted in the next), never counted twice.
+    for pid in sorted(procs, key=lambda p: not postmaster(p)):
+        _, comm, cmdline = procs[pid]
+        try:
+            if comm == "postgres":
+                found["postgres"] += cpu_with_reaped(pid) if postmaster(pid) else cpu_seconds(pid)
+            elif b"moto.server" in cmdline:
+                found["moto"] += cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile: its CPU is in its parent's reaped share
     return found
 
 
