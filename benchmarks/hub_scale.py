@@ -2,15 +2,17 @@
 processes, beside one SQLite hub process under the same load.
 
 Run: ``.venv/bin/python benchmarks/hub_scale.py [--participants 200] [--files 10000]
-[--seconds 30] [--idle-seconds 60] [--only cluster,sqlite]`` (needs the local PostgreSQL,
-``$FEDBOX_TEST_POSTGRES``, and moto: see scripts/hub_cluster.py).
+[--seconds 30] [--idle-seconds 60] [--only cluster,sqlite] [--rate RPCS_PER_S]`` (needs
+the local PostgreSQL, ``$FEDBOX_TEST_POSTGRES``, and moto: see scripts/hub_cluster.py).
 
 A participant is what a fedbox client is to the hub, without the crypto and the FL: a
 login, a websocket on the change feed, and RPC over plain HTTP (write a ``.request`` in
 its outbox to a peer, the peer is pushed the change, reads it and writes a ``.response``
 that the caller is pushed and reads: four requests and two pushes per round trip).
 Participants are paired and call each other in a closed loop for ``--seconds``; each
-holds its socket on process ``i % N``, so half the round trips cross processes.
+holds its socket on process ``i % N``, so half the round trips cross processes. With
+``--rate`` an open loop follows: calls due at that fixed rate whatever the answers (each
+timed from when it was due), for latency under a stated load.
 ``--files`` small files are stored first (the hub's size), spread over the datasites.
 
 Figures: round trip p50/p99, RPCs/s and HTTP requests/s the hub(s) sustained, CPU per
@@ -47,10 +49,21 @@ from hub_process import NO_LOGIN_LIMITS, HubProcess  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def cpu_with_reaped(pid: int) -> float:
+    """CPU seconds of a process and of every child it has reaped: a parent that forks a
+    process per connection (PostgreSQL's postmaster) then keeps the CPU of those gone."""
+    fields = _stat(pid)
+    return sum(int(f) for f in fields[11:15]) / TICKS
 
 
 @dataclass
@@ -67,6 +80,7 @@ class Participant:
 class Tally:
     requests: int = 0
     rtts: list[float] = field(default_factory=list)
+    timeouts: int = 0
 
 
 async def _send(http: httpx.AsyncClient, method: str, url: str, **kw: object) -> httpx.Response:
@@ -149,26 +163,62 @@ async def answer(p: Participant, path: str, http: httpx.AsyncClient, tally: Tall
     tally.requests += 2
 
 
+async def rpc(
+    p: Participant, peer: Participant, http: httpx.AsyncClient, tally: Tally, start: float
+) -> None:
+    """One round trip from p to peer; its time counts from ``start`` (for the open loop,
+    when it was due: a generator falling behind shows as latency, not a lower rate)."""
+    rid = uuid.uuid4().hex
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    p.pending[rid] = done
+    path = f"syft_outbox_inbox_{p.email}_to_{peer.email}/bench/rpc/{rid}.request"
+    await _send(
+        http, "PUT", f"{p.base}/api/v1/files/{path}", content=b"x" * 256, headers=_headers(p)
+    )
+    try:
+        await asyncio.wait_for(done, timeout=60)
+    except TimeoutError:
+        p.pending.pop(rid, None)
+        tally.timeouts += 1
+        return
+    back = f"syft_outbox_inbox_{peer.email}_to_{p.email}/bench/rpc/{rid}.response"
+    await _send(http, "GET", f"{p.base}/api/v1/files/{back}", headers=_headers(p))
+    tally.requests += 2
+    tally.rtts.append(time.perf_counter() - start)
+
+
 async def call_loop(
     p: Participant, peer: Participant, http: httpx.AsyncClient, tally: Tally, until: float
 ) -> None:
+    """Closed loop: the next call as soon as the last one is answered (saturation)."""
     while time.monotonic() < until:
-        rid = uuid.uuid4().hex
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        p.pending[rid] = done
-        start = time.perf_counter()
-        path = f"syft_outbox_inbox_{p.email}_to_{peer.email}/bench/rpc/{rid}.request"
-        url = f"{p.base}/api/v1/files/{path}"
-        await _send(http, "PUT", url, content=b"x" * 256, headers=_headers(p))
-        try:
-            await asyncio.wait_for(done, timeout=60)
-        except TimeoutError:
-            p.pending.pop(rid, None)
-            continue
-        back = f"syft_outbox_inbox_{peer.email}_to_{p.email}/bench/rpc/{rid}.response"
-        await _send(http, "GET", f"{p.base}/api/v1/files/{back}", headers=_headers(p))
-        tally.requests += 2
-        tally.rtts.append(time.perf_counter() - start)
+        await rpc(p, peer, http, tally, time.perf_counter())
+
+
+async def open_loop(
+    pairs: list[tuple[Participant, Participant]],
+    http: httpx.AsyncClient,
+    rate: float,
+    seconds: float,
+) -> dict:
+    """Open loop: ``rate`` calls per second, due at fixed times whatever the answers,
+    spread over the pairs; latency under a stated load rather than at saturation."""
+    tally, calls = Tally(), []
+    t0 = time.perf_counter()
+    for k in range(int(rate * seconds)):
+        due = t0 + k / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        a, b = pairs[k % len(pairs)]
+        calls.append(asyncio.create_task(rpc(a, b, http, tally, due)))
+    await asyncio.gather(*calls)
+    rtts = tally.rtts or [float("nan")]
+    return {
+        "offered_rpcs_per_s": rate,
+        "answered_rpcs_per_s": round(len(tally.rtts) / (time.perf_counter() - t0), 1),
+        "rpc_p50_ms": round(1000 * statistics.median(rtts), 1),
+        "rpc_p99_ms": round(1000 * percentile(rtts, 0.99), 1),
+        "timeouts": tally.timeouts,
+    }
 
 
 def _cpu(pids: Sequence[int]) -> list[float]:
@@ -176,21 +226,40 @@ def _cpu(pids: Sequence[int]) -> list[float]:
 
 
 def _backing_cpu() -> dict[str, float]:
-    """CPU seconds so far of what the hubs stand on: every PostgreSQL process, and moto
-    (the S3 stand-in, started by scripts/hub_cluster.py from this process)."""
+    """CPU seconds so far of what the hubs stand on: PostgreSQL, and moto (the S3
+    stand-in, started by scripts/hub_cluster.py from this process).
+
+    PostgreSQL runs a process per connection, and connections come and go: summing the
+    live ``postgres`` processes alone lost those that exited between two samples (and
+    printed a negative figure). Here each postmaster counts with the CPU of the backends
+    it has reaped, plus its live children, so the sum only grows."""
     found = {"postgres": 0.0, "moto": 0.0}
+    procs: dict[int, tuple[int, str, bytes]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            parent = int(_stat(int(proc.name))[1])
             comm = (proc / "comm").read_text().strip()
-            if comm == "postgres":
-                found["postgres"] += cpu_seconds(int(proc.name))
-            elif b"moto.server" in cmdline:
-                found["moto"] += cpu_seconds(int(proc.name))
-        except (OSError, ValueError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
             continue  # the process ended meanwhile
+        procs[int(proc.name)] = (parent, comm, cmdline)
+
+    def postmaster(pid: int) -> bool:
+        return procs.get(procs[pid][0], (0, "", b""))[1] != "postgres"
+
+    # Postmasters first: a backend reaped after its parent's figure was read is missed
+    # in this sample (and counted in the next), never counted twice.
+    for pid in sorted(procs, key=lambda p: not postmaster(p)):
+        _, comm, cmdline = procs[pid]
+        try:
+            if comm == "postgres":
+                found["postgres"] += cpu_with_reaped(pid) if postmaster(pid) else cpu_seconds(pid)
+            elif b"moto.server" in cmdline:
+                found["moto"] += cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile: its CPU is in its parent's reaped share
     return found
 
 
@@ -231,6 +300,9 @@ async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Na
             "postgres_and_moto_cpu": backing,
         }
         print(json.dumps(result), flush=True)
+        if args.rate:
+            result["open_loop"] = await open_loop(pairs, http, args.rate, args.seconds)
+            print(json.dumps({"setup": name, "open_loop": result["open_loop"]}), flush=True)
         result["idle"] = [await idle(people, pids, args.idle_seconds, tally)]
         for p in people[len(people) // 4 :]:
             await p.socket.close()  # type: ignore[attr-defined]
@@ -265,6 +337,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--only", default="cluster,sqlite")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="then also RPCs at this fixed rate (per second) for --seconds: latency under "
+        "a stated load, beside the closed loop's saturation figures (0: skip)",
+    )
     args = parser.parse_args()
     only = args.only.split(",")
     os.environ.setdefault("FEDBOX_HOME", tempfile.mkdtemp(prefix="fedbox-bench-"))

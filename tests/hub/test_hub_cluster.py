@@ -172,6 +172,24 @@ def test_a_write_through_one_process_is_pushed_to_a_websocket_on_the_other(
             assert _paths_pushed(socket, path)[-1] == path
 
 
+def test_a_feed_on_the_other_process_follows_rule_changes_at_once(cluster: HubCluster) -> None:
+    """Bob's socket on process 2 is pushed what a grant written through process 1 opens,
+    from the next change on, and nothing it closes once the grant is withdrawn."""
+    alice = client_for(cluster.urls[0], A)
+    club, rules = f"{SITE}/feed-club", f"/api/v1/files/{SITE}/feed-club/syft.pub.yaml"
+    inbox = f"syft_outbox_inbox_{A}_to_{B}/feed-club"
+    with _socket(cluster.procs[1], B, _head(alice)) as bob:
+        grant = 'rules:\n  - pattern: "*.txt"\n    access: {read: [bob@x.org]}\n'
+        alice.put(rules, content=grant.encode()).raise_for_status()
+        alice.put(f"/api/v1/files/{club}/open.txt", content=b"x").raise_for_status()
+        alice.delete(rules).raise_for_status()
+        alice.put(f"/api/v1/files/{club}/closed.txt", content=b"x").raise_for_status()
+        alice.put(f"/api/v1/files/{inbox}/marker.request", content=b"x").raise_for_status()
+        pushed = _paths_pushed(bob, f"{inbox}/marker.request")
+    assert f"{club}/open.txt" in pushed
+    assert f"{club}/closed.txt" not in pushed
+
+
 def _insert_change_without_notify(db: str, path: str) -> None:
     """A change committed by something that sends no NOTIFY (as if it were lost)."""
     import psycopg

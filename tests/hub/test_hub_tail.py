@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import Engine, event
+
 from fedbox.hub.app import build_hub
+from fedbox.hub.context import Hub
 from fedbox.hub.settings import HubSettings
 from fedbox.hub.tail import ChangeTail
 
@@ -34,3 +37,47 @@ def test_window_keeps_the_newest_rows_and_refers_older_cursors_to_the_log(
     assert [c.path for c in tail.after(later[1], 10) or []] == [
         f"datasites/a@x.org/f{n}" for n in range(4, 7)
     ]
+
+
+def _changes_queries(engine: Engine) -> list[str]:
+    """Every statement the engine runs that reads the change log, as it runs."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM changes" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def _put(hub: Hub, path: str, body: bytes, writer: str = "a@x.org") -> int:
+    blob = hub.index.blobs.create()
+    blob.write(body)
+    blob.finish()
+    return hub.index.put(path, writer, blob.key, len(body), "0" * 64).version
+
+
+def test_rules_written_by_another_process_apply_from_the_tails_read_alone(
+    tmp_path: Path,
+) -> None:
+    """Two hubs over one database, as two processes: a grant (and its withdrawal) written
+    through one holds at the other as soon as its feeds' shared tail has read it, and the
+    rules learn it from that read, with no change-log query of their own."""
+    writer, reader = (build_hub(HubSettings(data=tmp_path)) for _ in range(2))
+    reader.tail.after(0, 10)  # the window starts here, as the rules did
+    note, rules = "datasites/a@x.org/club/note.txt", "datasites/a@x.org/club/syft.pub.yaml"
+    queries = _changes_queries(reader.index.engine)
+    _put(writer, note, b"for bob")
+    head = _put(writer, rules, b'rules:\n  - pattern: "**"\n    access: {read: [b@x.org]}\n')
+    assert not reader.access.may_read("b@x.org", note)
+    assert not reader.access.seen_through(head)
+    reader.tail.invalidate()  # what a NOTIFY from the writer does
+    assert [c.path for c in reader.tail.after(0, 10) or []] == [note, rules]
+    assert reader.access.seen_through(head)
+    assert reader.access.may_read("b@x.org", note)
+    writer.index.delete(rules, "a@x.org")
+    reader.tail.invalidate()
+    assert [c.op for c in reader.tail.after(head, 10) or []] == ["delete"]
+    assert not reader.access.may_read("b@x.org", note)
+    assert len(queries) == 2, "one read of the log per wake-up, the tail's, and no other"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from enum import Enum
+from functools import lru_cache
 
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.paths import OUTBOX_PREFIX, parse_outbox_dir
@@ -78,6 +79,13 @@ def is_rules_path(path: str) -> bool:
     return path.startswith(DATASITES + "/") and path.rsplit("/", 1)[-1] == PERMISSION_FILE
 
 
+@lru_cache(maxsize=4096)
+def _outbox_parties(top: str) -> tuple[str, str]:
+    """(writer, reader) of an outbox folder, parsed once: each change is checked against
+    every open feed's user, a few hundred times for one folder name."""
+    return parse_outbox_dir(top)
+
+
 def _touches_rules(change: Change) -> bool:
     return is_rules_path(change.path) or bool(change.old_path and is_rules_path(change.old_path))
 
@@ -127,12 +135,29 @@ class AccessRules:
         if upto is not None and self._seen >= upto:
             return
         with self._catching_up:
-            changed = False
-            while batch := self._index.changes(self._seen, limit=1000):
+            changed, seen = False, self._seen
+            while batch := self._index.changes(seen, limit=1000):
                 changed = changed or any(_touches_rules(c) for c in batch)
-                self._seen = batch[-1].seq
+                seen = batch[-1].seq
             if changed:
                 self.reload()
+            self._seen = seen  # only now: the lock-free checks above trust it
+
+    def observe(self, after: int, rows: list[Change]) -> None:
+        """Catch up from rows read for someone else: ``rows`` are all the log holds after
+        ``after`` (the feeds' shared tail passes each batch it reads). They teach nothing
+        when they start beyond what was seen (a gap: :meth:`catch_up` queries for it)."""
+        with self._catching_up:
+            if not rows or after > self._seen or rows[-1].seq <= self._seen:
+                return
+            if any(_touches_rules(c) for c in rows if c.seq > self._seen):
+                self.reload()
+            self._seen = rows[-1].seq
+
+    def seen_through(self, upto: int) -> bool:
+        """Whether the rules already reflect every change up to ``upto`` (no I/O): a feed
+        on the event loop may filter such changes without :meth:`catch_up`."""
+        return self._seen >= upto
 
     def verdict(self, user: str, path: str) -> Verdict:
         """The caller's rights on a path already validated by :func:`check_path`."""
@@ -151,7 +176,7 @@ class AccessRules:
     def _decide(rules: PermissionSet, user: str, path: str) -> Verdict:
         top = path.split("/", 1)[0]
         if top.startswith(OUTBOX_PREFIX):
-            writer, reader = parse_outbox_dir(top)
+            writer, reader = _outbox_parties(top)
             if user == writer:
                 return Verdict.WRITE
             return Verdict.READ if user == reader else Verdict.HIDDEN

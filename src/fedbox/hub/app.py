@@ -60,11 +60,12 @@ def build_hub(settings: HubSettings) -> Hub:
     )
     secret = settings.secret or load_secret(engine, settings.data / "hub.key")
     metrics = Metrics()
-    tail = ChangeTail(index, on_read=lambda: metrics.log_read("tail"))
+    access = AccessRules(index)
+    tail = ChangeTail(index, on_read=lambda: metrics.log_read("tail"), on_rows=access.observe)
     hub = Hub(
         settings=settings,
         index=index,
-        access=AccessRules(index),
+        access=access,
         tokens=TokenIssuer(secret, settings.access_ttl),
         sessions=Sessions(engine, settings.refresh_ttl, settings.session_check),
         codes=LoginCodes(engine, settings.code_ttl, settings.code_attempts),

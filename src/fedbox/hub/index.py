@@ -156,10 +156,10 @@ class FileIndex:
             current = self._current(conn, path)
             condition.check(current, path)
             self._check_quota(conn, writer, size, current)
-            seq = self._append(conn, "put", path, None, size, sha256, writer, now)
-            row = FileRow(path, seq, size, sha256, writer, now, blob)
+            change = self._append(conn, "put", path, None, size, sha256, writer, now)
+            row = FileRow(path, change.seq, size, sha256, writer, now, blob)
             self._store(conn, row, current)
-        self._after(current, seq)
+        self._after(current, change)
         return row
 
     def delete(self, path: str, writer: str, condition: Condition = ANY) -> None:
@@ -169,8 +169,8 @@ class FileIndex:
                 raise NotFound(f"{path} does not exist", path)
             condition.check(current, path)
             conn.execute(delete(files).where(files.c.path == path))
-            seq = self._append(conn, "delete", path, None, None, None, writer, time.time())
-        self._after(current, seq)
+            change = self._append(conn, "delete", path, None, None, None, writer, time.time())
+        self._after(current, change)
 
     def move(self, src: str, dst: str, writer: str, condition: Condition = ANY) -> FileRow:
         """Rename ``src`` to ``dst`` in one transaction, replacing any file at ``dst``."""
@@ -182,10 +182,10 @@ class FileIndex:
             condition.check(current, src)
             replaced = self._current(conn, dst)
             conn.execute(delete(files).where(files.c.path == src))
-            seq = self._append(conn, "move", dst, src, current.size, current.sha256, writer, now)
-            row = FileRow(dst, seq, current.size, current.sha256, writer, now, current.blob)
+            change = self._append(conn, "move", dst, src, current.size, current.sha256, writer, now)
+            row = FileRow(dst, change.seq, current.size, current.sha256, writer, now, current.blob)
             self._store(conn, row, replaced)
-        self._after(replaced, seq)
+        self._after(replaced, change)
         return row
 
     # --- internals -----------------------------------------------------------------------
@@ -237,7 +237,9 @@ class FileIndex:
         sha256: str | None,
         writer: str,
         now: float,
-    ) -> int:
+    ) -> Change:
+        """Append the change to the log; the row as written (its listeners get it without
+        reading it back)."""
         result = conn.execute(
             insert(changes).values(
                 op=op,
@@ -251,7 +253,7 @@ class FileIndex:
         )
         key = result.inserted_primary_key
         assert key is not None
-        return int(key[0])
+        return Change(int(key[0]), op, path, old_path, size, sha256, writer, now)
 
     @staticmethod
     def _store(conn: Connection, row: FileRow, current: FileRow | None) -> None:
@@ -264,10 +266,8 @@ class FileIndex:
         else:
             conn.execute(update(files).where(files.c.path == row.path).values(**values))
 
-    def _after(self, replaced: FileRow | None, seq: int) -> None:
+    def _after(self, replaced: FileRow | None, change: Change) -> None:
         if replaced is not None:
             self.blobs.delete(replaced.blob)
-        if self._listeners:
-            new = self.changes(seq - 1, limit=1)
-            for listener in self._listeners:
-                listener(new)
+        for listener in self._listeners:
+            listener([change])

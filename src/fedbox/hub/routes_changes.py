@@ -6,7 +6,8 @@ not see, so nobody re-reads them). The websocket sends such a batch for everythi
 its ``after`` at once, then one each time writes commit; a client that reconnects with
 its last cursor misses nothing. ``only=GLOB`` (repeatable, gitignore syntax) narrows both
 to the paths a client subscribed to (``fedbox sync --only``). The socket authenticates with the same
-``Authorization: Bearer`` header, and closes with code 4401 once the session ends.
+``Authorization: Bearer`` header, and closes with code 4401 instead of pushing anything
+once the session has ended.
 
 ``WS /api/v1/changes/ws?inline=N`` (N up to 64 KiB) also carries, base64 in ``data``,
 the bytes of each new file of at most N bytes that someone else wrote: a message then
@@ -97,14 +98,31 @@ def visible_changes(
 def _scan(
     hub: Hub, user: str, after: int, limit: int, inline: int, only: Selection | None = None
 ) -> tuple[ChangeBatch, bool]:
-    """A websocket's next batch: from this process's shared tail of the change log (read
-    once per wake-up for all its feeds), or from the log itself when ``after`` is older
-    than the tail reaches (a client reconnecting with an old cursor)."""
+    """A websocket's next batch in a worker thread: from this process's shared tail of the
+    change log, or from the log itself when ``after`` is older than the tail reaches (a
+    client reconnecting with an old cursor)."""
     scanned = hub.tail.after(after, limit)
     if scanned is None:
         hub.metrics.log_read("cursor")
         scanned = hub.index.changes(after, limit)
     return _filter(hub, user, after, scanned, limit, inline, only)
+
+
+async def _next_batch(
+    hub: Hub, user: str, after: int, inline: int, only: Selection | None
+) -> tuple[ChangeBatch, bool]:
+    """A websocket's next batch, on the event loop when it can be: the tail is read once
+    per wake-up for every feed (:meth:`ChangeTail.refresh`) and filtered here in memory.
+    A worker thread only when there is I/O to do: a cursor behind the tail, rules not yet
+    caught up with the changes, or bytes to inline."""
+    await hub.tail.refresh()
+    scanned = hub.tail.window(after, BATCH)
+    if scanned is None or (scanned and not hub.access.seen_through(scanned[-1].seq)):
+        return await run_in_threadpool(_scan, hub, user, after, BATCH, inline, only)
+    batch, inlined = _visible(hub, user, after, scanned, inline, only)
+    if inlined:
+        await run_in_threadpool(_inline, hub, inlined)
+    return batch, len(scanned) == BATCH
 
 
 def _filter(
@@ -121,16 +139,30 @@ def _filter(
     bytes), and whether the scan was cut at ``limit`` (more may follow)."""
     if scanned:
         hub.access.catch_up(scanned[-1].seq)  # filter by rules at least as new as these
-    seen = []
+    batch, inlined = _visible(hub, user, after, scanned, inline, only)
+    _inline(hub, inlined)
+    return batch, len(scanned) == limit
+
+
+def _visible(
+    hub: Hub, user: str, after: int, scanned: list[Change], inline: int, only: Selection | None
+) -> tuple[ChangeBatch, list[tuple[ChangeInfo, Change]]]:
+    """The batch of what the caller may see in ``scanned`` (no I/O: the rules must be
+    caught up), and its entries that should carry their bytes (see :func:`_inline`)."""
+    seen, inlined = [], []
     for change in scanned:
         info = _as_seen(hub, user, change, only)
         if info is None:
             continue
         if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
-            info.data = _contents(hub, change)
+            inlined.append((info, change))
         seen.append(info)
-    batch = ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
-    return batch, len(scanned) == limit
+    return ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after), inlined
+
+
+def _inline(hub: Hub, entries: list[tuple[ChangeInfo, Change]]) -> None:
+    for info, change in entries:
+        info.data = _contents(hub, change)
 
 
 def _contents(hub: Hub, change: Change) -> str | None:
@@ -181,6 +213,15 @@ async def _send(socket: WebSocket, batch: ChangeBatch, gone: asyncio.Event) -> b
     return True
 
 
+async def _live(hub: Hub, caller: Caller) -> bool:
+    """Whether the caller's session still holds, asked before each push rather than at
+    each wake-up: a wake-up with nothing for this feed then costs no session look-up
+    (a few hundred idle feeds each asking once a second was most of a busy hub's work)."""
+    if hub.sessions.cached_active(caller):  # no thread hop per push while fresh
+        return True
+    return await run_in_threadpool(hub.sessions.active, caller)
+
+
 @router.websocket("/changes/ws")
 async def changes_socket(
     socket: WebSocket,
@@ -213,19 +254,15 @@ async def changes_socket(
             wake.clear()
             more = True
             while more:  # a commit after a scan sets ``wake`` again: no second look needed
-                batch, more = await run_in_threadpool(
-                    _scan, hub, caller.email, cursor, BATCH, inline, chosen
-                )
-                if batch.changes and not await _send(socket, batch, gone):
-                    return
+                batch, more = await _next_batch(hub, caller.email, cursor, inline, chosen)
+                if batch.changes:
+                    if not await _live(hub, caller):
+                        await socket.close(code=4401, reason="the session ended; log in again")
+                        return
+                    if not await _send(socket, batch, gone):
+                        return
                 cursor = batch.cursor
             await wake.wait()
-            if gone.is_set():
-                return
-            live = hub.sessions.cached_active(caller)  # no thread hop per push while fresh
-            if not live and not await run_in_threadpool(hub.sessions.active, caller):
-                await socket.close(code=4401, reason="the session ended; log in again")
-                return
     except WebSocketDisconnect:
         return
     finally:
