@@ -32,6 +32,7 @@ from fedbox.cli.fl_options import (
     sigterm_as_interrupt,
 )
 from fedbox.cli.lifeline import die_with_parent
+from fedbox.cli.logsetup import adopt_flower_logger
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.resume import FreshOpt, open_record
@@ -129,7 +130,7 @@ def run(
     share, an SFTP server) that every participant can reach. An aggregator started
     again after a crash or Ctrl-C resumes its unfinished run (``--fresh``: a new one).
     """
-    from fedbox.fl.client import export_data_dir, node_config_for
+    from fedbox.fl.node_config import export_data_dir, node_config_for
     from fedbox.fl.simulate import default_app_name, resolve_encrypt
 
     if lifeline is not None:  # started by `fedbox simulate`: end with it
@@ -303,6 +304,7 @@ def _run_aggregator(
     from fedbox.fl.server import run_server
     from fedbox.fl.simulate import display_root
 
+    adopt_flower_logger()  # Flower was imported just now, with its own handler
     console.print(
         f"fedbox run: {email} aggregating {app.fab_id} as {plan.app_name} "
         f"over {display_root(where.root)}",
@@ -347,9 +349,10 @@ def _run_datasite(
     app_name: str | None,
     node_config: dict[str, Any],
 ) -> int:
+    box = where.connect(email)  # keys published: the aggregator can invite us meanwhile
     from fedbox.fl.client import ClientNode, client_app_loader
 
-    box = where.connect(email)
+    adopt_flower_logger()  # Flower was imported just now, with its own handler
     with sigterm_as_interrupt():
         try:
             run_name = app_name or _find_run(box, app, aggregator)

@@ -8,10 +8,8 @@ the aggregator's stop message arrives (or when its owner stops it).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from flwr.app import UserConfig
 from flwr.clientapp import ClientApp
@@ -22,6 +20,7 @@ from google.protobuf.message import DecodeError
 from fedbox.fl.config import AppConfig, node_id_for
 from fedbox.fl.contexts import ContextStore
 from fedbox.fl.grid import ENDPOINT
+from fedbox.fl.node_config import DATA_DIR_ENV, export_data_dir, node_config_for
 from fedbox.fl.runner import NodeRunner
 from fedbox.fl.threads import limit_torch_threads
 from fedbox.rpc import Box, Request, Response, Status
@@ -30,9 +29,6 @@ from fedbox.rpc.body import Body
 __all__ = ["DATA_DIR_ENV", "ClientNode", "client_app_loader", "export_data_dir", "node_config_for"]
 
 logger = logging.getLogger(__name__)
-
-DATA_DIR_ENV = "DATA_DIR"
-"""Where Flower apps written for syft-flwr look for their data dir."""
 
 
 def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
@@ -51,24 +47,6 @@ def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
         return app
 
     return load
-
-
-def node_config_for(
-    partition_id: int, num_partitions: int, data_path: str | os.PathLike[str] | None
-) -> UserConfig:
-    """Flower's node_config keys, plus ``data-path`` (empty when there is no data dir)."""
-    return {
-        "partition-id": int(partition_id),
-        "num-partitions": int(num_partitions),
-        "data-path": str(Path(data_path).expanduser().resolve()) if data_path else "",
-    }
-
-
-def export_data_dir(data_path: str | os.PathLike[str]) -> None:
-    """Tell the ClientApp's own code where its data is, as syft-flwr apps expect it:
-    ``$DATA_DIR``. For a process that serves one datasite; the runner itself passes the
-    path in ``node_config`` (``data-path``), never through the environment."""
-    os.environ[DATA_DIR_ENV] = str(Path(data_path).expanduser().resolve())
 
 
 class ClientNode:
