@@ -349,13 +349,20 @@ def _run_datasite(
     app_name: str | None,
     node_config: dict[str, Any],
 ) -> int:
-    box = where.connect(email)  # keys published: the aggregator can invite us meanwhile
-    from fedbox.fl.client import ClientNode, client_app_loader
+    """Serve the run: its invitation is answered (:class:`JoinDesk`) before Flower and
+    the ClientApp's side are loaded, which takes a client process most of a second."""
+    from fedbox.fl.joining import JoinDesk
 
-    adopt_flower_logger()  # Flower was imported just now, with its own handler
+    box = where.connect(email)
+    desk: JoinDesk | None = None
     with sigterm_as_interrupt():
         try:
             run_name = app_name or _find_run(box, app, aggregator)
+            desk = JoinDesk(box.app(run_name))
+            box.app(run_name).start()
+            from fedbox.fl.client import ClientNode, client_app_loader
+
+            adopt_flower_logger()  # Flower was imported just now, with its own handler
             node = ClientNode(
                 box,
                 run_name,
@@ -363,6 +370,7 @@ def _run_datasite(
                 node_config,
                 default_run_config=config,
                 fsync=where.fsync,
+                desk=desk,
             )
             _serve_until_stopped(node, node_config)
         except KeyboardInterrupt:
@@ -372,6 +380,8 @@ def _run_datasite(
             print_error(exc)
             return EXIT_FAILED
         finally:
+            if desk is not None:
+                desk.close()
             box.close()
     console.print(
         f"fedbox run: {email} stopped by the aggregator after {node.runner.handled} messages",

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 
 from fedbox.fl.config import AppConfig, node_id_for
 from fedbox.fl.contexts import ContextStore
-from fedbox.fl.grid import ENDPOINT
+from fedbox.fl.joining import ENDPOINT, JoinDesk
 from fedbox.fl.node_config import DATA_DIR_ENV, export_data_dir, node_config_for
 from fedbox.fl.runner import NodeRunner
 from fedbox.fl.threads import limit_torch_threads
@@ -66,7 +66,10 @@ class ClientNode:
         default_run_config: UserConfig | None = None,
         endpoint: str = ENDPOINT,
         fsync: bool = True,
+        desk: JoinDesk | None = None,
     ) -> None:
+        """With a ``desk`` (already on ``endpoint`` of the app, answering invitations
+        while this process loaded Flower) the node takes the run's messages from it."""
         self.box = box
         self.app = box.app(app_name)
         self.node_id = node_id_for(box.email)
@@ -75,6 +78,9 @@ class ClientNode:
         self.runner = NodeRunner(
             load_client_app, self.node_id, node_config, contexts, default_run_config
         )
+        if desk is not None:
+            desk.attach(self._on_message)
+            return
         # Safe to run again after a crash: the Context is restored to before the message.
         self.app.on_request(endpoint, stream=True, rerun=True)(self._on_message)
 

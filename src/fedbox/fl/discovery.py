@@ -13,7 +13,7 @@ import time
 
 from fedbox.datasite.paths import Kind, outbox_dir, parse_message_path, response_path
 from fedbox.errors import InvalidIdentity
-from fedbox.fl.grid import ENDPOINT
+from fedbox.fl.joining import ENDPOINT
 from fedbox.store import Store
 
 __all__ = ["app_name_prefix", "find_live_run", "wait_for_run"]
