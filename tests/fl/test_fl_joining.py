@@ -47,7 +47,7 @@ def test_the_join_is_answered_before_flower_loads_and_the_rest_waits_for_it(
         assert grid.stop_nodes(wait=60) == {SITE}  # the stop waited at the desk, then ran
         output, _ = site.communicate(timeout=60)
         assert site.returncode == 0, output
-        assert "stopped by the aggregator after 1 messages" in output
+        assert "stopped by the aggregator after 2 messages" in output
     finally:
         release.touch()
         if site.poll() is None:

@@ -384,7 +384,8 @@ def _run_datasite(
                 desk.close()
             box.close()
     console.print(
-        f"fedbox run: {email} stopped by the aggregator after {node.runner.handled} messages",
+        f"fedbox run: {email} stopped by the aggregator after "
+        f"{node.runner.handled + desk.joins} messages",
         highlight=False,
     )
     return EXIT_OK

@@ -41,6 +41,8 @@ class JoinDesk:
         self._app = app
         self._handler: Handler | None = None
         self._ready = threading.Event()
+        self.joins = 0
+        """Invitations answered here."""
         app.on_request(endpoint, stream=True, rerun=True)(self._on_message)
 
     def attach(self, handler: Handler) -> None:
@@ -54,6 +56,7 @@ class JoinDesk:
     def _on_message(self, request: Request) -> bytes | Body | Response | None:
         if request.headers.get(CONTROL_HEADER) == JOIN:
             logger.info("%s joined run %s", self._app.box.email, self._app.name)
+            self.joins += 1
             return Response(body=b"", headers={CONTROL_HEADER: JOINED})
         self._ready.wait()
         if self._handler is None:
