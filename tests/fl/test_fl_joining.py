@@ -30,14 +30,19 @@ runpy.run_module("fedbox.cli.fl_commands", run_name="__main__")
 """
 
 
+def _start_site(root: Path, tmp_path: Path, release: Path) -> subprocess.Popen[str]:
+    """A datasite process of the run, its imports of Flower held until ``release``."""
+    cmd = [sys.executable, "-c", HOLD_FLOWER, str(release), "run", str(FBCOUNT)]
+    cmd += ["--email", SITE, "--root", str(root), "--state-dir", str(tmp_path / "site")]
+    cmd += ["--aggregator", AGG, "--datasite", SITE, "--app-name", APP]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_the_join_is_answered_before_flower_loads_and_the_rest_waits_for_it(
     root: Path, tmp_path: Path
 ) -> None:
     release = tmp_path / "release-flower"
-    site_cmd = [sys.executable, "-c", HOLD_FLOWER, str(release), "run", str(FBCOUNT)]
-    site_cmd += ["--email", SITE, "--root", str(root), "--state-dir", str(tmp_path / "site")]
-    site_cmd += ["--aggregator", AGG, "--datasite", SITE, "--app-name", APP]
-    site = subprocess.Popen(site_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    site = _start_site(root, tmp_path, release)
     agg = fedbox.connect(root, AGG, state_dir=tmp_path / "agg")
     try:
         grid = FileGrid(agg.app(APP), [SITE], timeout=60)
@@ -60,10 +65,7 @@ def test_a_datasite_ended_while_flower_loads_exits_as_interrupted(
     root: Path, tmp_path: Path
 ) -> None:
     release = tmp_path / "release-flower"
-    site_cmd = [sys.executable, "-c", HOLD_FLOWER, str(release), "run", str(FBCOUNT)]
-    site_cmd += ["--email", SITE, "--root", str(root), "--state-dir", str(tmp_path / "site")]
-    site_cmd += ["--aggregator", AGG, "--datasite", SITE, "--app-name", APP]
-    site = subprocess.Popen(site_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    site = _start_site(root, tmp_path, release)
     agg = fedbox.connect(root, AGG, state_dir=tmp_path / "agg")
     try:
         grid = FileGrid(agg.app(APP), [SITE], timeout=60)
