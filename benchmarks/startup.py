@@ -9,11 +9,15 @@ phases it passes through, each as seconds after the command started:
   imported, connected, serving);
 - ``first round``: the ServerApp started its first round (FedAvg calls its evaluate
   function with round 0 just before it sends the first messages);
-- ``end``: the command exited.
+- ``round 1 done``: the ServerApp had the first round's replies (the clients loaded
+  Flower and the ClientApp to answer them);
+- ``end``: the command exited;
+- ``cpu``: CPU seconds the command and its client processes used in all, which a busy
+  machine stretches far less than the times above.
 
-Beside them, the pieces on their own: a bare interpreter, importing the ``fedbox``
-command (what the aggregator loads first), the client processes' entry module, and
-making one identity's keys.
+Beside them, the pieces on their own: a bare interpreter, the imports of
+:data:`IMPORTS` (each in a fresh interpreter, so each includes what it shares with the
+others), the client processes' entry module, and making one identity's keys.
 
 Usage: ``python benchmarks/startup.py [--repeat 3] [--rounds 2]``. Issue 20's target:
 first round <= 1 s.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,6 +45,17 @@ def _seconds(cmd: list[str]) -> float:
     return time.perf_counter() - started
 
 
+IMPORTS = {
+    "import CLI": "import fedbox.cli.main",
+    "import store": "import fedbox.rpc",
+    "import Flower": "import fedbox.fl.client",
+    "import server": "import fedbox.fl.server",
+}
+"""What the aggregator loads first (the command), what every participant loads to
+connect (store, crypto, RPC), what a client loads after it joined (Flower and the
+ClientApp's side) and what the aggregator loads to run the ServerApp."""
+
+
 def pieces(repeat: int) -> dict[str, float]:
     """Median seconds of each piece run on its own."""
     py = sys.executable
@@ -49,10 +65,12 @@ def pieces(repeat: int) -> dict[str, float]:
         "Identity.load_or_create(Path(tempfile.mkdtemp()), 'a@b.org'); "
         "print(time.perf_counter() - t)"
     )
-    runs: dict[str, list[float]] = {"python": [], "import CLI": [], "client entry": [], "keys": []}
+    runs: dict[str, list[float]] = {"python": [], **{n: [] for n in IMPORTS}}
+    runs |= {"client entry": [], "keys": []}
     for _ in range(repeat):
         runs["python"].append(_seconds([py, "-c", "pass"]))
-        runs["import CLI"].append(_seconds([py, "-c", "import fedbox.cli.main"]))
+        for name, code in IMPORTS.items():
+            runs[name].append(_seconds([py, "-c", code]))
         runs["client entry"].append(_seconds([py, "-m", "fedbox.cli.fl_commands", "--help"]))
         out = subprocess.run([py, "-c", keys], check=True, capture_output=True, text=True)
         runs["keys"].append(float(out.stdout))
@@ -65,6 +83,7 @@ def one_run(app: Path, rounds: int, work: Path) -> dict[str, float]:
     config = f"model-floats=10000 num-server-rounds={rounds} timing-file='{timing}'"
     cmd = [sys.executable, "-m", "fedbox", "simulate", str(app), "--json-progress"]
     cmd += ["--clients", "3", "--run-config", config, "--root", str(work / "root")]
+    cpu_before = _children_cpu()
     started_wall = time.time()
     started = time.perf_counter()
     phases: dict[str, float] = {}
@@ -82,7 +101,15 @@ def one_run(app: Path, rounds: int, work: Path) -> dict[str, float]:
         raise RuntimeError(f"fedbox simulate exited with {p.returncode}")
     stamps = {int(r): float(t) for r, t in (ln.split() for ln in timing.read_text().splitlines())}
     phases["first round"] = stamps[0] - started_wall
+    phases["round 1 done"] = stamps[1] - started_wall
+    phases["cpu"] = _children_cpu() - cpu_before
     return phases
+
+
+def _children_cpu() -> float:
+    """User and system CPU seconds of every child (and their children) waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,17 @@ def _cli(*args: str) -> str:
     return f"from fedbox.cli.main import app\ntry:\n    {call}\nexcept SystemExit:\n    pass"
 
 
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
+_PLAN_AND_INTRODUCE = f"""
+from fedbox.fl.config import load_app_config, parse_run_config
+from fedbox.fl.simulate import introduce_participants, plan_simulation
+app = load_app_config({str(DIGITS)!r})
+plan = plan_simulation(app, parse_run_config(app.run_config, "num-server-rounds=1"))
+introduce_participants(plan)
+import shutil; shutil.rmtree(plan.temp_dir)
+"""
+
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -47,6 +59,8 @@ def _cli(*args: str) -> str:
         # simulate's client processes run this module; Flower comes with the app
         pytest.param("import fedbox.cli.fl_commands", id="client entry module"),
         pytest.param("import fedbox, fedbox.fl", id="fedbox.fl package"),
+        # simulate starts its client processes once it has done this much
+        pytest.param(_PLAN_AND_INTRODUCE, id="simulate's plan and keys"),
     ],
 )
 def test_starts_without_heavy_packages(code: str) -> None:

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from fedbox.fl.discovery import app_name_prefix, find_live_run
-from fedbox.fl.grid import ENDPOINT
+from fedbox.fl.joining import ENDPOINT
 from fedbox.store import LocalStore
 from fedbox.testing import write_request
 

@@ -99,10 +99,12 @@ def load_app(app_dir: Path, run_config: str | None) -> tuple[AppConfig, dict[str
     provide_syft_flwr()
     try:
         app = load_app_config(app_dir)
-        adopt_flower_logger()  # Flower was imported just now, with its own handler
-        return app, parse_run_config(app.run_config, run_config)
+        config = parse_run_config(app.run_config, run_config)
     except AppConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
+    finally:
+        adopt_flower_logger()  # in case Flower's helpers read an unusual config just now
+    return app, config
 
 
 def check_store(box: Box) -> None:

@@ -32,6 +32,7 @@ from fedbox.cli.fl_options import (
     sigterm_as_interrupt,
 )
 from fedbox.cli.lifeline import die_with_parent
+from fedbox.cli.logsetup import adopt_flower_logger
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.resume import FreshOpt, open_record
@@ -129,7 +130,7 @@ def run(
     share, an SFTP server) that every participant can reach. An aggregator started
     again after a crash or Ctrl-C resumes its unfinished run (``--fresh``: a new one).
     """
-    from fedbox.fl.client import export_data_dir, node_config_for
+    from fedbox.fl.node_config import export_data_dir, node_config_for
     from fedbox.fl.simulate import default_app_name, resolve_encrypt
 
     if lifeline is not None:  # started by `fedbox simulate`: end with it
@@ -303,6 +304,7 @@ def _run_aggregator(
     from fedbox.fl.server import run_server
     from fedbox.fl.simulate import display_root
 
+    adopt_flower_logger()  # Flower was imported just now, with its own handler
     console.print(
         f"fedbox run: {email} aggregating {app.fab_id} as {plan.app_name} "
         f"over {display_root(where.root)}",
@@ -347,12 +349,20 @@ def _run_datasite(
     app_name: str | None,
     node_config: dict[str, Any],
 ) -> int:
-    from fedbox.fl.client import ClientNode, client_app_loader
+    """Serve the run: its invitation is answered (:class:`JoinDesk`) before Flower and
+    the ClientApp's side are loaded, which takes a client process most of a second."""
+    from fedbox.fl.joining import JoinDesk
 
     box = where.connect(email)
+    desk: JoinDesk | None = None
     with sigterm_as_interrupt():
         try:
             run_name = app_name or _find_run(box, app, aggregator)
+            desk = JoinDesk(box.app(run_name))
+            box.app(run_name).start()
+            from fedbox.fl.client import ClientNode, client_app_loader
+
+            adopt_flower_logger()  # Flower was imported just now, with its own handler
             node = ClientNode(
                 box,
                 run_name,
@@ -360,6 +370,7 @@ def _run_datasite(
                 node_config,
                 default_run_config=config,
                 fsync=where.fsync,
+                desk=desk,
             )
             _serve_until_stopped(node, node_config)
         except KeyboardInterrupt:
@@ -369,9 +380,12 @@ def _run_datasite(
             print_error(exc)
             return EXIT_FAILED
         finally:
+            if desk is not None:
+                desk.close()
             box.close()
     console.print(
-        f"fedbox run: {email} stopped by the aggregator after {node.runner.handled} messages",
+        f"fedbox run: {email} stopped by the aggregator after "
+        f"{node.runner.handled + desk.joins} messages",
         highlight=False,
     )
     return EXIT_OK

@@ -43,7 +43,7 @@ from fedbox.cli.fl_options import (
     load_app,
 )
 from fedbox.cli.lifeline import Lifeline
-from fedbox.cli.logsetup import PLAIN_FORMAT
+from fedbox.cli.logsetup import PLAIN_FORMAT, adopt_flower_logger
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.resume import FreshOpt, open_record
@@ -351,9 +351,9 @@ def simulate(
             _log_in_everyone(plan)
         _announce(plan, inprocess)
         _export_output_dir(plan)
-        box = _prepare(plan, dev_hub)
+        _introduce(plan, dev_hub)
         watch = _Watch(progress_mode(json_progress), min_datasites, join_timeout, record)
-        code = _run(plan, box, watch, inprocess=inprocess, stop_wait=stop_wait, hub=dev_hub)
+        code = _run(plan, watch, inprocess=inprocess, stop_wait=stop_wait, hub=dev_hub)
     finally:
         record.close()
     raise typer.Exit(code)
@@ -426,16 +426,27 @@ def _export_output_dir(plan: SimulationPlan) -> None:
     console.print(f"  output {folder}", highlight=False)
 
 
-def _prepare(plan: SimulationPlan, hub: DevHub | None = None) -> Box:
-    """The store made, participants introduced, the aggregator connected and the store
-    checked once; any failure stops the ``hub``, removes a temporary folder and ends
-    the command."""
+def _introduce(plan: SimulationPlan, hub: DevHub | None) -> None:
+    """The store made and the participants introduced (their keys made and pinned), so
+    the clients can start; any failure stops the ``hub``, removes a temporary folder and
+    ends the command."""
     from fedbox.fl.simulate import introduce_participants
 
     try:
         if not plan.remote:
             Path(plan.store_root).mkdir(parents=True, exist_ok=True)
         introduce_participants(plan)
+    except (FedboxError, ValueError) as exc:
+        if hub is not None:
+            hub.stop()
+        _discard_temp(plan)
+        raise fail(str(exc), EXIT_FAILED) from exc
+
+
+def _connect_aggregator(plan: SimulationPlan) -> Box:
+    """The aggregator connected and the store checked once; a failure ends the command
+    with one line (whoever called stops what was started)."""
+    try:
         with refusals_reported_here():
             box = plan.connect(plan.aggregator)
             try:
@@ -444,25 +455,25 @@ def _prepare(plan: SimulationPlan, hub: DevHub | None = None) -> Box:
                 box.close()
                 raise
     except (FedboxError, ValueError) as exc:
-        if hub is not None:
-            hub.stop()
-        _discard_temp(plan)
         raise fail(str(exc), EXIT_FAILED) from exc
     return box
 
 
 def _run(
     plan: SimulationPlan,
-    box: Box,
     watch: _Watch,
     *,
     inprocess: bool,
     stop_wait: float,
     hub: DevHub | None = None,
 ) -> int:
-    """Start the clients, run the ServerApp with the live view, reap and report; the
-    exit code. Everything it started is stopped, the box closed and the ``hub``
-    stopped however it ends."""
+    """Start the clients, connect the aggregator, run the ServerApp with the live view,
+    reap and report; the exit code. Everything it started is stopped, the box closed
+    and the ``hub`` stopped however it ends.
+
+    Client processes start first: each spends most of a second importing before it
+    can answer the run's invitation, and this process has its own imports (the store,
+    Flower, the ServerApp) to do meanwhile (issue 20)."""
     tally = RunTally(plan.datasites)
     host: InProcessClients | None = None
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -470,20 +481,24 @@ def _run(
     code = EXIT_FAILED
     lifeline = Lifeline()
     stack = ExitStack()
+    box: Box | None = None
     try:
+        if not inprocess:
+            procs = _start_processes(plan, lifeline)
+        box = _connect_aggregator(plan)
         if inprocess:
             from fedbox.fl.simulate import InProcessClients
 
             stack.enter_context(_in_process_log(plan))
             host = InProcessClients(plan)
-        else:
-            procs = _start_processes(plan, lifeline)
+        aggregator = box
 
         def serve(callback: EventCallback) -> ServerOutcome:
             from fedbox.fl.server import run_server  # after the clients started
 
+            adopt_flower_logger()  # Flower was imported just now, with its own handler
             return run_server(
-                box,
+                aggregator,
                 plan.app,
                 plan.app_name,
                 plan.datasites,
@@ -513,7 +528,8 @@ def _run(
         lifeline.close()
         if host is not None:
             host.close()
-        box.close()
+        if box is not None:
+            box.close()
         if hub is not None:
             hub.stop()
         stack.close()

@@ -8,10 +8,8 @@ the aggregator's stop message arrives (or when its owner stops it).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from flwr.app import UserConfig
 from flwr.clientapp import ClientApp
@@ -21,7 +19,8 @@ from google.protobuf.message import DecodeError
 
 from fedbox.fl.config import AppConfig, node_id_for
 from fedbox.fl.contexts import ContextStore
-from fedbox.fl.grid import ENDPOINT
+from fedbox.fl.joining import ENDPOINT, JoinDesk
+from fedbox.fl.node_config import DATA_DIR_ENV, export_data_dir, node_config_for
 from fedbox.fl.runner import NodeRunner
 from fedbox.fl.threads import limit_torch_threads
 from fedbox.rpc import Box, Request, Response, Status
@@ -30,9 +29,6 @@ from fedbox.rpc.body import Body
 __all__ = ["DATA_DIR_ENV", "ClientNode", "client_app_loader", "export_data_dir", "node_config_for"]
 
 logger = logging.getLogger(__name__)
-
-DATA_DIR_ENV = "DATA_DIR"
-"""Where Flower apps written for syft-flwr look for their data dir."""
 
 
 def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
@@ -53,24 +49,6 @@ def client_app_loader(app_config: AppConfig) -> Callable[[], ClientApp]:
     return load
 
 
-def node_config_for(
-    partition_id: int, num_partitions: int, data_path: str | os.PathLike[str] | None
-) -> UserConfig:
-    """Flower's node_config keys, plus ``data-path`` (empty when there is no data dir)."""
-    return {
-        "partition-id": int(partition_id),
-        "num-partitions": int(num_partitions),
-        "data-path": str(Path(data_path).expanduser().resolve()) if data_path else "",
-    }
-
-
-def export_data_dir(data_path: str | os.PathLike[str]) -> None:
-    """Tell the ClientApp's own code where its data is, as syft-flwr apps expect it:
-    ``$DATA_DIR``. For a process that serves one datasite; the runner itself passes the
-    path in ``node_config`` (``data-path``), never through the environment."""
-    os.environ[DATA_DIR_ENV] = str(Path(data_path).expanduser().resolve())
-
-
 class ClientNode:
     """One datasite serving a ClientApp on one run's app name.
 
@@ -88,7 +66,10 @@ class ClientNode:
         default_run_config: UserConfig | None = None,
         endpoint: str = ENDPOINT,
         fsync: bool = True,
+        desk: JoinDesk | None = None,
     ) -> None:
+        """With a ``desk`` (already on ``endpoint`` of the app, answering invitations
+        while this process loaded Flower) the node takes the run's messages from it."""
         self.box = box
         self.app = box.app(app_name)
         self.node_id = node_id_for(box.email)
@@ -97,6 +78,9 @@ class ClientNode:
         self.runner = NodeRunner(
             load_client_app, self.node_id, node_config, contexts, default_run_config
         )
+        if desk is not None:
+            desk.attach(self._on_message)
+            return
         # Safe to run again after a crash: the Context is restored to before the message.
         self.app.on_request(endpoint, stream=True, rerun=True)(self._on_message)
 

@@ -3,8 +3,8 @@
 An app dir is an ordinary Flower app (``pyproject.toml`` with ``[tool.flwr.app]``).
 fedbox adds one optional table, ``[tool.fedbox]``; ``[tool.syft_flwr]`` with the
 same keys is accepted so projects bootstrapped for syft-flwr run unchanged.
-Flower's own helpers parse and validate the Flower part, so an app that ``flwr run``
-accepts is read the same way here.
+The Flower part is read as Flower's own helpers read it (:mod:`fedbox.fl.flower_config`),
+so an app that ``flwr run`` accepts is read the same way here.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import AppConfigError
+from fedbox.fl.flower_config import fuse_run_config, project_config
 
 if TYPE_CHECKING:
     from flwr.app import UserConfig
@@ -115,16 +116,13 @@ class AppConfig:
 def load_app_config(app_dir: str | Path) -> AppConfig:
     """Read and validate ``app_dir/pyproject.toml``; raise AppConfigError naming the fix.
 
-    Flower is imported here, not above: ``fedbox --help`` and commands that only
-    bootstrap an app dir should not spend half a second importing it."""
-    from flwr.common.config import flatten_dict
-    from flwr.common.config import get_project_config as _flwr_project_config
-
+    A plain config is read without importing Flower (:mod:`fedbox.fl.flower_config`):
+    ``fedbox simulate`` reads it before it starts its client processes."""
     app_dir = Path(app_dir).expanduser().resolve()
     if not (app_dir / PYPROJECT).is_file():
         raise AppConfigError(f"{app_dir} is not a Flower app: no {PYPROJECT} in it")
     try:
-        raw = _flwr_project_config(app_dir)
+        raw, run_config = project_config(app_dir)
     except tomllib.TOMLDecodeError as exc:
         raise AppConfigError(f"{app_dir / PYPROJECT} is not valid TOML: {exc}") from exc
     except (ValueError, FileNotFoundError) as exc:
@@ -139,7 +137,7 @@ def load_app_config(app_dir: str | Path) -> AppConfig:
         publisher=str(flwr_app["publisher"]),
         serverapp=str(components["serverapp"]),
         clientapp=str(components["clientapp"]),
-        run_config=flatten_dict(flwr_app.get("config", {})),
+        run_config=run_config,
         federation=federation,
         federation_source=source,
     )
@@ -177,12 +175,9 @@ def parse_run_config(
     """
     if overrides is None:
         return dict(defaults)
-    from flwr.common.config import fuse_dicts, parse_config_args
-
     items = [overrides] if isinstance(overrides, str) else list(overrides)
     try:
-        parsed = parse_config_args([i for i in items if i.strip()])
-        return fuse_dicts(dict(defaults), parsed)
+        return fuse_run_config(dict(defaults), [i for i in items if i.strip()])
     except ValueError as exc:
         known = ", ".join(sorted(defaults)) or "(none)"
         raise AppConfigError(f"--run-config: {exc}; known keys: {known}") from exc

@@ -14,7 +14,7 @@ import time
 
 from fedbox.datasite.paths import Kind, outbox_dir, parse_message_path, response_path
 from fedbox.errors import FedboxError, InvalidIdentity
-from fedbox.fl.grid import ENDPOINT
+from fedbox.fl.joining import ENDPOINT
 from fedbox.rpc.envelope import read_header
 from fedbox.store import Store
 

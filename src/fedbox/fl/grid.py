@@ -49,6 +49,7 @@ from fedbox.fl.codec import (
 )
 from fedbox.fl.config import check_node_ids
 from fedbox.fl.events import EventCallback, FlEvent, emit, error_summary
+from fedbox.fl.joining import CONTROL_HEADER, ENDPOINT, JOIN
 from fedbox.fl.runner import make_join_message, make_stop_message
 from fedbox.rpc import App, Batch, Future, Response, Status
 from fedbox.rpc.sealing import DID_FILE
@@ -65,7 +66,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENDPOINT = "messages"
 DEFAULT_MSG_TIMEOUT = 120.0
 """Seconds ``send_and_receive`` waits at most, unless ``FEDBOX_MSG_TIMEOUT`` says otherwise."""
 JOIN_TTL = 7 * 24 * 3600.0
@@ -258,6 +258,7 @@ class FileGrid(Grid):
                 email,
                 self.endpoint,
                 encode_message(message),
+                headers={CONTROL_HEADER: JOIN},  # answered before Flower loads (JoinDesk)
                 expires_in=JOIN_TTL,
             )
         except CryptoError as exc:  # not a warning: it has not started yet, or never will

@@ -12,16 +12,30 @@ SuperNode's node config say anything.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from flwr.app import UserConfig
-from flwr.common.config import parse_config_args
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedbox.fl.config import AppConfigError
 
-__all__ = ["NodeConfigEntry", "check_targets", "node_config_overrides", "parse_node_config"]
+if TYPE_CHECKING:
+    from flwr.app import UserConfig
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "NodeConfigEntry",
+    "check_targets",
+    "export_data_dir",
+    "node_config_for",
+    "node_config_overrides",
+    "parse_node_config",
+]
+
+DATA_DIR_ENV = "DATA_DIR"
+"""Where Flower apps written for syft-flwr look for their data dir."""
 
 _TARGET = re.compile(r"^(?P<target>\d+|[^\s=:'\"@]+@[^\s=:'\"@]+):(?P<rest>.*)$", re.DOTALL)
 
@@ -51,6 +65,8 @@ def parse_node_config(items: Iterable[str]) -> tuple[NodeConfigEntry, ...]:
 def _parse_values(item: str, text: str) -> UserConfig:
     if not text:
         raise AppConfigError(f"--node-config {item!r}: no key=value in it")
+    from flwr.common.config import parse_config_args  # only when there is a --node-config
+
     try:
         values = parse_config_args([text])
     except FileNotFoundError as exc:
@@ -95,3 +111,21 @@ def node_config_overrides(
         if entry.applies_to(index, email):
             merged.update(entry.values)
     return merged
+
+
+def node_config_for(
+    partition_id: int, num_partitions: int, data_path: str | os.PathLike[str] | None
+) -> UserConfig:
+    """Flower's node_config keys, plus ``data-path`` (empty when there is no data dir)."""
+    return {
+        "partition-id": int(partition_id),
+        "num-partitions": int(num_partitions),
+        "data-path": str(Path(data_path).expanduser().resolve()) if data_path else "",
+    }
+
+
+def export_data_dir(data_path: str | os.PathLike[str]) -> None:
+    """Tell the ClientApp's own code where its data is, as syft-flwr apps expect it:
+    ``$DATA_DIR``. For a process that serves one datasite; the runner itself passes the
+    path in ``node_config`` (``data-path``), never through the environment."""
+    os.environ[DATA_DIR_ENV] = str(Path(data_path).expanduser().resolve())

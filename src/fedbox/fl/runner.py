@@ -57,10 +57,12 @@ def make_stop_message(dst_node_id: int, run_id: int, ttl: float = 600.0) -> Mess
 
 
 def make_join_message(dst_node_id: int, run_id: int, ttl: float) -> Message:
-    """The aggregator's invitation to a run. A datasite joins by answering it, which its
-    runner does as soon as it serves the run (its backlog first): a node that answered
-    is running the ClientApp for this run, which published keys alone do not show.
-    Being an unanswered request, it is also what lets a datasite find the run (issue 12).
+    """The aggregator's invitation to a run. A datasite joins by answering it, which it
+    does as soon as it serves the run (its backlog first): a node that answered serves
+    this run, which published keys alone do not show. A client process answers it from
+    its envelope headers before it has loaded Flower (:mod:`fedbox.fl.joining`); a runner
+    answers it from the body. Being an unanswered request, it is also what lets a
+    datasite find the run (issue 12).
     """
     content = RecordDict({CONTROL_RECORD: ConfigRecord({"action": "join", "run-id": run_id})})
     return Message(content, dst_node_id, SYSTEM_MESSAGE_TYPE, ttl=ttl, group_id="join")

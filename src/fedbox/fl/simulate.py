@@ -18,23 +18,29 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from flwr.app import UserConfig
-from flwr.clientapp import ClientApp
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fedbox.crypto import Identity, TrustStore
 from fedbox.datasite.workspace import Workspace, fedbox_home
-from fedbox.fl.client import ClientNode, client_app_loader, node_config_for
 from fedbox.fl.config import AppConfig, AppConfigError, check_node_ids
 from fedbox.fl.node_config import (
     NodeConfigEntry,
     check_targets,
+    node_config_for,
     node_config_overrides,
     parse_node_config,
 )
-from fedbox.rpc import Box, connect
 from fedbox.store.registry import redact_url, url_scheme
+
+if TYPE_CHECKING:
+    from flwr.app import UserConfig
+    from flwr.clientapp import ClientApp
+
+    from fedbox.rpc import Box
+
+# Planning a simulation and introducing its participants need neither Flower nor
+# fedbox.rpc: ``fedbox simulate`` does both before it starts its client processes, and
+# imports those (a second's work on a small machine) while the clients start (issue 20).
 
 __all__ = [
     "DEFAULT_AGGREGATOR",
@@ -146,6 +152,8 @@ class SimulationPlan:
         and need not survive a power cut, and at hundreds of virtual clients the fsyncs
         are most of a round's time. A killed process loses nothing either way.
         """
+        from fedbox.rpc import connect
+
         return connect(
             self.store_root,
             email,
@@ -305,6 +313,8 @@ class InProcessClients:
     """
 
     def __init__(self, plan: SimulationPlan, handler_threads: int = 1) -> None:
+        from fedbox.fl.client import ClientNode, client_app_loader
+
         self.nodes: list[ClientNode] = []
         self._boxes: list[Box] = []
         load = client_app_loader(plan.app)
