@@ -11,6 +11,10 @@ to the paths a client subscribed to (``fedbox sync --only``). The socket authent
 ``WS /api/v1/changes/ws?inline=N`` (N up to 64 KiB) also carries, base64 in ``data``,
 the bytes of each new file of at most N bytes that someone else wrote: a message then
 reaches its reader with the change that announces it, without a download after it.
+
+A change to a ``syft.pub.yaml`` also lists, to each reader but the owner, the files of its
+folder they may read now (:mod:`fedbox.hub.rule_news`): files a new rule lets them read
+reach them though their own change was filtered out before.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fedbox.errors import FedboxError
 from fedbox.hub.context import Hub, authenticate, bearer_token, current_caller, hub_of
 from fedbox.hub.identity import Caller
 from fedbox.hub.index import Change
+from fedbox.hub.rule_news import rule_folders
 from fedbox.hub.selection import Selection, selection
 
 __all__ = ["ChangeBatch", "ChangeInfo", "router", "visible_changes"]
@@ -41,7 +46,9 @@ INLINE_MAX = 64 << 10
 class ChangeInfo(BaseModel):
     seq: int
     op: str
-    """``put`` (new version), ``delete``, or ``move`` (``old_path`` → ``path``)."""
+    """``put`` (new version), ``delete``, ``move`` (``old_path`` → ``path``), or ``rules``:
+    the rules of the folder ``path`` changed, and the ``put`` entries after it (at each
+    file's current version, ``seq``) list every file there the caller may read now."""
     path: str
     old_path: str | None = None
     size: int | None = None
@@ -124,13 +131,37 @@ def _filter(
     seen = []
     for change in scanned:
         info = _as_seen(hub, user, change, only)
-        if info is None:
-            continue
-        if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
-            info.data = _contents(hub, change)
-        seen.append(info)
+        if info is not None:
+            if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
+                info.data = _contents(hub, change)
+            seen.append(info)
+        for folder in rule_folders(change):
+            seen += _now_readable(hub, user, folder, change, only)
     batch = ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
     return batch, len(scanned) == limit
+
+
+def _now_readable(
+    hub: Hub, user: str, folder: str, change: Change, only: Selection | None
+) -> list[ChangeInfo]:
+    """After a rule change in ``folder``: a ``rules`` entry, then a ``put`` at its current
+    version for every file there the caller may read now (see :mod:`fedbox.hub.rule_news`)."""
+    rows = hub.rule_listings.readable(user, folder, change.seq, only)
+    if not rows:
+        return []
+    marker = ChangeInfo(seq=change.seq, op="rules", path=folder, time=change.time)
+    listed = [
+        ChangeInfo(
+            seq=row.version,
+            op="put",
+            path=row.path,
+            size=row.size,
+            sha256=row.sha256,
+            time=row.mtime,
+        )
+        for row in rows
+    ]
+    return [marker, *listed]
 
 
 def _contents(hub: Hub, change: Change) -> str | None:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from fedbox.errors import FedboxError, NotFound, StoreError
-from fedbox.hub.access import is_rules_path
 from fedbox.hub.sync.copies import keep_aside
 from fedbox.hub.sync.feed import FeedFollower
 from fedbox.hub.sync.ignore import SyncRules
@@ -236,7 +235,11 @@ class SyncDaemon:
 
     def _on_changes(self, changes: list[dict[str, Any]], cursor: int) -> None:
         news: dict[str, RemoteFile | None] = {}
+        relisted: list[str] = []
         for change in changes:
+            if change["op"] == "rules":
+                relisted.append(change["path"])
+                continue
             if change["op"] == "move" and change.get("old_path"):
                 news[change["old_path"]] = None
             if change["op"] == "delete":
@@ -245,6 +248,9 @@ class SyncDaemon:
                 news[change["path"]] = RemoteFile(
                     int(change["seq"]), str(change["sha256"]), int(change["size"])
                 )
+        for folder in relisted:  # the hub listed all we may read there: the rest we may not
+            for rel in self.journal.under(folder):
+                news.setdefault(rel, None)
         self._note_changes({p: f for p, f in news.items() if self.rules.syncs(p)}, cursor)
 
     def _note_changes(self, news: dict[str, RemoteFile | None], cursor: int) -> None:
@@ -420,8 +426,6 @@ class SyncDaemon:
             self.journal.put(rel, Synced(info.version, info.sha256, local.size, local.mtime_ns))
             self.board.count("uploaded")
             self.board.clear("rejected", rel)
-            if is_rules_path(rel):
-                self._reannounce(rel.rsplit("/", 1)[0])
         elif action is Action.DOWNLOAD:
             assert remote is not None
             self._download(rel, remote, local)
@@ -442,21 +446,6 @@ class SyncDaemon:
             logger.warning("%s changed here and on the hub: yours is kept as %s", rel, copy)
             self.board.note("conflicts", path=rel, copy=copy)
             self._download(rel, remote, None)
-
-    def _reannounce(self, folder: str) -> None:
-        """Our rule file there changed: files below that others could not read before
-        get a new version, so the feed brings them to whoever may read them now."""
-        for rel in self.journal.under(folder):
-            base = self.journal.get(rel)
-            if base is None or base.absent or is_rules_path(rel):
-                continue
-            try:
-                info = self.remote.reannounce(rel, base.version)
-            except (Stale, Refused, NotFound):
-                continue  # changed or not ours: its own change already told the readers
-            with self._cv:  # the path's own worker adopts the new version
-                self._hints[rel] = info
-                self._enqueue_locked(rel)
 
     def _download(self, rel: str, remote: RemoteFile, local: LocalFile | None) -> None:
         with staged(self.root, rel, remote.size, self.options.min_free) as (temp, target):

@@ -224,16 +224,6 @@ class SyncRemote:
         commit = self._send("POST", f"/api/v1/uploads/{upload}/commit", headers=headers)
         return _info(self._check(commit, path).json())
 
-    def reannounce(self, path: str, base: int) -> RemoteFile:
-        """A new version of the same bytes (a server-side copy onto itself), so the feed
-        tells everyone who may read it *now*: readers a rule change has just let in never
-        saw the earlier version's change."""
-        answer = self._send(
-            "POST", "/api/v1/copy", json={"src": path, "dst": path},
-            headers=self._condition(base),
-        )  # fmt: skip
-        return _info(self._check(answer, path).json())
-
     def delete(self, path: str, base: int) -> None:
         """Delete ``path`` only if it is still at version ``base``; gone already is fine."""
         answer = self._send("DELETE", self._files(path), headers=self._condition(base))
