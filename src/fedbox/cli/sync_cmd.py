@@ -107,7 +107,7 @@ def sync(
             raise fail(f"cannot sync {folder}: {exc}", code=1) from exc
         console.print(
             f"synced {folder}: {status.uploaded} up, {status.downloaded} down, "
-            f"{status.deleted} deleted, {len(status.conflicts)} conflicts, "
+            f"{status.deleted} deleted, {status.moved} moved, {len(status.conflicts)} conflicts, "
             f"{len(status.rejected)} rejected"
         )
         return
@@ -134,7 +134,11 @@ def _table(status: SyncStatus) -> Table:
         ("state", f"{state} (pid {status.pid}, updated {age:.0f} s ago)"),
         ("pending", f"{status.pending_uploads} uploads, {status.pending_downloads} downloads"),
         ("lag", f"{status.lag} changes behind the hub (cursor {status.cursor})"),
-        ("done", f"{status.uploaded} up, {status.downloaded} down, {status.deleted} deleted"),
+        (
+            "done",
+            f"{status.uploaded} up, {status.downloaded} down, {status.deleted} deleted, "
+            f"{status.moved} moved",
+        ),
         ("conflicts", "\n".join(f"{c['path']} -> {c['copy']}" for c in status.conflicts) or "-"),
         (
             "rejected",

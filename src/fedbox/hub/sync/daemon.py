@@ -41,6 +41,7 @@ from fedbox.hub.sync.journal import Journal, Synced
 from fedbox.hub.sync.local import FolderWatcher, walk
 from fedbox.hub.sync.reconcile import Action, LocalFile, RemoteFile, decide
 from fedbox.hub.sync.remote import HubAway, Refused, Stale, SyncRemote
+from fedbox.hub.sync.renames import Renames, rename_local
 from fedbox.hub.sync.status import STATE_DIR, StatusBoard, SyncStatus
 from fedbox.hub.sync.transfer import ChangedMeanwhile, NoSpace, local_file, place, remove, staged
 
@@ -69,6 +70,17 @@ class SyncOptions:
     part_size: int = 16 << 20
 
 
+class _Paired(Exception):
+    """The path was renamed; the worker of its destination settles it (and queues it)."""
+
+
+class _TooSoon(Exception):
+    """The path went away a moment ago: it may yet pair with a rename's destination."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
 @dataclass
 class _Batch:
     cursor: int
@@ -92,6 +104,7 @@ class SyncDaemon:
             resumable_above=options.resumable_above, part_size=options.part_size,
         )  # fmt: skip
         self.journal = Journal(self.root / STATE_DIR / "journal.db")
+        self.renames = Renames()
         self.board = StatusBoard(
             self.root,
             SyncStatus(str(self.root), self.remote.login.url, options.email, os.getpid()),
@@ -221,13 +234,27 @@ class SyncDaemon:
 
     def _touched(self, rel: str) -> None:
         if self.rules.syncs(rel):
+            if self.renames.expecting():
+                self._came(rel)
             self._enqueue(rel)
+
+    def _came(self, rel: str) -> None:
+        """A file appeared while others had just gone: it may be one of them renamed."""
+        try:
+            st = os.stat(self.root / rel, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        base = self.journal.get(rel)
+        if base is None or base.absent:
+            self.renames.came(rel, st.st_size, st.st_mtime_ns)
 
     def _removed(self, rel: str) -> None:
         """A file or a whole folder went away (deleted, or renamed out of the tree)."""
-        self._touched(rel)
-        for inside in self.journal.under(rel):
-            self._touched(inside)
+        for gone in [rel, *self.journal.under(rel)]:
+            base = self.journal.get(gone)
+            if base is not None and not base.absent and self.rules.syncs(gone):
+                self.renames.went(gone, base)
+            self._touched(gone)
         lead = rel + "/"
         with self._cv:  # in flight: its journal entry may not be written yet
             for inside in [p for p in self._busy if p.startswith(lead)]:
@@ -242,6 +269,7 @@ class SyncDaemon:
                 continue
             if change["op"] == "move" and change.get("old_path"):
                 news[change["old_path"]] = None
+                self.renames.pair(change["old_path"], change["path"])
             if change["op"] == "delete":
                 news[change["path"]] = None
             else:
@@ -321,6 +349,12 @@ class SyncDaemon:
         """Sync one path; False if it must be tried again later (hub away, disk full)."""
         try:
             self._sync(rel, hint)
+        except _Paired:
+            return False
+        except _TooSoon as exc:
+            with self._cv:
+                self._retry[rel] = time.monotonic() + exc.wait
+            return False
         except HubAway as exc:
             with self._cv:
                 tries = self._tries.get(rel, 0)
@@ -368,6 +402,17 @@ class SyncDaemon:
     # --- one path ------------------------------------------------------------------------
 
     def _sync(self, rel: str, hint: Any) -> None:
+        if self.renames.is_source(rel):
+            raise _Paired
+        source = self.renames.take(rel)
+        try:
+            self._settle(rel, hint, source)
+        finally:
+            if source is not None:  # moved with it or not: the source's turn now
+                self.renames.done(source)
+                self._enqueue(source)
+
+    def _settle(self, rel: str, hint: Any, source: str | None) -> None:
         full = self.root / rel
         for _ in range(8):
             base = self.journal.get(rel)
@@ -378,6 +423,12 @@ class SyncDaemon:
             known = None if base is None or base.absent else (base.size, base.mtime_ns, base.sha256)
             local = local_file(full, known)
             action = decide(local, base, remote)
+            if source is not None:
+                moved, source = self._moved(rel, source, action, local, remote), None
+                if moved:
+                    return
+            if action is Action.DELETE_REMOTE and (wait := self.renames.wait_left(rel)):
+                raise _TooSoon(wait)
             try:
                 self._apply(rel, action, local, base, remote)
                 return
@@ -446,6 +497,41 @@ class SyncDaemon:
             logger.warning("%s changed here and on the hub: yours is kept as %s", rel, copy)
             self.board.note("conflicts", path=rel, copy=copy)
             self._download(rel, remote, None)
+
+    def _moved(
+        self,
+        rel: str,
+        source: str,
+        action: Action,
+        local: LocalFile | None,
+        remote: RemoteFile | None,
+    ) -> bool:
+        """Settle ``rel`` as ``source`` renamed, if the bytes are the same: a local rename
+        becomes one hub move, a hub move one local rename. False if it cannot be (then
+        both paths are synced one by one)."""
+        was = self.journal.get(source)
+        if was is None or was.absent:
+            return False
+        if action is Action.UPLOAD and local is not None and remote is None:
+            if local.sha256 != was.sha256 or (self.root / source).exists():
+                return False
+            try:
+                info = self.remote.move(source, rel, was.version)
+            except (Stale, Refused, NotFound) as exc:
+                logger.info("moving %s to %s on the hub: %s; uploading instead", source, rel, exc)
+                return False
+            placed = Synced(info.version, info.sha256, local.size, local.mtime_ns)
+        elif action is Action.DOWNLOAD and local is None and remote is not None:
+            same = LocalFile(was.sha256, was.size, was.mtime_ns)
+            if remote.sha256 != was.sha256 or not rename_local(self.root, source, rel, same):
+                return False
+            placed = Synced(remote.version, remote.sha256, was.size, was.mtime_ns)
+        else:
+            return False
+        self.journal.put(rel, placed)
+        self.journal.drop(source)
+        self.board.count("moved")
+        return True
 
     def _download(self, rel: str, remote: RemoteFile, local: LocalFile | None) -> None:
         with staged(self.root, rel, remote.size, self.options.min_free) as (temp, target):

@@ -224,6 +224,15 @@ class SyncRemote:
         commit = self._send("POST", f"/api/v1/uploads/{upload}/commit", headers=headers)
         return _info(self._check(commit, path).json())
 
+    def move(self, src: str, dst: str, base: int) -> RemoteFile:
+        """Rename ``src`` (only at version ``base``) to ``dst`` (only where there is no
+        file): Stale if either changed meanwhile, nothing moved."""
+        answer = self._send(
+            "POST", "/api/v1/move", json={"src": src, "dst": dst, "dst_if_absent": True},
+            headers=self._condition(base),
+        )  # fmt: skip
+        return _info(self._check(answer, dst).json())
+
     def delete(self, path: str, base: int) -> None:
         """Delete ``path`` only if it is still at version ``base``; gone already is fine."""
         answer = self._send("DELETE", self._files(path), headers=self._condition(base))

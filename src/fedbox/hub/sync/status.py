@@ -37,6 +37,7 @@ class SyncStatus:
     uploaded: int = 0
     downloaded: int = 0
     deleted: int = 0
+    moved: int = 0
     cursor: int = 0
     head: int = 0
     caught_up: bool = False
