@@ -36,7 +36,7 @@ from typing import Any
 from fedbox.errors import FedboxError, NotFound, StoreError
 from fedbox.hub.sync.copies import keep_aside
 from fedbox.hub.sync.feed import FeedFollower
-from fedbox.hub.sync.ignore import SyncRules
+from fedbox.hub.sync.ignore import IGNORE_FILE, SyncRules
 from fedbox.hub.sync.journal import Journal, Synced
 from fedbox.hub.sync.local import FolderWatcher, walk
 from fedbox.hub.sync.reconcile import Action, LocalFile, RemoteFile, decide
@@ -53,6 +53,8 @@ _UNKNOWN: Any = object()
 """No news from the hub about a path: it is taken to be as the journal says."""
 _RPC_SUFFIXES = (".request", ".response")
 _DEFERRED_RETRY = 5.0
+_IGNORE_CHECK = 1.0
+"""Seconds between looks at ``.fedboxignore`` (hidden: no folder event reports it)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class SyncDaemon:
         self._tries: dict[str, int] = {}
         self._deferred: dict[str, float] = {}
         self._stopping = False
+        self._newest_cursor: int | None = None
+        """The cursor of the newest batch of changes noted (None before the first)."""
         self._threads: list[threading.Thread] = []
         self._watcher: FolderWatcher | None = None
         self._feed: FeedFollower | None = None
@@ -145,7 +149,7 @@ class SyncDaemon:
         return self
 
     def _begin(self) -> None:
-        self.board.update(running=True, started=time.time())
+        self.board.update(running=True, started=time.time(), ignores_read=time.time())
         self._watcher = FolderWatcher(self.root, self._touched, self._removed)
         for i in range(self.options.workers):
             worker = threading.Thread(target=self._work, name=f"sync-{i}", daemon=True)
@@ -283,6 +287,7 @@ class SyncDaemon:
 
     def _note_changes(self, news: dict[str, RemoteFile | None], cursor: int) -> None:
         with self._cv:
+            self._newest_cursor = max(cursor, self._newest_cursor or 0)
             self._hints.update(news)
             self._batches.append(_Batch(cursor, set(news)))
             for rel in news:
@@ -376,7 +381,9 @@ class SyncDaemon:
         return True
 
     def _housekeeping(self) -> None:
-        """Re-queue paths whose retry time came, and publish the status."""
+        """Re-queue paths whose retry time came, publish the status, and notice a changed
+        ignore file."""
+        next_look = time.monotonic() + _IGNORE_CHECK
         while True:
             with self._cv:
                 if self._stopping:
@@ -388,6 +395,37 @@ class SyncDaemon:
                         self._enqueue_locked(rel)
                 self._cv.wait(0.05)
             self._publish()
+            if time.monotonic() >= next_look:
+                self._reload_ignores()
+                next_look = time.monotonic() + _IGNORE_CHECK
+
+    def _reload_ignores(self) -> None:
+        """Apply a changed ``.fedboxignore``: newly ignored paths stop syncing (their
+        copies stay on both sides); newly included ones are reconciled like at a first
+        sync, from one listing of the hub and one walk of the folder."""
+        before = self.rules
+        after = before.reloaded()
+        cursor = self._newest_cursor
+        if after is None or cursor is None:  # unchanged, or the start is still running
+            return
+        try:
+            listed = self.remote.listing()
+        except HubAway as exc:
+            self.board.update(last_error=str(exc))
+            return  # the rules stay as they were: the next look tries again
+
+        def newly(rel: str) -> bool:
+            return after.syncs(rel) and not before.syncs(rel)
+
+        news: dict[str, RemoteFile | None] = {p: f for p, f in listed.items() if newly(p)}
+        news.update({p: None for p in self.journal.all() if p not in news and newly(p)})
+        self.rules = after
+        logger.info("%s changed: %d paths sync again", IGNORE_FILE, len(news))
+        self._note_changes(news, cursor)
+        for rel in walk(self.root):
+            if rel not in news and newly(rel):
+                self._enqueue(rel)
+        self.board.update(ignores_read=time.time())
 
     def _publish(self) -> None:
         with self._cv:
@@ -402,6 +440,8 @@ class SyncDaemon:
     # --- one path ------------------------------------------------------------------------
 
     def _sync(self, rel: str, hint: Any) -> None:
+        if not self.rules.syncs(rel):
+            return  # ignored since it was queued
         if self.renames.is_source(rel):
             raise _Paired
         source = self.renames.take(rel)

@@ -38,6 +38,8 @@ class SyncStatus:
     downloaded: int = 0
     deleted: int = 0
     moved: int = 0
+    ignores_read: float = 0.0
+    """When ``.fedboxignore`` was last applied (at start, then each time it changed)."""
     cursor: int = 0
     head: int = 0
     caught_up: bool = False
