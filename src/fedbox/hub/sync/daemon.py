@@ -68,6 +68,8 @@ class SyncOptions:
     min_free: int = 100 << 20
     """Downloads that would leave less free space than this are refused (per file)."""
     workers: int = 8
+    poll: bool = False
+    """Walk the folder every few seconds instead of OS events (network mounts)."""
     resumable_above: int = 64 << 20
     part_size: int = 16 << 20
 
@@ -150,7 +152,8 @@ class SyncDaemon:
 
     def _begin(self) -> None:
         self.board.update(running=True, started=time.time(), ignores_read=time.time())
-        self._watcher = FolderWatcher(self.root, self._touched, self._removed)
+        self._watcher = FolderWatcher(self.root, self._touched, self._removed, self.options.poll)
+        self.board.update(events=self._watcher.events)
         for i in range(self.options.workers):
             worker = threading.Thread(target=self._work, name=f"sync-{i}", daemon=True)
             worker.start()
