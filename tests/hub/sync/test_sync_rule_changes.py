@@ -56,7 +56,12 @@ def test_a_rule_written_to_the_hub_opens_and_closes_files_in_mirrors(
     wait_until(_has(b.folder / SHARED / "report.txt", b"private until shared"), "shared")
     wait_until(_has(b.folder / PUBLIC / "notes.txt", b"public once ruled"), "public")
     wait_until(lambda: a.idle() and b.idle(), "both to settle")
-    assert a.status()["downloaded"] == 2  # her two files and no more: the owner is told nothing
+    wait_until(_has(a.folder / RULES, BOTH.encode()), "the rule file at alice's")
+    feed = client_for(hub.url, A).get("/api/v1/changes", params={"after": 0}).json()["changes"]
+    assert "rules" not in {c["op"] for c in feed}  # the owner's view did not change
+    assert "rules" in {
+        c["op"] for c in client_for(hub.url, B).get("/api/v1/changes").json()["changes"]
+    }
 
     _put(hub.url, RULES, PUBLIC_ONLY)
     wait_until(lambda: not (b.folder / SHARED / "report.txt").exists(), "the closed copy to go")
