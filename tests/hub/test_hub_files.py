@@ -110,6 +110,18 @@ def test_move_is_atomic_and_delete_removes(alice: httpx.Client) -> None:
     assert alice.delete(f"/api/v1/files/{OUT}/m2.txt").status_code == 404
 
 
+def test_a_guarded_move_never_replaces_a_destination_it_did_not_see(alice: httpx.Client) -> None:
+    alice.put(f"/api/v1/files/{OUT}/g1.txt", content=b"mine")
+    theirs = alice.put(f"/api/v1/files/{OUT}/g2.txt", content=b"theirs").json()["version"]
+    pair = {"src": f"{OUT}/g1.txt", "dst": f"{OUT}/g2.txt"}
+    assert alice.post("/api/v1/move", json={**pair, "dst_if_absent": True}).status_code == 412
+    assert alice.post("/api/v1/move", json={**pair, "dst_if_match": theirs - 1}).status_code == 412
+    assert alice.get(f"/api/v1/files/{OUT}/g1.txt").content == b"mine"
+    assert alice.get(f"/api/v1/files/{OUT}/g2.txt").content == b"theirs"
+    assert alice.post("/api/v1/move", json={**pair, "dst_if_match": theirs}).status_code == 200
+    assert alice.get(f"/api/v1/files/{OUT}/g2.txt").content == b"mine"
+
+
 def test_move_across_top_level_folders_is_refused(alice: httpx.Client) -> None:
     alice.put(f"/api/v1/files/{OUT}/x.txt", content=b"x")
     answer = alice.post("/api/v1/move", json={"src": f"{OUT}/x.txt", "dst": f"datasites/{A}/x.txt"})

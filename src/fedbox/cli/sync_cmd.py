@@ -71,6 +71,14 @@ def sync(
     ] = 100 << 20,
     state_dir: StateOpt = None,
     workers: Annotated[int, typer.Option(help="Parallel transfers.", min=1)] = 8,
+    poll: Annotated[
+        bool,
+        typer.Option(
+            "--poll",
+            help="Walk DIR every 3 s instead of waiting for OS file events (for network "
+            "mounts, where the OS does not report others' writes).",
+        ),
+    ] = False,
     part_size: Annotated[
         int, typer.Option("--part-size", parser=_size, metavar="SIZE", hidden=True)
     ] = 16 << 20,
@@ -93,7 +101,7 @@ def sync(
 
     options = SyncOptions(
         folder=folder, hub=hub, email=validate_email(email), state_dir=state_dir,
-        only=tuple(only or ()), min_free=min_free, workers=workers,
+        only=tuple(only or ()), min_free=min_free, workers=workers, poll=poll,
         resumable_above=resumable_above, part_size=part_size,
     )  # fmt: skip
     try:
@@ -107,7 +115,7 @@ def sync(
             raise fail(f"cannot sync {folder}: {exc}", code=1) from exc
         console.print(
             f"synced {folder}: {status.uploaded} up, {status.downloaded} down, "
-            f"{status.deleted} deleted, {len(status.conflicts)} conflicts, "
+            f"{status.deleted} deleted, {status.moved} moved, {len(status.conflicts)} conflicts, "
             f"{len(status.rejected)} rejected"
         )
         return
@@ -132,9 +140,14 @@ def _table(status: SyncStatus) -> Table:
     rows = [
         ("hub", f"{status.hub} as {status.email}"),
         ("state", f"{state} (pid {status.pid}, updated {age:.0f} s ago)"),
+        ("local changes", f"from {status.events or '-'}"),
         ("pending", f"{status.pending_uploads} uploads, {status.pending_downloads} downloads"),
         ("lag", f"{status.lag} changes behind the hub (cursor {status.cursor})"),
-        ("done", f"{status.uploaded} up, {status.downloaded} down, {status.deleted} deleted"),
+        (
+            "done",
+            f"{status.uploaded} up, {status.downloaded} down, {status.deleted} deleted, "
+            f"{status.moved} moved",
+        ),
         ("conflicts", "\n".join(f"{c['path']} -> {c['copy']}" for c in status.conflicts) or "-"),
         (
             "rejected",

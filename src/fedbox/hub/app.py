@@ -40,6 +40,7 @@ from fedbox.hub.routes_changes import router as changes_router
 from fedbox.hub.routes_files import NOT_FOUND
 from fedbox.hub.routes_files import router as files_router
 from fedbox.hub.routes_uploads import router as uploads_router
+from fedbox.hub.rule_news import RuleListings
 from fedbox.hub.schema import open_engine
 from fedbox.hub.settings import HubSettings
 from fedbox.hub.tail import ChangeTail
@@ -77,6 +78,7 @@ def build_hub(settings: HubSettings) -> Hub:
         tail=tail,
         bus=ChangeBus(tail.invalidate),
         metrics=metrics,
+        rule_listings=RuleListings(index, access),
     )
     index.subscribe(hub.bus.publish)
     return hub

@@ -21,6 +21,7 @@ from fedbox.hub.identity import (
 )
 from fedbox.hub.index import Change, FileIndex
 from fedbox.hub.metrics import Metrics
+from fedbox.hub.rule_news import RuleListings
 from fedbox.hub.settings import HubSettings
 from fedbox.hub.tail import ChangeTail
 from fedbox.hub.uploads import Uploads
@@ -78,6 +79,7 @@ class Hub:
     tail: ChangeTail
     bus: ChangeBus
     metrics: Metrics
+    rule_listings: RuleListings
 
 
 def hub_of(conn: HTTPConnection) -> Hub:

@@ -172,8 +172,16 @@ class FileIndex:
             change = self._append(conn, "delete", path, None, None, None, writer, time.time())
         self._after(current, change)
 
-    def move(self, src: str, dst: str, writer: str, condition: Condition = ANY) -> FileRow:
-        """Rename ``src`` to ``dst`` in one transaction, replacing any file at ``dst``."""
+    def move(
+        self,
+        src: str,
+        dst: str,
+        writer: str,
+        condition: Condition = ANY,
+        dst_condition: Condition = ANY,
+    ) -> FileRow:
+        """Rename ``src`` to ``dst`` in one transaction, replacing any file at ``dst``;
+        ``dst_condition`` keeps it from replacing a version its mover never saw."""
         now = time.time()
         with self._write() as conn:
             current = self._current(conn, src)
@@ -181,6 +189,7 @@ class FileIndex:
                 raise NotFound(f"{src} does not exist", src)
             condition.check(current, src)
             replaced = self._current(conn, dst)
+            dst_condition.check(replaced, dst)
             conn.execute(delete(files).where(files.c.path == src))
             change = self._append(conn, "move", dst, src, current.size, current.sha256, writer, now)
             row = FileRow(dst, change.seq, current.size, current.sha256, writer, now, current.blob)

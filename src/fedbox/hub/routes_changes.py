@@ -12,6 +12,10 @@ once the session has ended.
 ``WS /api/v1/changes/ws?inline=N`` (N up to 64 KiB) also carries, base64 in ``data``,
 the bytes of each new file of at most N bytes that someone else wrote: a message then
 reaches its reader with the change that announces it, without a download after it.
+
+A change to a ``syft.pub.yaml`` also lists, to each reader but the owner, the files of its
+folder they may read now (:mod:`fedbox.hub.rule_news`): files a new rule lets them read
+reach them though their own change was filtered out before.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from fedbox.errors import FedboxError
 from fedbox.hub.context import Hub, authenticate, bearer_token, current_caller, hub_of
 from fedbox.hub.identity import Caller
 from fedbox.hub.index import Change
+from fedbox.hub.rule_news import rule_folders
 from fedbox.hub.selection import Selection, selection
 
 __all__ = ["ChangeBatch", "ChangeInfo", "router", "visible_changes"]
@@ -42,7 +47,9 @@ INLINE_MAX = 64 << 10
 class ChangeInfo(BaseModel):
     seq: int
     op: str
-    """``put`` (new version), ``delete``, or ``move`` (``old_path`` → ``path``)."""
+    """``put`` (new version), ``delete``, ``move`` (``old_path`` → ``path``), or ``rules``:
+    the rules of the folder ``path`` changed, and the ``put`` entries after it (at each
+    file's current version, ``seq``) list every file there the caller may read now."""
     path: str
     old_path: str | None = None
     size: int | None = None
@@ -114,10 +121,14 @@ async def _next_batch(
     """A websocket's next batch, on the event loop when it can be: the tail is read once
     per wake-up for every feed (:meth:`ChangeTail.refresh`) and filtered here in memory.
     A worker thread only when there is I/O to do: a cursor behind the tail, rules not yet
-    caught up with the changes, or bytes to inline."""
+    caught up with the changes, a rule change (its folder is listed), or bytes to inline."""
     await hub.tail.refresh()
     scanned = hub.tail.window(after, BATCH)
-    if scanned is None or (scanned and not hub.access.seen_through(scanned[-1].seq)):
+    if (
+        scanned is None
+        or (scanned and not hub.access.seen_through(scanned[-1].seq))
+        or any(rule_folders(change) for change in scanned)
+    ):
         return await run_in_threadpool(_scan, hub, user, after, BATCH, inline, only)
     batch, inlined = _visible(hub, user, after, scanned, inline, only)
     if inlined:
@@ -147,22 +158,47 @@ def _filter(
 def _visible(
     hub: Hub, user: str, after: int, scanned: list[Change], inline: int, only: Selection | None
 ) -> tuple[ChangeBatch, list[tuple[ChangeInfo, Change]]]:
-    """The batch of what the caller may see in ``scanned`` (no I/O: the rules must be
-    caught up), and its entries that should carry their bytes (see :func:`_inline`)."""
+    """The batch of what the caller may see in ``scanned``, and its entries that should
+    carry their bytes (see :func:`_inline`). No I/O when the rules are caught up and no
+    rule file changed; a rule change lists its folder (:func:`_now_readable`)."""
     seen, inlined = [], []
     for change in scanned:
         info = _as_seen(hub, user, change, only)
-        if info is None:
-            continue
-        if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
-            inlined.append((info, change))
-        seen.append(info)
+        if info is not None:
+            if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
+                inlined.append((info, change))
+            seen.append(info)
+        for folder in rule_folders(change):
+            seen += _now_readable(hub, user, folder, change, only)
     return ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after), inlined
 
 
 def _inline(hub: Hub, entries: list[tuple[ChangeInfo, Change]]) -> None:
     for info, change in entries:
         info.data = _contents(hub, change)
+
+
+def _now_readable(
+    hub: Hub, user: str, folder: str, change: Change, only: Selection | None
+) -> list[ChangeInfo]:
+    """After a rule change in ``folder``: a ``rules`` entry, then a ``put`` at its current
+    version for every file there the caller may read now (see :mod:`fedbox.hub.rule_news`)."""
+    rows = hub.rule_listings.readable(user, folder, change.seq, only)
+    if not rows:
+        return []
+    marker = ChangeInfo(seq=change.seq, op="rules", path=folder, time=change.time)
+    listed = [
+        ChangeInfo(
+            seq=row.version,
+            op="put",
+            path=row.path,
+            size=row.size,
+            sha256=row.sha256,
+            time=row.mtime,
+        )
+        for row in rows
+    ]
+    return [marker, *listed]
 
 
 def _contents(hub: Hub, change: Change) -> str | None:

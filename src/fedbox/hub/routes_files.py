@@ -6,6 +6,8 @@
 - ``GET /files/{path}`` (``Range: bytes=A-B`` gives 206), ``HEAD /files/{path}``.
 - ``DELETE /files/{path}`` (``If-Match`` as for PUT).
 - ``POST /move {src, dst}``, ``POST /copy {src, dst}``: inside one top-level folder.
+  A move's ``If-Match`` applies to ``src``; ``dst_if_match: VERSION`` or
+  ``dst_if_absent: true`` in its body keep it from replacing a ``dst`` the mover never saw.
 - ``GET /list?prefix=P[&limit=N][&after=CURSOR]``: the files below folder ``P`` that the
   caller may read, by path, one page at a time: ``next`` is the cursor of the following
   page (null after the last). A page may hold fewer than ``limit`` files (those the caller
@@ -61,9 +63,16 @@ class Listing(BaseModel):
     """Pass as ``after`` for the next page; null: this was the last one."""
 
 
-class MoveRequest(BaseModel):
+class CopyRequest(BaseModel):
     src: str
     dst: str
+
+
+class MoveRequest(CopyRequest):
+    dst_if_match: int | None = None
+    """Move only over this version of ``dst`` (``If-Match`` applies to ``src``)."""
+    dst_if_absent: bool = False
+    """Move only where ``dst`` does not exist."""
 
 
 def info_of(row: FileRow) -> FileInfo:
@@ -299,7 +308,7 @@ async def delete_file(path: str, request: Request, caller: CallerDep) -> Respons
     return Response(status_code=204)
 
 
-def _pair(hub: Hub, caller: Caller, body: MoveRequest, *, src_write: bool) -> None:
+def _pair(hub: Hub, caller: Caller, body: CopyRequest, *, src_write: bool) -> None:
     require(hub, caller, body.src, write=src_write)
     require(hub, caller, body.dst, write=True)
     if body.src.split("/", 1)[0] != body.dst.split("/", 1)[0]:
@@ -311,11 +320,14 @@ async def move_file(body: MoveRequest, request: Request, caller: CallerDep) -> F
     hub = hub_of(request)
     _pair(hub, caller, body, src_write=True)
     condition = condition_of(request)
-    row = await run_in_threadpool(hub.index.move, body.src, body.dst, caller.email, condition)
+    at_dst = Condition(if_match=body.dst_if_match, if_absent=body.dst_if_absent)
+    row = await run_in_threadpool(
+        hub.index.move, body.src, body.dst, caller.email, condition, at_dst
+    )
     return info_of(row)
 
 
-def _copy(hub: Hub, caller: Caller, body: MoveRequest, condition: Condition) -> FileRow:
+def _copy(hub: Hub, caller: Caller, body: CopyRequest, condition: Condition) -> FileRow:
     source = hub.index.get(body.src)
     if source is None:
         raise NotFound(NOT_FOUND, body.src)
@@ -328,7 +340,7 @@ def _copy(hub: Hub, caller: Caller, body: MoveRequest, condition: Condition) -> 
 
 
 @router.post("/copy")
-async def copy_file(body: MoveRequest, request: Request, caller: CallerDep) -> FileInfo:
+async def copy_file(body: CopyRequest, request: Request, caller: CallerDep) -> FileInfo:
     hub = hub_of(request)
     _pair(hub, caller, body, src_write=False)
     condition = condition_of(request)

@@ -27,7 +27,7 @@ def test_once_then_status_plain_and_json(hub: HubProcess, tmp_path: Path) -> Non
     (folder / f"datasites/{A}/public/one.txt").write_text("1")
     (folder / f"datasites/{A}/public/empty").write_text("")
     out = sync_once(hub.url, A, folder)
-    assert "2 up, 0 down, 0 deleted, 0 conflicts, 0 rejected" in out
+    assert "2 up, 0 down, 0 deleted, 0 moved, 0 conflicts, 0 rejected" in out
     assert "0 up, 0 down" in sync_once(hub.url, A, folder)  # nothing changed since
     shown = _fedbox("sync", "status", "--dir", str(folder))
     assert shown.returncode == 0, shown.stderr

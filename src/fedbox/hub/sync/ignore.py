@@ -43,17 +43,35 @@ def _in_namespace(rel: str) -> bool:
     return bool(rest) and (top == "datasites" or top.startswith("syft_outbox_inbox_"))
 
 
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed ignore file (None: there is none)."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class SyncRules:
-    """Which folder paths take part in the sync (the ignore file is read once, at start)."""
+    """Which folder paths take part in the sync, as the ignore file said when read
+    (:meth:`reloaded` reads it again when it changed)."""
 
     def __init__(self, root: Path, only: Sequence[str] = ()) -> None:
-        lines = list(DEFAULT_IGNORES)
+        self._root = root
         ignore_file = root / IGNORE_FILE
-        if ignore_file.is_file():
+        self.signature = _signature(ignore_file)
+        lines = list(DEFAULT_IGNORES)
+        if self.signature is not None:
             lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
         self._ignored = pathspec.GitIgnoreSpec.from_lines(lines)
         self.only: tuple[str, ...] = tuple(only)
         self._selected: Selection | None = selection(only)
+
+    def reloaded(self) -> SyncRules | None:
+        """The rules with the ignore file read again, or None if it did not change."""
+        if _signature(self._root / IGNORE_FILE) == self.signature:
+            return None
+        return SyncRules(self._root, self.only)
 
     def syncs(self, rel: str) -> bool:
         """True if ``rel`` (a POSIX path relative to DIR) is mirrored."""

@@ -39,6 +39,10 @@ class Refused(PermissionDenied):
     """The hub's rules forbid the write (403, or 404 for a path the caller may not read)."""
 
 
+_LIST_PAGE = 10_000
+"""The hub's largest listing page."""
+
+
 def _remote(headers: httpx.Headers) -> RemoteFile:
     return RemoteFile(
         int(headers["x-fedbox-version"]),
@@ -143,9 +147,16 @@ class SyncRemote:
         return data["changes"], int(data["cursor"])
 
     def listing(self) -> dict[str, RemoteFile]:
-        """Every file the caller may read (a first sync only; later, the feed says)."""
-        answer = self._check(self._send("GET", "/api/v1/list", params={"prefix": ""}), "list")
-        return {item["path"]: _info(item) for item in answer.json()["files"]}
+        """Every file the caller may read, page by page (a first sync, or a changed
+        ignore file; otherwise the feed says)."""
+        found: dict[str, RemoteFile] = {}
+        after: str | None = ""
+        while after is not None:
+            params = {"prefix": "", "after": after, "limit": _LIST_PAGE}
+            page = self._check(self._send("GET", "/api/v1/list", params=params), "list").json()
+            found.update((item["path"], _info(item)) for item in page["files"])
+            after = page["next"]
+        return found
 
     def stat(self, path: str) -> RemoteFile | None:
         answer = self._send("HEAD", self._files(path))
@@ -224,15 +235,14 @@ class SyncRemote:
         commit = self._send("POST", f"/api/v1/uploads/{upload}/commit", headers=headers)
         return _info(self._check(commit, path).json())
 
-    def reannounce(self, path: str, base: int) -> RemoteFile:
-        """A new version of the same bytes (a server-side copy onto itself), so the feed
-        tells everyone who may read it *now*: readers a rule change has just let in never
-        saw the earlier version's change."""
+    def move(self, src: str, dst: str, base: int) -> RemoteFile:
+        """Rename ``src`` (only at version ``base``) to ``dst`` (only where there is no
+        file): Stale if either changed meanwhile, nothing moved."""
         answer = self._send(
-            "POST", "/api/v1/copy", json={"src": path, "dst": path},
+            "POST", "/api/v1/move", json={"src": src, "dst": dst, "dst_if_absent": True},
             headers=self._condition(base),
         )  # fmt: skip
-        return _info(self._check(answer, path).json())
+        return _info(self._check(answer, dst).json())
 
     def delete(self, path: str, base: int) -> None:
         """Delete ``path`` only if it is still at version ``base``; gone already is fine."""

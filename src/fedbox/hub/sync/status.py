@@ -37,6 +37,11 @@ class SyncStatus:
     uploaded: int = 0
     downloaded: int = 0
     deleted: int = 0
+    moved: int = 0
+    events: str = ""
+    """Where local changes come from: inotify, or a walk of the folder every few seconds."""
+    ignores_read: float = 0.0
+    """When ``.fedboxignore`` was last applied (at start, then each time it changed)."""
     cursor: int = 0
     head: int = 0
     caught_up: bool = False
