@@ -1,7 +1,7 @@
 """``fedbox sync`` on loopback: propagation latency, a burst, a first sync, an idle restart.
 
 Run: ``.venv/bin/python benchmarks/sync.py [--samples 200] [--burst 1000] [--files 2000]
-[--file-kb 10]`` (``--files 10000`` is the issue's 10,000 files / 100 MB).
+[--file-kb 10] [--no-first-sync]`` (``--files 10000`` is the issue's 10,000 files / 100 MB).
 
 A ``fedbox hub serve --dev`` process and two ``fedbox sync`` daemons (Alice's folder and
 Bob's), each a process of its own, on 127.0.0.1. Alice's files go under her
@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--file-kb", type=int, default=10)
+    parser.add_argument(
+        "--no-first-sync", action="store_true", help="stop after the latency and the burst"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fedbox-sync-bench-"))
@@ -171,6 +174,7 @@ def main() -> None:
 
         burst_src, burst_dst = a_dir / PUBLIC / "burst", b_dir / PUBLIC / "burst"
         burst_src.mkdir()
+        before = _requests(url)
         start = time.perf_counter()
         for i in range(args.burst):
             _put(burst_src, f"{i:05}.bin", payload)
@@ -180,14 +184,18 @@ def main() -> None:
             step=0.005,
         )
         burst = time.perf_counter() - start
+        sent = _requests(url) - before - 1  # this count's own /metrics request
         print(
-            f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s (goal < 2 s)"
+            f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s "
+            f"(goal < 2 s), {sent} hub requests"
         )
 
         for proc in daemons:
             proc.send_signal(signal.SIGTERM)
             proc.wait()
         daemons.clear()
+        if args.no_first_sync:
+            return
         bulk = a_dir / PUBLIC / "bulk"
         bulk.mkdir()
         for i in range(args.files):

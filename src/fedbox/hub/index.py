@@ -9,7 +9,7 @@ transaction leaves an orphan blob that the caller discards, never a row without 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = [
     "Condition",
     "FileIndex",
     "FileRow",
+    "NewFile",
     "PreconditionFailed",
     "Quota",
     "QuotaExceeded",
@@ -86,6 +87,17 @@ class Condition:
 
 
 ANY = Condition()
+
+
+@dataclass(frozen=True, slots=True)
+class NewFile:
+    """One write of :meth:`FileIndex.put_many`: ``blob`` (already final) for ``path``."""
+
+    path: str
+    blob: str
+    size: int
+    sha256: str
+    condition: Condition = ANY
 
 
 def _file(row: Row[Any]) -> FileRow:
@@ -151,16 +163,40 @@ class FileIndex:
     ) -> FileRow:
         """Make ``blob`` (already final) the content of ``path``; on error the caller
         still owns the blob and must delete it."""
+        (result,) = self.put_many(writer, [NewFile(path, blob, size, sha256, condition)])
+        if isinstance(result, FedboxError):
+            raise result
+        return result
+
+    def put_many(
+        self, writer: str, items: Sequence[NewFile]
+    ) -> list[FileRow | PreconditionFailed | QuotaExceeded]:
+        """Each item written as :meth:`put` writes it, in order, all in one transaction
+        (one commit, one notification for a burst of small files); an item its condition
+        or the quota refuses is answered with that error and the others still apply. The
+        caller still owns the blobs of refused items."""
         now = time.time()
+        results: list[FileRow | PreconditionFailed | QuotaExceeded] = []
+        replaced: list[FileRow | None] = []
         with self._write() as conn:
-            current = self._current(conn, path)
-            condition.check(current, path)
-            self._check_quota(conn, writer, size, current)
-            seq = self._append(conn, "put", path, None, size, sha256, writer, now)
-            row = FileRow(path, seq, size, sha256, writer, now, blob)
-            self._store(conn, row, current)
-        self._after(current, seq)
-        return row
+            for item in items:
+                current = self._current(conn, item.path)
+                try:
+                    item.condition.check(current, item.path)
+                    self._check_quota(conn, writer, item.size, current)
+                except (PreconditionFailed, QuotaExceeded) as exc:
+                    results.append(exc)
+                    continue
+                seq = self._append(conn, "put", item.path, None, item.size, item.sha256,
+                                   writer, now)  # fmt: skip
+                row = FileRow(item.path, seq, item.size, item.sha256, writer, now, item.blob)
+                self._store(conn, row, current)
+                results.append(row)
+                replaced.append(current)
+        written = [r for r in results if isinstance(r, FileRow)]
+        if written:
+            self._after(replaced, written[0].version, len(written))
+        return results
 
     def delete(self, path: str, writer: str, condition: Condition = ANY) -> None:
         with self._write() as conn:
@@ -170,7 +206,7 @@ class FileIndex:
             condition.check(current, path)
             conn.execute(delete(files).where(files.c.path == path))
             seq = self._append(conn, "delete", path, None, None, None, writer, time.time())
-        self._after(current, seq)
+        self._after([current], seq)
 
     def move(self, src: str, dst: str, writer: str, condition: Condition = ANY) -> FileRow:
         """Rename ``src`` to ``dst`` in one transaction, replacing any file at ``dst``."""
@@ -185,7 +221,7 @@ class FileIndex:
             seq = self._append(conn, "move", dst, src, current.size, current.sha256, writer, now)
             row = FileRow(dst, seq, current.size, current.sha256, writer, now, current.blob)
             self._store(conn, row, replaced)
-        self._after(replaced, seq)
+        self._after([replaced], seq)
         return row
 
     # --- internals -----------------------------------------------------------------------
@@ -264,10 +300,14 @@ class FileIndex:
         else:
             conn.execute(update(files).where(files.c.path == row.path).values(**values))
 
-    def _after(self, replaced: FileRow | None, seq: int) -> None:
-        if replaced is not None:
-            self.blobs.delete(replaced.blob)
+    def _after(self, replaced: Sequence[FileRow | None], first: int, count: int = 1) -> None:
+        """Drop the replaced versions' blobs and tell the listeners about changes
+        ``first`` .. ``first + count - 1`` (one transaction's: writers take turns, so its
+        sequence numbers follow each other)."""
+        for old in replaced:
+            if old is not None:
+                self.blobs.delete(old.blob)
         if self._listeners:
-            new = self.changes(seq - 1, limit=1)
+            new = self.changes(first - 1, limit=count)
             for listener in self._listeners:
                 listener(new)
