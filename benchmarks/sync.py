@@ -93,6 +93,12 @@ def _once(url: str, email: str, folder: Path) -> tuple[float, int]:
     return seconds, _requests(url) - before
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_idle(folder: Path) -> bool:
     status = folder / ".fedbox-sync" / "status.json"
     return status.is_file() and '"caught_up": true' in status.read_text()
@@ -175,6 +181,8 @@ def main() -> None:
         burst_src, burst_dst = a_dir / PUBLIC / "burst", b_dir / PUBLIC / "burst"
         burst_src.mkdir()
         before = _requests(url)
+        pids = {"hub": hub.pid, "alice's daemon": daemons[0].pid, "bob's daemon": daemons[1].pid}
+        cpu = {who: _cpu_seconds(pid) for who, pid in pids.items()}
         start = time.perf_counter()
         for i in range(args.burst):
             _put(burst_src, f"{i:05}.bin", payload)
@@ -188,6 +196,12 @@ def main() -> None:
         print(
             f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s "
             f"(goal < 2 s), {sent} hub requests"
+        )
+        _wait(lambda: _status_idle(a_dir) and _status_idle(b_dir), "the daemons", step=0.05)
+        used = {who: _cpu_seconds(pid) - cpu[who] for who, pid in pids.items()}
+        print(
+            "  CPU seconds for the burst: "
+            + ", ".join(f"{who} {seconds:.2f}" for who, seconds in used.items())
         )
 
         for proc in daemons:

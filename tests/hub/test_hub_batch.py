@@ -13,7 +13,7 @@ from hub_process import BACKENDS, HubProcess, client_for
 
 A, B, C = "alice@x.org", "bob@x.org", "carol@x.org"
 RULES = 'rules:\n  - pattern: "public/**"\n    access: {read: ["*"]}\n'
-QUOTA_FILES = 5
+QUOTA_FILES = 20
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

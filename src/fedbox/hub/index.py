@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.blobs import Blobs
@@ -100,6 +100,14 @@ class NewFile:
     condition: Condition = ANY
 
 
+# Built once: a statement given its values as parameters is compiled once (cached), not
+# rebuilt per file; a burst of small files spends most of its hub time on these.
+_ROW = select(files).where(files.c.path == bindparam("path"))
+_APPEND = insert(changes)
+_INSERT = insert(files)
+_UPDATE = update(files).where(files.c.path == bindparam("key"))
+
+
 def _file(row: Row[Any]) -> FileRow:
     return FileRow(**row._mapping)
 
@@ -121,7 +129,7 @@ class FileIndex:
 
     def get(self, path: str) -> FileRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(files).where(files.c.path == path)).first()
+            row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
 
     def under(self, prefix: str = "", after: str = "", limit: int | None = None) -> list[FileRow]:
@@ -237,7 +245,7 @@ class FileIndex:
 
     @staticmethod
     def _current(conn: Connection, path: str) -> FileRow | None:
-        row = conn.execute(select(files).where(files.c.path == path)).first()
+        row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
 
     def _check_quota(
@@ -275,16 +283,10 @@ class FileIndex:
         now: float,
     ) -> int:
         result = conn.execute(
-            insert(changes).values(
-                op=op,
-                path=path,
-                old_path=old_path,
-                size=size,
-                sha256=sha256,
-                writer=writer,
-                time=now,
-            )
-        )
+            _APPEND,
+            {"op": op, "path": path, "old_path": old_path, "size": size, "sha256": sha256,
+             "writer": writer, "time": now},
+        )  # fmt: skip
         key = result.inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -296,9 +298,9 @@ class FileIndex:
             "writer": row.writer, "mtime": row.mtime, "blob": row.blob,
         }  # fmt: skip
         if current is None:
-            conn.execute(insert(files).values(path=row.path, **values))
+            conn.execute(_INSERT, {"path": row.path, **values})
         else:
-            conn.execute(update(files).where(files.c.path == row.path).values(**values))
+            conn.execute(_UPDATE, {"key": row.path, **values})
 
     def _after(self, replaced: Sequence[FileRow | None], first: int, count: int = 1) -> None:
         """Drop the replaced versions' blobs and tell the listeners about changes
