@@ -132,6 +132,12 @@ class FileIndex:
             row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
 
+    def get_many(self, paths: Sequence[str]) -> dict[str, FileRow]:
+        """The current rows of those of ``paths`` that exist, in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(files).where(files.c.path.in_(set(paths))))
+            return {row.path: _file(row) for row in rows}
+
     def under(self, prefix: str = "", after: str = "", limit: int | None = None) -> list[FileRow]:
         """Files whose path is below ``prefix`` (a folder; "" for all), by path: those
         after the path ``after``, at most ``limit`` of them (one page of a listing)."""

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from fedbox.errors import FedboxError
 from fedbox.hub.context import Hub, authenticate, bearer_token, current_caller, hub_of
 from fedbox.hub.identity import Caller
-from fedbox.hub.index import Change
+from fedbox.hub.index import Change, FileRow
 from fedbox.hub.selection import Selection, selection
 
 __all__ = ["ChangeBatch", "ChangeInfo", "router", "visible_changes"]
@@ -121,22 +121,25 @@ def _filter(
     bytes), and whether the scan was cut at ``limit`` (more may follow)."""
     if scanned:
         hub.access.catch_up(scanned[-1].seq)  # filter by rules at least as new as these
-    seen = []
+    seen, small = [], []
     for change in scanned:
         info = _as_seen(hub, user, change, only)
         if info is None:
             continue
         if info.op == "put" and change.writer != user and (info.size or 0) <= inline:
-            info.data = _contents(hub, change)
+            small.append((info, change))
         seen.append(info)
+    if small:  # one query for a burst's rows, not one per file
+        rows = hub.index.get_many([change.path for _, change in small])
+        for info, change in small:
+            info.data = _contents(hub, change, rows.get(change.path))
     batch = ChangeBatch(changes=seen, cursor=scanned[-1].seq if scanned else after)
     return batch, len(scanned) == limit
 
 
-def _contents(hub: Hub, change: Change) -> str | None:
-    """The bytes ``change`` wrote, base64; None once a later change replaced them (the
-    reader then downloads the file as usual)."""
-    row = hub.index.get(change.path)
+def _contents(hub: Hub, change: Change, row: FileRow | None) -> str | None:
+    """The bytes ``change`` wrote (``row``: its path's current row), base64; None once a
+    later change replaced them (the reader then downloads the file as usual)."""
     if row is None or row.version != change.seq:
         return None
     try:
