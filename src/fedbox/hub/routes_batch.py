@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -51,7 +51,8 @@ BATCH_FILES = 1000
 BATCH_FILE_MAX = 1 << 20
 """Larger files go by PUT (streamed) or a resumable upload."""
 BATCH_BODY_MAX = 32 << 20
-_PARALLEL_BLOBS = 32
+_BLOB_WRITERS = ThreadPoolExecutor(32, "batch-blob")
+"""Shared by the process's batches (threads made once, on first use)."""
 
 
 class BatchFile(BaseModel):
@@ -109,8 +110,8 @@ def _store_all(hub: Hub, bodies: list[bytes]) -> list[str]:
     object store takes them in parallel. Nothing stays on failure."""
     if len(bodies) <= 1:
         return [store_blob(hub, body) for body in bodies]
-    with ThreadPoolExecutor(min(len(bodies), _PARALLEL_BLOBS), "batch-blob") as pool:
-        futures = [pool.submit(store_blob, hub, body) for body in bodies]
+    futures = [_BLOB_WRITERS.submit(store_blob, hub, body) for body in bodies]
+    wait(futures)
     keys = [f.result() for f in futures if f.exception() is None]
     if len(keys) < len(futures):
         for key in keys:
