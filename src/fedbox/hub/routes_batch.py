@@ -124,6 +124,8 @@ def _write_group(
     hub: Hub, caller: Caller, items: list[BatchFile], results: list[BatchResult]
 ) -> None:
     """Check and store ``items``, then commit the accepted ones in one transaction."""
+    if not items:  # no transaction (nor a notification to every hub process) for nothing
+        return
     answers: dict[int, BatchResult] = {}
     accepted: list[tuple[int, bytes, str]] = []
     for i, item in enumerate(items):
