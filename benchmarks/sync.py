@@ -1,7 +1,7 @@
 """``fedbox sync`` on loopback: propagation latency, a burst, a first sync, an idle restart.
 
 Run: ``.venv/bin/python benchmarks/sync.py [--samples 200] [--burst 1000] [--files 2000]
-[--file-kb 10]`` (``--files 10000`` is the issue's 10,000 files / 100 MB).
+[--file-kb 10] [--no-first-sync]`` (``--files 10000`` is the issue's 10,000 files / 100 MB).
 
 A ``fedbox hub serve --dev`` process and two ``fedbox sync`` daemons (Alice's folder and
 Bob's), each a process of its own, on 127.0.0.1. Alice's files go under her
@@ -93,6 +93,12 @@ def _once(url: str, email: str, folder: Path) -> tuple[float, int]:
     return seconds, _requests(url) - before
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_idle(folder: Path) -> bool:
     status = folder / ".fedbox-sync" / "status.json"
     return status.is_file() and '"caught_up": true' in status.read_text()
@@ -111,6 +117,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--file-kb", type=int, default=10)
+    parser.add_argument(
+        "--no-first-sync", action="store_true", help="stop after the latency and the burst"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fedbox-sync-bench-"))
@@ -171,6 +180,9 @@ def main() -> None:
 
         burst_src, burst_dst = a_dir / PUBLIC / "burst", b_dir / PUBLIC / "burst"
         burst_src.mkdir()
+        before = _requests(url)
+        pids = {"hub": hub.pid, "alice's daemon": daemons[0].pid, "bob's daemon": daemons[1].pid}
+        cpu = {who: _cpu_seconds(pid) for who, pid in pids.items()}
         start = time.perf_counter()
         for i in range(args.burst):
             _put(burst_src, f"{i:05}.bin", payload)
@@ -180,14 +192,24 @@ def main() -> None:
             step=0.005,
         )
         burst = time.perf_counter() - start
+        sent = _requests(url) - before - 1  # this count's own /metrics request
         print(
-            f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s (goal < 2 s)"
+            f"{args.burst} x 1 KB at once: all in the other folder after {burst:.2f} s "
+            f"(goal < 2 s), {sent} hub requests"
+        )
+        _wait(lambda: _status_idle(a_dir) and _status_idle(b_dir), "the daemons", step=0.05)
+        used = {who: _cpu_seconds(pid) - cpu[who] for who, pid in pids.items()}
+        print(
+            "  CPU seconds for the burst: "
+            + ", ".join(f"{who} {seconds:.2f}" for who, seconds in used.items())
         )
 
         for proc in daemons:
             proc.send_signal(signal.SIGTERM)
             proc.wait()
         daemons.clear()
+        if args.no_first_sync:
+            return
         bulk = a_dir / PUBLIC / "bulk"
         bulk.mkdir()
         for i in range(args.files):

@@ -70,7 +70,7 @@ def sync(
         ),
     ] = 100 << 20,
     state_dir: StateOpt = None,
-    workers: Annotated[int, typer.Option(help="Parallel transfers.", min=1)] = 8,
+    workers: Annotated[int, typer.Option(help="Parallel transfers.", min=1)] = 32,
     poll: Annotated[
         bool,
         typer.Option(

@@ -2,7 +2,8 @@
 
 Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``): ``/healthz``, ``/metrics``,
 ``/api/v1/auth/*`` (:mod:`fedbox.hub.routes_auth`), ``/api/v1/files/*``, ``/move``,
-``/copy``, ``/list`` (:mod:`fedbox.hub.routes_files`), ``/api/v1/uploads/*``
+``/copy``, ``/list`` (:mod:`fedbox.hub.routes_files`), ``/api/v1/batch``
+(:mod:`fedbox.hub.routes_batch`), ``/api/v1/uploads/*``
 (:mod:`fedbox.hub.routes_uploads`), ``/api/v1/changes`` and its websocket
 (:mod:`fedbox.hub.routes_changes`).
 """
@@ -17,8 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from fedbox.datasite.permissions import InvalidPermissionFile
-from fedbox.errors import InvalidIdentity, NotFound, PermissionDenied
 from fedbox.hub.access import AccessRules
 from fedbox.hub.blobs import open_blobs
 from fedbox.hub.context import ChangeBus, Hub, hub_of
@@ -27,24 +26,24 @@ from fedbox.hub.identity import (
     RateLimiter,
     Sessions,
     TokenIssuer,
-    Unauthorized,
     load_secret,
 )
-from fedbox.hub.index import FileIndex, PreconditionFailed, Quota, QuotaExceeded
+from fedbox.hub.index import FileIndex, Quota
 from fedbox.hub.limits import HeaderLimit
 from fedbox.hub.metrics import Metrics, MetricsMiddleware
 from fedbox.hub.migrate import ensure_current
 from fedbox.hub.notify import ChangeWatcher
+from fedbox.hub.refusals import REFUSALS, refusal
 from fedbox.hub.routes_auth import router as auth_router
+from fedbox.hub.routes_batch import router as batch_router
 from fedbox.hub.routes_changes import router as changes_router
-from fedbox.hub.routes_files import NOT_FOUND
 from fedbox.hub.routes_files import router as files_router
 from fedbox.hub.routes_uploads import router as uploads_router
 from fedbox.hub.rule_news import RuleListings
 from fedbox.hub.schema import open_engine
 from fedbox.hub.settings import HubSettings
 from fedbox.hub.tail import ChangeTail
-from fedbox.hub.uploads import UploadMismatch, Uploads
+from fedbox.hub.uploads import Uploads
 
 __all__ = ["build_hub", "create_app"]
 
@@ -100,37 +99,14 @@ def _error(status: int, detail: str, **headers: str) -> JSONResponse:
 
 
 def _install_errors(app: FastAPI) -> None:
-    async def unauthorized(_r: Request, exc: Exception) -> JSONResponse:
-        return _error(401, str(exc), **{"WWW-Authenticate": "Bearer"})
+    async def refused(_r: Request, exc: Exception) -> JSONResponse:
+        status, detail = refusal(exc) or (500, "internal error")
+        if status == 401:
+            return _error(status, detail, **{"WWW-Authenticate": "Bearer"})
+        return _error(status, detail)
 
-    async def bad_input(_r: Request, exc: Exception) -> JSONResponse:
-        return _error(400, str(exc))
-
-    async def not_found(_r: Request, _exc: Exception) -> JSONResponse:
-        # Identical for a missing path and a hidden one: no existence oracle.
-        return _error(404, NOT_FOUND)
-
-    async def forbidden(_r: Request, exc: Exception) -> JSONResponse:
-        return _error(403, str(exc))
-
-    async def stale(_r: Request, exc: Exception) -> JSONResponse:
-        return _error(412, str(exc))
-
-    async def over_quota(_r: Request, exc: Exception) -> JSONResponse:
-        return _error(413, str(exc))
-
-    app.add_exception_handler(Unauthorized, unauthorized)
-    app.add_exception_handler(InvalidIdentity, bad_input)
-    app.add_exception_handler(InvalidPermissionFile, bad_input)
-    app.add_exception_handler(NotFound, not_found)
-    app.add_exception_handler(PermissionDenied, forbidden)
-    app.add_exception_handler(PreconditionFailed, stale)
-    app.add_exception_handler(QuotaExceeded, over_quota)
-
-    async def conflict(_r: Request, exc: Exception) -> JSONResponse:
-        return _error(409, str(exc))
-
-    app.add_exception_handler(UploadMismatch, conflict)
+    for kind, _status in REFUSALS:
+        app.add_exception_handler(kind, refused)
 
 
 def create_app(settings: HubSettings) -> FastAPI:
@@ -154,6 +130,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     _install_errors(app)
     app.include_router(auth_router)
     app.include_router(files_router)
+    app.include_router(batch_router)
     app.include_router(changes_router)
     app.include_router(uploads_router)
 

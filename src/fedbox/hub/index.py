@@ -9,12 +9,12 @@ transaction leaves an orphan blob that the caller discards, never a row without 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.blobs import Blobs
@@ -26,6 +26,7 @@ __all__ = [
     "Condition",
     "FileIndex",
     "FileRow",
+    "NewFile",
     "PreconditionFailed",
     "Quota",
     "QuotaExceeded",
@@ -88,6 +89,25 @@ class Condition:
 ANY = Condition()
 
 
+@dataclass(frozen=True, slots=True)
+class NewFile:
+    """One write of :meth:`FileIndex.put_many`: ``blob`` (already final) for ``path``."""
+
+    path: str
+    blob: str
+    size: int
+    sha256: str
+    condition: Condition = ANY
+
+
+# Built once: a statement given its values as parameters is compiled once (cached), not
+# rebuilt per file; a burst of small files spends most of its hub time on these.
+_ROW = select(files).where(files.c.path == bindparam("path"))
+_APPEND = insert(changes)
+_INSERT = insert(files)
+_UPDATE = update(files).where(files.c.path == bindparam("key"))
+
+
 def _file(row: Row[Any]) -> FileRow:
     return FileRow(**row._mapping)
 
@@ -109,8 +129,14 @@ class FileIndex:
 
     def get(self, path: str) -> FileRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(files).where(files.c.path == path)).first()
+            row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, FileRow]:
+        """The current rows of those of ``paths`` that exist, in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(files).where(files.c.path.in_(set(paths))))
+            return {row.path: _file(row) for row in rows}
 
     def under(self, prefix: str = "", after: str = "", limit: int | None = None) -> list[FileRow]:
         """Files whose path is below ``prefix`` (a folder; "" for all), by path: those
@@ -151,16 +177,42 @@ class FileIndex:
     ) -> FileRow:
         """Make ``blob`` (already final) the content of ``path``; on error the caller
         still owns the blob and must delete it."""
+        (result,) = self.put_many(writer, [NewFile(path, blob, size, sha256, condition)])
+        if isinstance(result, FedboxError):
+            raise result
+        return result
+
+    def put_many(
+        self, writer: str, items: Sequence[NewFile]
+    ) -> list[FileRow | PreconditionFailed | QuotaExceeded]:
+        """Each item written as :meth:`put` writes it, in order, all in one transaction
+        (one commit, one notification for a burst of small files); an item its condition
+        or the quota refuses is answered with that error and the others still apply. The
+        caller still owns the blobs of refused items."""
         now = time.time()
+        results: list[FileRow | PreconditionFailed | QuotaExceeded] = []
+        replaced: list[FileRow | None] = []
+        appended: list[Change] = []
         with self._write() as conn:
-            current = self._current(conn, path)
-            condition.check(current, path)
-            self._check_quota(conn, writer, size, current)
-            change = self._append(conn, "put", path, None, size, sha256, writer, now)
-            row = FileRow(path, change.seq, size, sha256, writer, now, blob)
-            self._store(conn, row, current)
-        self._after(current, change)
-        return row
+            for item in items:
+                current = self._current(conn, item.path)
+                try:
+                    item.condition.check(current, item.path)
+                    self._check_quota(conn, writer, item.size, current)
+                except (PreconditionFailed, QuotaExceeded) as exc:
+                    results.append(exc)
+                    continue
+                change = self._append(conn, "put", item.path, None, item.size, item.sha256,
+                                      writer, now)  # fmt: skip
+                row = FileRow(item.path, change.seq, item.size, item.sha256, writer, now,
+                              item.blob)  # fmt: skip
+                self._store(conn, row, current)
+                results.append(row)
+                replaced.append(current)
+                appended.append(change)
+        if appended:
+            self._after(replaced, appended)
+        return results
 
     def delete(self, path: str, writer: str, condition: Condition = ANY) -> None:
         with self._write() as conn:
@@ -170,7 +222,7 @@ class FileIndex:
             condition.check(current, path)
             conn.execute(delete(files).where(files.c.path == path))
             change = self._append(conn, "delete", path, None, None, None, writer, time.time())
-        self._after(current, change)
+        self._after([current], [change])
 
     def move(
         self,
@@ -194,7 +246,7 @@ class FileIndex:
             change = self._append(conn, "move", dst, src, current.size, current.sha256, writer, now)
             row = FileRow(dst, change.seq, current.size, current.sha256, writer, now, current.blob)
             self._store(conn, row, replaced)
-        self._after(replaced, change)
+        self._after([replaced], [change])
         return row
 
     # --- internals -----------------------------------------------------------------------
@@ -210,7 +262,7 @@ class FileIndex:
 
     @staticmethod
     def _current(conn: Connection, path: str) -> FileRow | None:
-        row = conn.execute(select(files).where(files.c.path == path)).first()
+        row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
 
     def _check_quota(
@@ -250,16 +302,10 @@ class FileIndex:
         """Append the change to the log; the row as written (its listeners get it without
         reading it back)."""
         result = conn.execute(
-            insert(changes).values(
-                op=op,
-                path=path,
-                old_path=old_path,
-                size=size,
-                sha256=sha256,
-                writer=writer,
-                time=now,
-            )
-        )
+            _APPEND,
+            {"op": op, "path": path, "old_path": old_path, "size": size, "sha256": sha256,
+             "writer": writer, "time": now},
+        )  # fmt: skip
         key = result.inserted_primary_key
         assert key is not None
         return Change(int(key[0]), op, path, old_path, size, sha256, writer, now)
@@ -271,12 +317,15 @@ class FileIndex:
             "writer": row.writer, "mtime": row.mtime, "blob": row.blob,
         }  # fmt: skip
         if current is None:
-            conn.execute(insert(files).values(path=row.path, **values))
+            conn.execute(_INSERT, {"path": row.path, **values})
         else:
-            conn.execute(update(files).where(files.c.path == row.path).values(**values))
+            conn.execute(_UPDATE, {"key": row.path, **values})
 
-    def _after(self, replaced: FileRow | None, change: Change) -> None:
-        if replaced is not None:
-            self.blobs.delete(replaced.blob)
+    def _after(self, replaced: Sequence[FileRow | None], appended: list[Change]) -> None:
+        """Drop the replaced versions' blobs and hand the listeners the changes one
+        transaction appended, as written (no reading them back)."""
+        for old in replaced:
+            if old is not None:
+                self.blobs.delete(old.blob)
         for listener in self._listeners:
-            listener([change])
+            listener(appended)

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from fedbox.errors import FedboxError
 from fedbox.hub.context import Hub, authenticate, bearer_token, current_caller, hub_of
 from fedbox.hub.identity import Caller
-from fedbox.hub.index import Change
+from fedbox.hub.index import Change, FileRow
 from fedbox.hub.rule_news import rule_folders
 from fedbox.hub.selection import Selection, selection
 
@@ -174,8 +174,11 @@ def _visible(
 
 
 def _inline(hub: Hub, entries: list[tuple[ChangeInfo, Change]]) -> None:
+    if not entries:
+        return
+    rows = hub.index.get_many([change.path for _, change in entries])  # one query a burst
     for info, change in entries:
-        info.data = _contents(hub, change)
+        info.data = _contents(hub, change, rows.get(change.path))
 
 
 def _now_readable(
@@ -201,10 +204,9 @@ def _now_readable(
     return [marker, *listed]
 
 
-def _contents(hub: Hub, change: Change) -> str | None:
-    """The bytes ``change`` wrote, base64; None once a later change replaced them (the
-    reader then downloads the file as usual)."""
-    row = hub.index.get(change.path)
+def _contents(hub: Hub, change: Change, row: FileRow | None) -> str | None:
+    """The bytes ``change`` wrote (``row``: its path's current row), base64; None once a
+    later change replaced them (the reader then downloads the file as usual)."""
     if row is None or row.version != change.seq:
         return None
     try:

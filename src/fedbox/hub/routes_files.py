@@ -37,7 +37,16 @@ from fedbox.hub.direct import direct_download
 from fedbox.hub.identity import Caller
 from fedbox.hub.index import Condition, FileRow
 
-__all__ = ["NOT_FOUND", "FileInfo", "condition_of", "info_of", "require", "router"]
+__all__ = [
+    "NOT_FOUND",
+    "FileInfo",
+    "condition_of",
+    "info_of",
+    "require",
+    "router",
+    "store_blob",
+    "verify_body",
+]
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -125,7 +134,9 @@ def condition_of(request: Request) -> Condition:
     )
 
 
-def _verify(path: str, sha256: str, declared: str | None, data: bytes | bytearray | None) -> None:
+def verify_body(
+    path: str, sha256: str, declared: str | None, data: bytes | bytearray | None
+) -> None:
     """Refuse a body whose digest is not the declared one, or an invalid rule file."""
     if declared is not None and declared.lower() != sha256:
         raise InvalidIdentity(f"the body's SHA-256 is {sha256}, not {declared}", declared)
@@ -133,12 +144,8 @@ def _verify(path: str, sha256: str, declared: str | None, data: bytes | bytearra
         parse_rules_text(bytes(data), path)
 
 
-def _store_whole(
-    hub: Hub, path: str, writer: str, body: bytes, condition: Condition, declared: str | None
-) -> FileRow:
-    """A small body already in memory, stored and committed in one worker-thread visit."""
-    sha256 = hashlib.sha256(body).hexdigest()
-    _verify(path, sha256, declared, body if is_rules_path(path) else None)
+def store_blob(hub: Hub, body: bytes) -> str:
+    """``body`` as a new final blob; its key (nothing stays on failure)."""
     blob = hub.index.blobs.create()
     try:
         blob.write(body)
@@ -146,10 +153,20 @@ def _store_whole(
     except BaseException:
         blob.discard()
         raise
+    return blob.key
+
+
+def _store_whole(
+    hub: Hub, path: str, writer: str, body: bytes, condition: Condition, declared: str | None
+) -> FileRow:
+    """A small body already in memory, stored and committed in one worker-thread visit."""
+    sha256 = hashlib.sha256(body).hexdigest()
+    verify_body(path, sha256, declared, body if is_rules_path(path) else None)
+    key = store_blob(hub, body)
     try:
-        return hub.index.put(path, writer, blob.key, len(body), sha256, condition)
+        return hub.index.put(path, writer, key, len(body), sha256, condition)
     except BaseException:
-        hub.index.blobs.delete(blob.key)
+        hub.index.blobs.delete(key)
         raise
 
 
@@ -172,7 +189,7 @@ async def _receive(hub: Hub, request: Request, path: str) -> tuple[str, int, str
         if buffer:
             await run_in_threadpool(blob.write, bytes(buffer))
         sha256 = digest.hexdigest()
-        _verify(path, sha256, request.headers.get("x-content-sha256"), kept)
+        verify_body(path, sha256, request.headers.get("x-content-sha256"), kept)
         await run_in_threadpool(blob.finish)
     except BaseException:
         await run_in_threadpool(blob.discard)

@@ -26,8 +26,10 @@ import time
 from typing import Any
 
 from fedbox.errors import FedboxError
+from fedbox.hub.sync.batch import UploadBatcher
 from fedbox.hub.sync.feed import FeedFollower
 from fedbox.hub.sync.ignore import IGNORE_FILE, SyncRules
+from fedbox.hub.sync.inline import InlineBytes
 from fedbox.hub.sync.journal import Journal
 from fedbox.hub.sync.local import FolderWatcher, walk
 from fedbox.hub.sync.options import SyncOptions
@@ -65,6 +67,7 @@ class SyncDaemon:
             resumable_above=options.resumable_above, part_size=options.part_size,
         )  # fmt: skip
         self.journal = Journal(self.root / STATE_DIR / "journal.db")
+        self.inline = InlineBytes()
         self.renames = Renames()
         self.board = StatusBoard(
             self.root,
@@ -73,7 +76,7 @@ class SyncDaemon:
         self.work = WorkList(self._save_cursor)
         self.settler = PathSettler(
             self.root, self.journal, self.remote, self.board, self.renames, options.min_free,
-            self.work.add,
+            self.work.add, UploadBatcher(self.remote), self.inline,
         )  # fmt: skip
         self._threads: list[threading.Thread] = []
         self._watcher: FolderWatcher | None = None
@@ -204,6 +207,7 @@ class SyncDaemon:
         self.work.again_inside(rel)
 
     def _on_changes(self, changes: list[dict[str, Any]], cursor: int) -> None:
+        self.inline.note([c for c in changes if self.rules.syncs(c["path"])])
         news: dict[str, RemoteFile | None] = {}
         relisted: list[str] = []
         for change in changes:

@@ -18,7 +18,9 @@ class SyncOptions:
     """gitignore-style globs: sync only these paths (applied by the hub's feed too)."""
     min_free: int = 100 << 20
     """Downloads that would leave less free space than this are refused (per file)."""
-    workers: int = 8
+    workers: int = 32
+    """Paths synced at once: mostly waiting on the hub or the disk, and a burst's small
+    uploads share requests (and its downloads' fsyncs share disk commits) this wide."""
     poll: bool = False
     """Walk the folder every few seconds instead of OS events (network mounts)."""
     resumable_above: int = 64 << 20

@@ -8,8 +8,10 @@ Store protocol hides: versions, ``If-Match``/``If-None-Match`` writes whose refu
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
@@ -22,9 +24,11 @@ from fedbox.errors import FedboxError, NotFound, PermissionDenied, StoreError
 from fedbox.hub.credentials import HubLogin, error_detail, find_login
 from fedbox.hub.sync.reconcile import LocalFile, RemoteFile
 
-__all__ = ["HubAway", "Refused", "Stale", "SyncRemote"]
+__all__ = ["INLINE_MAX", "HubAway", "Refused", "SmallUpload", "Stale", "SyncRemote"]
 
 _CHUNK = 1 << 20
+INLINE_MAX = 64 << 10
+"""The feed carries the bytes of others' new files up to this size: no GET for them."""
 
 
 class HubAway(StoreError):
@@ -51,8 +55,30 @@ def _remote(headers: httpx.Headers) -> RemoteFile:
     )
 
 
+def _refusal(status: int, detail: str, path: str) -> FedboxError:
+    """What the daemon makes of a refused write or read, whole request or batch item."""
+    if status == 412:
+        return Stale(f"{path}: {detail}")
+    if status in (403, 404):
+        return Refused(f"{path}: {detail}", path)
+    if status >= 500 or status in (408, 429):
+        return HubAway(f"{path}: the hub answered {status}: {detail}", path)
+    return StoreError(f"{path}: the hub answered {status}: {detail}", path)
+
+
 def _info(item: dict[str, Any]) -> RemoteFile:
     return RemoteFile(int(item["version"]), str(item["sha256"]), int(item["size"]))
+
+
+@dataclass(frozen=True, slots=True)
+class SmallUpload:
+    """One file of :meth:`SyncRemote.upload_batch`: written only over version ``base``
+    (None: only if absent)."""
+
+    path: str
+    data: bytes
+    sha256: str
+    base: int | None
 
 
 class SyncRemote:
@@ -114,15 +140,7 @@ class SyncRemote:
     def _check(answer: httpx.Response, path: str) -> httpx.Response:
         if answer.is_success:
             return answer
-        detail = error_detail(answer)
-        status = answer.status_code
-        if status == 412:
-            raise Stale(f"{path}: {detail}")
-        if status in (403, 404):
-            raise Refused(f"{path}: {detail}", path)
-        if status >= 500 or status in (408, 429):
-            raise HubAway(f"{path}: the hub answered {status}: {detail}", path)
-        raise StoreError(f"{path}: the hub answered {status}: {detail}", path)
+        raise _refusal(answer.status_code, error_detail(answer), path)
 
     @staticmethod
     def _files(path: str) -> str:
@@ -207,6 +225,33 @@ class SyncRemote:
             answer = self._send("PUT", self._files(path), body=body, headers=headers)
         return _info(self._check(answer, path).json())
 
+    def upload_small(self, path: str, data: bytes, sha256: str, base: int | None) -> RemoteFile:
+        """As :meth:`upload`, for bytes already read (and hashed) by the caller."""
+        headers = {**self._condition(base), "X-Content-SHA256": sha256}
+        answer = self._send("PUT", self._files(path), body=lambda: data, headers=headers)
+        return _info(self._check(answer, path).json())
+
+    def upload_batch(self, items: Sequence[SmallUpload]) -> list[RemoteFile | FedboxError]:
+        """Several small files in one request (``POST /api/v1/batch``), each answered as
+        :meth:`upload` would answer it alone: its new version, or the Stale, Refused or
+        StoreError its own PUT would raise. HubAway if the request itself failed."""
+        files = [
+            {
+                "path": item.path, "sha256": item.sha256,
+                "data": base64.b64encode(item.data).decode(),
+                "if_match": item.base, "if_absent": item.base is None,
+            }
+            for item in items
+        ]  # fmt: skip
+        answer = self._check(self._send("POST", "/api/v1/batch", json={"files": files}), "batch")
+        results: list[RemoteFile | FedboxError] = []
+        for item, result in zip(items, answer.json()["results"], strict=True):
+            if result["status"] == 200:
+                results.append(_info(result["file"]))
+            else:
+                results.append(_refusal(int(result["status"]), str(result["detail"]), item.path))
+        return results
+
     def _upload_resumable(
         self, path: str, source: Path, local: LocalFile, headers: dict[str, str]
     ) -> RemoteFile:
@@ -254,11 +299,12 @@ class SyncRemote:
 
     def feed(self, after: int) -> ClientConnection:
         """A websocket pushing change batches after ``after`` (HubAway if unreachable)."""
-        params: list[tuple[str, str | int]] = [("after", after)]
+        params: list[tuple[str, str | int]] = [("after", after), ("inline", INLINE_MAX)]
         params += [("only", glob) for glob in self.only]
         url = self.login.url.replace("http", "ws", 1) + "/api/v1/changes/ws?" + urlencode(params)
         try:
-            return connect(url, additional_headers=self._headers(), open_timeout=10)
+            # No size cap: a burst's batch carries up to a thousand files' bytes inline.
+            return connect(url, additional_headers=self._headers(), open_timeout=10, max_size=None)
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise HubAway(f"{self.login.url} unreachable: {exc}") from exc
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from fedbox.errors import NotFound, StoreError
+from fedbox.hub.sync.batch import UploadBatcher
 from fedbox.hub.sync.copies import keep_aside
+from fedbox.hub.sync.inline import InlineBytes
 from fedbox.hub.sync.journal import Journal, Synced
 from fedbox.hub.sync.reconcile import Action, LocalFile, RemoteFile, decide
 from fedbox.hub.sync.remote import Refused, Stale, SyncRemote
@@ -55,10 +57,14 @@ class PathSettler:
         renames: Renames,
         min_free: int,
         requeue: Callable[[str], None],
+        uploads: UploadBatcher,
+        inline: InlineBytes,
     ) -> None:
         self.root = root
         self.journal = journal
         self.remote = remote
+        self.uploads = uploads
+        self.inline = inline
         self.board = board
         self.renames = renames
         self._min_free = min_free
@@ -134,7 +140,7 @@ class PathSettler:
         elif action is Action.UPLOAD:
             assert local is not None
             try:
-                info = self.remote.upload(
+                info = self.uploads.upload(
                     rel, full, local, None if remote is None else remote.version
                 )
             except FileNotFoundError as exc:
@@ -199,9 +205,14 @@ class PathSettler:
         return True
 
     def _download(self, rel: str, remote: RemoteFile, local: LocalFile | None) -> None:
+        inline = self.inline.take(rel, remote.version)
         with staged(self.root, rel, remote.size, self._min_free) as (temp, target):
             with open(temp, "wb") as sink:
-                got = self.remote.download(rel, sink)
+                if inline is None:
+                    got = self.remote.download(rel, sink)
+                else:  # it came with the feed; place() checks it against the feed's sha256
+                    sink.write(inline)
+                    got = remote
             placed = place(temp, target, got.sha256, local)
         self.journal.put(rel, Synced(got.version, got.sha256, placed.size, placed.mtime_ns))
         self.board.count("downloaded")

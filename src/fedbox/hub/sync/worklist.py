@@ -113,7 +113,8 @@ class WorkList:
             if rel in self._again:
                 self._again.discard(rel)
                 self._add_locked(rel)
-            self._cv.notify_all()
+            if not self._heap and not self._busy:  # for wait_idle; not a herd per path
+                self._cv.notify_all()
 
     def _advance(self) -> None:
         """Save the cursor of the newest batch whose paths are all settled (lock held)."""
