@@ -225,6 +225,7 @@ class Serving:
             depth=default_queue_depth(),
             rescan_interval=box.rescan_interval,
             name=f"fedbox-{self.name}",
+            pool=None if box.shared is None else box.shared.pool,
         )
         self._backlog = backlog
         box.route_requests(self.name, backlog.offer)
