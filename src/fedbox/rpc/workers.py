@@ -5,7 +5,9 @@ around thousands of threads. Here a fixed number of threads serve every queue th
 work, in turn: a queue says it may have work (:meth:`WorkerPool.wake`, or
 :meth:`WorkerPool.wake_at` for work due later), a free thread asks it for one task and
 runs it, and the queue goes to the back of the line, so no queue waits behind another's
-flood for more than one task per thread.
+flood for more than one task per thread. Jobs every so many seconds (a lease to renew,
+old files to remove) run there too (:class:`Periodic`) instead of sleeping on a thread
+each.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["TaskSource", "WorkerPool"]
+__all__ = ["Periodic", "TaskSource", "WorkerPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +111,50 @@ class WorkerPool:
                 continue
             self.wake(source)  # it may have more: another thread takes it, in turn
             source.run(task)
+
+
+class Periodic:
+    """``job()`` every ``interval`` seconds on ``pool``'s threads, until :meth:`cancel`.
+
+    A job that raises is logged and runs again at its next time.
+    """
+
+    def __init__(self, pool: WorkerPool, interval: float, job: Callable[[], None]) -> None:
+        self._pool = pool
+        self._interval = interval
+        self._job = job
+        self._cond = threading.Condition()
+        self._due = time.monotonic() + interval
+        self._runner: int | None = None  # the thread running the job now
+        self._cancelled = False
+        pool.wake_at(self, self._due)
+
+    def __repr__(self) -> str:
+        return f"<Periodic {self._job!r} every {self._interval} s>"
+
+    def take(self) -> object | None:
+        with self._cond:
+            if self._cancelled or self._runner is not None or time.monotonic() < self._due:
+                return None
+            self._runner = threading.get_ident()
+            return self._job
+
+    def run(self, task: object) -> None:
+        try:
+            self._job()
+        except Exception:
+            logger.exception("%r failed; it runs again in %.0f s", self, self._interval)
+        with self._cond:
+            self._runner = None
+            self._due = time.monotonic() + self._interval
+            self._cond.notify_all()
+            if self._cancelled:
+                return
+        self._pool.wake_at(self, self._due)
+
+    def cancel(self) -> None:
+        """No more runs; a run in progress finishes first (unless it is the caller)."""
+        with self._cond:
+            self._cancelled = True
+            while self._runner not in (None, threading.get_ident()):
+                self._cond.wait()
