@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import fedbox
+from fedbox.datasite.paths import inbox_reader, is_inbox_of, outbox_dir
 from fedbox.rpc import Box, Request
 from fedbox.rpc.shared import SharedServing
 from fedbox.rpc.workers import Periodic, WorkerPool
@@ -101,3 +102,10 @@ def test_a_periodic_job_runs_on_the_pool_until_cancelled() -> None:
         }
     finally:
         pool.close()
+
+
+def test_an_inbox_names_its_reader() -> None:
+    folder = outbox_dir("a@x.org", "c@y.org")
+    assert inbox_reader(folder) == "c@y.org" and is_inbox_of(folder, "c@y.org")
+    assert inbox_reader(outbox_dir("c@y.org", "a@x.org")) == "a@x.org"
+    assert inbox_reader("datasites") is None

@@ -40,7 +40,7 @@ __all__ = [
     "blob_dir",
     "blob_path",
     "datasite_dir",
-    "inbox_readers",
+    "inbox_reader",
     "is_inbox_of",
     "outbox_dir",
     "parse_message_path",
@@ -117,18 +117,13 @@ def is_inbox_of(folder: str, email: str) -> bool:
     return folder.startswith(OUTBOX_PREFIX) and folder.endswith(f"{_TO}{email}")
 
 
-def inbox_readers(folder: str) -> list[str]:
-    """Whom ``folder`` may be an inbox of, by name alone: the text after each ``_to_``
-    (an address may itself hold ``_to_``); empty if it is no outbox folder. Lets one
-    watcher for many identities find a file's owner without asking each of them."""
-    if not folder.startswith(OUTBOX_PREFIX):
-        return []
-    readers = []
-    at = folder.find(_TO, len(OUTBOX_PREFIX))
-    while at != -1:
-        readers.append(folder[at + len(_TO) :])
-        at = folder.find(_TO, at + 1)
-    return readers
+def inbox_reader(folder: str) -> str | None:
+    """Whose inbox ``folder`` is, by name alone (None if it is no outbox folder): lets one
+    watcher for many identities find a file's owner without asking each of them.
+    Addresses never hold ``_to_`` (:func:`validate_email`), so the last one splits."""
+    if not folder.startswith(OUTBOX_PREFIX) or _TO not in folder:
+        return None
+    return folder.rpartition(_TO)[2]
 
 
 def datasite_dir(email: str) -> PurePosixPath:

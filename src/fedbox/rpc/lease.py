@@ -82,7 +82,7 @@ class ServingLease:
         pool: WorkerPool | None = None,
     ) -> None:
         self._store = store
-        self._pool = pool
+        self._workers = pool
         self._renewal: Periodic | None = None
         self._lock_path = state_dir / f"serving-{app}.lock"
         self._email = email
@@ -122,8 +122,8 @@ class ServingLease:
             self._unlock()
             raise
         self._stop.clear()
-        if self._pool is not None:
-            self._renewal = Periodic(self._pool, LEASE_RENEWAL, self._renew)
+        if self._workers is not None:
+            self._renewal = Periodic(self._workers, LEASE_RENEWAL, self._renew)
             return
         self._thread = threading.Thread(
             target=self._renew_loop, name=f"fedbox-lease-{self._app}", daemon=True

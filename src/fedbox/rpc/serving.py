@@ -159,13 +159,13 @@ class Serving:
             self.box.email,
             self.name,
             on_lost=self._lease_lost,
-            pool=self._pool(),
+            pool=self._shared_pool(),
         )
         lease.acquire()  # RuntimeError if another process serves this app as us
         self._lease = lease
         self._stopped.clear()
         self._start_backlog()
-        pool = self._pool()
+        pool = self._shared_pool()
         if pool is not None:
             self._cleanup_job = Periodic(pool, self._cleanup_interval(), self._cleanup)
         else:
@@ -211,7 +211,7 @@ class Serving:
         if backlog is not None:
             backlog.close()
 
-    def _pool(self) -> WorkerPool | None:
+    def _shared_pool(self) -> WorkerPool | None:
         """The threads this app shares with other boxes' apps, if its box shares any."""
         return None if self.box.shared is None else self.box.shared.pool
 
@@ -244,7 +244,7 @@ class Serving:
             depth=default_queue_depth(),
             rescan_interval=box.rescan_interval,
             name=f"fedbox-{self.name}",
-            pool=self._pool(),
+            pool=self._shared_pool(),
         )
         self._backlog = backlog
         box.route_requests(self.name, backlog.offer)

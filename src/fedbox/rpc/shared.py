@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fedbox.datasite.paths import OUTBOX_PREFIX, inbox_readers
+from fedbox.datasite.paths import OUTBOX_PREFIX, inbox_reader
 from fedbox.rpc.workers import WorkerPool
 from fedbox.store import Store, Watcher
 
@@ -101,7 +101,8 @@ class SharedServing:
             if self._listed_at < since or now - self._listed_at > LISTING_REUSE:
                 index: dict[str, list[str]] = defaultdict(list)
                 for folder in self.store.list_dirs():
-                    for reader in inbox_readers(folder):
+                    reader = inbox_reader(folder)
+                    if reader is not None:
                         index[reader].append(folder)
                 self._inboxes, self._listed_at = dict(index), now
             return list(self._inboxes.get(email, ()))
@@ -112,13 +113,9 @@ class SharedServing:
         return any(serving() for serving in servers)
 
     def _owner(self, path: str) -> Box | None:
-        top = path.partition("/")[0]
-        boxes = self._boxes  # read without the lock: a dict lookup is atomic
-        for reader in inbox_readers(top):
-            box = boxes.get(reader)
-            if box is not None:
-                return box
-        return None
+        reader = inbox_reader(path.partition("/")[0])
+        # Read without the lock: a dict lookup is atomic.
+        return None if reader is None else self._boxes.get(reader)
 
     def _watch_loop(self) -> None:
         """Hand each file to its box; one failing file never stops the loop."""

@@ -120,7 +120,7 @@ class Periodic:
     """
 
     def __init__(self, pool: WorkerPool, interval: float, job: Callable[[], None]) -> None:
-        self._pool = pool
+        self._workers = pool
         self._interval = interval
         self._job = job
         self._cond = threading.Condition()
@@ -150,7 +150,7 @@ class Periodic:
             self._cond.notify_all()
             if self._cancelled:
                 return
-        self._pool.wake_at(self, self._due)
+        self._workers.wake_at(self, self._due)
 
     def cancel(self) -> None:
         """No more runs; a run in progress finishes first (unless it is the caller)."""
