@@ -40,6 +40,7 @@ __all__ = [
     "blob_dir",
     "blob_path",
     "datasite_dir",
+    "inbox_reader",
     "is_inbox_of",
     "outbox_dir",
     "parse_message_path",
@@ -114,6 +115,15 @@ def is_inbox_of(folder: str, email: str) -> bool:
     (:func:`parse_message_path`) before anything in it is trusted.
     """
     return folder.startswith(OUTBOX_PREFIX) and folder.endswith(f"{_TO}{email}")
+
+
+def inbox_reader(folder: str) -> str | None:
+    """Whose inbox ``folder`` is, by name alone (None if it is no outbox folder): lets one
+    watcher for many identities find a file's owner without asking each of them.
+    Addresses never hold ``_to_`` (:func:`validate_email`), so the last one splits."""
+    if not folder.startswith(OUTBOX_PREFIX) or _TO not in folder:
+        return None
+    return folder.rpartition(_TO)[2]
 
 
 def datasite_dir(email: str) -> PurePosixPath:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
 
     from fedbox.rpc import Box
+    from fedbox.rpc.shared import SharedServing
 
 # Planning a simulation and introducing its participants need neither Flower nor
 # fedbox.rpc: ``fedbox simulate`` does both before it starts its client processes, and
@@ -61,6 +62,10 @@ SETUP_THREADS = 16
 """Participants set up at once: making keys, databases and folders mostly waits on the
 disk (fsync, file creation), so a thousand virtual clients start in a fraction of the
 time one after the other takes (issue 20)."""
+
+SHARED_THREADS = 4
+"""Handler threads for all the in-process virtual clients together: their ClientApps
+share the GIL anyway, and a thread each spent more time switching than working."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -145,7 +150,9 @@ class SimulationPlan:
         """The store is a URL (anything but a folder or ``file://``)."""
         return url_scheme(self.store_root) not in (None, "file")
 
-    def connect(self, email: str, *, handler_threads: int = 8) -> Box:
+    def connect(
+        self, email: str, *, handler_threads: int = 8, shared: SharedServing | None = None
+    ) -> Box:
         """``email``'s box on the plan's store, with its options and polling bounds.
 
         Without fsync: a simulation's store is throwaway (or kept only for inspection)
@@ -166,7 +173,20 @@ class SimulationPlan:
             handler_threads=handler_threads,
             chunk_threshold=self.chunk_threshold,
             chunk_size=self.chunk_size,
+            shared=shared,
         )
+
+    def shared_serving(self, threads: int) -> SharedServing | None:
+        """One watcher and ``threads`` handler threads for many boxes of this plan in one
+        process; None on a remote store, where each identity sees (and may list) only
+        what it is allowed to, so one watcher cannot serve them all."""
+        from fedbox.rpc.shared import SharedServing
+        from fedbox.store.registry import open_store
+
+        if self.remote:
+            return None
+        store = open_store(self.store_root, poll_interval=self.poll_interval, fsync=False)
+        return SharedServing(store, threads=threads)
 
     def state_dir(self, email: str) -> Path:
         return self.state_root / email
@@ -309,14 +329,18 @@ class InProcessClients:
 
     Each keeps its own identity, state dir and Context files, and talks only
     through the store, so the run is the same as with processes, minus the
-    processes. Handlers run on a few threads per client; ClientApps share the GIL.
+    processes. On a folder they share one watcher and ``handler_threads`` handler
+    threads (:class:`~fedbox.rpc.shared.SharedServing`); on a remote store each has
+    its own watcher and ``handler_threads`` threads. ClientApps share the GIL.
     """
 
-    def __init__(self, plan: SimulationPlan, handler_threads: int = 1) -> None:
+    def __init__(self, plan: SimulationPlan, handler_threads: int | None = None) -> None:
         from fedbox.fl.client import ClientNode, client_app_loader
 
         self.nodes: list[ClientNode] = []
         self._boxes: list[Box] = []
+        self.shared = plan.shared_serving(handler_threads or SHARED_THREADS)
+        threads = handler_threads or 1
         load = client_app_loader(plan.app)
         cached: list[ClientApp] = []
         lock = threading.Lock()
@@ -328,7 +352,7 @@ class InProcessClients:
                 return cached[0]
 
         def start(index: int) -> ClientNode:
-            box = plan.connect(plan.datasites[index], handler_threads=handler_threads)
+            box = plan.connect(plan.datasites[index], handler_threads=threads, shared=self.shared)
             with lock:
                 self._boxes.append(box)  # closed by close(), however the start ends
             node = ClientNode(
@@ -356,3 +380,5 @@ class InProcessClients:
                 box.close()
             except Exception:
                 logger.exception("closing %s failed", box)
+        if self.shared is not None:
+            self.shared.close()

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fedbox.datasite.paths import MessagePath
+from fedbox.rpc.workers import WorkerPool
 
 __all__ = [
     "DEFAULT_QUEUE_DEPTH",
@@ -104,6 +105,9 @@ class Backlog:
     ``listing(folder)`` gives the paths of a folder's request files and ``parse(path)``
     decodes one (None for a bad one, which it has dealt with); ``settled(mp)`` says a
     request was handled already; ``folder_of(mp)`` names a file's folder.
+
+    With a ``pool``, the pool's threads do the work (of many backlogs, in turn) and
+    ``threads`` is not used: virtual clients in one process need no threads each.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class Backlog:
         depth: int,
         rescan_interval: float,
         name: str,
+        pool: WorkerPool | None = None,
     ) -> None:
         self._handle = handle
         self._folders = folders
@@ -138,9 +143,11 @@ class Backlog:
         self._rescanning = False
         self._rescans = 0
         self._closing = False
+        self._workers = pool
+        self._running: set[int] = set()  # pool threads running a task of ours
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-            for i in range(threads)
+            for i in range(0 if pool is not None else threads)
         ]
 
     def start(self) -> None:
@@ -148,6 +155,7 @@ class Backlog:
         the watcher that feeds :meth:`offer` exists, so no file falls in between."""
         for thread in self._threads:
             thread.start()
+        self._wake()
 
     @property
     def queued(self) -> int:
@@ -175,12 +183,16 @@ class Backlog:
                 return
             self._push(folder, key, mp)
             self._cond.notify()
+        self._wake()
 
     def close(self) -> None:
         """Stop taking files; handlers already running finish first. Idempotent."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+            me = threading.get_ident()
+            while self._running - {me}:
+                self._cond.wait()
         for thread in self._threads:
             if thread.ident is not None and thread is not threading.current_thread():
                 thread.join()
@@ -237,20 +249,48 @@ class Backlog:
 
     # -- the threads -----------------------------------------------------------------
 
+    def _wake(self) -> None:
+        """Tell the pool, if any, that there may be work (our own threads wait on the
+        condition, which the caller notified)."""
+        if self._workers is not None:
+            self._workers.wake(self)
+
+    def take(self) -> Task | None:
+        """For the pool: the next task, None if there is none now."""
+        with self._cond:
+            if self._closing:
+                return None
+            task = self._next()
+            if task is not None:
+                self._running.add(threading.get_ident())
+            return task
+
+    def run(self, task: object) -> None:
+        """For the pool: do one task :meth:`take` gave."""
+        try:
+            self._do(task)  # type: ignore[arg-type]  # only our own tasks come back
+        finally:
+            with self._cond:
+                self._running.discard(threading.get_ident())
+                self._cond.notify_all()
+
     def _work(self) -> None:
         while (task := self._take()) is not None:
-            if isinstance(task, _Rescan):
-                self._rescan()
-            elif isinstance(task, _List):
-                self._list(task.folder)
-            else:
-                try:
-                    self._handle(task)
-                except Exception:
-                    logger.exception("unexpected failure handling %s", task)
-                finally:
-                    with self._cond:
-                        self._known.discard((task.writer, task.id))
+            self._do(task)
+
+    def _do(self, task: Task) -> None:
+        if isinstance(task, _Rescan):
+            self._rescan()
+        elif isinstance(task, _List):
+            self._list(task.folder)
+        else:
+            try:
+                self._handle(task)
+            except Exception:
+                logger.exception("unexpected failure handling %s", task)
+            finally:
+                with self._cond:
+                    self._known.discard((task.writer, task.id))
 
     def _rescan(self) -> None:
         try:
@@ -268,6 +308,9 @@ class Backlog:
             self._rescanning = False
             self._rescan_at = time.monotonic() + self._rescan_interval
             self._cond.notify_all()
+        if self._workers is not None:
+            self._workers.wake_at(self, self._rescan_at)
+        self._wake()
 
     def _list(self, name: str) -> None:
         """Queue the next files of a folder's pass; end the pass when it reaches the end."""
@@ -319,3 +362,4 @@ class Backlog:
             else:
                 folder.stale = True
             self._cond.notify_all()
+        self._wake()

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from fedbox.datasite.identity import validate_app_name
 from fedbox.datasite.paths import Kind, MessagePath, is_inbox_of, parse_message_path
@@ -25,6 +26,9 @@ from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.responses import read_response, response_file
 from fedbox.rpc.sealing import Sealer
 from fedbox.store import Store, Watcher
+
+if TYPE_CHECKING:
+    from fedbox.rpc.shared import SharedServing
 
 __all__ = ["DEFAULT_CLEANUP_EXPIRY", "DEFAULT_EXPIRY", "Box", "RequestRoute"]
 
@@ -67,6 +71,9 @@ class Box:
     ``$FEDBOX_RESCAN_INTERVAL``, else 30 s), so a request whose handling failed before
     it was claimed, or a file the watcher never reported, waits no longer than that.
 
+    With ``shared``, the box has no threads of its own: that object's watcher reports
+    its files and its threads run its handlers, for many boxes in one process.
+
     Apps and futures use the box through a small seam: :meth:`route_requests`,
     :meth:`stop_routing`, :meth:`inboxes`, :meth:`request_files`, :meth:`message_path`
     (serving), :meth:`start_watching`, :meth:`response_arrived` and
@@ -85,8 +92,10 @@ class Box:
         chunk_threshold: int | None = None,
         chunk_size: int | None = None,
         rescan_interval: float | None = None,
+        shared: SharedServing | None = None,
     ) -> None:
         self.store = store
+        self.shared = shared
         self.workspace = workspace.ensure()
         self.email = workspace.email
         # First: if the keys are unusable, fail before any database is opened.
@@ -110,6 +119,7 @@ class Box:
         self._watch_lock = threading.Lock()
         self._watch_thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
+        self._watch_since = 0.0
         self._closed = False
 
     def __repr__(self) -> str:
@@ -141,6 +151,8 @@ class Box:
 
     def inboxes(self) -> list[str]:
         """The folders others write our requests into, one per sender."""
+        if self.shared is not None:
+            return self.shared.inboxes(self.email, self._watch_since)
         return [f for f in self.store.list_dirs() if is_inbox_of(f, self.email)]
 
     def request_files(self, inbox: str, app: str) -> list[str]:
@@ -167,7 +179,11 @@ class Box:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
         with self._watch_lock:
-            if self._watch_thread is not None:
+            if self._watcher is not None:
+                return
+            if self.shared is not None:
+                self._watcher = self.shared.attach(self, self._serving)
+                self._watch_since = time.monotonic()
                 return
             me = self.email
             self._watcher = self.store.watch(
@@ -202,11 +218,13 @@ class Box:
         for batch in self._watcher:
             for path in batch:
                 try:
-                    self._on_file(path)
+                    self.dispatch(path)
                 except Exception:
                     logger.exception("could not dispatch %s; continuing", path)
 
-    def _on_file(self, path: str) -> None:
+    def dispatch(self, path: str) -> None:
+        """Take one file the watcher reported: a request goes to its app, a response
+        wakes whoever waits for it."""
         if not is_inbox_of(path.split("/", 1)[0], self.email):
             return
         mp = self.message_path(path)
@@ -304,7 +322,7 @@ class Box:
         events on a store where a look is cheap): then a response found missing needs
         no second look until the watcher reports it."""
         caps = self.store.capabilities
-        return self._watch_thread is not None and caps.events and caps.cheap_exists
+        return self._watcher is not None and caps.events and caps.cheap_exists
 
     def _remember_absent(self, id: str) -> None:
         with self._cond:
@@ -397,7 +415,9 @@ class Box:
         for app in list(self._apps.values()):
             app.stop()
         self._closed = True
-        if self._watcher is not None:
+        if self.shared is not None:
+            self.shared.detach(self)
+        elif self._watcher is not None:
             self._watcher.close()
         if self._watch_thread is not None:
             self._watch_thread.join(timeout=5)

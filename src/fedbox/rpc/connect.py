@@ -11,6 +11,7 @@ from typing import Any
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.workspace import Workspace
 from fedbox.rpc.box import DEFAULT_CLEANUP_EXPIRY, Box
+from fedbox.rpc.shared import SharedServing
 from fedbox.store import StoreIdentity, WatchMode, open_store
 
 __all__ = ["connect"]
@@ -36,6 +37,7 @@ def connect(
     chunk_threshold: int | None = None,
     chunk_size: int | None = None,
     rescan_interval: float | None = None,
+    shared: SharedServing | None = None,
 ) -> Box:
     """Join the store at ``root`` as ``email``. The box owns the store it opens here:
     ``box.close()`` (or leaving its ``with`` block) closes both.
@@ -76,6 +78,10 @@ def connect(
     A serving app lists its inboxes again every ``rescan_interval`` seconds (default
     ``$FEDBOX_RESCAN_INTERVAL``, else 30 s), so a request its watcher never reported, or
     whose handling failed before it was claimed, waits for no restart.
+
+    ``shared`` (a :class:`~fedbox.rpc.shared.SharedServing` on the same store) gives the
+    box that object's watcher and handler threads instead of its own: for many boxes in
+    one process, such as ``fedbox simulate --inprocess``'s virtual clients.
     """
     if require_pinned and not encrypt:
         raise ValueError("require_pinned=True needs encrypt=True: pins are of encryption keys")
@@ -100,6 +106,7 @@ def connect(
             chunk_threshold=chunk_threshold,
             chunk_size=chunk_size,
             rescan_interval=rescan_interval,
+            shared=shared,
         )
     except BaseException:
         store.close()

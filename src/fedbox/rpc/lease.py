@@ -40,6 +40,7 @@ from typing import IO, Any
 from fedbox.datasite.paths import datasite_dir
 from fedbox.datasite.workspace import create_private
 from fedbox.errors import FedboxError, NotFound
+from fedbox.rpc.workers import Periodic, WorkerPool
 from fedbox.store import Store
 
 __all__ = [
@@ -71,6 +72,7 @@ class ServingLease:
     """Held while an app serves: :meth:`acquire` at start, :meth:`release` at stop.
 
     ``on_lost`` is called (from the renewal thread) when another instance took the lease.
+    With a ``pool``, renewals run on its threads instead of one of the lease's own.
     """
 
     def __init__(
@@ -80,8 +82,11 @@ class ServingLease:
         email: str,
         app: str,
         on_lost: Callable[[], None],
+        pool: WorkerPool | None = None,
     ) -> None:
         self._store = store
+        self._workers = pool
+        self._renewal: Periodic | None = None
         self._lock_path = state_dir / f"serving-{app}.lock"
         self._email = email
         self._app = app
@@ -120,6 +125,9 @@ class ServingLease:
             self._unlock()
             raise
         self._stop.clear()
+        if self._workers is not None:
+            self._renewal = Periodic(self._workers, LEASE_RENEWAL, self._renew)
+            return
         self._thread = threading.Thread(
             target=self._renew_loop, name=f"fedbox-lease-{self._app}", daemon=True
         )
@@ -128,6 +136,9 @@ class ServingLease:
     def release(self) -> None:
         """Give up the lease (if still ours) and the lock. Idempotent."""
         self._stop.set()
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            renewal.cancel()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
@@ -201,23 +212,29 @@ class ServingLease:
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(LEASE_RENEWAL):
-            try:
-                holder = self._holder()
-            except (FedboxError, OSError) as exc:
-                logger.warning("cannot read the serving lease %s: %s", self._path, exc)
-                continue
-            if holder is not None and holder.get("instance") != self._instance:
-                logger.error(
-                    "another server took app %r of %s: %s; this one (pid %d) stops serving",
-                    self._app,
-                    self._email,
-                    _describe(holder),
-                    os.getpid(),
-                )
-                self._stop.set()
-                self._on_lost()
-                return
-            self._write()
+            self._renew()
+
+    def _renew(self) -> None:
+        """Write the lease again if it is still ours; stop serving if it is not."""
+        if self._stop.is_set():
+            return
+        try:
+            holder = self._holder()
+        except (FedboxError, OSError) as exc:
+            logger.warning("cannot read the serving lease %s: %s", self._path, exc)
+            return
+        if holder is not None and holder.get("instance") != self._instance:
+            logger.error(
+                "another server took app %r of %s: %s; this one (pid %d) stops serving",
+                self._app,
+                self._email,
+                _describe(holder),
+                os.getpid(),
+            )
+            self._stop.set()
+            self._on_lost()
+            return
+        self._write()
 
 
 def served_apps(state_dir: Path) -> list[str]:

@@ -33,6 +33,7 @@ from fedbox.rpc.payload import Payload, open_payload
 from fedbox.rpc.quarantine import quarantine
 from fedbox.rpc.signing import sign_refusal
 from fedbox.rpc.status import Status
+from fedbox.rpc.workers import Periodic, WorkerPool
 
 if TYPE_CHECKING:
     from fedbox.rpc.box import Box
@@ -91,6 +92,7 @@ class Serving:
         self._lease: ServingLease | None = None
         self._stopped = threading.Event()
         self._cleanup_thread: threading.Thread | None = None
+        self._cleanup_job: Periodic | None = None
 
     # -- registration ---------------------------------------------------------------
 
@@ -157,15 +159,20 @@ class Serving:
             self.box.email,
             self.name,
             on_lost=self._lease_lost,
+            pool=self._shared_pool(),
         )
         lease.acquire()  # RuntimeError if another process serves this app as us
         self._lease = lease
         self._stopped.clear()
         self._start_backlog()
-        self._cleanup_thread = threading.Thread(
-            target=self._cleanup_loop, name=f"fedbox-cleanup-{self.name}", daemon=True
-        )
-        self._cleanup_thread.start()
+        pool = self._shared_pool()
+        if pool is not None:
+            self._cleanup_job = Periodic(pool, self._cleanup_interval(), self._cleanup)
+        else:
+            self._cleanup_thread = threading.Thread(
+                target=self._cleanup_loop, name=f"fedbox-cleanup-{self.name}", daemon=True
+            )
+            self._cleanup_thread.start()
         logger.info("%s serving %s", self, sorted(self._handlers))
 
     def serve_forever(self) -> None:
@@ -185,6 +192,9 @@ class Serving:
         backlog, self._backlog = self._backlog, None
         if backlog is not None:
             backlog.close()
+        job, self._cleanup_job = self._cleanup_job, None
+        if job is not None:
+            job.cancel()
         if self._cleanup_thread is not None:
             self._cleanup_thread.join(timeout=5)
             self._cleanup_thread = None
@@ -201,13 +211,22 @@ class Serving:
         if backlog is not None:
             backlog.close()
 
+    def _shared_pool(self) -> WorkerPool | None:
+        """The threads this app shares with other boxes' apps, if its box shares any."""
+        return None if self.box.shared is None else self.box.shared.pool
+
+    def _cleanup_interval(self) -> float:
+        return min(max(self.box.cleanup_expiry / 4, 1.0), 3600.0)
+
     def _cleanup_loop(self) -> None:
-        interval = min(max(self.box.cleanup_expiry / 4, 1.0), 3600.0)
-        while not self._stopped.wait(interval):
-            try:
-                cleanup(self.box.store, self.box.email, self.box.cleanup_expiry, self.box.clock())
-            except OSError:
-                logger.exception("cleanup failed; will retry in %.0f s", interval)
+        while not self._stopped.wait(self._cleanup_interval()):
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        try:
+            cleanup(self.box.store, self.box.email, self.box.cleanup_expiry, self.box.clock())
+        except OSError:
+            logger.exception("cleanup failed; will retry in %.0f s", self._cleanup_interval())
 
     def _start_backlog(self) -> None:
         """Handler threads fed by the box's watcher and by listings of the inboxes: at
@@ -225,6 +244,7 @@ class Serving:
             depth=default_queue_depth(),
             rescan_interval=box.rescan_interval,
             name=f"fedbox-{self.name}",
+            pool=self._shared_pool(),
         )
         self._backlog = backlog
         box.route_requests(self.name, backlog.offer)
