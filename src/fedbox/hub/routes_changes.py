@@ -172,7 +172,7 @@ def _contents(hub: Hub, change: Change) -> str | None:
     if row is None or row.version != change.seq:
         return None
     try:
-        with hub.index.blobs.open(row.blob) as f:
+        with hub.index.blobs.open(row.blob, row.size) as f:
             return base64.b64encode(f.read()).decode()
     except FileNotFoundError:
         return None
