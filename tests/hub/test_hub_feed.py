@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
@@ -119,6 +122,28 @@ def test_reconnecting_with_the_cursor_misses_nothing(hub: HubProcess, alice: htt
         live = _receive(bob, 1)
     paths = [c["path"] for c in first + backlog + live]
     assert paths == [f"{AB}/r{n}.request" for n in range(5)]
+
+
+def test_a_revoked_session_is_closed_instead_of_pushed_to(
+    hub: HubProcess, alice: httpx.Client
+) -> None:
+    """The session is checked before each push (not at each wake-up): once ``fedbox hub
+    revoke`` has landed (within the hub's recheck, a second), the next change for the
+    socket closes it with 4401 instead of reaching it."""
+    dave = "dave@x.org"
+    inbox = f"syft_outbox_inbox_{A}_to_{dave}/app/rpc/e"
+    with _socket(hub, dave, alice.get("/healthz").json()["head"]) as socket:
+        subprocess.run(
+            [sys.executable, "-m", "fedbox", "hub", "revoke", dave, "--data", str(hub.data)],
+            check=True, env=hub.env, capture_output=True,
+        )  # fmt: skip
+        with pytest.raises(ConnectionClosed) as closed:
+            for n in range(300):  # pushes before the revocation lands are fine
+                alice.put(f"/api/v1/files/{inbox}/{n}.request", content=b"x")
+                socket.recv(timeout=30)
+                time.sleep(0.1)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
 
 
 def test_websocket_refuses_a_bad_token(hub: HubProcess) -> None:

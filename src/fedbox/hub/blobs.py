@@ -33,8 +33,10 @@ class BlobWriter(Protocol):
 class Blobs(Protocol):
     def create(self) -> BlobWriter: ...
 
-    def open(self, key: str) -> BinaryIO:
-        """FileNotFoundError if the blob is gone (its version was replaced meanwhile)."""
+    def open(self, key: str, size: int | None = None) -> BinaryIO:
+        """FileNotFoundError if the blob is gone (its version was replaced meanwhile),
+        raised by the open or, when ``size`` (the blob's, as recorded) is given, perhaps
+        only by the first read: an object store then skips looking the object up."""
         ...
 
     def copy(self, key: str) -> str:
@@ -89,7 +91,7 @@ class LocalBlobs:
     def create(self) -> _LocalWriter:
         return _LocalWriter(self.root, secrets.token_hex(16))
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, size: int | None = None) -> BinaryIO:
         return open(self._path(key), "rb")
 
     def copy(self, key: str) -> str:
@@ -140,8 +142,9 @@ class FsspecBlobs:
         key = secrets.token_hex(16)
         return _FsspecWriter(self._fs, self._path(key), key)
 
-    def open(self, key: str) -> BinaryIO:
-        return cast(BinaryIO, self._fs.open(self._path(key), "rb"))
+    def open(self, key: str, size: int | None = None) -> BinaryIO:
+        known = {} if size is None else {"size": size}  # no HEAD request before the GET
+        return cast(BinaryIO, self._fs.open(self._path(key), "rb", **known))
 
     def copy(self, key: str) -> str:
         new = secrets.token_hex(16)

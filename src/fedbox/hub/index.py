@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert,
 from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.blobs import Blobs
 from fedbox.hub.notify import announce
-from fedbox.hub.schema import WRITE, changes, files, serialize_writers
+from fedbox.hub.schema import WRITE, changes, files, lock_keys, serialize_writers
 
 __all__ = [
     "Change",
@@ -193,7 +193,7 @@ class FileIndex:
         results: list[FileRow | PreconditionFailed | QuotaExceeded] = []
         replaced: list[FileRow | None] = []
         appended: list[Change] = []
-        with self._write() as conn:
+        with self._write(*(item.path for item in items), *self._quota_keys(writer)) as conn:
             for item in items:
                 current = self._current(conn, item.path)
                 try:
@@ -215,7 +215,7 @@ class FileIndex:
         return results
 
     def delete(self, path: str, writer: str, condition: Condition = ANY) -> None:
-        with self._write() as conn:
+        with self._write(path) as conn:
             current = self._current(conn, path)
             if current is None:
                 raise NotFound(f"{path} does not exist", path)
@@ -235,7 +235,7 @@ class FileIndex:
         """Rename ``src`` to ``dst`` in one transaction, replacing any file at ``dst``;
         ``dst_condition`` keeps it from replacing a version its mover never saw."""
         now = time.time()
-        with self._write() as conn:
+        with self._write(src, dst) as conn:
             current = self._current(conn, src)
             if current is None:
                 raise NotFound(f"{src} does not exist", src)
@@ -252,13 +252,23 @@ class FileIndex:
     # --- internals -----------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *keys: str) -> Iterator[Connection]:
+        """A writing transaction holding ``keys`` (the paths it reads and writes, so what
+        it checked stays true until it commits). Writers take turns hub-wide only from
+        :meth:`_append` to the commit: every writer of every hub process waits while a
+        turn is held, so the turn holds as few round trips to the database as it can."""
         with self.engine.connect() as conn:
             conn.execution_options(**WRITE)
             with conn.begin():
-                serialize_writers(conn)
+                lock_keys(conn, keys)
+                announce(conn)  # delivered at the commit whenever sent: sent before the turn
                 yield conn
-                announce(conn)
+
+    def _quota_keys(self, writer: str) -> tuple[str, ...]:
+        """With a quota, a writer's writes also take turns: each checks the sum of all."""
+        if self.quota.bytes is None and self.quota.files is None:
+            return ()
+        return (f"quota {writer}",)
 
     @staticmethod
     def _current(conn: Connection, path: str) -> FileRow | None:
@@ -299,8 +309,10 @@ class FileIndex:
         writer: str,
         now: float,
     ) -> Change:
-        """Append the change to the log; the row as written (its listeners get it without
-        reading it back)."""
+        """Append the change to the log, taking the hub-wide turn first (sequence numbers
+        must become visible in order); the row as written (its listeners get it without
+        reading it back). Only the write of the file row and the commit follow."""
+        serialize_writers(conn)
         result = conn.execute(
             _APPEND,
             {"op": op, "path": path, "old_path": old_path, "size": size, "sha256": sha256,

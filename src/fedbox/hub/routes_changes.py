@@ -210,7 +210,7 @@ def _contents(hub: Hub, change: Change, row: FileRow | None) -> str | None:
     if row is None or row.version != change.seq:
         return None
     try:
-        with hub.index.blobs.open(row.blob) as f:
+        with hub.index.blobs.open(row.blob, row.size) as f:
             return base64.b64encode(f.read()).decode()
     except FileNotFoundError:
         return None

@@ -253,14 +253,15 @@ def _open(hub: Hub, path: str) -> tuple[FileRow, BinaryIO, bytes | None]:
         row = hub.index.get(path)
         if row is None:
             raise NotFound(NOT_FOUND, path)
+        small = row.size <= _CHUNK  # read now: a blob gone is then seen here, not mid-stream
         try:
-            f = hub.index.blobs.open(row.blob)
+            f = hub.index.blobs.open(row.blob, row.size if small else None)
+            if not small:
+                return row, f, None
+            with f:
+                return row, f, f.read()
         except FileNotFoundError:
             continue
-        if row.size > _CHUNK:
-            return row, f, None
-        with f:
-            return row, f, f.read()
     raise NotFound(NOT_FOUND, path)
 
 

@@ -6,6 +6,7 @@ Only portable SQL is used; the one engine-specific step is in :func:`serialize_w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +34,7 @@ __all__ = [
     "files",
     "keys",
     "lock_key",
+    "lock_keys",
     "lock_schema",
     "login_hits",
     "metadata",
@@ -208,6 +210,19 @@ def serialize_writers(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+
+
+def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
+    """:func:`lock_key` for several keys in one round trip, taken in one order (that of
+    their hashes) by every transaction, so two never wait for each other in a circle."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(7002, h) FROM (SELECT DISTINCT hashtext(k) AS h "
+                "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h OFFSET 0) AS hashes"
+            ),
+            {"keys": sorted(set(keys))},
+        )
 
 
 def lock_key(conn: Connection, key: str) -> None:
