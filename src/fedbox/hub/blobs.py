@@ -10,8 +10,10 @@ committed; one that never got a row is an orphan to delete, never a visible half
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -47,6 +49,18 @@ class Blobs(Protocol):
         """Remove a blob; no error if it is already gone."""
         ...
 
+    def part(self, upload: str, start: int) -> BlobWriter:
+        """A writer of resumable upload ``upload``'s bytes from offset ``start``, kept under
+        its ``key`` once finished: a blob of its own, or (a local folder) that range of one
+        file per upload, which the commit then only renames."""
+        ...
+
+    def join(self, parts: list[str], size: int, check: Callable[[str], None]) -> tuple[str, str]:
+        """A new blob holding the first ``size`` bytes of the parts, in order; its key and
+        SHA-256. ``check(sha256)`` runs before the blob is made: if it raises, nothing is
+        made and the parts stay as they were."""
+        ...
+
     def signed_url(self, key: str, expires: int) -> str | None:
         """A URL that lets its holder GET the blob for ``expires`` seconds without the
         hub, or None where the store has no such thing (a local folder)."""
@@ -73,6 +87,46 @@ class _LocalWriter:
     def discard(self) -> None:
         self._file.close()
         self._temp.unlink(missing_ok=True)
+
+
+def _join_by_copy(blobs: Blobs, parts: list[str], check: Callable[[str], None]) -> tuple[str, str]:
+    """``join`` for blob stores that cannot rename parts into one: stream them into a new
+    blob, hashing on the way."""
+    digest = hashlib.sha256()
+    writer = blobs.create()
+    try:
+        for key in parts:
+            with blobs.open(key) as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                    writer.write(chunk)
+        check(digest.hexdigest())
+        writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.key, digest.hexdigest()
+
+
+class _LocalPartWriter:
+    """Bytes of an upload written in place, at their offset in the upload's one file."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        self.key = path.name
+        path.parent.mkdir(exist_ok=True)
+        self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644), "wb")
+        self._file.seek(start)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def finish(self) -> None:
+        self._file.close()
+
+    def discard(self) -> None:
+        # What was written past the upload's recorded end is overwritten by the next part
+        # and cut off by the commit.
+        self._file.close()
 
 
 class LocalBlobs:
@@ -103,6 +157,29 @@ class LocalBlobs:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def part(self, upload: str, start: int) -> _LocalPartWriter:
+        return _LocalPartWriter(self._path(f"upload-{upload}"), start)
+
+    def join(self, parts: list[str], size: int, check: Callable[[str], None]) -> tuple[str, str]:
+        if not parts:
+            return _join_by_copy(self, parts, check)
+        (staged,) = set(parts)  # every part of an upload is a range of its one file
+        path = self._path(staged)
+        digest = hashlib.sha256()
+        with open(path, "rb+") as f:
+            left = size
+            while left and (chunk := f.read(min(1 << 20, left))):
+                digest.update(chunk)
+                left -= len(chunk)
+            check(digest.hexdigest())
+            f.truncate(size)
+            os.fsync(f.fileno())
+        key = secrets.token_hex(16)
+        target = self._path(key)
+        target.parent.mkdir(exist_ok=True)
+        os.replace(path, target)
+        return key, digest.hexdigest()
 
     def signed_url(self, key: str, expires: int) -> str | None:
         return None
@@ -154,6 +231,12 @@ class FsspecBlobs:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._fs.rm_file(self._path(key))
+
+    def part(self, upload: str, start: int) -> _FsspecWriter:
+        return self.create()
+
+    def join(self, parts: list[str], size: int, check: Callable[[str], None]) -> tuple[str, str]:
+        return _join_by_copy(self, parts, check)
 
     def signed_url(self, key: str, expires: int) -> str | None:
         try:

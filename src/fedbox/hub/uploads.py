@@ -9,8 +9,9 @@ through the same conditional, quota-checked write as a plain PUT.
 Every ``PATCH`` body becomes one part: a blob of its own (an object in the bucket when
 blobs are on S3), recorded in ``upload_parts`` only if nobody appended at its offset
 meanwhile. So no hub process holds anything of an upload: a client may resume on any of
-them, and bytes received before a cut connection stay. The commit streams the parts, in
-order, into the file's blob while hashing them, then removes them.
+them, and bytes received before a cut connection stay. The commit joins the parts, in
+order, into the file's blob while hashing them (a local folder writes each part in place
+in one file per upload, so joining is a rename), then removes them.
 
 An upload that received no bytes for ``expiry`` seconds is abandoned: its rows and parts
 are removed the next time any hub process starts an upload (and when one starts), so a
@@ -19,7 +20,6 @@ client that never came back does not hold the hub's storage forever.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -87,7 +87,7 @@ class Uploads:
                 ).scalars()
             )
             keys = _parts_of(conn, stale) if stale else []
-        for key in keys:
+        for key in set(keys):
             self._blobs.delete(key)
         if stale:
             logger.info("removed %d upload(s) idle for over %.0f s", len(stale), self._expiry)
@@ -130,7 +130,7 @@ class Uploads:
         the upload ends now)."""
         if offset != upload.offset:
             raise UploadMismatch(f"Upload-Offset {offset} is not the hub's offset {upload.offset}")
-        return self._blobs.create()
+        return self._blobs.part(upload.id, offset)
 
     def add_part(self, upload: Upload, offset: int, part: BlobWriter, length: int) -> int:
         """Make the ``length`` bytes written to ``part`` the upload's bytes from ``offset``;
@@ -162,9 +162,17 @@ class Uploads:
                     .values(received=offset + length, touched=time.time())
                 )
         except BaseException:
-            self._blobs.delete(part.key)
+            if not self._holds_parts(part.key):  # a local folder keeps all parts in one file
+                self._blobs.delete(part.key)
             raise
         return offset + length
+
+    def _holds_parts(self, key: str) -> bool:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(upload_parts.c.blob).where(upload_parts.c.blob == key).limit(1)
+            ).first()
+        return found is not None
 
     def commit(self, upload: Upload, condition: Condition, sha256: str | None) -> FileRow:
         """Assemble the parts into the file's blob, checking size and digest, and write it
@@ -180,32 +188,18 @@ class Uploads:
                     .order_by(upload_parts.c.start)
                 ).scalars()
             )
-        blob, actual = self._assemble(parts)
-        if sha256 is not None and sha256.lower() != actual:
-            self._blobs.delete(blob)
-            raise UploadMismatch(f"the upload's SHA-256 is {actual}, not {sha256}")
+
+        def declared(actual: str) -> None:
+            if sha256 is not None and sha256.lower() != actual:
+                raise UploadMismatch(f"the upload's SHA-256 is {actual}, not {sha256}")
+
+        blob, actual = self._blobs.join(parts, upload.size, declared)
         try:
             self.forget(upload)  # NotFound if a concurrent commit or the expiry took it
             return self._index.put(upload.path, upload.writer, blob, upload.size, actual, condition)
         except BaseException:
             self._blobs.delete(blob)
             raise
-
-    def _assemble(self, parts: list[str]) -> tuple[str, str]:
-        """One new blob holding the parts' bytes in order; its key and SHA-256."""
-        digest = hashlib.sha256()
-        writer = self._blobs.create()
-        try:
-            for key in parts:
-                with self._blobs.open(key) as f:
-                    while chunk := f.read(1 << 20):
-                        digest.update(chunk)
-                        writer.write(chunk)
-            writer.finish()
-        except BaseException:
-            writer.discard()
-            raise
-        return writer.key, digest.hexdigest()
 
     def forget(self, upload: Upload) -> None:
         """End the upload and remove its parts (NotFound if it is gone already)."""
@@ -214,5 +208,5 @@ class Uploads:
             if not gone:
                 raise NotFound("not found", upload.id)
             keys = _parts_of(conn, [upload.id])
-        for key in keys:
+        for key in set(keys):  # a local folder keeps an upload's parts in one file
             self._blobs.delete(key)
