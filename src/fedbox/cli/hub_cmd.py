@@ -30,7 +30,7 @@ DbOpt = Annotated[
         "--db",
         envvar="FEDBOX_HUB_DB",
         help="Metadata DB: postgresql://USER@HOST:PORT/DB or a SQLAlchemy URL "
-        "[default: DATA/hub.db].",
+        "\\[default: DATA/hub.db].",
     ),
 ]
 BlobsOpt = Annotated[
@@ -39,7 +39,7 @@ BlobsOpt = Annotated[
         "--blobs",
         envvar="FEDBOX_HUB_BLOBS",
         help="File contents: a folder or a URL such as s3://bucket/prefix "
-        "[default: DATA/blobs]. Credentials go in --storage-option or "
+        "\\[default: DATA/blobs]. Credentials go in --storage-option or "
         "$FEDBOX_STORAGE_OPTIONS, as for remote stores.",
     ),
 ]
@@ -202,7 +202,7 @@ def login_command(
     code: Annotated[str | None, typer.Option("--code", help="The code the hub mailed you.")] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
+        typer.Option("--state-dir", help="Private state dir \\[default: $FEDBOX_HOME/EMAIL]."),
     ] = None,
 ) -> None:
     """Log in to a hub; the tokens are kept (mode 0600) in your state dir."""

@@ -107,7 +107,9 @@ def submit(
     root: RootOpt,
     email: EmailOpt,
     entry: EntryOpt = "python main.py",
-    name: Annotated[str | None, typer.Option("--name", help="Job name [default: folder].")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Job name \\[default: folder].")
+    ] = None,
     state_dir: StateOpt = None,
     storage_option: StorageOpt = None,
     as_json: JsonOpt = False,
@@ -188,7 +190,8 @@ def try_(
     root: RootOpt,
     entry: EntryOpt = "python main.py",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Where outputs and logs go [default: a temp dir].")
+        Path | None,
+        typer.Option("--out", help="Where outputs and logs go \\[default: a temp dir]."),
     ] = None,
     storage_option: StorageOpt = None,
     as_json: JsonOpt = False,

@@ -14,7 +14,7 @@ __all__ = ["ChunkSizeOpt", "ChunkThresholdOpt", "EmailOpt", "NodeConfigOpt", "St
 EmailOpt = Annotated[str, typer.Option("--email", help="Your identity (an email).")]
 StateOpt = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Private state dir [default: $FEDBOX_HOME/EMAIL]."),
+    typer.Option("--state-dir", help="Private state dir \\[default: $FEDBOX_HOME/EMAIL]."),
 ]
 
 

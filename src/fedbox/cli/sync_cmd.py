@@ -167,7 +167,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
     live: Annotated[
         bool | None,
-        typer.Option("--live/--no-live", help="Keep refreshing [default: in a terminal]."),
+        typer.Option("--live/--no-live", help="Keep refreshing \\[default: in a terminal]."),
     ] = None,
 ) -> None:
     """Pending uploads and downloads, conflicts, rejected files, lag, last error."""
