@@ -40,7 +40,12 @@ class WorkList:
 
     def __init__(self, on_cursor: Callable[[int], None]) -> None:
         self._on_cursor = on_cursor
-        self._cv = threading.Condition()
+        lock = threading.RLock()
+        self._cv = threading.Condition(lock)
+        """Idleness, retries and stopping: waited on with timeouts (``tick``, ``wait_idle``)."""
+        self._ready = threading.Condition(lock)
+        """A path was queued: only workers wait on it, so a wake-up reaches one of them
+        and is never taken by a thread that only ticks."""
         self._heap: list[tuple[int, int, str]] = []
         self._order = itertools.count()
         self._queued: set[str] = set()
@@ -66,7 +71,7 @@ class WorkList:
             self._queued.add(rel)
             priority = 0 if rel.endswith(_RPC_SUFFIXES) else 1
             heapq.heappush(self._heap, (priority, next(self._order), rel))
-            self._cv.notify()
+            self._ready.notify()
 
     def note(self, news: dict[str, RemoteFile | None], cursor: int) -> None:
         """Queue a batch of the hub's news, to settle before ``cursor`` is saved."""
@@ -91,7 +96,7 @@ class WorkList:
         stopping."""
         with self._cv:
             while not self._heap and not self._stopping:
-                self._cv.wait()
+                self._ready.wait()
             if self._stopping:
                 return None
             _, _, rel = heapq.heappop(self._heap)
@@ -179,3 +184,4 @@ class WorkList:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
+            self._ready.notify_all()
