@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -34,8 +35,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -211,13 +213,19 @@ async def open_loop(
         a, b = pairs[k % len(pairs)]
         calls.append(asyncio.create_task(rpc(a, b, http, tally, due)))
     await asyncio.gather(*calls)
-    rtts = tally.rtts or [float("nan")]
+    return {"rtts": tally.rtts, "timeouts": tally.timeouts, "wall": time.perf_counter() - t0}
+
+
+def _open_summary(rate: float, parts: list[dict]) -> dict:
+    """The open loop's figures over every generator process's share."""
+    rtts = [t for part in parts for t in part["rtts"]] or [float("nan")]
+    answered = sum(len(part["rtts"]) for part in parts)
     return {
         "offered_rpcs_per_s": rate,
-        "answered_rpcs_per_s": round(len(tally.rtts) / (time.perf_counter() - t0), 1),
+        "answered_rpcs_per_s": round(answered / max(part["wall"] for part in parts), 1),
         "rpc_p50_ms": round(1000 * statistics.median(rtts), 1),
         "rpc_p99_ms": round(1000 * percentile(rtts, 0.99), 1),
-        "timeouts": tally.timeouts,
+        "timeouts": sum(part["timeouts"] for part in parts),
     }
 
 
@@ -263,8 +271,68 @@ def _backing_cpu() -> dict[str, float]:
     return found
 
 
-async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Namespace) -> dict:
+@dataclass(frozen=True)
+class Plan:
+    """What every load-generator process does, in step with the others (a barrier
+    between phases, so the main process reads CPU counters at the same moments)."""
+
+    people: list[tuple[str, str, str]]
+    """(email, hub URL, access token) of this process's participants, in pairs."""
+    head: int
+    seconds: float
+    rate: float
+    """This process's share of the open loop's RPCs per second (0: no open loop)."""
+    idle_seconds: float
+
+
+def generate(plan: Plan, barrier: Any, results: Any) -> None:
+    """One load-generator process (one core at most: several run, so the hubs and not
+    the generator are what saturates)."""
+    results.put(asyncio.run(_generate(plan, barrier)))
+
+
+async def _generate(plan: Plan, barrier: Any) -> dict:
+    loop = asyncio.get_running_loop()
+
+    async def step() -> None:
+        await loop.run_in_executor(None, barrier.wait)
+
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        people = [Participant(email, base, token) for email, base, token in plan.people]
+        tally = Tally()
+        feeds = [asyncio.create_task(follow(p, plan.head, http, tally)) for p in people]
+        while any(p.socket is None for p in people):
+            await asyncio.sleep(0.05)  # sockets still opening
+        pairs = [(people[i], people[i ^ 1]) for i in range(len(people) - len(people) % 2)]
+        await step()  # everyone connected: the closed loop starts
+        me0, until = cpu_seconds(os.getpid()), time.monotonic() + plan.seconds
+        await asyncio.gather(*(call_loop(a, b, http, tally, until) for a, b in pairs))
+        report: dict = {"closed": asdict(tally), "cpu": cpu_seconds(os.getpid()) - me0}
+        await step()
+        if plan.rate:
+            report["open"] = await open_loop(pairs, http, plan.rate, plan.seconds)
+            await step()
+        idle_requests = []
+        for phase in range(2):
+            before = tally.requests
+            await step()  # the window starts
+            await step()  # and ends
+            idle_requests.append(tally.requests - before)
+            if phase == 0:
+                for p in people[len(people) // 4 :]:
+                    await p.socket.close()  # type: ignore[attr-defined]
+        report["idle_requests"] = idle_requests
+        for task in feeds:
+            task.cancel()
+        return report
+
+
+async def prepare(
+    urls: list[str], args: argparse.Namespace
+) -> tuple[list[Participant], float, int]:
+    """Log everyone in and store ``--files``: the participants, files/s, the feed's head."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         people = [
             Participant(f"p{i}@bench.org", urls[i % len(urls)]) for i in range(args.participants)
@@ -272,62 +340,81 @@ async def measure(name: str, urls: list[str], pids: list[int], args: argparse.Na
         await log_in(http, people)
         seeded = await seed(http, people, args.files)
         head = int((await http.get(f"{urls[0]}/healthz")).json()["head"])
-        tally = Tally()
-        feeds = [asyncio.create_task(follow(p, head, http, tally)) for p in people]
-        while any(p.socket is None for p in people):
-            await asyncio.sleep(0.05)  # sockets still opening
-        cpu0, me0, t0 = _cpu(pids), cpu_seconds(os.getpid()), time.monotonic()
-        backing0 = _backing_cpu()
-        until = t0 + args.seconds
-        pairs = [(people[i], people[i ^ 1]) for i in range(len(people) - len(people) % 2)]
-        await asyncio.gather(*(call_loop(a, b, http, tally, until) for a, b in pairs))
+    return people, seeded, head
+
+
+def measure(name: str, urls: list[str], pids: list[int], args: argparse.Namespace) -> dict:
+    people, seeded, head = asyncio.run(prepare(urls, args))
+    ctx = mp.get_context("spawn")
+    count = max(1, min(args.generators, len(people) // 2))
+    barrier, results = ctx.Barrier(count + 1), ctx.Queue()
+    pairs = [people[i : i + 2] for i in range(0, len(people) - len(people) % 2, 2)]
+    procs = []
+    for k in range(count):
+        share = [p for pair in pairs[k::count] for p in pair]  # whole pairs: i, i ^ 1
+        plan = Plan(
+            [(p.email, p.base, p.token) for p in share], head, args.seconds,
+            args.rate / count, args.idle_seconds,
+        )  # fmt: skip
+        procs.append(ctx.Process(target=generate, args=(plan, barrier, results)))
+        procs[-1].start()
+
+    def window(until_next_step: Callable[[], None]) -> tuple[list[float], dict, float]:
+        cpu0, backing0, t0 = _cpu(pids), _backing_cpu(), time.monotonic()
+        until_next_step()
         wall = time.monotonic() - t0
         cpu = [(c1 - c0) / wall for c0, c1 in zip(cpu0, _cpu(pids), strict=True)]
-        me = (cpu_seconds(os.getpid()) - me0) / wall
         backing = {k: round((v - backing0[k]) / wall, 2) for k, v in _backing_cpu().items()}
-        rtts = sorted(tally.rtts)
-        result = {
-            "setup": name,
-            "participants": len(people),
-            "files": args.files,
-            "seed_files_per_s": round(seeded, 1),
-            "rpc_p50_ms": round(1000 * statistics.median(rtts), 1),
-            "rpc_p99_ms": round(1000 * percentile(rtts, 0.99), 1),
-            "rpcs_per_s": round(len(rtts) / wall, 1),
-            "http_requests_per_s": round(tally.requests / wall, 1),
-            "hub_cpu_per_process": [round(c, 2) for c in cpu],
-            "load_generator_cpu": round(me, 2),
-            "postgres_and_moto_cpu": backing,
-        }
-        print(json.dumps(result), flush=True)
-        if args.rate:
-            result["open_loop"] = await open_loop(pairs, http, args.rate, args.seconds)
-            print(json.dumps({"setup": name, "open_loop": result["open_loop"]}), flush=True)
-        result["idle"] = [await idle(people, pids, args.idle_seconds, tally)]
-        for p in people[len(people) // 4 :]:
-            await p.socket.close()  # type: ignore[attr-defined]
-        result["idle"].append(
-            await idle(people[: len(people) // 4], pids, args.idle_seconds, tally)
-        )
-        print(json.dumps({"setup": name, "idle": result["idle"]}), flush=True)
-        for task in feeds:
-            task.cancel()
-        return result
+        return cpu, backing, wall
 
-
-async def idle(people: list[Participant], pids: list[int], seconds: float, tally: Tally) -> dict:
-    """Everyone connected, nobody writing: what it costs per minute."""
-    await asyncio.sleep(2)  # let the load's last requests settle
-    before, cpu0, t0 = tally.requests, _cpu(pids), time.monotonic()
-    await asyncio.sleep(seconds)
-    wall = time.monotonic() - t0
-    cpu = sum(c1 - c0 for c0, c1 in zip(cpu0, _cpu(pids), strict=True))
-    return {
-        "connected": len(people),
-        "requests_per_min": round((tally.requests - before) * 60 / wall, 1),
-        "hub_cpu_s_per_min": round(cpu * 60 / wall, 3),
-        "hub_cpu_ms_per_participant_min": round(1000 * cpu * 60 / wall / len(people), 2),
+    barrier.wait()  # all connected
+    cpu, backing, wall = window(barrier.wait)
+    if args.rate:
+        barrier.wait()
+    idle = []
+    for connected in (len(people), len(people) // 4):
+        time.sleep(2)  # the load's last requests settle
+        barrier.wait()
+        cpu_idle, _, idle_wall = window(lambda: (time.sleep(args.idle_seconds), barrier.wait()))
+        idle.append((connected, sum(cpu_idle) * idle_wall, idle_wall))
+    reports = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    rtts = sorted(t for r in reports for t in r["closed"]["rtts"])
+    result = {
+        "setup": name,
+        "participants": len(people),
+        "load_generators": count,
+        "files": args.files,
+        "seed_files_per_s": round(seeded, 1),
+        "rpc_p50_ms": round(1000 * statistics.median(rtts), 1),
+        "rpc_p99_ms": round(1000 * percentile(rtts, 0.99), 1),
+        "rpcs_per_s": round(len(rtts) / wall, 1),
+        "http_requests_per_s": round(sum(r["closed"]["requests"] for r in reports) / wall, 1),
+        "hub_cpu_per_process": [round(c, 2) for c in cpu],
+        "hub_cpu_ms_per_request": round(
+            1000 * sum(cpu) * wall / max(1, sum(r["closed"]["requests"] for r in reports)), 2
+        ),
+        "load_generator_cpu": round(sum(r["cpu"] for r in reports) / wall, 2),
+        "postgres_and_moto_cpu": backing,
     }
+    print(json.dumps(result), flush=True)
+    if args.rate:
+        result["open_loop"] = _open_summary(args.rate, [r["open"] for r in reports])
+        print(json.dumps({"setup": name, "open_loop": result["open_loop"]}), flush=True)
+    result["idle"] = [
+        {
+            "connected": connected,
+            "requests_per_min": round(
+                sum(r["idle_requests"][k] for r in reports) * 60 / seconds, 1
+            ),
+            "hub_cpu_s_per_min": round(cpu_s * 60 / seconds, 3),
+            "hub_cpu_ms_per_participant_min": round(1000 * cpu_s * 60 / seconds / connected, 2),
+        }
+        for k, (connected, cpu_s, seconds) in enumerate(idle)
+    ]
+    print(json.dumps({"setup": name, "idle": result["idle"]}), flush=True)
+    return result
 
 
 def main() -> None:
@@ -337,6 +424,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--only", default="cluster,sqlite")
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=2,
+        help="load-generator processes (one alone saturated its core before the hubs did)",
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -351,12 +444,12 @@ def main() -> None:
     if "cluster" in only:
         with local_cluster(Path(tempfile.mkdtemp(prefix="hub-scale-"))) as cluster:
             pids = [p.proc.pid for p in cluster.procs if p.proc is not None]
-            results.append(asyncio.run(measure("2 x PostgreSQL+S3", cluster.urls, pids, args)))
+            results.append(measure("2 x PostgreSQL+S3", cluster.urls, pids, args))
     if "sqlite" in only:
         hub = HubProcess(Path(tempfile.mkdtemp(prefix="hub-sqlite-")), *NO_LOGIN_LIMITS)
         try:
             assert hub.proc is not None
-            results.append(asyncio.run(measure("1 x SQLite", [hub.url], [hub.proc.pid], args)))
+            results.append(measure("1 x SQLite", [hub.url], [hub.proc.pid], args))
         finally:
             hub.stop()
     print(json.dumps(results, indent=1))

@@ -114,3 +114,32 @@ def test_a_cursor_older_than_the_tail_gets_its_backlog_from_the_log(
     assert backlog == [c["path"] for c in everything]
     assert live == [f"{AB}/after-reconnect.request"]
     assert _log_reads(hub)["cursor"] > before.get("cursor", 0)
+
+
+def _wakeups(hub: HubProcess) -> int:
+    for line in httpx.get(f"{hub.url}/metrics").text.splitlines():
+        if line.startswith("fedbox_hub_feed_wakeups_total "):
+            return int(line.rsplit(" ", 1)[1])
+    raise AssertionError("no fedbox_hub_feed_wakeups_total in /metrics")
+
+
+def test_an_outbox_write_wakes_only_its_parties_feeds(hub: HubProcess, alice: httpx.Client) -> None:
+    """Carol's feeds sleep through Alice's messages to Bob (she may not read them) and
+    still miss nothing after: her next push is her own message, her cursor past Bob's."""
+    start = alice.get("/healthz").json()["head"]
+    with ExitStack() as stack:
+        bob = stack.enter_context(_socket(hub, B, start))
+        carols = [stack.enter_context(_socket(hub, C, start)) for _ in range(SOCKETS_PER_READER)]
+        before = _wakeups(hub)
+        for n in range(WRITES_PER_READER):
+            alice.put(f"/api/v1/files/{AB}/quiet{n}.request", content=b"b")
+            assert _receive(bob, 1) == [f"{AB}/quiet{n}.request"]
+        woken = _wakeups(hub) - before
+        alice.put(f"/api/v1/files/{AC}/yours.request", content=b"c")
+        for socket in carols:
+            batch = json.loads(socket.recv(timeout=30))
+            assert [c["path"] for c in batch["changes"]] == [f"{AC}/yours.request"]
+            assert batch["cursor"] == alice.get("/healthz").json()["head"]
+    # Bob's one feed is woken once or twice per write (its commit, the watcher's look);
+    # waking Carol's twelve too would be at least 12 per write.
+    assert woken <= 2 * WRITES_PER_READER < SOCKETS_PER_READER

@@ -184,5 +184,19 @@ class AccessRules:
             return Verdict.WRITE
         return Verdict.READ if rules.allowed(user, path, Level.READ) else Verdict.HIDDEN
 
+    @staticmethod
+    def readers(change: Change) -> set[str] | None:
+        """Who alone may read what ``change`` touched, when the path says so without the
+        rules (an outbox: its two parties); None when anyone might (a datasite path)."""
+        users: set[str] = set()
+        for path in (change.path, change.old_path):
+            if path is None:
+                continue
+            top = path.split("/", 1)[0]
+            if not top.startswith(OUTBOX_PREFIX):
+                return None
+            users.update(_outbox_parties(top))
+        return users
+
     def may_read(self, user: str, path: str) -> bool:
         return self.verdict(user, path) is not Verdict.HIDDEN

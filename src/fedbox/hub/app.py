@@ -75,7 +75,7 @@ def build_hub(settings: HubSettings) -> Hub:
         ),
         uploads=Uploads(engine, index, settings.upload_expiry),
         tail=tail,
-        bus=ChangeBus(tail.invalidate),
+        bus=ChangeBus(tail, access),
         metrics=metrics,
         rule_listings=RuleListings(index, access),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -30,39 +29,84 @@ __all__ = ["ChangeBus", "Hub", "current_caller", "hub_of"]
 
 
 class ChangeBus:
-    """Wakes every open change feed when a write commits: one of this process's (commits
-    run in worker threads) or, through :class:`~fedbox.hub.notify.ChangeWatcher`, any.
-    ``stale`` runs first, at once, in the waking thread: the shared
-    :class:`~fedbox.hub.tail.ChangeTail` then rereads the log before any feed looks."""
+    """Wakes the open change feeds a write may concern when it commits: one of this
+    process's (commits run in worker threads) or, through
+    :class:`~fedbox.hub.notify.ChangeWatcher`, any.
 
-    def __init__(self, stale: Callable[[], None]) -> None:
-        self._stale = stale
-        self._waiters: set[asyncio.Event] = set()
+    Waking every feed at every commit made a hub with a few hundred sockets spend its
+    event loop on feeds that then found nothing to send. The bus reads what the log
+    gained (the shared :class:`~fedbox.hub.tail.ChangeTail`, once) and wakes only the
+    feeds of users who may read some of it (:meth:`AccessRules.readers`: the two parties
+    of an outbox, everyone for a datasite path). A feed left asleep misses nothing: it
+    reads from its own cursor when next woken, past changes it could not see anyway.
+    """
+
+    def __init__(self, tail: ChangeTail, access: AccessRules) -> None:
+        self._tail = tail
+        self._access = access
+        self._feeds: dict[str, set[asyncio.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._routed: int | None = None
+        """The newest change whose readers were woken; None: wake everyone next."""
+        self._pending = False
+        self._routing: asyncio.Task[None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def register(self) -> asyncio.Event:
+    def register(self, user: str) -> asyncio.Event:
         event = asyncio.Event()
-        self._waiters.add(event)
+        self._feeds.setdefault(user, set()).add(event)
         return event
 
-    def unregister(self, event: asyncio.Event) -> None:
-        self._waiters.discard(event)
-
-    def _wake_all(self) -> None:
-        for event in self._waiters:
-            event.set()
+    def unregister(self, user: str, event: asyncio.Event) -> None:
+        feeds = self._feeds.get(user, set())
+        feeds.discard(event)
+        if not feeds:
+            self._feeds.pop(user, None)
 
     def wake(self) -> None:
-        """Make every feed look at the change log again (from any thread)."""
-        self._stale()
+        """The log may have grown: wake the feeds it concerns (from any thread)."""
+        self._tail.invalidate()
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_all)
+            self._loop.call_soon_threadsafe(self._schedule)
 
     def publish(self, _batch: list[Change]) -> None:
         self.wake()
+
+    def _schedule(self) -> None:
+        self._pending = True
+        if self._routing is None or self._routing.done():
+            self._routing = asyncio.ensure_future(self._route())
+
+    async def _route(self) -> None:
+        while self._pending:
+            self._pending = False
+            try:
+                await self._tail.refresh()
+            except Exception:  # the database is away: every feed looks for itself
+                self._routed = None
+            rows = None if self._routed is None else self._tail.window(self._routed, 1 << 30)
+            if rows is None:
+                self._wake({user for user in self._feeds})
+                self._routed = self._tail.head()
+            elif rows:
+                self._wake(self._readers(rows))
+                self._routed = rows[-1].seq
+
+    def _readers(self, rows: list[Change]) -> set[str]:
+        users: set[str] = set()
+        for change in rows:
+            readers = self._access.readers(change)
+            if readers is None:
+                return set(self._feeds)
+            users |= readers
+        return users
+
+    def _wake(self, users: set[str]) -> None:
+        for user in users:
+            for event in self._feeds.get(user, ()):
+                event.set()
 
 
 @dataclass

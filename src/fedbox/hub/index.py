@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.blobs import Blobs
 from fedbox.hub.notify import announce
-from fedbox.hub.schema import WRITE, changes, files, lock_keys, serialize_writers
+from fedbox.hub.schema import WRITE, WRITERS_TURN, changes, files, lock_keys
 
 __all__ = [
     "Change",
@@ -100,16 +101,164 @@ class NewFile:
     condition: Condition = ANY
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A change about to be appended, and the file row it leaves at ``path`` (``blob``;
+    None for a delete). ``replaced``: the row it replaces, whose blob goes after."""
+
+    op: str
+    path: str
+    old_path: str | None
+    size: int | None
+    sha256: str | None
+    writer: str
+    time: float
+    blob: str | None
+    replaced: FileRow | None
+
+
+_UNCOMMITTED = -1
+"""The version of a file row an earlier write of the same transaction leaves: no
+condition a client sends can have seen it."""
+
+
+class _Batch:
+    """The writes of one :meth:`FileIndex.put_many` before they commit: each item sees
+    those before it (their rows and their share of the quota)."""
+
+    def __init__(self, writer: str, usage: list[int]) -> None:
+        self.writer = writer
+        self.usage = usage
+        self.pending: list[_Pending] = []
+        self._rows: dict[str, FileRow] = {}
+
+    def current(self, conn: Connection, path: str) -> FileRow | None:
+        if path in self._rows:
+            return self._rows[path]
+        row = conn.execute(_ROW, {"path": path}).first()
+        return None if row is None else _file(row)
+
+    def put(self, item: NewFile, current: FileRow | None, now: float) -> _Pending:
+        pending = _Pending("put", item.path, None, item.size, item.sha256, self.writer, now,
+                           item.blob, current)  # fmt: skip
+        self.pending.append(pending)
+        self._rows[item.path] = FileRow(item.path, _UNCOMMITTED, item.size, item.sha256,
+                                        self.writer, now, item.blob)  # fmt: skip
+        if current is not None and current.writer == self.writer:
+            self.usage[0] -= current.size
+            self.usage[1] -= 1
+        self.usage[0] += item.size
+        self.usage[1] += 1
+        return pending
+
+
+def _row(change: Change, pending: _Pending) -> FileRow:
+    assert pending.blob is not None and change.size is not None and change.sha256 is not None
+    return FileRow(change.path, change.seq, change.size, change.sha256, change.writer,
+                   change.time, pending.blob)  # fmt: skip
+
+
+def _last_per_path(pending: list[_Pending], seqs: list[int]) -> list[tuple[_Pending, int]]:
+    """Each written path's last write (the row it leaves), with its sequence number."""
+    last = {p.path: (p, seq) for p, seq in zip(pending, seqs, strict=True) if p.blob is not None}
+    return list(last.values())
+
+
 # Built once: a statement given its values as parameters is compiled once (cached), not
 # rebuilt per file; a burst of small files spends most of its hub time on these.
 _ROW = select(files).where(files.c.path == bindparam("path"))
+_ROW_VALUES = ("version", "size", "sha256", "writer", "mtime", "blob")
 _APPEND = insert(changes)
-_INSERT = insert(files)
-_UPDATE = update(files).where(files.c.path == bindparam("key"))
+_UPSERT = sqlite_insert(files)
+_UPSERT = _UPSERT.on_conflict_do_update(
+    index_elements=[files.c.path],
+    set_={name: _UPSERT.excluded[name] for name in _ROW_VALUES},
+)
 
 
 def _file(row: Row[Any]) -> FileRow:
     return FileRow(**row._mapping)
+
+
+def _append_sqlite(conn: Connection, p: _Pending) -> int:
+    """SQLite has one writer at a time (BEGIN IMMEDIATE): the turn is already held."""
+    result = conn.execute(
+        _APPEND,
+        {"op": p.op, "path": p.path, "old_path": p.old_path, "size": p.size,
+         "sha256": p.sha256, "writer": p.writer, "time": p.time},
+    )  # fmt: skip
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _store_sqlite(conn: Connection, p: _Pending, seq: int) -> None:
+    conn.execute(
+        _UPSERT,
+        {"path": p.path, "version": seq, "size": p.size, "sha256": p.sha256,
+         "writer": p.writer, "mtime": p.time, "blob": p.blob},
+    )  # fmt: skip
+
+
+_IN_TURN = """
+WITH turn AS (SELECT pg_advisory_xact_lock(%(turn)s) AS taken),
+numbered AS (
+    SELECT nextval(pg_get_serial_sequence('changes', 'seq')) AS seq, c.*
+    FROM (
+        SELECT c.* FROM turn, unnest(
+            %(op)s::text[], %(path)s::text[], %(old_path)s::text[], %(size)s::bigint[],
+            %(sha256)s::text[], %(writer)s::text[], %(time)s::float8[]
+        ) WITH ORDINALITY AS c(op, path, old_path, size, sha256, writer, time, n)
+        ORDER BY c.n
+    ) AS c
+),
+appended AS (
+    INSERT INTO changes (seq, op, path, old_path, size, sha256, writer, time)
+    SELECT seq, op, path, old_path, size, sha256, writer, time FROM numbered
+    RETURNING seq, path
+),
+stored AS (
+    INSERT INTO files (path, version, size, sha256, writer, mtime, blob)
+    SELECT f.path, (SELECT max(a.seq) FROM appended AS a WHERE a.path = f.path),
+           f.size, f.sha256, f.writer, f.mtime, f.blob
+    FROM unnest(
+        %(f_path)s::text[], %(f_size)s::bigint[], %(f_sha256)s::text[],
+        %(f_writer)s::text[], %(f_mtime)s::float8[], %(f_blob)s::text[]
+    ) AS f(path, size, sha256, writer, mtime, blob)
+    ON CONFLICT (path) DO UPDATE SET version = EXCLUDED.version, size = EXCLUDED.size,
+        sha256 = EXCLUDED.sha256, writer = EXCLUDED.writer, mtime = EXCLUDED.mtime,
+        blob = EXCLUDED.blob
+)
+SELECT seq FROM numbered ORDER BY n
+"""
+
+
+def commit_in_turn(conn: Connection, pending: list[_Pending]) -> list[int]:
+    """PostgreSQL: the turn, the log rows and the file rows in one statement, its
+    COMMIT sent behind it before its answer comes back; the sequence numbers, in order."""
+    finals = [p for p, _ in _last_per_path(pending, [0] * len(pending))]
+    params = {
+        "turn": WRITERS_TURN,
+        "op": [p.op for p in pending],
+        "path": [p.path for p in pending],
+        "old_path": [p.old_path for p in pending],
+        "size": [p.size for p in pending],
+        "sha256": [p.sha256 for p in pending],
+        "writer": [p.writer for p in pending],
+        "time": [p.time for p in pending],
+        "f_path": [p.path for p in finals],
+        "f_size": [p.size for p in finals],
+        "f_sha256": [p.sha256 for p in finals],
+        "f_writer": [p.writer for p in finals],
+        "f_mtime": [p.time for p in finals],
+        "f_blob": [p.blob for p in finals],
+    }
+    raw: Any = conn.connection.dbapi_connection
+    with raw.pipeline():
+        cursor = raw.cursor()
+        cursor.execute(_IN_TURN, params)
+        raw.commit()  # queued behind the statement: the turn ends without a round trip
+    return [int(row[0]) for row in cursor.fetchall()]
 
 
 class FileIndex:
@@ -190,28 +339,25 @@ class FileIndex:
         or the quota refuses is answered with that error and the others still apply. The
         caller still owns the blobs of refused items."""
         now = time.time()
-        results: list[FileRow | PreconditionFailed | QuotaExceeded] = []
-        replaced: list[FileRow | None] = []
-        appended: list[Change] = []
+        outcome: list[_Pending | PreconditionFailed | QuotaExceeded] = []
         with self._write(*(item.path for item in items), *self._quota_keys(writer)) as conn:
+            batch = _Batch(writer, self._usage(conn, writer))
             for item in items:
-                current = self._current(conn, item.path)
+                current = batch.current(conn, item.path)
                 try:
                     item.condition.check(current, item.path)
-                    self._check_quota(conn, writer, item.size, current)
+                    self._check_quota(writer, item.size, current, batch.usage)
                 except (PreconditionFailed, QuotaExceeded) as exc:
-                    results.append(exc)
+                    outcome.append(exc)
                     continue
-                change = self._append(conn, "put", item.path, None, item.size, item.sha256,
-                                      writer, now)  # fmt: skip
-                row = FileRow(item.path, change.seq, item.size, item.sha256, writer, now,
-                              item.blob)  # fmt: skip
-                self._store(conn, row, current)
-                results.append(row)
-                replaced.append(current)
-                appended.append(change)
+                outcome.append(batch.put(item, current, now))
+            appended = self._commit(conn, batch.pending)
+        rows = iter(
+            _row(change, pending) for change, pending in zip(appended, batch.pending, strict=True)
+        )
+        results = [next(rows) if isinstance(o, _Pending) else o for o in outcome]
         if appended:
-            self._after(replaced, appended)
+            self._after([pending.replaced for pending in batch.pending], appended)
         return results
 
     def delete(self, path: str, writer: str, condition: Condition = ANY) -> None:
@@ -221,7 +367,8 @@ class FileIndex:
                 raise NotFound(f"{path} does not exist", path)
             condition.check(current, path)
             conn.execute(delete(files).where(files.c.path == path))
-            change = self._append(conn, "delete", path, None, None, None, writer, time.time())
+            pending = _Pending("delete", path, None, None, None, writer, time.time(), None, current)
+            (change,) = self._commit(conn, [pending])
         self._after([current], [change])
 
     def move(
@@ -243,11 +390,11 @@ class FileIndex:
             replaced = self._current(conn, dst)
             dst_condition.check(replaced, dst)
             conn.execute(delete(files).where(files.c.path == src))
-            change = self._append(conn, "move", dst, src, current.size, current.sha256, writer, now)
-            row = FileRow(dst, change.seq, current.size, current.sha256, writer, now, current.blob)
-            self._store(conn, row, replaced)
+            pending = _Pending("move", dst, src, current.size, current.sha256, writer, now,
+                               current.blob, replaced)  # fmt: skip
+            (change,) = self._commit(conn, [pending])
         self._after([replaced], [change])
-        return row
+        return _row(change, pending)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -255,7 +402,7 @@ class FileIndex:
     def _write(self, *keys: str) -> Iterator[Connection]:
         """A writing transaction holding ``keys`` (the paths it reads and writes, so what
         it checked stays true until it commits). Writers take turns hub-wide only from
-        :meth:`_append` to the commit: every writer of every hub process waits while a
+        :meth:`_commit` to the commit: every writer of every hub process waits while a
         turn is held, so the turn holds as few round trips to the database as it can."""
         with self.engine.connect() as conn:
             conn.execution_options(**WRITE)
@@ -275,16 +422,21 @@ class FileIndex:
         row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
 
-    def _check_quota(
-        self, conn: Connection, writer: str, size: int, current: FileRow | None
-    ) -> None:
+    def _usage(self, conn: Connection, writer: str) -> list[int]:
+        """[bytes, files] the writer's files hold, read once per transaction with a quota."""
         if self.quota.bytes is None and self.quota.files is None:
-            return
+            return [0, 0]
         used_bytes, used_files = conn.execute(
             select(func.coalesce(func.sum(files.c.size), 0), func.count()).where(
                 files.c.writer == writer
             )
         ).one()
+        return [int(used_bytes), int(used_files)]
+
+    def _check_quota(
+        self, writer: str, size: int, current: FileRow | None, usage: list[int]
+    ) -> None:
+        used_bytes, used_files = usage
         if current is not None and current.writer == writer:
             used_bytes -= current.size
             used_files -= 1
@@ -299,39 +451,27 @@ class FileIndex:
             )
 
     @staticmethod
-    def _append(
-        conn: Connection,
-        op: str,
-        path: str,
-        old_path: str | None,
-        size: int | None,
-        sha256: str | None,
-        writer: str,
-        now: float,
-    ) -> Change:
-        """Append the change to the log, taking the hub-wide turn first (sequence numbers
-        must become visible in order); the row as written (its listeners get it without
-        reading it back). Only the write of the file row and the commit follow."""
-        serialize_writers(conn)
-        result = conn.execute(
-            _APPEND,
-            {"op": op, "path": path, "old_path": old_path, "size": size, "sha256": sha256,
-             "writer": writer, "time": now},
-        )  # fmt: skip
-        key = result.inserted_primary_key
-        assert key is not None
-        return Change(int(key[0]), op, path, old_path, size, sha256, writer, now)
+    def _commit(conn: Connection, pending: list[_Pending]) -> list[Change]:
+        """Append the changes to the log and leave each path's last file row, taking the
+        hub-wide turn first (sequence numbers must become visible in order); the changes
+        as written (listeners get them without reading them back).
 
-    @staticmethod
-    def _store(conn: Connection, row: FileRow, current: FileRow | None) -> None:
-        values = {
-            "version": row.version, "size": row.size, "sha256": row.sha256,
-            "writer": row.writer, "mtime": row.mtime, "blob": row.blob,
-        }  # fmt: skip
-        if current is None:
-            conn.execute(_INSERT, {"path": row.path, **values})
+        On PostgreSQL the turn is taken, the log appended and the file rows written by
+        one statement, and the commit is queued right behind it (pipeline mode): the turn
+        lasts the server's work alone. Held across round trips, it also lasted while each
+        writer's thread waited for Python's GIL, and a busy hub's writers queued on it."""
+        if not pending:
+            return []
+        if conn.dialect.name == "postgresql":
+            seqs = commit_in_turn(conn, pending)
         else:
-            conn.execute(_UPDATE, {"key": row.path, **values})
+            seqs = [_append_sqlite(conn, p) for p in pending]
+            for p, seq in _last_per_path(pending, seqs):
+                _store_sqlite(conn, p, seq)
+        return [
+            Change(seq, p.op, p.path, p.old_path, p.size, p.sha256, p.writer, p.time)
+            for p, seq in zip(pending, seqs, strict=True)
+        ]
 
     def _after(self, replaced: Sequence[FileRow | None], appended: list[Change]) -> None:
         """Drop the replaced versions' blobs and hand the listeners the changes one

@@ -28,6 +28,8 @@ class Metrics:
         self._latency_sum: dict[str, float] = defaultdict(float)
         self._latency_count: dict[str, int] = defaultdict(int)
         self.websockets = 0
+        self.feed_wakeups = 0
+        """Times a feed was woken to look for changes (event loop only: no lock)."""
         self._log_reads: dict[str, int] = defaultdict(int)
 
     def log_read(self, reader: str) -> None:
@@ -74,7 +76,7 @@ class Metrics:
                 total = self._latency_sum[route]
                 lines.append(f'fedbox_hub_request_seconds_sum{{route="{name}"}} {total:.6f}')
                 lines.append(f'fedbox_hub_request_seconds_count{{route="{name}"}} {count}')
-            websockets = self.websockets
+            websockets, wakeups = self.websockets, self.feed_wakeups
             lines += [
                 "# HELP fedbox_hub_feed_log_reads_total Change-log queries for the change feeds.",
                 "# TYPE fedbox_hub_feed_log_reads_total counter",
@@ -86,6 +88,9 @@ class Metrics:
             "# HELP fedbox_hub_websockets Open change-feed websockets.",
             "# TYPE fedbox_hub_websockets gauge",
             f"fedbox_hub_websockets {websockets}",
+            "# HELP fedbox_hub_feed_wakeups_total Times a change feed was woken to look.",
+            "# TYPE fedbox_hub_feed_wakeups_total counter",
+            f"fedbox_hub_feed_wakeups_total {wakeups}",
             "# HELP fedbox_hub_change_log_head Sequence number of the newest change.",
             "# TYPE fedbox_hub_change_log_head gauge",
             f"fedbox_hub_change_log_head {head}",

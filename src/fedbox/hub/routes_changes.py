@@ -282,7 +282,7 @@ async def changes_socket(
         await socket.close(code=4401, reason=str(exc)[:120])
         return
     await socket.accept()
-    wake = hub.bus.register()
+    wake = hub.bus.register(caller.email)
     gone = asyncio.Event()
     listener = asyncio.create_task(_until_disconnect(socket, wake, gone))
     hub.metrics.websockets += 1
@@ -301,9 +301,10 @@ async def changes_socket(
                         return
                 cursor = batch.cursor
             await wake.wait()
+            hub.metrics.feed_wakeups += 1
     except WebSocketDisconnect:
         return
     finally:
         listener.cancel()
         hub.metrics.websockets -= 1
-        hub.bus.unregister(wake)
+        hub.bus.unregister(caller.email, wake)

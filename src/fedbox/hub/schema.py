@@ -1,11 +1,14 @@
 """The hub's tables (SQLAlchemy Core) and the engine that holds them.
 
 Written for both engines the hub supports: SQLite (embedded default, WAL) and PostgreSQL.
-Only portable SQL is used; the one engine-specific step is in :func:`serialize_writers`.
+Only portable SQL is used, but for PostgreSQL's advisory locks (:func:`lock_keys`,
+:data:`WRITERS_TURN`).
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +31,7 @@ from sqlalchemy import (
 
 __all__ = [
     "WRITE",
+    "WRITERS_TURN",
     "changes",
     "codes",
     "engine_url",
@@ -39,7 +43,6 @@ __all__ = [
     "login_hits",
     "metadata",
     "open_engine",
-    "serialize_writers",
     "sessions",
     "upload_parts",
     "uploads",
@@ -160,9 +163,58 @@ WRITE = {"fedbox_write": True}
 """Execution options of a connection whose transactions will write."""
 
 
+def _sqlite_turns() -> type[sqlite3.Connection]:
+    """A connection class whose writing transactions take turns on a lock of this
+    process before SQLite's own: a writer finding the database locked would otherwise
+    sleep in SQLite's busy handler (1, 2, 5 ... 100 ms) however soon the lock came
+    free, holding its request's thread meanwhile; under a few hundred concurrent
+    requests those sleeps, not work, set the pace (every read queued behind them)."""
+    turn = threading.Lock()
+
+    class TurnTaking(sqlite3.Connection):
+        _holds = False
+
+        def take_turn(self) -> None:
+            turn.acquire()
+            self._holds = True
+
+        def end_turn(self) -> None:
+            if self._holds:
+                self._holds = False
+                turn.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.end_turn()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.end_turn()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.end_turn()
+
+    return TurnTaking
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    writes = conn.get_execution_options().get("fedbox_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    if not conn.get_execution_options().get("fedbox_write", False):
+        conn.exec_driver_sql("BEGIN")
+        return
+    raw = conn.connection.dbapi_connection
+    raw.take_turn()  # type: ignore[union-attr]
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        raw.end_turn()  # type: ignore[union-attr]
+        raise
 
 
 def engine_url(url: str) -> str:
@@ -179,7 +231,9 @@ def open_engine(url: str) -> Engine:
     migrations' business (:mod:`fedbox.hub.migrate`)."""
     url = engine_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "factory": _sqlite_turns()}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         # The driver's own lazy BEGIN would let a reading transaction later fail to
         # upgrade to writing; writers say so up front (see write_options) and begin
@@ -200,16 +254,10 @@ def lock_schema(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7000)"))
 
 
-def serialize_writers(conn: Connection) -> None:
-    """Make concurrent writing transactions take turns.
-
-    The change feed hands out "everything after cursor C"; that is only true if sequence
-    numbers become visible in order, so writers commit one at a time. SQLite already
-    allows one writer (BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory
-    lock.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+WRITERS_TURN = 7001
+"""The advisory lock PostgreSQL writers take turns on from appending to the change log
+to their commit: the change feed hands out "everything after cursor C", which is only
+true if sequence numbers become visible in order (SQLite has one writer anyway)."""
 
 
 def lock_keys(conn: Connection, keys: Iterable[str]) -> None:

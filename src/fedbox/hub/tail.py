@@ -100,6 +100,13 @@ class ChangeTail:
         first = bisect_right(rows, cursor, key=_seq)
         return rows[first : first + limit]
 
+    def head(self) -> int:
+        """The newest change the window holds, as of the last read (0 before any)."""
+        if self._window is None:
+            return 0
+        start, rows = self._window
+        return rows[-1].seq if rows else start
+
     def _read_if_stale(self) -> None:
         with self._lock:
             if self._stale:
