@@ -6,6 +6,7 @@ tokens, login rate limits) holds through the other: nothing lives in a process a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -225,3 +226,49 @@ def test_a_missed_notification_delays_a_change_never_loses_it(
         _drop_listeners(watched.db)
         one.put(f"/api/v1/files/{SITE}/during-the-cut.txt", content=b"x").raise_for_status()
         assert _paths_pushed(socket, f"{SITE}/during-the-cut.txt")
+
+
+X_SHA256 = hashlib.sha256(b"x").hexdigest()
+
+
+def _seqs_pushed(socket: ClientConnection, count: int) -> list[int]:
+    seqs: list[int] = []
+    while len(seqs) < count:
+        seqs += [c["seq"] for c in json.loads(socket.recv(timeout=30))["changes"]]
+    return seqs
+
+
+def test_concurrent_writers_on_both_processes_are_pushed_in_order_without_gaps(
+    cluster: HubCluster,
+) -> None:
+    """Writers take the hub-wide turn inside one statement and commit behind it: a
+    change must still never become visible before one numbered below it, or a feed
+    that moved past the gap would skip it for good."""
+    clients = [client_for(url, A) for url in cluster.urls]
+    start = _head(clients[0])
+    writers, writes = 8, 15
+
+    def write(k: int) -> None:
+        client = clients[k % 2]
+        for n in range(writes):
+            if n % 3:
+                path = f"/api/v1/files/{SITE}/order/{k}-{n}.txt"
+                client.put(path, content=b"x").raise_for_status()
+            else:
+                batch = [
+                    {"path": f"{SITE}/order/{k}-{n}-{m}.txt", "data": "eA==", "sha256": X_SHA256}
+                    for m in range(3)
+                ]
+                client.post("/api/v1/batch", json={"files": batch}).raise_for_status()
+
+    with _socket(cluster.procs[0], A, start) as one, _socket(cluster.procs[1], A, start) as two:
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        total = writers * (writes + 2 * len(range(0, writes, 3)))
+        assert _head(clients[0]) == start + total
+        expected = list(range(start + 1, start + total + 1))
+        assert _seqs_pushed(one, total) == expected
+        assert _seqs_pushed(two, total) == expected
