@@ -125,12 +125,12 @@ class AccessRules:
     def catch_up(self, upto: int | None = None) -> None:
         """Reload if a permission file changed since the last look, through any hub process.
 
-        The change watcher calls this when the change log grew (before it wakes the
-        feeds), so a rule written through another process applies here within its
-        NOTIFY's delay; a feed about to filter changes up to ``upto`` calls it (free when
-        already there), and so does a refusal before it is answered, so neither ever acts
-        on rules older than what it shows. This process's own writes reload at once
-        (:meth:`_on_changes`).
+        When the change log grows through another process, its NOTIFY has the feeds'
+        shared tail read the new rows, which pass through :meth:`observe`: a rule written
+        there applies here within that delay, with no query of its own. A feed about to
+        filter changes up to ``upto`` calls this (free when already there), and so does a
+        refusal before it is answered, so neither ever acts on rules older than what it
+        shows. This process's own writes reload at once (:meth:`_on_changes`).
         """
         if upto is not None and self._seen >= upto:
             return
@@ -145,8 +145,12 @@ class AccessRules:
 
     def observe(self, after: int, rows: list[Change]) -> None:
         """Catch up from rows read for someone else: ``rows`` are all the log holds after
-        ``after`` (the feeds' shared tail passes each batch it reads). They teach nothing
-        when they start beyond what was seen (a gap: :meth:`catch_up` queries for it)."""
+        ``after`` (the feeds' shared tail passes each batch it reads, in a worker thread).
+        Rows starting beyond what was seen leave a gap, which :meth:`catch_up` reads from
+        the log: these reads are how rules written through another process arrive."""
+        if rows and after > self._seen:
+            self.catch_up(rows[-1].seq)
+            return
         with self._catching_up:
             if not rows or after > self._seen or rows[-1].seq <= self._seen:
                 return

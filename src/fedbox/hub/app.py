@@ -11,7 +11,7 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``): ``/healthz``, ``/metri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -83,17 +83,6 @@ def build_hub(settings: HubSettings) -> Hub:
     return hub
 
 
-def _woken(hub: Hub) -> Callable[[], None]:
-    """What the change watcher does when the log grew: rules first, then the feeds, so
-    the feeds filter the new changes by the new rules."""
-
-    def woken() -> None:
-        hub.access.catch_up()
-        hub.bus.wake()
-
-    return woken
-
-
 def _error(status: int, detail: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
 
@@ -117,7 +106,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.bus.bind(asyncio.get_running_loop())
         watcher = ChangeWatcher(
-            hub.index.engine, hub.index.head, _woken(hub), settings.feed_check, hub.sessions.forget
+            hub.index.engine, hub.index.head, hub.bus.wake, settings.feed_check, hub.sessions.forget
         )
         await run_in_threadpool(watcher.start)
         await run_in_threadpool(hub.uploads.expire)

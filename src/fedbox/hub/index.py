@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fedbox.errors import FedboxError, NotFound
 from fedbox.hub.blobs import Blobs
-from fedbox.hub.notify import announce
+from fedbox.hub.notify import CHANNEL
 from fedbox.hub.schema import WRITE, WRITERS_TURN, changes, files, lock_keys
 
 __all__ = [
@@ -201,7 +201,7 @@ def _store_sqlite(conn: Connection, p: _Pending, seq: int) -> None:
 
 
 _IN_TURN = """
-WITH turn AS (SELECT pg_advisory_xact_lock(%(turn)s) AS taken),
+WITH turn AS (SELECT pg_advisory_xact_lock(%(turn)s) AS taken, pg_notify(%(channel)s, '')),
 numbered AS (
     SELECT nextval(pg_get_serial_sequence('changes', 'seq')) AS seq, c.*
     FROM (
@@ -234,11 +234,13 @@ SELECT seq FROM numbered ORDER BY n
 
 
 def commit_in_turn(conn: Connection, pending: list[_Pending]) -> list[int]:
-    """PostgreSQL: the turn, the log rows and the file rows in one statement, its
-    COMMIT sent behind it before its answer comes back; the sequence numbers, in order."""
+    """PostgreSQL: the turn, the log rows, the file rows and the notification every hub
+    process listens for (delivered at the commit) in one statement, its COMMIT sent
+    behind it before its answer comes back; the sequence numbers, in order."""
     finals = [p for p, _ in _last_per_path(pending, [0] * len(pending))]
     params = {
         "turn": WRITERS_TURN,
+        "channel": CHANNEL,
         "op": [p.op for p in pending],
         "path": [p.path for p in pending],
         "old_path": [p.old_path for p in pending],
@@ -408,7 +410,6 @@ class FileIndex:
             conn.execution_options(**WRITE)
             with conn.begin():
                 lock_keys(conn, keys)
-                announce(conn)  # delivered at the commit whenever sent: sent before the turn
                 yield conn
 
     def _quota_keys(self, writer: str) -> tuple[str, ...]:

@@ -30,17 +30,11 @@ from sqlalchemy import Connection, Engine, text
 if TYPE_CHECKING:
     from psycopg import Notify
 
-__all__ = ["CHANNEL", "REVOKED", "ChangeWatcher", "announce", "announce_revoked"]
+__all__ = ["CHANNEL", "REVOKED", "ChangeWatcher", "announce_revoked"]
 
 CHANNEL = "fedbox_changes"
 REVOKED = "fedbox_revoked"
 _log = logging.getLogger(__name__)
-
-
-def announce(conn: Connection) -> None:
-    """Notify every listening hub process when ``conn``'s transaction commits."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def announce_revoked(conn: Connection, email: str) -> None:
