@@ -2,7 +2,7 @@
 processes, beside one SQLite hub process under the same load.
 
 Run: ``.venv/bin/python benchmarks/hub_scale.py [--participants 200] [--files 10000]
-[--seconds 30] [--idle-seconds 60] [--only cluster,sqlite] [--rate RPCS_PER_S]`` (needs
+[--seconds 30] [--idle-seconds 60] [--only cluster,sqlite] [--rate 20] [--generators 2]`` (needs
 the local PostgreSQL, ``$FEDBOX_TEST_POSTGRES``, and moto: see scripts/hub_cluster.py).
 
 A participant is what a fedbox client is to the hub, without the crypto and the FL: a
@@ -10,9 +10,13 @@ login, a websocket on the change feed, and RPC over plain HTTP (write a ``.reque
 its outbox to a peer, the peer is pushed the change, reads it and writes a ``.response``
 that the caller is pushed and reads: four requests and two pushes per round trip).
 Participants are paired and call each other in a closed loop for ``--seconds``; each
-holds its socket on process ``i % N``, so half the round trips cross processes. With
-``--rate`` an open loop follows: calls due at that fixed rate whatever the answers (each
-timed from when it was due), for latency under a stated load.
+holds its socket on process ``i % N``, so half the round trips cross processes. Every
+participant has one call out at all times, so the closed loop measures saturation: its
+p50 is about participants / RPCs per second (Little's law), seconds with 200 of them
+whatever the hub does; read its RPCs/s and CPU per request. The open loop that follows
+(``--rate``, 20 RPCs/s by default) has calls due at that fixed rate whatever the answers
+(each timed from when it was due): the latency a participant sees under a stated load.
+The load comes from ``--generators`` processes (one alone saturated its core first).
 ``--files`` small files are stored first (the hub's size), spread over the datasites.
 
 Figures: round trip p50/p99, RPCs/s and HTTP requests/s the hub(s) sustained, CPU per
@@ -433,7 +437,7 @@ def main() -> None:
     parser.add_argument(
         "--rate",
         type=float,
-        default=0,
+        default=20,
         help="then also RPCs at this fixed rate (per second) for --seconds: latency under "
         "a stated load, beside the closed loop's saturation figures (0: skip)",
     )
