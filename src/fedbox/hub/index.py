@@ -126,17 +126,16 @@ class _Batch:
     """The writes of one :meth:`FileIndex.put_many` before they commit: each item sees
     those before it (their rows and their share of the quota)."""
 
-    def __init__(self, writer: str, usage: list[int]) -> None:
+    def __init__(self, conn: Connection, writer: str, paths: list[str], usage: list[int]) -> None:
         self.writer = writer
         self.usage = usage
         self.pending: list[_Pending] = []
-        self._rows: dict[str, FileRow] = {}
+        rows = conn.execute(_ROWS, {"paths": sorted(set(paths))})  # one query for all
+        self._rows: dict[str, FileRow | None] = dict.fromkeys(paths)
+        self._rows.update((row.path, _file(row)) for row in rows)
 
-    def current(self, conn: Connection, path: str) -> FileRow | None:
-        if path in self._rows:
-            return self._rows[path]
-        row = conn.execute(_ROW, {"path": path}).first()
-        return None if row is None else _file(row)
+    def current(self, path: str) -> FileRow | None:
+        return self._rows[path]
 
     def put(self, item: NewFile, current: FileRow | None, now: float) -> _Pending:
         pending = _Pending("put", item.path, None, item.size, item.sha256, self.writer, now,
@@ -167,8 +166,9 @@ def _last_per_path(pending: list[_Pending], seqs: list[int]) -> list[tuple[_Pend
 # Built once: a statement given its values as parameters is compiled once (cached), not
 # rebuilt per file; a burst of small files spends most of its hub time on these.
 _ROW = select(files).where(files.c.path == bindparam("path"))
+_ROWS = select(files).where(files.c.path.in_(bindparam("paths", expanding=True)))
 _ROW_VALUES = ("version", "size", "sha256", "writer", "mtime", "blob")
-_APPEND = insert(changes)
+_APPEND = insert(changes).returning(changes.c.seq, sort_by_parameter_order=True)
 _UPSERT = sqlite_insert(files)
 _UPSERT = _UPSERT.on_conflict_do_update(
     index_elements=[files.c.path],
@@ -180,24 +180,25 @@ def _file(row: Row[Any]) -> FileRow:
     return FileRow(**row._mapping)
 
 
-def _append_sqlite(conn: Connection, p: _Pending) -> int:
-    """SQLite has one writer at a time (BEGIN IMMEDIATE): the turn is already held."""
-    result = conn.execute(
+def _commit_sqlite(conn: Connection, pending: list[_Pending]) -> list[int]:
+    """SQLite has one writer at a time (BEGIN IMMEDIATE): the turn is already held. One
+    statement appends every change, one writes each path's last row."""
+    seqs = conn.execute(
         _APPEND,
-        {"op": p.op, "path": p.path, "old_path": p.old_path, "size": p.size,
-         "sha256": p.sha256, "writer": p.writer, "time": p.time},
-    )  # fmt: skip
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def _store_sqlite(conn: Connection, p: _Pending, seq: int) -> None:
-    conn.execute(
-        _UPSERT,
+        [
+            {"op": p.op, "path": p.path, "old_path": p.old_path, "size": p.size,
+             "sha256": p.sha256, "writer": p.writer, "time": p.time}
+            for p in pending
+        ],
+    ).scalars().all()  # fmt: skip
+    finals = [
         {"path": p.path, "version": seq, "size": p.size, "sha256": p.sha256,
-         "writer": p.writer, "mtime": p.time, "blob": p.blob},
-    )  # fmt: skip
+         "writer": p.writer, "mtime": p.time, "blob": p.blob}
+        for p, seq in _last_per_path(pending, list(seqs))
+    ]  # fmt: skip
+    if finals:
+        conn.execute(_UPSERT, finals)
+    return [int(seq) for seq in seqs]
 
 
 _IN_TURN = """
@@ -343,9 +344,10 @@ class FileIndex:
         now = time.time()
         outcome: list[_Pending | PreconditionFailed | QuotaExceeded] = []
         with self._write(*(item.path for item in items), *self._quota_keys(writer)) as conn:
-            batch = _Batch(writer, self._usage(conn, writer))
+            paths = [item.path for item in items]
+            batch = _Batch(conn, writer, paths, self._usage(conn, writer))
             for item in items:
-                current = batch.current(conn, item.path)
+                current = batch.current(item.path)
                 try:
                     item.condition.check(current, item.path)
                     self._check_quota(writer, item.size, current, batch.usage)
@@ -466,9 +468,7 @@ class FileIndex:
         if conn.dialect.name == "postgresql":
             seqs = commit_in_turn(conn, pending)
         else:
-            seqs = [_append_sqlite(conn, p) for p in pending]
-            for p, seq in _last_per_path(pending, seqs):
-                _store_sqlite(conn, p, seq)
+            seqs = _commit_sqlite(conn, pending)
         return [
             Change(seq, p.op, p.path, p.old_path, p.size, p.sha256, p.writer, p.time)
             for p, seq in zip(pending, seqs, strict=True)
