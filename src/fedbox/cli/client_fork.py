@@ -54,9 +54,13 @@ def can_fork() -> bool:
 
 
 def preload() -> None:
-    """Import :data:`CLIENT_PRELOAD` here, once, for every client forked after."""
+    """Import :data:`CLIENT_PRELOAD` and build the clients' Click command here, once, for
+    every client forked after."""
     for name in CLIENT_PRELOAD:
         importlib.import_module(name)
+    from fedbox.cli import fl_commands
+
+    fl_commands.fl_command()
 
 
 class ForkedProcess:
@@ -133,7 +137,8 @@ def _run_child(
         from fedbox.cli import fl_commands
 
         sys.argv = [fl_commands.__file__, *args]
-        fl_commands.fl_app(args=list(args), prog_name=f"python -m {fl_commands.__name__}")
+        command = fl_commands.fl_command()
+        command.main(args=list(args), prog_name=f"python -m {fl_commands.__name__}")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:

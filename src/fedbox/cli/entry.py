@@ -4,8 +4,9 @@ The whole command (:mod:`fedbox.cli.main`) imports every command group, remote d
 science (pydantic), the bridge and the hub's client among them. ``fedbox simulate``,
 ``run`` and ``bootstrap`` need none of it, and importing it was a fifth of simulate's
 way to its first round on a small machine (issue 20): they run on
-:data:`fedbox.cli.fl_commands.fl_app`, which registers the same three functions, with
-the same options, under the same ``--verbose`` callback. Anything else, including
+:data:`fedbox.cli.fl_commands.fl_app` (its Click command built once,
+:func:`~fedbox.cli.fl_commands.fl_command`), which registers the same three functions,
+with the same options, under the same ``--verbose`` callback. Anything else, including
 ``fedbox --help``, runs on the whole command.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fedbox.cli import fl_commands
 from fedbox.cli.fl_options import console
@@ -36,12 +37,15 @@ def command_of(args: Sequence[str]) -> str | None:
 
 
 def main() -> None:
+    command: Callable[[], object]
     if command_of(sys.argv[1:]) in fl_commands.COMMANDS:
-        app = fl_commands.fl_app
+        command = fl_commands.fl_command()
     else:
         from fedbox.cli.main import app
+
+        command = app
     try:
-        app()
+        command()
     except FedboxError as exc:
         print_error(exc, console)
         raise SystemExit(2) from exc
