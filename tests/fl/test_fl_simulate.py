@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,3 +258,27 @@ def test_many_in_process_clients_finish_and_are_summarised(tmp_path: Path) -> No
     assert "client-7@sim.fedbox" not in out  # no row, no join line of its own
     assert f"joined: {clients} of {clients} datasites" in out
     assert "ServerApp finished" in out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_client_logs_are_plain_lines_when_simulate_runs_in_a_terminal(tmp_path: Path) -> None:
+    """A client forked from a ``simulate`` in a terminal inherits its logging and consoles,
+    set up for that terminal (Rich's columns and wrapping); its log gets the plain lines
+    a client started on its own writes."""
+    primary, secondary = os.openpty()
+    cmd = [sys.executable, "-m", "fedbox", "simulate", str(FBCOUNT), "-n", "1"]
+    cmd += ["--root", str(tmp_path / "fed"), "--run-config", "num-server-rounds=1 fail-partition=0"]
+    proc = subprocess.Popen(cmd, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    screen = b""
+    with contextlib.suppress(OSError):  # EIO once nobody holds the terminal any more
+        while chunk := os.read(primary, 65536):
+            screen += chunk
+    os.close(primary)
+    assert proc.wait(timeout=120) == 1, screen.decode(errors="replace")
+    log = (tmp_path / "fed-state" / "client-0@sim.fedbox" / "client.log").read_text()
+    assert re.search(
+        r"^fedbox run: client-0@sim\.fedbox serving .* \(partition 0 of 1\)$", log, re.M
+    )
+    assert " ERROR fedbox.fl.runner: node " in log, log  # logging's plain format
+    assert "\x1b" not in log

@@ -131,6 +131,7 @@ def _run_child(
         os.setsid()  # a terminal's Ctrl-C reaches the aggregator only
         lifeline.forked()
         _redirect(log)
+        _let_go_of_inherited_files(keep=(lifeline.child_fd,))
         os.environ.clear()
         os.environ.update(env)
         _fresh_process_state()
@@ -163,6 +164,22 @@ def _redirect(log: Path) -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)
+
+
+def _let_go_of_inherited_files(keep: tuple[int, ...]) -> None:
+    """Every file the parent had open, but standard streams and ``keep``, turned into
+    ``/dev/null`` here, as ``subprocess`` closes them for a new process: a lock the parent
+    holds (its run record's ``flock``) must end with the parent, not with the last client.
+    Replaced rather than closed, so no number the parent's objects still name is reused
+    by a file of the child's."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != null and fd not in keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, gone now
+                os.fstat(fd)
+                os.dup2(null, fd)
+    os.close(null)
 
 
 def _fresh_process_state() -> None:
