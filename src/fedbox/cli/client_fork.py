@@ -18,6 +18,7 @@ and ``simulate`` starts its clients with ``subprocess`` otherwise.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import io
 import logging
@@ -114,9 +115,11 @@ def fork_client(
     closed, as :func:`subprocess.Popen` would start it. Call :func:`can_fork` first."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child writes the parent's buffered output again
+    gc.freeze()  # the child's collections then skip what it inherited, leaving it shared
     pid = os.fork()
     if pid == 0:
         _run_child(args, env, log, lifeline)
+    gc.unfreeze()
     return ForkedProcess(pid)
 
 
