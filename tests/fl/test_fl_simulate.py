@@ -282,3 +282,20 @@ def test_client_logs_are_plain_lines_when_simulate_runs_in_a_terminal(tmp_path: 
     )
     assert " ERROR fedbox.fl.runner: node " in log, log  # logging's plain format
     assert "\x1b" not in log
+
+
+def test_client_logs_are_written_when_simulate_runs_inside_a_program(tmp_path: Path) -> None:
+    """Run in a program that captures its output (a test runner, here Typer's), simulate
+    still leaves each client's lines in the client's log, as a client process would."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom fedbox.cli.main import app\n"
+        "result = CliRunner().invoke(app, sys.argv[1:])\nsys.exit(result.exit_code)"
+    )
+    args = ["simulate", str(FBCOUNT), "-n", "1", "--root", str(tmp_path / "fed")]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (tmp_path / "fed-state" / "client-0@sim.fedbox" / "client.log").read_text()
+    assert "fedbox run: client-0@sim.fedbox serving " in log, log
+    assert "fedbox run: client-0@sim.fedbox stopped by the aggregator" in log, log

@@ -156,7 +156,9 @@ def _run_child(
 
 
 def _redirect(log: Path) -> None:
-    """Output appended to ``log``, line by line as ``PYTHONUNBUFFERED`` had it; no stdin."""
+    """Output appended to ``log``, line by line as ``PYTHONUNBUFFERED`` had it; no stdin.
+    Python's streams are made anew on those descriptors, as a new interpreter's are: the
+    parent's may be something else (a test runner's capture, say)."""
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -164,9 +166,15 @@ def _redirect(log: Path) -> None:
     os.dup2(out, 2)
     os.close(out)
     os.close(null)
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(line_buffering=True)
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+    sys.stdout = _line_writer(1, errors="strict")
+    sys.stderr = _line_writer(2, errors="backslashreplace")
+
+
+def _line_writer(fd: int, errors: str) -> io.TextIOWrapper:
+    """A text stream on ``fd`` that writes each line as it ends."""
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw), errors=errors, line_buffering=True)
 
 
 def _let_go_of_inherited_files(keep: tuple[int, ...]) -> None:
