@@ -17,6 +17,7 @@ and ``simulate`` starts its clients with ``subprocess`` otherwise.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import importlib
@@ -127,8 +128,8 @@ def _run_child(
     args: Sequence[str], env: Mapping[str, str], log: Path, lifeline: Lifeline
 ) -> NoReturn:
     """The child's whole life: it never returns into the parent's code, and leaves with
-    ``os._exit`` so none of the parent's exit handlers (a temporary folder's removal,
-    its database's) runs here."""
+    ``os._exit`` once it ran its own exit handlers (an app's, as a new interpreter would),
+    never the parent's (a temporary folder's removal, its database's)."""
     code = _EXIT_CRASHED
     try:
         os.setsid()  # a terminal's Ctrl-C reaches the aggregator only
@@ -148,6 +149,7 @@ def _run_child(
     except BaseException:
         traceback.print_exc()
     finally:
+        atexit._run_exitfuncs()
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
@@ -194,13 +196,14 @@ def _let_go_of_inherited_files(keep: tuple[int, ...]) -> None:
 
 
 def _fresh_process_state() -> None:
-    """What a new interpreter would start with and a fork copies instead: logging not
-    yet configured (the command configures it for a log file, not the parent's
-    terminal), consoles that look at the log, the client's share of BLAS threads (the
-    parent loaded NumPy before that share was in the environment), and NumPy's global
-    generator seeded afresh if the parent had made it (a fork copies its state, so every
-    client would draw the same numbers; Python's ``random`` reseeds itself in a forked
-    child)."""
+    """What a new interpreter would start with and a fork copies instead: no exit
+    handlers yet, logging not yet configured (the command configures it for a log
+    file, not the parent's terminal), consoles that look at the log, the client's share
+    of BLAS threads (the parent loaded NumPy before that share was in the environment),
+    and NumPy's global generator seeded afresh if the parent had made it (a fork copies
+    its state, so every client would draw the same numbers; Python's ``random`` reseeds
+    itself in a forked child)."""
+    atexit._clear()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -1,6 +1,7 @@
 """Answers a query with the thread settings and node_config its process sees, and a
 number drawn from NumPy's global generator, unseeded."""
 
+import atexit
 import json
 import os
 
@@ -11,6 +12,11 @@ from flwr.clientapp import ClientApp
 from threadpoolctl import threadpool_info
 
 app = ClientApp()
+
+if os.environ.get("FBPROBE_EXIT_DIR"):  # says, when the process ends, that it ran this
+    atexit.register(
+        lambda: open(os.path.join(os.environ["FBPROBE_EXIT_DIR"], str(os.getpid())), "w").close()
+    )
 
 VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OUTPUT_DIR")
 
