@@ -1,9 +1,11 @@
 """``fedbox simulate``: a whole federation on one machine, talking only through a store.
 
-The aggregator runs in this process; each client is a process of its own started as
-``python -m fedbox.cli.fl_commands run ...`` (with ``--inprocess``, a virtual client
-in this process), so a simulation exercises the same code paths and the same store
-traffic as a deployment. Starting, configuring and reaping those processes is this module's job.
+The aggregator runs in this process; each client is a process of its own running
+``python -m fedbox.cli.fl_commands run ...``'s command, forked from this one where that
+is safe (:mod:`fedbox.cli.client_fork`), else started as that command line (with
+``--inprocess``, a virtual client in this process), so a simulation exercises the same
+code paths and the same store traffic as a deployment. Starting, configuring and
+reaping those processes is this module's job.
 """
 
 from __future__ import annotations
@@ -490,9 +492,9 @@ def _run(
     reap and report; the exit code. Everything it started is stopped, the box closed
     and the ``hub`` stopped however it ends.
 
-    Client processes start first: each spends most of a second importing before it
-    can answer the run's invitation, and this process has its own imports (the store,
-    Flower, the ServerApp) to do meanwhile (issue 20)."""
+    Client processes start first: each needs a moment (most of a second when it is
+    not forked and imports everything itself) before it can answer the run's
+    invitation, and this process connects and loads the ServerApp meanwhile (issue 20)."""
     tally = RunTally(plan.datasites)
     host: InProcessClients | None = None
     procs: dict[str, ClientProcess] = {}
