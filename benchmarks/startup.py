@@ -12,6 +12,8 @@ phases it passes through, each as seconds after the command started:
 - ``round 1 done``: the ServerApp had the first round's replies (the clients loaded
   Flower and the ClientApp to answer them);
 - ``end``: the command exited;
+- ``agg cpu``: CPU seconds the command's own process (the aggregator) had used when the
+  first round started: the part of the start-up that no second core can shorten;
 - ``cpu``: CPU seconds the command and its client processes used in all, which a busy
   machine stretches far less than the times above.
 
@@ -46,14 +48,15 @@ def _seconds(cmd: list[str]) -> float:
 
 
 IMPORTS = {
-    "import CLI": "import fedbox.cli.main",
+    "import CLI": "import fedbox.cli.entry",
     "import store": "import fedbox.rpc",
     "import Flower": "import fedbox.fl.client",
     "import server": "import fedbox.fl.server",
 }
-"""What the aggregator loads first (the command), what every participant loads to
-connect (store, crypto, RPC), what a client loads after it joined (Flower and the
-ClientApp's side) and what the aggregator loads to run the ServerApp."""
+"""What the aggregator loads first (the command's entry, with the Flower commands), what
+every participant loads to connect (store, crypto, RPC), what a client loads after it
+joined (Flower and the ClientApp's side; a forked client inherits all of these) and what
+the aggregator loads to run the ServerApp."""
 
 
 def pieces(repeat: int) -> dict[str, float]:
@@ -99,9 +102,12 @@ def one_run(app: Path, rounds: int, work: Path) -> dict[str, float]:
     phases["end"] = time.perf_counter() - started
     if p.returncode != 0:
         raise RuntimeError(f"fedbox simulate exited with {p.returncode}")
-    stamps = {int(r): float(t) for r, t in (ln.split() for ln in timing.read_text().splitlines())}
-    phases["first round"] = stamps[0] - started_wall
-    phases["round 1 done"] = stamps[1] - started_wall
+    stamps = {
+        int(r): (float(t), float(c)) for r, t, c in map(str.split, timing.read_text().splitlines())
+    }
+    phases["first round"] = stamps[0][0] - started_wall
+    phases["round 1 done"] = stamps[1][0] - started_wall
+    phases["agg cpu"] = stamps[0][1]
     phases["cpu"] = _children_cpu() - cpu_before
     return phases
 

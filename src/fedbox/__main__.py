@@ -1,5 +1,5 @@
 """``python -m fedbox`` is the ``fedbox`` command."""
 
-from fedbox.cli.main import main
+from fedbox.cli.entry import main
 
 main()

@@ -129,3 +129,33 @@ def test_the_pipe_alone_ends_a_child_whose_parent_was_killed(leftovers: list[int
     proc.kill()
     proc.wait()
     _wait_until(lambda: not _alive(child_pid), 30, "the child gone")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_drops_its_copy_of_the_parents_end(leftovers: list[int]) -> None:
+    """A child forked without exec (as ``simulate`` starts its clients) gets a copy of the
+    write end too; unless it closes it, the pipe stays open when the parent dies."""
+    parent = textwrap.dedent(
+        """
+        import os, threading
+        from fedbox.cli.lifeline import Lifeline, die_with_parent
+        line = Lifeline()
+        pid = os.fork()
+        if pid == 0:
+            line.forked()
+            die_with_parent(line.child_fd, kernel_signal=False)
+            threading.Event().wait()
+        print(pid, flush=True)
+        threading.Event().wait()
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    leftovers.append(proc.pid)
+    assert proc.stdout is not None
+    child_pid = int(proc.stdout.readline())
+    leftovers.append(child_pid)
+    proc.kill()
+    proc.wait()
+    _wait_until(lambda: not _alive(child_pid), 30, "the child gone")

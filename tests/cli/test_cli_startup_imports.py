@@ -65,3 +65,34 @@ import shutil; shutil.rmtree(plan.temp_dir)
 )
 def test_starts_without_heavy_packages(code: str) -> None:
     assert _loaded_after(code).isdisjoint(HEAVY)
+
+
+ALL_MODULES = (
+    "import json, sys; print(json.dumps(sorted(m for m in sys.modules if m.startswith('fedbox.'))))"
+)
+
+
+def _entry(*args: str) -> str:
+    """Code running the ``fedbox`` command's entry point with ARGS, as the script does."""
+    return (
+        f"import sys\nsys.argv = ['fedbox', *{list(args)!r}]\nfrom fedbox.cli.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+
+
+@pytest.mark.parametrize(
+    "args", [("simulate", "--help"), ("-v", "run", "--help"), ("bootstrap", "--help")]
+)
+def test_the_flower_commands_load_no_other_command_group(args: tuple[str, ...]) -> None:
+    """Issue 20: the whole command's groups (remote data science, the bridge, the hub,
+    sync) were a fifth of ``fedbox simulate``'s way to its first round."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{_entry(*args)}\n{ALL_MODULES}"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Usage:" in out.stdout
+    fedbox = {m.split(".")[1] for m in json.loads(out.stdout.splitlines()[-1]) if "." in m}
+    assert fedbox.isdisjoint({"rds", "bridge", "hub", "sync", "ui"}), fedbox

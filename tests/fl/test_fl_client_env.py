@@ -47,6 +47,20 @@ def test_each_client_process_gets_a_fair_share_of_the_cores() -> None:
         assert client["blas"] == [share], client  # numpy's BLAS pool took it
 
 
+def test_each_client_process_draws_its_own_random_numbers() -> None:
+    """Client processes forked from ``simulate`` after it imported NumPy would share its
+    global generator's state, and an app drawing unseeded would train every client alike."""
+    draws = [client["draw"] for client in simulate_probe("--clients", "3")]
+    assert len(set(draws)) == 3, draws
+
+
+def test_a_clientapps_exit_handlers_run_when_its_client_process_ends(tmp_path: Path) -> None:
+    ran = tmp_path / "exit-handlers-ran"
+    ran.mkdir()
+    simulate_probe("--clients", "2", env={"FBPROBE_EXIT_DIR": str(ran)})
+    assert len(list(ran.iterdir())) == 2
+
+
 def test_thread_counts_the_user_set_are_kept() -> None:
     seen = simulate_probe("--clients", "2", env={"OMP_NUM_THREADS": "5"})
     for client in seen:

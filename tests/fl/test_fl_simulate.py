@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,3 +258,44 @@ def test_many_in_process_clients_finish_and_are_summarised(tmp_path: Path) -> No
     assert "client-7@sim.fedbox" not in out  # no row, no join line of its own
     assert f"joined: {clients} of {clients} datasites" in out
     assert "ServerApp finished" in out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_client_logs_are_plain_lines_when_simulate_runs_in_a_terminal(tmp_path: Path) -> None:
+    """A client forked from a ``simulate`` in a terminal inherits its logging and consoles,
+    set up for that terminal (Rich's columns and wrapping); its log gets the plain lines
+    a client started on its own writes."""
+    primary, secondary = os.openpty()
+    cmd = [sys.executable, "-m", "fedbox", "simulate", str(FBCOUNT), "-n", "1"]
+    cmd += ["--root", str(tmp_path / "fed"), "--run-config", "num-server-rounds=1 fail-partition=0"]
+    proc = subprocess.Popen(cmd, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    screen = b""
+    with contextlib.suppress(OSError):  # EIO once nobody holds the terminal any more
+        while chunk := os.read(primary, 65536):
+            screen += chunk
+    os.close(primary)
+    assert proc.wait(timeout=120) == 1, screen.decode(errors="replace")
+    log = (tmp_path / "fed-state" / "client-0@sim.fedbox" / "client.log").read_text()
+    assert re.search(
+        r"^fedbox run: client-0@sim\.fedbox serving .* \(partition 0 of 1\)$", log, re.M
+    )
+    assert " ERROR fedbox.fl.runner: node " in log, log  # logging's plain format
+    assert "\x1b" not in log
+
+
+def test_client_logs_are_written_when_simulate_runs_inside_a_program(tmp_path: Path) -> None:
+    """Run in a program that captures its output (a test runner, here Typer's), simulate
+    still leaves each client's lines in the client's log, as a client process would."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom fedbox.cli.main import app\n"
+        "result = CliRunner().invoke(app, sys.argv[1:])\nsys.exit(result.exit_code)"
+    )
+    args = ["simulate", str(FBCOUNT), "-n", "1", "--root", str(tmp_path / "fed")]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (tmp_path / "fed-state" / "client-0@sim.fedbox" / "client.log").read_text()
+    assert "fedbox run: client-0@sim.fedbox serving " in log, log
+    assert "fedbox run: client-0@sim.fedbox stopped by the aggregator" in log, log

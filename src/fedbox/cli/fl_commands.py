@@ -8,8 +8,10 @@ themselves live in ``simulate_cmd``, ``bootstrap_cmd`` and ``run_cmd``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+import click
 import typer
 
 from fedbox.cli.bootstrap_cmd import bootstrap
@@ -17,7 +19,7 @@ from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.run_cmd import run
 from fedbox.cli.simulate_cmd import simulate
 
-__all__ = ["bootstrap", "fl_app", "register", "run", "simulate"]
+__all__ = ["bootstrap", "fl_app", "fl_command", "register", "run", "simulate"]
 
 fl_app = typer.Typer(
     help="Flower over files.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -45,5 +47,13 @@ def _configure(verbose: VerboseOpt = 0) -> None:
     configure_logging(verbose)
 
 
+@functools.cache
+def fl_command() -> click.Command:
+    """:data:`fl_app` as the Click command Typer builds from it, once per process:
+    building it reads every parameter of the three commands, which took a client forked
+    from ``simulate`` a good part of its way to joining; it uses its parent's."""
+    return typer.main.get_command(fl_app)
+
+
 if __name__ == "__main__":
-    fl_app()
+    fl_command()()

@@ -8,15 +8,14 @@ console; declaring those here once keeps them from drifting apart.
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from fedbox.cli.consoles import stdout_console
 from fedbox.cli.logsetup import adopt_flower_logger
 from fedbox.cli.roots import fail
 from fedbox.fl.config import AppConfig, AppConfigError, load_app_config, parse_run_config
@@ -44,8 +43,7 @@ __all__ = [
     "sigterm_as_interrupt",
 ]
 
-# Wide enough for the tables when output goes to a file or a pipe (Rich assumes 80).
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = stdout_console()
 
 AppDirArg = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, help="A Flower app dir (pyproject.toml).")

@@ -51,6 +51,13 @@ class Lifeline:
                 os.close(fd)
         self._read = self._write = -1
 
+    def forked(self) -> None:
+        """In a child forked (not started by ``exec``) from the parent: close the write
+        end the fork copied, which would keep the pipe open after the parent died."""
+        if self._write >= 0:
+            os.close(self._write)
+            self._write = -1
+
     def __enter__(self) -> Lifeline:
         return self
 

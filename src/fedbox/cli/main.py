@@ -22,18 +22,17 @@ from fedbox.cli.job_cmd import job_app
 from fedbox.cli.keys_cmd import keys_app
 from fedbox.cli.logsetup import VerboseOpt, configure_logging
 from fedbox.cli.options import EmailOpt, StateOpt
-from fedbox.cli.roots import RootOpt, StorageOpt, identity_of, open_root, print_error
+from fedbox.cli.roots import RootOpt, StorageOpt, identity_of, open_root
 from fedbox.cli.runs_cmd import runs_app
 from fedbox.cli.serve_cmd import serve
 from fedbox.cli.sync_cmd import sync_app
 from fedbox.cli.ui_cmd import ui
 from fedbox.crypto import Identity
 from fedbox.datasite.workspace import Workspace
-from fedbox.errors import FedboxError
 from fedbox.rpc.audit import AuditLog, JobEvent
 from fedbox.rpc.cleanup import cleanup as cleanup_store
 
-__all__ = ["app", "main"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="Federated learning and RPC over files: no participant opens a port.",
@@ -177,15 +176,3 @@ app.add_typer(job_app, name="job")
 app.add_typer(runs_app, name="runs")
 app.command("serve")(serve)
 app.command("ui")(ui)
-
-
-def main() -> None:
-    try:
-        app()
-    except FedboxError as exc:
-        print_error(exc, console)
-        raise SystemExit(2) from exc
-
-
-if __name__ == "__main__":
-    main()

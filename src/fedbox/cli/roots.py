@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fedbox.cli.consoles import stderr_console
 from fedbox.datasite.workspace import Workspace
 from fedbox.errors import FedboxError
 from fedbox.store import Store, StoreIdentity, open_store
@@ -82,7 +83,7 @@ MaxPollOpt = Annotated[
     ),
 ]
 
-_err = Console(stderr=True)
+_err = stderr_console()
 
 
 def one_line(exc: BaseException | str) -> str:

@@ -1,9 +1,11 @@
 """``fedbox simulate``: a whole federation on one machine, talking only through a store.
 
-The aggregator runs in this process; each client is a process of its own started as
-``python -m fedbox.cli.fl_commands run ...`` (with ``--inprocess``, a virtual client
-in this process), so a simulation exercises the same code paths and the same store
-traffic as a deployment. Starting, configuring and reaping those processes is this module's job.
+The aggregator runs in this process; each client is a process of its own running
+``python -m fedbox.cli.fl_commands run ...``'s command, forked from this one where that
+is safe (:mod:`fedbox.cli.client_fork`), else started as that command line (with
+``--inprocess``, a virtual client in this process), so a simulation exercises the same
+code paths and the same store traffic as a deployment. Starting, configuring and
+reaping those processes is this module's job.
 """
 
 from __future__ import annotations
@@ -71,11 +73,15 @@ from fedbox.store import ENV_STORAGE_OPTIONS
 from fedbox.store.registry import url_scheme
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from fedbox.cli.client_fork import ForkedProcess
     from fedbox.fl.events import EventCallback
     from fedbox.fl.server import ServerOutcome
     from fedbox.fl.simulate import InProcessClients, SimulationPlan
     from fedbox.rpc import Box
 
+    ClientProcess: TypeAlias = subprocess.Popen[bytes] | ForkedProcess
 # fedbox.fl.simulate, .server and .runner import Flower, and fedbox.rpc its crypto: they
 # are imported where they are used, so the ``fedbox`` command starts fast.
 
@@ -93,11 +99,15 @@ def client_command(
     goes here: storage options, and a root URL with a password in it, travel in the
     environment (:func:`client_env`). With ``lifeline_fd`` (a :class:`Lifeline`'s
     end, passed to the process) the client ends when this process does."""
+    return [sys.executable, "-m", CLIENT_MODULE, *client_args(plan, index, email, lifeline_fd)]
+
+
+def client_args(
+    plan: SimulationPlan, index: int, email: str, lifeline_fd: int | None = None
+) -> list[str]:
+    """:data:`CLIENT_MODULE`'s arguments for client ``index`` (see :func:`client_command`)."""
     root = [] if _root_in_env(plan) else ["--root", plan.store_root]
-    cmd = [
-        sys.executable,
-        "-m",
-        CLIENT_MODULE,
+    args = [
         "run",
         str(plan.app.app_dir),
         "--email",
@@ -126,8 +136,8 @@ def client_command(
     }
     for flag, value in optional.items():
         if value is not None and value != "":
-            cmd += [flag, value if isinstance(value, str) else repr(value)]
-    return cmd + _node_config_flags(plan)
+            args += [flag, value if isinstance(value, str) else repr(value)]
+    return args + _node_config_flags(plan)
 
 
 def _node_config_flags(plan: SimulationPlan) -> list[str]:
@@ -159,20 +169,31 @@ def client_env(plan: SimulationPlan) -> dict[str, str]:
     return env
 
 
-def _start_processes(
-    plan: SimulationPlan, lifeline: Lifeline
-) -> dict[str, subprocess.Popen[bytes]]:
+def _start_processes(plan: SimulationPlan, lifeline: Lifeline) -> dict[str, ClientProcess]:
     """One process per client, each in its own session so a terminal Ctrl-C reaches only
     the aggregator, which then stops them through the store (the behaviour under test).
-    Each holds the ``lifeline``, so none outlives this process, however it ends."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    Each holds the ``lifeline``, so none outlives this process, however it ends.
+
+    Forked from this process once it has imported what they need (which it needs too),
+    so none of them spends most of a second importing it again; started as new
+    interpreters when forking is unsafe (:func:`~fedbox.cli.client_fork.can_fork`)."""
+    from fedbox.cli import client_fork
+
+    forking = client_fork.can_fork()
+    if forking:
+        client_fork.preload()
+    procs: dict[str, ClientProcess] = {}
     env = client_env(plan)
     for index, email in enumerate(plan.datasites):
         state = plan.state_dir(email)
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        args = client_args(plan, index, email, lifeline.child_fd)
+        if forking:
+            procs[email] = client_fork.fork_client(args, env, state / CLIENT_LOG, lifeline)
+            continue
         with open(state / CLIENT_LOG, "ab") as log:
             procs[email] = subprocess.Popen(
-                client_command(plan, index, email, lifeline_fd=lifeline.child_fd),
+                [sys.executable, "-m", CLIENT_MODULE, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -183,7 +204,7 @@ def _start_processes(
     return procs
 
 
-def _reap(procs: dict[str, subprocess.Popen[bytes]], grace: float) -> dict[str, int | None]:
+def _reap(procs: dict[str, ClientProcess], grace: float) -> dict[str, int | None]:
     """Give the clients ``grace`` seconds to stop on the aggregator's word, then end
     them, so no client outlives the command; their exit codes, for the report."""
     deadline = time.monotonic() + grace
@@ -471,12 +492,12 @@ def _run(
     reap and report; the exit code. Everything it started is stopped, the box closed
     and the ``hub`` stopped however it ends.
 
-    Client processes start first: each spends most of a second importing before it
-    can answer the run's invitation, and this process has its own imports (the store,
-    Flower, the ServerApp) to do meanwhile (issue 20)."""
+    Client processes start first: each needs a moment (most of a second when it is
+    not forked and imports everything itself) before it can answer the run's
+    invitation, and this process connects and loads the ServerApp meanwhile (issue 20)."""
     tally = RunTally(plan.datasites)
     host: InProcessClients | None = None
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, ClientProcess] = {}
     exit_codes: dict[str, int | None] | None = None
     code = EXIT_FAILED
     lifeline = Lifeline()

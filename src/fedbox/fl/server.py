@@ -73,7 +73,9 @@ def run_server(
     record: RunRecord | None = None,
 ) -> ServerOutcome:
     """Wait for ``min_datasites`` (default: all) to join, run the app's ServerApp to
-    the end, then tell every datasite to stop.
+    the end, then tell every datasite to stop. The ServerApp is imported while the
+    invitations are out: an app importing PyTorch or scikit-learn takes a while, and
+    the datasites take a while to answer (issue 20).
 
     The join wait lasts ``join_timeout`` at most (default :data:`DEFAULT_JOIN_TIMEOUT`);
     if too few joined by then the outcome's error is :class:`TooFewDatasites` and the
@@ -120,6 +122,8 @@ def run_server(
     if not 1 <= needed <= len(grid.nodes):
         raise ValueError(f"min_datasites must be 1 to {len(grid.nodes)}, not {needed}")
     try:
+        grid.invite()  # the datasites answer while the ServerApp's modules load
+        server_app = load_server_app(app_config)
         joined = grid.wait_for_datasites(needed, join_wait)
         if len(joined) < needed:
             missing = [e for e in grid.nodes.values() if e not in joined]
@@ -127,7 +131,6 @@ def run_server(
                 f"{len(joined)} of the {needed} datasites needed joined within "
                 f"{join_wait:g} s; not joined: {', '.join(missing)}"
             )
-        server_app = load_server_app(app_config)
         seed_generators(run_seed(app_name) if record is None else record.info.seed)
         run_serverapp(
             grid=grid,

@@ -84,3 +84,25 @@ def limit_torch_threads(environ: Mapping[str, str] | None = None) -> int | None:
     torch.set_num_threads(count)
     logger.info("torch limited to %d threads", count)
     return count
+
+
+def limit_loaded_blas(environ: Mapping[str, str] | None = None) -> int | None:
+    """Apply ``OPENBLAS_NUM_THREADS`` to a BLAS already loaded; the count, or None.
+
+    A client forked from ``simulate`` (:mod:`fedbox.cli.client_fork`) inherits NumPy, and
+    the BLAS under it, loaded with the parent's thread count before the client's share
+    was in its environment: this gives the client its share as a new process reading
+    the variable would have had it. Does nothing without NumPy or the variable.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("OPENBLAS_NUM_THREADS")
+    if "numpy" not in sys.modules or not raw:
+        return None
+    try:
+        count = int(raw)
+    except ValueError:
+        return None
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=count, user_api="blas")
+    return count
