@@ -103,13 +103,23 @@ class NewFile:
 # Built once: a statement given its values as parameters is compiled once (cached), not
 # rebuilt per file; a burst of small files spends most of its hub time on these.
 _ROW = select(files).where(files.c.path == bindparam("path"))
+_ROWS = select(files).where(files.c.path.in_(bindparam("paths", expanding=True)))
 _APPEND = insert(changes)
+_APPEND_MANY = insert(changes).returning(changes.c.seq, sort_by_parameter_order=True)
 _INSERT = insert(files)
 _UPDATE = update(files).where(files.c.path == bindparam("key"))
 
 
 def _file(row: Row[Any]) -> FileRow:
     return FileRow(**row._mapping)
+
+
+def _values(row: FileRow) -> dict[str, Any]:
+    """The ``files`` columns of ``row`` but its key: what an update sets."""
+    return {
+        "version": row.version, "size": row.size, "sha256": row.sha256,
+        "writer": row.writer, "mtime": row.mtime, "blob": row.blob,
+    }  # fmt: skip
 
 
 class FileIndex:
@@ -188,31 +198,39 @@ class FileIndex:
         """Each item written as :meth:`put` writes it, in order, all in one transaction
         (one commit, one notification for a burst of small files); an item its condition
         or the quota refuses is answered with that error and the others still apply. The
-        caller still owns the blobs of refused items."""
+        caller still owns the blobs of refused items.
+
+        The statements are per run of items, not per item: one query reads the current
+        rows of every path, and each run (items up to a path written twice) appends its
+        changes and writes its rows in one statement each. A burst of small files spent
+        most of its hub time on per-file statements."""
         now = time.time()
-        results: list[FileRow | PreconditionFailed | QuotaExceeded] = []
+        results: dict[int, FileRow | PreconditionFailed | QuotaExceeded] = {}
         replaced: list[FileRow | None] = []
         appended: list[Change] = []
         with self._write(*(item.path for item in items), *self._quota_keys(writer)) as conn:
-            for item in items:
-                current = self._current(conn, item.path)
+            current = self._current_many(conn, [item.path for item in items])
+            usage = self._usage(conn, writer)
+            run: list[tuple[int, NewFile, FileRow | None]] = []
+            in_run: set[str] = set()
+            for i, item in enumerate(items):
+                if item.path in in_run:  # its condition is checked against the run's write
+                    self._write_run(conn, writer, now, run, current, results, replaced, appended)
+                    run, in_run = [], set()
+                was = current.get(item.path)
                 try:
-                    item.condition.check(current, item.path)
-                    self._check_quota(conn, writer, item.size, current)
+                    item.condition.check(was, item.path)
+                    if usage is not None:
+                        usage = self._check_quota(writer, usage, item.size, was)
                 except (PreconditionFailed, QuotaExceeded) as exc:
-                    results.append(exc)
+                    results[i] = exc
                     continue
-                change = self._append(conn, "put", item.path, None, item.size, item.sha256,
-                                      writer, now)  # fmt: skip
-                row = FileRow(item.path, change.seq, item.size, item.sha256, writer, now,
-                              item.blob)  # fmt: skip
-                self._store(conn, row, current)
-                results.append(row)
-                replaced.append(current)
-                appended.append(change)
+                run.append((i, item, was))
+                in_run.add(item.path)
+            self._write_run(conn, writer, now, run, current, results, replaced, appended)
         if appended:
             self._after(replaced, appended)
-        return results
+        return [results[i] for i in range(len(items))]
 
     def delete(self, path: str, writer: str, condition: Condition = ANY) -> None:
         with self._write(path) as conn:
@@ -275,16 +293,29 @@ class FileIndex:
         row = conn.execute(_ROW, {"path": path}).first()
         return None if row is None else _file(row)
 
-    def _check_quota(
-        self, conn: Connection, writer: str, size: int, current: FileRow | None
-    ) -> None:
+    @staticmethod
+    def _current_many(conn: Connection, paths: Sequence[str]) -> dict[str, FileRow]:
+        """The current rows of those of ``paths`` that exist, in one query."""
+        rows = conn.execute(_ROWS, {"paths": sorted(set(paths))})
+        return {row.path: _file(row) for row in rows}
+
+    def _usage(self, conn: Connection, writer: str) -> tuple[int, int] | None:
+        """The bytes and files ``writer`` has (None without a quota: nothing to count)."""
         if self.quota.bytes is None and self.quota.files is None:
-            return
+            return None
         used_bytes, used_files = conn.execute(
             select(func.coalesce(func.sum(files.c.size), 0), func.count()).where(
                 files.c.writer == writer
             )
         ).one()
+        return int(used_bytes), int(used_files)
+
+    def _check_quota(
+        self, writer: str, usage: tuple[int, int], size: int, current: FileRow | None
+    ) -> tuple[int, int]:
+        """QuotaExceeded unless ``writer`` (using ``usage``) may write ``size`` bytes over
+        ``current``; the usage once it has."""
+        used_bytes, used_files = usage
         if current is not None and current.writer == writer:
             used_bytes -= current.size
             used_files -= 1
@@ -297,6 +328,51 @@ class FileIndex:
             raise QuotaExceeded(
                 f"{writer} would have {used_files + 1} files, over the quota of {self.quota.files}"
             )
+        return used_bytes + size, used_files + 1
+
+    @staticmethod
+    def _write_run(
+        conn: Connection,
+        writer: str,
+        now: float,
+        run: list[tuple[int, NewFile, FileRow | None]],
+        current: dict[str, FileRow],
+        results: dict[int, FileRow | PreconditionFailed | QuotaExceeded],
+        replaced: list[FileRow | None],
+        appended: list[Change],
+    ) -> None:
+        """Append the changes of ``run`` (items at distinct paths, each over its current
+        row) and write their rows: three statements at most, whatever its length. The
+        sequence numbers come back in the items' order (``sort_by_parameter_order``); as
+        the paths differ, which item got the smaller one does not matter. The results,
+        ``current`` and the lists for :meth:`_after` learn what was written."""
+        if not run:
+            return
+        if not appended:
+            serialize_writers(conn)  # the hub-wide turn, held from here to the commit
+        seqs = conn.execute(
+            _APPEND_MANY,
+            [
+                {"op": "put", "path": item.path, "old_path": None, "size": item.size,
+                 "sha256": item.sha256, "writer": writer, "time": now}
+                for _, item, _ in run
+            ],
+        ).scalars().all()  # fmt: skip
+        new_rows, updated_rows = [], []
+        for (i, item, was), seq in zip(run, seqs, strict=True):
+            row = FileRow(item.path, seq, item.size, item.sha256, writer, now, item.blob)
+            if was is None:
+                new_rows.append({"path": row.path, **_values(row)})
+            else:
+                updated_rows.append({"key": row.path, **_values(row)})
+            results[i] = current[item.path] = row
+            replaced.append(was)
+            appended.append(Change(seq, "put", item.path, None, item.size, item.sha256,
+                                   writer, now))  # fmt: skip
+        if new_rows:
+            conn.execute(_INSERT, new_rows)
+        if updated_rows:
+            conn.execute(_UPDATE, updated_rows)
 
     @staticmethod
     def _append(
@@ -324,10 +400,7 @@ class FileIndex:
 
     @staticmethod
     def _store(conn: Connection, row: FileRow, current: FileRow | None) -> None:
-        values = {
-            "version": row.version, "size": row.size, "sha256": row.sha256,
-            "writer": row.writer, "mtime": row.mtime, "blob": row.blob,
-        }  # fmt: skip
+        values = _values(row)
         if current is None:
             conn.execute(_INSERT, {"path": row.path, **values})
         else:
