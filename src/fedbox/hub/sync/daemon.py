@@ -27,6 +27,7 @@ from typing import Any
 
 from fedbox.errors import FedboxError
 from fedbox.hub.sync.batch import UploadBatcher
+from fedbox.hub.sync.echoes import OwnPlacements
 from fedbox.hub.sync.feed import FeedFollower
 from fedbox.hub.sync.ignore import IGNORE_FILE, SyncRules
 from fedbox.hub.sync.inline import InlineBytes
@@ -68,6 +69,7 @@ class SyncDaemon:
         )  # fmt: skip
         self.journal = Journal(self.root / STATE_DIR / "journal.db")
         self.inline = InlineBytes()
+        self.placements = OwnPlacements(self.root)
         self.renames = Renames()
         self.board = StatusBoard(
             self.root,
@@ -76,7 +78,7 @@ class SyncDaemon:
         self.work = WorkList(self._save_cursor)
         self.settler = PathSettler(
             self.root, self.journal, self.remote, self.board, self.renames, options.min_free,
-            self.work.add, UploadBatcher(self.remote), self.inline,
+            self.work.add, UploadBatcher(self.remote), self.inline, self.placements,
         )  # fmt: skip
         self._threads: list[threading.Thread] = []
         self._watcher: FolderWatcher | None = None
@@ -182,6 +184,8 @@ class SyncDaemon:
         return cursor
 
     def _touched(self, rel: str) -> None:
+        if self.placements.is_echo(rel):  # a download's own rename: its worker settles it
+            return
         if self.rules.syncs(rel):
             if self.renames.expecting():
                 self._came(rel)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fedbox.errors import FedboxError
+from fedbox.hub.sync.echoes import OwnPlacements
 from fedbox.hub.sync.reconcile import LocalFile
 
 __all__ = [
@@ -95,9 +96,16 @@ def staged(root: Path, rel: str, size: int, min_free: int) -> Iterator[tuple[Pat
             temp.unlink()
 
 
-def place(temp: Path, target: Path, sha256: str, expected: LocalFile | None) -> LocalFile:
+def place(
+    temp: Path,
+    target: Path,
+    sha256: str,
+    expected: LocalFile | None,
+    placements: OwnPlacements | None = None,
+) -> LocalFile:
     """fsync ``temp``, check its hash, and rename it over ``target`` if ``target`` is still
-    ``expected`` (None: absent); the placed file's state."""
+    ``expected`` (None: absent); the placed file's state. ``placements`` learns of the
+    rename before it happens (the folder watcher's report of it is then known as ours)."""
     digest = hashlib.sha256()
     with open(temp, "rb+") as f:
         while chunk := f.read(_CHUNK):
@@ -110,7 +118,14 @@ def place(temp: Path, target: Path, sha256: str, expected: LocalFile | None) -> 
         )
     if not _same(target, expected):
         raise ChangedMeanwhile(f"{target} changed while it downloaded")
-    os.replace(temp, target)
+    if placements is not None:
+        placements.placing(target, st)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        if placements is not None:
+            placements.failed(target)
+        raise
     with contextlib.suppress(FileNotFoundError):  # the folder itself was moved away
         fd = os.open(target.parent, os.O_RDONLY)
         try:
