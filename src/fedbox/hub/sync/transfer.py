@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,13 +51,13 @@ def local_file(full: Path, known: tuple[int, int, str] | None = None) -> LocalFi
         st = os.stat(full, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not os.path.isfile(full) or os.path.islink(full):
+    if not stat.S_ISREG(st.st_mode):  # not a link (the stat did not follow it), no folder
         return None
     if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
         return LocalFile(known[2], st.st_size, st.st_mtime_ns)
     digest = hashlib.sha256()
     try:
-        with open(full, "rb") as f:
+        with open(full, "rb", buffering=0) as f:  # no buffer: whole chunks are read
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
             st = os.fstat(f.fileno())
@@ -81,8 +82,11 @@ def staged(root: Path, rel: str, size: int, min_free: int) -> Iterator[tuple[Pat
     """A hidden temporary beside ``rel`` to download into: (temp, target). Removed unless
     :func:`place` moved it into place."""
     target = root / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(target.parent).free
+    try:
+        free = shutil.disk_usage(target.parent).free
+    except FileNotFoundError:  # the folder is new (else no call to make it, in a burst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(target.parent).free
     if free - size < min_free:
         raise NoSpace(
             f"not downloading {rel} ({_mib(size)}): it would leave "
@@ -107,7 +111,7 @@ def place(
     ``expected`` (None: absent); the placed file's state. ``placements`` learns of the
     rename before it happens (the folder watcher's report of it is then known as ours)."""
     digest = hashlib.sha256()
-    with open(temp, "rb+") as f:
+    with open(temp, "rb+", buffering=0) as f:  # no buffer to set up: whole chunks are read
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
         os.fsync(f.fileno())

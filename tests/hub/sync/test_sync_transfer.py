@@ -1,5 +1,6 @@
-"""The daemon's own renames into the folder are told apart from the user's writes: only
-the report of the very file it placed is dropped, once; anything else is synced."""
+"""The folder side of transfers: a file is what one stat says it is, and the daemon's own
+renames are told apart from the user's writes (only the report of the very file it placed
+is dropped, once; anything else is synced)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedbox.hub.sync.echoes import OwnPlacements
-from fedbox.hub.sync.transfer import place
+from fedbox.hub.sync.transfer import local_file, place
 
 
 def _placed(root: Path, rel: str, data: bytes, placements: OwnPlacements) -> Path:
@@ -56,3 +57,17 @@ def test_a_failed_rename_leaves_nothing_to_drop(tmp_path: Path) -> None:
     target.parent.mkdir()
     os.link(temp, target)  # the very inode, size and mtime the failed rename had
     assert not placements.is_echo("missing-folder/t.txt")
+
+
+def test_local_file_sees_regular_files_only(tmp_path: Path) -> None:
+    """One stat, not following links, tells a regular file from a link or a folder."""
+    (tmp_path / "real.txt").write_bytes(b"real")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    (tmp_path / "folder").mkdir()
+    found = local_file(tmp_path / "real.txt")
+    assert found is not None and found.sha256 == hashlib.sha256(b"real").hexdigest()
+    assert found.size == 4
+    assert local_file(tmp_path / "link.txt") is None
+    assert local_file(tmp_path / "folder") is None
+    assert local_file(tmp_path / "missing.txt") is None
+    assert local_file(tmp_path / "real.txt" / "below") is None
