@@ -204,6 +204,40 @@ def test_feed_shows_only_what_the_caller_may_read(clients: dict[str, httpx.Clien
     assert not any("private" in p or p.startswith("syft_outbox_inbox_alice") for p in seen)
 
 
+def test_the_feed_shows_each_user_exactly_the_new_files_they_may_read(
+    clients: dict[str, httpx.Client],
+) -> None:
+    """Fresh paths, so the feed decides each one before any read of it: its answer must
+    be the one a GET gives afterwards (the feed only asks "may read", GET the verdict)."""
+    fresh = {
+        A: [
+            f"{SITE}/public/fresh.csv", f"{SITE}/private/fresh.txt", f"{SITE}/shared/fresh.txt",
+            f"{SITE}/term/fresh.txt", f"{SITE}/term/inner/fresh.txt",
+            f"{AB}/33333333-3333-4333-8333-333333333333.request",
+        ],
+        CO: [f"datasites/{CO}/fresh.txt", f"{CO_OUT}/44444444-4444-4444-8444-444444444444.request"],
+    }  # fmt: skip
+    head = clients[A].get("/healthz").json()["head"]
+    for user, paths in fresh.items():
+        for path in paths:
+            clients[user].put(f"/api/v1/files/{path}", content=b"fresh").raise_for_status()
+    written = {path for paths in fresh.values() for path in paths}
+    shown: dict[str, set[str]] = {}
+    for user in USERS:
+        feed = clients[user].get("/api/v1/changes", params={"after": head}).json()["changes"]
+        seen = {c["path"] for c in feed}
+        readable = {
+            p for p in written if clients[user].get(f"/api/v1/files/{p}").status_code == 200
+        }
+        assert seen == readable, user
+        shown[user] = seen
+    assert shown[A] == written - {f"datasites/{CO}/fresh.txt"}
+    assert shown[B] == {
+        f"{SITE}/public/fresh.csv", f"{SITE}/shared/fresh.txt", f"{SITE}/term/fresh.txt",
+        f"{SITE}/term/inner/fresh.txt", fresh[A][-1],
+    }  # fmt: skip
+
+
 def test_changing_a_rule_file_takes_effect_on_the_next_request(
     clients: dict[str, httpx.Client],
 ) -> None:

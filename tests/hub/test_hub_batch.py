@@ -114,6 +114,27 @@ def test_conditions_inside_a_batch_apply_in_order(clients: dict[str, httpx.Clien
     assert bob.get(f"/api/v1/files/datasites/{B}/cond/none.txt").status_code == 404
 
 
+def test_a_path_written_twice_in_a_batch_gets_two_versions_in_order(
+    clients: dict[str, httpx.Client],
+) -> None:
+    bob = clients[B]
+    head = int(httpx.get(f"{bob.base_url}/healthz").json()["head"])
+    twice, other = f"datasites/{B}/twice/t.txt", f"datasites/{B}/twice/o.txt"
+    results = _batch(
+        bob, _item(twice, b"first"), _item(other, b"other"), _item(twice, b"second"),
+        _item(twice, b"third"),
+    )  # fmt: skip
+    assert [r["status"] for r in results] == [200] * 4
+    versions = [r["file"]["version"] for r in results]
+    assert versions == sorted(versions) and len(set(versions)) == 4
+    assert bob.get(f"/api/v1/files/{twice}").content == b"third"
+    assert bob.head(f"/api/v1/files/{twice}").headers["x-fedbox-version"] == str(versions[-1])
+    changes = bob.get("/api/v1/changes", params={"after": head}).json()["changes"]
+    assert [(c["path"], c["seq"]) for c in changes] == [
+        (twice, versions[0]), (other, versions[1]), (twice, versions[2]), (twice, versions[3])
+    ]  # fmt: skip
+
+
 def test_the_quota_stops_a_batch_midway_and_keeps_the_files_before(
     hub: HubProcess, clients: dict[str, httpx.Client]
 ) -> None:

@@ -86,6 +86,14 @@ def _outbox_parties(top: str) -> tuple[str, str]:
     return parse_outbox_dir(top)
 
 
+def _owned_by(user: str, path: str) -> bool:
+    """Whether ``path`` is in ``user``'s own datasite, where the owner may do anything
+    (the rules' first principle): answered without evaluating the rules, as a burst of
+    an owner's new files asks it once per file, none of them cached yet."""
+    top, _, rest = path.partition("/")
+    return top == DATASITES and rest.partition("/")[0] == user
+
+
 def _touches_rules(change: Change) -> bool:
     return is_rules_path(change.path) or bool(change.old_path and is_rules_path(change.old_path))
 
@@ -97,7 +105,10 @@ class AccessRules:
         self._index = index
         # The rules and the verdicts drawn from them, swapped together in one assignment so
         # a verdict from old rules never lands in the new cache.
-        self._state: tuple[PermissionSet, dict[tuple[str, str], Verdict]] = (PermissionSet(), {})
+        self._state: tuple[
+            PermissionSet, dict[tuple[str, str], Verdict], dict[tuple[str, str], bool]
+        ] = (PermissionSet(), {}, {})
+        """The rules, the verdicts drawn from them, and the answers of :meth:`may_read`."""
         self._seen = index.head()
         self._catching_up = threading.Lock()
         self.reload()
@@ -116,7 +127,7 @@ class AccessRules:
             except (OSError, InvalidPermissionFile) as exc:
                 logger.warning("%s: %s; it denies all but the owner", row.path, exc)
                 found.append(PermissionFile.unreadable(folder, str(exc)))
-        self._state = (PermissionSet(found), {})
+        self._state = (PermissionSet(found), {}, {})
 
     def _on_changes(self, batch: list[Change]) -> None:
         if any(_touches_rules(c) for c in batch):
@@ -165,7 +176,7 @@ class AccessRules:
 
     def verdict(self, user: str, path: str) -> Verdict:
         """The caller's rights on a path already validated by :func:`check_path`."""
-        rules, cache = self._state
+        rules, cache, _ = self._state
         key = (user, path)
         cached = cache.get(key)
         if cached is not None:
@@ -178,6 +189,8 @@ class AccessRules:
 
     @staticmethod
     def _decide(rules: PermissionSet, user: str, path: str) -> Verdict:
+        if _owned_by(user, path):
+            return Verdict.WRITE
         top = path.split("/", 1)[0]
         if top.startswith(OUTBOX_PREFIX):
             writer, reader = _outbox_parties(top)
@@ -203,4 +216,28 @@ class AccessRules:
         return users
 
     def may_read(self, user: str, path: str) -> bool:
-        return self.verdict(user, path) is not Verdict.HIDDEN
+        """Whether ``path`` is not hidden from ``user``: the verdict if known, else only
+        the read question (whoever may write may read: a level implies those below it).
+        The feed asks this of every reader for every new file; the full verdict cost two
+        evaluations of the rules."""
+        rules, verdicts, readable = self._state
+        key = (user, path)
+        verdict = verdicts.get(key)
+        if verdict is not None:
+            return verdict is not Verdict.HIDDEN
+        answer = readable.get(key)
+        if answer is None:
+            answer = self._readable(rules, user, path)
+            if len(readable) > 100_000:
+                readable.clear()
+            readable[key] = answer
+        return answer
+
+    @staticmethod
+    def _readable(rules: PermissionSet, user: str, path: str) -> bool:
+        if _owned_by(user, path):
+            return True
+        top = path.split("/", 1)[0]
+        if top.startswith(OUTBOX_PREFIX):
+            return user in _outbox_parties(top)
+        return rules.allowed(user, path, Level.READ)

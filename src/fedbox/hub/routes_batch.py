@@ -23,7 +23,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -192,10 +192,10 @@ async def _body(request: Request) -> bytes:
     return bytes(body)
 
 
-@router.post("/batch")
+@router.post("/batch", response_model=BatchAnswer)
 async def write_batch(
     request: Request, caller: Annotated[Caller, Depends(current_caller)]
-) -> BatchAnswer:
+) -> Response:
     try:
         batch = BatchRequest.model_validate_json(await _body(request))
     except ValidationError as exc:
@@ -204,4 +204,6 @@ async def write_batch(
         raise HTTPException(413, f"a batch holds at most {BATCH_FILES} files")
     hub = hub_of(request)
     results = await run_in_threadpool(_write_batch, hub, caller, batch.files)
-    return BatchAnswer(results=results)
+    # Serialized here, once: returned as a model, it was dumped, validated again against
+    # the response model and only then serialized (per file, a burst's answer).
+    return Response(BatchAnswer(results=results).model_dump_json(), media_type="application/json")

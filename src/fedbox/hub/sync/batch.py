@@ -35,6 +35,8 @@ class _Waiting:
     item: SmallUpload
     done: bool = False
     result: RemoteFile | BaseException | None = field(default=None)
+    wake: threading.Event = field(default_factory=threading.Event)
+    """Set once: when answered, or when handed the turn to send."""
 
     @property
     def urgent(self) -> bool:
@@ -42,11 +44,15 @@ class _Waiting:
 
 
 class UploadBatcher:
+    """One worker at a time holds the turn to send; the others wait, each on its own
+    event, woken only when answered or handed the turn (a shared condition woke every
+    waiting worker after each request, a herd of thread switches per batch)."""
+
     def __init__(self, remote: SyncRemote, max_files: int = 256, max_bytes: int = 4 << 20) -> None:
         self._remote = remote
         self._max_files = max_files
         self._max_bytes = max_bytes
-        self._cv = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._queue: list[_Waiting] = []
         self._sending = False
 
@@ -58,25 +64,38 @@ class UploadBatcher:
         if hashlib.sha256(data).hexdigest() != local.sha256:
             raise ChangedMeanwhile(f"{path} changed while it was read for upload")
         waiting = _Waiting(SmallUpload(path, data, local.sha256, base))
-        with self._cv:
+        with self._lock:
             self._queue.append(waiting)
-            while not waiting.done:
-                if self._sending:
-                    self._cv.wait()
-                    continue
-                self._sending = True
-                batch = self._take()
-                self._cv.release()
-                try:
-                    self._send(batch)
-                finally:
-                    self._cv.acquire()
-                    self._sending = False
-                    self._cv.notify_all()
+            turn = not self._sending
+            self._sending = True
+        if not turn:
+            waiting.wake.wait()
+        while not waiting.done:  # this worker holds the turn
+            self._send_next(waiting)
         if isinstance(waiting.result, BaseException):
             raise waiting.result
         assert waiting.result is not None
         return waiting.result
+
+    def _send_next(self, mine: _Waiting) -> None:
+        """Send the next batch (the turn held by ``mine``'s worker), answer its waiting
+        ones, and pass the turn on once ``mine`` is answered: to the first still queued,
+        or to nobody."""
+        with self._lock:
+            batch = self._take()
+        try:
+            self._send(batch)
+        finally:
+            successor = None
+            if mine.done:
+                with self._lock:
+                    successor = self._queue[0] if self._queue else None
+                    self._sending = successor is not None
+            for waiting in batch:
+                if waiting is not mine:
+                    waiting.wake.set()
+            if successor is not None:
+                successor.wake.set()
 
     def _take(self) -> list[_Waiting]:
         """The next batch (lock held): urgent ones first, then in arrival order, within

@@ -27,6 +27,7 @@ from typing import Any
 
 from fedbox.errors import FedboxError
 from fedbox.hub.sync.batch import UploadBatcher
+from fedbox.hub.sync.echoes import OwnPlacements
 from fedbox.hub.sync.feed import FeedFollower
 from fedbox.hub.sync.ignore import IGNORE_FILE, SyncRules
 from fedbox.hub.sync.inline import InlineBytes
@@ -68,6 +69,7 @@ class SyncDaemon:
         )  # fmt: skip
         self.journal = Journal(self.root / STATE_DIR / "journal.db")
         self.inline = InlineBytes()
+        self.placements = OwnPlacements(self.root)
         self.renames = Renames()
         self.board = StatusBoard(
             self.root,
@@ -76,7 +78,7 @@ class SyncDaemon:
         self.work = WorkList(self._save_cursor)
         self.settler = PathSettler(
             self.root, self.journal, self.remote, self.board, self.renames, options.min_free,
-            self.work.add, UploadBatcher(self.remote), self.inline,
+            self.work.add, UploadBatcher(self.remote), self.inline, self.placements,
         )  # fmt: skip
         self._threads: list[threading.Thread] = []
         self._watcher: FolderWatcher | None = None
@@ -182,6 +184,8 @@ class SyncDaemon:
         return cursor
 
     def _touched(self, rel: str) -> None:
+        if self.placements.is_echo(rel):  # a download's own rename: its worker settles it
+            return
         if self.rules.syncs(rel):
             if self.renames.expecting():
                 self._came(rel)
@@ -210,12 +214,14 @@ class SyncDaemon:
         self.inline.note([c for c in changes if self.rules.syncs(c["path"])])
         news: dict[str, RemoteFile | None] = {}
         relisted: list[str] = []
+        puts: set[str] = set()  # last changed by a put (a move's ends are paired instead)
         for change in changes:
             if change["op"] == "rules":
                 relisted.append(change["path"])
                 continue
             if change["op"] == "move" and change.get("old_path"):
                 news[change["old_path"]] = None
+                puts.discard(change["old_path"])
                 self.renames.pair(change["old_path"], change["path"])
             if change["op"] == "delete":
                 news[change["path"]] = None
@@ -223,10 +229,30 @@ class SyncDaemon:
                 news[change["path"]] = RemoteFile(
                     int(change["seq"]), str(change["sha256"]), int(change["size"])
                 )
+            if change["op"] == "put":
+                puts.add(change["path"])
+            else:
+                puts.discard(change["path"])
         for folder in relisted:  # the hub listed all we may read there: the rest we may not
             for rel in self.journal.under(folder):
                 news.setdefault(rel, None)
+        for rel in self._settled_already(news, puts):
+            del news[rel]
         self._note_changes({p: f for p, f in news.items() if self.rules.syncs(p)}, cursor)
+
+    def _settled_already(self, news: dict[str, RemoteFile | None], puts: set[str]) -> list[str]:
+        """The puts of ``news`` whose very version the journal holds already: mostly this
+        daemon's own uploads coming back through the feed. Settling them again would
+        conclude "nothing to do" (the hub's side is as the journal says; a change here
+        has its own folder event), at the cost of a worker's visit per uploaded file."""
+        held = self.journal.get_many(sorted(puts))
+        return [
+            rel
+            for rel, base in held.items()
+            if not base.absent
+            and (remote := news[rel]) is not None
+            and (remote.version, remote.sha256) == (base.version, base.sha256)
+        ]
 
     def _note_changes(self, news: dict[str, RemoteFile | None], cursor: int) -> None:
         self.work.note(news, cursor)

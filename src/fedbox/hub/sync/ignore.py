@@ -38,6 +38,10 @@ DEFAULT_IGNORES = (
 """Temporaries, caches, virtualenvs, and this daemon's conflict and rejected copies."""
 
 
+_REMEMBERED = 100_000
+"""Answers of :meth:`SyncRules.syncs` kept at most (then forgotten all at once)."""
+
+
 def _in_namespace(rel: str) -> bool:
     top, _, rest = rel.partition("/")
     return bool(rest) and (top == "datasites" or top.startswith("syft_outbox_inbox_"))
@@ -66,6 +70,9 @@ class SyncRules:
         self._ignored = pathspec.GitIgnoreSpec.from_lines(lines)
         self.only: tuple[str, ...] = tuple(only)
         self._selected: Selection | None = selection(only)
+        self._answers: dict[str, bool] = {}
+        """Paths already asked about: a synced file is asked two or three times (its
+        folder event, its worker, the feed's news of it), each a match of every pattern."""
 
     def reloaded(self) -> SyncRules | None:
         """The rules with the ignore file read again, or None if it did not change."""
@@ -75,6 +82,15 @@ class SyncRules:
 
     def syncs(self, rel: str) -> bool:
         """True if ``rel`` (a POSIX path relative to DIR) is mirrored."""
+        answer = self._answers.get(rel)
+        if answer is None:
+            answer = self._decide(rel)
+            if len(self._answers) >= _REMEMBERED:
+                self._answers.clear()
+            self._answers[rel] = answer
+        return answer
+
+    def _decide(self, rel: str) -> bool:
         if not _in_namespace(rel) or self._ignored.match_file(rel):
             return False
         return self._selected is None or self._selected(rel)

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_QUERY_PATHS = 500
+"""Paths per query of :meth:`Journal.get_many` (SQLite bounds a statement's parameters)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Synced:
     """The hub's ``version``/``sha256`` both sides agreed on, and the local file's
@@ -61,6 +65,20 @@ class Journal:
                 (path,),
             ).fetchone()
         return None if row is None else Synced(row[0], row[1], row[2], row[3], bool(row[4]))
+
+    def get_many(self, paths: list[str]) -> dict[str, Synced]:
+        """The entries of those of ``paths`` the journal holds, in one query."""
+        found: dict[str, Synced] = {}
+        for start in range(0, len(paths), _QUERY_PATHS):
+            chunk = paths[start : start + _QUERY_PATHS]
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT path, version, sha256, size, mtime_ns, absent FROM synced "
+                    f"WHERE path IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            found.update((r[0], Synced(r[1], r[2], r[3], r[4], bool(r[5]))) for r in rows)
+        return found
 
     def all(self) -> dict[str, Synced]:
         with self._lock:

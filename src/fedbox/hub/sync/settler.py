@@ -19,6 +19,7 @@ from typing import Any
 from fedbox.errors import NotFound, StoreError
 from fedbox.hub.sync.batch import UploadBatcher
 from fedbox.hub.sync.copies import keep_aside
+from fedbox.hub.sync.echoes import OwnPlacements
 from fedbox.hub.sync.inline import InlineBytes
 from fedbox.hub.sync.journal import Journal, Synced
 from fedbox.hub.sync.reconcile import Action, LocalFile, RemoteFile, decide
@@ -59,12 +60,14 @@ class PathSettler:
         requeue: Callable[[str], None],
         uploads: UploadBatcher,
         inline: InlineBytes,
+        placements: OwnPlacements,
     ) -> None:
         self.root = root
         self.journal = journal
         self.remote = remote
         self.uploads = uploads
         self.inline = inline
+        self.placements = placements
         self.board = board
         self.renames = renames
         self._min_free = min_free
@@ -213,7 +216,7 @@ class PathSettler:
                 else:  # it came with the feed; place() checks it against the feed's sha256
                     sink.write(inline)
                     got = remote
-            placed = place(temp, target, got.sha256, local)
+            placed = place(temp, target, got.sha256, local, self.placements)
         self.journal.put(rel, Synced(got.version, got.sha256, placed.size, placed.mtime_ns))
         self.board.count("downloaded")
         self.board.clear("refused", rel)

@@ -13,10 +13,12 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from fedbox.errors import FedboxError
+from fedbox.hub.sync.echoes import OwnPlacements
 from fedbox.hub.sync.reconcile import LocalFile
 
 __all__ = [
@@ -49,13 +51,13 @@ def local_file(full: Path, known: tuple[int, int, str] | None = None) -> LocalFi
         st = os.stat(full, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not os.path.isfile(full) or os.path.islink(full):
+    if not stat.S_ISREG(st.st_mode):  # not a link (the stat did not follow it), no folder
         return None
     if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
         return LocalFile(known[2], st.st_size, st.st_mtime_ns)
     digest = hashlib.sha256()
     try:
-        with open(full, "rb") as f:
+        with open(full, "rb", buffering=0) as f:  # no buffer: whole chunks are read
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
             st = os.fstat(f.fileno())
@@ -80,8 +82,11 @@ def staged(root: Path, rel: str, size: int, min_free: int) -> Iterator[tuple[Pat
     """A hidden temporary beside ``rel`` to download into: (temp, target). Removed unless
     :func:`place` moved it into place."""
     target = root / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(target.parent).free
+    try:
+        free = shutil.disk_usage(target.parent).free
+    except FileNotFoundError:  # the folder is new (else no call to make it, in a burst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(target.parent).free
     if free - size < min_free:
         raise NoSpace(
             f"not downloading {rel} ({_mib(size)}): it would leave "
@@ -95,11 +100,18 @@ def staged(root: Path, rel: str, size: int, min_free: int) -> Iterator[tuple[Pat
             temp.unlink()
 
 
-def place(temp: Path, target: Path, sha256: str, expected: LocalFile | None) -> LocalFile:
+def place(
+    temp: Path,
+    target: Path,
+    sha256: str,
+    expected: LocalFile | None,
+    placements: OwnPlacements | None = None,
+) -> LocalFile:
     """fsync ``temp``, check its hash, and rename it over ``target`` if ``target`` is still
-    ``expected`` (None: absent); the placed file's state."""
+    ``expected`` (None: absent); the placed file's state. ``placements`` learns of the
+    rename before it happens (the folder watcher's report of it is then known as ours)."""
     digest = hashlib.sha256()
-    with open(temp, "rb+") as f:
+    with open(temp, "rb+", buffering=0) as f:  # no buffer to set up: whole chunks are read
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
         os.fsync(f.fileno())
@@ -110,7 +122,14 @@ def place(temp: Path, target: Path, sha256: str, expected: LocalFile | None) -> 
         )
     if not _same(target, expected):
         raise ChangedMeanwhile(f"{target} changed while it downloaded")
-    os.replace(temp, target)
+    if placements is not None:
+        placements.placing(target, st)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        if placements is not None:
+            placements.failed(target)
+        raise
     with contextlib.suppress(FileNotFoundError):  # the folder itself was moved away
         fd = os.open(target.parent, os.O_RDONLY)
         try:
