@@ -24,8 +24,11 @@ from fedbox.hub.sync.reconcile import LocalFile
 
 __all__ = ["WINDOW", "Renames", "rename_local"]
 
-WINDOW = 0.3
-"""Seconds a path that went away waits for the path it may have been renamed to."""
+WINDOW = 1.0
+"""Seconds a path that went away waits for the path it may have been renamed to: what a
+local delete's upload waits. The OS reports both halves of a rename at once, but on a
+busy machine the watcher thread may not get to the second for a while: at 0.3 s a
+rename became a delete and a new file several times in five at a load of 5."""
 
 
 class Renames:
