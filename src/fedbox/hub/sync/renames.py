@@ -41,13 +41,20 @@ class Renames:
         self._by_stat: dict[tuple[int, int], list[str]] = {}
         self._source_of: dict[str, str] = {}
         self._sources: set[str] = set()
+        self._held: set[str] = set()
+        """Paths whose window a worker started before the watcher reported them gone."""
 
     def went(self, rel: str, base: Synced) -> None:
         """``rel`` went away; the journal held ``base`` for it."""
         with self._lock:
             self._expire(time.monotonic())
-            self._gone[rel] = (base.size, base.mtime_ns, time.monotonic())
-            self._by_stat.setdefault((base.size, base.mtime_ns), []).append(rel)
+            self._note(rel, base)
+
+    def _note(self, rel: str, base: Synced) -> None:
+        if rel in self._gone:  # noted already (by a worker before the watcher): once
+            self._forget(rel)
+        self._gone[rel] = (base.size, base.mtime_ns, time.monotonic())
+        self._by_stat.setdefault((base.size, base.mtime_ns), []).append(rel)
 
     def came(self, rel: str, size: int, mtime_ns: int) -> None:
         """A new path appeared: pair it with one that went with the same size and mtime
@@ -87,11 +94,27 @@ class Renames:
         with self._lock:
             return rel in self._sources
 
-    def wait_left(self, rel: str) -> float:
-        """Seconds left before a hub delete of ``rel`` (gone lately, not paired) may go."""
+    def wait_left(self, rel: str, base: Synced) -> float:
+        """Seconds left before a hub delete of ``rel`` (gone lately, not paired) may go.
+
+        A worker may find the file missing before the watcher has reported its removal
+        (the path was queued for another reason just as it was renamed away): the window
+        then starts now, once per removal, so the rename's other half can still pair."""
         with self._lock:
             gone = self._gone.get(rel)
+            if gone is None and rel not in self._held:
+                self._held.add(rel)
+                self._note(rel, base)
+                return WINDOW
             return 0.0 if gone is None else max(0.0, gone[2] + WINDOW - time.monotonic())
+
+    def settled(self, rel: str) -> None:
+        """``rel`` was settled (deleted on the hub, or there again): a later removal of it
+        gets a window of its own."""
+        with self._lock:
+            self._held.discard(rel)
+            if rel in self._gone:
+                self._forget(rel)
 
     def _pair(self, source: str, destination: str) -> None:
         self._source_of[destination] = source

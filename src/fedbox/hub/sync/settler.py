@@ -101,10 +101,13 @@ class PathSettler:
                 moved, source = self._moved(rel, source, action, local, remote), None
                 if moved:
                     return
-            if action is Action.DELETE_REMOTE and (wait := self.renames.wait_left(rel)):
-                raise TooSoon(wait)
+            if action is Action.DELETE_REMOTE:
+                assert base is not None  # what goes from the hub is what the journal held
+                if wait := self.renames.wait_left(rel, base):
+                    raise TooSoon(wait)
             try:
                 self._apply(rel, action, local, base, remote)
+                self.renames.settled(rel)
                 return
             except Stale:
                 hint = self.remote.stat(rel)  # someone else wrote first: decide again
