@@ -55,6 +55,7 @@ from fedbox.fl.memory import keep_freed_memory
 from fedbox.fl.record import RunRecord
 from fedbox.fl.syft_compat import export_output_dir
 from fedbox.fl.tally import RunTally
+from fedbox.interruptible import wait_interruptibly
 
 if TYPE_CHECKING:
     from flwr.app import UserConfig
@@ -412,6 +413,6 @@ def _serve_until_stopped(node: ClientNode, node_config: dict[str, Any]) -> None:
         highlight=False,
     )
     try:
-        node.wait()
+        wait_interruptibly(node.stopped)
     finally:
         node.stop()

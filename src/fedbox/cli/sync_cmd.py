@@ -19,6 +19,7 @@ from fedbox.cli.options import StateOpt
 from fedbox.cli.roots import fail
 from fedbox.datasite.identity import validate_email
 from fedbox.errors import FedboxError
+from fedbox.interruptible import wait_interruptibly
 from fedbox.sizes import parse_size
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def sync(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     console.print(f"syncing {folder} with {hub} as {email} (Ctrl-C to stop)")
-    done.wait()
+    wait_interruptibly(done)
     daemon.stop()
     console.print("sync stopped")
 

@@ -22,6 +22,7 @@ from fedbox.crypto import Identity, PublicBundle, UntrustedKey
 from fedbox.datasite.identity import validate_endpoint
 from fedbox.datasite.paths import Kind, MessagePath, outbox_dir, response_path
 from fedbox.errors import CorruptMessage, CryptoError, DecryptError, NotFound, StoreError
+from fedbox.interruptible import wait_interruptibly
 from fedbox.rpc.backlog import Backlog, default_queue_depth
 from fedbox.rpc.body import Body
 from fedbox.rpc.cleanup import cleanup
@@ -179,7 +180,7 @@ class Serving:
         """Start and block until :meth:`stop` (from another thread) or Ctrl-C."""
         self.start()
         try:
-            self._stopped.wait()
+            wait_interruptibly(self._stopped)
         except KeyboardInterrupt:
             logger.info("%s interrupted", self)
         finally:
