@@ -14,6 +14,7 @@ import fedbox
 LAYERS = {
     "errors": 0,
     "sizes": 0,
+    "interruptible": 0,
     "datasite": 1,
     "store": 2,
     "crypto": 3,
