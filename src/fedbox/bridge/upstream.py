@@ -413,12 +413,21 @@ class ProxyUpstream:
             content=iter(lambda: body.read(_CHUNK), b"") if has_body else None,
             timeout=httpx.Timeout(timeout),
         )
-        try:
-            return _ProxyExchange(self._client.send(request, stream=True))
-        except httpx.TimeoutException as exc:
-            raise TimeoutError(f"{self.url} did not answer within {timeout:.1f} s") from exc
-        except httpx.TransportError as exc:
-            raise ConnectionError(f"{self.url}: {exc}") from exc
+        # A kept-alive connection the service closes just as it is reused fails before any
+        # answer (uvicorn drops idle ones after 5 s): a request without a body is sent
+        # again, once, on a fresh connection; one with a body was read and cannot be.
+        retries = 0 if has_body else 1
+        while True:
+            try:
+                return _ProxyExchange(self._client.send(request, stream=True))
+            except httpx.TimeoutException as exc:
+                raise TimeoutError(f"{self.url} did not answer within {timeout:.1f} s") from exc
+            except httpx.RemoteProtocolError as exc:
+                if not retries:
+                    raise ConnectionError(f"{self.url}: {exc}") from exc
+                retries -= 1
+            except httpx.TransportError as exc:
+                raise ConnectionError(f"{self.url}: {exc}") from exc
 
     def close(self) -> None:
         self._client.close()
