@@ -86,6 +86,12 @@ def _outbox_parties(top: str) -> tuple[str, str]:
     return parse_outbox_dir(top)
 
 
+def _parties_of(path: str) -> tuple[str, str] | None:
+    """(writer, reader) of the outbox ``path`` is in; None for a datasite path."""
+    top = path.split("/", 1)[0]
+    return _outbox_parties(top) if top.startswith(OUTBOX_PREFIX) else None
+
+
 def _owned_by(user: str, path: str) -> bool:
     """Whether ``path`` is in ``user``'s own datasite, where the owner may do anything
     (the rules' first principle): answered without evaluating the rules, as a burst of
@@ -189,17 +195,9 @@ class AccessRules:
 
     @staticmethod
     def _decide(rules: PermissionSet, user: str, path: str) -> Verdict:
-        if _owned_by(user, path):
+        if AccessRules._writable(rules, user, path):
             return Verdict.WRITE
-        top = path.split("/", 1)[0]
-        if top.startswith(OUTBOX_PREFIX):
-            writer, reader = _outbox_parties(top)
-            if user == writer:
-                return Verdict.WRITE
-            return Verdict.READ if user == reader else Verdict.HIDDEN
-        if rules.allowed(user, path, Level.WRITE):
-            return Verdict.WRITE
-        return Verdict.READ if rules.allowed(user, path, Level.READ) else Verdict.HIDDEN
+        return Verdict.READ if AccessRules._readable(rules, user, path) else Verdict.HIDDEN
 
     @staticmethod
     def readers(change: Change) -> set[str] | None:
@@ -209,10 +207,10 @@ class AccessRules:
         for path in (change.path, change.old_path):
             if path is None:
                 continue
-            top = path.split("/", 1)[0]
-            if not top.startswith(OUTBOX_PREFIX):
+            parties = _parties_of(path)
+            if parties is None:
                 return None
-            users.update(_outbox_parties(top))
+            users.update(parties)
         return users
 
     def may_read(self, user: str, path: str) -> bool:
@@ -234,10 +232,19 @@ class AccessRules:
         return answer
 
     @staticmethod
+    def _writable(rules: PermissionSet, user: str, path: str) -> bool:
+        if _owned_by(user, path):
+            return True
+        parties = _parties_of(path)
+        if parties is not None:
+            return user == parties[0]
+        return rules.allowed(user, path, Level.WRITE)
+
+    @staticmethod
     def _readable(rules: PermissionSet, user: str, path: str) -> bool:
         if _owned_by(user, path):
             return True
-        top = path.split("/", 1)[0]
-        if top.startswith(OUTBOX_PREFIX):
-            return user in _outbox_parties(top)
+        parties = _parties_of(path)
+        if parties is not None:
+            return user in parties
         return rules.allowed(user, path, Level.READ)
