@@ -60,3 +60,35 @@ def test_joins_are_counted_in_tenths(capsys: pytest.CaptureFixture[str]) -> None
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 10
     assert lines[-1].startswith("joined: 1000 of 1000 datasites")
+
+
+def test_waiting_lines_come_at_most_every_few_seconds_when_many_join(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emails = [f"client-{i}@sim.fedbox" for i in range(1000)]
+    tally = RunTally(emails)
+    reporter = _LineReporter(tally, "lines")
+    for i, email in enumerate(emails):  # each join changes who is awaited: an event each
+        event = FlEvent("waiting", "", 0, waiting=tuple(emails[i:]), needed=len(emails))
+        tally(event)
+        reporter(event)
+        tally(FlEvent("joined", email, i))
+    waiting = [line for line in capsys.readouterr().out.splitlines() if "waiting for" in line]
+    assert waiting == [
+        "waiting for 1000 more datasites to join (0 joined, 1000 needed): client-0@sim.fedbox, "
+        "client-1@sim.fedbox, client-2@sim.fedbox, client-3@sim.fedbox, client-4@sim.fedbox, "
+        "client-5@sim.fedbox and 994 more"
+    ]
+
+
+def test_a_small_run_says_each_time_who_it_waits_for(capsys: pytest.CaptureFixture[str]) -> None:
+    emails = [f"client-{i}@sim.fedbox" for i in range(3)]
+    tally = RunTally(emails)
+    reporter = _LineReporter(tally, "lines")
+    for i in range(3):
+        event = FlEvent("waiting", "", 0, waiting=tuple(emails[i:]), needed=3)
+        tally(event)
+        reporter(event)
+        tally(FlEvent("joined", emails[i], i))
+    waiting = [line for line in capsys.readouterr().out.splitlines() if "waiting for" in line]
+    assert len(waiting) == 3 and waiting[-1].startswith("waiting for 1 more datasite to join")

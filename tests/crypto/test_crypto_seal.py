@@ -347,6 +347,38 @@ def test_wraps_to_a_rotated_prekey_still_open(alice: Identity) -> None:
         do_open(header, cipher, bob, alice)
 
 
+def test_key_agreements_kept_between_messages_never_cross_parties(
+    alice: Identity, bob: Identity, carol: Identity
+) -> None:
+    """Sealing keeps each pair's identity-to-prekey agreement; it must stay that pair's."""
+
+    def seal_from(sender: Identity, to: Identity, body: bytes) -> tuple[dict[str, Any], bytes]:
+        header = {**make_header(to.email), "sender": sender.email}
+        out = io.BytesIO()
+        header["enc"] = seal(
+            io.BytesIO(body),
+            out,
+            sender=sender,
+            recipients=[to.public_bundle()],
+            header=header,
+            segment_size=SMALL,
+        )
+        return header, out.getvalue()
+
+    for round_ in range(2):  # the second round runs on what the first one kept
+        for sender, to in ((alice, bob), (carol, bob), (bob, alice), (bob, carol)):
+            body = f"{sender.email}->{to.email} {round_}".encode()
+            header, cipher = seal_from(sender, to, body)
+            assert do_open(header, cipher, to, sender) == body
+            assert do_open(header, cipher, sender, sender) == body
+            other = carol if sender is alice else alice if sender is carol else None
+            if other is not None:  # the same recipient, another sender's keys
+                forged = {**header, "sender": other.email}
+                with pytest.raises(DecryptError, match="failed authentication"):
+                    do_open(forged, cipher, to, other)
+        bob.rotate_prekey(retain=1)
+
+
 def test_missing_body_fields_are_refused(alice: Identity, bob: Identity) -> None:
     header, cipher = do_seal(alice, [bob], b"x")
     del header["enc"]

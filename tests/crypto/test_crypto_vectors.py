@@ -5,6 +5,12 @@ or signature labels) rather than regenerating. To regenerate after such a bump, 
 ``FEDBOX_REGENERATE_VECTORS=1 pytest tests/crypto/test_crypto_vectors.py``, which writes
 ``vectors/e2e_v{ENC_VERSION}.json``. Older files stay checked in: a message of an older
 version must be refused with a clear error, never misread.
+
+The one regeneration without a bump: when the sender draws its randomness differently
+in the same format, the old file is kept under a name of its own, as a message an
+earlier sender wrote, which must still open. ``e2e_v2_own_ephemerals.json`` is such a
+message: each of its wraps has an ephemeral key of its own, where a header's wraps now
+share one (issue 20).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from fedbox.errors import DecryptError
 
 VECTORS = Path(__file__).parent / "vectors" / f"e2e_v{ENC_VERSION}.json"
 V1_VECTORS = Path(__file__).parent / "vectors" / "e2e_v1.json"
+OWN_EPHEMERALS_VECTORS = Path(__file__).parent / "vectors" / "e2e_v2_own_ephemerals.json"
+"""Format v2 as fedbox wrote it before a header's wraps shared their ephemeral key."""
 """Format v1 (ChaCha20-Poly1305), kept to check that such messages are refused."""
 BODY = bytes(range(40))
 SEGMENT = 16
@@ -128,9 +136,10 @@ def test_known_answers() -> None:
     assert actual.keys() == expected.keys()
 
 
-def test_the_checked_in_vector_opens() -> None:
+@pytest.mark.parametrize("vectors", [VECTORS, OWN_EPHEMERALS_VECTORS], ids=lambda p: p.stem)
+def test_the_checked_in_vector_opens(vectors: Path) -> None:
     alice, bob = identities()
-    sealed = json.loads(VECTORS.read_text())["sealed"]
+    sealed = json.loads(vectors.read_text())["sealed"]
     for me in (alice, bob):
         out = io.BytesIO()
         open_sealed(
@@ -141,6 +150,15 @@ def test_the_checked_in_vector_opens() -> None:
             header=sealed["header"],
         )
         assert out.getvalue() == BODY
+
+
+def test_a_headers_wraps_share_one_ephemeral_key_now_and_had_one_each_before() -> None:
+    def ephemerals(vectors: Path) -> list[str]:
+        enc = json.loads(vectors.read_text())["sealed"]["header"]["enc"]
+        return [wrap["ephemeral"] for wrap in enc["wraps"]]
+
+    assert len(set(ephemerals(VECTORS))) == 1 and len(ephemerals(VECTORS)) == 2
+    assert len(set(ephemerals(OWN_EPHEMERALS_VECTORS))) == 2
 
 
 def test_the_stream_vector_is_aes_256_gcm_with_the_documented_nonces() -> None:

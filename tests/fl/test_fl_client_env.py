@@ -17,18 +17,23 @@ from fedbox.fl.threads import THREAD_ENV_VARS, available_cores, fair_share, thre
 FBPROBE = Path(__file__).resolve().parent / "apps" / "fbprobe"
 
 
-def simulate_probe(*args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Run fbprobe under ``fedbox simulate``; what each client saw, by partition."""
+def simulate_probe(
+    *args: str, env: dict[str, str] | None = None, pid: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Run fbprobe under ``fedbox simulate``; what each client saw, by partition. The
+    simulate process's id is appended to ``pid``."""
     base = {k: v for k, v in os.environ.items() if k not in THREAD_ENV_VARS}
-    result = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "fedbox", "simulate", str(FBPROBE), *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=180,
         env={**base, **(env or {})},
-    )
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    ) as proc:
+        if pid is not None:
+            pid.append(proc.pid)
+        out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
     lines = [line for line in out.splitlines() if line.startswith("fbprobe seen ")]
     seen = [json.loads(line.split(" ", 2)[2]) for line in lines]
     assert seen, out
@@ -59,6 +64,21 @@ def test_a_clientapps_exit_handlers_run_when_its_client_process_ends(tmp_path: P
     ran.mkdir()
     simulate_probe("--clients", "2", env={"FBPROBE_EXIT_DIR": str(ran)})
     assert len(list(ran.iterdir())) == 2
+
+
+def test_in_process_clients_live_in_one_process_beside_the_aggregators(tmp_path: Path) -> None:
+    """Issue 20: the ServerApp and a thousand virtual clients each get a core (and a GIL);
+    the clients' process runs their exit handlers once when it ends."""
+    ran = tmp_path / "exit-handlers-ran"
+    ran.mkdir()
+    simulate = []
+    seen = simulate_probe(
+        "--clients", "3", "--inprocess", env={"FBPROBE_EXIT_DIR": str(ran)}, pid=simulate
+    )  # fmt: skip
+    (host,) = {client["pid"] for client in seen}
+    assert host != simulate[0]
+    assert [p.name for p in ran.iterdir()] == [str(host)]
+    assert len({client["draw"] for client in seen}) == 3
 
 
 def test_thread_counts_the_user_set_are_kept() -> None:

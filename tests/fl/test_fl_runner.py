@@ -41,8 +41,10 @@ def task_identity() -> None:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 77, 1, 1
 
 
-def _train_message(dst: int = NODE, msg_id: str = "m-1", explode: bool = False) -> Message:
-    config = ConfigRecord({"explode": explode})
+def _train_message(
+    dst: int = NODE, msg_id: str = "m-1", explode: bool = False, read_only: bool = False
+) -> Message:
+    config = ConfigRecord({"explode": explode, "read-only": read_only})
     content = RecordDict(
         {"arrays": ArrayRecord([np.arange(6, dtype=np.float32)]), "config": config}
     )
@@ -60,7 +62,8 @@ def _counting_app() -> ClientApp:
             context.state["dirty"] = MetricRecord({"x": 1})
             raise RuntimeError("boom")
         counter = context.state.get("c", MetricRecord({"n": 0}))
-        counter["n"] = int(counter["n"]) + 1
+        if not msg.content["config"]["read-only"]:
+            counter["n"] = int(counter["n"]) + 1
         context.state["c"] = counter
         metrics = MetricRecord({"n": int(counter["n"]), "pid": context.node_config["partition-id"]})
         return Message(RecordDict({"metrics": metrics}), reply_to=msg)
@@ -172,6 +175,27 @@ def test_a_message_handled_again_after_a_lost_reply_runs_from_the_state_before_i
     again = _runner(tmp_path)  # a plain restart: the state after "c" is kept
     reply = decode_message(again.handle(encode_message(_train_message(msg_id="d"))).body)
     assert reply.content["metrics"]["n"] == 4
+
+
+def test_a_message_that_leaves_the_state_alone_writes_no_file_and_resumes_right(
+    tmp_path: Path,
+) -> None:
+    runner = _runner(tmp_path)
+    runner.handle(encode_message(_train_message(msg_id="a")))
+    saved = ContextStore(tmp_path).path(77, NODE)
+    before = saved.stat()
+    runner.handle(encode_message(_train_message(msg_id="r", read_only=True)))
+    after = saved.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # killed before the reply to "r" was written: "r" comes again, from the state after "a"
+    restarted = _runner(tmp_path)
+    reply = decode_message(
+        restarted.handle(encode_message(_train_message(msg_id="r", read_only=True))).body
+    )
+    assert reply.content["metrics"]["n"] == 1
+    reply = decode_message(restarted.handle(encode_message(_train_message(msg_id="b"))).body)
+    assert reply.content["metrics"]["n"] == 2
+    assert saved.stat().st_ino != before.st_ino, "a changed state is saved again"
 
 
 def test_a_save_interrupted_between_its_renames_resumes_the_previous_state(

@@ -16,6 +16,7 @@ from fl_helpers import ANALYTICS, DIGITS, FBCOUNT, FBLEGACY, run_fedbox
 from typer.testing import CliRunner
 
 from fedbox.cli.main import app as main_app
+from fedbox.cli.progress import WAITING_LINE_EVERY
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -255,7 +256,8 @@ def test_many_in_process_clients_finish_and_are_summarised(tmp_path: Path) -> No
         run_fedbox("simulate", str(FBCOUNT), "--inprocess", "--clients", str(clients), timeout=600)
     )
     assert re.search(rf"│ all {clients}\s+│ {clients}\s+│ {2 * clients}/{2 * clients} ", out), out
-    assert "client-7@sim.fedbox" not in out  # no row, no join line of its own
+    assert "│ client-7@sim.fedbox" not in out and "joined: client-7" not in out  # no row or line
+    assert out.count("waiting for") < 15, f"one line per {WAITING_LINE_EVERY:g} s, not per join"
     assert f"joined: {clients} of {clients} datasites" in out
     assert "ServerApp finished" in out
 

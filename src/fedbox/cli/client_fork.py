@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import importlib
 import io
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -38,7 +39,7 @@ from fedbox.cli.consoles import look_again
 from fedbox.cli.lifeline import Lifeline
 from fedbox.fl.threads import limit_loaded_blas
 
-__all__ = ["CLIENT_PRELOAD", "ForkedProcess", "can_fork", "fork_client", "preload"]
+__all__ = ["CLIENT_PRELOAD", "ForkedProcess", "can_fork", "fork_child", "fork_client", "preload"]
 
 CLIENT_PRELOAD = ("fedbox.fl.client", "fedbox.fl.joining", "fedbox.fl.node_config")
 """What a client process imports before it serves (the store, crypto and RPC come with
@@ -114,18 +115,35 @@ def fork_client(
     """A child running ``python -m fedbox.cli.fl_commands ARGS``'s command in a session of
     its own, with ``env`` as its environment, its output appended to ``log`` and stdin
     closed, as :func:`subprocess.Popen` would start it. Call :func:`can_fork` first."""
+    return fork_child(functools.partial(_run_command, args), log, lifeline, env=env)
+
+
+def fork_child(
+    main: Callable[[], object],
+    log: Path,
+    lifeline: Lifeline,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> ForkedProcess:
+    """A child that runs ``main()`` and exits: 0 when it returns, the code of a
+    ``SystemExit`` it raises, 1 (traceback in ``log``) for any other exception. It runs
+    in a session of its own, with its output appended to ``log``, stdin closed, and
+    ``env`` as its environment if given. Call :func:`can_fork` first."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child writes the parent's buffered output again
     gc.freeze()  # the child's collections then skip what it inherited, leaving it shared
     pid = os.fork()
     if pid == 0:
-        _run_child(args, env, log, lifeline)
+        _run_child(main, log, lifeline, env)
     gc.unfreeze()
     return ForkedProcess(pid)
 
 
 def _run_child(
-    args: Sequence[str], env: Mapping[str, str], log: Path, lifeline: Lifeline
+    main: Callable[[], object],
+    log: Path,
+    lifeline: Lifeline,
+    env: Mapping[str, str] | None,
 ) -> NoReturn:
     """The child's whole life: it never returns into the parent's code, and leaves with
     ``os._exit`` once it ran its own exit handlers (an app's, as a new interpreter would),
@@ -136,14 +154,12 @@ def _run_child(
         lifeline.forked()
         _redirect(log)
         _let_go_of_inherited_files(keep=(lifeline.child_fd,))
-        os.environ.clear()
-        os.environ.update(env)
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
         _fresh_process_state()
-        from fedbox.cli import fl_commands
-
-        sys.argv = [fl_commands.__file__, *args]
-        command = fl_commands.fl_command()
-        command.main(args=list(args), prog_name=f"python -m {fl_commands.__name__}")
+        main()
+        code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
@@ -155,6 +171,16 @@ def _run_child(
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         os._exit(code)
+
+
+def _run_command(args: Sequence[str]) -> None:
+    """The clients' Click command on ``args``, as ``python -m fedbox.cli.fl_commands``
+    would run it (it always ends in ``SystemExit``)."""
+    from fedbox.cli import fl_commands
+
+    sys.argv = [fl_commands.__file__, *args]
+    command = fl_commands.fl_command()
+    command.main(args=list(args), prog_name=f"python -m {fl_commands.__name__}")
 
 
 def _redirect(log: Path) -> None:

@@ -39,6 +39,9 @@ MANY_DATASITES = 20
 """Above this many datasites, text progress summarises rather than listing each one."""
 NAMES_SHOWN = 6
 """Names listed before "and N more"."""
+WAITING_LINE_EVERY = 5.0
+"""Seconds between "waiting for" lines when many datasites join (each join would make
+one; the "joined" lines already count them in tenths)."""
 
 ProgressMode = Literal["live", "lines", "json"]
 """``live``: a redrawn table (a terminal); ``lines``: a plain line per round phase;
@@ -159,6 +162,7 @@ class _LineReporter:
         self._current: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._joins = 0
+        self._waiting_shown: float | None = None
 
     def __call__(self, event: FlEvent) -> None:
         self.tally(event)
@@ -187,6 +191,12 @@ class _LineReporter:
         if self.mode == "json":
             _emit_json("waiting", waiting=list(event.waiting), needed=event.needed, joined=joined)
             return
+        now = time.monotonic()
+        shown = self._waiting_shown
+        many = len(self.tally.nodes) > MANY_DATASITES
+        if many and shown is not None and now < shown + WAITING_LINE_EVERY:
+            return
+        self._waiting_shown = now
         more = event.needed - len(joined)
         _emit_line(
             f"waiting for {more} more datasite{'s' if more != 1 else ''} to join "

@@ -2,8 +2,9 @@
 
 The aggregator runs in this process; each client is a process of its own running
 ``python -m fedbox.cli.fl_commands run ...``'s command, forked from this one where that
-is safe (:mod:`fedbox.cli.client_fork`), else started as that command line (with
-``--inprocess``, a virtual client in this process), so a simulation exercises the same
+is safe (:mod:`fedbox.cli.client_fork`), else started as that command line. With
+``--inprocess`` every client is a virtual client in one process forked for them all
+(else in this process). Either way a simulation exercises the same
 code paths and the same store traffic as a deployment. Starting, configuring and
 reaping those processes is this module's job.
 """
@@ -11,6 +12,7 @@ reaping those processes is this module's job.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -44,8 +46,8 @@ from fedbox.cli.fl_options import (
     console,
     load_app,
 )
-from fedbox.cli.lifeline import Lifeline
-from fedbox.cli.logsetup import PLAIN_FORMAT, adopt_flower_logger
+from fedbox.cli.lifeline import Lifeline, die_with_parent
+from fedbox.cli.logsetup import PLAIN_FORMAT, adopt_flower_logger, configure_logging
 from fedbox.cli.options import ChunkSizeOpt, ChunkThresholdOpt, NodeConfigOpt
 from fedbox.cli.progress import ProgressMode, progress_mode, report_outcome, run_with_progress
 from fedbox.cli.resume import FreshOpt, open_record
@@ -248,6 +250,53 @@ def _discard_temp(plan: SimulationPlan, *, keep_logs: bool = False) -> Path | No
     return kept
 
 
+def _fork_client_host(plan: SimulationPlan, lifeline: Lifeline) -> ClientProcess | None:
+    """``--inprocess`` clients in one process of their own, forked from this one, or None
+    where forking is unsafe (:func:`~fedbox.cli.client_fork.can_fork`): then they live
+    in this process. Apart, the ServerApp and the ClientApps each have a core and a GIL
+    of their own; together, at a thousand clients, the threads spent more time handing
+    the GIL to each other than working, and a round took 2.5 times as long (issue 20).
+    The process logs to :data:`IN_PROCESS_LOG` and ends once every client has stopped.
+    """
+    from fedbox.cli import client_fork
+
+    if not client_fork.can_fork():
+        return None
+    client_fork.preload()
+    plan.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    host = functools.partial(_host_clients, plan, lifeline.child_fd)
+    return client_fork.fork_child(host, plan.state_root / IN_PROCESS_LOG, lifeline)
+
+
+def _host_clients(plan: SimulationPlan, lifeline_fd: int) -> None:
+    """The forked client host's life: every datasite as a virtual client, until the
+    aggregator has stopped them all (or this process's parent is gone)."""
+    from fedbox.fl.simulate import InProcessClients
+
+    die_with_parent(lifeline_fd)
+    configure_logging(0)
+    host = InProcessClients(plan)
+    try:
+        for node in host.nodes:
+            node.wait()
+    finally:
+        host.close()
+
+
+def _reap_client_host(plan: SimulationPlan, host: ClientProcess, grace: float, code: int) -> int:
+    """End the client host as :func:`_reap` ends client processes; a host that did not
+    exit cleanly fails a run that had otherwise succeeded, and says where its log is."""
+    exited = _reap({IN_PROCESS_LOG: host}, grace=grace)[IN_PROCESS_LOG]
+    if exited == 0:
+        return code
+    console.print(
+        f"[red]the virtual clients' process exited with code {exited}[/red] "
+        f"(its log: {plan.state_root / IN_PROCESS_LOG})",
+        highlight=False,
+    )
+    return EXIT_FAILED if code == EXIT_OK else code
+
+
 @contextmanager
 def _in_process_log(plan: SimulationPlan) -> Iterator[None]:
     """In-process clients log to one file, as client processes do to theirs: a
@@ -287,7 +336,12 @@ def simulate(
     ] = None,
     timeout: TimeoutOpt = None,
     inprocess: Annotated[
-        bool, typer.Option("--inprocess", help="Host all clients in this process.")
+        bool,
+        typer.Option(
+            "--inprocess",
+            help="Host all clients as virtual clients in one process (forked beside this "
+            "one where that is safe, else in this one), not a process each.",
+        ),
     ] = False,
     stop_wait: Annotated[
         float, typer.Option("--stop-wait", help="Seconds to wait for clients to stop.")
@@ -497,6 +551,7 @@ def _run(
     invitation, and this process connects and loads the ServerApp meanwhile (issue 20)."""
     tally = RunTally(plan.datasites)
     host: InProcessClients | None = None
+    host_process: ClientProcess | None = None
     procs: dict[str, ClientProcess] = {}
     exit_codes: dict[str, int | None] | None = None
     code = EXIT_FAILED
@@ -506,8 +561,10 @@ def _run(
     try:
         if not inprocess:
             procs = _start_processes(plan, lifeline)
+        else:
+            host_process = _fork_client_host(plan, lifeline)
         box = _connect_aggregator(plan)
-        if inprocess:
+        if inprocess and host_process is None:
             from fedbox.fl.simulate import InProcessClients
 
             stack.enter_context(_in_process_log(plan))
@@ -536,6 +593,8 @@ def _run(
         if procs:
             exit_codes = _reap(procs, grace=stop_wait)
         code = report_outcome(outcome, tally, exit_codes, watch.mode)
+        if host_process is not None:
+            code = _reap_client_host(plan, host_process, stop_wait, code)
         return code
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
@@ -546,6 +605,8 @@ def _run(
     finally:
         if procs and exit_codes is None:
             _reap(procs, grace=0)
+        if host_process is not None and host_process.poll() is None:
+            _reap({IN_PROCESS_LOG: host_process}, grace=0)
         lifeline.close()
         if host is not None:
             host.close()

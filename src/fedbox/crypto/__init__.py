@@ -30,6 +30,7 @@ from fedbox.crypto.seal import (
     seal,
     unwrap_key,
     wrap_key,
+    wrap_keys,
 )
 from fedbox.crypto.stream import (
     CONTENT_KEY_SIZE,
@@ -84,4 +85,5 @@ __all__ = [
     "seal",
     "unwrap_key",
     "wrap_key",
+    "wrap_keys",
 ]

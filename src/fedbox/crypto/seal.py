@@ -3,7 +3,8 @@
 A body is encrypted once (``stream``) under a random content key; that key is then
 wrapped for each recipient and for the sender, so a broadcast costs one encryption and
 the sender can reread what it sent. Each wrap is a one-way X3DH
-(https://signal.org/docs/specifications/x3dh/) with a fresh ephemeral key E, the sender's
+(https://signal.org/docs/specifications/x3dh/) with an ephemeral key E (fresh for each
+header, shared by its wraps: see ``wrap_keys``), the sender's
 DH identity key IK_A, the recipient's DH identity key IK_B and signed prekey SPK_B:
 
     DH1 = DH(IK_A, SPK_B)   authenticates the sender
@@ -42,6 +43,7 @@ anything wrong while opening is DecryptError, with the ``cryptography`` cause ch
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
@@ -91,6 +93,7 @@ __all__ = [
     "seal",
     "unwrap_key",
     "wrap_key",
+    "wrap_keys",
 ]
 
 ALG = "aes-256-gcm"
@@ -167,6 +170,15 @@ def _kek(
     return hkdf.derive(_X3DH_PAD + dh1 + dh2 + dh3)
 
 
+@functools.lru_cache(maxsize=8192)
+def _static_dh(private: X25519PrivateKey, public: bytes) -> bytes:
+    """DH1, between a long-term key and a signed prekey: the same for every message
+    between the same two keys, so computed once per pair (a thousand virtual clients
+    spent a quarter of their asymmetric crypto on it again and again, issue 20). A
+    low-order point raises ValueError, which is not cached."""
+    return private.exchange(X25519PublicKey.from_public_bytes(public))
+
+
 def wrap_key(
     content_key: bytes,
     *,
@@ -180,18 +192,54 @@ def wrap_key(
     Raises CryptoError if the recipient's signatures do not verify; the ephemeral private
     key is the next 32 bytes of ``rng``.
     """
+    (wrap,) = wrap_keys(content_key, sender=sender, recipients=[recipient], aad=aad, rng=rng)
+    return wrap
+
+
+def wrap_keys(
+    content_key: bytes,
+    *,
+    sender: Identity,
+    recipients: Sequence[PublicBundle],
+    aad: bytes,
+    rng: Rng | None = None,
+) -> list[dict[str, str]]:
+    """:func:`wrap_key` for each of ``recipients``, with one ephemeral key for them all.
+
+    Sharing the ephemeral among the wraps of one header is the multi-recipient form of
+    DH key encapsulation (Kurosawa 2002; Bellare, Boldyreva and Staddon 2003): each
+    KEK still needs a recipient's private key or the ephemeral's, and every reader of
+    the header learns the same content key anyway. It saves a key generation per
+    reader after the first (the sender rereads its own messages, so every message has
+    two). Raises CryptoError before wrapping anything if a bundle does not verify.
+    """
     if len(content_key) != CONTENT_KEY_SIZE:
         raise ValueError(f"content key must be {CONTENT_KEY_SIZE} bytes")
-    recipient.verify()
+    for recipient in recipients:
+        recipient.verify()
     ephemeral = X25519PrivateKey.from_private_bytes(random_bytes(rng, KEY_SIZE))
+    ephemeral_key = ephemeral.public_key().public_bytes_raw()
+    return [
+        _wrap(content_key, sender, recipient, aad, ephemeral, ephemeral_key)
+        for recipient in recipients
+    ]
+
+
+def _wrap(
+    content_key: bytes,
+    sender: Identity,
+    recipient: PublicBundle,
+    aad: bytes,
+    ephemeral: X25519PrivateKey,
+    ephemeral_key: bytes,
+) -> dict[str, str]:
     try:
         prekey = X25519PublicKey.from_public_bytes(recipient.prekey)
-        dh1 = sender.dh_identity_key.exchange(prekey)
+        dh1 = _static_dh(sender.dh_identity_key, recipient.prekey)
         dh2 = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.dh_identity_key))
         dh3 = ephemeral.exchange(prekey)
     except ValueError as exc:  # a low-order point gives an all-zero secret
         raise CryptoError(f"{recipient.email}: unusable X25519 public key") from exc
-    ephemeral_key = ephemeral.public_key().public_bytes_raw()
     kek = _kek(
         dh1,
         dh2,
@@ -231,7 +279,7 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
         ephemeral_key = b64decode(wrap.get("ephemeral"), "key wrap ephemeral", KEY_SIZE)
         ephemeral = X25519PublicKey.from_public_bytes(ephemeral_key)
         wrapped = b64decode(wrap.get("wrapped"), "wrapped key", _WRAPPED_SIZE)
-        dh1 = prekey.exchange(X25519PublicKey.from_public_bytes(sender.dh_identity_key))
+        dh1 = _static_dh(prekey, sender.dh_identity_key)
         dh2 = me.dh_identity_key.exchange(ephemeral)
         dh3 = prekey.exchange(ephemeral)
         kek = _kek(
@@ -362,11 +410,13 @@ def seal(
         src, out, content_key, nonce_prefix=nonce_prefix, segment_size=segment_size
     )
     header["body_sha256"] = out.digest.hexdigest()
-    aad = header_aad(header)
-    wraps = [
-        wrap_key(content_key, sender=sender, recipient=bundle, aad=aad, rng=rng)
-        for bundle in readers.values()
-    ]
+    wraps = wrap_keys(
+        content_key,
+        sender=sender,
+        recipients=list(readers.values()),
+        aad=header_aad(header),
+        rng=rng,
+    )
     return enc_header(nonce_prefix, segment_size, wraps)
 
 

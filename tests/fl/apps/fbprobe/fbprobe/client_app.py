@@ -1,5 +1,5 @@
-"""Answers a query with the thread settings and node_config its process sees, and a
-number drawn from NumPy's global generator, unseeded."""
+"""Answers a query with the thread settings and node_config its process sees, a
+number drawn from NumPy's global generator, unseeded, and its process id."""
 
 import atexit
 import json
@@ -29,5 +29,6 @@ def query(msg: Message, context: Context) -> Message:
         "blas": sorted({pool["num_threads"] for pool in threadpool_info()}),
         "node_config": dict(context.node_config),
         "draw": int(np.random.randint(2**31)),
+        "pid": os.getpid(),
     }
     return Message(RecordDict({"seen": ConfigRecord({"json": json.dumps(seen)})}), reply_to=msg)
