@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from fedbox.hub.sync.emptied import in_folder_of
 from fedbox.hub.sync.journal import Synced
 from fedbox.hub.sync.reconcile import LocalFile
 
@@ -143,9 +144,8 @@ def rename_local(root: Path, source: str, destination: str, expected: LocalFile)
         return False
     if (st.st_size, st.st_mtime_ns) != (expected.size, expected.mtime_ns):
         return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dst, follow_symlinks=False)
+        in_folder_of(dst, lambda: os.link(src, dst, follow_symlinks=False))
     except (FileExistsError, FileNotFoundError):
         return False
     with contextlib.suppress(FileNotFoundError):

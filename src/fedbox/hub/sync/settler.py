@@ -20,6 +20,7 @@ from fedbox.errors import NotFound, StoreError
 from fedbox.hub.sync.batch import UploadBatcher
 from fedbox.hub.sync.copies import keep_aside
 from fedbox.hub.sync.echoes import OwnPlacements
+from fedbox.hub.sync.emptied import remove_emptied
 from fedbox.hub.sync.inline import InlineBytes
 from fedbox.hub.sync.journal import Journal, Synced
 from fedbox.hub.sync.reconcile import Action, LocalFile, RemoteFile, decide
@@ -28,6 +29,7 @@ from fedbox.hub.sync.renames import Renames, rename_local
 from fedbox.hub.sync.status import StatusBoard
 from fedbox.hub.sync.transfer import ChangedMeanwhile, local_file, place, remove, staged
 from fedbox.hub.sync.worklist import UNKNOWN
+from fedbox.store import LocalStore
 
 __all__ = ["Paired", "PathSettler", "TooSoon"]
 
@@ -63,6 +65,8 @@ class PathSettler:
         placements: OwnPlacements,
     ) -> None:
         self.root = root
+        self.folder = LocalStore(root, watch_mode="poll")
+        """The folder's own operations (its emptied folders' removal), link-safe."""
         self.journal = journal
         self.remote = remote
         self.uploads = uploads
@@ -163,6 +167,7 @@ class PathSettler:
                 raise ChangedMeanwhile(f"{rel} changed while it was deleted")
             self.journal.drop(rel)
             self.board.count("deleted")
+            remove_emptied(self.folder, rel)
         elif action is Action.DELETE_REMOTE:
             assert remote is not None
             self.remote.delete(rel, remote.version)
@@ -208,6 +213,8 @@ class PathSettler:
         self.journal.put(rel, placed)
         self.journal.drop(source)
         self.board.count("moved")
+        if action is Action.DOWNLOAD:  # the source left its folder here
+            remove_emptied(self.folder, source)
         return True
 
     def _download(self, rel: str, remote: RemoteFile, local: LocalFile | None) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fedbox.errors import FedboxError
 from fedbox.hub.sync.echoes import OwnPlacements
+from fedbox.hub.sync.emptied import in_folder_of
 from fedbox.hub.sync.reconcile import LocalFile
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _mib(n: int) -> str:
@@ -79,8 +81,8 @@ def _same(full: Path, expected: LocalFile | None) -> bool:
 
 @contextlib.contextmanager
 def staged(root: Path, rel: str, size: int, min_free: int) -> Iterator[tuple[Path, Path]]:
-    """A hidden temporary beside ``rel`` to download into: (temp, target). Removed unless
-    :func:`place` moved it into place."""
+    """A hidden temporary beside ``rel`` to download into, made empty (and its folder
+    with it): (temp, target). Removed unless :func:`place` moved it into place."""
     target = root / rel
     try:
         free = shutil.disk_usage(target.parent).free
@@ -93,6 +95,8 @@ def staged(root: Path, rel: str, size: int, min_free: int) -> Iterator[tuple[Pat
             f"{_mib(max(free - size, 0))} free, below the margin of {_mib(min_free)}"
         )
     temp = target.with_name(f".{target.name}.fedbox-sync-{secrets.token_hex(4)}")
+    # Made now, so that its folder is not empty (never removed as emptied) meanwhile.
+    in_folder_of(target, lambda: os.close(os.open(temp, _NEW_FILE, 0o666)))
     try:
         yield temp, target
     finally:
