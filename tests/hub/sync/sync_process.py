@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hub_process import client_for
 from waiting import wait_until
 
 from fedbox.hub.credentials import login, request_code
@@ -97,3 +99,14 @@ def requests_by_route(metrics: str) -> dict[str, int]:
         key = f"{m.group(1)} {m.group(2)}"
         counts[key] = counts.get(key, 0) + int(m.group(3))
     return counts
+
+
+def two_sharing_daemons(
+    hub_url: str, owner: str, other: str, tmp_path: Path, start: Callable[..., SyncProcess]
+) -> tuple[SyncProcess, SyncProcess]:
+    """Daemons of ``owner`` and ``other`` (folders ``a`` and ``b`` under ``tmp_path``),
+    with ``owner``'s datasite shared with everyone (:data:`SHARED_RULES`)."""
+    rules = f"/api/v1/files/datasites/{owner}/syft.pub.yaml"
+    client_for(hub_url, owner).put(rules, content=SHARED_RULES)
+    log_in(hub_url, owner), log_in(hub_url, other)
+    return start(hub_url, owner, tmp_path / "a"), start(hub_url, other, tmp_path / "b")

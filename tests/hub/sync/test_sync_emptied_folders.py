@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 from conftest import A, B
-from hub_process import HubProcess, client_for
-from sync_process import SHARED_RULES, SyncProcess, log_in, requests_by_route
+from hub_process import HubProcess
+from sync_process import SyncProcess, requests_by_route, two_sharing_daemons
 from waiting import wait_until
 
 from fedbox.datasite.paths import outbox_dir
@@ -26,14 +26,6 @@ WRITES = ("PUT /api/v1/files/{path:path}", "DELETE /api/v1/files/{path:path}", "
 def _writes(hub: HubProcess) -> dict[str, int]:
     counts = requests_by_route(httpx.get(f"{hub.url}/metrics").text)
     return {route: counts.get(route, 0) for route in WRITES}
-
-
-def _two(
-    hub: HubProcess, tmp_path: Path, start: Callable[..., SyncProcess]
-) -> tuple[SyncProcess, SyncProcess]:
-    client_for(hub.url, A).put(f"/api/v1/files/{DATASITE}/syft.pub.yaml", content=SHARED_RULES)
-    log_in(hub.url, A), log_in(hub.url, B)
-    return start(hub.url, A, tmp_path / "a"), start(hub.url, B, tmp_path / "b")
 
 
 def _write(folder: Path, rel: str, data: bytes) -> None:
@@ -52,7 +44,7 @@ def _settled(*daemons: SyncProcess) -> None:
 def test_a_remote_delete_removes_the_folders_it_emptied_up_to_the_datasite(
     hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
 ) -> None:
-    a, b = _two(hub, tmp_path, start_sync)
+    a, b = two_sharing_daemons(hub.url, A, B, tmp_path, start_sync)
     deep = f"{SHARED}/x/y/z/deep.txt"
     message = f"{OUTBOX}/app/rpc/messages/0b1c6f9e-8d3a-4d62-9f0e-3f1a2b4c5d6e.request"
     _write(a.folder, deep, b"deep in a tree")
@@ -80,7 +72,7 @@ def test_a_remote_delete_removes_the_folders_it_emptied_up_to_the_datasite(
 def test_a_remote_folder_rename_leaves_no_old_folder_tree(
     hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
 ) -> None:
-    a, b = _two(hub, tmp_path, start_sync)
+    a, b = two_sharing_daemons(hub.url, A, B, tmp_path, start_sync)
     files = {"a/b/one.txt": b"one", "a/two.txt": b"two", "three.txt": b"three"}
     for rel, data in files.items():
         _write(a.folder, f"{SHARED}/old/{rel}", data)
@@ -104,7 +96,7 @@ def test_a_remote_folder_rename_leaves_no_old_folder_tree(
 def test_folders_holding_what_the_user_put_there_stay(
     hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
 ) -> None:
-    a, b = _two(hub, tmp_path, start_sync)
+    a, b = two_sharing_daemons(hub.url, A, B, tmp_path, start_sync)
     near_empty, near_file = f"{SHARED}/x/y/z/deep.txt", f"{SHARED}/p/q/r/deep.txt"
     _write(a.folder, near_empty, b"beside bob's empty folder")
     _write(a.folder, near_file, b"beside bob's file")

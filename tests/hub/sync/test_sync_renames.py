@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from conftest import A, B
 from hub_process import HubProcess, client_for
-from sync_process import SHARED_RULES, SyncProcess, log_in, requests_by_route
+from sync_process import SyncProcess, requests_by_route, two_sharing_daemons
 from waiting import wait_until
 
 SHARED = f"datasites/{A}/shared"
@@ -34,18 +34,10 @@ def _since(before: dict[str, int], after: dict[str, int], route: str) -> int:
     return after.get(route, 0) - before.get(route, 0)
 
 
-def _two(
-    hub: HubProcess, tmp_path: Path, start: Callable[..., SyncProcess]
-) -> tuple[SyncProcess, SyncProcess]:
-    client_for(hub.url, A).put(f"/api/v1/files/datasites/{A}/syft.pub.yaml", content=SHARED_RULES)
-    log_in(hub.url, A), log_in(hub.url, B)
-    return start(hub.url, A, tmp_path / "a"), start(hub.url, B, tmp_path / "b")
-
-
 def test_renames_become_hub_moves_and_local_renames(
     hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
 ) -> None:
-    a, b = _two(hub, tmp_path, start_sync)
+    a, b = two_sharing_daemons(hub.url, A, B, tmp_path, start_sync)
     here = a.folder / SHARED
     (here / "dir").mkdir(parents=True)
     (here / "one.txt").write_bytes(b"a file renamed")
@@ -83,7 +75,7 @@ def test_renames_become_hub_moves_and_local_renames(
 def test_a_rename_onto_a_path_written_meanwhile_keeps_both(
     hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
 ) -> None:
-    a, b = _two(hub, tmp_path, start_sync)
+    a, b = two_sharing_daemons(hub.url, A, B, tmp_path, start_sync)
     here = a.folder / SHARED
     here.mkdir(parents=True)
     (here / "draft.txt").write_bytes(b"alice's draft")
