@@ -16,9 +16,10 @@ from sync_process import SHARED_RULES, SyncProcess, log_in, requests_by_route
 from waiting import wait_until
 
 SHARED = f"datasites/{A}/shared"
-SIZE = 48 << 20
-PART = 4 << 20
-"""48 MiB in 4 MiB parts: a kill after two parts leaves at most 10 to send, not 12."""
+SIZE = 1 << 30
+PART = 16 << 20
+"""1 GiB, as issue 14 asks, in 16 MiB parts: a kill after two parts leaves at most 62
+to send, not 64."""
 
 
 def _metrics(hub: HubProcess) -> dict[str, int]:
@@ -35,6 +36,17 @@ def _received(alice: httpx.Client) -> int:
     return int(answer.json()["offset"])
 
 
+def _write_random(path: Path, size: int) -> bytes:
+    """``size`` random bytes into ``path``, a MiB at a time; their SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("wb") as f:
+        for _ in range(size >> 20):
+            chunk = os.urandom(1 << 20)
+            digest.update(chunk)
+            f.write(chunk)
+    return digest.digest()
+
+
 def test_a_daemon_killed_mid_upload_resumes_it(
     hub: HubProcess, tmp_path: Path, start_sync: Callable[..., SyncProcess]
 ) -> None:
@@ -43,8 +55,9 @@ def test_a_daemon_killed_mid_upload_resumes_it(
     a = start_sync(hub.url, A, tmp_path / "a", *flags)
     big = a.folder / f"datasites/{A}/big.bin"
     big.parent.mkdir(parents=True)
-    data = os.urandom(SIZE)
-    big.write_bytes(data)
+    outside = tmp_path / "big.bin"  # moved in whole: the daemon never sees it half written
+    written = _write_random(outside, SIZE)
+    outside.rename(big)
     alice = client_for(hub.url, A)
     wait_until(lambda: _received(alice) >= 2 * PART, "two parts on the hub")
     a.kill()
@@ -53,10 +66,17 @@ def test_a_daemon_killed_mid_upload_resumes_it(
     assert 0 < kept < SIZE
     before = _metrics(hub)
     a.start()
-    wait_until(lambda: alice.head(f"/api/v1/files/datasites/{A}/big.bin").status_code == 200,
-               "the upload to complete", timeout=120)  # fmt: skip
-    got = alice.get(f"/api/v1/files/datasites/{A}/big.bin").content
-    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+    def complete() -> bool:
+        answer = alice.head(f"/api/v1/files/datasites/{A}/big.bin")
+        return answer.headers.get("x-fedbox-sha256") == written.hex()
+
+    wait_until(complete, "the upload to complete", timeout=120)
+    got = hashlib.sha256()
+    with alice.stream("GET", f"/api/v1/files/datasites/{A}/big.bin") as answer:
+        for chunk in answer.iter_bytes(1 << 20):
+            got.update(chunk)
+    assert got.digest() == written
     patches = _diff(_metrics(hub), before).get("PATCH /api/v1/uploads/{upload_id}", 0)
     assert patches <= -(-(SIZE - kept) // PART) + 1, patches  # only the rest was sent
 
