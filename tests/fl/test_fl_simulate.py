@@ -92,6 +92,22 @@ def test_in_process_clients_keep_their_tracebacks_in_a_log_not_on_the_console() 
     assert 'raise RuntimeError(f"partition {pid} refuses to train")' in log
 
 
+def test_a_crashed_process_of_in_process_clients_fails_the_run_and_says_where_its_log_is() -> None:
+    result = run_fedbox(
+        "simulate", str(FBCOUNT), "--inprocess", "--timeout", "3", "--stop-wait", "1",
+        "--run-config", "crash-partition=0 num-server-rounds=1",
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "the virtual clients' process exited with code 3" in out, out
+    assert "(its log: clients.log)" in out, out
+    kept = Path(re.search(r"client logs kept: (\S+)/\*\.log", out).group(1))
+    try:
+        assert (kept / "clients.log").is_file()
+    finally:
+        shutil.rmtree(kept)
+
+
 def test_every_reply_of_the_last_round_an_error_exits_nonzero() -> None:
     result = run_fedbox(
         "simulate", str(FBCOUNT), "--clients", "1", "--run-config", "fail-partition=0"

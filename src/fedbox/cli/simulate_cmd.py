@@ -283,15 +283,16 @@ def _host_clients(plan: SimulationPlan, lifeline_fd: int) -> None:
         host.close()
 
 
-def _reap_client_host(plan: SimulationPlan, host: ClientProcess, grace: float, code: int) -> int:
+def _reap_client_host(host: ClientProcess, grace: float, code: int) -> int:
     """End the client host as :func:`_reap` ends client processes; a host that did not
-    exit cleanly fails a run that had otherwise succeeded, and says where its log is."""
+    exit cleanly fails a run that had otherwise succeeded, and names its log (which
+    :func:`_show_logs` then says where to find)."""
     exited = _reap({IN_PROCESS_LOG: host}, grace=grace)[IN_PROCESS_LOG]
     if exited == 0:
         return code
     console.print(
         f"[red]the virtual clients' process exited with code {exited}[/red] "
-        f"(its log: {plan.state_root / IN_PROCESS_LOG})",
+        f"(its log: {IN_PROCESS_LOG})",
         highlight=False,
     )
     return EXIT_FAILED if code == EXIT_OK else code
@@ -594,7 +595,7 @@ def _run(
             exit_codes = _reap(procs, grace=stop_wait)
         code = report_outcome(outcome, tally, exit_codes, watch.mode)
         if host_process is not None:
-            code = _reap_client_host(plan, host_process, stop_wait, code)
+            code = _reap_client_host(host_process, stop_wait, code)
         return code
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

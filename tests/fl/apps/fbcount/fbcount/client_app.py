@@ -1,5 +1,6 @@
 """Counts the train messages it got in context.state and says so."""
 
+import os
 import time
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -13,6 +14,8 @@ def train(msg: Message, context: Context) -> Message:
     pid = int(context.node_config["partition-id"])
     if pid == int(context.run_config["fail-partition"]):
         raise RuntimeError(f"partition {pid} refuses to train")
+    if pid == int(context.run_config["crash-partition"]):
+        os._exit(3)
     time.sleep(float(context.run_config["train-pause"]))
     counter = context.state.get("counter", MetricRecord({"count": 0}))
     counter["count"] = int(counter["count"]) + 1
