@@ -4,9 +4,9 @@ The aggregator runs in this process; each client is a process of its own running
 ``python -m fedbox.cli.fl_commands run ...``'s command, forked from this one where that
 is safe (:mod:`fedbox.cli.client_fork`), else started as that command line. With
 ``--inprocess`` every client is a virtual client in one process forked for them all
-(else in this process). Either way a simulation exercises the same
-code paths and the same store traffic as a deployment. Starting, configuring and
-reaping those processes is this module's job.
+(else in this process). Either way a simulation exercises the same code paths and the
+same store traffic as a deployment. Starting, configuring and reaping those processes
+is this module's job.
 """
 
 from __future__ import annotations
@@ -254,8 +254,8 @@ def _fork_client_host(plan: SimulationPlan, lifeline: Lifeline) -> ClientProcess
     """``--inprocess`` clients in one process of their own, forked from this one, or None
     where forking is unsafe (:func:`~fedbox.cli.client_fork.can_fork`): then they live
     in this process. Apart, the ServerApp and the ClientApps each have a core and a GIL
-    of their own; together, at a thousand clients, the threads spent more time handing
-    the GIL to each other than working, and a round took 2.5 times as long (issue 20).
+    of their own; together, at a thousand clients, the threads spent a third of the
+    CPU switching between each other, and the process used barely one core (issue 20).
     The process logs to :data:`IN_PROCESS_LOG` and ends once every client has stopped.
     """
     from fedbox.cli import client_fork
