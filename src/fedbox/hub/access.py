@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from enum import Enum
 from functools import lru_cache
+from typing import TypeVar
 
 from fedbox.datasite.identity import validate_email
 from fedbox.datasite.paths import OUTBOX_PREFIX, parse_outbox_dir
@@ -182,22 +184,15 @@ class AccessRules:
 
     def verdict(self, user: str, path: str) -> Verdict:
         """The caller's rights on a path already validated by :func:`check_path`."""
-        rules, cache, _ = self._state
-        key = (user, path)
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
-        verdict = self._decide(rules, user, path)
-        if len(cache) > 100_000:
-            cache.clear()
-        cache[key] = verdict
-        return verdict
+        rules, verdicts, _ = self._state
+        return _remembered(verdicts, (user, path), lambda: self._decide(rules, user, path))
 
     @staticmethod
     def _decide(rules: PermissionSet, user: str, path: str) -> Verdict:
-        if AccessRules._writable(rules, user, path):
+        if AccessRules._allowed(rules, user, path, Level.WRITE):
             return Verdict.WRITE
-        return Verdict.READ if AccessRules._readable(rules, user, path) else Verdict.HIDDEN
+        readable = AccessRules._allowed(rules, user, path, Level.READ)
+        return Verdict.READ if readable else Verdict.HIDDEN
 
     @staticmethod
     def readers(change: Change) -> set[str] | None:
@@ -223,28 +218,32 @@ class AccessRules:
         verdict = verdicts.get(key)
         if verdict is not None:
             return verdict is not Verdict.HIDDEN
-        answer = readable.get(key)
-        if answer is None:
-            answer = self._readable(rules, user, path)
-            if len(readable) > 100_000:
-                readable.clear()
-            readable[key] = answer
-        return answer
+        return _remembered(readable, key, lambda: self._allowed(rules, user, path, Level.READ))
 
     @staticmethod
-    def _writable(rules: PermissionSet, user: str, path: str) -> bool:
+    def _allowed(rules: PermissionSet, user: str, path: str, level: Level) -> bool:
+        """Whether ``user`` may ``level`` (READ or WRITE) ``path``: its owner may; an
+        outbox's sender may write it and both its parties read it; else the rules say."""
         if _owned_by(user, path):
             return True
         parties = _parties_of(path)
         if parties is not None:
-            return user == parties[0]
-        return rules.allowed(user, path, Level.WRITE)
+            return user == parties[0] if level is Level.WRITE else user in parties
+        return rules.allowed(user, path, level)
 
-    @staticmethod
-    def _readable(rules: PermissionSet, user: str, path: str) -> bool:
-        if _owned_by(user, path):
-            return True
-        parties = _parties_of(path)
-        if parties is not None:
-            return user in parties
-        return rules.allowed(user, path, Level.READ)
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_REMEMBERED = 100_000
+"""Answers one cache holds before it starts again (a rules change empties it anyway)."""
+
+
+def _remembered(cache: dict[_K, _V], key: _K, compute: Callable[[], _V]) -> _V:
+    """``cache[key]``, computed and kept if missing."""
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        if len(cache) > _REMEMBERED:
+            cache.clear()
+        cache[key] = found
+    return found

@@ -37,6 +37,11 @@ def _arrived(daemon: SyncProcess, *rels: str) -> None:
     wait_until(lambda: all((daemon.folder / rel).is_file() for rel in rels), "the files")
 
 
+def _writes_since(hub: HubProcess, before: dict[str, int]) -> dict[str, int]:
+    after = _writes(hub)
+    return {route: after[route] - before[route] for route in WRITES}
+
+
 def _settled(*daemons: SyncProcess) -> None:
     wait_until(lambda: all(d.idle() for d in daemons), "the daemons to settle")
 
@@ -63,8 +68,7 @@ def test_a_remote_delete_removes_the_folders_it_emptied_up_to_the_datasite(
     assert (b.folder / DATASITE).is_dir() and not os.listdir(b.folder / DATASITE)
     assert (b.folder / OUTBOX).is_dir() and not os.listdir(b.folder / OUTBOX)
     assert (a.folder / deep).parent.is_dir(), "alice's own folders are her user's to remove"
-    after = _writes(hub)
-    assert {route: after[route] - before[route] for route in WRITES} == {
+    assert _writes_since(hub, before) == {
         WRITES[0]: 0, WRITES[1]: 2, WRITES[2]: 0,
     }, "alice's two deletes, and no echo of bob's removals"  # fmt: skip
 
@@ -87,8 +91,7 @@ def test_a_remote_folder_rename_leaves_no_old_folder_tree(
 
     assert {rel: (b.folder / SHARED / "new" / rel).read_bytes() for rel in files} == files
     assert os.listdir(b.folder / SHARED) == ["new"]
-    after = _writes(hub)
-    assert {route: after[route] - before[route] for route in WRITES} == {
+    assert _writes_since(hub, before) == {
         WRITES[0]: 0, WRITES[1]: 0, WRITES[2]: 3,
     }, "alice's three moves, and no echo of bob's removals"  # fmt: skip
 
