@@ -29,16 +29,18 @@ WRITER = textwrap.dedent(
     rec.add_push([["a"], ["b"]], ["m1", "m2"], msgs, {"d1": ([b"content"], 7)}, "1")
     print("pushed", flush=True)
     sys.stdin.readline()
+    rec.keep_replies([("m1", b"r1"), ("m2", b"r2")])
     rec.add_replies(
         "receive", ["m1", "m2"], {},
         [
-            ("m1", "reply", None, {"loss": 1.0, "num-examples": 30.0}, b"r1"),
-            ("m2", "reply", None, {"loss": 4.0, "num-examples": 10.0}, b"r2"),
+            ("m1", "reply", None, {"loss": 1.0, "num-examples": 30.0}),
+            ("m2", "reply", None, {"loss": 4.0, "num-examples": 10.0}),
         ],
     )
     msgs = [("m3", 1, "a@x.org", "train", "2", "d2"), ("m4", 2, "b@x.org", "train", "2", "d2")]
     rec.add_push([["a"], ["b"]], ["m3", "m4"], msgs, {"d2": ([b"content2"], 8)}, "2")
-    rec.add_replies("receive", ["m3", "m4"], {}, [("m3", "error", "boom", {}, b"e")], ["m4"])
+    rec.keep_replies([("m3", b"e")])
+    rec.add_replies("receive", ["m3", "m4"], {}, [("m3", "error", "boom", {})], ["m4"])
     print("replied", flush=True)
     sys.stdin.readline()
     if sys.argv[2] == "finish":

@@ -104,9 +104,10 @@ RUN_WRITER = textwrap.dedent(
         msgs = [(ids[0], 1, "a@x.org", "train", str(r), f"d{r}"),
                 (ids[1], 2, "b@x.org", "train", str(r), f"d{r}")]
         rec.add_push([["a"], ["b"]], ids, msgs, {f"d{r}": ([b"content"], 7)}, str(r))
+        rec.keep_replies([(ids[0], b"r"), (ids[1], b"r")])
         rec.add_replies("receive", ids, {}, [
-            (ids[0], "reply", None, {"loss": 1.0 / r, "num-examples": 10.0}, b"r"),
-            (ids[1], "reply", None, {"loss": 2.0 / r, "num-examples": 10.0}, b"r"),
+            (ids[0], "reply", None, {"loss": 1.0 / r, "num-examples": 10.0}),
+            (ids[1], "reply", None, {"loss": 2.0 / r, "num-examples": 10.0}),
         ])
         print("round", r, flush=True)
     sys.stdin.readline()

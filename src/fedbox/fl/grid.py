@@ -190,6 +190,10 @@ class FileGrid(Grid):
         """Datasites that could not be invited yet because we cannot encrypt to them."""
         self._run: Run | None = None
         self.set_run(run if run is not None else Run.create_empty(run_id_for(app.name)))
+        self.keep_wire_up_to = 0
+        """Replies whose body is at most this many bytes are read whole, decoded from
+        those bytes and handed to :meth:`_taken` with them (a recording grid keeps them
+        as they came rather than encoding each again)."""
 
     # -- Grid: run and nodes ---------------------------------------------------------
 
@@ -436,7 +440,7 @@ class FileGrid(Grid):
         return self._take_replies(message_ids)
 
     def _take_replies(self, message_ids: Iterable[str]) -> list[Message]:
-        replies: list[Message] = []
+        taken: list[tuple[Message, bytes | None]] = []
         for msg_id in message_ids:
             with self._lock:
                 pending = self._pending.get(msg_id)
@@ -445,13 +449,19 @@ class FileGrid(Grid):
             with self._lock:
                 if self._pending.pop(msg_id, None) is None:
                     continue  # another thread took it
-            reply = self._read_reply(msg_id, pending)
-            if reply is None:  # a planted file, set aside: the node's own reply may still come
+            read = self._read_reply(msg_id, pending)
+            if read is None:  # a planted file, set aside: the node's own reply may still come
                 with self._lock:
                     self._pending[msg_id] = pending
                 continue
-            replies.append(reply)
-        return replies
+            taken.append(read)
+        if taken:
+            self._taken(taken)
+        return [reply for reply, _ in taken]
+
+    def _taken(self, taken: list[tuple[Message, bytes | None]]) -> None:
+        """Replies just taken, each with the bytes it was decoded from when it was read
+        whole (see ``keep_wire_up_to``)."""
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
@@ -514,10 +524,11 @@ class FileGrid(Grid):
                 ),
             )
 
-    def _read_reply(self, msg_id: str, pending: _Pending) -> Message | None:
-        """The reply, or an error reply saying why there is none; None for a file its
-        node did not write (set aside, and the request stays pending)."""
-        nbytes = 0
+    def _read_reply(self, msg_id: str, pending: _Pending) -> tuple[Message, bytes | None] | None:
+        """The reply (with its bytes, when read whole), or an error reply saying why there
+        is none; None for a file its node did not write (set aside, and the request stays
+        pending)."""
+        nbytes, wire = 0, None
         if pending.future is None:
             reply = self._error_reply(
                 msg_id, pending, ErrorCode.NODE_UNAVAILABLE, pending.failure or "not sent"
@@ -528,7 +539,7 @@ class FileGrid(Grid):
                 payload = response.payload
                 nbytes = payload.size if payload is not None else len(bytes(response.body))
                 try:
-                    reply = self._decode(msg_id, pending, response)
+                    reply, wire = self._decode(msg_id, pending, response)
                 finally:
                     if payload is not None:
                         payload.close()
@@ -561,7 +572,7 @@ class FileGrid(Grid):
                 seconds=seconds,
             ),
         )
-        return reply
+        return reply, wire
 
     def _note_condition(self, email: str, reply: Message) -> None:
         if reply.has_error():
@@ -570,7 +581,9 @@ class FileGrid(Grid):
         else:
             self._conditions.clear(email)
 
-    def _decode(self, msg_id: str, pending: _Pending, response: Response) -> Message:
+    def _decode(
+        self, msg_id: str, pending: _Pending, response: Response
+    ) -> tuple[Message, bytes | None]:
         if response.status != Status.OK:
             codes: dict[int, int] = {
                 Status.EXPIRED: ErrorCode.MESSAGE_UNAVAILABLE,
@@ -578,32 +591,36 @@ class FileGrid(Grid):
                 Status.INTERNAL_ERROR: ErrorCode.CLIENT_APP_CRASHED,
             }
             code = codes.get(response.status, ErrorCode.UNKNOWN)
-            return self._error_reply(
-                msg_id,
-                pending,
-                code,
-                f"{pending.email} answered {response.status}: {response.text[:500]}",
-            )
+            reason = f"{pending.email} answered {response.status}: {response.text[:500]}"
+            return self._error_reply(msg_id, pending, code, reason), None
+        wire = self._whole(response)
+        body = response.payload if response.payload is not None else response.body
         try:
-            body = response.payload if response.payload is not None else response.body
-            reply = decode_message(body)
+            reply = decode_message(wire if wire is not None else body)
         except DecodeError as exc:
+            reason = f"{pending.email} sent a reply that is not a Flower message: {exc}"
             return self._error_reply(
-                msg_id,
-                pending,
-                ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
-                f"{pending.email} sent a reply that is not a Flower message: {exc}",
-            )
+                msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE, reason
+            ), None
         meta = reply.metadata
         if meta.reply_to_message_id != msg_id or meta.src_node_id != pending.node_id:
-            return self._error_reply(
-                msg_id,
-                pending,
-                ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+            reason = (
                 f"{pending.email} replied to {meta.reply_to_message_id!r} as node "
-                f"{meta.src_node_id}, expected {msg_id!r} from node {pending.node_id}",
+                f"{meta.src_node_id}, expected {msg_id!r} from node {pending.node_id}"
             )
-        return reply
+            return self._error_reply(
+                msg_id, pending, ErrorCode.REPLY_MESSAGE_UNAVAILABLE, reason
+            ), None
+        return reply, wire
+
+    def _whole(self, response: Response) -> bytes | None:
+        """A reply's bytes, when it is small enough to keep (``keep_wire_up_to``)."""
+        if response.payload is None:
+            data = bytes(response.body)
+            return data if len(data) <= self.keep_wire_up_to else None
+        if response.payload.size <= self.keep_wire_up_to:
+            return response.payload.read()
+        return None
 
     def _error_reply(self, msg_id: str, pending: _Pending, code: int, reason: str) -> Message:
         logger.debug("message %s: %s", msg_id, reason)

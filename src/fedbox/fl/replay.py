@@ -200,6 +200,7 @@ class RecordingGrid(FileGrid):
         self._replay = _Replay(record.exchanges(), record.messages())
         self.replayed = 0
         """Calls answered from the record so far."""
+        self.keep_wire_up_to = INLINE_REPLY
 
     def check_complete(self) -> None:
         """Divergence if the ServerApp ended with recorded calls it never made again."""
@@ -272,6 +273,11 @@ class RecordingGrid(FileGrid):
         answer = {"replies": _reply_ids(replies), "timeouts": sorted(lost)}
         self.record.add_replies("receive", ids, answer, _reply_rows(replies), sorted(lost))
         return replies
+
+    def _taken(self, taken: list[tuple[Message, bytes | None]]) -> None:
+        self.record.keep_replies(
+            [(reply.metadata.reply_to_message_id, _kept(reply, wire)) for reply, wire in taken]
+        )
 
     # -- replay --------------------------------------------------------------------------
 
@@ -368,21 +374,24 @@ def _reply_ids(replies: list[Message]) -> list[str]:
     return [r.metadata.reply_to_message_id for r in replies]
 
 
-def _reply_rows(
-    replies: list[Message],
-) -> list[tuple[str, str, str | None, dict[str, float], bytes | None]]:
-    """What the record keeps of each reply: a small one whole, a large one (arrays over
-    :data:`INLINE_REPLY` bytes) by reference to its response file, which stays in the
-    store (the datasite that wrote it is the only one that removes it)."""
+def _reply_rows(replies: list[Message]) -> list[tuple[str, str, str | None, dict[str, float]]]:
+    """What the record says of each reply besides the reply itself."""
     rows = []
     for reply in replies:
         error = reply.error.reason if reply.has_error() else None
         outcome = "error" if reply.has_error() else "reply"
-        data = None if _array_bytes(reply) > INLINE_REPLY else encode_message(reply)
-        rows.append(
-            (reply.metadata.reply_to_message_id, outcome, error, scalar_metrics(reply), data)
-        )
+        rows.append((reply.metadata.reply_to_message_id, outcome, error, scalar_metrics(reply)))
     return rows
+
+
+def _kept(reply: Message, wire: bytes | None) -> bytes | None:
+    """What the record keeps of a reply: a small one whole (the bytes it came in, else
+    encoded again), a large one (arrays over :data:`INLINE_REPLY` bytes) by reference to
+    its response file, which stays in the store (the datasite that wrote it is the only
+    one that removes it)."""
+    if _array_bytes(reply) > INLINE_REPLY:
+        return None
+    return wire if wire is not None else encode_message(reply)
 
 
 def _array_bytes(message: Message) -> int:
