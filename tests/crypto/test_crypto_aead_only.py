@@ -57,7 +57,13 @@ def _sealed(
         "body_len": body_len,
         "body_sha256": digest,
     }
-    wrap = wrap_key(key, sender=alice, recipient=bob.public_bundle(), aad=header_aad(header))
+    wrap = wrap_key(
+        key,
+        sender=alice,
+        recipient=bob.public_bundle(),
+        aad=header_aad(header),
+        nonce_prefix=prefix,
+    )
     header["enc"] = enc_header(prefix, 1 << 20, [wrap])
     return header, bytearray(out.getvalue())
 

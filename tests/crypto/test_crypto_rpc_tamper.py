@@ -78,7 +78,8 @@ CASES: dict[str, tuple[Tamper, str]] = {
     # v2 leaves a sealed body's body_sha256 empty; v is bound, so no downgrade to v1
     "header v": (_in_header(b'"v":', occurrence=2), "failed authentication"),
     "header body_len": (_in_header(b'"body_len":', skip=1), "failed authentication"),
-    "enc nonce_prefix": (_in_header(b'"nonce_prefix":"'), "segment 0 failed"),
+    # v3 binds the nonce prefix into every KEK: a changed one fails at the key wrap.
+    "enc nonce_prefix": (_in_header(b'"nonce_prefix":"'), "failed authentication"),
     "wrap ephemeral": (_in_header(b'"ephemeral":"'), "failed authentication"),
     "wrap wrapped key": (_in_header(b'"wrapped":"'), "failed authentication"),
     "wrap prekey id": (_in_header(b'"prekey_id":"'), "does not hold"),

@@ -6,6 +6,7 @@ import base64
 import copy
 import dataclasses
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -144,12 +145,16 @@ def test_a_third_identity_cannot_open(alice: Identity, bob: Identity, carol: Ide
 
 
 def test_unwrap_refuses_a_wrap_for_someone_else(alice: Identity, bob: Identity) -> None:
-    wrap = wrap_key(bytes(32), sender=alice, recipient=bob.public_bundle(), aad=b"aad")
+    prefix = bytes(7)
+    wrap = wrap_key(
+        bytes(32), sender=alice, recipient=bob.public_bundle(), aad=b"aad", nonce_prefix=prefix
+    )
+    sender = alice.public_bundle()
     with pytest.raises(DecryptError, match=re.escape("for 'bob@example.org', not alice")):
-        unwrap_key(wrap, me=alice, sender=alice.public_bundle(), aad=b"aad")
+        unwrap_key(wrap, me=alice, sender=sender, aad=b"aad", nonce_prefix=prefix)
     with pytest.raises(DecryptError, match="for None"):
-        unwrap_key("junk", me=bob, sender=alice.public_bundle(), aad=b"aad")  # type: ignore[arg-type]
-    assert unwrap_key(wrap, me=bob, sender=alice.public_bundle(), aad=b"aad") == bytes(32)
+        unwrap_key("junk", me=bob, sender=sender, aad=b"aad", nonce_prefix=prefix)  # type: ignore[arg-type]
+    assert unwrap_key(wrap, me=bob, sender=sender, aad=b"aad", nonce_prefix=prefix) == bytes(32)
 
 
 @pytest.mark.parametrize("field", AAD_FIELDS)
@@ -208,14 +213,15 @@ def test_malformed_wraps_are_refused(
         ("alg", "chacha20-poly1305", "unsupported encryption"),
         ("alg", None, "unsupported encryption"),
         ("v", 1, "older fedbox; the sender must upgrade"),
-        ("v", 3, "newer fedbox; upgrade fedbox"),
+        ("v", 4, "newer fedbox; upgrade fedbox"),
+        ("v", 2, "failed authentication"),  # a v3 wrap read as v2 derives another KEK
         ("v", 2.0, "unsupported encryption"),
         ("v", "2", "unsupported encryption"),
         ("v", None, "unsupported encryption"),
         ("segment_size", SMALL + 1, "segment 0 failed"),
         ("segment_size", 0, "out of range"),
         ("segment_size", True, "out of range"),
-        ("nonce_prefix", base64.b64encode(bytes(7)).decode(), "segment 0 failed"),
+        ("nonce_prefix", base64.b64encode(bytes(7)).decode(), "failed authentication"),
         ("nonce_prefix", "AAAA", "must be 7 bytes"),
         ("wraps", "bob", "must be a list"),
     ],
@@ -262,6 +268,7 @@ def test_a_co_recipient_cannot_forge_a_body_for_another(
         me=bob,
         sender=alice.public_bundle(),
         aad=header_aad(header),
+        nonce_prefix=base64.b64decode(header["enc"]["nonce_prefix"]),
     )
     forged = io.BytesIO()
     encrypt_body(
@@ -303,7 +310,7 @@ def test_a_badly_signed_recipient_is_refused_before_anything_is_written(
         seal(io.BytesIO(b"x"), out, sender=alice, recipients=[forged], header=header)
     assert out.getvalue() == b"" and "body_len" not in header
     with pytest.raises(CryptoError, match="bad signature"):
-        wrap_key(bytes(32), sender=alice, recipient=forged, aad=b"")
+        wrap_key(bytes(32), sender=alice, recipient=forged, aad=b"", nonce_prefix=bytes(7))
 
 
 def test_a_low_order_recipient_key_is_refused(alice: Identity) -> None:
@@ -318,7 +325,7 @@ def test_a_low_order_recipient_key_is_refused(alice: Identity) -> None:
         prekey_sig=mallory.signing_key.sign(_prekey_message(good.email, good.prekey_id, zero)),
     )
     with pytest.raises(CryptoError, match="unusable X25519"):
-        wrap_key(bytes(32), sender=alice, recipient=bundle, aad=b"")
+        wrap_key(bytes(32), sender=alice, recipient=bundle, aad=b"", nonce_prefix=bytes(7))
 
 
 def test_two_different_keys_for_one_recipient_is_a_bug(alice: Identity, bob: Identity) -> None:
@@ -398,8 +405,14 @@ def test_the_wrap_follows_the_documented_key_schedule(alice: Identity, bob: Iden
     ephemeral = X25519PrivateKey.from_private_bytes(b"\x07" * 32)
     content_key = os.urandom(32)
     aad = b"header aad"
+    prefix = os.urandom(7)
     wrap = wrap_key(
-        content_key, sender=alice, recipient=bob.public_bundle(), aad=aad, rng=lambda n: b"\x07" * n
+        content_key,
+        sender=alice,
+        recipient=bob.public_bundle(),
+        aad=aad,
+        nonce_prefix=prefix,
+        rng=lambda n: b"\x07" * n,
     )
     assert base64.b64decode(wrap["ephemeral"]) == ephemeral.public_key().public_bytes_raw()
 
@@ -414,16 +427,75 @@ def test_the_wrap_follows_the_documented_key_schedule(alice: Identity, bob: Iden
         return len(data).to_bytes(2, "big") + data
 
     info = (
-        b"fedbox/wrap/v2"
+        b"fedbox/wrap/v3"
         + lp(a.email.encode())
         + lp(b.email.encode())
         + lp(a.signing_key)
         + lp(b.signing_key)
         + lp(b.prekey_id.encode())
         + lp(ephemeral.public_key().public_bytes_raw())
+        + lp(prefix)
+        + lp(hashlib.sha256(aad).digest())
     )
     kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=bytes(32), info=info).derive(
         b"\xff" * 32 + dh1 + dh2 + dh3
     )
     wrapped = base64.b64decode(wrap["wrapped"])
     assert AESGCM(kek).decrypt(bytes(12), wrapped, aad) == content_key
+
+
+def _ephemeral(header: dict[str, Any]) -> str:
+    (key,) = {wrap["ephemeral"] for wrap in header["enc"]["wraps"]}
+    return str(key)
+
+
+def test_a_sender_keeps_one_ephemeral_key_until_it_expires(
+    alice: Identity, bob: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = do_seal(alice, [bob], b"one")
+    second, cipher = do_seal(alice, [bob], b"two")
+    assert _ephemeral(first) == _ephemeral(second)
+    assert do_open(second, cipher, bob, alice) == b"two"
+    other, _ = do_seal(bob, [alice], b"three")  # each sender has its own
+    assert _ephemeral(other) != _ephemeral(first)
+    monkeypatch.setattr(importlib.import_module("fedbox.crypto.seal"), "EPHEMERAL_TTL", 0.0)
+    third, cipher = do_seal(alice, [bob], b"four")
+    assert _ephemeral(third) != _ephemeral(first)
+    assert do_open(third, cipher, bob, alice) == b"four"
+
+
+def test_wraps_under_one_ephemeral_key_do_not_open_for_another_message(
+    alice: Identity, bob: Identity
+) -> None:
+    """The KEK binds the body's nonce prefix and the header: a wrap moved to another
+    message of the same sender, reader and ephemeral key does not open there, even
+    with that message's header fields copied over."""
+    first, _ = do_seal(alice, [bob], b"first")
+    second, cipher = do_seal(alice, [bob], b"other")
+    assert _ephemeral(first) == _ephemeral(second)
+    moved = copy.deepcopy(second)
+    moved["enc"]["wraps"] = first["enc"]["wraps"]
+    with pytest.raises(DecryptError, match="failed authentication"):
+        do_open(moved, cipher, bob, alice)
+    moved["enc"]["nonce_prefix"] = first["enc"]["nonce_prefix"]  # same header, other body
+    with pytest.raises(DecryptError, match="failed authentication"):
+        do_open(moved, cipher, bob, alice)
+
+
+def test_a_forked_child_draws_ephemeral_keys_of_its_own(alice: Identity, bob: Identity) -> None:
+    parent, _ = do_seal(alice, [bob], b"parent")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: seal once, report the ephemeral key, leave at once
+        try:
+            child, _ = do_seal(alice, [bob], b"child")
+            os.write(write_end, _ephemeral(child).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_key = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert child_key and child_key != _ephemeral(parent)
+    again, _ = do_seal(alice, [bob], b"parent again")
+    assert _ephemeral(again) == _ephemeral(parent)

@@ -9,8 +9,11 @@ version must be refused with a clear error, never misread.
 The one regeneration without a bump: when the sender draws its randomness differently
 in the same format, the old file is kept under a name of its own, as a message an
 earlier sender wrote, which must still open. ``e2e_v2_own_ephemerals.json`` is such a
-message: each of its wraps has an ephemeral key of its own, where a header's wraps now
-share one (issue 20).
+message: each of its wraps has an ephemeral key of its own, where a header's wraps came
+to share one (issue 20).
+
+Version 3 changed only what a wrap's KEK is derived from (issue 20: one ephemeral key
+per sender for a while); v2 messages (``e2e_v2*.json``) are still read.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from fedbox.errors import DecryptError
 
 VECTORS = Path(__file__).parent / "vectors" / f"e2e_v{ENC_VERSION}.json"
 V1_VECTORS = Path(__file__).parent / "vectors" / "e2e_v1.json"
+"""Format v1 (ChaCha20-Poly1305), kept to check that such messages are refused."""
+V2_VECTORS = Path(__file__).parent / "vectors" / "e2e_v2.json"
+"""Format v2, whose KEKs did not bind the body's nonce prefix and the header AAD digest."""
 OWN_EPHEMERALS_VECTORS = Path(__file__).parent / "vectors" / "e2e_v2_own_ephemerals.json"
 """Format v2 as fedbox wrote it before a header's wraps shared their ephemeral key."""
-"""Format v1 (ChaCha20-Poly1305), kept to check that such messages are refused."""
 BODY = bytes(range(40))
 SEGMENT = 16
 HEADER = {
@@ -136,7 +141,9 @@ def test_known_answers() -> None:
     assert actual.keys() == expected.keys()
 
 
-@pytest.mark.parametrize("vectors", [VECTORS, OWN_EPHEMERALS_VECTORS], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "vectors", [VECTORS, V2_VECTORS, OWN_EPHEMERALS_VECTORS], ids=lambda p: p.stem
+)
 def test_the_checked_in_vector_opens(vectors: Path) -> None:
     alice, bob = identities()
     sealed = json.loads(vectors.read_text())["sealed"]
@@ -158,6 +165,7 @@ def test_a_headers_wraps_share_one_ephemeral_key_now_and_had_one_each_before() -
         return [wrap["ephemeral"] for wrap in enc["wraps"]]
 
     assert len(set(ephemerals(VECTORS))) == 1 and len(ephemerals(VECTORS)) == 2
+    assert len(set(ephemerals(V2_VECTORS))) == 1
     assert len(set(ephemerals(OWN_EPHEMERALS_VECTORS))) == 2
 
 

@@ -3,24 +3,34 @@
 A body is encrypted once (``stream``) under a random content key; that key is then
 wrapped for each recipient and for the sender, so a broadcast costs one encryption and
 the sender can reread what it sent. Each wrap is a one-way X3DH
-(https://signal.org/docs/specifications/x3dh/) with an ephemeral key E (fresh for each
-header, shared by its wraps: see ``wrap_keys``), the sender's
+(https://signal.org/docs/specifications/x3dh/) with an ephemeral key E, the sender's
 DH identity key IK_A, the recipient's DH identity key IK_B and signed prekey SPK_B:
 
     DH1 = DH(IK_A, SPK_B)   authenticates the sender
     DH2 = DH(E, IK_B)       binds the recipient's long-term key
-    DH3 = DH(E, SPK_B)      forward secrecy once the prekey is rotated out
+    DH3 = DH(E, SPK_B)      forward secrecy once E is forgotten and the prekey rotated out
     KEK = HKDF-SHA256(salt = 32 zero bytes, ikm = 0xFF*32 || DH1 || DH2 || DH3, info)
-    info = "fedbox/wrap/v2" || lp(sender email) || lp(recipient email)
+    info = "fedbox/wrap/v3" || lp(sender email) || lp(recipient email)
            || lp(sender signing key) || lp(recipient signing key) || lp(prekey id)
-           || lp(ephemeral public key)
+           || lp(ephemeral public key) || lp(body nonce prefix) || lp(SHA-256(header AAD))
 
 where lp(x) is x's length as u16 big-endian then x. The ephemeral key is in ``info``
 because X25519 ignores its top bit: without it, a wrap with that bit flipped would still
 open (as in age, whose X25519 stanza also binds the share). The label names the format
 version, so a KEK derived for one version is never used by another. The content key is
-sealed with AES-256-GCM under the KEK (single-use, so a zero nonce), with the header AAD
-as associated data: a wrap only opens for the header it was made for.
+sealed with AES-256-GCM under the KEK with a zero nonce, and the header AAD as associated
+data: a wrap only opens for the header it was made for.
+
+One E serves a sender for up to :data:`EPHEMERAL_TTL` seconds, every header and reader
+alike (v3; in v2 each header drew its own), so DH2 and DH3 are computed once per reader
+in that time, by both sides (issue 20: the X25519 operations were an eighth of a round at
+a thousand virtual clients). This is multi-recipient DH key encapsulation (Kurosawa 2002;
+Bellare, Boldyreva and Staddon 2003) stretched over time: each KEK still needs a
+recipient's private keys or E's. What keeps each KEK single-use, and the zero nonce
+safe, is the body's fresh random nonce prefix and the header's AAD digest in ``info``.
+What it costs: E's private key lives in the sender's memory for up to
+:data:`EPHEMERAL_TTL` seconds, so whoever reads that memory meanwhile can open what
+the sender sent in that time (as with a TLS session's keys); then it is dropped.
 
 The header AAD binds the ciphertext's length and SHA-256. Every reader of a broadcast
 knows the content key and could encrypt another body with it; the digest, checked by
@@ -28,14 +38,15 @@ knows the content key and could encrypt another body with it; the digest, checke
 
 The ``enc`` header field (``enc_header``)::
 
-    {"alg": "aes-256-gcm", "v": 2, "segment_size": 1048576,
+    {"alg": "aes-256-gcm", "v": 3, "segment_size": 1048576,
      "nonce_prefix": "<base64, 7 bytes>",
      "wraps": [{"to": "bob@x.org", "prekey_id": "<id>",
                 "ephemeral": "<base64, 32 bytes>", "wrapped": "<base64, 48 bytes>"}, ...]}
 
-Version 1 used ChaCha20-Poly1305 (``"alg": "chacha20-poly1305", "v": 1``, wrap label
-``fedbox/wrap/v1``); version 2 switched to AES-256-GCM for speed, and is the only one read:
-any other ``alg`` or ``v`` is refused with a DecryptError naming both.
+Version 2 is the same but for ``info``, which has the label ``fedbox/wrap/v2`` and ends
+with the ephemeral key; it is still read. Version 1 used ChaCha20-Poly1305
+(``"alg": "chacha20-poly1305", "v": 1``); any other ``alg`` or ``v`` is refused with a
+DecryptError naming both.
 
 Failing closed: recipient bundles are verified before anything is wrapped (CryptoError);
 anything wrong while opening is DecryptError, with the ``cryptography`` cause chained.
@@ -44,8 +55,12 @@ anything wrong while opening is DecryptError, with the ``cryptography`` cause ch
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import json
+import os
+import threading
+import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -101,7 +116,11 @@ AEAD_ONLY_ENVELOPE = 2
 """The envelope version (header ``v``) whose sealed bodies may carry an empty
 ``body_sha256``: then the segments' tags alone authenticate the ciphertext (issue 20).
 ``v`` is bound by the wraps, so no one can turn an older header into one of these."""
-ENC_VERSION = 2
+ENC_VERSION = 3
+READ_VERSIONS = (2, 3)
+"""The ``enc`` versions this fedbox opens; it writes :data:`ENC_VERSION`."""
+EPHEMERAL_TTL = 60.0
+"""Seconds one ephemeral key serves a sender's wraps (see the module docstring)."""
 AAD_FIELDS = (
     "v",
     "id",
@@ -123,7 +142,7 @@ AAD_FIELDS = (
 them but not change them; only ``enc`` itself is outside (each wrap authenticates itself).
 """
 
-_WRAP_INFO_LABEL = b"fedbox/wrap/v2"
+_WRAP_INFO_LABELS = {2: b"fedbox/wrap/v2", 3: b"fedbox/wrap/v3"}
 _X3DH_PAD = b"\xff" * 32  # X3DH's F: keeps the KDF input distinct from any XEdDSA use
 _WRAP_NONCE = bytes(12)
 _WRAPPED_SIZE = CONTENT_KEY_SIZE + TAG_SIZE
@@ -156,26 +175,80 @@ def _kek(
     recipient_signing_key: bytes,
     prekey_id: str,
     ephemeral: bytes,
+    version: int,
+    nonce_prefix: bytes,
+    aad: bytes,
 ) -> bytes:
-    info = length_prefixed(
-        _WRAP_INFO_LABEL,
+    fields = [
+        _WRAP_INFO_LABELS[version],
         sender.encode(),
         recipient.encode(),
         sender_signing_key,
         recipient_signing_key,
         prekey_id.encode(),
         ephemeral,
-    )
+    ]
+    if version >= 3:
+        fields += [nonce_prefix, hashlib.sha256(aad).digest()]
+    info = length_prefixed(*fields)
     hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=bytes(32), info=info)
     return hkdf.derive(_X3DH_PAD + dh1 + dh2 + dh3)
 
 
-@functools.lru_cache(maxsize=8192)
-def _static_dh(private: X25519PrivateKey, public: bytes) -> bytes:
-    """DH1, between a long-term key and a signed prekey: the same for every message
-    between the same two keys, so computed once per pair (a thousand virtual clients
-    spent a quarter of their asymmetric crypto on it again and again, issue 20). A
-    low-order point raises ValueError, which is not cached."""
+class _Ephemeral:
+    """A sender's ephemeral key and what it agreed with each reader's keys so far."""
+
+    def __init__(self, rng: Rng | None = None) -> None:
+        self.private = X25519PrivateKey.from_private_bytes(random_bytes(rng, KEY_SIZE))
+        self.public = self.private.public_key().public_bytes_raw()
+        self.born = time.monotonic()
+        self._agreed: dict[bytes, bytes] = {}
+
+    def exchange(self, public: bytes) -> bytes:
+        secret = self._agreed.get(public)
+        if secret is None:
+            if len(self._agreed) >= _MAX_AGREED:
+                self._agreed.clear()
+            secret = self._agreed[public] = self.private.exchange(
+                X25519PublicKey.from_public_bytes(public)
+            )
+        return secret
+
+
+_MAX_AGREED = 65536
+_ephemeral_lock = threading.Lock()
+_ephemerals: dict[str, _Ephemeral] = {}
+"""Each sender's current ephemeral key, by email (a process may host many senders)."""
+
+
+def _current_ephemeral(sender: str, rng: Rng | None) -> _Ephemeral:
+    """The ephemeral key for a header's wraps: ``sender``'s current one while it is
+    younger than :data:`EPHEMERAL_TTL`, else a new one; with ``rng`` (known-answer
+    tests), always a new one drawn from it."""
+    if rng is not None:
+        return _Ephemeral(rng)
+    with _ephemeral_lock:
+        current = _ephemerals.get(sender)
+        if current is None or time.monotonic() - current.born >= EPHEMERAL_TTL:
+            current = _ephemerals[sender] = _Ephemeral()
+        return current
+
+
+def _forget_ephemerals() -> None:
+    """A forked child draws its own ephemeral keys rather than share its parent's."""
+    _ephemerals.clear()
+
+
+os.register_at_fork(after_in_child=_forget_ephemerals)
+
+
+@functools.lru_cache(maxsize=32768)
+def _agreed(private: X25519PrivateKey, public: bytes) -> bytes:
+    """DH between one of our keys and a peer's public key that recurs: DH1 (a long-term
+    key and a signed prekey) for every message between two parties, and on the reading
+    side DH2 and DH3 for every message under one ephemeral key (a thousand virtual
+    clients spent most of a message's asymmetric crypto on them again and again, issue
+    20). A low-order point raises ValueError, which is not cached."""
     return private.exchange(X25519PublicKey.from_public_bytes(public))
 
 
@@ -185,14 +258,23 @@ def wrap_key(
     sender: Identity,
     recipient: PublicBundle,
     aad: bytes,
+    nonce_prefix: bytes,
     rng: Rng | None = None,
 ) -> dict[str, str]:
-    """Wrap ``content_key`` for ``recipient``'s current prekey, bound to ``aad``.
+    """Wrap ``content_key`` (of a body encrypted under ``nonce_prefix``) for
+    ``recipient``'s current prekey, bound to ``aad``.
 
-    Raises CryptoError if the recipient's signatures do not verify; the ephemeral private
-    key is the next 32 bytes of ``rng``.
+    Raises CryptoError if the recipient's signatures do not verify; with ``rng``, the
+    ephemeral private key is the next 32 bytes it gives.
     """
-    (wrap,) = wrap_keys(content_key, sender=sender, recipients=[recipient], aad=aad, rng=rng)
+    (wrap,) = wrap_keys(
+        content_key,
+        sender=sender,
+        recipients=[recipient],
+        aad=aad,
+        nonce_prefix=nonce_prefix,
+        rng=rng,
+    )
     return wrap
 
 
@@ -202,25 +284,21 @@ def wrap_keys(
     sender: Identity,
     recipients: Sequence[PublicBundle],
     aad: bytes,
+    nonce_prefix: bytes,
     rng: Rng | None = None,
 ) -> list[dict[str, str]]:
-    """:func:`wrap_key` for each of ``recipients``, with one ephemeral key for them all.
-
-    Sharing the ephemeral among the wraps of one header is the multi-recipient form of
-    DH key encapsulation (Kurosawa 2002; Bellare, Boldyreva and Staddon 2003): each
-    KEK still needs a recipient's private key or the ephemeral's, and every reader of
-    the header learns the same content key anyway. It saves a key generation per
-    reader after the first (the sender rereads its own messages, so every message has
-    two). Raises CryptoError before wrapping anything if a bundle does not verify.
-    """
+    """:func:`wrap_key` for each of ``recipients``, under the sender's current ephemeral
+    key (see the module docstring). Raises CryptoError before wrapping anything if a
+    bundle does not verify."""
     if len(content_key) != CONTENT_KEY_SIZE:
         raise ValueError(f"content key must be {CONTENT_KEY_SIZE} bytes")
+    if len(nonce_prefix) != NONCE_PREFIX_SIZE:
+        raise ValueError(f"nonce prefix must be {NONCE_PREFIX_SIZE} bytes")
     for recipient in recipients:
         recipient.verify()
-    ephemeral = X25519PrivateKey.from_private_bytes(random_bytes(rng, KEY_SIZE))
-    ephemeral_key = ephemeral.public_key().public_bytes_raw()
+    ephemeral = _current_ephemeral(sender.email, rng)
     return [
-        _wrap(content_key, sender, recipient, aad, ephemeral, ephemeral_key)
+        _wrap(content_key, sender, recipient, aad, ephemeral, nonce_prefix)
         for recipient in recipients
     ]
 
@@ -230,14 +308,13 @@ def _wrap(
     sender: Identity,
     recipient: PublicBundle,
     aad: bytes,
-    ephemeral: X25519PrivateKey,
-    ephemeral_key: bytes,
+    ephemeral: _Ephemeral,
+    nonce_prefix: bytes,
 ) -> dict[str, str]:
     try:
-        prekey = X25519PublicKey.from_public_bytes(recipient.prekey)
-        dh1 = _static_dh(sender.dh_identity_key, recipient.prekey)
-        dh2 = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.dh_identity_key))
-        dh3 = ephemeral.exchange(prekey)
+        dh1 = _agreed(sender.dh_identity_key, recipient.prekey)
+        dh2 = ephemeral.exchange(recipient.dh_identity_key)
+        dh3 = ephemeral.exchange(recipient.prekey)
     except ValueError as exc:  # a low-order point gives an all-zero secret
         raise CryptoError(f"{recipient.email}: unusable X25519 public key") from exc
     kek = _kek(
@@ -249,18 +326,30 @@ def _wrap(
         sender_signing_key=sender.signing_key.public_key().public_bytes_raw(),
         recipient_signing_key=recipient.signing_key,
         prekey_id=recipient.prekey_id,
-        ephemeral=ephemeral_key,
+        ephemeral=ephemeral.public,
+        version=ENC_VERSION,
+        nonce_prefix=nonce_prefix,
+        aad=aad,
     )
     return {
         "to": recipient.email,
         "prekey_id": recipient.prekey_id,
-        "ephemeral": b64encode(ephemeral_key),
+        "ephemeral": b64encode(ephemeral.public),
         "wrapped": b64encode(AESGCM(kek).encrypt(_WRAP_NONCE, content_key, aad)),
     }
 
 
-def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, aad: bytes) -> bytes:
-    """The content key in ``wrap``, or DecryptError.
+def unwrap_key(
+    wrap: Mapping[str, Any],
+    *,
+    me: Identity,
+    sender: PublicBundle,
+    aad: bytes,
+    nonce_prefix: bytes,
+    version: int = ENC_VERSION,
+) -> bytes:
+    """The content key in ``wrap`` (from an ``enc`` of ``version``, whose body is
+    encrypted under ``nonce_prefix``), or DecryptError.
 
     Refused: a wrap for someone else, a prekey this identity no longer holds, a sender
     bundle whose signatures fail, and any change to the wrap or to the header AAD.
@@ -268,6 +357,8 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
     if not isinstance(wrap, Mapping) or wrap.get("to") != me.email:
         to = wrap.get("to") if isinstance(wrap, Mapping) else None
         raise DecryptError(f"key wrap is for {to!r}, not {me.email}")
+    if version not in READ_VERSIONS:
+        raise DecryptError(_unsupported(ALG, version))
     prekey_id = wrap.get("prekey_id")
     if not isinstance(prekey_id, str) or (prekey := me.prekey(prekey_id)) is None:
         raise DecryptError(
@@ -277,11 +368,10 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
     try:
         sender.verify()
         ephemeral_key = b64decode(wrap.get("ephemeral"), "key wrap ephemeral", KEY_SIZE)
-        ephemeral = X25519PublicKey.from_public_bytes(ephemeral_key)
         wrapped = b64decode(wrap.get("wrapped"), "wrapped key", _WRAPPED_SIZE)
-        dh1 = _static_dh(prekey, sender.dh_identity_key)
-        dh2 = me.dh_identity_key.exchange(ephemeral)
-        dh3 = prekey.exchange(ephemeral)
+        dh1 = _agreed(prekey, sender.dh_identity_key)
+        dh2 = _agreed(me.dh_identity_key, ephemeral_key)
+        dh3 = _agreed(prekey, ephemeral_key)
         kek = _kek(
             dh1,
             dh2,
@@ -292,6 +382,9 @@ def unwrap_key(wrap: Mapping[str, Any], *, me: Identity, sender: PublicBundle, a
             recipient_signing_key=me.signing_key.public_key().public_bytes_raw(),
             prekey_id=prekey_id,
             ephemeral=ephemeral_key,
+            version=version,
+            nonce_prefix=nonce_prefix,
+            aad=aad,
         )
         return AESGCM(kek).decrypt(_WRAP_NONCE, wrapped, aad)
     except CryptoError as exc:
@@ -318,12 +411,13 @@ def enc_header(
     }
 
 
-def _parse_enc(enc: object) -> tuple[bytes, int, list[Mapping[str, Any]]]:
-    """``(nonce_prefix, segment_size, wraps)`` of an ``enc`` header, or DecryptError."""
+def _parse_enc(enc: object) -> tuple[bytes, int, list[Mapping[str, Any]], int]:
+    """``(nonce_prefix, segment_size, wraps, version)`` of an ``enc`` header, or
+    DecryptError."""
     if not isinstance(enc, Mapping):
         raise DecryptError("the message is not encrypted (no enc header)")
     alg, version = enc.get("alg"), enc.get("v")
-    if alg != ALG or type(version) is not int or version != ENC_VERSION:
+    if alg != ALG or type(version) is not int or version not in READ_VERSIONS:
         raise DecryptError(_unsupported(alg, version))
     size = enc.get("segment_size")
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SEGMENT_SIZE:
@@ -340,24 +434,25 @@ def _parse_enc(enc: object) -> tuple[bytes, int, list[Mapping[str, Any]]]:
     recipients = [w["to"] for w in wraps]
     if len(set(recipients)) != len(recipients):
         raise DecryptError("enc wraps name the same reader twice")
-    return nonce_prefix, size, wraps
+    return nonce_prefix, size, wraps, version
 
 
 def _unsupported(alg: object, version: object) -> str:
     """Why an ``enc`` of another algorithm or version is refused, and who should upgrade."""
     problem = (
-        f"unsupported encryption {alg!r} v{version!r} (this fedbox reads {ALG} v{ENC_VERSION})"
+        f"unsupported encryption {alg!r} v{version!r} (this fedbox reads {ALG} "
+        f"v{' and v'.join(map(str, READ_VERSIONS))})"
     )
     if type(version) is int and version > ENC_VERSION:
         return f"{problem}: written by a newer fedbox; upgrade fedbox to read it"
-    if type(version) is int and 1 <= version < ENC_VERSION:
+    if type(version) is int and 1 <= version < min(READ_VERSIONS):
         return f"{problem}: written by an older fedbox; the sender must upgrade and resend"
     return problem
 
 
 def find_wrap(enc: Mapping[str, Any], email: str) -> Mapping[str, Any]:
     """The wrap for ``email`` in ``enc``; DecryptError if malformed or not for them."""
-    _, _, wraps = _parse_enc(enc)
+    _, _, wraps, _ = _parse_enc(enc)
     for wrap in wraps:
         if wrap["to"] == email:
             return wrap
@@ -370,7 +465,7 @@ def describe_enc(enc: Mapping[str, Any] | None) -> str:
     if enc is None:
         return "not encrypted"
     try:
-        _, size, wraps = _parse_enc(enc)
+        _, size, wraps, _ = _parse_enc(enc)
     except DecryptError as exc:
         return f"encrypted (unreadable enc header: {exc})"
     units = ((1 << 20, "MiB"), (1 << 10, "KiB"), (1, "B"))
@@ -415,6 +510,7 @@ def seal(
         sender=sender,
         recipients=list(readers.values()),
         aad=header_aad(header),
+        nonce_prefix=nonce_prefix,
         rng=rng,
     )
     return enc_header(nonce_prefix, segment_size, wraps)
@@ -494,9 +590,16 @@ def _unwrap_for(
         raise DecryptError(
             f"header sender {header.get('sender')!r} does not match key of {sender.email}"
         )
-    nonce_prefix, segment_size, _ = _parse_enc(header.get("enc"))
+    nonce_prefix, segment_size, _, version = _parse_enc(header.get("enc"))
     wrap = find_wrap(header["enc"], me.email)
-    content_key = unwrap_key(wrap, me=me, sender=sender, aad=header_aad(header))
+    content_key = unwrap_key(
+        wrap,
+        me=me,
+        sender=sender,
+        aad=header_aad(header),
+        nonce_prefix=nonce_prefix,
+        version=version,
+    )
     expected = header.get("body_sha256")
     if not isinstance(expected, str):
         raise DecryptError("header body_sha256 is missing")

@@ -268,7 +268,13 @@ class Sealer:
         self, me: Identity, key: BodyKey, header: Header, readers: list[PublicBundle]
     ) -> dict[str, Any]:
         aad = header_aad(header.model_dump())
-        wraps = wrap_keys(key.content_key, sender=me, recipients=readers, aad=aad)
+        wraps = wrap_keys(
+            key.content_key,
+            sender=me,
+            recipients=readers,
+            aad=aad,
+            nonce_prefix=key.nonce_prefix,
+        )
         return enc_header(key.nonce_prefix, key.segment_size, wraps)
 
     def encrypt_into(
