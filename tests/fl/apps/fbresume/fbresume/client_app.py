@@ -23,9 +23,16 @@ def _handle(msg: Message, context: Context) -> int:
     return len(ids) - 1
 
 
+def _pause(variable: str, context: Context) -> None:
+    """Sleep ``$variable`` seconds, on every node or only on ``$FBRESUME_SLOW_PARTITION``."""
+    pid = str(context.node_config["partition-id"])
+    if os.environ.get("FBRESUME_SLOW_PARTITION", pid) == pid:
+        time.sleep(float(os.environ.get(variable, "0")))
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    time.sleep(float(os.environ.get("FBRESUME_TRAIN_PAUSE", "0")))
+    _pause("FBRESUME_TRAIN_PAUSE", context)
     pid = int(context.node_config["partition-id"])
     count = _handle(msg, context)
     step = np.float32((pid + 1) * count)
@@ -39,7 +46,7 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    time.sleep(float(os.environ.get("FBRESUME_EVALUATE_PAUSE", "0")))
+    _pause("FBRESUME_EVALUATE_PAUSE", context)
     count = _handle(msg, context)
     model = msg.content["arrays"].to_numpy_ndarrays()[0]
     metrics = MetricRecord({"loss": float(model.mean()), "count": count, "num-examples": 1})
