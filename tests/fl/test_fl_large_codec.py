@@ -23,6 +23,7 @@ from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedbox.errors import CorruptMessage
+from fedbox.fl import codec
 from fedbox.fl.codec import (
     RUN_CONFIG_RECORD,
     BatchEncoder,
@@ -137,8 +138,19 @@ def _through_a_file(tmp_path: Path, body_buffers: list[memoryview]) -> Message:
         return decode_message(payload)
 
 
+@pytest.fixture(params=["protobuf", "streaming"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which decoder reads these small bodies: protobuf, as it does, or the streaming
+    reader that large bodies take (made to take every size)."""
+    if request.param == "streaming":
+        monkeypatch.setattr(codec, "SMALL_MESSAGE", -1)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_bodies_are_byte_identical_to_flowers_serializer(name: str, tmp_path: Path) -> None:
+def test_bodies_are_byte_identical_to_flowers_serializer(
+    name: str, reader: str, tmp_path: Path
+) -> None:
     msg = _message(name)
     reference = message_to_proto(msg).SerializeToString()
     assert bytes(message_body(msg)) == reference
@@ -158,7 +170,7 @@ def test_bodies_are_byte_identical_to_flowers_serializer(name: str, tmp_path: Pa
 
 
 def test_the_run_config_trailer_merges_into_the_content_and_leaves_sharing_alone(
-    tmp_path: Path,
+    reader: str, tmp_path: Path
 ) -> None:
     config = {"lr": 0.5, "rounds": 3, "iid": True, "name": "zebra"}
     msg = _message("mixed")
@@ -166,7 +178,7 @@ def test_the_run_config_trailer_merges_into_the_content_and_leaves_sharing_alone
     assert sum(isinstance(p, Shared) for p in body.pieces) == 1
     flowers = message_from_proto(ProtoMessage.FromString(bytes(body)))  # protobuf merges
     assert flowers.content[RUN_CONFIG_RECORD] == ConfigRecord(config)
-    back = _through_a_file(tmp_path, list(body.buffers()))  # the fast reader, no fallback
+    back = _through_a_file(tmp_path, list(body.buffers()))  # a payload: no fallback
     assert set(back.content) == set(msg.content) | {RUN_CONFIG_RECORD}
     assert take_run_config(back) == config
     assert encode_message(back) == encode_message(msg)

@@ -6,10 +6,11 @@ data: :func:`message_body` gives it as an RPC :class:`~fedbox.rpc.body.Body` who
 buffers are views of the arrays' own bytes, written to the message file as they are
 (``fedbox.fl.wire_encode``). :class:`BatchEncoder` serialises a ``RecordDict`` that goes to
 many nodes (FedAvg sends the same model to all) once, as a Shared piece that the RPC
-layer stores once. Decoding reads a received payload as a stream and copies each
+layer stores once. Decoding reads a large payload as a stream and copies each
 array's data once, from the file into the ``bytes`` of its ``Array``
 (``fedbox.fl.wire_decode``); bodies above protobuf's 2 GiB limit, which the RPC layer
-stores as chunks, decode the same way.
+stores as chunks, decode the same way. A small one (:data:`SMALL_MESSAGE`) is read whole
+and parsed by protobuf, whose C parser is faster there.
 
 The one addition is the run config, which the aggregator appends to each instruction
 as a second ``content`` field (:func:`run_config_trailer`): protobuf merges repeated
@@ -49,6 +50,12 @@ __all__ = [
     "take_run_config",
 ]
 
+SMALL_MESSAGE = 128 << 10
+"""Bodies up to this many bytes are parsed by protobuf in one piece. Its C parser beats
+the streaming reader up to about this size (a 40 KB model: 46 against 120 µs; twenty
+small arrays: 0.4 against 1.1 ms), which pays off with large arrays (4 MB: 0.4 against
+4.9 ms). Measured in issue 20 with 1,000 virtual clients."""
+
 RUN_CONFIG_RECORD = "fedbox.run-config"
 """Name of the ConfigRecord that carries the run config inside an instruction's body."""
 
@@ -84,14 +91,19 @@ def message_body(message: Message) -> Body:
 def decode_message(body: Buffer | Body | Payload) -> Message:
     """The ``Message`` in ``body``; NotAFlowerMessage (a ``DecodeError``) if it is not one.
 
-    Array data is copied once (Flower's own path copies it twice). A :class:`Payload` is
-    read to its end, which verifies it (CorruptMessage or DecryptError if it is
-    damaged). For bytes, anything the fast reader does not expect goes through
-    protobuf, which is the authority; a payload laid out unusually is refused.
+    A large body's array data is copied once (Flower's own path copies it twice). A
+    :class:`Payload` is read to its end, which verifies it (CorruptMessage or
+    DecryptError if it is damaged). For bytes, anything the fast reader does not expect
+    goes through protobuf, which is the authority; a large payload laid out unusually is
+    refused.
     """
     if isinstance(body, Payload):
-        return _decode_payload(body)
+        if body.size > SMALL_MESSAGE:
+            return _decode_payload(body)
+        body = body.read()
     data = bytes(body) if isinstance(body, Body) else body
+    if memoryview(data).nbytes <= SMALL_MESSAGE:
+        return _decode_with_protobuf(bytes(data))
     try:
         with Payload.of(memoryview(data)) as payload:
             return _decode_payload(payload)
