@@ -7,6 +7,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 import fedbox
 from fedbox.datasite.paths import inbox_reader, is_inbox_of, outbox_dir
 from fedbox.rpc import Box, Request
@@ -109,3 +111,28 @@ def test_an_inbox_names_its_reader() -> None:
     assert inbox_reader(folder) == "c@y.org" and is_inbox_of(folder, "c@y.org")
     assert inbox_reader(outbox_dir("c@y.org", "a@x.org")) == "a@x.org"
     assert inbox_reader("datasites") is None
+
+
+def test_given_its_readers_it_watches_their_inboxes_only(root: Path) -> None:
+    """A box's own responses (in its outbox) are not watched, and a box of someone else
+    cannot attach (its requests would go unseen); the readers' boxes are served."""
+    shared = SharedServing(open_store(root, fsync=False), threads=1, readers=["site@x.org"])
+    try:
+        assert shared.watches(outbox_dir("caller@x.org", "site@x.org"))
+        assert not shared.watches(outbox_dir("site@x.org", "caller@x.org"))
+        assert not shared.watches(outbox_dir("caller@x.org", "other@x.org"))
+        assert not shared.watches("datasites")
+        with (
+            fedbox.connect(root, "caller@x.org") as caller,
+            fedbox.connect(root, "site@x.org", shared=shared) as site,
+        ):
+            _serve(site, Counter(), threading.Lock())
+            reply = caller.app("echo").send("site@x.org", "say", b"hi").wait(timeout=60)
+            assert reply.body == b"site@x.org:hi"
+            with (
+                fedbox.connect(root, "other@x.org") as other,
+                pytest.raises(ValueError, match=r"other@x\.org is not among the readers"),
+            ):
+                shared.attach(other, lambda: True)
+    finally:
+        shared.close()

@@ -4,8 +4,11 @@ per event (issue 20: with N virtual clients, every event used to ask all N)."""
 
 from __future__ import annotations
 
+import os
 import queue
+import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,48 @@ def test_a_folder_filter_is_asked_once_per_folder(tmp_path: Path) -> None:
         unsubscribe()
         for other in others:
             other()
+
+
+def _watched_inodes() -> set[int]:
+    """The inodes this process's inotify instances watch, as the kernel lists them."""
+    inodes: set[int] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        inodes |= {int(m, 16) for m in re.findall(r"^inotify wd:\S+ ino:([0-9a-f]+)", info, re.M)}
+    return inodes
+
+
+def test_a_folder_nobody_wants_is_not_watched_until_someone_does(tmp_path: Path) -> None:
+    """The kernel is not asked to report what every subscriber would drop: a process's
+    own outgoing files (issue 20). A subscriber that comes later for such a folder gets
+    its files from then on."""
+    root = tmp_path / "s"
+    for folder in ("mine/deep", "theirs/deep"):
+        (root / folder).mkdir(parents=True)
+    got: queue.SimpleQueue[str] = queue.SimpleQueue()
+    unsubscribe = InotifyRoot.subscribe(root, got.put, top=lambda n: n == "mine")
+    late: Callable[[], None] | None = None
+    try:
+        watched = _watched_inodes()
+        assert (root / "mine" / "deep").stat().st_ino in watched
+        assert (root / "theirs").stat().st_ino not in watched
+        assert (root / "theirs" / "deep").stat().st_ino not in watched
+        (root / "new-theirs").mkdir()  # made later, wanted by nobody either
+        (root / "mine" / "deep" / "1.request").write_bytes(b"x")
+        assert got.get(timeout=10) == "mine/deep/1.request"
+        assert (root / "new-theirs").stat().st_ino not in _watched_inodes()
+
+        theirs: queue.SimpleQueue[str] = queue.SimpleQueue()
+        late = InotifyRoot.subscribe(root, theirs.put, top=lambda n: n == "theirs")
+        (root / "theirs" / "deep" / "2.request").write_bytes(b"x")
+        assert theirs.get(timeout=10) == "theirs/deep/2.request"
+        assert got.empty()
+    finally:
+        unsubscribe()
+        if late is not None:
+            late()

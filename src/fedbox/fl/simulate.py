@@ -186,7 +186,7 @@ class SimulationPlan:
         if self.remote:
             return None
         store = open_store(self.store_root, poll_interval=self.poll_interval, fsync=False)
-        return SharedServing(store, threads=threads)
+        return SharedServing(store, threads=threads, readers=self.datasites)
 
     def state_dir(self, email: str) -> Path:
         return self.state_root / email

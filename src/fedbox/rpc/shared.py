@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from fedbox.datasite.paths import OUTBOX_PREFIX, inbox_reader
@@ -41,11 +41,16 @@ class SharedServing:
 
     ``store`` is the store the boxes are on, opened for this object alone (it is closed
     with it): its watcher reports the files of every outbox folder, and each goes to the
-    box that reads that folder. Close the boxes first, then this.
+    box that reads that folder. Given the ``readers`` whose boxes may attach, only their
+    inboxes are watched: the files the boxes write themselves (their responses, half of
+    a round's files) then never reach the watcher. Close the boxes first, then this.
     """
 
-    def __init__(self, store: Store, *, threads: int = 8) -> None:
+    def __init__(
+        self, store: Store, *, threads: int = 8, readers: Collection[str] | None = None
+    ) -> None:
         self.store = store
+        self._readers = frozenset(readers) if readers is not None else None
         self.pool = WorkerPool(threads, name="fedbox-shared")
         self._boxes: dict[str, Box] = {}
         self._servers: dict[str, Callable[[], bool]] = {}
@@ -63,21 +68,28 @@ class SharedServing:
     def attach(self, box: Box, serving: Callable[[], bool]) -> Watcher:
         """Report ``box``'s files to it from now on; the shared watcher (for
         :meth:`Watcher.expect`). ``serving`` says whether the box takes requests."""
+        if self._readers is not None and box.email not in self._readers:
+            raise ValueError(f"{box.email} is not among the readers this {self!r} watches for")
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self!r} is closed")
             self._boxes[box.email] = box
             self._servers[box.email] = serving
             if self._watcher is None:
-                self._watcher = self.store.watch(
-                    "", _SUFFIXES, folders=lambda name: name.startswith(OUTBOX_PREFIX)
-                )
+                self._watcher = self.store.watch("", _SUFFIXES, folders=self.watches)
                 self._watcher.list_when(self._serving)
                 self._thread = threading.Thread(
                     target=self._watch_loop, name="fedbox-shared-watch", daemon=True
                 )
                 self._thread.start()
             return self._watcher
+
+    def watches(self, folder: str) -> bool:
+        """Whether the shared watcher reports the files of the top-level ``folder``: an
+        inbox of a box that may attach."""
+        if not folder.startswith(OUTBOX_PREFIX):
+            return False
+        return self._readers is None or inbox_reader(folder) in self._readers
 
     def detach(self, box: Box) -> None:
         """Report nothing more to ``box`` (it is closing)."""

@@ -8,7 +8,10 @@ exhausts. Here one inotify instance per root serves every subscriber in the proc
 A subscriber may name the top-level folders it cares about (``top``); a file event then
 reaches only the subscribers of its folder, found in a table built once per folder, so
 a process hosting N virtual clients does not ask all N about every file (issue 20:
-that fan-out was the largest cost of a round at 300 clients).
+that fan-out was the largest cost of a round at 300 clients). A top-level folder no
+subscriber cares about is not watched at all, so the kernel queues none of its events:
+an aggregator's own requests and its clients' own responses, half of a round's events,
+never reach the process that wrote them (issue 20 again, at 1,000 clients).
 """
 
 from __future__ import annotations
@@ -127,9 +130,12 @@ class InotifyRoot:
         """Who gets the files of each top-level folder seen so far."""
         self._routes_lock = threading.Lock()
         self._dirs: dict[int, Path] = {}
+        self._watch_lock = threading.RLock()
+        self._tops: set[str] = set()
+        """Top-level folders watched (with everything below them)."""
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
-        self._add_tree(root, report=False)
+        self._add_watch(root)
         self._thread = threading.Thread(target=self._run, name="fedbox-inotify", daemon=True)
         self._thread.start()
 
@@ -188,6 +194,27 @@ class InotifyRoot:
             for name, route in self._routes.items():
                 if top is None or top(name):
                     self._routes[name] = (*route, callback)
+        self._watch_tops(report=False)
+
+    def _watch_tops(self, *, report: bool) -> None:
+        """Watch every top-level folder some subscriber wants and is not watched yet
+        (``report``: say which files they hold, after a queue overflow)."""
+        try:
+            with os.scandir(self._root) as it:
+                names = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not name.startswith(".") and (report or name not in self._tops):
+                self._add_top(name, report=report)
+
+    def _add_top(self, name: str, *, report: bool) -> None:
+        """Watch the top-level folder ``name`` if some subscriber wants its files."""
+        if not self._route(name):
+            return
+        with self._watch_lock:
+            self._tops.add(name)
+            self._add_tree(self._root / name, report=report)
 
     def _remove_subscriber(self, callback: Subscriber) -> None:
         with self._routes_lock:
@@ -235,10 +262,12 @@ class InotifyRoot:
             offset += _EVENT.size + length
             if mask & _IN_Q_OVERFLOW:
                 logger.warning("inotify queue overflowed under %s; rescanning", self._root)
-                self._add_tree(self._root, report=True)
+                self._watch_tops(report=True)
                 continue
             if mask & _IN_IGNORED:
-                self._dirs.pop(wd, None)
+                gone = self._dirs.pop(wd, None)
+                if gone is not None and gone.parent == self._root:
+                    self._tops.discard(gone.name)
                 continue
             folder = self._dirs.get(wd)
             name = raw.rstrip(b"\0").decode(errors="surrogateescape")
@@ -249,7 +278,11 @@ class InotifyRoot:
                 self._emit(path, self._removal_subscribers)
             elif mask & _IN_ISDIR:
                 if mask & (_IN_CREATE | _IN_MOVED_TO):
-                    self._add_tree(path, report=True)
+                    if folder == self._root:
+                        self._add_top(name, report=True)
+                    else:
+                        with self._watch_lock:
+                            self._add_tree(path, report=True)
             elif mask & (_IN_MOVED_TO | _IN_CLOSE_WRITE):
                 self._emit(path)
 
