@@ -320,3 +320,30 @@ def test_a_large_body_streams_from_an_open_file(root: Path, tmp_path: Path) -> N
         assert after.wait(30).body == b"10"
         (request,) = root.rglob(f"{after.id}.request")
         assert header_of(request).enc["wraps"][0]["prekey_id"] == bob.sealer.identity.prekey_id
+
+
+def test_a_body_of_known_size_gets_its_final_header_first(root: Path, tmp_path: Path) -> None:
+    """Its ciphertext size is known before encrypting, so the header (wraps included) is
+    written once, unpadded; a stream's header is written with room reserved, then filled.
+    Both open."""
+    source = tmp_path / "body.bin"
+    source.write_bytes(os.urandom(3000))
+    with (
+        fedbox.connect(root, ALICE, encrypt=True) as alice,
+        fedbox.connect(root, BOB, encrypt=True) as bob,
+    ):
+        bob.app("t").on_request("echo")(lambda req: req.body)
+        bob.app("t").start()
+        known = alice.app("t").send(BOB, "echo", source.read_bytes())
+        with open(source, "rb") as f:
+            streamed = alice.app("t").send(BOB, "echo", f)
+        for fut in (known, streamed):
+            assert fut.wait(60).body == source.read_bytes()
+        padding = {}
+        for fut in (known, streamed):
+            (request,) = root.rglob(f"{fut.id}.request")
+            data = request.read_bytes()
+            raw = data[8 : 8 + int.from_bytes(data[4:8], "little")]  # FBX1, u32 LE length
+            assert header_of(request).body_len == 3000 + 16
+            padding[fut] = len(raw) - len(raw.rstrip(b" "))
+        assert padding[known] == 0 and padding[streamed] > 0

@@ -60,6 +60,7 @@ __all__ = [
     "read_header",
     "write_buffers",
     "write_envelope",
+    "write_head",
     "write_header",
     "write_streamed",
 ]
@@ -106,13 +107,19 @@ class Header(BaseModel):
         return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
 
 
+def write_head(f: BinaryIO, header: Header) -> None:
+    """Write the prefix and ``header``, whose ``body_*`` fields are final: the body, if
+    it is in the file, comes next."""
+    raw = header.to_json()
+    f.write(_PREFIX.pack(MAGIC, len(raw)))
+    f.write(raw)
+
+
 def write_header(f: BinaryIO, header: Header) -> Header:
     """Write a message whose body lives elsewhere (``header.body_ref``): the header only."""
     if header.body_ref is None or header.body_ref != header.body_sha256:
         raise ValueError("write_header is for messages whose body_ref names their body")
-    raw = header.to_json()
-    f.write(_PREFIX.pack(MAGIC, len(raw)))
-    f.write(raw)
+    write_head(f, header)
     return header
 
 
@@ -123,9 +130,7 @@ def write_envelope(f: BinaryIO, header: Header, body: bytes | Readable) -> Heade
         final = header.model_copy(
             update={"body_len": view.nbytes, "body_sha256": hashlib.sha256(view).hexdigest()}
         )
-        raw = final.to_json()
-        f.write(_PREFIX.pack(MAGIC, len(raw)))
-        f.write(raw)
+        write_head(f, final)
         f.write(view)
         return final
     return write_streamed(f, header, lambda out: _copy_hashing(body, out))

@@ -7,13 +7,16 @@ the fingerprint and how to verify it, or, with ``require_pinned``, refusing peer
 pinned. Nothing falls back to plaintext: a peer without keys, an untrusted key or a body
 that does not open is an error.
 
-Writing is one pass, like a streamed plaintext envelope (``envelope.write_streamed``): the
-header goes first with room reserved for ``body_len``, ``body_sha256`` and ``enc`` (whose
-JSON size is known in advance: every wrap has fixed-size fields), the body is encrypted
-straight into the message's temp file segment by segment, and the header is rewritten in
-place once the body length and the wraps bound to it exist. So a body is never held
-twice in memory nor staged in a second file, and never hashed: in envelope v2 the
-authenticated cipher alone vouches for a sealed body (``fedbox.rpc.envelope``).
+Writing is one pass. A body whose size is known (in memory, or pieces) has its
+ciphertext size known too, so its final header, wraps included, is written first and the
+body encrypted after it. A stream is written like a streamed plaintext envelope
+(``envelope.write_streamed``): the header goes first with room reserved for
+``body_len``, ``body_sha256`` and ``enc`` (whose JSON size is known in advance: every
+wrap has fixed-size fields), the body is encrypted straight into the message's temp file
+segment by segment, and the header is rewritten in place once the body length and the
+wraps bound to it exist. So a body is never held twice in memory nor staged in a second
+file, and never hashed: in envelope v2 the authenticated cipher alone vouches for a
+sealed body (``fedbox.rpc.envelope``).
 
 A broadcast encrypts the body once (:meth:`Sealer.encrypt_into` into a blob that every
 recipient's message refers to, ``body_ref``); each message has its own header with wraps
@@ -63,7 +66,8 @@ from fedbox.datasite.permission_files import PUBLIC_READ
 from fedbox.datasite.workspace import create_private_dir
 from fedbox.errors import PERMISSION_FILE, CryptoError, DecryptError, NotFound
 from fedbox.rpc._buffers import BufferWriter
-from fedbox.rpc.envelope import Header, write_streamed
+from fedbox.rpc.body import PiecesReader
+from fedbox.rpc.envelope import Header, write_head, write_streamed
 from fedbox.store import Store
 
 __all__ = ["DID_FILE", "BodyKey", "Sealer", "did_path", "publish_keys", "read_published"]
@@ -290,6 +294,16 @@ class Sealer:
         key = BodyKey.new()
         # A body in memory is encrypted in place (no copy). No digest of the ciphertext:
         # in envelope v2 the AEAD alone vouches for it (see fedbox.rpc.envelope).
+        size = _plain_size(body)
+        if size is not None:  # the header is final before the body: written once
+            fields = {"body_len": ciphertext_size(size, key.segment_size), "body_sha256": ""}
+            enc = self._enc(me, key, header.model_copy(update=fields), readers)
+            final = header.model_copy(update={**fields, "enc": enc})
+            write_head(f, final)
+            written = encrypt_body(body, f, key.content_key, nonce_prefix=key.nonce_prefix)
+            if written != final.body_len:
+                raise RuntimeError(f"the body was {size} bytes, then {written} when encrypted")
+            return final, key
 
         def write_body(out: BinaryIO) -> dict[str, Any]:
             size = encrypt_body(body, out, key.content_key, nonce_prefix=key.nonce_prefix)
@@ -489,6 +503,15 @@ def _plaintext_size(body_len: int, enc: Any, available: int | None) -> int | Non
     length = max(0, min(body_len, available))
     chunk = segment + TAG_SIZE
     return max(0, length - -(-length // chunk) * TAG_SIZE)
+
+
+def _plain_size(body: bytes | Readable) -> int | None:
+    """The size of a body whose size is known before it is read (in memory, or pieces)."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return memoryview(body).nbytes
+    if isinstance(body, PiecesReader):
+        return body.size
+    return None
 
 
 def _placeholder_enc(readers: list[PublicBundle]) -> dict[str, Any]:
