@@ -105,6 +105,8 @@ time; a power cut may lose the last one (a killed process does not: writes are a
 """
 
 SUFFIX = ".sqlite"
+PAGE_SIZE = 16384
+"""Of a new record's database (SQLite's default is 4096)."""
 LOCK_SUFFIX = ".lock"
 
 
@@ -423,9 +425,10 @@ class RunRecord:
 
         A reply is read back only for an exchange :meth:`add_replies` recorded; one kept
         by a process that died before that is never read, and is replaced when the reply
-        is taken again.
+        is taken again. So its commit needs no fsync of its own: the exchange's makes it
+        durable.
         """
-        with self._lock, _transaction(self._conn):
+        with self._lock, _transaction(self._conn, durable=False):
             self._conn.executemany(
                 "INSERT OR REPLACE INTO replies (id, data) VALUES (?, ?)", replies
             )
@@ -488,6 +491,9 @@ def _open(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(create_private(path), check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=10000")
+    # Before WAL, so a new record takes it: a kept reply (tens of KB) is then a few pages
+    # written, not a dozen (issue 20: 75 against 120 µs of CPU for a 40 KB reply).
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(SCHEMA)
@@ -495,11 +501,19 @@ def _open(path: Path) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
+def _transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[None]:
+    """One transaction; committed with an fsync unless not ``durable`` (then it becomes
+    durable with the next one that is: they share the write-ahead log)."""
+    if not durable:
+        conn.execute("PRAGMA synchronous=NORMAL")
     try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        if not durable:
+            conn.execute("PRAGMA synchronous=FULL")
