@@ -28,6 +28,7 @@ the same data produces the same ciphertext and an interrupted transfer can resum
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import io
@@ -87,8 +88,10 @@ DID_FILE = "did.json"
 """The name of the file that holds an identity's public keys (see :func:`did_path`)."""
 
 
+@functools.lru_cache(maxsize=65536)
 def did_path(email: str) -> str:
-    """``datasites/{email}/public/did.json``: where an identity's public keys are published."""
+    """``datasites/{email}/public/did.json``: where an identity's public keys are published.
+    Remembered: asked for every message sent or opened."""
     return str(datasite_dir(email) / "public" / DID_FILE)
 
 
