@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import json
 import logging
 import os
@@ -276,6 +277,7 @@ def _host_clients(plan: SimulationPlan, lifeline_fd: int) -> None:
     die_with_parent(lifeline_fd)
     configure_logging(0)
     host = InProcessClients(plan)
+    gc.freeze()  # the clients' long-lived objects: no full collection walks them again
     try:
         for node in host.nodes:
             node.wait()
