@@ -480,6 +480,23 @@ def test_wraps_under_one_ephemeral_key_do_not_open_for_another_message(
     moved["enc"]["nonce_prefix"] = first["enc"]["nonce_prefix"]  # same header, other body
     with pytest.raises(DecryptError, match="failed authentication"):
         do_open(moved, cipher, bob, alice)
+    # The two wraps are under different KEKs: one KEK with the zero nonce would encrypt
+    # both content keys with the same keystream, so their XORs would match.
+    keys, wrapped = [], []
+    for header in (first, second):
+        wrap = find_wrap(header["enc"], bob.email)
+        keys.append(
+            unwrap_key(
+                wrap,
+                me=bob,
+                sender=alice.public_bundle(),
+                aad=header_aad(header),
+                nonce_prefix=base64.b64decode(header["enc"]["nonce_prefix"]),
+            )
+        )
+        wrapped.append(base64.b64decode(wrap["wrapped"])[:32])
+    xor = [bytes(a ^ b for a, b in zip(*pair, strict=True)) for pair in (keys, wrapped)]
+    assert xor[0] != xor[1]
 
 
 def test_a_forked_child_draws_ephemeral_keys_of_its_own(alice: Identity, bob: Identity) -> None:

@@ -284,6 +284,13 @@ class Sealer:
         )
         return enc_header(key.nonce_prefix, key.segment_size, wraps)
 
+    def _sealed(
+        self, me: Identity, key: BodyKey, header: Header, readers: list[PublicBundle], size: int
+    ) -> dict[str, Any]:
+        """The header fields of a body sealed under ``key`` into ``size`` bytes."""
+        fields = {"body_len": size, "body_sha256": ""}
+        return {**fields, "enc": self._enc(me, key, header.model_copy(update=fields), readers)}
+
     def encrypt_into(
         self, f: BinaryIO, header: Header, body: bytes | Readable, recipient: PublicBundle
     ) -> tuple[Header, BodyKey]:
@@ -299,9 +306,8 @@ class Sealer:
         # in envelope v2 the AEAD alone vouches for it (see fedbox.rpc.envelope).
         size = _plain_size(body)
         if size is not None:  # the header is final before the body: written once
-            fields = {"body_len": ciphertext_size(size, key.segment_size), "body_sha256": ""}
-            enc = self._enc(me, key, header.model_copy(update=fields), readers)
-            final = header.model_copy(update={**fields, "enc": enc})
+            sealed = self._sealed(me, key, header, readers, ciphertext_size(size, key.segment_size))
+            final = header.model_copy(update=sealed)
             write_head(f, final)
             written = encrypt_body(body, f, key.content_key, nonce_prefix=key.nonce_prefix)
             if written != final.body_len:
@@ -310,9 +316,7 @@ class Sealer:
 
         def write_body(out: BinaryIO) -> dict[str, Any]:
             size = encrypt_body(body, out, key.content_key, nonce_prefix=key.nonce_prefix)
-            fields = {"body_len": size, "body_sha256": ""}
-            enc = self._enc(me, key, header.model_copy(update=fields), readers)
-            return {**fields, "enc": enc}
+            return self._sealed(me, key, header, readers, size)
 
         final = write_streamed(f, header, write_body, reserve={"enc": _placeholder_enc(readers)})
         return final, key

@@ -58,7 +58,10 @@ def _load_syscall() -> Callable[..., int] | None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
         return None
-    return getattr(libc, "syscall", None)
+    syscall = getattr(libc, "syscall", None)
+    if syscall is not None:
+        syscall.restype = ctypes.c_long
+    return syscall
 
 
 _syscall = _load_syscall()
@@ -72,7 +75,13 @@ def _openat2(dir_fd: int, path: str, flags: int) -> int | None:
     if _syscall is None:
         return None
     how = _OpenHow(flags, 0, _RESOLVE)
-    fd = _syscall(_SYS_OPENAT2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+    fd = _syscall(  # syscall(2) is variadic: every argument at its C width
+        ctypes.c_long(_SYS_OPENAT2),
+        ctypes.c_int(dir_fd),
+        ctypes.c_char_p(os.fsencode(path)),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
     if fd >= 0:
         return int(fd)
     if ctypes.get_errno() in (errno.ENOSYS, errno.EPERM):
