@@ -96,3 +96,39 @@ def test_requests_awaiting_a_report_are_remembered_up_to_a_bound(
         with _serving(root) as _:
             _, pending = a.wait(futures, timeout=60)  # the forgotten ones are looked for
         assert not pending
+
+
+def test_awaiting_hands_over_each_response_as_it_lands(root: Path) -> None:
+    """Issue 20: an aggregator waits on a thousand replies and wakes for every few.
+    ``awaiting`` hands over what landed since the last take (those that landed before
+    it started at the first), so a wake costs what landed, not what is still awaited;
+    a take that finds nothing waits, then gives up with an empty list."""
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a, _serving(root) as _:
+        app = a.app("t")
+        early = app.send("b@x.org", "echo", b"early")
+        early.wait(timeout=30)
+        with a.awaiting([early]) as arrivals:
+            assert arrivals.take(0) == [early]  # landed before: the first take has it
+            assert arrivals.take(0.05) == []  # nothing more: waited, then gave up
+        futures = [app.send("b@x.org", "echo", b"%d" % i) for i in range(40)]
+        taken: list[fedbox.Future] = []
+        with a.awaiting(futures) as arrivals:
+            while len(taken) < len(futures):
+                landed = arrivals.take(30)
+                assert landed, "every response lands within the wait"
+                assert not set(landed) & set(taken), "each is handed over once"
+                taken += landed
+            assert arrivals.take(0) == []
+        assert sorted(f.result().body for f in taken) == sorted(b"%d" % i for i in range(40))
+
+
+def test_a_response_set_aside_after_it_landed_is_not_handed_over(root: Path) -> None:
+    """A response reported and then set aside unread (a planted file) is pending again:
+    a take that comes after does not count it as done."""
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a, _serving(root) as _:
+        app = a.app("t")
+        future = app.send("b@x.org", "echo", b"x")
+        with a.awaiting([future]) as arrivals:
+            future.wait(timeout=30)
+            a.forget_arrival(future.id)
+            assert arrivals.take(0) == []

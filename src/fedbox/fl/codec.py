@@ -24,7 +24,9 @@ of a run, so shared content stays one Shared piece. The runner takes the record 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict, UserConfig
 from flwr.common.serde import message_from_proto, recorddict_to_proto
@@ -44,11 +46,14 @@ __all__ = [
     "describe_body",
     "encode_message",
     "message_body",
+    "records_of",
     "run_config_trailer",
     "scalar_metrics",
     "summarize",
     "take_run_config",
 ]
+
+_Record = TypeVar("_Record", ArrayRecord, ConfigRecord, MetricRecord)
 
 SMALL_MESSAGE = 128 << 10
 """Bodies up to this many bytes are parsed by protobuf in one piece. Its C parser beats
@@ -67,12 +72,21 @@ def run_config_trailer(run_config: UserConfig) -> bytes:
     return content_field(len(data)) + data
 
 
+def records_of(content: RecordDict, kind: type[_Record]) -> Iterator[tuple[str, _Record]]:
+    """``content``'s records of one kind, by name. Flower's views (``config_records``
+    and its kin) build a new checked dictionary at each call; at 1,000 virtual clients
+    a twentieth of the aggregator's time went on those read for progress (issue 20)."""
+    for name, record in content.items():
+        if isinstance(record, kind):
+            yield name, record
+
+
 def take_run_config(message: Message) -> UserConfig | None:
     """Remove the run config record from ``message``; its scalars, or None if it had none."""
     if not message.has_content():
         return None
-    record = message.content.config_records.get(RUN_CONFIG_RECORD)
-    if record is None:
+    record = message.content.get(RUN_CONFIG_RECORD)
+    if not isinstance(record, ConfigRecord):
         return None
     del message.content[RUN_CONFIG_RECORD]
     return {str(k): v for k, v in record.items() if isinstance(v, bool | int | float | str)}
@@ -261,9 +275,9 @@ def scalar_metrics(message: Message) -> dict[str, float]:
         return out
     content = message.content
     items: list[tuple[str, object]] = [
-        pair for record in content.metric_records.values() for pair in record.items()
+        pair for _, record in records_of(content, MetricRecord) for pair in record.items()
     ]
-    for name, config in content.config_records.items():
+    for name, config in records_of(content, ConfigRecord):
         if name.endswith(LEGACY_METRICS_SUFFIX):
             items.extend(config.items())
     for key, value in items:

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from flwr.app import Error, Message, RecordDict, UserConfig
+from flwr.app import ConfigRecord, Error, Message, RecordDict, UserConfig
 from flwr.app.message.message import make_message
 from flwr.app.metadata import Metadata
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
@@ -44,6 +44,7 @@ from fedbox.fl.codec import (
     BatchEncoder,
     decode_message,
     encode_message,
+    records_of,
     run_config_trailer,
     scalar_metrics,
 )
@@ -105,7 +106,7 @@ def round_label(message: Message) -> str:
     if message.metadata.group_id:
         return message.metadata.group_id
     if message.has_content():
-        for record in message.content.config_records.values():
+        for _, record in records_of(message.content, ConfigRecord):
             value = record.get("server-round")
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
@@ -486,27 +487,24 @@ class FileGrid(Grid):
         given up on."""
         limit = self.timeout if timeout is None else min(float(timeout), self.timeout)
         deadline = time.monotonic() + limit
+        with self._lock:
+            pending = [(i, self._pending.get(i)) for i in ids]
+        futures = {p.future: i for i, p in pending if p is not None and p.future is not None}
         replies: list[Message] = []
         waiting = set(ids)
-        due = ids  # at first every message; then those whose replies the wait reported
-        while waiting:
-            replies_now = self._take_replies(due)
-            for reply in replies_now:
-                waiting.discard(reply.metadata.reply_to_message_id)
-            replies.extend(replies_now)
-            if not waiting:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            with self._lock:
-                waiting &= self._pending.keys()
-                futures = {f: i for i in waiting if (f := self._pending[i].future) is not None}
-            if not futures:
-                due = list(waiting)
-                continue
-            done, _ = self.app.box.wait(list(futures), timeout=remaining, return_when="any")
-            due = [futures[f] for f in done]
+        due = ids  # at first every message; then those whose replies have landed
+        with self.app.box.awaiting(futures) as arrivals:
+            while waiting:
+                replies_now = self._take_replies(due)
+                for reply in replies_now:
+                    waiting.discard(reply.metadata.reply_to_message_id)
+                replies.extend(replies_now)
+                with self._lock:
+                    waiting &= self._pending.keys()
+                remaining = deadline - time.monotonic()
+                if not waiting or remaining <= 0:
+                    break
+                due = [futures[f] for f in arrivals.take(remaining)]
         if waiting:
             self._give_up(waiting, limit)
         return replies, waiting

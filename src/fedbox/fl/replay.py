@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Message
+from flwr.app import ArrayRecord, Message
 from flwr.serverapp.server_app import LoadServerAppError, ServerApp
 from flwr.supercore.object_ref import load_app
 from google.protobuf.message import DecodeError
 
 from fedbox.errors import CorruptMessage, CryptoError, FedboxError, ResponseTimeout
-from fedbox.fl.codec import decode_message, encode_message, scalar_metrics
+from fedbox.fl.codec import decode_message, encode_message, records_of, scalar_metrics
 from fedbox.fl.config import AppConfig
 from fedbox.fl.events import FlEvent, emit
 from fedbox.fl.grid import FileGrid, check_instruction, round_label
@@ -397,8 +397,8 @@ def _kept(reply: Message, wire: bytes | None) -> bytes | None:
 def _array_bytes(message: Message) -> int:
     if not message.has_content():
         return 0
-    records = message.content.array_records.values()
-    return sum(len(array.data) for record in records for array in record.values())
+    records = records_of(message.content, ArrayRecord)
+    return sum(len(array.data) for _, record in records for array in record.values())
 
 
 def _sent_event(row: MessageRow) -> FlEvent:

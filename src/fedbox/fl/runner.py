@@ -71,8 +71,8 @@ def make_join_message(dst_node_id: int, run_id: int, ttl: float) -> Message:
 def _control_action(message: Message) -> str | None:
     if message.metadata.message_type != SYSTEM_MESSAGE_TYPE or not message.has_content():
         return None
-    record = message.content.config_records.get(CONTROL_RECORD)
-    action = None if record is None else record.get("action")
+    record = message.content.get(CONTROL_RECORD)
+    action = record.get("action") if isinstance(record, ConfigRecord) else None
     return action if isinstance(action, str) else None
 
 

@@ -176,6 +176,7 @@ class Sealer:
         self._own: tuple[Identity, tuple[str, ...], PublicBundle] | None = None
         self.trust = TrustStore(self._state_dir)
         self._bundles: dict[str, tuple[tuple[int, float], PublicBundle]] = {}
+        self._local_paths: dict[str, Path | None] = {}  # of bundles, on a local store
         self._lock = threading.Lock()
         self._blob_secret: bytes | None = None
         publish_keys(store, self.identity)
@@ -222,7 +223,9 @@ class Sealer:
         local folder it is one ``lstat`` (a listing took a dozen calls; a twentieth of
         a message's cost at a thousand clients, issue 20). It only says whether to read
         the file again, which :func:`read_published` then does through the store."""
-        local = self.store.local_path(path)
+        local = self._local_paths.get(path)
+        if local is None:
+            local = self._local_paths[path] = self.store.local_path(path)
         if local is not None:
             try:
                 st = os.lstat(local)
