@@ -79,3 +79,18 @@ def test_decrypting_64_mb_keeps_peak_memory_small(tmp_path) -> None:
         expected.update(BLOCK)
     assert sink.digest.digest() == expected.digest()
     assert peak < PEAK_LIMIT, f"peak {peak} bytes"
+
+
+def test_a_small_body_of_known_size_needs_no_whole_segment_buffer() -> None:
+    """Issue 20: a 40 KB reply was read through a zeroed 1 MiB buffer, a fifth of a
+    virtual client host's instructions. Given its size, the buffer fits the body."""
+    size = 40_000
+    sink = Sink()
+    tracemalloc.start()
+    try:
+        encrypt_body(Pattern(size), sink, KEY, nonce_prefix=PREFIX, size=size)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sink.size == ciphertext_size(size)
+    assert peak < 4 * size, f"peak {peak} bytes"

@@ -283,3 +283,27 @@ def test_decrypting_into_a_read_only_buffer_is_a_bug() -> None:
             segment_size=SMALL,
             ciphertext_len=1 + TAG_SIZE,
         )
+
+
+@pytest.mark.parametrize("size", [0, 1, SMALL - 1, SMALL, SMALL + 1, 3 * SMALL + 7])
+def test_a_file_of_known_size_encrypts_as_without_it(size: int) -> None:
+    plain = os.urandom(size)
+    out = io.BytesIO()
+    written = encrypt_body(
+        io.BytesIO(plain), out, KEY, nonce_prefix=PREFIX, segment_size=SMALL, size=size
+    )
+    assert out.getvalue() == encrypt(plain) and written == len(out.getvalue())
+
+
+@pytest.mark.parametrize("size", [0, 10, SMALL - 1, SMALL, 2 * SMALL])
+def test_a_file_longer_than_its_announced_size_is_refused(size: int) -> None:
+    """A smaller buffer must never pass off a longer body's first bytes as all of it."""
+    with pytest.raises(ValueError, match="longer than"):
+        encrypt_body(
+            io.BytesIO(os.urandom(size + 1)),
+            io.BytesIO(),
+            KEY,
+            nonce_prefix=PREFIX,
+            segment_size=SMALL,
+            size=size,
+        )

@@ -297,7 +297,7 @@ def copy_body(
     """
     digest = hashlib.sha256()
     remaining = header.body_len
-    buf = bytearray(_CHUNK)
+    buf = bytearray(max(1, min(remaining, _CHUNK)))
     view = memoryview(buf)
     while remaining:
         n = f.readinto(view[: min(remaining, _CHUNK)])

@@ -312,7 +312,9 @@ class Sealer:
             sealed = self._sealed(me, key, header, readers, ciphertext_size(size, key.segment_size))
             final = header.model_copy(update=sealed)
             write_head(f, final)
-            written = encrypt_body(body, f, key.content_key, nonce_prefix=key.nonce_prefix)
+            written = encrypt_body(
+                body, f, key.content_key, nonce_prefix=key.nonce_prefix, size=size
+            )
             if written != final.body_len:
                 raise RuntimeError(f"the body was {size} bytes, then {written} when encrypted")
             return final, key
