@@ -23,6 +23,7 @@ from fedbox.crypto import (
     did_for,
     fingerprint,
 )
+from fedbox.crypto import keys as keys_module
 from fedbox.errors import CryptoError, InvalidIdentity
 
 ALICE = "alice@example.org"
@@ -100,6 +101,21 @@ def test_verification_is_memoized_only_for_the_exact_bytes_that_verified() -> No
     with pytest.raises(CryptoError, match="bad signature on prekey"):
         lying.verify()
     alice.verify()
+
+
+def test_the_bundles_of_a_few_thousand_peers_are_each_verified_once() -> None:
+    """Issue 20: an aggregator of 2,000 virtual clients checks each client's bundle at
+    every wrap and unwrap; a cache smaller than its peers verified two Ed25519
+    signatures per message, round after round."""
+    bundles = [Identity.generate(f"c{i}@example.org").public_bundle() for i in range(2000)]
+    for bundle in bundles:
+        bundle.verify()
+    before = keys_module._verify_signatures.cache_info()
+    for bundle in bundles:
+        bundle.verify()
+    after = keys_module._verify_signatures.cache_info()
+    assert after.misses == before.misses
+    assert after.hits - before.hits == len(bundles)
 
 
 @pytest.mark.parametrize(
