@@ -82,8 +82,9 @@ def test_decrypting_64_mb_keeps_peak_memory_small(tmp_path) -> None:
 
 
 def test_a_small_body_of_known_size_needs_no_whole_segment_buffer() -> None:
-    """Issue 20: a 40 KB reply was read through a zeroed 1 MiB buffer, a fifth of a
-    virtual client host's instructions. Given its size, the buffer fits the body."""
+    """Issue 20: a 40 KB reply was read through a zeroed 1 MiB buffer (a fifth of a
+    virtual client host's instructions, by valgrind). Given its size, the buffer fits
+    the body."""
     size = 40_000
     sink = Sink()
     tracemalloc.start()

@@ -138,8 +138,9 @@ def _message_path(
     writer: str, reader: str, app: str, endpoint: str, msg_id: str, kind: Kind
 ) -> PurePosixPath:
     """The path of a message file; each is asked for a few times (sent, awaited, read,
-    answered), and building and checking one took a fifth of what routing a message
-    cost at 1,000 virtual clients (issue 20), so the last few thousand are remembered."""
+    answered), and building and checking one each time was a few percent of what
+    routing a message cost at 1,000 virtual clients (issue 20), so the last few
+    thousand are remembered."""
     names = (writer, reader, app, endpoint, msg_id)
     if all(type(name) is str for name in names):
         return _recent_message_path(*names, kind)
