@@ -27,6 +27,7 @@ from flwr.common.serde import recorddict_from_proto
 from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 
 from fedbox.errors import FedboxError
+from fedbox.fl.codec import records_of
 from fedbox.fl.record import RunNotFound, connect_reader, read_content, record_path, runs_dir
 
 __all__ = ["FORMATS", "ExportError", "round_arrays", "write_arrays"]
@@ -77,8 +78,7 @@ def round_arrays(state_dir: Path, name: str, round: str) -> dict[str, np.ndarray
         content = recorddict_from_proto(ProtoRecordDict.FromString(data))
         arrays = {
             f"{key}.{array_name}": array.numpy()
-            for key, record in content.items()
-            if isinstance(record, ArrayRecord)
+            for key, record in records_of(content, ArrayRecord)
             for array_name, array in record.items()
         }
         if arrays:

@@ -34,6 +34,8 @@ from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 from flwr.serverapp.strategy import Result
 from flwr.serverapp.strategy.strategy_utils import log_strategy_start_info
 
+from fedbox.fl.codec import records_of
+
 __all__ = ["FedAvg", "weighted_average"]
 
 _SLICE_BYTES = 4 << 20
@@ -123,12 +125,12 @@ def weighted_average(records: list[RecordDict], weighting_metric_name: str) -> A
     """Flower's ``aggregate_arrayrecords``, computed slice by slice into the new bytes."""
     # scalars: the replies' check refused a list under this key (as in Flower, a cast)
     weights = [
-        cast(float, next(iter(r.metric_records.values()))[weighting_metric_name]) for r in records
+        cast(float, next(records_of(r, MetricRecord))[1][weighting_metric_name]) for r in records
     ]
     total = sum(weights)
     parts: dict[str, list[tuple[Array, float]]] = {}
     for record, weight in zip(records, weights, strict=True):
-        for array_record in record.array_records.values():
+        for _, array_record in records_of(record, ArrayRecord):
             for key, array in array_record.items():
                 parts.setdefault(key, []).append((array, weight / total))
     return ArrayRecord({key: _average(terms) for key, terms in parts.items()})
