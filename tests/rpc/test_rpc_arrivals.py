@@ -132,3 +132,11 @@ def test_a_response_set_aside_after_it_landed_is_not_handed_over(root: Path) -> 
             future.wait(timeout=30)
             a.forget_arrival(future.id)
             assert arrivals.take(0) == []
+
+
+def test_awaiting_anything_but_futures_is_a_type_error(root: Path) -> None:
+    with fedbox.connect(root, "a@x.org", encrypt=False) as a:
+        with pytest.raises(TypeError, match="not str"), a.awaiting(["an id"]):  # type: ignore[list-item]
+            pass
+        with pytest.raises(TypeError, match="not str"):
+            a.wait(["an id"])  # type: ignore[list-item]

@@ -358,9 +358,9 @@ class Box:
             raise ValueError("return_when must be 'all' or 'any'")
         pending = list(futures)
         deadline = None if timeout is None else time.monotonic() + timeout
-        ids = {fut.id for fut in pending}
-        left = set(ids)
         with self.awaiting(pending) as arrivals:
+            ids = set(arrivals.by_id)
+            left = set(ids)
             while left and not (return_when == "any" and len(left) < len(ids)):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 landed = arrivals.take(remaining)
@@ -454,6 +454,8 @@ class Arrivals:
         self._box = box
         self.by_id: dict[str, list[Future]] = {}
         for fut in futures:
+            if not isinstance(fut, Future):
+                raise TypeError(f"expected the Futures send returns, not {type(fut).__name__}")
             self.by_id.setdefault(fut.id, []).append(fut)
         self.landed: list[str] = []
         """Ids the watcher reported since the last take (the box's lock held)."""
