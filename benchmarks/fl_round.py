@@ -13,8 +13,9 @@ once per round), so every engine is timed by the same code; the first round incl
 start-up and is left out of the steady state (median of the other rounds).
 
 Usage: ``python benchmarks/fl_round.py [--rounds 6] [--sizes 40KB,4MB,40MB]
-[--engines fedbox,simulation,deployment]``. An engine that cannot run here is
-reported as skipped, with the reason.
+[--engines fedbox,simulation,deployment] [--work-dir DIR]``. An engine that cannot run
+here is reported as skipped, with the reason. Every message is a file, so the run first
+says how long creating a file in the work dir takes now (see :func:`file_creation_us`).
 
 Many virtual clients (issue 20): ``--clients 1000 [--rounds 5]`` runs the 40 KB app with
 that many clients in one process, ``fedbox simulate --inprocess`` beside Flower's
@@ -140,6 +141,9 @@ run_simulation(server_app=server_app, client_app=client_app, num_supernodes=int(
 
 SIZES = {"40KB": 10_000, "4MB": 1_000_000, "40MB": 10_000_000}
 BIN = Path(sys.executable).parent
+QUIET_CREATE_US = 30
+SLOW_CREATE_US = 150
+"""Above this many microseconds per new file, the file system is said to slow the run."""
 LINK_PORT, NODE_PORT = 9095, 9096
 
 
@@ -409,6 +413,38 @@ def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
     print("\ntargets (issue 20): <= 2 ms per client message, <= 1 MB per idle virtual client")
 
 
+def file_creation_us(work_root: Path, folders: int = 200, files: int = 10) -> float:
+    """Microseconds to create one empty file (or folder) under ``work_root`` now, laid out
+    as a round's messages are: the state of the file system the run meets, printed
+    beside its figures.
+
+    Every message is a new file. ext4 without a journal (this machine's ``/``) passes
+    over each inode freed in the last minutes when it allocates one: after ~50,000
+    deletions (one such benchmark's clean-up) a file takes 0.2-0.9 ms to create instead
+    of ~30 us, for minutes, and a round of 2,000 new files slows by up to a second. The
+    files stay until the work dir goes: deleting them would add to what it measures.
+    """
+    started = time.perf_counter()
+    for i in range(folders):
+        folder = work_root / "file-creation" / str(i)
+        folder.mkdir(parents=True)
+        for j in range(files):
+            (folder / str(j)).touch(exist_ok=False)
+    return (time.perf_counter() - started) / (folders * (files + 1)) * 1e6
+
+
+def report_file_creation(work_root: Path) -> None:
+    us = file_creation_us(work_root)
+    print(f"{'file system':>20}: {us:.0f} us to create a file in {work_root.parent} now")
+    if us > SLOW_CREATE_US:
+        print(
+            f"{'':>20}  slow (a quiet one takes ~{QUIET_CREATE_US} us): it is still passing "
+            "over files deleted minutes ago (ext4 without a journal), and rounds are slower "
+            "for it; wait a few minutes, or use --work-dir on another file system",
+            flush=True,
+        )
+
+
 def steady(per_round: list[float]) -> float:
     """Median round time without the first round (start-up, imports, connections)."""
     rest = per_round[1:] or per_round
@@ -422,12 +458,18 @@ def main() -> int:
     parser.add_argument("--engines", default="fedbox,simulation,deployment")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="make the work dir under this folder (default: the system's temporary folder)",
+    )
+    parser.add_argument(
         "--clients", type=int, help="many virtual clients in one process (40 KB model)"
     )
     args = parser.parse_args()
     if args.clients is not None:
-        work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-"))
+        work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-", dir=args.work_dir))
         try:
+            report_file_creation(work_root)
             many_clients(write_app(work_root), args.clients, args.rounds, work_root)
         finally:
             if not args.keep:
@@ -435,8 +477,9 @@ def main() -> int:
         return 0
     sizes = [s.strip() for s in args.sizes.split(",")]
     engines = [e.strip() for e in args.engines.split(",")]
-    work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-"))
+    work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-", dir=args.work_dir))
     app = write_app(work_root)
+    report_file_creation(work_root)
     results: dict[tuple[str, str], float | str] = {}
     for size in sizes:
         for engine in engines:
