@@ -137,6 +137,25 @@ def test_ctrl_c_of_the_aggregator_stops_every_datasite(
         assert re.search(r"stopped by the aggregator after \d+ messages", site.output)
 
 
+def test_a_second_ctrl_c_of_the_aggregator_does_not_wait_for_confirmations(
+    start_fedbox: Callable[..., Proc], root: Path
+) -> None:
+    common = ("--app-name", f"{AGG}_fbcount_1700000004")
+    sites = [_datasite(start_fedbox, root, s, "", *common) for s in SITES]
+    agg = _aggregator(
+        start_fedbox, root, "num-server-rounds=1000 round-pause=0.2", *common, "--stop-wait", "600"
+    )
+    agg.wait_for("fbcount round 2 replies 3", timeout=60)
+    for site in sites:
+        site.kill()  # nobody left to confirm the stop
+    agg.interrupt()
+    agg.wait_for("Ctrl-C again not to wait", timeout=30)
+    assert agg.proc.poll() is None  # waiting for the confirmations, as it said
+    agg.interrupt()
+    assert agg.wait(timeout=30) == 130, agg.output
+    assert "not waiting for stop acknowledgements" in agg.output
+
+
 def test_an_aggregator_that_requires_pins_addresses_only_pinned_datasites(
     start_fedbox: Callable[..., Proc], root: Path, tmp_path: Path
 ) -> None:

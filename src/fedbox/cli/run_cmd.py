@@ -103,7 +103,14 @@ def run(
     lifeline: Annotated[int | None, typer.Option("--lifeline", hidden=True)] = None,
     run_config: RunConfigOpt = None,
     timeout: TimeoutOpt = None,
-    stop_wait: Annotated[float, typer.Option("--stop-wait", help="Seconds for stop acks.")] = 15.0,
+    stop_wait: Annotated[
+        float,
+        typer.Option(
+            "--stop-wait",
+            help="Seconds to wait for the datasites to confirm the stop (a second Ctrl-C "
+            "does not wait).",
+        ),
+    ] = 15.0,
     encrypt: EncryptOpt = None,
     require_pinned: Annotated[
         bool,

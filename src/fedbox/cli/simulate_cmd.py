@@ -347,7 +347,12 @@ def simulate(
         ),
     ] = False,
     stop_wait: Annotated[
-        float, typer.Option("--stop-wait", help="Seconds to wait for clients to stop.")
+        float,
+        typer.Option(
+            "--stop-wait",
+            help="Seconds to wait for the clients to confirm the stop (a second Ctrl-C "
+            "does not wait).",
+        ),
     ] = 15.0,
     encrypt: EncryptOpt = None,
     storage_option: StorageOpt = None,

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Error, Message, RecordDict, UserConfig
@@ -642,12 +642,18 @@ class FileGrid(Grid):
 
     # -- fedbox: ending a run ------------------------------------------------------------
 
-    def stop_nodes(self, wait: float = 10.0, ttl: float | None = None) -> set[str]:
+    def stop_nodes(
+        self,
+        wait: float = 10.0,
+        ttl: float | None = None,
+        waiting: Callable[[int, float], None] | None = None,
+    ) -> set[str]:
         """Tell every node the run is over; return who acknowledged within ``wait`` s.
 
         Nodes that are not running find the stop in their backlog when they start, if
         they start within ``ttl`` s (default ten times ``wait``, at least ten minutes:
         a resumed run reuses the app name, so an old stop must not outlive it long).
+        ``waiting(stops, wait)`` is called once every stop is written, before the wait.
         """
         sent: dict[str, Future] = {}
         run_id = self.run.run_id
@@ -665,6 +671,8 @@ class FileGrid(Grid):
                 logger.info("no stop for %s: %s", email, exc)
                 continue
             emit(self.callback, FlEvent("stop", email, node_id, message.metadata.message_type))
+        if sent and waiting is not None:
+            waiting(len(sent), wait)
         done, _ = self.app.box.wait(list(sent.values()), timeout=wait) if sent else ([], [])
         done_ids = {f.id for f in done}
         acked = {email for email, fut in sent.items() if fut.id in done_ids}

@@ -163,11 +163,25 @@ def run_server(
         if record is not None:
             _note_end(record, outcome)
         try:
-            outcome.stop_acknowledged = frozenset(grid.stop_nodes(wait=stop_wait, ttl=stop_ttl))
+            waiting = _say_waiting if outcome.interrupted else None
+            outcome.stop_acknowledged = frozenset(
+                grid.stop_nodes(wait=stop_wait, ttl=stop_ttl, waiting=waiting)
+            )
         except KeyboardInterrupt:
             logger.warning("second interrupt: not waiting for stop acknowledgements")
             outcome.interrupted = True
     return outcome
+
+
+def _say_waiting(count: int, seconds: float) -> None:
+    """After a Ctrl-C, say what the run still waits for and how not to: a second Ctrl-C
+    right away would otherwise meet a silent wait of up to ``--stop-wait``."""
+    logger.warning(
+        "waiting up to %g s for %d datasite%s to confirm the stop; Ctrl-C again not to wait",
+        seconds,
+        count,
+        "" if count == 1 else "s",
+    )
 
 
 def _note_end(record: RunRecord, outcome: ServerOutcome) -> None:
