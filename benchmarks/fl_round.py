@@ -377,6 +377,7 @@ def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
         ),
         "flwr simulation": lambda w: run_simulation(app, floats, rounds, w, clients),
     }
+    seconds: dict[str, float] = {}
     for name, run in runs.items():
         work = work_root / name.split()[0]
         work.mkdir()
@@ -390,6 +391,7 @@ def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
         except Exception as exc:  # report and go on
             print(f"{name:>20}: FAILED {textwrap.shorten(str(exc), 300)}", flush=True)
             continue
+        seconds[name] = steady(per_round)
         detail = " ".join(f"{s:.2f}" for s in per_round)
         print(
             f"{name:>20}: {steady(per_round) / clients * 1000:.2f} ms per client message, "
@@ -403,6 +405,9 @@ def many_clients(app: Path, clients: int, rounds: int, work_root: Path) -> None:
             "included; steadier than wall time on a busy machine)",
             flush=True,
         )
+    if len(seconds) == len(runs):
+        ratio = seconds["fedbox --inprocess"] / seconds["flwr simulation"]
+        print(f"{'fedbox / flwr sim':>20}: {ratio:.2f}x the time per client message")
     idle = work_root / "idle"
     idle.mkdir()
     per_client = idle_client_bytes(app, clients, idle)
