@@ -469,6 +469,8 @@ def main() -> int:
         "--clients", type=int, help="many virtual clients in one process (40 KB model)"
     )
     args = parser.parse_args()
+    if args.work_dir is not None and not args.work_dir.is_dir():
+        parser.error(f"--work-dir {args.work_dir}: no such folder")
     if args.clients is not None:
         work_root = Path(tempfile.mkdtemp(prefix="fedbox-bench-", dir=args.work_dir))
         try:

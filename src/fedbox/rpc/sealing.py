@@ -223,8 +223,9 @@ class Sealer:
         local folder it is one ``lstat`` (a listing took a dozen calls; a twentieth of
         a message's cost at a thousand clients, issue 20). It only says whether to read
         the file again, which :func:`read_published` then does through the store."""
-        local = self._local_paths.get(path)
-        if local is None:
+        try:
+            local = self._local_paths[path]
+        except KeyError:  # a remote store's None is remembered too
             local = self._local_paths[path] = self.store.local_path(path)
         if local is not None:
             try:
